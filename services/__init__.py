@@ -1,0 +1,1 @@
+"""Linli: independent services that coordinate a neighbourhood's volunteer work."""

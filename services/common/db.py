@@ -1,0 +1,182 @@
+"""Each service's own database: engine, the kernel tables (outbox, processed
+events), a unit of work, and the nameko DependencyProvider that hands every
+worker one session and closes it when the worker ends."""
+from __future__ import annotations
+
+import json
+import logging
+
+from nameko.extensions import DependencyProvider
+from sqlalchemy import (
+    Column, DateTime, Index, MetaData, String, Table, Text, create_engine, event, insert,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+from services import contracts
+from services.common.clock import naive_utcnow
+from services.common.envelope import make_envelope
+from services.common.outbox import Relay
+
+log = logging.getLogger(__name__)
+
+
+class KernelTables:
+    """The outbox and processed-events tables, added to a service's metadata."""
+
+    def __init__(self, metadata: MetaData):
+        self.outbox = Table(
+            "outbox", metadata,
+            Column("id", String(32), primary_key=True),          # the envelope id
+            Column("source", String(40), nullable=False),
+            Column("event_type", String(80), nullable=False),
+            Column("envelope", Text, nullable=False),             # JSON
+            Column("created_at", DateTime, nullable=False, default=naive_utcnow),
+            Column("sent_at", DateTime, nullable=True),
+            Index("ix_outbox_unsent", "sent_at", "created_at"),
+        )
+        self.processed_events = Table(
+            "processed_events", metadata,
+            Column("event_id", String(64), primary_key=True),
+            Column("consumer", String(120), primary_key=True),    # "service.handler"
+            Column("processed_at", DateTime, nullable=False, default=naive_utcnow),
+        )
+
+
+def make_engine(url: str, pool_size: int = 10) -> Engine:
+    if url.startswith("sqlite"):
+        in_memory = url in ("sqlite://", "sqlite:///:memory:")
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 15},
+            **({"poolclass": StaticPool} if in_memory else {"pool_size": pool_size, "max_overflow": 0}),
+        )
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):
+            cursor = dbapi_connection.cursor()
+            if not in_memory:
+                # WAL lets readers (the relay, the gateway's lists) run beside a writer.
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    # The pool must hold at least one connection per nameko worker.
+    return create_engine(url, pool_size=pool_size, max_overflow=5, pool_pre_ping=True)
+
+
+class UnitOfWork:
+    """One business transaction: domain rows and outbox rows commit together.
+
+    Rolls back unless `commit()` is called. After the commit, the events it
+    emitted are published at once; what fails to publish stays in the outbox
+    for the relay's timer.
+    """
+
+    def __init__(self, session: Session, kernel: KernelTables, source: str, relay=None):
+        self.session = session
+        self.kernel = kernel
+        self.source = source
+        self.relay = relay
+        self._emitted: list[str] = []
+
+    def __enter__(self) -> "UnitOfWork":
+        return self
+
+    def __exit__(self, *exc_info):
+        # Anything not committed by now is abandoned, whether or not an error was raised.
+        self.session.rollback()
+
+    def emit(self, event_type: str, data: dict, version: int = 1) -> dict:
+        """Add an event to the outbox, in this transaction. The payload is
+        checked against the contract here, not at the consumer."""
+        envelope = make_envelope(self.source, event_type, data, version)
+        contracts.validate(envelope)
+        self.session.execute(insert(self.kernel.outbox).values(
+            id=envelope["id"], source=self.source, event_type=event_type,
+            envelope=json.dumps(envelope), created_at=naive_utcnow(),
+        ))
+        self._emitted.append(envelope["id"])
+        return envelope
+
+    def first_delivery(self, envelope_id: str, consumer: str) -> bool:
+        """Record that `consumer` handles this event, in this transaction.
+        False when it already has: the caller then does nothing."""
+        try:
+            self.session.execute(insert(self.kernel.processed_events).values(
+                event_id=envelope_id, consumer=consumer, processed_at=naive_utcnow()))
+            self.session.flush()
+        except IntegrityError:
+            self.session.rollback()
+            return False
+        return True
+
+    def commit(self):
+        self.session.commit()
+        emitted, self._emitted = self._emitted, []
+        if emitted and self.relay is not None:
+            self.relay.publish_now(emitted)
+
+
+class WorkerDatabase:
+    """What a worker sees: its own session, made on first use."""
+
+    def __init__(self, provider: "Database"):
+        self._provider = provider
+        self._session: Session | None = None
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            self._session = self._provider.sessionmaker()
+        return self._session
+
+    def unit_of_work(self) -> UnitOfWork:
+        return UnitOfWork(self.session, self._provider.kernel,
+                          self._provider.container.service_name, self._provider.relay)
+
+    def relay_pending(self) -> int:
+        return self._provider.relay.publish_pending()
+
+    def close(self):
+        if self._session is not None:
+            self._session.close()
+
+
+class Database(DependencyProvider):
+    """The service's database. Config: `DB_URL`; pool sized to `max_workers`."""
+
+    def __init__(self, kernel: KernelTables):
+        self.kernel = kernel
+        self.engine = None
+        self.sessionmaker = None
+        self.relay = None
+        self._workers: dict = {}
+
+    def setup(self):
+        config = self.container.config
+        max_workers = config.get("max_workers", 10)
+        self.engine = make_engine(config["DB_URL"], pool_size=max_workers + 2)
+        self.sessionmaker = sessionmaker(bind=self.engine, expire_on_commit=False)
+        self.relay = Relay(
+            self.engine, self.kernel, self.container.service_name, config,
+        )
+
+    def stop(self):
+        if self.engine is not None:
+            self.engine.dispose()
+
+    kill = stop
+
+    def get_dependency(self, worker_ctx):
+        worker_db = WorkerDatabase(self)
+        self._workers[worker_ctx] = worker_db
+        return worker_db
+
+    def worker_teardown(self, worker_ctx):
+        worker_db = self._workers.pop(worker_ctx, None)
+        if worker_db is not None:
+            worker_db.close()

@@ -1,0 +1,82 @@
+"""What an operator does with dead letters: list them, and replay them into
+the queue they failed in (`linli dlq list|replay`). Shows ids and types only:
+the payload may hold personal data and stays in the broker."""
+from __future__ import annotations
+
+import json
+
+from kombu import Connection, Queue
+
+from services.common.events import (
+    ATTEMPTS_HEADER, ERROR_HEADER, FAILED_AT_HEADER, QUEUE_HEADER,
+    dead_letter_queue, queue_name,
+)
+from services.contracts import SUBSCRIPTIONS
+
+
+def _dead_letter_queues() -> list[Queue]:
+    return [dead_letter_queue(queue_name(sub)) for sub in SUBSCRIPTIONS]
+
+
+def _describe(message, dlq: str) -> dict:
+    headers = message.headers or {}
+    try:
+        envelope = json.loads(message.body)
+    except (ValueError, TypeError):
+        envelope = {}
+    if not isinstance(envelope, dict):
+        envelope = {}
+    return {
+        "dead_letter_queue": dlq,
+        "queue": headers.get(QUEUE_HEADER) or dlq.removesuffix(".dlq"),
+        "event_id": envelope.get("id"),
+        "source": envelope.get("source"),
+        "type": envelope.get("type"),
+        "error": headers.get(ERROR_HEADER),
+        "attempts": headers.get(ATTEMPTS_HEADER),
+        "failed_at": headers.get(FAILED_AT_HEADER),
+    }
+
+
+def list_dead_letters(amqp_uri: str) -> list[dict]:
+    """Every dead letter, without taking it off its queue."""
+    found = []
+    with Connection(amqp_uri) as connection:
+        for dlq in _dead_letter_queues():
+            channel = connection.channel()
+            bound = dlq(channel)
+            bound.declare()
+            while (message := bound.get(no_ack=False)) is not None:
+                found.append(_describe(message, dlq.name))
+            # Closing the channel returns every unacked message to the queue, in order.
+            channel.close()
+    return found
+
+
+def replay(amqp_uri: str, event_id: str | None = None) -> list[dict]:
+    """Move dead letters (all, or those of one event id) back to the queue they
+    failed in, with a fresh attempt count. Each is acked off the dead-letter
+    queue only after the broker confirmed its copy."""
+    replayed = []
+    with Connection(amqp_uri, transport_options={"confirm_publish": True}) as connection:
+        for dlq in _dead_letter_queues():
+            channel = connection.channel()
+            bound = dlq(channel)
+            bound.declare()
+            producer = connection.Producer(channel)
+            while (message := bound.get(no_ack=False)) is not None:
+                info = _describe(message, dlq.name)
+                if event_id is not None and info["event_id"] != event_id:
+                    continue  # left unacked: returned to the queue when the channel closes
+                headers = {k: v for k, v in (message.headers or {}).items()
+                           if k not in (ATTEMPTS_HEADER, ERROR_HEADER, QUEUE_HEADER, FAILED_AT_HEADER)}
+                producer.publish(
+                    message.body, exchange="", routing_key=info["queue"],
+                    headers=headers, content_type=message.content_type,
+                    content_encoding=message.content_encoding, mandatory=True,
+                    delivery_mode=2,
+                )
+                message.ack()
+                replayed.append(info)
+            channel.close()
+    return replayed

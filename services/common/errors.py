@@ -1,0 +1,71 @@
+"""Errors that cross the RPC boundary and map to one HTTP status each.
+
+They are registered with nameko so that a caller gets the same class back,
+with its details, instead of a bare RemoteError.
+"""
+from nameko.exceptions import deserialize_to_instance
+
+
+class LinliError(Exception):
+    """Base of every expected error; `code` is stable for clients."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, details: dict | None = None):
+        super().__init__(message, details or {})
+        self.message = message
+        self.details = details or {}
+
+    def __str__(self):
+        return self.message
+
+
+@deserialize_to_instance
+class InvalidInput(LinliError):
+    status = 400
+    code = "invalid_input"
+
+
+@deserialize_to_instance
+class NotAuthenticated(LinliError):
+    status = 401
+    code = "not_authenticated"
+
+
+@deserialize_to_instance
+class Forbidden(LinliError):
+    status = 403
+    code = "forbidden"
+
+
+@deserialize_to_instance
+class NotFound(LinliError):
+    status = 404
+    code = "not_found"
+
+
+@deserialize_to_instance
+class Conflict(LinliError):
+    status = 409
+    code = "conflict"
+
+
+@deserialize_to_instance
+class PayloadTooLarge(LinliError):
+    status = 413
+    code = "payload_too_large"
+
+
+@deserialize_to_instance
+class Unavailable(LinliError):
+    status = 503
+    code = "unavailable"
+
+
+def invalid_input(validation_error) -> InvalidInput:
+    """Turn a marshmallow ValidationError into our error, field by field."""
+    messages = validation_error.messages
+    if not isinstance(messages, dict):
+        messages = {"_schema": messages}
+    return InvalidInput("The request has invalid fields.", {"fields": messages})

@@ -1,0 +1,135 @@
+"""Durable event consumption: the queue of every subscription and its
+dead-letter queue, declared before anything is published; a handler that
+retries a failed message a bounded number of times and then dead-letters it,
+so nothing is dropped in silence; and the operator's view of dead letters."""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+
+import eventlet
+from kombu import Connection, Queue
+from nameko.amqp.publish import Publisher
+from nameko.events import SERVICE_POOL, EventHandler
+from nameko.exceptions import ConfigurationError
+from nameko.messaging import Consumer
+from nameko.standalone.events import get_event_exchange
+
+from services import contracts
+from services.common import config as linli_config
+from services.contracts import SUBSCRIPTIONS, Subscription
+
+log = logging.getLogger(__name__)
+
+ATTEMPTS_HEADER = "x-linli-attempts"
+ERROR_HEADER = "x-linli-error"
+QUEUE_HEADER = "x-linli-queue"
+FAILED_AT_HEADER = "x-linli-failed-at"
+
+
+def queue_name(sub: Subscription) -> str:
+    # nameko's own name for a SERVICE_POOL handler's queue, so both declare the same queue.
+    return f"evt-{sub.source}-{sub.event_type}--{sub.consumer}.{sub.handler}"
+
+
+def dead_letter_queue_name(queue: str) -> str:
+    return f"{queue}.dlq"
+
+
+def event_queue(sub: Subscription, config: dict | None = None) -> Queue:
+    """The durable queue of one subscription, exactly as nameko declares it."""
+    return Queue(
+        queue_name(sub),
+        exchange=get_event_exchange(sub.source, config or {}),
+        routing_key=sub.event_type,
+        durable=True, auto_delete=False, exclusive=False,
+    )
+
+
+def dead_letter_queue(queue: str) -> Queue:
+    # Bound to the default exchange only: messages reach it by name.
+    return Queue(dead_letter_queue_name(queue), durable=True, auto_delete=False)
+
+
+def declare_topology(amqp_uri: str, subscriptions=SUBSCRIPTIONS) -> int:
+    """Declare every event exchange, subscription queue and dead-letter queue."""
+    with Connection(amqp_uri) as connection:
+        channel = connection.channel()
+        for sub in subscriptions:
+            event_queue(sub)(channel).declare()
+            dead_letter_queue(queue_name(sub))(channel).declare()
+        for source in contracts.PRODUCERS:
+            get_event_exchange(source, {})(channel).declare()
+        channel.close()
+    return len(subscriptions)
+
+
+class ReliableEventHandler(EventHandler):
+    """A SERVICE_POOL event handler that never acks a failure away.
+
+    A failed message is published again to its own queue with an attempt count
+    in a header (after a short back-off); after `EVENT_MAX_ATTEMPTS` it goes to
+    the queue's dead-letter queue with the error's type. The original is acked
+    only after the copy is confirmed by the broker. Handlers must be idempotent
+    (see UnitOfWork.first_delivery): a message may arrive more than once.
+    """
+
+    def __init__(self, source_service: str, event_type: str, **kwargs):
+        super().__init__(source_service, event_type, handler_type=SERVICE_POOL,
+                         reliable_delivery=True, requeue_on_error=False, **kwargs)
+
+    def setup(self):
+        sub = Subscription(self.source_service, self.event_type,
+                           self.container.service_name, self.method_name)
+        if sub not in SUBSCRIPTIONS:
+            raise ConfigurationError(
+                f"{sub} is not in services.contracts.SUBSCRIPTIONS: add it there, "
+                "so that its queue is declared before events are published")
+        config = self.container.config
+        self.queue = event_queue(sub, config)
+        self.dead_letters = dead_letter_queue(self.queue.name)
+        self.max_attempts = int(linli_config.setting(config, "EVENT_MAX_ATTEMPTS"))
+        self.backoff = float(linli_config.setting(config, "EVENT_RETRY_BACKOFF"))
+        self.republisher = Publisher(config["AMQP_URI"])
+        Consumer.setup(self)  # skip EventHandler.setup: it would build the queue again
+
+    def handle_message_processed(self, message, result=None, exc_info=None):
+        if exc_info is None:
+            self.queue_consumer.ack_message(message)
+            return
+        attempts = int((message.headers or {}).get(ATTEMPTS_HEADER, 1))
+        error = exc_info[0].__name__
+        try:
+            if attempts < self.max_attempts:
+                log.warning("%s failed with %s (attempt %d of %d); retrying",
+                            self.queue.name, error, attempts, self.max_attempts)
+                eventlet.sleep(self.backoff * 2 ** (attempts - 1))
+                self._publish_copy(message, self.queue, {ATTEMPTS_HEADER: attempts + 1})
+            else:
+                log.error("%s failed with %s %d times; dead-lettered",
+                          self.queue.name, error, attempts)
+                self._publish_copy(message, self.dead_letters, {
+                    ATTEMPTS_HEADER: attempts, ERROR_HEADER: error,
+                    QUEUE_HEADER: self.queue.name,
+                    FAILED_AT_HEADER: datetime.now(timezone.utc).isoformat(),
+                })
+        except Exception as exc:
+            # The copy did not reach the broker: leave the original unacked,
+            # the broker hands it out again.
+            log.error("%s: could not retry or dead-letter (%s); the broker will redeliver",
+                      self.queue.name, type(exc).__name__)
+            self.queue_consumer.requeue_message(message)
+            return
+        self.queue_consumer.ack_message(message)
+
+    def _publish_copy(self, message, queue: Queue, headers: dict):
+        merged = dict(message.headers or {})
+        merged.update(headers)
+        self.republisher.publish(
+            message.body, exchange="", routing_key=queue.name, declare=[queue],
+            headers=merged, content_type=message.content_type,
+            content_encoding=message.content_encoding, mandatory=True,
+        )
+
+
+reliable_event_handler = ReliableEventHandler.decorator

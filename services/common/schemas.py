@@ -1,0 +1,40 @@
+"""Schemas the kernel shares: who is calling, as the gateway vouches for it."""
+from marshmallow import Schema, ValidationError, fields, validate
+
+from services.common.clock import isoformat
+from services.common.errors import Forbidden, invalid_input
+
+ROLES = ("admin", "member", "viewer")
+
+
+class ActorSchema(Schema):
+    id = fields.String(required=True)
+    roles = fields.List(fields.String(validate=validate.OneOf(ROLES)), required=True)
+
+
+def load_actor(actor: dict) -> dict:
+    return load_or_raise(ActorSchema(), actor)
+
+
+def is_admin(actor: dict) -> bool:
+    return "admin" in actor["roles"]
+
+
+class UtcDateTime(fields.Field):
+    """Dumps a stored (naive UTC) datetime as 2026-05-12T08:00:00.000000Z."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else isoformat(value)
+
+
+def load_or_raise(schema: Schema, payload) -> dict:
+    """Load RPC input; bad input becomes InvalidInput, field by field."""
+    try:
+        return schema.load(payload if payload is not None else {})
+    except ValidationError as exc:
+        raise invalid_input(exc)
+
+
+def require_admin(actor: dict):
+    if not is_admin(actor):
+        raise Forbidden("Only the community office (admin) may do this.")

@@ -1,0 +1,48 @@
+"""The event contract: names, payload schemas and who subscribes to what.
+
+One module per producing service holds its event names and `data` schemas.
+SUBSCRIPTIONS lists every durable consumer, so that each queue (and its
+dead-letter queue) can be declared before anything is published: nameko
+drops an event that no queue is bound for yet.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from marshmallow import Schema, ValidationError
+
+from services.common.envelope import EnvelopeSchema
+from services.contracts import gateway, notifications, welfare
+
+PRODUCERS = {
+    "gateway": gateway,
+    "notifications": notifications,
+    "welfare": welfare,
+}
+
+
+class Subscription(NamedTuple):
+    source: str        # producing service
+    event_type: str
+    consumer: str      # consuming service
+    handler: str       # method name of the consumer's handler
+
+
+SUBSCRIPTIONS: tuple[Subscription, ...] = (
+    Subscription("welfare", welfare.CASE_OPENED, "notifications", "on_case_opened"),
+)
+
+
+def data_schema(source: str, event_type: str) -> Schema:
+    try:
+        return PRODUCERS[source].SCHEMAS[event_type]()
+    except KeyError:
+        raise ValidationError({"type": [f"Unknown event {source}.{event_type}."]})
+
+
+def validate(envelope: dict) -> dict:
+    """Check an envelope and its data against the contract; return the envelope
+    with its data as loaded. Raises marshmallow.ValidationError."""
+    loaded = EnvelopeSchema().load(envelope)
+    loaded["data"] = data_schema(loaded["source"], loaded["type"]).load(loaded["data"])
+    return loaded

@@ -1,0 +1,48 @@
+"""Accounts: registration and password checks, shared by the HTTP routes and
+`linli admin create`. Passwords are stored only as werkzeug scrypt hashes."""
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from services.common.clock import naive_utcnow
+from services.common.db import UnitOfWork
+from services.common.errors import Conflict
+from services.contracts import gateway as events
+from services.gateway.models import Account
+
+# Checked against when the username is unknown, so both failures take as long.
+_DUMMY_HASH = generate_password_hash("not-a-real-password")
+
+
+def register(uow: UnitOfWork, data: dict) -> Account:
+    """Add an account and announce it; the caller commits. A taken username is a 409."""
+    taken = uow.session.scalar(select(Account.id).where(Account.username == data["username"]))
+    if taken is not None:
+        raise Conflict("That username is taken.", {"fields": {"username": ["That username is taken."]}})
+    account = Account(
+        username=data["username"], password_hash=generate_password_hash(data["password"]),
+        name=data["name"], phone=data.get("phone"), roles=sorted(set(data["roles"])),
+        party_member=data.get("party_member", False), compound=data.get("compound"),
+        created_at=naive_utcnow(),
+    )
+    uow.session.add(account)
+    try:
+        uow.session.flush()
+    except IntegrityError:  # two registrations raced for one username
+        uow.session.rollback()
+        raise Conflict("That username is taken.", {"fields": {"username": ["That username is taken."]}})
+    uow.emit(events.MEMBER_REGISTERED, {
+        "member_id": account.id, "roles": account.roles,
+        "party_member": account.party_member, "compound": account.compound,
+    })
+    return account
+
+
+def authenticate(session, username: str, password: str) -> Account | None:
+    account = session.scalar(select(Account).where(Account.username == username))
+    if account is None:
+        check_password_hash(_DUMMY_HASH, password)
+        return None
+    return account if check_password_hash(account.password_hash, password) else None

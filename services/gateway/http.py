@@ -1,0 +1,181 @@
+"""The HTTP layer: one entrypoint type for every API route, which checks the
+token and role, parses and validates the JSON body and query with the route's
+marshmallow schemas, and answers every error in one JSON shape. Its routes
+are also what the OpenAPI document is built from."""
+from __future__ import annotations
+
+import json
+import logging
+import re
+
+import eventlet
+from marshmallow import Schema, ValidationError
+from nameko.exceptions import ConfigurationError, RemoteError, RpcTimeout, UnknownService
+from nameko.web.handlers import HttpRequestHandler
+from nameko.web.server import WebServer, WsgiApp
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Request, Response
+
+from services.common.errors import (
+    InvalidInput, LinliError, NotAuthenticated, PayloadTooLarge, Unavailable, invalid_input,
+)
+from services.gateway import auth
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+MAX_BODY_BYTES = 256 * 1024
+
+
+def json_response(payload, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(json.dumps(payload, ensure_ascii=False), status=status,
+                    headers=headers, mimetype="application/json")
+
+
+def error_payload(code: str, message: str, details: dict | None = None) -> dict:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def error_response(exc: BaseException) -> Response:
+    """Map any exception to the one error shape. Never a traceback to a client."""
+    if isinstance(exc, LinliError):
+        return json_response(error_payload(exc.code, exc.message, exc.details), exc.status)
+    if isinstance(exc, ValidationError):
+        return error_response(invalid_input(exc))
+    if isinstance(exc, (UnknownService, RpcTimeout, eventlet.Timeout)):
+        return error_response(Unavailable("A service did not answer in time; try again shortly."))
+    if isinstance(exc, HTTPException):
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.code, "http_error")
+        return json_response(error_payload(code, exc.description or exc.name), exc.code)
+    if isinstance(exc, RemoteError):
+        log.error("unexpected error in a service: %s", exc.exc_type)
+    else:
+        log.error("unexpected error in the gateway: %s", type(exc).__name__, exc_info=exc)
+    return json_response(error_payload("internal_error", "Something went wrong on our side."), 500)
+
+
+class JsonWsgiApp(WsgiApp):
+    """nameko's WsgiApp, but an unknown route or method answers in the error shape too."""
+
+    def __call__(self, environ, start_response):
+        request = Request(environ, shallow=True)
+        try:
+            provider, values = self.url_map.bind_to_environ(environ).match()
+            request.path_values = values
+            response = provider.handle_request(request)
+        except Exception as exc:
+            response = error_response(exc)
+        return response(environ, start_response)
+
+
+class _RedactingLog:
+    """eventlet's access log, without the tokens that streams carry in the query."""
+
+    TOKEN = re.compile(r"(access_token=)[^&\s\"]+")
+
+    def __init__(self, logger):
+        self.logger = logger
+
+    def info(self, msg, *args):
+        self.logger.info(self.TOKEN.sub(r"\1[redacted]", msg % args if args else msg))
+
+    def __getattr__(self, name):
+        return getattr(self.logger, name)
+
+
+class JsonWebServer(WebServer):
+    def get_wsgi_app(self):
+        return JsonWsgiApp(self)
+
+    def get_wsgi_server(self, sock, wsgi_app, **kwargs):
+        server = super().get_wsgi_server(sock, wsgi_app, **kwargs)
+        server.log = _RedactingLog(server.log)
+        return server
+
+
+class ApiEntrypoint(HttpRequestHandler):
+    """`@api("POST", "/cases", roles=ADMIN, body=CaseOpenSchema, response=CaseSchema, status=201)`
+
+    The handler gets `request.principal` (None on public routes),
+    `request.payload` (the loaded body) and `request.query` (the loaded query),
+    and returns a dict (JSON with `status`), a (status, dict) pair, or a Response.
+    """
+
+    server = JsonWebServer()
+
+    def __init__(self, method: str, path: str, *, roles: tuple[str, ...] | None,
+                 body: type[Schema] | None = None, query: type[Schema] | None = None,
+                 response: type[Schema] | None = None, status: int = 200,
+                 summary: str = "", prefix: str = API_PREFIX, **kwargs):
+        super().__init__(method, prefix + path, **kwargs)
+        self.path = prefix + path
+        self.roles = roles
+        self.body_schema = body
+        self.query_schema = query
+        self.response_schema = response
+        self.status = status
+        self.summary = summary
+
+    def setup(self):
+        secret = self.container.config.get("JWT_SECRET") or ""
+        if len(secret) < auth.MIN_SECRET_LENGTH:
+            raise ConfigurationError(
+                f"JWT_SECRET (env LINLI_JWT_SECRET) must be at least {auth.MIN_SECRET_LENGTH} characters")
+        super().setup()
+
+    def handle_request(self, request):
+        request.shallow = False
+        try:
+            request.principal = self._authenticate(request)
+            request.payload = self._load_body(request)
+            request.query = self._load_query(request)
+        except Exception as exc:
+            return error_response(exc)
+        return super().handle_request(request)
+
+    def _authenticate(self, request):
+        if self.roles is None:
+            return None
+        token = auth.bearer_token(request)
+        if token is None:
+            raise NotAuthenticated("Log in first: send 'Authorization: Bearer <token>'.")
+        principal = auth.principal_from_token(self.container.config["JWT_SECRET"], token)
+        auth.authorize(principal, self.roles)
+        return principal
+
+    def _load_body(self, request):
+        if self.body_schema is None:
+            return None
+        if (request.content_length or 0) > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"The body is larger than {MAX_BODY_BYTES} bytes.")
+        raw = request.get_data(cache=True)
+        if len(raw) > MAX_BODY_BYTES:  # a chunked body has no Content-Length
+            raise PayloadTooLarge(f"The body is larger than {MAX_BODY_BYTES} bytes.")
+        try:
+            body = json.loads(raw or b"null")
+        except ValueError:
+            raise InvalidInput("The body is not valid JSON.")
+        if not isinstance(body, dict):
+            raise InvalidInput("The body must be a JSON object.")
+        return self.body_schema().load(body)
+
+    def _load_query(self, request):
+        if self.query_schema is None:
+            return {}
+        schema = self.query_schema()
+        known = {name: request.args.get(name) for name in schema.fields if name in request.args}
+        return schema.load(known)
+
+    def response_from_result(self, result):
+        if isinstance(result, Response):
+            return result
+        if isinstance(result, tuple):
+            status, payload = result
+            return json_response(payload, status)
+        return json_response(result, self.status)
+
+    def response_from_exception(self, exc):
+        return error_response(exc)
+
+
+api = ApiEntrypoint.decorator

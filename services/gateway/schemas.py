@@ -1,0 +1,59 @@
+"""The gateway's own HTTP shapes: tokens and members. Households and cases use
+the welfare service's schemas, alerts the notifications service's."""
+from marshmallow import Schema, fields, validate
+
+from services.common.schemas import ROLES, UtcDateTime
+
+
+class TokenRequestSchema(Schema):
+    username = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    password = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class TokenSchema(Schema):
+    access_token = fields.String()
+    token_type = fields.String()
+    expires_in = fields.Integer()
+
+
+class MemberCreateSchema(Schema):
+    username = fields.String(required=True, validate=validate.Regexp(
+        r"^[a-z0-9_.-]{3,40}$", error="3 to 40 of a-z, 0-9, '_', '.', '-'."))
+    password = fields.String(required=True, load_only=True,
+                             validate=validate.Length(min=8, max=200))
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    phone = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(
+        r"^\+?[0-9][0-9 -]{4,18}$", error="A phone number: digits, spaces, '-', an optional '+'."))
+    roles = fields.List(fields.String(validate=validate.OneOf(ROLES)), load_default=lambda: ["member"],
+                        validate=validate.Length(min=1, max=len(ROLES)))
+    party_member = fields.Boolean(load_default=False)
+    compound = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=100))
+
+
+class MemberSchema(MemberCreateSchema):
+    id = fields.String(dump_only=True)
+    created_at = UtcDateTime(dump_only=True)
+
+
+class MemberListSchema(Schema):
+    items = fields.List(fields.Nested(MemberSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class ErrorBodySchema(Schema):
+    code = fields.String()
+    message = fields.String()
+    details = fields.Dict()
+
+
+class ErrorSchema(Schema):
+    error = fields.Nested(ErrorBodySchema)
+
+
+class HealthSchema(Schema):
+    status = fields.String()
+
+
+class ReadySchema(Schema):
+    status = fields.String()
+    checks = fields.Dict(keys=fields.String(), values=fields.String())

@@ -1,0 +1,1 @@
+"""Alerts per member (the inbox), fed by every service's events."""

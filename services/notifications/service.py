@@ -1,0 +1,71 @@
+"""The notifications service: turns events into alerts in a member's inbox,
+exactly once each, and announces every alert it writes."""
+from __future__ import annotations
+
+from nameko.rpc import rpc
+from sqlalchemy import select
+
+from services import contracts
+from services.common.clock import isoformat, naive_utcnow
+from services.common.db import Database, UnitOfWork
+from services.common.errors import InvalidInput, NotFound
+from services.common.events import reliable_event_handler
+from services.common.pagination import PageSchema, paginate
+from services.common.schemas import load_or_raise
+from services.common.service import KernelEntrypoints
+from services.contracts import notifications as events
+from services.contracts import welfare as welfare_events
+from services.notifications import domain
+from services.notifications.models import Alert, kernel
+from services.notifications.schemas import AlertSchema
+
+
+class NotificationsService(KernelEntrypoints):
+    name = "notifications"
+    db = Database(kernel)
+
+    @reliable_event_handler("welfare", welfare_events.CASE_OPENED)
+    def on_case_opened(self, envelope: dict):
+        event = contracts.validate(envelope)
+        self._alert_once(event, "on_case_opened", domain.alert_for_case_opened(event["data"]))
+
+    def _alert_once(self, event: dict, handler: str, spec: domain.AlertSpec):
+        with self.db.unit_of_work() as uow:
+            if not uow.first_delivery(event["id"], f"{self.name}.{handler}"):
+                return  # a redelivery: the alert exists already
+            alert = Alert(member_id=spec.member_id, kind=spec.kind, message=spec.message,
+                          ref_type=spec.ref_type, ref_id=spec.ref_id, created_at=naive_utcnow())
+            uow.session.add(alert)
+            uow.session.flush()
+            self._announce(uow, alert)
+            uow.commit()
+
+    @staticmethod
+    def _announce(uow: UnitOfWork, alert: Alert):
+        uow.emit(events.ALERT_CREATED, {
+            "alert_id": alert.id, "member_id": alert.member_id, "kind": alert.kind,
+            "message": alert.message, "ref": alert.ref,
+            "created_at": isoformat(alert.created_at),
+        })
+
+    @rpc
+    def list_alerts(self, member_id: str, paging: dict | None = None) -> dict:
+        if not isinstance(member_id, str) or not member_id:
+            raise InvalidInput("member_id must be a non-empty string.")
+        paging = load_or_raise(PageSchema(), paging)
+        query = select(Alert).where(Alert.member_id == member_id)
+        result = paginate(self.db.session, query, paging, Alert.created_at, Alert.id)
+        return {"items": AlertSchema(many=True).dump(result["items"]),
+                "next_cursor": result["next_cursor"]}
+
+    @rpc
+    def ack_alert(self, member_id: str, alert_id: str) -> dict:
+        """Mark one's own alert read. Acking twice keeps the first time."""
+        with self.db.unit_of_work() as uow:
+            alert = uow.session.get(Alert, alert_id) if isinstance(alert_id, str) else None
+            if alert is None or alert.member_id != member_id:
+                raise NotFound("No such alert.")
+            if alert.acked_at is None:
+                alert.acked_at = naive_utcnow()
+            uow.commit()
+        return AlertSchema().dump(alert)

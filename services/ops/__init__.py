@@ -1,0 +1,1 @@
+"""Running Linli: the `linli` command, the process supervisor behind `linli up`, demo data."""

@@ -1,0 +1,228 @@
+"""The `linli` command: run the stack, manage accounts, inspect dead letters."""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+import warnings
+from pathlib import Path
+
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+
+from services.common import config as linli_config  # noqa: E402
+from services.common import deadletters, events, migrations  # noqa: E402
+from services.ops.stack import SERVICES, Stack, service_env  # noqa: E402
+
+
+def _scale(values: list[str]) -> dict[str, int]:
+    scale = {}
+    for value in values:
+        service, _, count = value.partition("=")
+        if service not in SERVICES or not count.isdigit() or int(count) < 1:
+            raise SystemExit(f"--scale takes SERVICE=N with SERVICE one of {', '.join(SERVICES)}; got {value!r}")
+        scale[service] = int(count)
+    return scale
+
+
+def cmd_up(args) -> int:
+    from services.ops import demo
+
+    stack = Stack(Path(args.var), scale=_scale(args.scale), port=args.port)
+    print(f"linli: broker {_safe_uri(stack.env['AMQP_URI'])}; data and logs in {stack.var_dir}/")
+    print("linli: migrating databases and declaring queues ...")
+    try:
+        stack.prepare()
+    except Exception as exc:
+        print(f"linli: cannot prepare ({type(exc).__name__}: {exc}). Is the broker running?"
+              " `make broker` starts one.", file=sys.stderr)
+        return 1
+    if args.demo:
+        _create_admin(stack, *demo.DEMO_ADMIN, name="Community office")
+    stack.start()
+    print(f"linli: started {', '.join(stack.alive())}; waiting until ready ...")
+
+    last = {}
+
+    def progress(checks):
+        nonlocal last
+        if checks != last:
+            print("linli:   " + ", ".join(f"{k}: {v}" for k, v in sorted(checks.items())))
+            last = checks
+
+    stopping = False
+
+    def stop(*_):
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            print("\nlinli: stopping ...")
+            stack.stop()
+            print("linli: stopped")
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        if not stack.wait_ready(timeout=args.timeout, progress=progress):
+            print(f"linli: not ready after {args.timeout}s; logs in {stack.var_dir / 'log'}", file=sys.stderr)
+            stack.stop()
+            return 1
+    except RuntimeError as exc:
+        print(f"linli: {exc}", file=sys.stderr)
+        for service, index in list(stack.processes):
+            print(f"--- {service}-{index} ---\n{stack.log_tail(service, index)}", file=sys.stderr)
+        stack.stop()
+        return 1
+    if args.demo:
+        loaded = demo.load(stack.url)
+        print("linli: demo data " + ("loaded" if loaded else "already there"))
+    print(f"\nLinli is ready at {stack.url}/  (API {stack.url}/api/v1, OpenAPI {stack.url}/api/v1/openapi.json)")
+    if args.demo:
+        print("Demo logins:")
+        for username, password, what in demo.DEMO_LOGINS:
+            print(f"  {username:10} {password:20} {what}")
+    print("Ctrl-C stops everything.")
+    while True:
+        for name, up in stack.alive().items():
+            if not up:
+                print(f"linli: {name} exited; see {stack.var_dir / 'log'}. Stopping.", file=sys.stderr)
+                stack.stop()
+                return 1
+        time.sleep(1)
+
+
+def _safe_uri(uri: str) -> str:
+    scheme, _, rest = uri.partition("://")
+    return f"{scheme}://{rest.rpartition('@')[2]}"
+
+
+def _create_admin(stack: Stack, username: str, password: str, name: str) -> bool:
+    from sqlalchemy.orm import Session
+
+    from services.common.db import UnitOfWork, make_engine
+    from services.common.errors import Conflict
+    from services.gateway import accounts
+    from services.gateway.models import kernel
+
+    engine = make_engine(stack.db_url("gateway"), pool_size=1)
+    try:
+        with Session(engine) as session, UnitOfWork(session, kernel, "gateway") as uow:
+            try:
+                accounts.register(uow, {"username": username, "password": password, "name": name,
+                                        "roles": ["admin"], "party_member": False})
+            except Conflict:
+                return False
+            uow.commit()  # the outbox row is published by the gateway's relay
+        return True
+    finally:
+        engine.dispose()
+
+
+def cmd_admin_create(args) -> int:
+    from marshmallow import ValidationError
+
+    from services.gateway.schemas import MemberCreateSchema
+
+    try:
+        MemberCreateSchema().load({"username": args.username, "password": args.password,
+                                   "name": args.name, "roles": ["admin"]})
+    except ValidationError as exc:
+        print(f"linli: {json.dumps(exc.messages)}", file=sys.stderr)
+        return 2
+    stack = Stack(Path(args.var))
+    migrations.upgrade("gateway", stack.db_url("gateway"))
+    if not _create_admin(stack, args.username, args.password, args.name):
+        print(f"linli: the username {args.username!r} is taken", file=sys.stderr)
+        return 1
+    print(f"linli: admin {args.username!r} created")
+    return 0
+
+
+def cmd_migrate(args) -> int:
+    unknown = set(args.services) - set(SERVICES)
+    if unknown:
+        print(f"linli: unknown service(s) {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    env = service_env(Path(args.var))
+    for service in args.services or SERVICES:
+        migrations.upgrade(service, env[f"LINLI_{service.upper()}_DB"])
+        print(f"linli: {service} migrated")
+    return 0
+
+
+def cmd_topology(_args) -> int:
+    count = events.declare_topology(linli_config.amqp_uri())
+    print(f"linli: declared {count} event queue(s), each with its dead-letter queue")
+    return 0
+
+
+def cmd_dlq_list(args) -> int:
+    letters = deadletters.list_dead_letters(linli_config.amqp_uri())
+    if args.json:
+        for letter in letters:
+            print(json.dumps(letter))
+        return 0
+    if not letters:
+        print("linli: no dead letters")
+        return 0
+    for letter in letters:
+        print(f"{letter['queue']}  event {letter['event_id']} {letter['source']}.{letter['type']}"
+              f"  error {letter['error']} after {letter['attempts']} attempt(s) at {letter['failed_at']}")
+    print(f"linli: {len(letters)} dead letter(s)")
+    return 0
+
+
+def cmd_dlq_replay(args) -> int:
+    replayed = deadletters.replay(linli_config.amqp_uri(), event_id=args.id)
+    for letter in replayed:
+        print(f"replayed {letter['source']}.{letter['type']} event {letter['event_id']} to {letter['queue']}")
+    print(f"linli: {len(replayed)} dead letter(s) replayed")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="linli", description=__doc__)
+    top.add_argument("--var", default="var", help="folder for SQLite files, logs and secrets (default ./var)")
+    commands = top.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser("up", help="migrate, start every service, wait until ready")
+    up.add_argument("--demo", action="store_true", help="load the demo community and print its logins")
+    up.add_argument("--port", type=int, default=None, help="HTTP port (default $LINLI_HTTP_PORT or 8000)")
+    up.add_argument("--scale", action="append", default=[], metavar="SERVICE=N",
+                    help="run N processes of a service (several need PostgreSQL)")
+    up.add_argument("--timeout", type=float, default=90, help="seconds to wait for readiness")
+    up.set_defaults(func=cmd_up)
+
+    admin = commands.add_parser("admin", help="accounts").add_subparsers(dest="action", required=True)
+    create = admin.add_parser("create", help="add an admin account")
+    create.add_argument("--username", required=True)
+    create.add_argument("--password", required=True)
+    create.add_argument("--name", default="Community office")
+    create.set_defaults(func=cmd_admin_create)
+
+    migrate = commands.add_parser("migrate", help="run each service's Alembic migrations")
+    migrate.add_argument("services", nargs="*", metavar="SERVICE", help=f"any of {', '.join(SERVICES)} (default all)")
+    migrate.set_defaults(func=cmd_migrate)
+
+    topology = commands.add_parser("topology", help="declare every event queue and dead-letter queue")
+    topology.set_defaults(func=cmd_topology)
+
+    dlq = commands.add_parser("dlq", help="dead letters").add_subparsers(dest="action", required=True)
+    dlq_list = dlq.add_parser("list", help="show dead letters (ids and types, never payloads)")
+    dlq_list.add_argument("--json", action="store_true", help="one JSON object a line")
+    dlq_list.set_defaults(func=cmd_dlq_list)
+    dlq_replay = dlq.add_parser("replay", help="send dead letters back to their queue")
+    dlq_replay.add_argument("--id", default=None, help="only the dead letter of this event id")
+    dlq_replay.set_defaults(func=cmd_dlq_replay)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return args.func(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""`linli up --demo`: the community of DESIGN.md, loaded through the public API
+so the demo exercises the same path as every user. Loads once per database."""
+from __future__ import annotations
+
+import requests
+
+DEMO_ADMIN = ("admin", "linli-admin-demo")
+DEMO_LOGINS = [
+    # username, password, what they are
+    ("admin", "linli-admin-demo", "community office (admin)"),
+    ("wangfang", "linli-member-demo", "party member, paired with the Li household (member)"),
+    ("screen", "linli-viewer-demo", "the dashboard on the office wall (viewer)"),
+]
+
+MEMBERS = [
+    {"username": "wangfang", "password": "linli-member-demo", "name": "王芳", "phone": "138 0000 0001",
+     "roles": ["member"], "party_member": True, "compound": "Xingfu Garden"},
+    {"username": "screen", "password": "linli-viewer-demo", "name": "Office screen",
+     "roles": ["viewer"], "party_member": False, "compound": None},
+]
+
+HOUSEHOLD = {
+    "compound": "Xingfu Garden",
+    "address": "Building 3, Unit 2, Room 401",
+    "people": [
+        {"name": "李秀英", "relation": "mother", "birth_year": 1946, "conditions": ["frail"]},
+        {"name": "李强", "relation": "son", "birth_year": 1975, "conditions": ["severe mental illness"]},
+    ],
+}
+
+
+def load(base_url: str) -> bool:
+    """Load the demo world; False when it was there already."""
+    api = base_url + "/api/v1"
+    token = requests.post(api + "/auth/token", json=dict(zip(("username", "password"), DEMO_ADMIN)),
+                          timeout=10).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    ids = {}
+    for member in MEMBERS:
+        answer = requests.post(api + "/members", json=member, headers=headers, timeout=10)
+        if answer.status_code == 409:
+            return False
+        answer.raise_for_status()
+        ids[member["username"]] = answer.json()["id"]
+    household = requests.post(api + "/households", json=HOUSEHOLD, headers=headers, timeout=10)
+    household.raise_for_status()
+    requests.post(api + "/cases", headers=headers, timeout=10, json={
+        "household_id": household.json()["id"],
+        "categories": ["low_income", "disability", "elderly", "illness"],
+        "summary": "An 80-year-old mother and her son with a severe mental illness: apply for the "
+                   "minimum-living allowance (civil affairs bureau) and a severe-disability "
+                   "certificate (disability federation).",
+        "assignee_id": ids["wangfang"],
+    }).raise_for_status()
+    return True

@@ -1,0 +1,133 @@
+"""The process supervisor behind `linli up` (and the end-to-end tests): each
+service runs as its own `nameko run` process, any number of instances each."""
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from services.common import config as linli_config
+from services.common import events, migrations
+
+BACKENDS = ("welfare", "notifications")
+SERVICES = BACKENDS + ("gateway",)
+SERVICE_CLASSES = {
+    "welfare": "services.welfare.service:WelfareService",
+    "notifications": "services.notifications.service:NotificationsService",
+    "gateway": "services.gateway.service:GatewayService",
+}
+
+
+def service_env(var_dir: Path, base: dict | None = None) -> dict:
+    """The environment every process of one stack shares: broker, a SQLite
+    file per service unless a URL is given, and the token secret."""
+    env = dict(os.environ if base is None else base)
+    env.setdefault("AMQP_URI", linli_config.DEFAULT_AMQP_URI)
+    env.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")  # eventlet's notice, once per process
+    for service in SERVICES:
+        env.setdefault(f"LINLI_{service.upper()}_DB", f"sqlite:///{(var_dir / f'{service}.db').resolve()}")
+    if not env.get("LINLI_JWT_SECRET"):
+        secret_file = var_dir / "jwt-secret"
+        if not secret_file.exists():
+            secret_file.write_text(secrets.token_urlsafe(32))
+            secret_file.chmod(0o600)
+        env["LINLI_JWT_SECRET"] = secret_file.read_text().strip()
+    return env
+
+
+class Stack:
+    def __init__(self, var_dir: Path, env: dict | None = None, scale: dict[str, int] | None = None,
+                 port: int | None = None):
+        self.var_dir = Path(var_dir)
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        (self.var_dir / "log").mkdir(exist_ok=True)
+        self.env = service_env(self.var_dir, env)
+        if port is not None:
+            self.env["LINLI_HTTP_PORT"] = str(port)
+        self.port = int(self.env.get("LINLI_HTTP_PORT", 8000))
+        self.scale = {service: 1 for service in SERVICES} | (scale or {})
+        self.processes: dict[tuple[str, int], subprocess.Popen] = {}
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def db_url(self, service: str) -> str:
+        return self.env[f"LINLI_{service.upper()}_DB"]
+
+    def prepare(self):
+        """Migrate every database and declare every queue before anything runs."""
+        for service in SERVICES:
+            migrations.upgrade(service, self.db_url(service))
+        events.declare_topology(self.env["AMQP_URI"])
+
+    def start(self):
+        for service in SERVICES:
+            for index in range(self.scale[service]):
+                self.start_process(service, index)
+
+    def start_process(self, service: str, index: int = 0) -> subprocess.Popen:
+        log_path = self.var_dir / "log" / f"{service}-{index}.log"
+        command = [sys.executable, "-m", "nameko", "run",
+                   "--config", str(linli_config.config_path(service)), SERVICE_CLASSES[service]]
+        env = dict(self.env)
+        if service == "gateway" and index > 0:
+            env["LINLI_HTTP_PORT"] = str(self.port + index)
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                       cwd=self.var_dir.parent, start_new_session=True)
+        self.processes[(service, index)] = process
+        return process
+
+    def kill(self, service: str, index: int = 0):
+        """SIGKILL one process, as a crash would."""
+        process = self.processes.pop((service, index))
+        process.kill()
+        process.wait()
+
+    def alive(self) -> dict[str, bool]:
+        return {f"{service}-{index}": process.poll() is None
+                for (service, index), process in self.processes.items()}
+
+    def wait_ready(self, timeout: float = 60, progress=None) -> bool:
+        """Poll /api/v1/ready until 200; `progress(checks)` hears each answer."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            dead = [name for name, up in self.alive().items() if not up]
+            if dead:
+                raise RuntimeError(f"exited during start: {', '.join(dead)} (see {self.var_dir / 'log'})")
+            try:
+                answer = requests.get(self.url + "/api/v1/ready", timeout=5)
+                if answer.status_code == 200:
+                    return True
+                if progress:
+                    progress(answer.json().get("checks", {}))
+            except requests.RequestException:
+                if progress:
+                    progress({"gateway": "starting"})
+            time.sleep(0.5)
+        return False
+
+    def stop(self, timeout: float = 15):
+        """SIGTERM every process (nameko finishes running workers), then SIGKILL stragglers."""
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.processes.clear()
+
+    def log_tail(self, service: str, index: int = 0, lines: int = 30) -> str:
+        path = self.var_dir / "log" / f"{service}-{index}.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""

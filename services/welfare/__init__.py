@@ -1,0 +1,1 @@
+"""Households in hardship, their cases, and the party members paired with them."""

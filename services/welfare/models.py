@@ -1,0 +1,63 @@
+"""The welfare service's tables."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from services.common.clock import naive_utcnow
+from services.common.db import KernelTables
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+kernel = KernelTables(Base.metadata)
+
+
+class Person(Base):
+    __tablename__ = "people"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    household_id: Mapped[str] = mapped_column(ForeignKey("households.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(100))
+    relation: Mapped[str] = mapped_column(String(40))
+    birth_year: Mapped[int] = mapped_column(Integer)
+    conditions: Mapped[list] = mapped_column(JSON, default=list)
+
+
+class Household(Base):
+    __tablename__ = "households"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    compound: Mapped[str] = mapped_column(String(100), index=True)
+    address: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=naive_utcnow)
+    people: Mapped[list[Person]] = relationship(
+        order_by=Person.position, cascade="all, delete-orphan", lazy="selectin")
+
+
+class Case(Base):
+    __tablename__ = "cases"
+    __table_args__ = (
+        Index("ix_cases_opened", "opened_at", "id"),
+        Index("ix_cases_assignee_opened", "assignee_id", "opened_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    household_id: Mapped[str] = mapped_column(ForeignKey("households.id"), index=True)
+    categories: Mapped[list] = mapped_column(JSON)
+    summary: Mapped[str] = mapped_column(Text)
+    assignee_id: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(20))
+    opened_by: Mapped[str] = mapped_column(String(32))
+    opened_at: Mapped[datetime] = mapped_column(DateTime, default=naive_utcnow)
+    household: Mapped[Household] = relationship(lazy="joined")
