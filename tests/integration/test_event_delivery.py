@@ -1,0 +1,177 @@
+"""At-least-once delivery with exactly-once effects, and no silent drops,
+against the real broker: the outbox relay after a crash, a duplicate
+delivery, and a handler that fails until an operator fixes and replays."""
+import json
+import os
+import subprocess
+import sys
+from unittest import mock
+
+from kombu import Connection
+from nameko.amqp.publish import Publisher
+from nameko.standalone.events import get_event_exchange
+from nameko.standalone.rpc import ServiceRpcProxy
+from nameko.testing.services import entrypoint_waiter
+from sqlalchemy import create_engine, select
+
+from services.common import deadletters, events, migrations
+from services.common.envelope import make_envelope
+from services.common.outbox import Relay
+from services.contracts import SUBSCRIPTIONS
+from services.contracts import welfare as welfare_events
+from services.notifications.models import Alert
+from services.notifications.models import kernel as notifications_kernel
+from services.notifications.service import NotificationsService
+from services.welfare.models import kernel as welfare_kernel
+from services.welfare.service import WelfareService
+from tests.conftest import wait_for
+from tests.integration.conftest import ADMIN, count
+
+ASSIGNEE = "b" * 32
+CASE_QUEUE = events.queue_name(SUBSCRIPTIONS[0])
+
+HOUSEHOLD = {"compound": "Xingfu Garden", "address": "Building 3, Room 401",
+             "people": [{"name": "李秀英", "relation": "mother", "birth_year": 1946, "conditions": ["frail"]}]}
+
+
+def open_case(config) -> str:
+    with ServiceRpcProxy("welfare", config) as welfare:
+        household = welfare.create_household(HOUSEHOLD, ADMIN)
+        case = welfare.open_case({"household_id": household["id"], "categories": ["elderly"],
+                                  "summary": "Needs the minimum-living allowance.",
+                                  "assignee_id": ASSIGNEE}, ADMIN)
+    return case["id"]
+
+
+def alerts_for(config, case_id: str) -> list:
+    engine = create_engine(config["DB_URL"])
+    try:
+        with engine.connect() as connection:
+            return connection.execute(select(Alert).where(Alert.ref_id == case_id)).all()
+    finally:
+        engine.dispose()
+
+
+def unsent(config, kernel) -> int:
+    engine = create_engine(config["DB_URL"])
+    try:
+        with engine.connect() as connection:
+            return len(connection.execute(
+                select(kernel.outbox.c.id).where(kernel.outbox.c.sent_at.is_(None))).all())
+    finally:
+        engine.dispose()
+
+
+def test_event_committed_but_not_published_is_relayed_after_a_crash_exactly_once(
+        start_service, service_config, vhost):
+    welfare_config = service_config("welfare")
+    notifications_config = service_config("notifications")
+
+    # The welfare process "dies" between its commit and its publish.
+    with mock.patch.object(Relay, "publish_now", lambda self, ids: 0), \
+            mock.patch.object(Relay, "publish_pending", lambda self, batch=500: 0):
+        crashed = start_service(WelfareService, welfare_config)
+        case_id = open_case(welfare_config)
+        crashed.kill()
+    assert unsent(welfare_config, welfare_kernel) == 1
+
+    # Restarted, its relay timer publishes what was left; notifications acts on it once.
+    start_service(NotificationsService, notifications_config)
+    start_service(WelfareService, welfare_config)
+    wait_for(lambda: alerts_for(notifications_config, case_id), timeout=15, what="the alert")
+    wait_for(lambda: unsent(welfare_config, welfare_kernel) == 0, what="the outbox row marked sent")
+
+    # A second case after it proves the queue has moved past the first event.
+    second_case = open_case(welfare_config)
+    wait_for(lambda: alerts_for(notifications_config, second_case), timeout=15, what="the second alert")
+    assert len(alerts_for(notifications_config, case_id)) == 1
+    assert alerts_for(notifications_config, case_id)[0].member_id == ASSIGNEE
+    assert vhost.depth(CASE_QUEUE) == 0
+
+
+def case_opened_envelope(case_id: str, **data_overrides) -> dict:
+    data = {"case_id": case_id, "household_id": "h" * 32, "compound": "Xingfu Garden",
+            "categories": ["elderly"], "assignee_id": ASSIGNEE, "status": "open"}
+    data.update(data_overrides)
+    return make_envelope("welfare", welfare_events.CASE_OPENED, data)
+
+
+def publish(config, envelope: dict):
+    events.declare_topology(config["AMQP_URI"])
+    Publisher(config["AMQP_URI"]).publish(
+        envelope, exchange=get_event_exchange("welfare", {}), routing_key=envelope["type"])
+
+
+def test_the_same_event_delivered_twice_has_one_effect(start_service, service_config):
+    config = service_config("notifications")
+    container = start_service(NotificationsService, config)
+    envelope = case_opened_envelope("c" * 32)
+
+    for _ in range(2):
+        with entrypoint_waiter(container, "on_case_opened", timeout=10):
+            publish(config, envelope)
+
+    assert len(alerts_for(config, "c" * 32)) == 1
+    assert count(config, notifications_kernel.processed_events) == 1
+    assert count(config, notifications_kernel.outbox) == 1  # one alert_created, not two
+
+
+def linli(config, *args) -> str:
+    env = dict(os.environ, AMQP_URI=config["AMQP_URI"])
+    result = subprocess.run([sys.executable, "-m", "services.ops.cli", *args], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_a_failing_handler_is_retried_then_dead_lettered_and_replay_brings_it_back(
+        start_service, service_config, vhost):
+    # The notifications database was never migrated: every attempt fails.
+    config = service_config("notifications", migrate=False)
+    start_service(NotificationsService, config)
+    envelope = case_opened_envelope("d" * 32)
+    publish(config, envelope)
+
+    letters = wait_for(lambda: deadletters.list_dead_letters(config["AMQP_URI"]), timeout=15,
+                       what="the dead letter")
+    assert [(l["event_id"], l["queue"], l["attempts"]) for l in letters] == [
+        (envelope["id"], CASE_QUEUE, 3)]
+    assert letters[0]["error"] == "OperationalError"
+    assert vhost.depth(CASE_QUEUE) == 0  # not stuck, not redelivered forever
+
+    listed = linli(config, "dlq", "list")
+    assert envelope["id"] in listed and "OperationalError" in listed
+    assert "Xingfu" not in listed  # payloads stay in the broker
+
+    # The operator fixes the database, then replays: the alert arrives, once.
+    migrations.upgrade("notifications", config["DB_URL"])
+    replayed = linli(config, "dlq", "replay")
+    assert "1 dead letter(s) replayed" in replayed
+    wait_for(lambda: alerts_for(config, "d" * 32), timeout=15, what="the replayed alert")
+    assert len(alerts_for(config, "d" * 32)) == 1
+    assert deadletters.list_dead_letters(config["AMQP_URI"]) == []
+
+
+def test_a_message_that_breaks_the_contract_is_dead_lettered_not_dropped(
+        start_service, service_config):
+    config = service_config("notifications")
+    start_service(NotificationsService, config)
+    broken = case_opened_envelope("e" * 32)
+    del broken["data"]["assignee_id"]
+    publish(config, broken)
+
+    letters = wait_for(lambda: deadletters.list_dead_letters(config["AMQP_URI"]), timeout=15,
+                       what="the dead letter")
+    assert letters[0]["event_id"] == broken["id"]
+    assert letters[0]["error"] == "ValidationError"
+    assert alerts_for(config, "e" * 32) == []
+
+
+def test_queues_exist_before_any_consumer_ran(vhost):
+    """An event published before its consumer ever started is kept, not dropped."""
+    envelope = case_opened_envelope("f" * 32)
+    publish({"AMQP_URI": vhost.amqp_uri}, envelope)
+    with Connection(vhost.amqp_uri) as connection:
+        message = connection.SimpleQueue(CASE_QUEUE).get(timeout=5)
+        assert json.loads(message.body)["id"] == envelope["id"]
+        message.ack()

@@ -1,0 +1,60 @@
+"""The rules of a hardship case, without a database or a broker."""
+import pytest
+
+from services.welfare.domain import (
+    CaseStatus, RuleBroken, may_see_case, next_status, normalise_categories,
+)
+
+
+@pytest.mark.parametrize("status, action, expected", [
+    (CaseStatus.OPEN, "visit", CaseStatus.IN_PROGRESS),
+    (CaseStatus.OPEN, "refer", CaseStatus.IN_PROGRESS),
+    (CaseStatus.OPEN, "close", CaseStatus.CLOSED),
+    (CaseStatus.IN_PROGRESS, "visit", CaseStatus.IN_PROGRESS),
+    (CaseStatus.IN_PROGRESS, "refer", CaseStatus.IN_PROGRESS),
+    (CaseStatus.IN_PROGRESS, "close", CaseStatus.CLOSED),
+])
+def test_legal_moves_lead_to_the_next_status(status, action, expected):
+    assert next_status(status, action) == expected
+
+
+@pytest.mark.parametrize("status, action", [
+    (CaseStatus.CLOSED, "close"),     # closing a closed case is a conflict
+    (CaseStatus.CLOSED, "visit"),
+    (CaseStatus.CLOSED, "refer"),
+    (CaseStatus.OPEN, "reopen"),      # an action the case does not know
+    ("archived", "visit"),            # a status the case does not know
+])
+def test_illegal_moves_break_a_rule(status, action):
+    with pytest.raises(RuleBroken) as raised:
+        next_status(status, action)
+    # The message tells the caller what was refused.
+    assert status in str(raised.value) and action in str(raised.value)
+
+
+def test_categories_come_back_in_canonical_order():
+    assert normalise_categories(["other", "elderly", "low_income", "disability"]) == [
+        "low_income", "disability", "elderly", "other"]
+
+
+def test_duplicate_categories_are_kept_once():
+    assert normalise_categories(["illness", "elderly", "illness", "elderly"]) == ["elderly", "illness"]
+
+
+def test_unknown_categories_are_rejected_by_name():
+    with pytest.raises(ValueError, match="homeless"):
+        normalise_categories(["elderly", "homeless"])
+
+
+def test_no_category_is_rejected():
+    with pytest.raises(ValueError, match="at least one"):
+        normalise_categories([])
+
+
+@pytest.mark.parametrize("actor_id, is_admin, assignee_id, expected", [
+    ("m1", False, "m1", True),    # the assignee
+    ("m2", False, "m1", False),   # another member
+    ("a1", True, "m1", True),     # the community office
+])
+def test_who_may_see_a_case(actor_id, is_admin, assignee_id, expected):
+    assert may_see_case(actor_id, is_admin, assignee_id) is expected
