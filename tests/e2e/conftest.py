@@ -1,0 +1,135 @@
+"""The whole stack as separate processes (the same supervisor as `linli up`),
+in a throwaway vhost and a temporary folder; tests talk HTTP to the gateway."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import uuid
+
+import pytest
+import requests
+
+from services.ops.stack import Stack
+
+ADMIN_PASSWORD = "e2e-admin-password"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def linli(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "services.ops.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def stack(module_vhost, tmp_path_factory):
+    var = tmp_path_factory.mktemp("linli") / "var"
+    env = dict(os.environ, AMQP_URI=module_vhost.amqp_uri, LINLI_OUTBOX_GRACE_SECONDS="1")
+    stack = Stack(var, env=env, port=free_port())
+    created = linli(stack.env, "--var", str(var), "admin", "create",
+                    "--username", "admin", "--password", ADMIN_PASSWORD)
+    assert created.returncode == 0, created.stderr
+    stack.prepare()
+    stack.start()
+    try:
+        assert stack.wait_ready(timeout=90), "the stack did not become ready"
+        yield stack
+    finally:
+        stack.stop()
+
+
+class Client:
+    """HTTP to the gateway as one logged-in account."""
+
+    def __init__(self, base_url: str, token: str | None = None):
+        self.api = base_url + "/api/v1"
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.token = token
+
+    def get(self, path, **kwargs):
+        return requests.get(self.api + path, headers=self.headers, timeout=15, **kwargs)
+
+    def post(self, path, json_body=None, **kwargs):
+        return requests.post(self.api + path, json=json_body, headers=self.headers, timeout=15, **kwargs)
+
+
+def login(stack, username: str, password: str) -> Client:
+    answer = requests.post(stack.url + "/api/v1/auth/token",
+                           json={"username": username, "password": password}, timeout=15)
+    assert answer.status_code == 200, answer.text
+    return Client(stack.url, answer.json()["access_token"])
+
+
+@pytest.fixture(scope="module")
+def admin(stack) -> Client:
+    return login(stack, "admin", ADMIN_PASSWORD)
+
+
+@pytest.fixture
+def register(stack, admin):
+    """Register an account (a party member unless told) and log it in."""
+    def make(**fields) -> tuple[Client, dict]:
+        username = fields.pop("username", f"m{uuid.uuid4().hex[:10]}")
+        body = {"username": username, "password": "member-password", "name": "张伟",
+                "phone": "139 1234 5678", "roles": ["member"], "party_member": True,
+                "compound": "Xingfu Garden"} | fields
+        answer = admin.post("/members", body)
+        assert answer.status_code == 201, answer.text
+        return login(stack, username, body["password"]), answer.json()
+    return make
+
+
+HOUSEHOLD = {"compound": "Xingfu Garden", "address": "Building 3, Unit 2, Room 401", "people": [
+    {"name": "李秀英", "relation": "mother", "birth_year": 1946, "conditions": ["frail"]},
+    {"name": "李强", "relation": "son", "birth_year": 1975, "conditions": ["severe mental illness"]}]}
+
+
+def open_case(admin: Client, assignee_id: str) -> dict:
+    household = admin.post("/households", HOUSEHOLD)
+    assert household.status_code == 201, household.text
+    case = admin.post("/cases", {"household_id": household.json()["id"], "categories": ["elderly", "illness"],
+                                 "summary": "Minimum-living allowance and a disability certificate.",
+                                 "assignee_id": assignee_id})
+    assert case.status_code == 201, case.text
+    return case.json()
+
+
+class EventStream:
+    """Reads a server-sent event stream in the background."""
+
+    def __init__(self, url: str, token: str):
+        self.events: list[dict] = []
+        self.response = requests.get(url, headers={"Authorization": f"Bearer {token}"},
+                                     stream=True, timeout=30)
+        assert self.response.status_code == 200, self.response.text
+        assert self.response.headers["Content-Type"].startswith("text/event-stream")
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self):
+        event = {}
+        try:
+            for line in self.response.iter_lines(decode_unicode=True):
+                if line.startswith("event: "):
+                    event["event"] = line[len("event: "):]
+                elif line.startswith("data: "):
+                    event["data"] = json.loads(line[len("data: "):])
+                elif line == "" and event:
+                    self.events.append(event)
+                    event = {}
+        except Exception:  # the test closed the stream
+            pass
+
+    def close(self):
+        # Shut the socket under the reader, rather than close the response it is reading.
+        connection = getattr(self.response.raw, "connection", None)
+        if connection is not None and connection.sock is not None:
+            connection.sock.shutdown(socket.SHUT_RDWR)
+        self._thread.join(timeout=5)
+        self.response.close()
