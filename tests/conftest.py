@@ -5,11 +5,10 @@ import eventlet
 eventlet.monkey_patch()  # noqa: E402 -- must precede every other import
 
 import time
-import uuid
 
 import pytest
-import requests
-from kombu import Connection
+
+from services.ops.vhost import Vhost
 
 
 def wait_for(condition, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
@@ -24,40 +23,9 @@ def wait_for(condition, timeout: float = 10.0, interval: float = 0.05, what: str
         time.sleep(interval)
 
 
-class Vhost:
-    """A throwaway RabbitMQ vhost through the management API, so a test's
-    queues never meet another's (or a developer's running stack)."""
-
-    def __init__(self, amqp_uri: str, management_url: str):
-        self.name = f"linli-test-{uuid.uuid4().hex[:10]}"
-        self.management_url = management_url.rstrip("/")
-        base = amqp_uri.rstrip("/")
-        self.amqp_uri = f"{base}/{self.name}"
-
-    def create(self):
-        auth = ("guest", "guest")
-        requests.put(f"{self.management_url}/api/vhosts/{self.name}", auth=auth, timeout=10).raise_for_status()
-        requests.put(f"{self.management_url}/api/permissions/{self.name}/guest", auth=auth, timeout=10,
-                     json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
-        return self
-
-    def delete(self):
-        requests.delete(f"{self.management_url}/api/vhosts/{self.name}", auth=("guest", "guest"), timeout=10)
-
-    def depth(self, queue: str) -> int:
-        """Messages ready in a queue, asked of the broker itself (the management
-        API's figures lag by seconds)."""
-        with Connection(self.amqp_uri) as connection:
-            channel = connection.channel()
-            _name, messages, _consumers = channel.queue_declare(queue, passive=True)
-            channel.close()
-        return messages
-
-
 def _new_vhost(request) -> Vhost:
     amqp_uri = request.config.getoption("RABBIT_AMQP_URI").replace("pyamqp://", "amqp://")
-    management = request.config.getoption("RABBIT_API_URI").replace("guest:guest@", "")
-    return Vhost(amqp_uri, management).create()
+    return Vhost(amqp_uri).create()
 
 
 @pytest.fixture

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from services.common.clock import naive_utcnow
-from services.common.db import UnitOfWork
+from services.common.db import UnitOfWork, make_engine
 from services.common.errors import Conflict
 from services.contracts import gateway as events
-from services.gateway.models import Account
+from services.gateway.models import Account, kernel
 
 # Checked against when the username is unknown, so both failures take as long.
 _DUMMY_HASH = generate_password_hash("not-a-real-password")
@@ -46,3 +47,21 @@ def authenticate(session, username: str, password: str) -> Account | None:
         check_password_hash(_DUMMY_HASH, password)
         return None
     return account if check_password_hash(account.password_hash, password) else None
+
+
+def create_admin(db_url: str, username: str, password: str, name: str) -> bool:
+    """`linli admin create`: add an admin straight to the gateway's database
+    (the first account cannot come through the API). False if the name is taken.
+    The member_registered event is published by the gateway's outbox relay."""
+    engine = make_engine(db_url, pool_size=1)
+    try:
+        with Session(engine) as session, UnitOfWork(session, kernel, "gateway") as uow:
+            try:
+                register(uow, {"username": username, "password": password, "name": name,
+                               "roles": ["admin"], "party_member": False})
+            except Conflict:
+                return False
+            uow.commit()
+        return True
+    finally:
+        engine.dispose()

@@ -11,7 +11,7 @@ ANY_ROLE = ("admin", "member", "viewer")
 ADMIN = ("admin",)
 MEMBER_OR_ADMIN = ("admin", "member")
 
-MIN_SECRET_LENGTH = 16
+MIN_SECRET_LENGTH = 32  # HS256 wants a key of at least 256 bits
 
 
 def issue_token(secret: str, account_id: str, roles: list[str], ttl_seconds: int) -> dict:

@@ -18,12 +18,12 @@ class TokenSchema(Schema):
 
 class MemberCreateSchema(Schema):
     username = fields.String(required=True, validate=validate.Regexp(
-        r"^[a-z0-9_.-]{3,40}$", error="3 to 40 of a-z, 0-9, '_', '.', '-'."))
+        r"^[a-z0-9_.-]{3,40}\Z", error="3 to 40 of a-z, 0-9, '_', '.', '-'."))
     password = fields.String(required=True, load_only=True,
                              validate=validate.Length(min=8, max=200))
     name = fields.String(required=True, validate=validate.Length(min=1, max=100))
     phone = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(
-        r"^\+?[0-9][0-9 -]{4,18}$", error="A phone number: digits, spaces, '-', an optional '+'."))
+        r"^\+?[0-9][0-9 -]{4,18}\Z", error="A phone number: digits, spaces, '-', an optional '+'."))
     roles = fields.List(fields.String(validate=validate.OneOf(ROLES)), load_default=lambda: ["member"],
                         validate=validate.Length(min=1, max=len(ROLES)))
     party_member = fields.Boolean(load_default=False)

@@ -170,7 +170,7 @@ class GatewayService(KernelEntrypoints):
         """Readiness: the broker and every service answer."""
         checks = {"broker": self._check_broker()}
         pool = eventlet.GreenPool()
-        for service, result in zip(BACKEND_SERVICES, pool.imap(self._check_service, BACKEND_SERVICES)):
+        for service, result in zip(BACKEND_SERVICES, pool.imap(self._check_service, BACKEND_SERVICES), strict=True):
             checks[service] = result
         ready = all(result == "ok" for result in checks.values())
         body = {"status": "ready" if ready else "not_ready", "checks": checks}

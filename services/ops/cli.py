@@ -13,6 +13,7 @@ warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
 from services.common import config as linli_config  # noqa: E402
 from services.common import deadletters, events, migrations  # noqa: E402
+from services.gateway import accounts  # noqa: E402
 from services.ops.stack import SERVICES, Stack, service_env  # noqa: E402
 
 
@@ -39,7 +40,7 @@ def cmd_up(args) -> int:
               " `make broker` starts one.", file=sys.stderr)
         return 1
     if args.demo:
-        _create_admin(stack, *demo.DEMO_ADMIN, name="Community office")
+        accounts.create_admin(stack.db_url("gateway"), *demo.DEMO_ADMIN, name="Community office")
     stack.start()
     print(f"linli: started {', '.join(stack.alive())}; waiting until ready ...")
 
@@ -98,28 +99,6 @@ def _safe_uri(uri: str) -> str:
     return f"{scheme}://{rest.rpartition('@')[2]}"
 
 
-def _create_admin(stack: Stack, username: str, password: str, name: str) -> bool:
-    from sqlalchemy.orm import Session
-
-    from services.common.db import UnitOfWork, make_engine
-    from services.common.errors import Conflict
-    from services.gateway import accounts
-    from services.gateway.models import kernel
-
-    engine = make_engine(stack.db_url("gateway"), pool_size=1)
-    try:
-        with Session(engine) as session, UnitOfWork(session, kernel, "gateway") as uow:
-            try:
-                accounts.register(uow, {"username": username, "password": password, "name": name,
-                                        "roles": ["admin"], "party_member": False})
-            except Conflict:
-                return False
-            uow.commit()  # the outbox row is published by the gateway's relay
-        return True
-    finally:
-        engine.dispose()
-
-
 def cmd_admin_create(args) -> int:
     from marshmallow import ValidationError
 
@@ -133,7 +112,7 @@ def cmd_admin_create(args) -> int:
         return 2
     stack = Stack(Path(args.var))
     migrations.upgrade("gateway", stack.db_url("gateway"))
-    if not _create_admin(stack, args.username, args.password, args.name):
+    if not accounts.create_admin(stack.db_url("gateway"), args.username, args.password, args.name):
         print(f"linli: the username {args.username!r} is taken", file=sys.stderr)
         return 1
     print(f"linli: admin {args.username!r} created")

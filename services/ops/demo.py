@@ -32,7 +32,7 @@ HOUSEHOLD = {
 def load(base_url: str) -> bool:
     """Load the demo world; False when it was there already."""
     api = base_url + "/api/v1"
-    token = requests.post(api + "/auth/token", json=dict(zip(("username", "password"), DEMO_ADMIN)),
+    token = requests.post(api + "/auth/token", json=dict(zip(("username", "password"), DEMO_ADMIN, strict=True)),
                           timeout=10).json()["access_token"]
     headers = {"Authorization": f"Bearer {token}"}
     ids = {}

@@ -134,7 +134,7 @@ def test_a_failing_handler_is_retried_then_dead_lettered_and_replay_brings_it_ba
 
     letters = wait_for(lambda: deadletters.list_dead_letters(config["AMQP_URI"]), timeout=15,
                        what="the dead letter")
-    assert [(l["event_id"], l["queue"], l["attempts"]) for l in letters] == [
+    assert [(letter["event_id"], letter["queue"], letter["attempts"]) for letter in letters] == [
         (envelope["id"], CASE_QUEUE, 3)]
     assert letters[0]["error"] == "OperationalError"
     assert vhost.depth(CASE_QUEUE) == 0  # not stuck, not redelivered forever

@@ -141,6 +141,15 @@ def test_a_username_outside_the_pattern_is_rejected(username):
     assert "username" in errors_of(MemberCreateSchema(), member(username=username))
 
 
+@pytest.mark.parametrize("phone", [
+    "call me",            # not digits
+    "123",                # too short
+    "13800000000\n",      # a trailing newline is none of digits, spaces, '-', '+'
+])
+def test_a_phone_outside_the_pattern_is_rejected(phone):
+    assert "phone" in errors_of(MemberCreateSchema(), member(phone=phone))
+
+
 def test_a_short_password_is_rejected():
     assert "password" in errors_of(MemberCreateSchema(), member(password="1234567"))
 
@@ -193,7 +202,7 @@ def test_an_event_from_an_unknown_source_is_rejected():
         contracts.validate(envelope)
 
 
-@pytest.mark.parametrize("version", ["1", 1.5, 0, None])
+@pytest.mark.parametrize("version", ["1", 1.5, 0, None, True])
 def test_a_version_that_is_not_a_positive_integer_is_rejected(version):
     envelope = case_opened_envelope()
     envelope["version"] = version

@@ -1,0 +1,36 @@
+# One target per thing a person does. `make run` and `make test` need nothing
+# but Python 3.11 with venv; the broker is found, started or installed.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: run test fault bench lint broker install clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+broker:
+	bash deploy/ensure-broker.sh
+
+run: install broker
+	$(VENV)/bin/linli up --demo
+
+test: install broker
+	$(PY) -m pytest -m "not fault" $(PYTEST_ARGS)
+
+fault: install broker
+	$(PY) -m pytest -m fault $(PYTEST_ARGS)
+
+bench: install broker
+	$(PY) bench/alert_latency.py
+
+lint: install
+	$(VENV)/bin/ruff check services tests bench
+
+clean:
+	rm -rf var .pytest_cache

@@ -1,0 +1,142 @@
+"""The OpenAPI document: every route the gateway serves is in it, with its
+schemas and the security it really needs."""
+import re
+
+import pytest
+
+from services.gateway.openapi import api_routes, build_spec
+from services.gateway.service import GatewayService
+
+PUBLIC = {
+    ("post", "/api/v1/auth/token"),
+    ("get", "/api/v1/health"),
+    ("get", "/api/v1/ready"),
+    ("get", "/api/v1/openapi.json"),
+}
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return build_spec(GatewayService)
+
+
+@pytest.fixture(scope="module")
+def routes():
+    return api_routes(GatewayService)
+
+
+def openapi_path(werkzeug_path: str) -> str:
+    return re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", werkzeug_path)
+
+
+def operations(spec):
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            if method in ("get", "post", "put", "patch", "delete"):
+                yield method, path, operation
+
+
+def resolve(spec, schema: dict) -> dict:
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        return spec["components"]["schemas"][name]
+    return schema
+
+
+def test_it_is_openapi_3(spec):
+    assert spec["openapi"].startswith("3.")
+    assert spec["info"]["title"] == "Linli"
+    assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+
+
+def test_the_gateway_has_the_core_routes(routes):
+    found = {(route.method, route.path) for _name, route in routes}
+    for core in [("POST", "/api/v1/auth/token"), ("POST", "/api/v1/members"),
+                 ("GET", "/api/v1/members/<member_id>"), ("GET", "/api/v1/me/alerts"),
+                 ("POST", "/api/v1/cases"), ("GET", "/api/v1/cases/<case_id>")]:
+        assert core in found
+
+
+def test_every_route_is_in_the_document_under_its_path(spec, routes):
+    assert routes
+    for _name, route in routes:
+        path = openapi_path(route.path)
+        assert "<" not in path and ">" not in path
+        assert path in spec["paths"], f"{route.path} missing"
+        assert route.method.lower() in spec["paths"][path], f"{route.method} {path} missing"
+
+
+def test_the_document_has_nothing_the_gateway_does_not_serve(spec, routes):
+    served = {(route.method.lower(), openapi_path(route.path)) for _name, route in routes}
+    documented = {(method, path) for method, path, _op in operations(spec)}
+    assert documented == served
+
+
+def test_path_parameters_use_braces_and_are_declared(spec):
+    operation = spec["paths"]["/api/v1/cases/{case_id}"]["get"]
+    assert {"in": "path", "name": "case_id", "required": True,
+            "schema": {"type": "string"}} in operation["parameters"]
+    ack = spec["paths"]["/api/v1/me/alerts/{alert_id}/ack"]["post"]
+    assert [p["name"] for p in ack["parameters"] if p["in"] == "path"] == ["alert_id"]
+
+
+def test_every_operation_has_a_unique_id(spec):
+    ids = [operation["operationId"] for _m, _p, operation in operations(spec)]
+    assert len(ids) == len(set(ids))
+
+
+def test_registering_a_member_documents_the_member_fields(spec):
+    operation = spec["paths"]["/api/v1/members"]["post"]
+    body = operation["requestBody"]
+    assert body["required"] is True
+    schema = resolve(spec, body["content"]["application/json"]["schema"])
+    properties = schema["properties"]
+    for field in ("username", "password", "name", "phone", "roles", "party_member", "compound"):
+        assert field in properties, f"{field} not documented"
+    assert {"username", "password", "name"} <= set(schema["required"])
+    assert properties["password"].get("writeOnly") is True
+    assert set(properties["roles"]["items"]["enum"]) == {"admin", "member", "viewer"}
+    assert "201" in operation["responses"]
+
+
+def test_the_member_answer_never_documents_a_password_to_read(spec):
+    answer = spec["paths"]["/api/v1/members"]["post"]["responses"]["201"]
+    schema = resolve(spec, answer["content"]["application/json"]["schema"])
+    password = schema["properties"].get("password")
+    assert password is None or password.get("writeOnly") is True
+
+
+def test_list_routes_document_limit_and_cursor(spec):
+    parameters = spec["paths"]["/api/v1/cases"]["get"]["parameters"]
+    query = {p["name"]: p for p in parameters if p["in"] == "query"}
+    assert set(query) >= {"limit", "cursor"}
+    assert query["limit"]["schema"]["maximum"] == 200
+
+
+def test_protected_routes_need_a_bearer_token(spec):
+    protected = [(m, p, op) for m, p, op in operations(spec) if (m, p) not in PUBLIC]
+    assert len(protected) >= 10
+    for method, path, operation in protected:
+        assert operation.get("security") == [{"bearer": []}], f"{method} {path} is unprotected"
+
+
+def test_public_routes_carry_no_security(spec):
+    documented = {(m, p): op for m, p, op in operations(spec)}
+    for key in PUBLIC:
+        assert key in documented
+        assert not documented[key].get("security"), f"{key} asks for a token"
+
+
+def test_security_matches_what_the_route_enforces(spec, routes):
+    for _name, route in routes:
+        operation = spec["paths"][openapi_path(route.path)][route.method.lower()]
+        assert bool(operation.get("security")) is (route.roles is not None)
+
+
+def test_errors_are_documented_in_the_one_shape(spec):
+    error = spec["components"]["schemas"]["Error"]
+    assert "error" in error["properties"]
+    responses = spec["paths"]["/api/v1/cases"]["post"]["responses"]
+    for status in ("400", "401", "403", "404", "409", "503"):
+        assert responses[status]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/Error"}
