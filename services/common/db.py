@@ -50,6 +50,7 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
         in_memory = url in ("sqlite://", "sqlite:///:memory:")
         engine = create_engine(
             url,
+            hide_parameters=True,  # values are personal data: keep them out of error messages and logs
             connect_args={"check_same_thread": False, "timeout": 15},
             **({"poolclass": StaticPool} if in_memory else {"pool_size": pool_size, "max_overflow": 0}),
         )
@@ -65,7 +66,7 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
 
         return engine
     # The pool must hold at least one connection per nameko worker.
-    return create_engine(url, pool_size=pool_size, max_overflow=5, pool_pre_ping=True)
+    return create_engine(url, pool_size=pool_size, max_overflow=5, pool_pre_ping=True, hide_parameters=True)
 
 
 class UnitOfWork:

@@ -59,16 +59,16 @@ class Client:
         return requests.post(self.api + path, json=json_body, headers=self.headers, timeout=15, **kwargs)
 
 
-def login(stack, username: str, password: str) -> Client:
-    answer = requests.post(stack.url + "/api/v1/auth/token",
+def login(base_url: str, username: str, password: str) -> Client:
+    answer = requests.post(base_url + "/api/v1/auth/token",
                            json={"username": username, "password": password}, timeout=15)
     assert answer.status_code == 200, answer.text
-    return Client(stack.url, answer.json()["access_token"])
+    return Client(base_url, answer.json()["access_token"])
 
 
 @pytest.fixture(scope="module")
 def admin(stack) -> Client:
-    return login(stack, "admin", ADMIN_PASSWORD)
+    return login(stack.url, "admin", ADMIN_PASSWORD)
 
 
 @pytest.fixture
@@ -81,7 +81,7 @@ def register(stack, admin):
                 "compound": "Xingfu Garden"} | fields
         answer = admin.post("/members", body)
         assert answer.status_code == 201, answer.text
-        return login(stack, username, body["password"]), answer.json()
+        return login(stack.url, username, body["password"]), answer.json()
     return make
 
 

@@ -74,4 +74,4 @@ def test_bad_input_is_refused_field_by_field_and_changes_nothing(stack, admin, r
 
     assert snapshot(admin) == before
     assert member.get("/me/alerts").json()["items"] == []
-    assert login(stack, "admin", "e2e-admin-password").token  # the admin account is unharmed
+    assert login(stack.url, "admin", "e2e-admin-password").token  # the admin account is unharmed
