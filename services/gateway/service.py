@@ -104,8 +104,11 @@ class GatewayService(KernelEntrypoints):
     @api("GET", "/me/alerts/stream", roles=ANY_ROLE)
     def stream_my_alerts(self, request):
         """The caller's new alerts, live, as server-sent events (`event: alert`).
+        A reconnecting client sends Last-Event-ID and first gets what it missed.
         EventSource may pass the token as `?access_token=`."""
-        return sse_response(request, self.alert_streams, request.principal["id"])
+        member_id = request.principal["id"]
+        return sse_response(request, self.alert_streams, member_id,
+                            missed=lambda last_id: self.notifications.alerts_after(member_id, last_id))
 
     @event_handler("notifications", notification_events.ALERT_CREATED,
                    handler_type=BROADCAST, reliable_delivery=False)

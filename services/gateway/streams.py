@@ -50,22 +50,38 @@ class AlertStreams(DependencyProvider):
         return self.hub
 
 
-def sse_response(request, hub: AlertHub, member_id: str) -> Response:
-    # Subscribe now, before the response is returned, so nothing falls between.
+def sse_response(request, hub: AlertHub, member_id: str, missed) -> Response:
+    """The member's alerts as server-sent events: first those `missed(last_id)`
+    returns (when the client reconnects with Last-Event-ID), then live ones."""
+    # Subscribe before looking up what was missed, so nothing falls between the two.
     queue = hub.subscribe(member_id)
+    try:
+        last_id = request.headers.get("Last-Event-ID")
+        backlog = missed(last_id) if last_id else []
+    except BaseException:
+        hub.unsubscribe(member_id, queue)
+        raise
     # eventlet buffers small writes; an event must leave at once.
     request.environ["eventlet.minimum_write_chunk_size"] = 0
+
+    def frame(alert: dict) -> str:
+        return f"id: {alert['id']}\nevent: alert\ndata: {json.dumps(alert, ensure_ascii=False)}\n\n"
 
     def events():
         try:
             yield ": connected\n\n"
+            sent = set()
+            for alert in backlog:
+                sent.add(alert["id"])
+                yield frame(alert)
             while True:
                 try:
                     alert = queue.get(timeout=KEEPALIVE_SECONDS)
                 except Empty:
                     yield ": keepalive\n\n"
                     continue
-                yield f"id: {alert['id']}\nevent: alert\ndata: {json.dumps(alert, ensure_ascii=False)}\n\n"
+                if alert["id"] not in sent:  # it may have come in the backlog already
+                    yield frame(alert)
         finally:
             hub.unsubscribe(member_id, queue)
 

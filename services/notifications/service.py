@@ -3,7 +3,7 @@ exactly once each, and announces every alert it writes."""
 from __future__ import annotations
 
 from nameko.rpc import rpc
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from services import contracts
 from services.common.clock import isoformat, naive_utcnow
@@ -18,6 +18,10 @@ from services.contracts import welfare as welfare_events
 from services.notifications import domain
 from services.notifications.models import Alert, kernel
 from services.notifications.schemas import AlertSchema
+
+
+# A stream that was away longer than this many alerts reads the rest from the inbox.
+MAX_REPLAY = 200
 
 
 class NotificationsService(KernelEntrypoints):
@@ -57,6 +61,19 @@ class NotificationsService(KernelEntrypoints):
         result = paginate(self.db.session, query, paging, Alert.created_at, Alert.id)
         return {"items": AlertSchema(many=True).dump(result["items"]),
                 "next_cursor": result["next_cursor"]}
+
+    @rpc
+    def alerts_after(self, member_id: str, alert_id: str) -> list[dict]:
+        """The member's alerts newer than one of theirs, oldest first: what a
+        live stream missed while it was away. Unknown or another's id: none."""
+        last = self.db.session.get(Alert, alert_id) if isinstance(alert_id, str) else None
+        if last is None or last.member_id != member_id:
+            return []
+        newer = or_(Alert.created_at > last.created_at,
+                    and_(Alert.created_at == last.created_at, Alert.id > last.id))
+        query = (select(Alert).where(Alert.member_id == member_id, newer)
+                 .order_by(Alert.created_at, Alert.id).limit(MAX_REPLAY))
+        return AlertSchema(many=True).dump(self.db.session.scalars(query).all())
 
     @rpc
     def ack_alert(self, member_id: str, alert_id: str) -> dict:

@@ -103,10 +103,12 @@ def open_case(admin: Client, assignee_id: str) -> dict:
 class EventStream:
     """Reads a server-sent event stream in the background."""
 
-    def __init__(self, url: str, token: str):
+    def __init__(self, url: str, token: str, last_event_id: str | None = None):
         self.events: list[dict] = []
-        self.response = requests.get(url, headers={"Authorization": f"Bearer {token}"},
-                                     stream=True, timeout=30)
+        headers = {"Authorization": f"Bearer {token}"}
+        if last_event_id:
+            headers["Last-Event-ID"] = last_event_id
+        self.response = requests.get(url, headers=headers, stream=True, timeout=30)
         assert self.response.status_code == 200, self.response.text
         assert self.response.headers["Content-Type"].startswith("text/event-stream")
         self._thread = threading.Thread(target=self._read, daemon=True)
@@ -116,7 +118,9 @@ class EventStream:
         event = {}
         try:
             for line in self.response.iter_lines(decode_unicode=True):
-                if line.startswith("event: "):
+                if line.startswith("id: "):
+                    event["id"] = line[len("id: "):]
+                elif line.startswith("event: "):
                     event["event"] = line[len("event: "):]
                 elif line.startswith("data: "):
                     event["data"] = json.loads(line[len("data: "):])

@@ -36,6 +36,41 @@ def test_a_new_case_alerts_its_party_member_and_no_one_else(stack, admin, regist
     assert assignee.get("/me/alerts").json()["items"][0]["acked_at"] == acked.json()["acked_at"]
 
 
+def test_a_reconnecting_stream_first_gets_what_it_missed(stack, admin, register):
+    assignee, profile = register()
+    url = stack.url + "/api/v1/me/alerts/stream"
+    stream = EventStream(url, assignee.token)
+    try:
+        first = open_case(admin, profile["id"])
+        seen = wait_for(lambda: stream.events, timeout=10, what="the first alert")
+    finally:
+        stream.close()
+    assert seen[0]["data"]["ref"]["id"] == first["id"]
+
+    missed = [open_case(admin, profile["id"])["id"] for _ in range(2)]
+    wait_for(lambda: len(assignee.get("/me/alerts").json()["items"]) == 3, timeout=10, what="the inbox")
+
+    # As EventSource does, the reconnect names the last event it saw.
+    again = EventStream(url, assignee.token, last_event_id=seen[0]["id"])
+    try:
+        replayed = wait_for(lambda: len(again.events) >= 2 and again.events, timeout=10, what="the backlog")
+        assert [e["data"]["ref"]["id"] for e in replayed] == missed  # oldest first, the first one not again
+        live = open_case(admin, profile["id"])
+        wait_for(lambda: len(again.events) == 3, timeout=10, what="the live alert after the backlog")
+        assert again.events[2]["data"]["ref"]["id"] == live["id"]
+    finally:
+        again.close()
+    # Someone else's alert id replays nothing.
+    other, _ = register()
+    foreign = EventStream(url, other.token, last_event_id=seen[0]["id"])
+    try:
+        open_case(admin, profile["id"])
+        wait_for(lambda: len(assignee.get("/me/alerts").json()["items"]) == 5, timeout=10, what="the inbox")
+        assert foreign.events == []
+    finally:
+        foreign.close()
+
+
 def test_a_member_sees_only_their_own_cases(admin, register):
     assignee, assignee_profile = register()
     other, _ = register()

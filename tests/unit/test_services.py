@@ -309,3 +309,18 @@ def test_ack_alert_by_the_owner_marks_it_read_once(notifications, notifications_
     again = notifications().ack_alert("member-a", alert_id)
     assert again["acked_at"] == acked["acked_at"]  # acking twice keeps the first time
     assert notifications().list_alerts("member-a")["items"][0]["acked_at"] == acked["acked_at"]
+
+
+def test_alerts_after_replays_what_a_stream_missed_oldest_first(notifications):
+    for case_id, member in [("case-1", "member-a"), ("case-2", "member-b"), ("case-3", "member-a"),
+                            ("case-4", "member-a")]:
+        notifications().on_case_opened(case_opened(case_id, member))
+    first = notifications().list_alerts("member-a")["items"][-1]
+    assert first["ref"]["id"] == "case-1"
+
+    missed = notifications().alerts_after("member-a", first["id"])
+    assert [a["ref"]["id"] for a in missed] == ["case-3", "case-4"]
+    assert notifications().alerts_after("member-a", missed[-1]["id"]) == []
+    # Another member's alert id, or an unknown one, replays nothing.
+    assert notifications().alerts_after("member-b", first["id"]) == []
+    assert notifications().alerts_after("member-a", "no-such-alert") == []
