@@ -7,6 +7,10 @@ PYTEST_ARGS ?=
 .PHONY: run test fault bench lint broker install clean
 
 $(VENV)/.installed: pyproject.toml
+	@python3 -c 'import ensurepip, venv' 2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv; \
+	  else echo "make: Python's venv module is missing: sudo apt-get install python3-venv" >&2; exit 1; fi; }
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[test]"

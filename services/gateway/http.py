@@ -8,7 +8,9 @@ import json
 import logging
 import re
 
+import amqp.exceptions
 import eventlet
+import kombu.exceptions
 from marshmallow import Schema, ValidationError
 from nameko.exceptions import ConfigurationError, RemoteError, RpcTimeout, UnknownService
 from nameko.web.handlers import HttpRequestHandler
@@ -44,6 +46,8 @@ def error_response(exc: BaseException) -> Response:
         return error_response(invalid_input(exc))
     if isinstance(exc, (UnknownService, RpcTimeout, eventlet.Timeout)):
         return error_response(Unavailable("A service did not answer in time; try again shortly."))
+    if isinstance(exc, (kombu.exceptions.OperationalError, amqp.exceptions.ConnectionError, ConnectionError)):
+        return error_response(Unavailable("The message broker cannot be reached; try again shortly."))
     if isinstance(exc, HTTPException):
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.code, "http_error")
         return json_response(error_payload(code, exc.description or exc.name), exc.code)

@@ -1,0 +1,56 @@
+"""Every failure reaches a client in the one error shape, with the right
+status, and never with a traceback or an internal message."""
+import json
+
+import eventlet
+import kombu.exceptions
+import pytest
+from marshmallow import Schema, ValidationError, fields
+from nameko.exceptions import RemoteError, UnknownService
+
+from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
+from services.gateway.http import error_response
+
+
+def answer(exc):
+    response = error_response(exc)
+    return response.status_code, json.loads(response.get_data())["error"]
+
+
+@pytest.mark.parametrize("exc, status, code", [
+    (InvalidInput("bad", {"fields": {"x": ["bad"]}}), 400, "invalid_input"),
+    (Forbidden("no"), 403, "forbidden"),
+    (NotFound("none"), 404, "not_found"),
+    (Conflict("taken"), 409, "conflict"),
+    (Unavailable("away"), 503, "unavailable"),
+    (UnknownService("welfare"), 503, "unavailable"),
+    (eventlet.Timeout(), 503, "unavailable"),
+    (kombu.exceptions.OperationalError("[Errno 111] Connection refused"), 503, "unavailable"),
+    (ConnectionResetError(), 503, "unavailable"),
+])
+def test_expected_failures_map_to_their_status(exc, status, code):
+    got_status, error = answer(exc)
+    assert (got_status, error["code"]) == (status, code)
+    assert error["message"]
+
+
+def test_a_marshmallow_error_names_each_field():
+    class Body(Schema):
+        name = fields.String(required=True)
+        age = fields.Integer(strict=True)
+
+    with pytest.raises(ValidationError) as raised:
+        Body().load({"age": "x"})
+    status, error = answer(raised.value)
+    assert status == 400
+    assert set(error["details"]["fields"]) == {"name", "age"}
+
+
+@pytest.mark.parametrize("exc", [
+    RuntimeError("secret internals: /var/lib/linli password=hunter2"),
+    RemoteError("OperationalError", "INSERT INTO people (name) VALUES ('李秀英')"),
+])
+def test_an_unexpected_error_is_a_plain_500_that_tells_nothing(exc):
+    status, error = answer(exc)
+    assert status == 500
+    assert error == {"code": "internal_error", "message": "Something went wrong on our side.", "details": {}}
