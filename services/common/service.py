@@ -1,6 +1,15 @@
 """Entrypoints every Linli service has, whatever its domain."""
-from nameko.rpc import rpc
+from marshmallow import ValidationError
+from nameko.rpc import rpc as nameko_rpc
 from nameko.timer import timer
+
+from services.common.errors import LinliError
+
+# Refusals a caller caused: logged as warnings, not as errors of the service.
+EXPECTED_ERRORS = (LinliError, ValidationError)
+
+# nameko's @rpc, with our refusals marked as expected.
+rpc = nameko_rpc(expected_exceptions=EXPECTED_ERRORS)
 
 # A constant because nameko fixes a timer's interval when the class is defined.
 RELAY_INTERVAL_SECONDS = 2

@@ -21,6 +21,7 @@ from werkzeug.wrappers import Request, Response
 from services.common.errors import (
     InvalidInput, LinliError, NotAuthenticated, PayloadTooLarge, Unavailable, invalid_input,
 )
+from services.common.service import EXPECTED_ERRORS
 from services.gateway import auth
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,7 @@ class ApiEntrypoint(HttpRequestHandler):
                  body: type[Schema] | None = None, query: type[Schema] | None = None,
                  response: type[Schema] | None = None, status: int = 200,
                  summary: str = "", prefix: str = API_PREFIX, **kwargs):
+        kwargs.setdefault("expected_exceptions", EXPECTED_ERRORS)
         super().__init__(method, prefix + path, **kwargs)
         self.path = prefix + path
         self.roles = roles

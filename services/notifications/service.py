@@ -2,7 +2,6 @@
 exactly once each, and announces every alert it writes."""
 from __future__ import annotations
 
-from nameko.rpc import rpc
 from sqlalchemy import and_, or_, select
 
 from services import contracts
@@ -12,7 +11,7 @@ from services.common.errors import InvalidInput, NotFound
 from services.common.events import reliable_event_handler
 from services.common.pagination import PageSchema, paginate
 from services.common.schemas import load_or_raise
-from services.common.service import KernelEntrypoints
+from services.common.service import KernelEntrypoints, rpc
 from services.contracts import notifications as events
 from services.contracts import welfare as welfare_events
 from services.notifications import domain

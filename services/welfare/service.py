@@ -2,14 +2,13 @@
 Every change commits with its event in the outbox."""
 from __future__ import annotations
 
-from nameko.rpc import rpc
 from sqlalchemy import select
 
 from services.common.db import Database
 from services.common.errors import InvalidInput, NotFound
 from services.common.pagination import PageSchema, paginate
 from services.common.schemas import is_admin, load_actor, load_or_raise, require_admin
-from services.common.service import KernelEntrypoints
+from services.common.service import KernelEntrypoints, rpc
 from services.contracts import welfare as events
 from services.welfare import domain
 from services.welfare.models import Case, Household, Person, kernel
