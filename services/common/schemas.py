@@ -1,4 +1,6 @@
 """Schemas the kernel shares: who is calling, as the gateway vouches for it."""
+from datetime import datetime, timezone
+
 from marshmallow import Schema, ValidationError, fields, validate
 
 from services.common.clock import isoformat
@@ -25,6 +27,24 @@ class UtcDateTime(fields.Field):
 
     def _serialize(self, value, attr, obj, **kwargs):
         return None if value is None else isoformat(value)
+
+
+class Moment(fields.Field):
+    """Loads '2026-05-12' (the start of that day, UTC) or an ISO 8601 time
+    (without a zone: UTC) as a naive UTC datetime, as the databases store it."""
+
+    default_error_messages = {"invalid": "Not a date (2026-05-12) or a time (2026-05-12T08:00:00Z)."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str):
+            raise self.make_error("invalid")
+        try:
+            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise self.make_error("invalid")
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+        return moment
 
 
 def load_or_raise(schema: Schema, payload) -> dict:

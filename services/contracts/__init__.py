@@ -12,11 +12,12 @@ from typing import NamedTuple
 from marshmallow import Schema, ValidationError
 
 from services.common.envelope import EnvelopeSchema
-from services.contracts import gateway, notifications, welfare
+from services.contracts import gateway, notifications, patrol, welfare
 
 PRODUCERS = {
     "gateway": gateway,
     "notifications": notifications,
+    "patrol": patrol,
     "welfare": welfare,
 }
 
@@ -30,6 +31,10 @@ class Subscription(NamedTuple):
 
 SUBSCRIPTIONS: tuple[Subscription, ...] = (
     Subscription("welfare", welfare.CASE_OPENED, "notifications", "on_case_opened"),
+    Subscription("gateway", gateway.MEMBER_REGISTERED, "notifications", "on_member_registered"),
+    Subscription("patrol", patrol.INCIDENT_REPORTED, "notifications", "on_incident_reported"),
+    Subscription("patrol", patrol.INCIDENT_ESCALATED, "notifications", "on_incident_escalated"),
+    Subscription("patrol", patrol.ZONE_UNCOVERED, "notifications", "on_zone_uncovered"),
 )
 
 

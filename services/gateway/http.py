@@ -102,8 +102,10 @@ class ApiEntrypoint(HttpRequestHandler):
     """`@api("POST", "/cases", roles=ADMIN, body=CaseOpenSchema, response=CaseSchema, status=201)`
 
     The handler gets `request.principal` (None on public routes),
-    `request.payload` (the loaded body) and `request.query` (the loaded query),
-    and returns a dict (JSON with `status`), a (status, dict) pair, or a Response.
+    `request.payload` (the loaded body), `request.query` (the loaded query) and
+    `request.query_params` (the same, as the strings sent: what to pass on over
+    RPC, where the service loads them again), and returns a dict (JSON with
+    `status`), a (status, dict) pair, or a Response.
     """
 
     server = JsonWebServer()
@@ -134,7 +136,7 @@ class ApiEntrypoint(HttpRequestHandler):
         try:
             request.principal = self._authenticate(request)
             request.payload = self._load_body(request)
-            request.query = self._load_query(request)
+            request.query_params, request.query = self._load_query(request)
         except Exception as exc:
             return error_response(exc)
         return super().handle_request(request)
@@ -165,12 +167,12 @@ class ApiEntrypoint(HttpRequestHandler):
             raise InvalidInput("The body must be a JSON object.")
         return self.body_schema().load(body)
 
-    def _load_query(self, request):
+    def _load_query(self, request) -> tuple[dict, dict]:
         if self.query_schema is None:
-            return {}
+            return {}, {}
         schema = self.query_schema()
-        known = {name: request.args.get(name) for name in schema.fields if name in request.args}
-        return schema.load(known)
+        sent = {name: request.args.get(name) for name in schema.fields if name in request.args}
+        return sent, schema.load(sent)
 
     def response_from_result(self, result):
         if isinstance(result, Response):

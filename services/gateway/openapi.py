@@ -8,6 +8,7 @@ import re
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
+from services.common.schemas import Moment, UtcDateTime
 from services.gateway.http import ApiEntrypoint
 from services.gateway.schemas import ErrorSchema
 
@@ -34,9 +35,12 @@ def api_routes(service_cls) -> list[tuple[str, ApiEntrypoint]]:
 
 
 def build_spec(service_cls) -> dict:
+    marshmallow = MarshmallowPlugin()
     spec = APISpec(title="Linli", version="1.0.0", openapi_version="3.0.3",
-                   plugins=[MarshmallowPlugin()],
+                   plugins=[marshmallow],
                    info={"description": "Coordinating a neighbourhood's volunteer work."})
+    marshmallow.map_to_openapi_type(UtcDateTime, "string", "date-time")
+    marshmallow.map_to_openapi_type(Moment, "string", None)
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     spec.components.schema("Error", schema=ErrorSchema)
     for name, route in api_routes(service_cls):

@@ -28,6 +28,11 @@ from services.gateway.schemas import (
 )
 from services.gateway.streams import AlertStreams, sse_response
 from services.notifications.schemas import AlertListSchema, AlertSchema
+from services.patrol.schemas import (
+    CoverageQuerySchema, CoverageSchema, IncidentListSchema, IncidentQuerySchema, IncidentReportSchema,
+    IncidentResolveSchema, IncidentSchema, PatrolFinishSchema, PatrolListSchema, PatrolQuerySchema,
+    PatrolSchema, PatrolStartSchema, TeamSchema, ZoneCreateSchema, ZoneListSchema, ZoneSchema,
+)
 from services.welfare.schemas import (
     CaseListSchema, CaseOpenSchema, CaseSchema, HouseholdCreateSchema, HouseholdSchema,
 )
@@ -36,13 +41,14 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TOKEN_TTL = 12 * 3600
 READY_TIMEOUT = 3.0
-BACKEND_SERVICES = ("welfare", "notifications")
+BACKEND_SERVICES = ("patrol", "welfare", "notifications")
 
 
 class GatewayService(KernelEntrypoints):
     name = "gateway"
     config = Config()
     db = Database(kernel)
+    patrol = ServiceRpc("patrol")
     welfare = ServiceRpc("welfare")
     notifications = ServiceRpc("notifications")
     alert_streams = AlertStreams()
@@ -94,7 +100,7 @@ class GatewayService(KernelEntrypoints):
     @api("GET", "/me/alerts", roles=ANY_ROLE, query=PageSchema, response=AlertListSchema)
     def list_my_alerts(self, request):
         """The caller's alert inbox, newest first."""
-        return self.notifications.list_alerts(request.principal["id"], request.query)
+        return self.notifications.list_alerts(request.principal["id"], request.query_params)
 
     @api("POST", "/me/alerts/<alert_id>/ack", roles=ANY_ROLE, response=AlertSchema)
     def ack_my_alert(self, request, alert_id):
@@ -121,6 +127,79 @@ class GatewayService(KernelEntrypoints):
             "ref": data["ref"], "created_at": data["created_at"], "acked_at": None,
         })
 
+    # -- zones, teams, patrols and incidents -------------------------------------
+
+    @api("POST", "/zones", roles=ADMIN, body=ZoneCreateSchema, response=ZoneSchema, status=201)
+    def create_zone(self, request):
+        """A patrol zone and its compounds (a compound belongs to one zone at most)."""
+        return self.patrol.create_zone(request.payload, request.principal)
+
+    @api("GET", "/zones", roles=ANY_ROLE, query=PageSchema, response=ZoneListSchema)
+    def list_zones(self, request):
+        """Zones with their compounds and teams, newest first."""
+        return self.patrol.list_zones(request.query_params)
+
+    @api("GET", "/zones/coverage", roles=ANY_ROLE, query=CoverageQuerySchema, response=CoverageSchema)
+    def zone_coverage(self, request):
+        """The last patrol of every zone, and which went unpatrolled for `days`."""
+        return self.patrol.coverage(request.query_params)
+
+    @api("GET", "/zones/<zone_id>", roles=ANY_ROLE, response=ZoneSchema)
+    def get_zone(self, request, zone_id):
+        """One zone."""
+        return self.patrol.get_zone(zone_id)
+
+    @api("PUT", "/zones/<zone_id>/team", roles=ADMIN, body=TeamSchema, response=ZoneSchema)
+    def assign_team(self, request, zone_id):
+        """Set the leader and members of a zone's team (all registered members)."""
+        team = request.payload
+        self._require_members("leader_id", [team["leader_id"]])
+        self._require_members("member_ids", team["member_ids"])
+        return self.patrol.assign_team(zone_id, team, request.principal)
+
+    @api("POST", "/patrols", roles=MEMBER_OR_ADMIN, body=PatrolStartSchema, response=PatrolSchema, status=201)
+    def start_patrol(self, request):
+        """Start a patrol shift in one's own zone (one at a time)."""
+        return self.patrol.start_patrol(request.payload, request.principal)
+
+    @api("POST", "/patrols/<patrol_id>/finish", roles=MEMBER_OR_ADMIN, body=PatrolFinishSchema,
+         response=PatrolSchema)
+    def finish_patrol(self, request, patrol_id):
+        """Finish one's patrol, with notes."""
+        return self.patrol.finish_patrol(patrol_id, request.payload, request.principal)
+
+    @api("GET", "/patrols", roles=MEMBER_OR_ADMIN, query=PatrolQuerySchema, response=PatrolListSchema)
+    def list_patrols(self, request):
+        """Patrol shifts, newest first; filter by zone, member, active."""
+        return self.patrol.list_patrols(request.query_params)
+
+    @api("POST", "/incidents", roles=MEMBER_OR_ADMIN, body=IncidentReportSchema, response=IncidentSchema,
+         status=201)
+    def report_incident(self, request):
+        """A problem found on patrol; the zone's leader is alerted at once."""
+        return self.patrol.report_incident(request.payload, request.principal)
+
+    @api("GET", "/incidents", roles=MEMBER_OR_ADMIN, query=IncidentQuerySchema, response=IncidentListSchema)
+    def list_incidents(self, request):
+        """Incidents, newest first; filter by zone, status, and time (since, until)."""
+        return self.patrol.list_incidents(request.query_params)
+
+    @api("GET", "/incidents/<incident_id>", roles=MEMBER_OR_ADMIN, response=IncidentSchema)
+    def get_incident(self, request, incident_id):
+        """One incident."""
+        return self.patrol.get_incident(incident_id)
+
+    @api("POST", "/incidents/<incident_id>/ack", roles=MEMBER_OR_ADMIN, response=IncidentSchema)
+    def acknowledge_incident(self, request, incident_id):
+        """The zone's leader has seen it: it will not escalate."""
+        return self.patrol.acknowledge_incident(incident_id, request.principal)
+
+    @api("POST", "/incidents/<incident_id>/resolve", roles=MEMBER_OR_ADMIN, body=IncidentResolveSchema,
+         response=IncidentSchema)
+    def resolve_incident(self, request, incident_id):
+        """How the problem was settled (the zone's leader, or the office)."""
+        return self.patrol.resolve_incident(incident_id, request.payload, request.principal)
+
     # -- households and cases --------------------------------------------------------
 
     @api("POST", "/households", roles=ADMIN, body=HouseholdCreateSchema, response=HouseholdSchema, status=201)
@@ -142,19 +221,29 @@ class GatewayService(KernelEntrypoints):
     @api("GET", "/cases", roles=MEMBER_OR_ADMIN, query=PageSchema, response=CaseListSchema)
     def list_cases(self, request):
         """Cases, newest first: an admin sees all, a member only their own."""
-        return self.welfare.list_cases(request.principal, request.query)
+        return self.welfare.list_cases(request.principal, request.query_params)
 
     @api("GET", "/cases/<case_id>", roles=MEMBER_OR_ADMIN, response=CaseSchema)
     def get_case(self, request, case_id):
         """One case; another member's case is a 404."""
         return self.welfare.get_case(case_id, request.principal)
 
+    # Accounts live here, so the gateway resolves who an assignee or a team member is.
+
     def _require_party_member(self, member_id: str):
-        """Accounts live here, so the gateway resolves who an assignee is."""
         account = self.db.session.get(Account, member_id)
         if account is None or not account.party_member:
             message = "No registered party member has this id."
             raise InvalidInput(message, {"fields": {"assignee_id": [message]}})
+
+    def _require_members(self, field: str, member_ids: list[str]):
+        if not member_ids:
+            return
+        known = set(self.db.session.scalars(select(Account.id).where(Account.id.in_(member_ids))))
+        unknown = [member_id for member_id in member_ids if member_id not in known]
+        if unknown:
+            raise InvalidInput("Not every id is a registered member.",
+                               {"fields": {field: [f"No registered member has the id {m}." for m in unknown]}})
 
     # -- the API itself and operations ------------------------------------------
 

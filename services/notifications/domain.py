@@ -7,9 +7,17 @@ from __future__ import annotations
 from typing import NamedTuple
 
 CASE_ASSIGNED = "case_assigned"
+INCIDENT_REPORTED = "incident_reported"
+INCIDENT_HIGH_SEVERITY = "incident_high_severity"
+INCIDENT_ESCALATED = "incident_escalated"
+ZONE_UNCOVERED = "zone_uncovered"
 
 MESSAGES = {
     CASE_ASSIGNED: "A hardship case has been assigned to you. 您有一个新的帮扶个案。",
+    INCIDENT_REPORTED: "An incident was reported in your zone. 您负责的片区上报了一个问题。",
+    INCIDENT_HIGH_SEVERITY: "A high-severity incident was reported. 有紧急问题上报。",
+    INCIDENT_ESCALATED: "An incident has not been acknowledged by its zone leader in time. 有问题未及时确认，已升级。",
+    ZONE_UNCOVERED: "Your zone has not been patrolled for a while. 您负责的片区已多日未巡逻。",
 }
 
 
@@ -28,3 +36,24 @@ def alert_for_case_opened(data: dict) -> AlertSpec:
     """The assignee of a new case is alerted: the case is theirs now."""
     return AlertSpec(member_id=data["assignee_id"], kind=CASE_ASSIGNED,
                      ref_type="case", ref_id=data["case_id"])
+
+
+def alerts_for_incident_reported(data: dict, admin_ids: list[str]) -> list[AlertSpec]:
+    """The zone's leader, at once; every admin too when it is high-severity."""
+    alerts = []
+    if data["leader_id"]:
+        alerts.append(AlertSpec(data["leader_id"], INCIDENT_REPORTED, "incident", data["incident_id"]))
+    if data["severity"] == "high":
+        alerts += [AlertSpec(admin_id, INCIDENT_HIGH_SEVERITY, "incident", data["incident_id"])
+                   for admin_id in admin_ids]
+    return alerts
+
+
+def alerts_for_incident_escalated(data: dict, admin_ids: list[str]) -> list[AlertSpec]:
+    return [AlertSpec(admin_id, INCIDENT_ESCALATED, "incident", data["incident_id"]) for admin_id in admin_ids]
+
+
+def alerts_for_zone_uncovered(data: dict) -> list[AlertSpec]:
+    if not data["leader_id"]:
+        return []
+    return [AlertSpec(data["leader_id"], ZONE_UNCOVERED, "zone", data["zone_id"])]

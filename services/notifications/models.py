@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, Index, String
+from sqlalchemy import Boolean, DateTime, Index, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.clock import naive_utcnow
@@ -34,3 +34,13 @@ class Alert(Base):
     @property
     def ref(self) -> dict:
         return {"type": self.ref_type, "id": self.ref_id}
+
+
+class Member(Base):
+    """Who is an admin, learnt from the gateway's member_registered events:
+    some alerts go to every admin."""
+
+    __tablename__ = "members"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False, index=True)

@@ -13,9 +13,11 @@ from services.common.pagination import PageSchema, paginate
 from services.common.schemas import load_or_raise
 from services.common.service import KernelEntrypoints, rpc
 from services.contracts import notifications as events
+from services.contracts import gateway as gateway_events
+from services.contracts import patrol as patrol_events
 from services.contracts import welfare as welfare_events
 from services.notifications import domain
-from services.notifications.models import Alert, kernel
+from services.notifications.models import Alert, Member, kernel
 from services.notifications.schemas import AlertSchema
 
 
@@ -30,17 +32,52 @@ class NotificationsService(KernelEntrypoints):
     @reliable_event_handler("welfare", welfare_events.CASE_OPENED)
     def on_case_opened(self, envelope: dict):
         event = contracts.validate(envelope)
-        self._alert_once(event, "on_case_opened", domain.alert_for_case_opened(event["data"]))
+        self._alert_once(event, "on_case_opened", lambda _uow: [domain.alert_for_case_opened(event["data"])])
 
-    def _alert_once(self, event: dict, handler: str, spec: domain.AlertSpec):
+    @reliable_event_handler("patrol", patrol_events.INCIDENT_REPORTED)
+    def on_incident_reported(self, envelope: dict):
+        event = contracts.validate(envelope)
+        self._alert_once(event, "on_incident_reported",
+                         lambda uow: domain.alerts_for_incident_reported(event["data"], self._admin_ids(uow)))
+
+    @reliable_event_handler("patrol", patrol_events.INCIDENT_ESCALATED)
+    def on_incident_escalated(self, envelope: dict):
+        event = contracts.validate(envelope)
+        self._alert_once(event, "on_incident_escalated",
+                         lambda uow: domain.alerts_for_incident_escalated(event["data"], self._admin_ids(uow)))
+
+    @reliable_event_handler("patrol", patrol_events.ZONE_UNCOVERED)
+    def on_zone_uncovered(self, envelope: dict):
+        event = contracts.validate(envelope)
+        self._alert_once(event, "on_zone_uncovered", lambda _uow: domain.alerts_for_zone_uncovered(event["data"]))
+
+    @reliable_event_handler("gateway", gateway_events.MEMBER_REGISTERED)
+    def on_member_registered(self, envelope: dict):
+        """Remember who the admins are."""
+        event = contracts.validate(envelope)
+        data = event["data"]
+        with self.db.unit_of_work() as uow:
+            if not uow.first_delivery(event["id"], f"{self.name}.on_member_registered"):
+                return
+            uow.session.merge(Member(id=data["member_id"], is_admin="admin" in data["roles"]))
+            uow.commit()
+
+    @staticmethod
+    def _admin_ids(uow: UnitOfWork) -> list[str]:
+        return list(uow.session.scalars(select(Member.id).where(Member.is_admin.is_(True)).order_by(Member.id)))
+
+    def _alert_once(self, event: dict, handler: str, specs_for):
+        """Write the alerts `specs_for(uow)` names, once per event whatever the
+        deliveries, each announced as alert_created."""
         with self.db.unit_of_work() as uow:
             if not uow.first_delivery(event["id"], f"{self.name}.{handler}"):
-                return  # a redelivery: the alert exists already
-            alert = Alert(member_id=spec.member_id, kind=spec.kind, message=spec.message,
-                          ref_type=spec.ref_type, ref_id=spec.ref_id, created_at=naive_utcnow())
-            uow.session.add(alert)
-            uow.session.flush()
-            self._announce(uow, alert)
+                return  # a redelivery: the alerts exist already
+            for spec in specs_for(uow):
+                alert = Alert(member_id=spec.member_id, kind=spec.kind, message=spec.message,
+                              ref_type=spec.ref_type, ref_id=spec.ref_id, created_at=naive_utcnow())
+                uow.session.add(alert)
+                uow.session.flush()
+                self._announce(uow, alert)
             uow.commit()
 
     @staticmethod

@@ -34,6 +34,12 @@ def cmd_up(args) -> int:
     print(f"linli: broker {_safe_uri(stack.env['AMQP_URI'])}; data and logs in {stack.var_dir}/")
     print("linli: migrating databases and declaring queues ...")
     try:
+        running = stack.already_running()
+        if running:
+            print(f"linli: Linli is already running on this broker ({', '.join(running)}); stop it first, "
+                  "or give this one its own vhost (AMQP_URI=amqp://guest:guest@localhost:5672/linli-2).",
+                  file=sys.stderr)
+            return 1
         stack.prepare()
     except Exception as exc:
         print(f"linli: cannot prepare ({type(exc).__name__}: {exc}). Is the broker running?"

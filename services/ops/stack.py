@@ -11,13 +11,16 @@ import time
 from pathlib import Path
 
 import requests
+from amqp.exceptions import ChannelError
+from kombu import Connection
 
 from services.common import config as linli_config
 from services.common import events, migrations
 
-BACKENDS = ("welfare", "notifications")
+BACKENDS = ("patrol", "welfare", "notifications")
 SERVICES = BACKENDS + ("gateway",)
 SERVICE_CLASSES = {
+    "patrol": "services.patrol.service:PatrolService",
     "welfare": "services.welfare.service:WelfareService",
     "notifications": "services.notifications.service:NotificationsService",
     "gateway": "services.gateway.service:GatewayService",
@@ -66,6 +69,24 @@ class Stack:
         for service in SERVICES:
             migrations.upgrade(service, self.db_url(service))
         events.declare_topology(self.env["AMQP_URI"])
+
+    def already_running(self) -> dict[str, int]:
+        """Services that already consume RPC on this broker vhost: a second
+        stack there would share their queues (and answer from other databases)."""
+        running = {}
+        with Connection(self.env["AMQP_URI"]) as connection:
+            for service in SERVICES:
+                channel = connection.channel()
+                try:
+                    _name, _messages, consumers = channel.queue_declare(f"rpc-{service}", passive=True)
+                    if consumers:
+                        running[service] = consumers
+                except ChannelError:  # no such queue: never ran here
+                    pass
+                finally:
+                    if channel.is_open:
+                        channel.close()
+        return running
 
     def start(self):
         for service in SERVICES:

@@ -1,0 +1,84 @@
+"""Rules of zones, teams, patrols and incidents. Standard library only."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+
+class RuleBroken(Exception):
+    """The change conflicts with the current state: a 409."""
+
+
+class NotAllowed(Exception):
+    """This person may not do this here: a 403."""
+
+
+class IncidentStatus:
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
+def normalise_names(names: list[str]) -> list[str]:
+    """Trimmed, each once, in the order given."""
+    seen: list[str] = []
+    for name in (n.strip() for n in names):
+        if name and name not in seen:
+            seen.append(name)
+    return seen
+
+
+def team(leader_id: str | None, member_ids: list[str]) -> list[str]:
+    """Everyone in a zone's team, the leader first."""
+    return normalise_names(([leader_id] if leader_id else []) + list(member_ids))
+
+
+def check_may_patrol(actor_id: str, leader_id: str | None, member_ids: list[str]):
+    if actor_id not in team(leader_id, member_ids):
+        raise NotAllowed("Only the zone's team patrols it.")
+
+
+def check_no_active_patrol(active_patrol_id: str | None):
+    if active_patrol_id is not None:
+        raise RuleBroken(f"You are on patrol already ({active_patrol_id}): finish it first.")
+
+
+def check_may_report(actor_id: str, actor_is_admin: bool, leader_id: str | None, member_ids: list[str]):
+    """The zone's team reports what it finds; the office may report anywhere."""
+    if not actor_is_admin and actor_id not in team(leader_id, member_ids):
+        raise NotAllowed("Only the zone's team (or the office) reports incidents in it.")
+
+
+def check_may_acknowledge(actor_id: str, leader_id: str | None):
+    if actor_id != leader_id:
+        raise NotAllowed("Only the zone's leader acknowledges its incidents.")
+
+
+def check_may_resolve(actor_id: str, actor_is_admin: bool, leader_id: str | None):
+    if not actor_is_admin and actor_id != leader_id:
+        raise NotAllowed("Only the zone's leader (or the office) resolves its incidents.")
+
+
+def check_open(status: str):
+    if status != IncidentStatus.OPEN:
+        raise RuleBroken(f"The incident is {status} already.")
+
+
+def due_for_escalation(status: str, acked_at: datetime | None, escalated_at: datetime | None,
+                       reported_at: datetime, now: datetime, after_minutes: float) -> bool:
+    """An open incident its leader has not acknowledged within the limit
+    escalates, once."""
+    return (status == IncidentStatus.OPEN and acked_at is None and escalated_at is None
+            and now - reported_at >= timedelta(minutes=after_minutes))
+
+
+def is_covered(last_patrol_at: datetime | None, now: datetime, days: float) -> bool:
+    return last_patrol_at is not None and now - last_patrol_at < timedelta(days=days)
+
+
+def due_uncovered_alert(last_patrol_at: datetime | None, created_at: datetime,
+                        alerted_at: datetime | None, now: datetime, days: float) -> bool:
+    """A zone unpatrolled for `days` raises one alert per lapse: a lapse starts
+    at its last patrol (or its creation) and ends with the next patrol."""
+    lapse_started = last_patrol_at or created_at
+    if now - lapse_started < timedelta(days=days):
+        return False
+    return alerted_at is None or alerted_at < lapse_started

@@ -1,0 +1,116 @@
+"""The patrol service's RPC input and output; the gateway validates HTTP
+bodies with these same schemas and documents them in its OpenAPI."""
+from marshmallow import Schema, fields, validate
+
+from services.common.pagination import PageSchema
+from services.common.schemas import Moment, UtcDateTime
+from services.contracts.patrol import INCIDENT_CATEGORIES, SEVERITIES
+
+_ID = validate.Length(min=1, max=64)
+_NAME = validate.Length(min=1, max=100)
+
+
+class ZoneCreateSchema(Schema):
+    name = fields.String(required=True, validate=_NAME)
+    compounds = fields.List(fields.String(validate=_NAME), required=True, validate=validate.Length(min=1, max=50))
+
+
+class TeamSchema(Schema):
+    leader_id = fields.String(required=True, validate=_ID)
+    member_ids = fields.List(fields.String(validate=_ID), load_default=list, validate=validate.Length(max=100))
+
+
+class ZoneSchema(ZoneCreateSchema):
+    id = fields.String(dump_only=True)
+    team = fields.Nested(TeamSchema, dump_only=True)
+    created_at = UtcDateTime(dump_only=True)
+    last_patrol_at = UtcDateTime(dump_only=True, allow_none=True)
+
+
+class ZoneListSchema(Schema):
+    items = fields.List(fields.Nested(ZoneSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class CoverageQuerySchema(Schema):
+    days = fields.Float(load_default=None, allow_none=True,
+                        validate=validate.Range(min=0, min_inclusive=False, max=3650))
+
+
+class ZoneCoverageSchema(Schema):
+    zone_id = fields.String()
+    name = fields.String()
+    leader_id = fields.String(allow_none=True)
+    last_patrol_at = fields.String(allow_none=True)
+    covered = fields.Boolean()
+
+
+class CoverageSchema(Schema):
+    days = fields.Float()
+    zones = fields.List(fields.Nested(ZoneCoverageSchema))
+
+
+class PatrolStartSchema(Schema):
+    zone_id = fields.String(required=True, validate=_ID)
+
+
+class PatrolFinishSchema(Schema):
+    notes = fields.String(load_default="", validate=validate.Length(max=4000))
+
+
+class PatrolSchema(Schema):
+    id = fields.String()
+    zone_id = fields.String()
+    member_id = fields.String()
+    started_at = UtcDateTime()
+    finished_at = UtcDateTime(allow_none=True)
+    notes = fields.String(allow_none=True)
+
+
+class PatrolQuerySchema(PageSchema):
+    zone_id = fields.String(load_default=None, validate=_ID)
+    member_id = fields.String(load_default=None, validate=_ID)
+    active = fields.Boolean(load_default=None, allow_none=True)
+
+
+class PatrolListSchema(Schema):
+    items = fields.List(fields.Nested(PatrolSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class IncidentReportSchema(Schema):
+    zone_id = fields.String(required=True, validate=_ID)
+    compound = fields.String(required=True, validate=_NAME)
+    category = fields.String(required=True, validate=validate.OneOf(INCIDENT_CATEGORIES))
+    description = fields.String(required=True, validate=validate.Length(min=1, max=4000))
+    severity = fields.String(required=True, validate=validate.OneOf(SEVERITIES))
+
+
+class IncidentResolveSchema(Schema):
+    resolution = fields.String(required=True, validate=validate.Length(min=1, max=4000))
+
+
+class IncidentSchema(IncidentReportSchema):
+    id = fields.String(dump_only=True)
+    status = fields.String(dump_only=True)
+    reported_by = fields.String(dump_only=True)
+    patrol_id = fields.String(dump_only=True, allow_none=True)
+    reported_at = UtcDateTime(dump_only=True)
+    acked_at = UtcDateTime(dump_only=True, allow_none=True)
+    acked_by = fields.String(dump_only=True, allow_none=True)
+    escalated_at = UtcDateTime(dump_only=True, allow_none=True)
+    resolved_at = UtcDateTime(dump_only=True, allow_none=True)
+    resolved_by = fields.String(dump_only=True, allow_none=True)
+    resolution = fields.String(dump_only=True, allow_none=True)
+
+
+class IncidentQuerySchema(PageSchema):
+    zone_id = fields.String(load_default=None, validate=_ID)
+    status = fields.String(load_default=None, validate=validate.OneOf(("open", "resolved")))
+    since = Moment(load_default=None)
+    until = Moment(load_default=None)
+
+
+class IncidentListSchema(Schema):
+    items = fields.List(fields.Nested(IncidentSchema))
+    next_cursor = fields.String(allow_none=True)

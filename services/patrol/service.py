@@ -1,0 +1,322 @@
+"""The patrol service: zones and their teams, patrol shifts, incidents found
+on patrol; a timer escalates unacknowledged incidents and flags zones that
+went unpatrolled. Every change commits with its event in the outbox."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from nameko.dependency_providers import Config
+from nameko.timer import timer
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from services.common.clock import isoformat, naive_utcnow
+from services.common.db import Database, UnitOfWork
+from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
+from services.common.pagination import PageSchema, paginate
+from services.common.schemas import is_admin, load_actor, load_or_raise, require_admin
+from services.common.service import KernelEntrypoints, rpc
+from services.contracts import patrol as events
+from services.patrol import domain
+from services.patrol.models import Incident, Patrol, Zone, ZoneCompound, kernel
+from services.patrol.schemas import (
+    CoverageQuerySchema, IncidentQuerySchema, IncidentReportSchema, IncidentResolveSchema,
+    IncidentSchema, PatrolFinishSchema, PatrolQuerySchema, PatrolSchema, PatrolStartSchema,
+    TeamSchema, ZoneCreateSchema, ZoneSchema,
+)
+SWEEP_INTERVAL_SECONDS = 2
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else isoformat(moment)
+
+
+class PatrolService(KernelEntrypoints):
+    name = "patrol"
+    config = Config()
+    db = Database(kernel)
+
+    # -- zones and teams ----------------------------------------------------------
+
+    @rpc
+    def create_zone(self, payload: dict, actor: dict) -> dict:
+        require_admin(load_actor(actor))
+        data = load_or_raise(ZoneCreateSchema(), payload)
+        compounds = domain.normalise_names(data["compounds"])
+        with self.db.unit_of_work() as uow:
+            self._check_compounds_free(uow, compounds)
+            if uow.session.scalar(select(Zone.id).where(Zone.name == data["name"])) is not None:
+                raise Conflict("A zone has this name already.", {"fields": {"name": ["Taken."]}})
+            zone = Zone(name=data["name"], member_ids=[], created_at=naive_utcnow(), compound_rows=[
+                ZoneCompound(compound=c, position=i) for i, c in enumerate(compounds)])
+            uow.session.add(zone)
+            try:
+                uow.session.flush()
+            except IntegrityError:  # another request claimed a compound or the name meanwhile
+                raise Conflict("A compound or the name was claimed by another zone just now.")
+            uow.emit(events.ZONE_CREATED, {"zone_id": zone.id, "name": zone.name, "compounds": compounds})
+            uow.commit()
+        return ZoneSchema().dump(zone)
+
+    @staticmethod
+    def _check_compounds_free(uow: UnitOfWork, compounds: list[str]):
+        claimed = uow.session.execute(
+            select(ZoneCompound.compound, Zone.name).join(Zone, Zone.id == ZoneCompound.zone_id)
+            .where(ZoneCompound.compound.in_(compounds))).all()
+        if claimed:
+            taken = {compound: zone for compound, zone in claimed}
+            raise Conflict("A compound belongs to one zone at most.",
+                           {"fields": {"compounds": [f"{c} is in zone {z}." for c, z in taken.items()]}})
+
+    @rpc
+    def list_zones(self, paging: dict | None = None) -> dict:
+        paging = load_or_raise(PageSchema(), paging)
+        result = paginate(self.db.session, select(Zone), paging, Zone.created_at, Zone.id)
+        return {"items": ZoneSchema(many=True).dump(result["items"]), "next_cursor": result["next_cursor"]}
+
+    @rpc
+    def get_zone(self, zone_id: str) -> dict:
+        return ZoneSchema().dump(self._zone(zone_id))
+
+    def _zone(self, zone_id: str, session=None) -> Zone:
+        zone = (session or self.db.session).get(Zone, zone_id) if isinstance(zone_id, str) else None
+        if zone is None:
+            raise NotFound("No such zone.")
+        return zone
+
+    @rpc
+    def assign_team(self, zone_id: str, payload: dict, actor: dict) -> dict:
+        """Set a zone's leader and members. The gateway has checked that each is
+        a registered member."""
+        require_admin(load_actor(actor))
+        data = load_or_raise(TeamSchema(), payload)
+        with self.db.unit_of_work() as uow:
+            zone = self._zone(zone_id, uow.session)
+            zone.leader_id = data["leader_id"]
+            zone.member_ids = [m for m in domain.normalise_names(data["member_ids"]) if m != data["leader_id"]]
+            uow.emit(events.TEAM_ASSIGNED, {"zone_id": zone.id, **zone.team})
+            uow.commit()
+        return ZoneSchema().dump(zone)
+
+    @rpc
+    def coverage(self, query: dict | None = None) -> dict:
+        """The last patrol of every zone, and whether it is within `days`."""
+        days = load_or_raise(CoverageQuerySchema(), query)["days"] or self._uncovered_after_days()
+        now = naive_utcnow()
+        zones = self.db.session.scalars(select(Zone).order_by(Zone.name)).all()
+        return {"days": days, "zones": [{
+            "zone_id": zone.id, "name": zone.name, "leader_id": zone.leader_id,
+            "last_patrol_at": _iso(zone.last_patrol_at),
+            "covered": domain.is_covered(zone.last_patrol_at, now, days),
+        } for zone in zones]}
+
+    # -- patrols ------------------------------------------------------------------------
+
+    @rpc
+    def start_patrol(self, payload: dict, actor: dict) -> dict:
+        actor = load_actor(actor)
+        data = load_or_raise(PatrolStartSchema(), payload)
+        with self.db.unit_of_work() as uow:
+            zone = self._zone(data["zone_id"], uow.session)
+            self._apply(domain.check_may_patrol, actor["id"], zone.leader_id, zone.member_ids)
+            active = uow.session.scalar(
+                select(Patrol.id).where(Patrol.member_id == actor["id"], Patrol.finished_at.is_(None)))
+            self._apply(domain.check_no_active_patrol, active)
+            patrol = Patrol(zone_id=zone.id, member_id=actor["id"], started_at=naive_utcnow())
+            uow.session.add(patrol)
+            try:
+                uow.session.flush()
+            except IntegrityError:  # a second start raced this one
+                raise Conflict("You are on patrol already: finish it first.")
+            zone.last_patrol_at = patrol.started_at
+            uow.emit(events.PATROL_STARTED, {
+                "patrol_id": patrol.id, "zone_id": zone.id, "member_id": patrol.member_id,
+                "started_at": isoformat(patrol.started_at)})
+            uow.commit()
+        return PatrolSchema().dump(patrol)
+
+    @rpc
+    def finish_patrol(self, patrol_id: str, payload: dict, actor: dict) -> dict:
+        actor = load_actor(actor)
+        data = load_or_raise(PatrolFinishSchema(), payload)
+        with self.db.unit_of_work() as uow:
+            patrol = uow.session.get(Patrol, patrol_id) if isinstance(patrol_id, str) else None
+            if patrol is None:
+                raise NotFound("No such patrol.")
+            if patrol.member_id != actor["id"]:
+                raise Forbidden("Only the member on this patrol finishes it.")
+            if patrol.finished_at is not None:
+                raise Conflict("This patrol is finished already.")
+            patrol.finished_at = naive_utcnow()
+            patrol.notes = data["notes"]
+            uow.emit(events.PATROL_FINISHED, {
+                "patrol_id": patrol.id, "zone_id": patrol.zone_id, "member_id": patrol.member_id,
+                "started_at": isoformat(patrol.started_at), "finished_at": isoformat(patrol.finished_at)})
+            uow.commit()
+        return PatrolSchema().dump(patrol)
+
+    @rpc
+    def list_patrols(self, query: dict | None = None) -> dict:
+        query = load_or_raise(PatrolQuerySchema(), query)
+        statement = select(Patrol)
+        if query["zone_id"]:
+            statement = statement.where(Patrol.zone_id == query["zone_id"])
+        if query["member_id"]:
+            statement = statement.where(Patrol.member_id == query["member_id"])
+        if query["active"] is not None:
+            statement = statement.where(
+                Patrol.finished_at.is_(None) if query["active"] else Patrol.finished_at.is_not(None))
+        result = paginate(self.db.session, statement, query, Patrol.started_at, Patrol.id)
+        return {"items": PatrolSchema(many=True).dump(result["items"]), "next_cursor": result["next_cursor"]}
+
+    # -- incidents ----------------------------------------------------------------------
+
+    @rpc
+    def report_incident(self, payload: dict, actor: dict) -> dict:
+        actor = load_actor(actor)
+        data = load_or_raise(IncidentReportSchema(), payload)
+        with self.db.unit_of_work() as uow:
+            zone = uow.session.get(Zone, data["zone_id"])
+            if zone is None:
+                raise InvalidInput("No such zone.", {"fields": {"zone_id": ["No zone has this id."]}})
+            if data["compound"] not in zone.compounds:
+                raise InvalidInput("That compound is not in this zone.",
+                                   {"fields": {"compound": [f"Not one of: {', '.join(zone.compounds)}."]}})
+            self._apply(domain.check_may_report, actor["id"], is_admin(actor), zone.leader_id, zone.member_ids)
+            patrol_id = uow.session.scalar(select(Patrol.id).where(
+                Patrol.member_id == actor["id"], Patrol.zone_id == zone.id, Patrol.finished_at.is_(None)))
+            incident = Incident(zone_id=zone.id, compound=data["compound"], category=data["category"],
+                                severity=data["severity"], description=data["description"],
+                                status=domain.IncidentStatus.OPEN, reported_by=actor["id"],
+                                patrol_id=patrol_id, reported_at=naive_utcnow())
+            uow.session.add(incident)
+            uow.session.flush()
+            uow.emit(events.INCIDENT_REPORTED, {**self._incident_event(incident, zone),
+                                                "reported_by": actor["id"]})
+            uow.commit()
+        return IncidentSchema().dump(incident)
+
+    @staticmethod
+    def _incident_event(incident: Incident, zone: Zone) -> dict:
+        return {"incident_id": incident.id, "zone_id": incident.zone_id, "compound": incident.compound,
+                "category": incident.category, "severity": incident.severity, "status": incident.status,
+                "leader_id": zone.leader_id}
+
+    @rpc
+    def get_incident(self, incident_id: str) -> dict:
+        return IncidentSchema().dump(self._incident(incident_id))
+
+    def _incident(self, incident_id: str, session=None) -> Incident:
+        incident = (session or self.db.session).get(Incident, incident_id) if isinstance(incident_id, str) else None
+        if incident is None:
+            raise NotFound("No such incident.")
+        return incident
+
+    @rpc
+    def list_incidents(self, query: dict | None = None) -> dict:
+        query = load_or_raise(IncidentQuerySchema(), query)
+        statement = select(Incident)
+        if query["zone_id"]:
+            statement = statement.where(Incident.zone_id == query["zone_id"])
+        if query["status"]:
+            statement = statement.where(Incident.status == query["status"])
+        if query["since"]:
+            statement = statement.where(Incident.reported_at >= query["since"])
+        if query["until"]:
+            statement = statement.where(Incident.reported_at < query["until"])
+        result = paginate(self.db.session, statement, query, Incident.reported_at, Incident.id)
+        return {"items": IncidentSchema(many=True).dump(result["items"]), "next_cursor": result["next_cursor"]}
+
+    @rpc
+    def acknowledge_incident(self, incident_id: str, actor: dict) -> dict:
+        """The zone's leader has seen it: it will not escalate. Twice is harmless."""
+        actor = load_actor(actor)
+        with self.db.unit_of_work() as uow:
+            incident = self._incident(incident_id, uow.session)
+            zone = uow.session.get(Zone, incident.zone_id)
+            self._apply(domain.check_may_acknowledge, actor["id"], zone.leader_id)
+            if incident.acked_at is None:
+                incident.acked_at, incident.acked_by = naive_utcnow(), actor["id"]
+                uow.emit(events.INCIDENT_ACKNOWLEDGED, {**self._incident_event(incident, zone),
+                                                        "acknowledged_by": actor["id"]})
+            uow.commit()
+        return IncidentSchema().dump(incident)
+
+    @rpc
+    def resolve_incident(self, incident_id: str, payload: dict, actor: dict) -> dict:
+        actor = load_actor(actor)
+        data = load_or_raise(IncidentResolveSchema(), payload)
+        with self.db.unit_of_work() as uow:
+            incident = self._incident(incident_id, uow.session)
+            zone = uow.session.get(Zone, incident.zone_id)
+            self._apply(domain.check_may_resolve, actor["id"], is_admin(actor), zone.leader_id)
+            self._apply(domain.check_open, incident.status)
+            # Conditional, so two resolutions racing cannot both succeed.
+            resolved = uow.session.execute(
+                update(Incident).where(Incident.id == incident.id, Incident.status == domain.IncidentStatus.OPEN)
+                .values(status=domain.IncidentStatus.RESOLVED, resolved_at=naive_utcnow(),
+                        resolved_by=actor["id"], resolution=data["resolution"]))
+            if resolved.rowcount != 1:
+                raise Conflict("The incident is resolved already.")
+            uow.session.refresh(incident)
+            uow.emit(events.INCIDENT_RESOLVED, {**self._incident_event(incident, zone),
+                                                "resolved_by": actor["id"]})
+            uow.commit()
+        return IncidentSchema().dump(incident)
+
+    @staticmethod
+    def _apply(rule, *args):
+        """Run a domain rule, turning its refusal into the caller's error."""
+        try:
+            rule(*args)
+        except domain.NotAllowed as exc:
+            raise Forbidden(str(exc))
+        except domain.RuleBroken as exc:
+            raise Conflict(str(exc))
+
+    # -- the timer: escalation and coverage ----------------------------------------------
+
+    def _uncovered_after_days(self) -> float:
+        return float(self.config.get("UNCOVERED_AFTER_DAYS", 7))
+
+    @timer(interval=SWEEP_INTERVAL_SECONDS)
+    def sweep(self):
+        """Escalate unacknowledged incidents and flag unpatrolled zones, each
+        once. Safe with several instances: every claim is a conditional update."""
+        now = naive_utcnow()
+        self._escalate(now, float(self.config.get("ESCALATE_AFTER_MINUTES", 30)))
+        self._flag_uncovered(now, self._uncovered_after_days())
+
+    def _escalate(self, now: datetime, after_minutes: float):
+        cutoff = now - timedelta(minutes=after_minutes)
+        with self.db.unit_of_work() as uow:
+            due = uow.session.scalars(select(Incident).where(
+                Incident.status == domain.IncidentStatus.OPEN, Incident.acked_at.is_(None),
+                Incident.escalated_at.is_(None), Incident.reported_at <= cutoff).limit(200)).all()
+            for incident in due:
+                claimed = uow.session.execute(update(Incident).where(
+                    Incident.id == incident.id, Incident.escalated_at.is_(None), Incident.acked_at.is_(None),
+                    Incident.status == domain.IncidentStatus.OPEN).values(escalated_at=now))
+                if claimed.rowcount == 1:
+                    zone = uow.session.get(Zone, incident.zone_id)
+                    uow.emit(events.INCIDENT_ESCALATED, {
+                        **self._incident_event(incident, zone),
+                        "minutes_unacknowledged": round((now - incident.reported_at).total_seconds() / 60, 1)})
+            uow.commit()
+
+    def _flag_uncovered(self, now: datetime, days: float):
+        with self.db.unit_of_work() as uow:
+            for zone in uow.session.scalars(select(Zone)).all():
+                if not domain.due_uncovered_alert(zone.last_patrol_at, zone.created_at,
+                                                  zone.uncovered_alerted_at, now, days):
+                    continue
+                lapse_started = zone.last_patrol_at or zone.created_at
+                claimed = uow.session.execute(update(Zone).where(
+                    Zone.id == zone.id,
+                    (Zone.uncovered_alerted_at.is_(None)) | (Zone.uncovered_alerted_at < lapse_started),
+                ).values(uncovered_alerted_at=now))
+                if claimed.rowcount == 1:
+                    uow.emit(events.ZONE_UNCOVERED, {
+                        "zone_id": zone.id, "leader_id": zone.leader_id,
+                        "last_patrol_at": _iso(zone.last_patrol_at), "days": days})
+            uow.commit()
