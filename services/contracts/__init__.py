@@ -12,9 +12,10 @@ from typing import NamedTuple
 from marshmallow import Schema, ValidationError
 
 from services.common.envelope import EnvelopeSchema
-from services.contracts import gateway, notifications, patrol, welfare
+from services.contracts import donations, gateway, notifications, patrol, welfare
 
 PRODUCERS = {
+    "donations": donations,
     "gateway": gateway,
     "notifications": notifications,
     "patrol": patrol,
@@ -35,6 +36,8 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
     Subscription("patrol", patrol.INCIDENT_REPORTED, "notifications", "on_incident_reported"),
     Subscription("patrol", patrol.INCIDENT_ESCALATED, "notifications", "on_incident_escalated"),
     Subscription("patrol", patrol.ZONE_UNCOVERED, "notifications", "on_zone_uncovered"),
+    Subscription("donations", donations.GOAL_REACHED, "notifications", "on_goal_reached"),
+    Subscription("donations", donations.ITEMS_DISPATCHED, "welfare", "on_items_dispatched"),
 )
 
 

@@ -102,10 +102,10 @@ class ApiEntrypoint(HttpRequestHandler):
     """`@api("POST", "/cases", roles=ADMIN, body=CaseOpenSchema, response=CaseSchema, status=201)`
 
     The handler gets `request.principal` (None on public routes),
-    `request.payload` (the loaded body), `request.query` (the loaded query) and
-    `request.query_params` (the same, as the strings sent: what to pass on over
-    RPC, where the service loads them again), and returns a dict (JSON with
-    `status`), a (status, dict) pair, or a Response.
+    `request.payload` and `request.query` (the body and query as loaded by the
+    schemas), `request.body` and `request.query_params` (the same as sent, once
+    valid: what to pass on over RPC, where the service loads them again), and
+    returns a dict (JSON with `status`), a (status, dict) pair, or a Response.
     """
 
     server = JsonWebServer()
@@ -135,7 +135,7 @@ class ApiEntrypoint(HttpRequestHandler):
         request.shallow = False
         try:
             request.principal = self._authenticate(request)
-            request.payload = self._load_body(request)
+            request.body, request.payload = self._load_body(request)
             request.query_params, request.query = self._load_query(request)
         except Exception as exc:
             return error_response(exc)
@@ -151,9 +151,9 @@ class ApiEntrypoint(HttpRequestHandler):
         auth.authorize(principal, self.roles)
         return principal
 
-    def _load_body(self, request):
+    def _load_body(self, request) -> tuple[dict | None, dict | None]:
         if self.body_schema is None:
-            return None
+            return None, None
         if (request.content_length or 0) > MAX_BODY_BYTES:
             raise PayloadTooLarge(f"The body is larger than {MAX_BODY_BYTES} bytes.")
         raw = request.get_data(cache=True)
@@ -165,7 +165,7 @@ class ApiEntrypoint(HttpRequestHandler):
             raise InvalidInput("The body is not valid JSON.")
         if not isinstance(body, dict):
             raise InvalidInput("The body must be a JSON object.")
-        return self.body_schema().load(body)
+        return body, self.body_schema().load(body)
 
     def _load_query(self, request) -> tuple[dict, dict]:
         if self.query_schema is None:

@@ -28,6 +28,10 @@ from services.gateway.schemas import (
 )
 from services.gateway.streams import AlertStreams, sse_response
 from services.notifications.schemas import AlertListSchema, AlertSchema
+from services.donations.schemas import (
+    CampaignCreateSchema, CampaignListSchema, CampaignSchema, DispatchCreateSchema, DispatchListSchema,
+    DispatchSchema, DonationCreateSchema, DonationListSchema, DonationSchema, ReceiptQuerySchema, ReceiptSchema,
+)
 from services.patrol.schemas import (
     CoverageQuerySchema, CoverageSchema, IncidentListSchema, IncidentQuerySchema, IncidentReportSchema,
     IncidentResolveSchema, IncidentSchema, PatrolFinishSchema, PatrolListSchema, PatrolQuerySchema,
@@ -41,13 +45,14 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TOKEN_TTL = 12 * 3600
 READY_TIMEOUT = 3.0
-BACKEND_SERVICES = ("patrol", "welfare", "notifications")
+BACKEND_SERVICES = ("patrol", "donations", "welfare", "notifications")
 
 
 class GatewayService(KernelEntrypoints):
     name = "gateway"
     config = Config()
     db = Database(kernel)
+    donations = ServiceRpc("donations")
     patrol = ServiceRpc("patrol")
     welfare = ServiceRpc("welfare")
     notifications = ServiceRpc("notifications")
@@ -132,7 +137,7 @@ class GatewayService(KernelEntrypoints):
     @api("POST", "/zones", roles=ADMIN, body=ZoneCreateSchema, response=ZoneSchema, status=201)
     def create_zone(self, request):
         """A patrol zone and its compounds (a compound belongs to one zone at most)."""
-        return self.patrol.create_zone(request.payload, request.principal)
+        return self.patrol.create_zone(request.body, request.principal)
 
     @api("GET", "/zones", roles=ANY_ROLE, query=PageSchema, response=ZoneListSchema)
     def list_zones(self, request):
@@ -155,18 +160,18 @@ class GatewayService(KernelEntrypoints):
         team = request.payload
         self._require_members("leader_id", [team["leader_id"]])
         self._require_members("member_ids", team["member_ids"])
-        return self.patrol.assign_team(zone_id, team, request.principal)
+        return self.patrol.assign_team(zone_id, request.body, request.principal)
 
     @api("POST", "/patrols", roles=MEMBER_OR_ADMIN, body=PatrolStartSchema, response=PatrolSchema, status=201)
     def start_patrol(self, request):
         """Start a patrol shift in one's own zone (one at a time)."""
-        return self.patrol.start_patrol(request.payload, request.principal)
+        return self.patrol.start_patrol(request.body, request.principal)
 
     @api("POST", "/patrols/<patrol_id>/finish", roles=MEMBER_OR_ADMIN, body=PatrolFinishSchema,
          response=PatrolSchema)
     def finish_patrol(self, request, patrol_id):
         """Finish one's patrol, with notes."""
-        return self.patrol.finish_patrol(patrol_id, request.payload, request.principal)
+        return self.patrol.finish_patrol(patrol_id, request.body, request.principal)
 
     @api("GET", "/patrols", roles=MEMBER_OR_ADMIN, query=PatrolQuerySchema, response=PatrolListSchema)
     def list_patrols(self, request):
@@ -177,7 +182,7 @@ class GatewayService(KernelEntrypoints):
          status=201)
     def report_incident(self, request):
         """A problem found on patrol; the zone's leader is alerted at once."""
-        return self.patrol.report_incident(request.payload, request.principal)
+        return self.patrol.report_incident(request.body, request.principal)
 
     @api("GET", "/incidents", roles=MEMBER_OR_ADMIN, query=IncidentQuerySchema, response=IncidentListSchema)
     def list_incidents(self, request):
@@ -198,14 +203,79 @@ class GatewayService(KernelEntrypoints):
          response=IncidentSchema)
     def resolve_incident(self, request, incident_id):
         """How the problem was settled (the zone's leader, or the office)."""
-        return self.patrol.resolve_incident(incident_id, request.payload, request.principal)
+        return self.patrol.resolve_incident(incident_id, request.body, request.principal)
+
+    # -- donation drives ---------------------------------------------------------------
+
+    @api("POST", "/campaigns", roles=ADMIN, body=CampaignCreateSchema, response=CampaignSchema, status=201)
+    def create_campaign(self, request):
+        """Open a donation drive with a goal in fen and its dates."""
+        return self.donations.create_campaign(request.body, request.principal)
+
+    @api("GET", "/campaigns", roles=ANY_ROLE, query=PageSchema, response=CampaignListSchema)
+    def list_campaigns(self, request):
+        """Drives with their live totals, newest first."""
+        return self.donations.list_campaigns(request.query_params)
+
+    @api("GET", "/campaigns/<campaign_id>", roles=ANY_ROLE, response=CampaignSchema)
+    def get_campaign(self, request, campaign_id):
+        """A drive with live totals (cash, items per category, donations) and progress."""
+        return self.donations.get_campaign(campaign_id)
+
+    @api("POST", "/campaigns/<campaign_id>/close", roles=ADMIN, response=CampaignSchema)
+    def close_campaign(self, request, campaign_id):
+        """Stop taking donations (goods can still be dispatched)."""
+        return self.donations.close_campaign(campaign_id, request.principal)
+
+    @api("POST", "/campaigns/<campaign_id>/donations", roles=MEMBER_OR_ADMIN, body=DonationCreateSchema,
+         response=DonationSchema, status=201)
+    def record_donation(self, request, campaign_id):
+        """Record cash (integer fen) or goods; answers with the receipt. Send an
+        Idempotency-Key header: the same key again returns the first answer."""
+        return self.donations.record_donation(campaign_id, request.body, request.principal,
+                                              request.headers.get("Idempotency-Key"))
+
+    @api("GET", "/campaigns/<campaign_id>/donations", roles=MEMBER_OR_ADMIN, query=PageSchema,
+         response=DonationListSchema)
+    def list_donations(self, request, campaign_id):
+        """Donations, newest first; an anonymous donor's name is never kept."""
+        return self.donations.list_donations(campaign_id, request.query_params)
+
+    @api("GET", "/campaigns/<campaign_id>/donations/<receipt_no>", roles=MEMBER_OR_ADMIN,
+         response=DonationSchema)
+    def get_donation(self, request, campaign_id, receipt_no):
+        """A receipt again, with its verification code, to print it anew."""
+        return self.donations.get_donation(campaign_id, receipt_no)
+
+    @api("POST", "/campaigns/<campaign_id>/dispatches", roles=ADMIN, body=DispatchCreateSchema,
+         response=DispatchSchema, status=201)
+    def dispatch_goods(self, request, campaign_id):
+        """Send goods to a place or to a hardship case; 409 past the stock."""
+        if request.payload["case_id"] is not None:
+            try:
+                self.welfare.get_case(request.payload["case_id"], request.principal)
+            except NotFound:
+                raise InvalidInput("No such case.", {"fields": {"case_id": ["No case has this id."]}})
+        return self.donations.dispatch(campaign_id, request.body, request.principal)
+
+    @api("GET", "/campaigns/<campaign_id>/dispatches", roles=MEMBER_OR_ADMIN, query=PageSchema,
+         response=DispatchListSchema)
+    def list_dispatches(self, request, campaign_id):
+        """Goods sent out, newest first."""
+        return self.donations.list_dispatches(campaign_id, request.query_params)
+
+    @api("GET", "/receipts/<receipt_no>", roles=None, query=ReceiptQuerySchema, response=ReceiptSchema)
+    def get_receipt(self, request, receipt_no):
+        """Public, no login: a receipt by its number and verification code
+        (`?code=`): amount or goods, date, campaign, and where such goods were sent."""
+        return self.donations.get_receipt(receipt_no, request.query_params)
 
     # -- households and cases --------------------------------------------------------
 
     @api("POST", "/households", roles=ADMIN, body=HouseholdCreateSchema, response=HouseholdSchema, status=201)
     def create_household(self, request):
         """A household in hardship and its people."""
-        return self.welfare.create_household(request.payload, request.principal)
+        return self.welfare.create_household(request.body, request.principal)
 
     @api("GET", "/households/<household_id>", roles=ADMIN, response=HouseholdSchema)
     def get_household(self, request, household_id):
@@ -216,7 +286,7 @@ class GatewayService(KernelEntrypoints):
     def open_case(self, request):
         """Open a hardship case, assigned to a party member, who is alerted."""
         self._require_party_member(request.payload["assignee_id"])
-        return self.welfare.open_case(request.payload, request.principal)
+        return self.welfare.open_case(request.body, request.principal)
 
     @api("GET", "/cases", roles=MEMBER_OR_ADMIN, query=PageSchema, response=CaseListSchema)
     def list_cases(self, request):

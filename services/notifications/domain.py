@@ -11,6 +11,7 @@ INCIDENT_REPORTED = "incident_reported"
 INCIDENT_HIGH_SEVERITY = "incident_high_severity"
 INCIDENT_ESCALATED = "incident_escalated"
 ZONE_UNCOVERED = "zone_uncovered"
+GOAL_REACHED = "goal_reached"
 
 MESSAGES = {
     CASE_ASSIGNED: "A hardship case has been assigned to you. 您有一个新的帮扶个案。",
@@ -18,6 +19,7 @@ MESSAGES = {
     INCIDENT_HIGH_SEVERITY: "A high-severity incident was reported. 有紧急问题上报。",
     INCIDENT_ESCALATED: "An incident has not been acknowledged by its zone leader in time. 有问题未及时确认，已升级。",
     ZONE_UNCOVERED: "Your zone has not been patrolled for a while. 您负责的片区已多日未巡逻。",
+    GOAL_REACHED: "Your donation drive has reached its goal. 您发起的募捐已达到目标。",
 }
 
 
@@ -57,3 +59,8 @@ def alerts_for_zone_uncovered(data: dict) -> list[AlertSpec]:
     if not data["leader_id"]:
         return []
     return [AlertSpec(data["leader_id"], ZONE_UNCOVERED, "zone", data["zone_id"])]
+
+
+def alerts_for_goal_reached(data: dict) -> list[AlertSpec]:
+    """The admin who opened the campaign hears it reached its goal."""
+    return [AlertSpec(data["created_by"], GOAL_REACHED, "campaign", data["campaign_id"])]

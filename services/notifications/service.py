@@ -13,6 +13,7 @@ from services.common.pagination import PageSchema, paginate
 from services.common.schemas import load_or_raise
 from services.common.service import KernelEntrypoints, rpc
 from services.contracts import notifications as events
+from services.contracts import donations as donation_events
 from services.contracts import gateway as gateway_events
 from services.contracts import patrol as patrol_events
 from services.contracts import welfare as welfare_events
@@ -50,6 +51,11 @@ class NotificationsService(KernelEntrypoints):
     def on_zone_uncovered(self, envelope: dict):
         event = contracts.validate(envelope)
         self._alert_once(event, "on_zone_uncovered", lambda _uow: domain.alerts_for_zone_uncovered(event["data"]))
+
+    @reliable_event_handler("donations", donation_events.GOAL_REACHED)
+    def on_goal_reached(self, envelope: dict):
+        event = contracts.validate(envelope)
+        self._alert_once(event, "on_goal_reached", lambda _uow: domain.alerts_for_goal_reached(event["data"]))
 
     @reliable_event_handler("gateway", gateway_events.MEMBER_REGISTERED)
     def on_member_registered(self, envelope: dict):

@@ -17,10 +17,11 @@ from kombu import Connection
 from services.common import config as linli_config
 from services.common import events, migrations
 
-BACKENDS = ("patrol", "welfare", "notifications")
+BACKENDS = ("patrol", "donations", "welfare", "notifications")
 SERVICES = BACKENDS + ("gateway",)
 SERVICE_CLASSES = {
     "patrol": "services.patrol.service:PatrolService",
+    "donations": "services.donations.service:DonationsService",
     "welfare": "services.welfare.service:WelfareService",
     "notifications": "services.notifications.service:NotificationsService",
     "gateway": "services.gateway.service:GatewayService",

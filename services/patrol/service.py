@@ -43,6 +43,9 @@ class PatrolService(KernelEntrypoints):
         require_admin(load_actor(actor))
         data = load_or_raise(ZoneCreateSchema(), payload)
         compounds = domain.normalise_names(data["compounds"])
+        if not compounds:
+            raise InvalidInput("A zone needs at least one compound.",
+                               {"fields": {"compounds": ["At least one compound name, not blank."]}})
         with self.db.unit_of_work() as uow:
             self._check_compounds_free(uow, compounds)
             if uow.session.scalar(select(Zone.id).where(Zone.name == data["name"])) is not None:

@@ -45,6 +45,20 @@ class Household(Base):
         order_by=Person.position, cascade="all, delete-orphan", lazy="selectin")
 
 
+class Assistance(Base):
+    """Goods a donation drive sent to a case (from donations' items_dispatched)."""
+
+    __tablename__ = "case_assistance"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    campaign_id: Mapped[str] = mapped_column(String(32))
+    dispatch_id: Mapped[str] = mapped_column(String(32))
+    category: Mapped[str] = mapped_column(String(40))
+    quantity: Mapped[int] = mapped_column(Integer)
+    received_at: Mapped[datetime] = mapped_column(DateTime, default=naive_utcnow)
+
+
 class Case(Base):
     __tablename__ = "cases"
     __table_args__ = (
@@ -61,3 +75,4 @@ class Case(Base):
     opened_by: Mapped[str] = mapped_column(String(32))
     opened_at: Mapped[datetime] = mapped_column(DateTime, default=naive_utcnow)
     household: Mapped[Household] = relationship(lazy="joined")
+    assistance: Mapped[list[Assistance]] = relationship(order_by=Assistance.received_at, lazy="selectin")

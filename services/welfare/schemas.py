@@ -34,12 +34,21 @@ class CaseOpenSchema(Schema):
     assignee_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
 
 
+class AssistanceSchema(Schema):
+    campaign_id = fields.String()
+    dispatch_id = fields.String()
+    category = fields.String()
+    quantity = fields.Integer()
+    received_at = UtcDateTime()
+
+
 class CaseSchema(CaseOpenSchema):
     id = fields.String(dump_only=True)
     status = fields.String(dump_only=True)
     compound = fields.Function(lambda case: case.household.compound, dump_only=True)
     opened_by = fields.String(dump_only=True)
     opened_at = UtcDateTime(dump_only=True)
+    assistance = fields.List(fields.Nested(AssistanceSchema), dump_only=True)
 
 
 class CaseListSchema(Schema):

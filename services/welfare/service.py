@@ -9,9 +9,13 @@ from services.common.errors import InvalidInput, NotFound
 from services.common.pagination import PageSchema, paginate
 from services.common.schemas import is_admin, load_actor, load_or_raise, require_admin
 from services.common.service import KernelEntrypoints, rpc
+from services import contracts
+from services.common.clock import naive_utcnow
+from services.common.events import reliable_event_handler
+from services.contracts import donations as donation_events
 from services.contracts import welfare as events
 from services.welfare import domain
-from services.welfare.models import Case, Household, Person, kernel
+from services.welfare.models import Assistance, Case, Household, Person, kernel
 from services.welfare.schemas import (
     CaseOpenSchema, CaseSchema, HouseholdCreateSchema, HouseholdSchema,
 )
@@ -69,6 +73,25 @@ class WelfareService(KernelEntrypoints):
             })
             uow.commit()
         return CaseSchema().dump(case)
+
+    @reliable_event_handler("donations", donation_events.ITEMS_DISPATCHED)
+    def on_items_dispatched(self, envelope: dict):
+        """Goods sent to a case show on it as assistance received."""
+        event = contracts.validate(envelope)
+        data = event["data"]
+        if data["to"] != "case":
+            return
+        with self.db.unit_of_work() as uow:
+            if not uow.first_delivery(event["id"], f"{self.name}.on_items_dispatched"):
+                return
+            if uow.session.get(Case, data["case_id"]) is None:
+                # The gateway checked the case; if it is missing, an operator must look (dead letter).
+                raise NotFound(f"Goods were dispatched to an unknown case {data['case_id']}.")
+            for item in data["items"]:
+                uow.session.add(Assistance(case_id=data["case_id"], campaign_id=data["campaign_id"],
+                                           dispatch_id=data["dispatch_id"], category=item["category"],
+                                           quantity=item["quantity"], received_at=naive_utcnow()))
+            uow.commit()
 
     @rpc
     def get_case(self, case_id: str, actor: dict) -> dict:

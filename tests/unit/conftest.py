@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from services.common.db import UnitOfWork, make_engine
 from services.gateway import models as gateway_models
 from services.notifications import models as notification_models
+from services.patrol import models as patrol_models
 from services.welfare import models as welfare_models
 
 
@@ -90,3 +91,11 @@ def gateway_db():
     db.close()
     db.engine.dispose()
 
+
+
+@pytest.fixture
+def patrol_db():
+    db = SqliteDb(patrol_models.Base, patrol_models.kernel, "patrol")
+    yield db
+    db.close()
+    db.engine.dispose()

@@ -12,6 +12,7 @@ PUBLIC = {
     ("get", "/api/v1/health"),
     ("get", "/api/v1/ready"),
     ("get", "/api/v1/openapi.json"),
+    ("get", "/api/v1/receipts/{receipt_no}"),  # a donor looks up a receipt by number and code
 }
 
 

@@ -1,0 +1,69 @@
+"""Rules of money and goods. Standard library only. Money is integer fen."""
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import date
+
+# No 0/O, 1/I/L: a code is read off paper and typed in again.
+CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+VERIFICATION_CODE_LENGTH = 8
+MAX_AMOUNT_FEN = 10_000_000_000  # 100 million yuan: beyond it, a typo
+
+
+class RuleBroken(Exception):
+    """The change conflicts with the campaign's state or stock: a 409."""
+
+
+class CampaignStatus:
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+def check_dates(starts_on: date, ends_on: date):
+    if ends_on < starts_on:
+        raise ValueError("A campaign cannot end before it starts.")
+
+
+def check_accepts_donations(status: str, starts_on: date, ends_on: date, today: date):
+    if status != CampaignStatus.OPEN:
+        raise RuleBroken("The campaign is closed: it takes no more donations.")
+    if not starts_on <= today <= ends_on:
+        raise RuleBroken(f"The campaign takes donations from {starts_on} to {ends_on}; today is {today}.")
+
+
+def check_open(status: str):
+    if status != CampaignStatus.OPEN:
+        raise RuleBroken("The campaign is closed already.")
+
+
+def count_items(items: list[dict]) -> dict[str, int]:
+    """Quantities per category, a category given twice counted once."""
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item["category"]] = counts.get(item["category"], 0) + item["quantity"]
+    return counts
+
+
+def shortfalls(available: dict[str, int], wanted: dict[str, int]) -> dict[str, str]:
+    """What a dispatch asks beyond the stock, per category."""
+    return {category: f"{quantity} asked, {available.get(category, 0)} in stock"
+            for category, quantity in wanted.items() if quantity > available.get(category, 0)}
+
+
+def goal_newly_reached(cash_before: int, cash_after: int, goal_fen: int) -> bool:
+    """True for the one donation that carries the cash total to the goal."""
+    return cash_before < goal_fen <= cash_after
+
+
+def receipt_no(campaign_code: str, seq: int) -> str:
+    return f"{campaign_code}-{seq:06d}"
+
+
+def new_code(length: int) -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(length))
+
+
+def fingerprint(donation: dict) -> str:
+    """What makes two requests the same donation, for Idempotency-Key replays."""
+    return json.dumps(donation, sort_keys=True, ensure_ascii=False, default=str)

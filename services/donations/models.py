@@ -1,0 +1,115 @@
+"""The donations service's tables. Totals are running aggregates, updated in
+the same transaction as each donation or dispatch: reading a campaign never
+scans its donations."""
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import (
+    BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from services.common.clock import naive_utcnow
+from services.common.db import KernelTables
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+kernel = KernelTables(Base.metadata)
+
+
+class Stock(Base):
+    """Goods of one category in one campaign: received and dispatched so far."""
+
+    __tablename__ = "stock"
+
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id"), primary_key=True)
+    category: Mapped[str] = mapped_column(String(40), primary_key=True)
+    received: Mapped[int] = mapped_column(Integer, default=0)
+    dispatched: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+    __table_args__ = (Index("ix_campaigns_created", "created_at", "id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    code: Mapped[str] = mapped_column(String(12), unique=True)  # the receipt numbers' prefix
+    name: Mapped[str] = mapped_column(String(200))
+    goal_fen: Mapped[int] = mapped_column(BigInteger)
+    starts_on: Mapped[date] = mapped_column(Date)
+    ends_on: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(20))
+    created_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=naive_utcnow)
+    cash_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    donation_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_receipt_seq: Mapped[int] = mapped_column(Integer, default=0)
+    goal_reached_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    stock: Mapped[list[Stock]] = relationship(order_by=Stock.category, lazy="selectin")
+
+
+class DonationItem(Base):
+    __tablename__ = "donation_items"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    donation_id: Mapped[str] = mapped_column(ForeignKey("donations.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    category: Mapped[str] = mapped_column(String(40))
+    quantity: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class Donation(Base):
+    __tablename__ = "donations"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "seq", name="uq_donations_gap_free_seq"),
+        # The same Idempotency-Key twice, even at two instances at once, is one donation.
+        UniqueConstraint("campaign_id", "idempotency_key", name="uq_donations_idempotency_key"),
+        Index("ix_donations_campaign_created", "campaign_id", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    receipt_no: Mapped[str] = mapped_column(String(24), unique=True)
+    verification_code: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(10))
+    amount_fen: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    donor_name: Mapped[str | None] = mapped_column(String(100), nullable=True)  # never kept if anonymous
+    anonymous: Mapped[bool] = mapped_column(Boolean, default=False)
+    idempotency_key: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    fingerprint: Mapped[str] = mapped_column(String(4000))
+    recorded_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=naive_utcnow)
+    items: Mapped[list[DonationItem]] = relationship(order_by=DonationItem.position, lazy="selectin")
+
+
+class DispatchItem(Base):
+    __tablename__ = "dispatch_items"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    dispatch_id: Mapped[str] = mapped_column(ForeignKey("dispatches.id"), index=True)
+    category: Mapped[str] = mapped_column(String(40))
+    quantity: Mapped[int] = mapped_column(Integer)
+
+
+class Dispatch(Base):
+    __tablename__ = "dispatches"
+    __table_args__ = (Index("ix_dispatches_campaign_created", "campaign_id", "created_at", "id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id"))
+    destination: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    case_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=naive_utcnow)
+    items: Mapped[list[DispatchItem]] = relationship(lazy="selectin")

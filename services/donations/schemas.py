@@ -1,0 +1,151 @@
+"""The donations service's RPC input and output; the gateway validates HTTP
+bodies with these same schemas and documents them in its OpenAPI."""
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from services.common.schemas import UtcDateTime
+from services.contracts.donations import ITEM_CATEGORIES
+from services.donations.domain import MAX_AMOUNT_FEN
+
+_CATEGORY = validate.OneOf(ITEM_CATEGORIES)
+
+
+class CampaignCreateSchema(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    goal_fen = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=MAX_AMOUNT_FEN))
+    starts_on = fields.Date(required=True)
+    ends_on = fields.Date(required=True)
+
+    @validates_schema
+    def _ends_after_start(self, data, **_kwargs):
+        if "starts_on" in data and "ends_on" in data and data["ends_on"] < data["starts_on"]:
+            raise ValidationError("A campaign cannot end before it starts.", "ends_on")
+
+
+class TotalsSchema(Schema):
+    cash_fen = fields.Integer()
+    items = fields.Dict(keys=fields.String(), values=fields.Integer())
+    donations = fields.Integer()
+
+
+class CampaignSchema(CampaignCreateSchema):
+    id = fields.String(dump_only=True)
+    code = fields.String(dump_only=True)
+    status = fields.String(dump_only=True)
+    created_by = fields.String(dump_only=True)
+    created_at = UtcDateTime(dump_only=True)
+    goal_reached_at = UtcDateTime(dump_only=True, allow_none=True)
+    totals = fields.Nested(TotalsSchema, dump_only=True)
+    progress_percent = fields.Float(dump_only=True)
+    stock = fields.Dict(keys=fields.String(), values=fields.Integer(), dump_only=True)
+
+
+class CampaignListSchema(Schema):
+    items = fields.List(fields.Nested(CampaignSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class DonatedItemSchema(Schema):
+    category = fields.String(required=True, validate=_CATEGORY)
+    quantity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=1_000_000))
+    description = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+
+
+class DonationCreateSchema(Schema):
+    kind = fields.String(required=True, validate=validate.OneOf(("cash", "in_kind")))
+    amount_fen = fields.Integer(load_default=None, allow_none=True, strict=True,
+                                validate=validate.Range(min=1, max=MAX_AMOUNT_FEN,
+                                                        error="A positive whole number of fen, at most {max}."))
+    items = fields.List(fields.Nested(DonatedItemSchema), load_default=None, allow_none=True,
+                        validate=validate.Length(min=1, max=50))
+    donor_name = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=100))
+    anonymous = fields.Boolean(load_default=False)
+
+    @validates_schema
+    def _cash_or_goods(self, data, **_kwargs):
+        if data.get("kind") == "cash":
+            if data.get("amount_fen") is None:
+                raise ValidationError("A cash donation needs amount_fen (an integer of fen).", "amount_fen")
+            if data.get("items"):
+                raise ValidationError("A cash donation has no items.", "items")
+        if data.get("kind") == "in_kind":
+            if not data.get("items"):
+                raise ValidationError("An in-kind donation needs items.", "items")
+            if data.get("amount_fen") is not None:
+                raise ValidationError("An in-kind donation has no amount_fen.", "amount_fen")
+
+
+class DonationSchema(Schema):
+    """A donation as its recorder sees it (with the receipt's verification code)."""
+    id = fields.String()
+    campaign_id = fields.String()
+    receipt_no = fields.String()
+    verification_code = fields.String()
+    kind = fields.String()
+    amount_fen = fields.Integer(allow_none=True)
+    items = fields.List(fields.Nested(DonatedItemSchema))
+    donor_name = fields.String(allow_none=True)
+    anonymous = fields.Boolean()
+    recorded_by = fields.String()
+    created_at = UtcDateTime()
+
+
+class DonationListItemSchema(DonationSchema):
+    class Meta:
+        exclude = ("verification_code",)
+
+
+class DonationListSchema(Schema):
+    items = fields.List(fields.Nested(DonationListItemSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class DispatchItemSchema(Schema):
+    category = fields.String(required=True, validate=_CATEGORY)
+    quantity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=1_000_000))
+
+
+class DispatchCreateSchema(Schema):
+    destination = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=200))
+    case_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=64))
+    items = fields.List(fields.Nested(DispatchItemSchema), required=True, validate=validate.Length(min=1, max=50))
+
+    @validates_schema
+    def _one_destination(self, data, **_kwargs):
+        if (data.get("destination") is None) == (data.get("case_id") is None):
+            raise ValidationError("Give either a destination (a place) or a case_id.", "destination")
+
+
+class DispatchSchema(Schema):
+    id = fields.String()
+    campaign_id = fields.String()
+    destination = fields.String(allow_none=True)
+    case_id = fields.String(allow_none=True)
+    items = fields.List(fields.Nested(DispatchItemSchema))
+    created_by = fields.String()
+    created_at = UtcDateTime()
+
+
+class DispatchListSchema(Schema):
+    items = fields.List(fields.Nested(DispatchSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class ReceiptQuerySchema(Schema):
+    code = fields.String(required=True, validate=validate.Length(min=1, max=32))
+
+
+class SentGoodsSchema(Schema):
+    category = fields.String()
+    to = fields.String()
+    quantity = fields.Integer()
+
+
+class ReceiptSchema(Schema):
+    """What anyone holding a receipt's number and code may see: no names."""
+    receipt_no = fields.String()
+    campaign = fields.Dict(keys=fields.String(), values=fields.String())
+    kind = fields.String()
+    amount_fen = fields.Integer(allow_none=True)
+    items = fields.List(fields.Nested(DispatchItemSchema))
+    received_at = fields.String()
+    goods_sent = fields.List(fields.Nested(SentGoodsSchema))

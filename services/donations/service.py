@@ -1,0 +1,290 @@
+"""The donations service: campaigns with live totals, donations with gap-free
+receipts and Idempotency-Key replays, stock, and dispatches that never
+oversell. Every change commits with its event in the outbox."""
+from __future__ import annotations
+
+import hmac
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from nameko.dependency_providers import Config
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from services.common.clock import isoformat, naive_utcnow
+from services.common.db import Database
+from services.common.errors import Conflict, InvalidInput, NotFound
+from services.common.pagination import PageSchema, paginate
+from services.common.schemas import load_actor, load_or_raise, require_admin
+from services.common.service import KernelEntrypoints, rpc
+from services.contracts import donations as events
+from services.contracts.donations import ITEM_CATEGORIES
+from services.donations import domain
+from services.donations.models import (
+    Campaign, Dispatch, DispatchItem, Donation, DonationItem, Stock, kernel,
+)
+from services.donations.schemas import (
+    CampaignCreateSchema, CampaignSchema, DispatchCreateSchema, DispatchSchema, DonationCreateSchema,
+    DonationListItemSchema, DonationSchema, ReceiptQuerySchema,
+)
+
+CAMPAIGN_CODE_LENGTH = 6
+# Where a dispatch to a welfare case went, as a receipt tells it: never whose household.
+CASE_DESTINATION = "a household in need (hardship case)"
+
+
+def campaign_view(campaign: Campaign) -> dict:
+    received = {s.category: s.received for s in campaign.stock if s.received}
+    return CampaignSchema().dump({
+        **{column: getattr(campaign, column) for column in (
+            "id", "code", "name", "goal_fen", "starts_on", "ends_on", "status", "created_by",
+            "created_at", "goal_reached_at")},
+        "totals": {"cash_fen": campaign.cash_fen, "items": received, "donations": campaign.donation_count},
+        "progress_percent": round(100 * campaign.cash_fen / campaign.goal_fen, 1),
+        "stock": {s.category: s.received - s.dispatched for s in campaign.stock if s.received},
+    })
+
+
+class DonationsService(KernelEntrypoints):
+    name = "donations"
+    config = Config()
+    db = Database(kernel)
+
+    def _today(self):
+        """Campaign dates are the community's calendar days, not UTC's."""
+        zone = ZoneInfo(self.config.get("LOCAL_TIMEZONE", "Asia/Shanghai"))
+        return datetime.now(zone).date()
+
+    # -- campaigns ----------------------------------------------------------------
+
+    @rpc
+    def create_campaign(self, payload: dict, actor: dict) -> dict:
+        actor = load_actor(actor)
+        require_admin(actor)
+        data = load_or_raise(CampaignCreateSchema(), payload)
+        with self.db.unit_of_work() as uow:
+            campaign = Campaign(code=domain.new_code(CAMPAIGN_CODE_LENGTH), status=domain.CampaignStatus.OPEN,
+                                created_by=actor["id"], created_at=naive_utcnow(), cash_fen=0,
+                                donation_count=0, last_receipt_seq=0, **data)
+            # One stock row per category from the start: later changes are plain conditional updates.
+            campaign.stock = [Stock(category=c, received=0, dispatched=0) for c in ITEM_CATEGORIES]
+            uow.session.add(campaign)
+            uow.session.flush()
+            uow.emit(events.CAMPAIGN_CREATED, {
+                "campaign_id": campaign.id, "name": campaign.name, "goal_fen": campaign.goal_fen,
+                "starts_on": campaign.starts_on.isoformat(), "ends_on": campaign.ends_on.isoformat()})
+            uow.commit()
+        return campaign_view(campaign)
+
+    @rpc
+    def list_campaigns(self, paging: dict | None = None) -> dict:
+        paging = load_or_raise(PageSchema(), paging)
+        result = paginate(self.db.session, select(Campaign), paging, Campaign.created_at, Campaign.id)
+        return {"items": [campaign_view(c) for c in result["items"]], "next_cursor": result["next_cursor"]}
+
+    @rpc
+    def get_campaign(self, campaign_id: str) -> dict:
+        """Live totals: read from the running aggregates, the same cost at any size."""
+        return campaign_view(self._campaign(campaign_id))
+
+    def _campaign(self, campaign_id: str, session=None) -> Campaign:
+        campaign = (session or self.db.session).get(Campaign, campaign_id) if isinstance(campaign_id, str) else None
+        if campaign is None:
+            raise NotFound("No such campaign.")
+        return campaign
+
+    @rpc
+    def close_campaign(self, campaign_id: str, actor: dict) -> dict:
+        require_admin(load_actor(actor))
+        with self.db.unit_of_work() as uow:
+            campaign = self._campaign(campaign_id, uow.session)
+            self._apply(domain.check_open, campaign.status)
+            campaign.status = domain.CampaignStatus.CLOSED
+            uow.emit(events.CAMPAIGN_CLOSED, {"campaign_id": campaign.id})
+            uow.commit()
+        return campaign_view(campaign)
+
+    # -- donations ------------------------------------------------------------------
+
+    @rpc
+    def record_donation(self, campaign_id: str, payload: dict, actor: dict,
+                        idempotency_key: str | None = None) -> dict:
+        """Record a donation and issue its receipt. The same idempotency key
+        again returns the first donation and counts nothing twice."""
+        actor = load_actor(actor)
+        data = load_or_raise(DonationCreateSchema(), payload)
+        if idempotency_key is not None and not (isinstance(idempotency_key, str) and 0 < len(idempotency_key) <= 100):
+            raise InvalidInput("The Idempotency-Key must be 1 to 100 characters.")
+        if data["anonymous"]:
+            data["donor_name"] = None  # an anonymous donor's name is not kept at all
+        fingerprint = domain.fingerprint(data)
+        if idempotency_key is not None:
+            earlier = self._replay(campaign_id, idempotency_key, fingerprint)
+            if earlier is not None:
+                return earlier
+        try:
+            return self._record(campaign_id, data, actor, idempotency_key, fingerprint)
+        except IntegrityError:
+            # Another request with the same key committed first: answer as it did.
+            earlier = self._replay(campaign_id, idempotency_key, fingerprint) if idempotency_key else None
+            if earlier is None:
+                raise
+            return earlier
+
+    def _replay(self, campaign_id: str, key: str, fingerprint: str) -> dict | None:
+        session = self.db.session
+        session.rollback()  # see what other transactions committed meanwhile
+        donation = session.scalar(select(Donation).where(
+            Donation.campaign_id == campaign_id, Donation.idempotency_key == key))
+        if donation is None:
+            return None
+        if donation.fingerprint != fingerprint:
+            raise Conflict("This Idempotency-Key was used for a different donation.",
+                           {"receipt_no": donation.receipt_no})
+        return DonationSchema().dump(donation)
+
+    def _record(self, campaign_id, data, actor, idempotency_key, fingerprint) -> dict:
+        items = data["items"] or []
+        with self.db.unit_of_work() as uow:
+            campaign = self._campaign(campaign_id, uow.session)
+            self._apply(domain.check_accepts_donations, campaign.status, campaign.starts_on,
+                        campaign.ends_on, self._today())
+            amount = data["amount_fen"] or 0
+            # One statement takes the next receipt number and adds to the totals; the row
+            # lock it holds serialises donations to one campaign, so numbers have no gaps.
+            seq, cash_after, donations_after = uow.session.execute(
+                update(Campaign).where(Campaign.id == campaign.id).values(
+                    last_receipt_seq=Campaign.last_receipt_seq + 1,
+                    cash_fen=Campaign.cash_fen + amount,
+                    donation_count=Campaign.donation_count + 1,
+                ).returning(Campaign.last_receipt_seq, Campaign.cash_fen, Campaign.donation_count)).one()
+            for category, quantity in domain.count_items(items).items():
+                uow.session.execute(update(Stock).where(
+                    Stock.campaign_id == campaign.id, Stock.category == category,
+                ).values(received=Stock.received + quantity))
+            donation = Donation(
+                campaign_id=campaign.id, seq=seq, receipt_no=domain.receipt_no(campaign.code, seq),
+                verification_code=domain.new_code(domain.VERIFICATION_CODE_LENGTH), kind=data["kind"],
+                amount_fen=data["amount_fen"], donor_name=data["donor_name"], anonymous=data["anonymous"],
+                idempotency_key=idempotency_key, fingerprint=fingerprint, recorded_by=actor["id"],
+                created_at=naive_utcnow(),
+                items=[DonationItem(position=i, **item) for i, item in enumerate(items)])
+            uow.session.add(donation)
+            uow.session.flush()
+            uow.emit(events.DONATION_RECEIVED, {
+                "campaign_id": campaign.id, "donation_id": donation.id, "receipt_no": donation.receipt_no,
+                "kind": donation.kind, "amount_fen": donation.amount_fen,
+                "items": [{"category": c, "quantity": q} for c, q in domain.count_items(items).items()],
+                "cash_fen_total": cash_after, "donations_total": donations_after})
+            if domain.goal_newly_reached(cash_after - amount, cash_after, campaign.goal_fen):
+                uow.session.execute(update(Campaign).where(Campaign.id == campaign.id)
+                                    .values(goal_reached_at=naive_utcnow()))
+                uow.emit(events.GOAL_REACHED, {"campaign_id": campaign.id, "goal_fen": campaign.goal_fen,
+                                               "cash_fen": cash_after, "created_by": campaign.created_by})
+            uow.commit()
+        return DonationSchema().dump(donation)
+
+    @rpc
+    def list_donations(self, campaign_id: str, paging: dict | None = None) -> dict:
+        """Newest first; an anonymous donor's name was never kept."""
+        paging = load_or_raise(PageSchema(), paging)
+        self._campaign(campaign_id)
+        query = select(Donation).where(Donation.campaign_id == campaign_id)
+        result = paginate(self.db.session, query, paging, Donation.created_at, Donation.id)
+        return {"items": DonationListItemSchema(many=True).dump(result["items"]),
+                "next_cursor": result["next_cursor"]}
+
+    @rpc
+    def get_donation(self, campaign_id: str, receipt_no: str) -> dict:
+        """A receipt again, for the volunteer who reprints it."""
+        donation = self.db.session.scalar(select(Donation).where(
+            Donation.campaign_id == campaign_id, Donation.receipt_no == receipt_no))
+        if donation is None:
+            raise NotFound("No such receipt in this campaign.")
+        return DonationSchema().dump(donation)
+
+    @rpc
+    def get_receipt(self, receipt_no: str, query: dict | None = None) -> dict:
+        """Public: anyone holding a receipt's number and code. A wrong code
+        looks exactly like an unknown number."""
+        code = load_or_raise(ReceiptQuerySchema(), query)["code"]
+        donation = self.db.session.scalar(select(Donation).where(Donation.receipt_no == receipt_no)) \
+            if isinstance(receipt_no, str) else None
+        if donation is None or not hmac.compare_digest(donation.verification_code.encode(),
+                                                       code.strip().upper().encode()):
+            raise NotFound("No receipt has this number and code.")
+        campaign = self.db.session.get(Campaign, donation.campaign_id)
+        categories = {item.category for item in donation.items}
+        return {
+            "receipt_no": donation.receipt_no,
+            "campaign": {"id": campaign.id, "name": campaign.name},
+            "kind": donation.kind,
+            "amount_fen": donation.amount_fen,
+            "items": [{"category": c, "quantity": q}
+                      for c, q in domain.count_items([{"category": i.category, "quantity": i.quantity}
+                                                      for i in donation.items]).items()],
+            "received_at": isoformat(donation.created_at),
+            "goods_sent": self._goods_sent(campaign.id, categories) if categories else [],
+        }
+
+    def _goods_sent(self, campaign_id: str, categories: set[str]) -> list[dict]:
+        """Where the campaign sent goods of these categories (goods are pooled:
+        this is what became of the donor's kind of gift)."""
+        sent: dict[tuple[str, str], int] = {}
+        rows = self.db.session.execute(
+            select(DispatchItem.category, DispatchItem.quantity, Dispatch.destination, Dispatch.case_id)
+            .join(Dispatch, Dispatch.id == DispatchItem.dispatch_id)
+            .where(Dispatch.campaign_id == campaign_id, DispatchItem.category.in_(categories))).all()
+        for category, quantity, destination, case_id in rows:
+            key = (category, CASE_DESTINATION if case_id else destination)
+            sent[key] = sent.get(key, 0) + quantity
+        return [{"category": c, "to": to, "quantity": q} for (c, to), q in sorted(sent.items())]
+
+    # -- dispatches -----------------------------------------------------------------
+
+    @rpc
+    def dispatch(self, campaign_id: str, payload: dict, actor: dict) -> dict:
+        """Send goods out; never more than in stock, also when dispatches race."""
+        actor = load_actor(actor)
+        require_admin(actor)
+        data = load_or_raise(DispatchCreateSchema(), payload)
+        wanted = domain.count_items(data["items"])
+        with self.db.unit_of_work() as uow:
+            campaign = self._campaign(campaign_id, uow.session)
+            for category, quantity in wanted.items():
+                taken = uow.session.execute(update(Stock).where(
+                    Stock.campaign_id == campaign.id, Stock.category == category,
+                    Stock.received - Stock.dispatched >= quantity,
+                ).values(dispatched=Stock.dispatched + quantity))
+                if taken.rowcount != 1:
+                    uow.session.rollback()
+                    available = {s.category: s.received - s.dispatched
+                                 for s in self._campaign(campaign_id, uow.session).stock}
+                    raise Conflict("Not that much in stock; nothing was dispatched.",
+                                   {"stock": domain.shortfalls(available, wanted)})
+            dispatch = Dispatch(campaign_id=campaign.id, destination=data["destination"], case_id=data["case_id"],
+                                created_by=actor["id"], created_at=naive_utcnow(),
+                                items=[DispatchItem(category=c, quantity=q) for c, q in wanted.items()])
+            uow.session.add(dispatch)
+            uow.session.flush()
+            uow.emit(events.ITEMS_DISPATCHED, {
+                "campaign_id": campaign.id, "dispatch_id": dispatch.id,
+                "to": "case" if dispatch.case_id else "place", "case_id": dispatch.case_id,
+                "items": [{"category": c, "quantity": q} for c, q in wanted.items()]})
+            uow.commit()
+        return DispatchSchema().dump(dispatch)
+
+    @rpc
+    def list_dispatches(self, campaign_id: str, paging: dict | None = None) -> dict:
+        paging = load_or_raise(PageSchema(), paging)
+        self._campaign(campaign_id)
+        query = select(Dispatch).where(Dispatch.campaign_id == campaign_id)
+        result = paginate(self.db.session, query, paging, Dispatch.created_at, Dispatch.id)
+        return {"items": DispatchSchema(many=True).dump(result["items"]), "next_cursor": result["next_cursor"]}
+
+    @staticmethod
+    def _apply(rule, *args):
+        try:
+            rule(*args)
+        except domain.RuleBroken as exc:
+            raise Conflict(str(exc))

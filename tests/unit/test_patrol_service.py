@@ -1,0 +1,664 @@
+"""The patrol service as nameko workers (worker_factory) over a real in-memory
+database: what a caller gets back, what is stored, what is announced, and what
+the timer (sweep) escalates and flags."""
+import json
+from datetime import datetime, timedelta
+
+import pytest
+from nameko.testing.services import worker_factory
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from services.common.clock import naive_utcnow
+from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
+from services.patrol.models import Incident, Patrol, Zone, ZoneCompound
+from services.patrol.service import PatrolService
+
+ADMIN = {"id": "a" * 32, "roles": ["admin"]}
+LEAD = {"id": "lead", "roles": ["member"]}
+M1 = {"id": "m1", "roles": ["member"]}
+M2 = {"id": "m2", "roles": ["member"]}
+OUTSIDER = {"id": "outsider", "roles": ["member"]}
+
+CONFIG = {"ESCALATE_AFTER_MINUTES": 30, "UNCOVERED_AFTER_DAYS": 7}
+
+NORTH = ["Lotus Garden", "Pine Court", "Willow Lane"]
+SOUTH = ["Harmony Estate", "Riverside"]
+
+DESCRIPTION = "Old Zhang at Building 5 keeps gas cylinders in the stairwell, next to his door."
+RESOLUTION = "Talked with Zhang Wei's daughter; cylinders moved to the balcony cage."
+NOTES = "Gate 2 lock broken; Mrs Chen in 3-402 asked for a visit."
+
+
+@pytest.fixture
+def patrol(patrol_db):
+    """Each call makes a new worker with a session of its own, as in production."""
+    workers = []
+
+    def new_worker(**config):
+        db = patrol_db.worker()
+        workers.append(db)
+        return worker_factory(PatrolService, db=db, config=dict(CONFIG, **config))
+
+    yield new_worker
+    for db in workers:
+        db.close()
+
+
+def make_zone(patrol, name="North", compounds=NORTH, leader="lead", members=("m1", "m2")):
+    zone = patrol().create_zone({"name": name, "compounds": list(compounds)}, ADMIN)
+    if leader is not None:
+        zone = patrol().assign_team(zone["id"], {"leader_id": leader, "member_ids": list(members)}, ADMIN)
+    return zone
+
+
+def report(patrol, zone, actor=M1, compound=None, severity="medium", category="fire_hazard"):
+    return patrol().report_incident({
+        "zone_id": zone["id"], "compound": compound or zone["compounds"][0], "category": category,
+        "description": DESCRIPTION, "severity": severity}, actor)
+
+
+def set_column(db, model, row_id, **values):
+    """Change a stored row behind the service's back (to move time)."""
+    with Session(db.engine) as session:
+        session.execute(update(model).where(model.id == row_id).values(**values))
+        session.commit()
+
+
+def stored(db, model, row_id):
+    with Session(db.engine) as session:
+        return session.get(model, row_id)
+
+
+def event_data(db, event_type):
+    return [row["envelope"]["data"] for row in db.outbox(event_type)]
+
+
+# -- zones -----------------------------------------------------------------------------
+
+def test_create_zone_returns_it_and_announces_zone_created(patrol, patrol_db):
+    zone = patrol().create_zone({"name": "North", "compounds": [" Lotus Garden", "Pine Court", "Lotus Garden "]},
+                                ADMIN)
+    assert zone["id"] and zone["name"] == "North"
+    assert zone["compounds"] == ["Lotus Garden", "Pine Court"]
+    assert zone["team"] == {"leader_id": None, "member_ids": []}
+    assert zone["created_at"].endswith("Z") and zone["last_patrol_at"] is None
+    assert patrol().get_zone(zone["id"]) == zone
+
+    rows = patrol_db.outbox("zone_created")
+    assert len(rows) == 1
+    envelope = rows[0]["envelope"]
+    assert envelope["source"] == "patrol" and envelope["type"] == "zone_created"
+    assert envelope["data"] == {"zone_id": zone["id"], "name": "North", "compounds": ["Lotus Garden", "Pine Court"]}
+
+
+def test_a_compound_claimed_by_a_second_zone_is_a_conflict_naming_it_and_nothing_is_written(patrol, patrol_db):
+    make_zone(patrol, leader=None)
+    with pytest.raises(Conflict) as raised:
+        patrol().create_zone({"name": "South", "compounds": ["Riverside", "Pine Court"]}, ADMIN)
+    messages = raised.value.details["fields"]["compounds"]
+    assert any("Pine Court" in m and "North" in m for m in messages)
+    assert not any("Riverside" in m for m in messages)
+
+    assert patrol_db.count(Zone) == 1
+    assert patrol_db.count(ZoneCompound) == 3
+    assert len(patrol_db.outbox("zone_created")) == 1
+    assert len(patrol_db.outbox()) == 1
+    # Riverside is still free.
+    assert patrol().create_zone({"name": "South", "compounds": ["Riverside"]}, ADMIN)["compounds"] == ["Riverside"]
+
+
+def test_a_duplicate_zone_name_is_a_conflict(patrol, patrol_db):
+    make_zone(patrol, leader=None)
+    with pytest.raises(Conflict) as raised:
+        patrol().create_zone({"name": "North", "compounds": ["Riverside"]}, ADMIN)
+    assert "name" in raised.value.details["fields"]
+    assert patrol_db.count(Zone) == 1
+    assert len(patrol_db.outbox("zone_created")) == 1
+
+
+def test_a_member_cannot_create_a_zone(patrol, patrol_db):
+    with pytest.raises(Forbidden):
+        patrol().create_zone({"name": "North", "compounds": NORTH}, M1)
+    assert patrol_db.count(Zone) == 0
+    assert patrol_db.outbox() == []
+
+
+@pytest.mark.parametrize("payload, field", [
+    ({"compounds": NORTH}, "name"),
+    ({"name": "North"}, "compounds"),
+    ({"name": "North", "compounds": []}, "compounds"),
+    ({"name": "", "compounds": NORTH}, "name"),
+])
+def test_an_invalid_zone_is_invalid_input_naming_the_field(patrol, patrol_db, payload, field):
+    with pytest.raises(InvalidInput) as raised:
+        patrol().create_zone(payload, ADMIN)
+    assert field in raised.value.details["fields"]
+    assert patrol_db.count(Zone) == 0
+
+
+def test_a_zone_whose_compounds_are_all_blank_is_invalid_input(patrol, patrol_db):
+    """Blank names pass the schema's length check and are then dropped by
+    normalise_names: the zone would have no compound at all."""
+    with pytest.raises(InvalidInput) as raised:
+        patrol().create_zone({"name": "North", "compounds": ["  ", " "]}, ADMIN)
+    assert "compounds" in raised.value.details["fields"]
+    assert patrol_db.count(Zone) == 0
+    assert patrol_db.outbox() == []
+
+
+def test_get_zone_of_an_unknown_id_is_not_found(patrol):
+    with pytest.raises(NotFound):
+        patrol().get_zone("no-such-zone")
+
+
+def test_list_zones_newest_first(patrol):
+    north = make_zone(patrol, leader=None)
+    south = make_zone(patrol, name="South", compounds=SOUTH, leader=None)
+    listed = patrol().list_zones()
+    assert [z["id"] for z in listed["items"]] == [south["id"], north["id"]]
+    assert listed["next_cursor"] is None
+
+
+# -- teams ------------------------------------------------------------------------------
+
+def test_assign_team_strips_the_leader_from_the_members_and_announces_it(patrol, patrol_db):
+    zone = make_zone(patrol, leader=None)
+    result = patrol().assign_team(zone["id"], {"leader_id": "lead", "member_ids": ["m1", "lead", " m2 ", "m1"]},
+                                  ADMIN)
+    assert result["team"] == {"leader_id": "lead", "member_ids": ["m1", "m2"]}
+    assert patrol().get_zone(zone["id"])["team"] == {"leader_id": "lead", "member_ids": ["m1", "m2"]}
+    assert event_data(patrol_db, "team_assigned") == [
+        {"zone_id": zone["id"], "leader_id": "lead", "member_ids": ["m1", "m2"]}]
+
+
+def test_a_member_cannot_assign_a_team(patrol, patrol_db):
+    zone = make_zone(patrol, leader=None)
+    with pytest.raises(Forbidden):
+        patrol().assign_team(zone["id"], {"leader_id": "m1", "member_ids": []}, M1)
+    assert patrol().get_zone(zone["id"])["team"]["leader_id"] is None
+    assert patrol_db.outbox("team_assigned") == []
+
+
+def test_assign_team_to_an_unknown_zone_is_not_found(patrol, patrol_db):
+    with pytest.raises(NotFound):
+        patrol().assign_team("no-such-zone", {"leader_id": "lead", "member_ids": []}, ADMIN)
+    assert patrol_db.outbox() == []
+
+
+# -- patrols ----------------------------------------------------------------------------
+
+def test_a_member_outside_the_team_cannot_patrol_the_zone(patrol, patrol_db):
+    zone = make_zone(patrol)
+    with pytest.raises(Forbidden):
+        patrol().start_patrol({"zone_id": zone["id"]}, OUTSIDER)
+    assert patrol_db.count(Patrol) == 0
+    assert patrol_db.outbox("patrol_started") == []
+    assert patrol().get_zone(zone["id"])["last_patrol_at"] is None
+
+
+def test_start_patrol_in_an_unknown_zone_is_not_found(patrol):
+    with pytest.raises(NotFound):
+        patrol().start_patrol({"zone_id": "no-such-zone"}, M1)
+
+
+def test_start_patrol_records_the_zones_last_patrol_and_announces_it(patrol, patrol_db):
+    zone = make_zone(patrol)
+    shift = patrol().start_patrol({"zone_id": zone["id"]}, M1)
+    assert shift["zone_id"] == zone["id"] and shift["member_id"] == "m1"
+    assert shift["finished_at"] is None and shift["started_at"].endswith("Z")
+    assert patrol().get_zone(zone["id"])["last_patrol_at"] == shift["started_at"]
+    assert event_data(patrol_db, "patrol_started") == [{
+        "patrol_id": shift["id"], "zone_id": zone["id"], "member_id": "m1", "started_at": shift["started_at"]}]
+
+
+def test_the_leader_patrols_too(patrol):
+    zone = make_zone(patrol)
+    assert patrol().start_patrol({"zone_id": zone["id"]}, LEAD)["member_id"] == "lead"
+
+
+def test_two_patrols_at_once_is_a_conflict(patrol, patrol_db):
+    zone = make_zone(patrol)
+    make_zone(patrol, name="South", compounds=SOUTH, leader="m1", members=())
+    first = patrol().start_patrol({"zone_id": zone["id"]}, M1)
+    with pytest.raises(Conflict) as raised:
+        patrol().start_patrol({"zone_id": zone["id"]}, M1)
+    assert first["id"] in str(raised.value)
+    south = patrol().list_zones()["items"][0]
+    with pytest.raises(Conflict):
+        patrol().start_patrol({"zone_id": south["id"]}, M1)  # in another zone neither
+    assert patrol_db.count(Patrol) == 1
+    assert len(patrol_db.outbox("patrol_started")) == 1
+    # Another member of the team may patrol at the same time.
+    patrol().start_patrol({"zone_id": zone["id"]}, M2)
+    assert patrol_db.count(Patrol) == 2
+
+
+def test_finish_patrol_keeps_the_notes_but_does_not_announce_them(patrol, patrol_db):
+    zone = make_zone(patrol)
+    shift = patrol().start_patrol({"zone_id": zone["id"]}, M1)
+    done = patrol().finish_patrol(shift["id"], {"notes": NOTES}, M1)
+    assert done["notes"] == NOTES and done["finished_at"].endswith("Z")
+    assert stored(patrol_db, Patrol, shift["id"]).notes == NOTES
+
+    rows = patrol_db.outbox("patrol_finished")
+    assert len(rows) == 1
+    assert rows[0]["envelope"]["data"] == {
+        "patrol_id": shift["id"], "zone_id": zone["id"], "member_id": "m1",
+        "started_at": shift["started_at"], "finished_at": done["finished_at"]}
+    text = json.dumps(rows[0]["envelope"], ensure_ascii=False)
+    for fragment in (NOTES, "Gate 2", "Chen", "3-402"):
+        assert fragment not in text
+    # Finished: the member may start another.
+    patrol().start_patrol({"zone_id": zone["id"]}, M1)
+
+
+def test_only_the_member_on_patrol_finishes_it(patrol, patrol_db):
+    zone = make_zone(patrol)
+    shift = patrol().start_patrol({"zone_id": zone["id"]}, M1)
+    for actor in (M2, LEAD, ADMIN):
+        with pytest.raises(Forbidden):
+            patrol().finish_patrol(shift["id"], {"notes": "x"}, actor)
+    assert stored(patrol_db, Patrol, shift["id"]).finished_at is None
+    assert patrol_db.outbox("patrol_finished") == []
+
+
+def test_finishing_twice_is_a_conflict(patrol, patrol_db):
+    zone = make_zone(patrol)
+    shift = patrol().start_patrol({"zone_id": zone["id"]}, M1)
+    patrol().finish_patrol(shift["id"], {"notes": NOTES}, M1)
+    with pytest.raises(Conflict):
+        patrol().finish_patrol(shift["id"], {"notes": "changed"}, M1)
+    assert stored(patrol_db, Patrol, shift["id"]).notes == NOTES
+    assert len(patrol_db.outbox("patrol_finished")) == 1
+
+
+def test_finishing_an_unknown_patrol_is_not_found(patrol):
+    with pytest.raises(NotFound):
+        patrol().finish_patrol("no-such-patrol", {}, M1)
+
+
+def test_list_patrols_filters_active(patrol):
+    zone = make_zone(patrol)
+    done = patrol().start_patrol({"zone_id": zone["id"]}, M1)
+    patrol().finish_patrol(done["id"], {}, M1)
+    active = patrol().start_patrol({"zone_id": zone["id"]}, M2)
+
+    assert [p["id"] for p in patrol().list_patrols({"active": True})["items"]] == [active["id"]]
+    assert [p["id"] for p in patrol().list_patrols({"active": False})["items"]] == [done["id"]]
+    assert {p["id"] for p in patrol().list_patrols()["items"]} == {done["id"], active["id"]}
+    assert [p["id"] for p in patrol().list_patrols({"member_id": "m1"})["items"]] == [done["id"]]
+    with pytest.raises(InvalidInput) as raised:
+        patrol().list_patrols({"active": "maybe"})
+    assert "active" in raised.value.details["fields"]
+
+
+# -- incidents --------------------------------------------------------------------------
+
+def test_report_incident_returns_it_and_announces_it_to_the_leader_without_the_description(patrol, patrol_db):
+    zone = make_zone(patrol)
+    incident = report(patrol, zone, M1, compound="Pine Court", severity="high")
+    assert incident["status"] == "open" and incident["reported_by"] == "m1"
+    assert incident["description"] == DESCRIPTION
+    assert incident["patrol_id"] is None and incident["acked_at"] is None and incident["escalated_at"] is None
+    assert stored(patrol_db, Incident, incident["id"]).description == DESCRIPTION
+
+    rows = patrol_db.outbox("incident_reported")
+    assert len(rows) == 1
+    assert rows[0]["envelope"]["data"] == {
+        "incident_id": incident["id"], "zone_id": zone["id"], "compound": "Pine Court",
+        "category": "fire_hazard", "severity": "high", "status": "open", "leader_id": "lead",
+        "reported_by": "m1"}
+    text = json.dumps(rows[0]["envelope"], ensure_ascii=False)
+    for fragment in (DESCRIPTION, "Zhang", "gas cylinders", "Building 5"):
+        assert fragment not in text
+
+
+def test_an_incident_in_a_zone_without_a_team_carries_no_leader(patrol, patrol_db):
+    zone = make_zone(patrol, leader=None)
+    report(patrol, zone, ADMIN)
+    assert event_data(patrol_db, "incident_reported")[0]["leader_id"] is None
+
+
+def test_the_incident_belongs_to_the_reporters_patrol_in_that_zone(patrol):
+    north = make_zone(patrol)
+    south = make_zone(patrol, name="South", compounds=SOUTH, leader="lead", members=("m1",))
+    shift = patrol().start_patrol({"zone_id": north["id"]}, M1)
+
+    assert report(patrol, north, M1)["patrol_id"] == shift["id"]
+    assert report(patrol, south, M1)["patrol_id"] is None     # on patrol, but elsewhere
+    assert report(patrol, north, M2)["patrol_id"] is None     # not on patrol
+    patrol().finish_patrol(shift["id"], {}, M1)
+    assert report(patrol, north, M1)["patrol_id"] is None     # that patrol is over
+
+
+def test_a_compound_outside_the_zone_is_invalid_input(patrol, patrol_db):
+    north = make_zone(patrol)
+    make_zone(patrol, name="South", compounds=SOUTH, leader=None)
+    with pytest.raises(InvalidInput) as raised:
+        report(patrol, north, M1, compound="Riverside")
+    assert "compound" in raised.value.details["fields"]
+    assert patrol_db.count(Incident) == 0
+    assert patrol_db.outbox("incident_reported") == []
+
+
+def test_an_unknown_zone_is_invalid_input_naming_zone_id(patrol, patrol_db):
+    with pytest.raises(InvalidInput) as raised:
+        report(patrol, {"id": "no-such-zone", "compounds": ["Lotus Garden"]}, ADMIN)
+    assert "zone_id" in raised.value.details["fields"]
+    assert patrol_db.count(Incident) == 0
+
+
+def test_an_outsider_cannot_report_in_the_zone(patrol, patrol_db):
+    zone = make_zone(patrol)
+    with pytest.raises(Forbidden):
+        report(patrol, zone, OUTSIDER)
+    assert patrol_db.count(Incident) == 0
+    assert patrol_db.outbox("incident_reported") == []
+
+
+def test_an_admin_reports_anywhere(patrol):
+    zone = make_zone(patrol)
+    assert report(patrol, zone, ADMIN)["reported_by"] == ADMIN["id"]
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"category": "noise"}, "category"),
+    ({"severity": "critical"}, "severity"),
+    ({"description": ""}, "description"),
+])
+def test_an_invalid_incident_is_invalid_input_naming_the_field(patrol, patrol_db, change, field):
+    zone = make_zone(patrol)
+    payload = {"zone_id": zone["id"], "compound": "Lotus Garden", "category": "dispute",
+               "description": DESCRIPTION, "severity": "low", **change}
+    with pytest.raises(InvalidInput) as raised:
+        patrol().report_incident(payload, M1)
+    assert field in raised.value.details["fields"]
+    assert patrol_db.count(Incident) == 0
+
+
+def test_only_the_leader_acknowledges(patrol, patrol_db):
+    zone = make_zone(patrol)
+    incident = report(patrol, zone, M1)
+    for actor in (M1, M2, OUTSIDER, ADMIN):
+        with pytest.raises(Forbidden):
+            patrol().acknowledge_incident(incident["id"], actor)
+    assert stored(patrol_db, Incident, incident["id"]).acked_at is None
+    assert patrol_db.outbox("incident_acknowledged") == []
+
+    acked = patrol().acknowledge_incident(incident["id"], LEAD)
+    assert acked["acked_by"] == "lead" and acked["acked_at"].endswith("Z")
+    again = patrol().acknowledge_incident(incident["id"], LEAD)
+    assert again["acked_at"] == acked["acked_at"]
+    data = event_data(patrol_db, "incident_acknowledged")
+    assert len(data) == 1 and data[0]["acknowledged_by"] == "lead"
+
+
+def test_the_leader_resolves_once_and_the_resolution_is_not_announced(patrol, patrol_db):
+    zone = make_zone(patrol)
+    incident = report(patrol, zone, M1)
+    resolved = patrol().resolve_incident(incident["id"], {"resolution": RESOLUTION}, LEAD)
+    assert resolved["status"] == "resolved" and resolved["resolved_by"] == "lead"
+    assert resolved["resolution"] == RESOLUTION and resolved["resolved_at"].endswith("Z")
+
+    with pytest.raises(Conflict):
+        patrol().resolve_incident(incident["id"], {"resolution": "Again."}, LEAD)
+    with pytest.raises(Conflict):
+        patrol().resolve_incident(incident["id"], {"resolution": "Again."}, ADMIN)
+    assert patrol().get_incident(incident["id"])["resolution"] == RESOLUTION
+
+    rows = patrol_db.outbox("incident_resolved")
+    assert len(rows) == 1
+    assert rows[0]["envelope"]["data"] == {
+        "incident_id": incident["id"], "zone_id": zone["id"], "compound": "Lotus Garden",
+        "category": "fire_hazard", "severity": "medium", "status": "resolved", "leader_id": "lead",
+        "resolved_by": "lead"}
+    text = json.dumps(rows[0]["envelope"], ensure_ascii=False)
+    for fragment in (RESOLUTION, DESCRIPTION, "Zhang", "balcony"):
+        assert fragment not in text
+
+
+def test_a_member_who_is_not_the_leader_cannot_resolve(patrol, patrol_db):
+    zone = make_zone(patrol)
+    incident = report(patrol, zone, M1)
+    for actor in (M1, OUTSIDER):
+        with pytest.raises(Forbidden):
+            patrol().resolve_incident(incident["id"], {"resolution": RESOLUTION}, actor)
+    assert stored(patrol_db, Incident, incident["id"]).status == "open"
+    assert patrol_db.outbox("incident_resolved") == []
+
+
+def test_an_admin_resolves(patrol, patrol_db):
+    zone = make_zone(patrol)
+    incident = report(patrol, zone, M1)
+    resolved = patrol().resolve_incident(incident["id"], {"resolution": RESOLUTION}, ADMIN)
+    assert resolved["status"] == "resolved" and resolved["resolved_by"] == ADMIN["id"]
+    assert len(patrol_db.outbox("incident_resolved")) == 1
+
+
+def test_resolve_needs_a_resolution(patrol, patrol_db):
+    zone = make_zone(patrol)
+    incident = report(patrol, zone, M1)
+    with pytest.raises(InvalidInput) as raised:
+        patrol().resolve_incident(incident["id"], {"resolution": ""}, LEAD)
+    assert "resolution" in raised.value.details["fields"]
+    assert stored(patrol_db, Incident, incident["id"]).status == "open"
+
+
+def test_unknown_incidents_are_not_found(patrol):
+    with pytest.raises(NotFound):
+        patrol().get_incident("no-such-incident")
+    with pytest.raises(NotFound):
+        patrol().acknowledge_incident("no-such-incident", LEAD)
+    with pytest.raises(NotFound):
+        patrol().resolve_incident("no-such-incident", {"resolution": RESOLUTION}, ADMIN)
+
+
+@pytest.fixture
+def three_incidents(patrol, patrol_db):
+    """North: one on 11 May 10:00 (resolved), one on 12 May 08:00; South: one on 13 May 00:00 (UTC)."""
+    north = make_zone(patrol)
+    south = make_zone(patrol, name="South", compounds=SOUTH, leader="lead", members=("m1",))
+    first, second, third = report(patrol, north), report(patrol, north), report(patrol, south)
+    for incident, moment in [(first, datetime(2026, 5, 11, 10)), (second, datetime(2026, 5, 12, 8)),
+                             (third, datetime(2026, 5, 13, 0))]:
+        set_column(patrol_db, Incident, incident["id"], reported_at=moment)
+    patrol().resolve_incident(first["id"], {"resolution": RESOLUTION}, LEAD)
+    return {"north": north, "south": south, "ids": [first["id"], second["id"], third["id"]]}
+
+
+def listed(patrol, query):
+    return [i["id"] for i in patrol().list_incidents(query)["items"]]
+
+
+def test_list_incidents_newest_first_and_by_zone_and_status(patrol, three_incidents):
+    first, second, third = three_incidents["ids"]
+    assert listed(patrol, None) == [third, second, first]
+    assert listed(patrol, {"zone_id": three_incidents["north"]["id"]}) == [second, first]
+    assert listed(patrol, {"zone_id": three_incidents["south"]["id"]}) == [third]
+    assert listed(patrol, {"status": "open"}) == [third, second]
+    assert listed(patrol, {"status": "resolved"}) == [first]
+    assert listed(patrol, {"zone_id": three_incidents["north"]["id"], "status": "open"}) == [second]
+
+
+def test_list_incidents_by_time(patrol, three_incidents):
+    first, second, third = three_incidents["ids"]
+    assert listed(patrol, {"since": "2026-05-12"}) == [third, second]
+    assert listed(patrol, {"until": "2026-05-12"}) == [first]
+    assert listed(patrol, {"since": "2026-05-12", "until": "2026-05-13"}) == [second]
+    assert listed(patrol, {"since": "2026-05-12T07:00:00Z", "until": "2026-05-12T09:00:00+00:00"}) == [second]
+    # 16:00 in Beijing is 08:00 UTC.
+    assert listed(patrol, {"since": "2026-05-12T16:00:00+08:00"}) == [third, second]
+    assert listed(patrol, {"since": "2026-05-12T08:00:01"}) == [third]
+
+
+@pytest.mark.parametrize("query, field", [
+    ({"since": "yesterday"}, "since"),
+    ({"until": "2026-13-45"}, "until"),
+    ({"since": 20260512}, "since"),
+    ({"status": "closed"}, "status"),
+    ({"limit": 0}, "limit"),
+])
+def test_list_incidents_rejects_garbage_naming_the_field(patrol, query, field):
+    with pytest.raises(InvalidInput) as raised:
+        patrol().list_incidents(query)
+    assert field in raised.value.details["fields"]
+
+
+# -- coverage ---------------------------------------------------------------------------
+
+def test_a_zone_never_patrolled_is_not_covered_until_it_is(patrol):
+    zone = make_zone(patrol)
+    coverage = patrol().coverage()
+    assert coverage["days"] == 7
+    assert coverage["zones"] == [{"zone_id": zone["id"], "name": "North", "leader_id": "lead",
+                                  "last_patrol_at": None, "covered": False}]
+
+    shift = patrol().start_patrol({"zone_id": zone["id"]}, M1)
+    coverage = patrol().coverage({"days": 3})
+    assert coverage["days"] == 3
+    assert coverage["zones"][0]["covered"] is True
+    assert coverage["zones"][0]["last_patrol_at"] == shift["started_at"]
+
+
+def test_coverage_of_a_patrol_older_than_days(patrol, patrol_db):
+    zone = make_zone(patrol)
+    patrol().start_patrol({"zone_id": zone["id"]}, M1)
+    set_column(patrol_db, Zone, zone["id"], last_patrol_at=naive_utcnow() - timedelta(days=5))
+    assert patrol().coverage({"days": 7})["zones"][0]["covered"] is True
+    assert patrol().coverage({"days": 4})["zones"][0]["covered"] is False
+
+
+@pytest.mark.parametrize("days", [0, -1, "soon", 100000])
+def test_coverage_rejects_bad_days(patrol, days):
+    with pytest.raises(InvalidInput) as raised:
+        patrol().coverage({"days": days})
+    assert "days" in raised.value.details["fields"]
+
+
+# -- the timer: escalation --------------------------------------------------------------
+
+def test_an_unacknowledged_incident_escalates_once(patrol, patrol_db):
+    zone = make_zone(patrol)
+    incident = report(patrol, zone, M1, severity="low")
+    patrol().sweep()
+    assert patrol_db.outbox("incident_escalated") == []  # too early
+
+    set_column(patrol_db, Incident, incident["id"], reported_at=naive_utcnow() - timedelta(minutes=31))
+    patrol().sweep()
+    patrol().sweep()
+    data = event_data(patrol_db, "incident_escalated")
+    assert len(data) == 1
+    assert data[0]["incident_id"] == incident["id"] and data[0]["leader_id"] == "lead"
+    assert data[0]["status"] == "open"
+    assert 31 <= data[0]["minutes_unacknowledged"] < 32
+    assert patrol().get_incident(incident["id"])["escalated_at"] is not None  # the incident shows it
+
+    text = json.dumps(patrol_db.outbox("incident_escalated")[0]["envelope"], ensure_ascii=False)
+    assert DESCRIPTION not in text and "Zhang" not in text
+
+
+def test_escalation_follows_the_configured_limit(patrol, patrol_db):
+    zone = make_zone(patrol)
+    report(patrol, zone, M1)
+    patrol(ESCALATE_AFTER_MINUTES=0).sweep()
+    patrol(ESCALATE_AFTER_MINUTES=0).sweep()
+    assert len(patrol_db.outbox("incident_escalated")) == 1
+
+
+def test_an_acknowledged_incident_never_escalates(patrol, patrol_db):
+    zone = make_zone(patrol)
+    incident = report(patrol, zone, M1)
+    patrol().acknowledge_incident(incident["id"], LEAD)
+    set_column(patrol_db, Incident, incident["id"], reported_at=naive_utcnow() - timedelta(days=2))
+    patrol().sweep()
+    assert patrol_db.outbox("incident_escalated") == []
+    assert patrol().get_incident(incident["id"])["escalated_at"] is None
+
+
+def test_a_resolved_incident_never_escalates(patrol, patrol_db):
+    zone = make_zone(patrol)
+    incident = report(patrol, zone, M1)
+    patrol().resolve_incident(incident["id"], {"resolution": RESOLUTION}, LEAD)
+    set_column(patrol_db, Incident, incident["id"], reported_at=naive_utcnow() - timedelta(days=2))
+    patrol().sweep()
+    assert patrol_db.outbox("incident_escalated") == []
+
+
+# -- the timer: zones that went unpatrolled ------------------------------------------
+
+def age_zone(db, zone_id, days):
+    """Move the zone's whole history `days` back in time, as if that long had passed."""
+    with Session(db.engine) as session:
+        zone = session.get(Zone, zone_id)
+        zone.created_at -= timedelta(days=days)
+        if zone.last_patrol_at is not None:
+            zone.last_patrol_at -= timedelta(days=days)
+        if zone.uncovered_alerted_at is not None:
+            zone.uncovered_alerted_at -= timedelta(days=days)
+        session.commit()
+
+
+def test_a_new_zone_is_not_flagged(patrol, patrol_db):
+    make_zone(patrol)
+    patrol().sweep()
+    assert patrol_db.outbox("zone_uncovered") == []
+
+
+def test_a_zone_never_patrolled_is_flagged_once_per_lapse(patrol, patrol_db):
+    zone = make_zone(patrol)
+    age_zone(patrol_db, zone["id"], 8)
+    patrol().sweep()
+    patrol().sweep()
+    data = event_data(patrol_db, "zone_uncovered")
+    assert data == [{"zone_id": zone["id"], "leader_id": "lead", "last_patrol_at": None, "days": 7.0}]
+
+    # Ten more days without a patrol: the same lapse, no second alert.
+    age_zone(patrol_db, zone["id"], 10)
+    patrol().sweep()
+    assert len(patrol_db.outbox("zone_uncovered")) == 1
+
+    # A patrol ends the lapse ...
+    shift = patrol().start_patrol({"zone_id": zone["id"]}, M1)
+    patrol().finish_patrol(shift["id"], {}, M1)
+    patrol().sweep()
+    assert len(patrol_db.outbox("zone_uncovered")) == 1
+    assert patrol().coverage()["zones"][0]["covered"] is True
+
+    # ... and eight days later a new lapse raises a second alert, once.
+    age_zone(patrol_db, zone["id"], 8)
+    patrol().sweep()
+    patrol().sweep()
+    data = event_data(patrol_db, "zone_uncovered")
+    assert len(data) == 2
+    assert data[1]["zone_id"] == zone["id"]
+    assert data[1]["last_patrol_at"] is not None
+    assert patrol().coverage()["zones"][0]["covered"] is False
+
+
+def test_a_zone_patrolled_recently_is_not_flagged(patrol, patrol_db):
+    zone = make_zone(patrol)
+    age_zone(patrol_db, zone["id"], 30)
+    patrol().start_patrol({"zone_id": zone["id"]}, M1)
+    patrol().sweep()
+    assert patrol_db.outbox("zone_uncovered") == []
+
+
+def test_uncovered_follows_the_configured_days(patrol, patrol_db):
+    zone = make_zone(patrol)
+    age_zone(patrol_db, zone["id"], 3)
+    patrol().sweep()
+    assert patrol_db.outbox("zone_uncovered") == []
+    patrol(UNCOVERED_AFTER_DAYS=2).sweep()
+    assert event_data(patrol_db, "zone_uncovered")[0]["days"] == 2.0
+
+
+def test_each_zone_is_flagged_on_its_own(patrol, patrol_db):
+    north = make_zone(patrol)
+    south = make_zone(patrol, name="South", compounds=SOUTH, leader=None)
+    age_zone(patrol_db, north["id"], 8)
+    age_zone(patrol_db, south["id"], 8)
+    patrol().start_patrol({"zone_id": north["id"]}, M1)
+    patrol().sweep()
+    data = event_data(patrol_db, "zone_uncovered")
+    assert [(d["zone_id"], d["leader_id"]) for d in data] == [(south["id"], None)]
