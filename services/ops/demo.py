@@ -43,6 +43,44 @@ HOUSEHOLD = {
 }
 
 
+# The earthquake relief drive: over 16,000 yuan and 270 items of clothing and
+# bedding, from residents, in two days.
+DRIVE = {"name": "Earthquake relief 抗震救灾捐款捐物", "goal_fen": 1_500_000}
+DONORS = ["张伟", "王秀英", "李娜", "刘洋", "陈静", "杨勇", "黄敏", "赵磊", "周杰", "吴霞"]
+CASH_FEN = [50_000, 20_000, 10_000, 30_000, 5_000, 100_000, 20_000, 8_800, 50_000, 10_000] * 4 \
+    + [200_000, 100_000, 88_800]          # 43 gifts, 1,604,000 fen (16,040 yuan) in all
+GOODS = [("clothing", 5, "winter coats"), ("clothing", 4, "sweaters"), ("bedding", 3, "quilts"),
+         ("bedding", 2, "blankets"), ("clothing", 6, "children's clothes")] * 6 \
+    + [("clothing", 30, "a shop's donation"), ("clothing", 30, "a school's drive"), ("clothing", 30, "a factory's"),
+       ("bedding", 30, "a hotel's donation"), ("bedding", 30, "a neighbourhood committee's")]
+# 270 items: 180 of clothing, 90 of bedding
+
+
+def load_drive(api: str, headers: dict, case_id: str):
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    campaign = requests.post(api + "/campaigns", headers=headers, timeout=10, json={
+        **DRIVE, "starts_on": (today - timedelta(days=1)).isoformat(),
+        "ends_on": (today + timedelta(days=6)).isoformat()})
+    campaign.raise_for_status()
+    donations = f"{api}/campaigns/{campaign.json()['id']}/donations"
+    gifts = [{"kind": "cash", "amount_fen": amount} for amount in CASH_FEN] + [
+        {"kind": "in_kind", "items": [{"category": c, "quantity": q, "description": d}]} for c, q, d in GOODS]
+    for number, gift in enumerate(gifts):
+        donor = {"anonymous": True} if number % 4 == 3 else {"donor_name": DONORS[number % len(DONORS)]}
+        requests.post(donations, json={**gift, **donor}, timeout=10,
+                      headers={**headers, "Idempotency-Key": f"demo-{number}"}).raise_for_status()
+    dispatches = f"{api}/campaigns/{campaign.json()['id']}/dispatches"
+    requests.post(dispatches, headers=headers, timeout=10, json={
+        "destination": "Qingshui village relief station", "items": [
+            {"category": "clothing", "quantity": 120}, {"category": "bedding", "quantity": 60}]}).raise_for_status()
+    requests.post(dispatches, headers=headers, timeout=10, json={
+        "case_id": case_id, "items": [{"category": "bedding", "quantity": 2},
+                                      {"category": "clothing", "quantity": 2}]}).raise_for_status()
+
+
 def load(base_url: str) -> bool:
     """Load the demo world; False when it was there already."""
     api = base_url + "/api/v1"
@@ -71,12 +109,14 @@ def load(base_url: str) -> bool:
                      json={"leader_id": team_ids[0], "member_ids": team_ids[1:]}).raise_for_status()
     household = requests.post(api + "/households", json=HOUSEHOLD, headers=headers, timeout=10)
     household.raise_for_status()
-    requests.post(api + "/cases", headers=headers, timeout=10, json={
+    case = requests.post(api + "/cases", headers=headers, timeout=10, json={
         "household_id": household.json()["id"],
         "categories": ["low_income", "disability", "elderly", "illness"],
         "summary": "An 80-year-old mother and her son with a severe mental illness: apply for the "
                    "minimum-living allowance (civil affairs bureau) and a severe-disability "
                    "certificate (disability federation).",
         "assignee_id": ids["wangfang"],
-    }).raise_for_status()
+    })
+    case.raise_for_status()
+    load_drive(api, headers, case.json()["id"])
     return True

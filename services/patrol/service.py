@@ -42,6 +42,9 @@ class PatrolService(KernelEntrypoints):
     def create_zone(self, payload: dict, actor: dict) -> dict:
         require_admin(load_actor(actor))
         data = load_or_raise(ZoneCreateSchema(), payload)
+        data["name"] = data["name"].strip()
+        if not data["name"]:
+            raise InvalidInput("A zone needs a name.", {"fields": {"name": ["Not blank."]}})
         compounds = domain.normalise_names(data["compounds"])
         if not compounds:
             raise InvalidInput("A zone needs at least one compound.",
@@ -182,10 +185,10 @@ class PatrolService(KernelEntrypoints):
             zone = uow.session.get(Zone, data["zone_id"])
             if zone is None:
                 raise InvalidInput("No such zone.", {"fields": {"zone_id": ["No zone has this id."]}})
+            self._apply(domain.check_may_report, actor["id"], is_admin(actor), zone.leader_id, zone.member_ids)
             if data["compound"] not in zone.compounds:
                 raise InvalidInput("That compound is not in this zone.",
                                    {"fields": {"compound": [f"Not one of: {', '.join(zone.compounds)}."]}})
-            self._apply(domain.check_may_report, actor["id"], is_admin(actor), zone.leader_id, zone.member_ids)
             patrol_id = uow.session.scalar(select(Patrol.id).where(
                 Patrol.member_id == actor["id"], Patrol.zone_id == zone.id, Patrol.finished_at.is_(None)))
             incident = Incident(zone_id=zone.id, compound=data["compound"], category=data["category"],
@@ -238,7 +241,7 @@ class PatrolService(KernelEntrypoints):
             incident = self._incident(incident_id, uow.session)
             zone = uow.session.get(Zone, incident.zone_id)
             self._apply(domain.check_may_acknowledge, actor["id"], zone.leader_id)
-            if incident.acked_at is None:
+            if incident.acked_at is None and incident.status == domain.IncidentStatus.OPEN:
                 incident.acked_at, incident.acked_by = naive_utcnow(), actor["id"]
                 uow.emit(events.INCIDENT_ACKNOWLEDGED, {**self._incident_event(incident, zone),
                                                         "acknowledged_by": actor["id"]})

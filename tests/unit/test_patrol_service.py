@@ -147,6 +147,21 @@ def test_a_zone_whose_compounds_are_all_blank_is_invalid_input(patrol, patrol_db
     assert patrol_db.outbox() == []
 
 
+def test_a_zone_whose_name_is_blank_is_invalid_input(patrol, patrol_db):
+    with pytest.raises(InvalidInput) as raised:
+        patrol().create_zone({"name": "   ", "compounds": NORTH}, ADMIN)
+    assert "name" in raised.value.details["fields"]
+    assert patrol_db.count(Zone) == 0
+
+
+def test_a_zone_name_differing_only_by_spaces_is_a_duplicate(patrol, patrol_db):
+    """Compounds are trimmed before they are compared; names must be too."""
+    make_zone(patrol, leader=None)
+    with pytest.raises(Conflict):
+        patrol().create_zone({"name": " North ", "compounds": SOUTH}, ADMIN)
+    assert patrol_db.count(Zone) == 1
+
+
 def test_get_zone_of_an_unknown_id_is_not_found(patrol):
     with pytest.raises(NotFound):
         patrol().get_zone("no-such-zone")
