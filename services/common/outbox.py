@@ -29,13 +29,16 @@ class Relay:
         self.grace = timedelta(seconds=float(linli_config.setting(config, "OUTBOX_GRACE_SECONDS")))
         self.publisher = Publisher(config["AMQP_URI"])  # confirms are on by default
         self._topology_declared = False
+        # Rows this process is publishing now: the timer must not publish them a
+        # second time while a worker's post-commit publish is under way.
+        self._in_flight: set[str] = set()
 
     def publish_now(self, ids: list[str]) -> int:
         """Publish these just-committed rows; on failure leave them to the timer."""
         outbox = self.kernel.outbox
         query = select(outbox).where(outbox.c.id.in_(ids), outbox.c.sent_at.is_(None))
         try:
-            return self._publish(query)
+            return self._publish(query, order=ids)
         except Exception as exc:  # the broker is away: the timer will retry
             log.warning("outbox: %d event(s) left for the relay (%s)", len(ids), type(exc).__name__)
             return 0
@@ -46,7 +49,7 @@ class Relay:
         query = (
             select(outbox)
             .where(outbox.c.sent_at.is_(None), outbox.c.created_at <= naive_utcnow() - self.grace)
-            .order_by(outbox.c.created_at)
+            .order_by(outbox.c.created_at, outbox.c.id)
             .limit(batch)
         )
         try:
@@ -58,29 +61,40 @@ class Relay:
             log.info("outbox relay: published %d pending event(s)", published)
         return published
 
-    def _publish(self, query) -> int:
+    def _publish(self, query, order: list[str] | None = None) -> int:
+        """Publish the rows `query` finds, in `order` (ids) if given, else as found."""
         if not self._topology_declared:
             events.declare_topology(self.config["AMQP_URI"])
             self._topology_declared = True
-        outbox = self.kernel.outbox
         sent: list[str] = []
         with Session(self.engine) as session:
             # SKIP LOCKED lets two relays share the work on PostgreSQL; SQLite ignores it
             # and holds no lock on a read, so the publishing below blocks no writer.
             rows = session.execute(query.with_for_update(skip_locked=True)).all()
+            if order is not None:  # as the unit of work emitted them
+                rows.sort(key=lambda row: order.index(row.id))
+            rows = [row for row in rows if row.id not in self._in_flight]
+            claimed = {row.id for row in rows}
+            self._in_flight |= claimed
             try:
-                for row in rows:
-                    self.publisher.publish(
-                        json.loads(row.envelope),
-                        exchange=get_event_exchange(row.source, self.config),
-                        routing_key=row.event_type,
-                    )
-                    sent.append(row.id)
+                self._publish_rows(session, rows, sent)
             finally:
-                # Mark in one short write, after the network work, so SQLite's
-                # single writer lock is never held across a publish.
-                if sent:
-                    session.execute(
-                        update(outbox).where(outbox.c.id.in_(sent)).values(sent_at=naive_utcnow()))
-                session.commit()
+                self._in_flight -= claimed
         return len(sent)
+
+    def _publish_rows(self, session: Session, rows, sent: list[str]):
+        outbox = self.kernel.outbox
+        try:
+            for row in rows:
+                self.publisher.publish(
+                    json.loads(row.envelope),
+                    exchange=get_event_exchange(row.source, self.config),
+                    routing_key=row.event_type,
+                )
+                sent.append(row.id)
+        finally:
+            # Mark in one short write, after the network work, so SQLite's
+            # single writer lock is never held across a publish.
+            if sent:
+                session.execute(update(outbox).where(outbox.c.id.in_(sent)).values(sent_at=naive_utcnow()))
+            session.commit()

@@ -12,10 +12,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
+import sqlalchemy
 
 from services.ops.stack import Stack
 from tests.conftest import wait_for
-from tests.e2e.conftest import ADMIN_PASSWORD, free_port, linli
+from tests.e2e.conftest import ADMIN_PASSWORD, free_port, linli, login
 
 ESCALATE_AFTER_SECONDS = 3  # LINLI_PATROL_ESCALATE_AFTER_MINUTES=0.05
 UNCOVERED_AFTER_DAYS = "0.0001"  # ~8.6 s
@@ -37,9 +38,24 @@ def stack(module_vhost, tmp_path_factory):
     stack.start()
     try:
         assert stack.wait_ready(timeout=90), "the stack did not become ready"
+        # The admin above reaches notifications through the gateway's outbox relay,
+        # some seconds after start (see test_an_admin_added_..._urgent_incident):
+        # let that settle, so the story below is not about that race.
+        wait_for(lambda: outbox_drained(stack.db_url("gateway")), timeout=15,
+                 what="the gateway's outbox to drain")
+        time.sleep(0.5)  # and notifications to take the admin in
         yield stack
     finally:
         stack.stop()
+
+
+def outbox_drained(db_url: str) -> bool:
+    engine = sqlalchemy.create_engine(db_url)
+    try:
+        with engine.connect() as connection:
+            return connection.scalar(sqlalchemy.text("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")) == 0
+    finally:
+        engine.dispose()
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -358,3 +374,30 @@ def test_a_viewer_account_cannot_be_put_on_a_team(admin, register):
                      {"leader_id": member_profile["id"], "member_ids": [viewer_profile["id"]]}),
                  400, "invalid_input", ("member_ids",))
     assert admin.get(f"/zones/{zone['id']}").json()["team"] == {"leader_id": None, "member_ids": []}
+
+
+# -- an admin added while the stack runs -----------------------------------------------------------
+
+def test_an_admin_added_on_a_running_stack_hears_of_the_next_urgent_incident(stack, admin, register):
+    """`linli admin create` writes the account and its member_registered event to
+    the gateway's outbox; the event waits for the relay (grace period, then the
+    next 2 s tick). An urgent incident reported meanwhile must still reach the
+    new admin, who can already log in."""
+    leader, leader_profile = register()
+    member, member_profile = register()
+    zone = make_zone(admin)
+    set_team(admin, zone["id"], leader_profile["id"], [member_profile["id"]])
+
+    username = f"office{uuid.uuid4().hex[:6]}"
+    created = linli(stack.env, "--var", str(stack.var_dir), "admin", "create",
+                    "--username", username, "--password", ADMIN_PASSWORD)
+    assert created.returncode == 0, created.stderr
+    new_admin = login(stack.url, username, ADMIN_PASSWORD)
+    urgent = report_ok(member, zone, severity="high", category="fire_hazard")
+
+    # The admin who was there already hears of it ...
+    wait_for(lambda: alerts(admin, "incident_high_severity", urgent["id"]), timeout=10,
+             what="the first admin's high-severity alert")
+    # ... and so must the one added a moment ago.
+    wait_for(lambda: alerts(new_admin, "incident_high_severity", urgent["id"]), timeout=10,
+             what="the new admin's high-severity alert")

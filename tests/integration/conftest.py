@@ -1,6 +1,10 @@
 """One service at a time in a nameko container, against the real RabbitMQ
 (a throwaway vhost) and a real SQLite file, migrated with Alembic."""
+import json
+
 import pytest
+from kombu import Connection, Queue
+from nameko.standalone.events import get_event_exchange
 from sqlalchemy import create_engine, func, select
 
 from services.common import config as linli_config
@@ -44,3 +48,30 @@ def count(config: dict, table) -> int:
             return connection.scalar(select(func.count()).select_from(table))
     finally:
         engine.dispose()
+
+
+class EventTap:
+    """A queue of our own on a service's event exchange that hears every event type."""
+
+    def __init__(self, amqp_uri: str, source: str):
+        self.connection = Connection(amqp_uri)
+        self.queue = Queue(f"test-tap-{source}", exchange=get_event_exchange(source, {}),
+                           routing_key="#", auto_delete=True)
+        self.simple = self.connection.SimpleQueue(self.queue)
+        self.seen: list[dict] = []
+
+    def drain(self) -> list[dict]:
+        while True:
+            try:
+                message = self.simple.get(timeout=0.2)
+            except self.simple.Empty:
+                return self.seen
+            self.seen.append(json.loads(message.body))
+            message.ack()
+
+    def types(self) -> list[str]:
+        return [envelope["type"] for envelope in self.drain()]
+
+    def close(self):
+        self.simple.close()
+        self.connection.close()

@@ -2,7 +2,6 @@
 in the notifications service: each event published once, each alert once."""
 import json
 
-from kombu import Connection, Exchange, Queue
 from nameko.amqp.publish import Publisher
 from nameko.standalone.events import get_event_exchange
 from nameko.standalone.rpc import ServiceRpcProxy
@@ -16,37 +15,10 @@ from services.notifications.models import Alert
 from services.notifications.service import NotificationsService
 from services.patrol.service import PatrolService
 from tests.conftest import wait_for
-from tests.integration.conftest import ADMIN
+from tests.integration.conftest import ADMIN, EventTap
 
 LEADER = {"id": "l" * 32, "roles": ["member"]}
 VOLUNTEER = {"id": "v" * 32, "roles": ["member"]}
-
-
-class EventTap:
-    """A queue of our own on patrol.events that hears every event type."""
-
-    def __init__(self, amqp_uri: str):
-        self.connection = Connection(amqp_uri)
-        self.queue = Queue("test-tap-patrol", exchange=Exchange("patrol.events", type="topic", durable=True),
-                           routing_key="#", auto_delete=True)
-        self.simple = self.connection.SimpleQueue(self.queue)
-        self.seen: list[dict] = []
-
-    def drain(self) -> list[dict]:
-        while True:
-            try:
-                message = self.simple.get(timeout=0.2)
-            except self.simple.Empty:
-                return self.seen
-            self.seen.append(json.loads(message.body))
-            message.ack()
-
-    def types(self) -> list[str]:
-        return [envelope["type"] for envelope in self.drain()]
-
-    def close(self):
-        self.simple.close()
-        self.connection.close()
 
 
 def alerts(config, **where) -> list:
@@ -73,7 +45,7 @@ def register_admin(amqp_uri: str, admin_id: str):
 def test_a_patrol_day_publishes_each_event_once_and_alerts_the_right_people(start_service, service_config):
     patrol_config = service_config("patrol", ESCALATE_AFTER_MINUTES=60, UNCOVERED_AFTER_DAYS=7)
     notifications_config = service_config("notifications")
-    tap = EventTap(patrol_config["AMQP_URI"])
+    tap = EventTap(patrol_config["AMQP_URI"], "patrol")
     start_service(NotificationsService, notifications_config)
     start_service(PatrolService, patrol_config)
     register_admin(patrol_config["AMQP_URI"], ADMIN["id"])
@@ -116,7 +88,7 @@ def test_escalation_and_an_uncovered_zone_each_alert_once(start_service, service
     # Tiny limits so that the sweep timer (every 2 s) acts within the test.
     patrol_config = service_config("patrol", ESCALATE_AFTER_MINUTES=0.02, UNCOVERED_AFTER_DAYS=0.00003)
     notifications_config = service_config("notifications")
-    tap = EventTap(patrol_config["AMQP_URI"])
+    tap = EventTap(patrol_config["AMQP_URI"], "patrol")
     start_service(NotificationsService, notifications_config)
     register_admin(patrol_config["AMQP_URI"], ADMIN["id"])
     patrol_container = start_service(PatrolService, patrol_config)
