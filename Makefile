@@ -32,6 +32,7 @@ fault: install broker
 
 bench: install broker
 	$(PY) bench/alert_latency.py
+	$(PY) bench/campaign_totals.py
 
 lint: install
 	$(VENV)/bin/ruff check services tests bench

@@ -110,7 +110,7 @@ def test_200_concurrent_donations_with_50_retries_count_exactly_16000_yuan_with_
     assert [a.status_code for a in answers if a.status_code != 201] == [], \
         [a.text for a in answers if a.status_code != 201][:3]
     by_key: dict[str, list[dict]] = {}
-    for (_client, key, _body), answer in zip(jobs, answers):
+    for (_client, key, _body), answer in zip(jobs, answers, strict=True):
         by_key.setdefault(key, []).append(answer.json())
     assert len(by_key) == 200
     for key, body in donations:
@@ -394,10 +394,9 @@ def test_bad_donations_and_wrong_roles_are_refused_and_count_nothing(stack, admi
                                                "ends_on": today.isoformat()}), 403, "forbidden")
     assert_error(donate(viewer, cid, {"kind": "cash", "amount_fen": 100}), 403, "forbidden")
     assert viewer.get(f"/campaigns/{cid}").status_code == 200
-    assert_error(dispatch(volunteer, cid, {"destination": "Shelter 1", "items": [{"category": "water", "quantity": 1}]}),
-                 403, "forbidden")
-    assert_error(dispatch(viewer, cid, {"destination": "Shelter 1", "items": [{"category": "water", "quantity": 1}]}),
-                 403, "forbidden")
+    one_water = {"destination": "Shelter 1", "items": [{"category": "water", "quantity": 1}]}
+    assert_error(dispatch(volunteer, cid, one_water), 403, "forbidden")
+    assert_error(dispatch(viewer, cid, one_water), 403, "forbidden")
     assert_error(volunteer.post(f"/campaigns/{cid}/close"), 403, "forbidden")
     assert_error(donate(type(volunteer)(stack.url), cid, {"kind": "cash", "amount_fen": 100}), 401, "not_authenticated")
 

@@ -27,7 +27,7 @@ SWEEP_SECONDS = 2
 def stack(module_vhost, tmp_path_factory):
     """The shared stack's shape, with the patrol timers shortened."""
     var = tmp_path_factory.mktemp("linli-patrol") / "var"
-    env = dict(os.environ, AMQP_URI=module_vhost.amqp_uri, LINLI_OUTBOX_GRACE_SECONDS="1",
+    env = dict(os.environ, AMQP_URI=module_vhost.amqp_uri, LINLI_OUTBOX_GRACE_SECONDS="5",
                LINLI_PATROL_ESCALATE_AFTER_MINUTES="0.05",
                LINLI_PATROL_UNCOVERED_AFTER_DAYS=UNCOVERED_AFTER_DAYS)
     stack = Stack(var, env=env, port=free_port())

@@ -99,3 +99,13 @@ def patrol_db():
     yield db
     db.close()
     db.engine.dispose()
+
+
+@pytest.fixture
+def donations_db():
+    from services.donations import models as donation_models
+
+    db = SqliteDb(donation_models.Base, donation_models.kernel, "donations")
+    yield db
+    db.close()
+    db.engine.dispose()
