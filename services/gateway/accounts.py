@@ -10,6 +10,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from services.common.clock import naive_utcnow
 from services.common.db import UnitOfWork, make_engine
 from services.common.errors import Conflict
+from services.common.outbox import Relay
 from services.contracts import gateway as events
 from services.gateway.models import Account, kernel
 
@@ -49,13 +50,15 @@ def authenticate(session, username: str, password: str) -> Account | None:
     return account if check_password_hash(account.password_hash, password) else None
 
 
-def create_admin(db_url: str, username: str, password: str, name: str) -> bool:
+def create_admin(db_url: str, username: str, password: str, name: str, amqp_uri: str | None = None) -> bool:
     """`linli admin create`: add an admin straight to the gateway's database
     (the first account cannot come through the API). False if the name is taken.
-    The member_registered event is published by the gateway's outbox relay."""
+    Its member_registered event is published at once when `amqp_uri` is given
+    and the broker answers, else by the gateway's outbox relay."""
     engine = make_engine(db_url, pool_size=1)
+    relay = Relay(engine, kernel, "gateway", {"AMQP_URI": amqp_uri}) if amqp_uri else None
     try:
-        with Session(engine) as session, UnitOfWork(session, kernel, "gateway") as uow:
+        with Session(engine) as session, UnitOfWork(session, kernel, "gateway", relay) as uow:
             try:
                 register(uow, {"username": username, "password": password, "name": name,
                                "roles": ["admin"], "party_member": False})

@@ -307,10 +307,13 @@ class GatewayService(KernelEntrypoints):
             raise InvalidInput(message, {"fields": {"assignee_id": [message]}})
 
     def _require_members(self, field: str, member_ids: list[str]):
+        """Each id a registered account with the member (or admin) role: a
+        dashboard screen cannot patrol."""
         if not member_ids:
             return
-        known = set(self.db.session.scalars(select(Account.id).where(Account.id.in_(member_ids))))
-        unknown = [member_id for member_id in member_ids if member_id not in known]
+        accounts_found = self.db.session.scalars(select(Account).where(Account.id.in_(member_ids)))
+        members = {a.id for a in accounts_found if set(a.roles) & set(MEMBER_OR_ADMIN)}
+        unknown = [member_id for member_id in member_ids if member_id not in members]
         if unknown:
             raise InvalidInput("Not every id is a registered member.",
                                {"fields": {field: [f"No registered member has the id {m}." for m in unknown]}})

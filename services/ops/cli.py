@@ -46,7 +46,8 @@ def cmd_up(args) -> int:
               " `make broker` starts one.", file=sys.stderr)
         return 1
     if args.demo:
-        accounts.create_admin(stack.db_url("gateway"), *demo.DEMO_ADMIN, name="Community office")
+        accounts.create_admin(stack.db_url("gateway"), *demo.DEMO_ADMIN, name="Community office",
+                              amqp_uri=stack.env["AMQP_URI"])
     stack.start()
     print(f"linli: started {', '.join(stack.alive())}; waiting until ready ...")
 
@@ -118,7 +119,8 @@ def cmd_admin_create(args) -> int:
         return 2
     stack = Stack(Path(args.var))
     migrations.upgrade("gateway", stack.db_url("gateway"))
-    if not accounts.create_admin(stack.db_url("gateway"), args.username, args.password, args.name):
+    if not accounts.create_admin(stack.db_url("gateway"), args.username, args.password, args.name,
+                                 amqp_uri=stack.env["AMQP_URI"]):
         print(f"linli: the username {args.username!r} is taken", file=sys.stderr)
         return 1
     print(f"linli: admin {args.username!r} created")

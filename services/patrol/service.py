@@ -312,7 +312,8 @@ class PatrolService(KernelEntrypoints):
 
     def _flag_uncovered(self, now: datetime, days: float):
         with self.db.unit_of_work() as uow:
-            for zone in uow.session.scalars(select(Zone)).all():
+            # A zone without a leader has no one to tell yet: its lapse waits for one.
+            for zone in uow.session.scalars(select(Zone).where(Zone.leader_id.is_not(None))).all():
                 if not domain.due_uncovered_alert(zone.last_patrol_at, zone.created_at,
                                                   zone.uncovered_alerted_at, now, days):
                     continue

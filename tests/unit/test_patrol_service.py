@@ -670,10 +670,22 @@ def test_uncovered_follows_the_configured_days(patrol, patrol_db):
 
 def test_each_zone_is_flagged_on_its_own(patrol, patrol_db):
     north = make_zone(patrol)
-    south = make_zone(patrol, name="South", compounds=SOUTH, leader=None)
+    south = make_zone(patrol, name="South", compounds=SOUTH, leader="south-lead", members=())
     age_zone(patrol_db, north["id"], 8)
     age_zone(patrol_db, south["id"], 8)
     patrol().start_patrol({"zone_id": north["id"]}, M1)
     patrol().sweep()
     data = event_data(patrol_db, "zone_uncovered")
-    assert [(d["zone_id"], d["leader_id"]) for d in data] == [(south["id"], None)]
+    assert [(d["zone_id"], d["leader_id"]) for d in data] == [(south["id"], "south-lead")]
+
+
+def test_a_zone_without_a_leader_waits_for_one_before_its_lapse_is_flagged(patrol, patrol_db):
+    south = make_zone(patrol, name="South", compounds=SOUTH, leader=None)
+    age_zone(patrol_db, south["id"], 8)
+    patrol().sweep()
+    assert event_data(patrol_db, "zone_uncovered") == []  # no one to tell yet
+    patrol().assign_team(south["id"], {"leader_id": "south-lead", "member_ids": []}, ADMIN)
+    patrol().sweep()
+    patrol().sweep()
+    data = event_data(patrol_db, "zone_uncovered")
+    assert [(d["zone_id"], d["leader_id"]) for d in data] == [(south["id"], "south-lead")]
