@@ -4,6 +4,7 @@ oversell. Every change commits with its event in the outbox."""
 from __future__ import annotations
 
 import hmac
+import math
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -40,7 +41,8 @@ def campaign_view(campaign: Campaign) -> dict:
             "id", "code", "name", "goal_fen", "starts_on", "ends_on", "status", "created_by",
             "created_at", "goal_reached_at")},
         "totals": {"cash_fen": campaign.cash_fen, "items": received, "donations": campaign.donation_count},
-        "progress_percent": round(100 * campaign.cash_fen / campaign.goal_fen, 1),
+        # Rounded down: 99.99% must not read as 100 while the goal is not reached.
+        "progress_percent": math.floor(1000 * campaign.cash_fen / campaign.goal_fen) / 10,
         "stock": {s.category: s.received - s.dispatched for s in campaign.stock if s.received},
     })
 
@@ -62,6 +64,14 @@ class DonationsService(KernelEntrypoints):
         actor = load_actor(actor)
         require_admin(actor)
         data = load_or_raise(CampaignCreateSchema(), payload)
+        for _attempt in range(5):  # a random code may, very rarely, be taken already
+            try:
+                return self._create_campaign(data, actor)
+            except IntegrityError:
+                continue
+        raise Conflict("Could not find a free campaign code; try again.")
+
+    def _create_campaign(self, data: dict, actor: dict) -> dict:
         with self.db.unit_of_work() as uow:
             campaign = Campaign(code=domain.new_code(CAMPAIGN_CODE_LENGTH), status=domain.CampaignStatus.OPEN,
                                 created_by=actor["id"], created_at=naive_utcnow(), cash_fen=0,
@@ -152,12 +162,17 @@ class DonationsService(KernelEntrypoints):
             amount = data["amount_fen"] or 0
             # One statement takes the next receipt number and adds to the totals; the row
             # lock it holds serialises donations to one campaign, so numbers have no gaps.
-            seq, cash_after, donations_after = uow.session.execute(
-                update(Campaign).where(Campaign.id == campaign.id).values(
+            # The status again in the statement itself: a close committed meanwhile wins.
+            taken = uow.session.execute(
+                update(Campaign).where(Campaign.id == campaign.id,
+                                       Campaign.status == domain.CampaignStatus.OPEN).values(
                     last_receipt_seq=Campaign.last_receipt_seq + 1,
                     cash_fen=Campaign.cash_fen + amount,
                     donation_count=Campaign.donation_count + 1,
-                ).returning(Campaign.last_receipt_seq, Campaign.cash_fen, Campaign.donation_count)).one()
+                ).returning(Campaign.last_receipt_seq, Campaign.cash_fen, Campaign.donation_count)).one_or_none()
+            if taken is None:
+                raise Conflict("The campaign is closed: it takes no more donations.")
+            seq, cash_after, donations_after = taken
             for category, quantity in domain.count_items(items).items():
                 uow.session.execute(update(Stock).where(
                     Stock.campaign_id == campaign.id, Stock.category == category,
