@@ -32,6 +32,8 @@ class Subscription(NamedTuple):
 
 SUBSCRIPTIONS: tuple[Subscription, ...] = (
     Subscription("welfare", welfare.CASE_OPENED, "notifications", "on_case_opened"),
+    Subscription("welfare", welfare.CASE_ASSIGNED, "notifications", "on_case_assigned"),
+    Subscription("welfare", welfare.FOLLOWUP_OVERDUE, "notifications", "on_followup_overdue"),
     Subscription("gateway", gateway.MEMBER_REGISTERED, "notifications", "on_member_registered"),
     Subscription("patrol", patrol.INCIDENT_REPORTED, "notifications", "on_incident_reported"),
     Subscription("patrol", patrol.INCIDENT_ESCALATED, "notifications", "on_incident_escalated"),

@@ -2,6 +2,11 @@
 from marshmallow import Schema, fields, validate
 
 CASE_OPENED = "case_opened"
+CASE_ASSIGNED = "case_assigned"
+VISIT_LOGGED = "visit_logged"
+REFERRAL_UPDATED = "referral_updated"
+CASE_CLOSED = "case_closed"
+FOLLOWUP_OVERDUE = "followup_overdue"
 
 CATEGORIES = ("low_income", "disability", "elderly", "illness", "other")
 
@@ -15,6 +20,42 @@ class CaseOpened(Schema):
     status = fields.String(required=True)
 
 
+class CaseAssigned(CaseOpened):
+    previous_assignee_id = fields.String(required=True)
+
+
+class VisitLogged(Schema):
+    case_id = fields.String(required=True)
+    visit_id = fields.String(required=True)
+    visited_on = fields.String(required=True)
+    status = fields.String(required=True)
+
+
+class ReferralUpdated(Schema):
+    """The agency and the benefit stay home: a benefit can tell a condition."""
+    case_id = fields.String(required=True)
+    referral_id = fields.String(required=True)
+    referral_status = fields.String(required=True, validate=validate.OneOf(("submitted", "approved", "rejected")))
+    status = fields.String(required=True)
+
+
+class CaseClosed(CaseOpened):
+    pass
+
+
+class FollowupOverdue(Schema):
+    case_id = fields.String(required=True)
+    assignee_id = fields.String(required=True)
+    compound = fields.String(required=True)
+    last_visit_on = fields.String(required=True, allow_none=True)
+    days = fields.Float(required=True)
+
+
 SCHEMAS = {
     CASE_OPENED: CaseOpened,
+    CASE_ASSIGNED: CaseAssigned,
+    VISIT_LOGGED: VisitLogged,
+    REFERRAL_UPDATED: ReferralUpdated,
+    CASE_CLOSED: CaseClosed,
+    FOLLOWUP_OVERDUE: FollowupOverdue,
 }

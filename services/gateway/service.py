@@ -38,7 +38,9 @@ from services.patrol.schemas import (
     PatrolSchema, PatrolStartSchema, TeamSchema, ZoneCreateSchema, ZoneListSchema, ZoneSchema,
 )
 from services.welfare.schemas import (
-    CaseListSchema, CaseOpenSchema, CaseSchema, HouseholdCreateSchema, HouseholdSchema,
+    AuditListSchema, AuditQuerySchema, CaseAssignSchema, CaseCloseSchema, CaseListSchema, CaseOpenSchema,
+    CaseSchema, HouseholdCreateSchema, HouseholdSchema, ReferralCreateSchema, ReferralDecisionSchema,
+    ReferralSchema, VisitCreateSchema, VisitSchema,
 )
 
 log = logging.getLogger(__name__)
@@ -299,6 +301,40 @@ class GatewayService(KernelEntrypoints):
         return self.welfare.get_case(case_id, request.principal)
 
     # Accounts live here, so the gateway resolves who an assignee or a team member is.
+
+    @api("POST", "/cases/<case_id>/assign", roles=ADMIN, body=CaseAssignSchema, response=CaseSchema)
+    def assign_case(self, request, case_id):
+        """Pair the case with another party member; both are alerted."""
+        self._require_party_member(request.payload["assignee_id"])
+        return self.welfare.assign_case(case_id, request.body, request.principal)
+
+    @api("POST", "/cases/<case_id>/visits", roles=MEMBER_OR_ADMIN, body=VisitCreateSchema,
+         response=VisitSchema, status=201)
+    def log_visit(self, request, case_id):
+        """A visit to the household, with its date and notes (the office or the assignee)."""
+        return self.welfare.log_visit(case_id, request.body, request.principal)
+
+    @api("POST", "/cases/<case_id>/referrals", roles=MEMBER_OR_ADMIN, body=ReferralCreateSchema,
+         response=ReferralSchema, status=201)
+    def add_referral(self, request, case_id):
+        """Refer the household to an agency for a benefit; it starts `submitted`."""
+        return self.welfare.add_referral(case_id, request.body, request.principal)
+
+    @api("PATCH", "/referrals/<referral_id>", roles=MEMBER_OR_ADMIN, body=ReferralDecisionSchema,
+         response=ReferralSchema)
+    def decide_referral(self, request, referral_id):
+        """The agency's answer: approved or rejected, once."""
+        return self.welfare.decide_referral(referral_id, request.body, request.principal)
+
+    @api("POST", "/cases/<case_id>/close", roles=MEMBER_OR_ADMIN, body=CaseCloseSchema, response=CaseSchema)
+    def close_case(self, request, case_id):
+        """Close the case with its outcome; closing a closed case is a 409."""
+        return self.welfare.close_case(case_id, request.body, request.principal)
+
+    @api("GET", "/audit", roles=ADMIN, query=AuditQuerySchema, response=AuditListSchema)
+    def list_audit(self, request):
+        """Who read which case's personal details, and when; filter by case_id."""
+        return self.welfare.list_audit(request.principal, request.query_params)
 
     def _require_party_member(self, member_id: str):
         account = self.db.session.get(Account, member_id)

@@ -7,6 +7,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 CASE_ASSIGNED = "case_assigned"
+CASE_UNASSIGNED = "case_unassigned"
+FOLLOWUP_OVERDUE = "followup_overdue"
 INCIDENT_REPORTED = "incident_reported"
 INCIDENT_HIGH_SEVERITY = "incident_high_severity"
 INCIDENT_ESCALATED = "incident_escalated"
@@ -15,6 +17,8 @@ GOAL_REACHED = "goal_reached"
 
 MESSAGES = {
     CASE_ASSIGNED: "A hardship case has been assigned to you. 您有一个新的帮扶个案。",
+    CASE_UNASSIGNED: "A hardship case you had has been given to another party member. 您的一个帮扶个案已转交他人。",
+    FOLLOWUP_OVERDUE: "A case of yours is due a visit. 您的帮扶个案需要回访。",
     INCIDENT_REPORTED: "An incident was reported in your zone. 您负责的片区上报了一个问题。",
     INCIDENT_HIGH_SEVERITY: "A high-severity incident was reported. 有紧急问题上报。",
     INCIDENT_ESCALATED: "An incident has not been acknowledged by its zone leader in time. 有问题未及时确认，已升级。",
@@ -64,3 +68,13 @@ def alerts_for_zone_uncovered(data: dict) -> list[AlertSpec]:
 def alerts_for_goal_reached(data: dict) -> list[AlertSpec]:
     """The admin who opened the campaign hears it reached its goal."""
     return [AlertSpec(data["created_by"], GOAL_REACHED, "campaign", data["campaign_id"])]
+
+
+def alerts_for_case_assigned(data: dict) -> list[AlertSpec]:
+    """A reassigned case: the new assignee has it now, the previous one no longer."""
+    return [AlertSpec(data["assignee_id"], CASE_ASSIGNED, "case", data["case_id"]),
+            AlertSpec(data["previous_assignee_id"], CASE_UNASSIGNED, "case", data["case_id"])]
+
+
+def alerts_for_followup_overdue(data: dict) -> list[AlertSpec]:
+    return [AlertSpec(data["assignee_id"], FOLLOWUP_OVERDUE, "case", data["case_id"])]

@@ -35,6 +35,17 @@ class NotificationsService(KernelEntrypoints):
         event = contracts.validate(envelope)
         self._alert_once(event, "on_case_opened", lambda _uow: [domain.alert_for_case_opened(event["data"])])
 
+    @reliable_event_handler("welfare", welfare_events.CASE_ASSIGNED)
+    def on_case_assigned(self, envelope: dict):
+        event = contracts.validate(envelope)
+        self._alert_once(event, "on_case_assigned", lambda _uow: domain.alerts_for_case_assigned(event["data"]))
+
+    @reliable_event_handler("welfare", welfare_events.FOLLOWUP_OVERDUE)
+    def on_followup_overdue(self, envelope: dict):
+        event = contracts.validate(envelope)
+        self._alert_once(event, "on_followup_overdue",
+                         lambda _uow: domain.alerts_for_followup_overdue(event["data"]))
+
     @reliable_event_handler("patrol", patrol_events.INCIDENT_REPORTED)
     def on_incident_reported(self, envelope: dict):
         event = contracts.validate(envelope)

@@ -1,6 +1,8 @@
 """Rules of a hardship case. Standard library only."""
 from __future__ import annotations
 
+from datetime import date, datetime, time, timedelta
+
 from services.contracts.welfare import CATEGORIES
 
 
@@ -14,8 +16,16 @@ class CaseStatus:
     CLOSED = "closed"
 
 
+class ReferralStatus:
+    SUBMITTED = "submitted"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
 # (status, action) -> next status. What is not here is an illegal move.
 CASE_TRANSITIONS = {
+    (CaseStatus.OPEN, "assign"): CaseStatus.OPEN,
+    (CaseStatus.IN_PROGRESS, "assign"): CaseStatus.IN_PROGRESS,
     (CaseStatus.OPEN, "visit"): CaseStatus.IN_PROGRESS,
     (CaseStatus.OPEN, "refer"): CaseStatus.IN_PROGRESS,
     (CaseStatus.OPEN, "close"): CaseStatus.CLOSED,
@@ -30,6 +40,33 @@ def next_status(status: str, action: str) -> str:
         return CASE_TRANSITIONS[(status, action)]
     except KeyError:
         raise RuleBroken(f"A case that is {status} cannot take '{action}'.")
+
+
+def decide_referral(status: str, decision: str) -> str:
+    """A submitted referral is approved or rejected, once."""
+    if status != ReferralStatus.SUBMITTED:
+        raise RuleBroken(f"The referral is {status} already.")
+    if decision not in (ReferralStatus.APPROVED, ReferralStatus.REJECTED):
+        raise ValueError("A referral is decided as approved or rejected.")
+    return decision
+
+
+def may_work_on_case(actor_id: str, actor_is_admin: bool, assignee_id: str) -> bool:
+    """Visits, referrals and closing: the office, or the paired party member."""
+    return actor_is_admin or actor_id == assignee_id
+
+
+def lapse_start(last_visit_on: date | None, opened_at: datetime) -> datetime:
+    """Since when a case has gone unvisited: its last visit's day, or its opening."""
+    return datetime.combine(last_visit_on, time()) if last_visit_on else opened_at
+
+
+def due_followup(status: str, lapse_started: datetime, alerted_for: datetime | None,
+                 now: datetime, after_days: float) -> bool:
+    """A case not visited for `after_days` is overdue, once per lapse (a lapse
+    is known by its start; the next visit starts a new one)."""
+    return (status != CaseStatus.CLOSED and now - lapse_started >= timedelta(days=after_days)
+            and alerted_for != lapse_started)
 
 
 def normalise_categories(categories: list[str]) -> list[str]:

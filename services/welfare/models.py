@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Date, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from services.common.clock import naive_utcnow
@@ -74,5 +74,52 @@ class Case(Base):
     status: Mapped[str] = mapped_column(String(20))
     opened_by: Mapped[str] = mapped_column(String(32))
     opened_at: Mapped[datetime] = mapped_column(DateTime, default=naive_utcnow)
+    outcome: Mapped[str | None] = mapped_column(Text, nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    closed_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    last_visit_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    # The start of the lapse a follow-up alert was raised for: one alert per lapse.
+    followup_alerted_for: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     household: Mapped[Household] = relationship(lazy="joined")
     assistance: Mapped[list[Assistance]] = relationship(order_by=Assistance.received_at, lazy="selectin")
+    visits: Mapped[list["Visit"]] = relationship(order_by="Visit.visited_on", lazy="selectin")
+    referrals: Mapped[list["Referral"]] = relationship(order_by="Referral.submitted_at", lazy="selectin")
+
+
+class Visit(Base):
+    __tablename__ = "visits"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    visited_on: Mapped[date] = mapped_column(Date)
+    notes: Mapped[str] = mapped_column(Text)
+    logged_by: Mapped[str] = mapped_column(String(32))
+    logged_at: Mapped[datetime] = mapped_column(DateTime, default=naive_utcnow)
+
+
+class Referral(Base):
+    __tablename__ = "referrals"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    agency: Mapped[str] = mapped_column(String(200))
+    benefit: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20))
+    submitted_by: Mapped[str] = mapped_column(String(32))
+    submitted_at: Mapped[datetime] = mapped_column(DateTime, default=naive_utcnow)
+    decided_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class AuditEntry(Base):
+    """Who read a case's personal details, and when: readable by admins."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_at", "at", "id"), Index("ix_audit_case", "case_id", "at"))
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    actor_id: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(40))
+    case_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    household_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=naive_utcnow)

@@ -2,6 +2,7 @@
 bodies with these same schemas, and documents them in its OpenAPI."""
 from marshmallow import Schema, fields, validate
 
+from services.common.pagination import PageSchema
 from services.common.schemas import UtcDateTime
 from services.contracts.welfare import CATEGORIES
 
@@ -42,6 +43,45 @@ class AssistanceSchema(Schema):
     received_at = UtcDateTime()
 
 
+class VisitCreateSchema(Schema):
+    visited_on = fields.Date(required=True)
+    notes = fields.String(required=True, validate=validate.Length(min=1, max=4000))
+
+
+class VisitSchema(VisitCreateSchema):
+    id = fields.String(dump_only=True)
+    case_id = fields.String(dump_only=True)
+    logged_by = fields.String(dump_only=True)
+    logged_at = UtcDateTime(dump_only=True)
+
+
+class ReferralCreateSchema(Schema):
+    agency = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    benefit = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class ReferralDecisionSchema(Schema):
+    status = fields.String(required=True, validate=validate.OneOf(("approved", "rejected")))
+
+
+class ReferralSchema(ReferralCreateSchema):
+    id = fields.String(dump_only=True)
+    case_id = fields.String(dump_only=True)
+    status = fields.String(dump_only=True)
+    submitted_by = fields.String(dump_only=True)
+    submitted_at = UtcDateTime(dump_only=True)
+    decided_by = fields.String(dump_only=True, allow_none=True)
+    decided_at = UtcDateTime(dump_only=True, allow_none=True)
+
+
+class CaseAssignSchema(Schema):
+    assignee_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+
+
+class CaseCloseSchema(Schema):
+    outcome = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
 class CaseSchema(CaseOpenSchema):
     id = fields.String(dump_only=True)
     status = fields.String(dump_only=True)
@@ -49,8 +89,31 @@ class CaseSchema(CaseOpenSchema):
     opened_by = fields.String(dump_only=True)
     opened_at = UtcDateTime(dump_only=True)
     assistance = fields.List(fields.Nested(AssistanceSchema), dump_only=True)
+    visits = fields.List(fields.Nested(VisitSchema), dump_only=True)
+    referrals = fields.List(fields.Nested(ReferralSchema), dump_only=True)
+    last_visit_on = fields.Date(dump_only=True, allow_none=True)
+    outcome = fields.String(dump_only=True, allow_none=True)
+    closed_at = UtcDateTime(dump_only=True, allow_none=True)
 
 
 class CaseListSchema(Schema):
     items = fields.List(fields.Nested(CaseSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class AuditQuerySchema(PageSchema):
+    case_id = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
+
+
+class AuditEntrySchema(Schema):
+    id = fields.String()
+    actor_id = fields.String()
+    action = fields.String()
+    case_id = fields.String(allow_none=True)
+    household_id = fields.String(allow_none=True)
+    at = UtcDateTime()
+
+
+class AuditListSchema(Schema):
+    items = fields.List(fields.Nested(AuditEntrySchema))
     next_cursor = fields.String(allow_none=True)

@@ -1,29 +1,50 @@
-"""The welfare service: households and hardship cases, over nameko RPC.
-Every change commits with its event in the outbox."""
+"""The welfare service: households and hardship cases through their whole
+life (assignment, visits, referrals to agencies, closing), follow-ups that
+fall due, and an audit of who read whose details. Every change commits with
+its event in the outbox."""
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import timedelta
 
-from services.common.db import Database
-from services.common.errors import InvalidInput, NotFound
+from nameko.dependency_providers import Config
+from nameko.timer import timer
+from sqlalchemy import select, update
+
+from services import contracts
+from services.common.clock import naive_utcnow
+from services.common.db import Database, UnitOfWork
+from services.common.errors import Conflict, InvalidInput, NotFound
+from services.common.events import reliable_event_handler
 from services.common.pagination import PageSchema, paginate
 from services.common.schemas import is_admin, load_actor, load_or_raise, require_admin
 from services.common.service import KernelEntrypoints, rpc
-from services import contracts
-from services.common.clock import naive_utcnow
-from services.common.events import reliable_event_handler
 from services.contracts import donations as donation_events
 from services.contracts import welfare as events
 from services.welfare import domain
-from services.welfare.models import Assistance, Case, Household, Person, kernel
-from services.welfare.schemas import (
-    CaseOpenSchema, CaseSchema, HouseholdCreateSchema, HouseholdSchema,
+from services.welfare.models import (
+    Assistance, AuditEntry, Case, Household, Person, Referral, Visit, kernel,
 )
+from services.welfare.schemas import (
+    AuditEntrySchema, AuditQuerySchema, CaseAssignSchema, CaseCloseSchema, CaseOpenSchema, CaseSchema,
+    HouseholdCreateSchema, HouseholdSchema, ReferralCreateSchema, ReferralDecisionSchema, ReferralSchema,
+    VisitCreateSchema, VisitSchema,
+)
+
+SWEEP_INTERVAL_SECONDS = 2
+
+
+def case_event(case: Case) -> dict:
+    """What every case event says: ids, compound, categories, status. No names, no notes."""
+    return {"case_id": case.id, "household_id": case.household_id, "compound": case.household.compound,
+            "categories": case.categories, "assignee_id": case.assignee_id, "status": case.status}
 
 
 class WelfareService(KernelEntrypoints):
     name = "welfare"
+    config = Config()
     db = Database(kernel)
+
+    # -- households ---------------------------------------------------------------
 
     @rpc
     def create_household(self, payload: dict, actor: dict) -> dict:
@@ -40,11 +61,17 @@ class WelfareService(KernelEntrypoints):
 
     @rpc
     def get_household(self, household_id: str, actor: dict) -> dict:
-        require_admin(load_actor(actor))
-        household = self.db.session.get(Household, household_id)
-        if household is None:
-            raise NotFound("No such household.")
+        actor = load_actor(actor)
+        require_admin(actor)
+        with self.db.unit_of_work() as uow:
+            household = uow.session.get(Household, household_id) if isinstance(household_id, str) else None
+            if household is None:
+                raise NotFound("No such household.")
+            self._audit(uow, actor, "read_household", household_id=household.id)
+            uow.commit()
         return HouseholdSchema().dump(household)
+
+    # -- cases ------------------------------------------------------------------------
 
     @rpc
     def open_case(self, payload: dict, actor: dict) -> dict:
@@ -64,15 +91,175 @@ class WelfareService(KernelEntrypoints):
                                    {"fields": {"household_id": ["No household has this id."]}})
             case = Case(household=household, categories=categories, summary=data["summary"],
                         assignee_id=data["assignee_id"], status=domain.CaseStatus.OPEN,
-                        opened_by=actor["id"])
+                        opened_by=actor["id"], opened_at=naive_utcnow())
             uow.session.add(case)
             uow.session.flush()
-            uow.emit(events.CASE_OPENED, {
-                "case_id": case.id, "household_id": household.id, "compound": household.compound,
-                "categories": categories, "assignee_id": case.assignee_id, "status": case.status,
-            })
+            uow.emit(events.CASE_OPENED, case_event(case))
             uow.commit()
         return CaseSchema().dump(case)
+
+    @rpc
+    def get_case(self, case_id: str, actor: dict) -> dict:
+        actor = load_actor(actor)
+        with self.db.unit_of_work() as uow:
+            case = self._visible_case(uow, case_id, actor)
+            self._audit(uow, actor, "read_case", case_id=case.id)
+            uow.commit()
+        return CaseSchema().dump(case)
+
+    @rpc
+    def list_cases(self, actor: dict, paging: dict | None = None) -> dict:
+        actor = load_actor(actor)
+        paging = load_or_raise(PageSchema(), paging)
+        query = select(Case)
+        if not is_admin(actor):
+            query = query.where(Case.assignee_id == actor["id"])
+        with self.db.unit_of_work() as uow:
+            result = paginate(uow.session, query, paging, Case.opened_at, Case.id)
+            for case in result["items"]:
+                self._audit(uow, actor, "list_case", case_id=case.id)
+            uow.commit()
+        return {"items": CaseSchema(many=True).dump(result["items"]), "next_cursor": result["next_cursor"]}
+
+    @rpc
+    def assign_case(self, case_id: str, payload: dict, actor: dict) -> dict:
+        """Pair the case with another party member (the gateway checked who);
+        both the old and the new assignee are alerted."""
+        actor = load_actor(actor)
+        require_admin(actor)
+        data = load_or_raise(CaseAssignSchema(), payload)
+        with self.db.unit_of_work() as uow:
+            case = self._case(uow, case_id)
+            self._move(case, "assign")
+            if case.assignee_id == data["assignee_id"]:
+                raise Conflict("The case is assigned to this member already.")
+            previous = case.assignee_id
+            case.assignee_id = data["assignee_id"]
+            uow.emit(events.CASE_ASSIGNED, {**case_event(case), "previous_assignee_id": previous})
+            uow.commit()
+        return CaseSchema().dump(case)
+
+    @rpc
+    def log_visit(self, case_id: str, payload: dict, actor: dict) -> dict:
+        actor = load_actor(actor)
+        data = load_or_raise(VisitCreateSchema(), payload)
+        if data["visited_on"] > naive_utcnow().date() + timedelta(days=1):
+            raise InvalidInput("A visit cannot be in the future.", {"fields": {"visited_on": ["In the future."]}})
+        with self.db.unit_of_work() as uow:
+            case = self._workable_case(uow, case_id, actor)
+            self._move(case, "visit")
+            visit = Visit(case_id=case.id, visited_on=data["visited_on"], notes=data["notes"],
+                          logged_by=actor["id"], logged_at=naive_utcnow())
+            uow.session.add(visit)
+            case.last_visit_on = max(filter(None, [case.last_visit_on, visit.visited_on]))
+            uow.session.flush()
+            uow.emit(events.VISIT_LOGGED, {"case_id": case.id, "visit_id": visit.id,
+                                           "visited_on": visit.visited_on.isoformat(), "status": case.status})
+            uow.commit()
+        return VisitSchema().dump(visit)
+
+    @rpc
+    def add_referral(self, case_id: str, payload: dict, actor: dict) -> dict:
+        """Refer the household to an agency for a benefit: `submitted`."""
+        actor = load_actor(actor)
+        data = load_or_raise(ReferralCreateSchema(), payload)
+        with self.db.unit_of_work() as uow:
+            case = self._workable_case(uow, case_id, actor)
+            self._move(case, "refer")
+            referral = Referral(case_id=case.id, agency=data["agency"], benefit=data["benefit"],
+                                status=domain.ReferralStatus.SUBMITTED, submitted_by=actor["id"],
+                                submitted_at=naive_utcnow())
+            uow.session.add(referral)
+            uow.session.flush()
+            self._referral_event(uow, referral, case)
+            uow.commit()
+        return ReferralSchema().dump(referral)
+
+    @rpc
+    def decide_referral(self, referral_id: str, payload: dict, actor: dict) -> dict:
+        """The agency's answer: approved or rejected, once."""
+        actor = load_actor(actor)
+        data = load_or_raise(ReferralDecisionSchema(), payload)
+        with self.db.unit_of_work() as uow:
+            referral = uow.session.get(Referral, referral_id) if isinstance(referral_id, str) else None
+            if referral is None:
+                raise NotFound("No such referral.")
+            case = self._workable_case(uow, referral.case_id, actor)
+            if case.status == domain.CaseStatus.CLOSED:
+                raise Conflict("The case is closed.")
+            try:
+                referral.status = domain.decide_referral(referral.status, data["status"])
+            except domain.RuleBroken as exc:
+                raise Conflict(str(exc))
+            referral.decided_by, referral.decided_at = actor["id"], naive_utcnow()
+            self._referral_event(uow, referral, case)
+            uow.commit()
+        return ReferralSchema().dump(referral)
+
+    @staticmethod
+    def _referral_event(uow: UnitOfWork, referral: Referral, case: Case):
+        uow.emit(events.REFERRAL_UPDATED, {"case_id": case.id, "referral_id": referral.id,
+                                           "referral_status": referral.status, "status": case.status})
+
+    @rpc
+    def close_case(self, case_id: str, payload: dict, actor: dict) -> dict:
+        actor = load_actor(actor)
+        data = load_or_raise(CaseCloseSchema(), payload)
+        with self.db.unit_of_work() as uow:
+            case = self._workable_case(uow, case_id, actor)
+            self._move(case, "close")
+            case.outcome, case.closed_at, case.closed_by = data["outcome"], naive_utcnow(), actor["id"]
+            uow.emit(events.CASE_CLOSED, case_event(case))
+            uow.commit()
+        return CaseSchema().dump(case)
+
+    def _case(self, uow: UnitOfWork, case_id: str) -> Case:
+        case = uow.session.get(Case, case_id) if isinstance(case_id, str) else None
+        if case is None:
+            raise NotFound("No such case.")
+        return case
+
+    def _visible_case(self, uow: UnitOfWork, case_id: str, actor: dict) -> Case:
+        case = uow.session.get(Case, case_id) if isinstance(case_id, str) else None
+        # Another member's case is "not found", not "forbidden": ids leak nothing.
+        if case is None or not domain.may_see_case(actor["id"], is_admin(actor), case.assignee_id):
+            raise NotFound("No such case.")
+        return case
+
+    def _workable_case(self, uow: UnitOfWork, case_id: str, actor: dict) -> Case:
+        """The office or the assignee works on a case; to anyone else it does not exist."""
+        case = self._visible_case(uow, case_id, actor)
+        if not domain.may_work_on_case(actor["id"], is_admin(actor), case.assignee_id):
+            raise NotFound("No such case.")
+        return case
+
+    @staticmethod
+    def _move(case: Case, action: str):
+        try:
+            case.status = domain.next_status(case.status, action)
+        except domain.RuleBroken as exc:
+            raise Conflict(str(exc))
+
+    # -- the audit log ------------------------------------------------------------
+
+    @staticmethod
+    def _audit(uow: UnitOfWork, actor: dict, action: str, case_id: str | None = None,
+               household_id: str | None = None):
+        uow.session.add(AuditEntry(actor_id=actor["id"], action=action, case_id=case_id,
+                                   household_id=household_id, at=naive_utcnow()))
+
+    @rpc
+    def list_audit(self, actor: dict, query: dict | None = None) -> dict:
+        """Who read which case's details, newest first (admins only)."""
+        require_admin(load_actor(actor))
+        query = load_or_raise(AuditQuerySchema(), query)
+        statement = select(AuditEntry)
+        if query["case_id"]:
+            statement = statement.where(AuditEntry.case_id == query["case_id"])
+        result = paginate(self.db.session, statement, query, AuditEntry.at, AuditEntry.id)
+        return {"items": AuditEntrySchema(many=True).dump(result["items"]), "next_cursor": result["next_cursor"]}
+
+    # -- events from other services -------------------------------------------------
 
     @reliable_event_handler("donations", donation_events.ITEMS_DISPATCHED)
     def on_items_dispatched(self, envelope: dict):
@@ -93,22 +280,31 @@ class WelfareService(KernelEntrypoints):
                                            quantity=item["quantity"], received_at=naive_utcnow()))
             uow.commit()
 
-    @rpc
-    def get_case(self, case_id: str, actor: dict) -> dict:
-        actor = load_actor(actor)
-        case = self.db.session.get(Case, case_id)
-        # Another member's case is "not found", not "forbidden": ids leak nothing.
-        if case is None or not domain.may_see_case(actor["id"], is_admin(actor), case.assignee_id):
-            raise NotFound("No such case.")
-        return CaseSchema().dump(case)
+    # -- the timer: follow-ups ----------------------------------------------------------
 
-    @rpc
-    def list_cases(self, actor: dict, paging: dict | None = None) -> dict:
-        actor = load_actor(actor)
-        paging = load_or_raise(PageSchema(), paging)
-        query = select(Case)
-        if not is_admin(actor):
-            query = query.where(Case.assignee_id == actor["id"])
-        result = paginate(self.db.session, query, paging, Case.opened_at, Case.id)
-        return {"items": CaseSchema(many=True).dump(result["items"]),
-                "next_cursor": result["next_cursor"]}
+    @timer(interval=SWEEP_INTERVAL_SECONDS)
+    def sweep(self):
+        """Raise followup_overdue for each case unvisited too long, once per
+        lapse. Safe with several instances: each claim is a conditional update."""
+        after_days = float(self.config.get("FOLLOWUP_AFTER_DAYS", 30))
+        now = naive_utcnow()
+        cutoff = now - timedelta(days=after_days)
+        with self.db.unit_of_work() as uow:
+            candidates = uow.session.scalars(select(Case).where(
+                Case.status != domain.CaseStatus.CLOSED, Case.opened_at <= cutoff).limit(500)).all()
+            for case in candidates:
+                lapse_started = domain.lapse_start(case.last_visit_on, case.opened_at)
+                if not domain.due_followup(case.status, lapse_started, case.followup_alerted_for, now, after_days):
+                    continue
+                claimed = uow.session.execute(update(Case).where(
+                    Case.id == case.id,
+                    (Case.followup_alerted_for.is_(None)) | (Case.followup_alerted_for != lapse_started),
+                ).values(followup_alerted_for=lapse_started))
+                if claimed.rowcount == 1:
+                    uow.emit(events.FOLLOWUP_OVERDUE, {
+                        "case_id": case.id, "assignee_id": case.assignee_id, "compound": case.household.compound,
+                        "last_visit_on": case.last_visit_on.isoformat() if case.last_visit_on else None,
+                        "days": after_days})
+            uow.commit()
+
+

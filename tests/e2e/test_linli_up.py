@@ -8,6 +8,7 @@ import sys
 import requests
 
 from services.ops import demo
+from services.ops.stack import SERVICES
 from tests.conftest import wait_for
 from tests.e2e.conftest import free_port, login
 
@@ -46,4 +47,4 @@ def test_linli_up_demo_serves_the_demo_world_and_stops_cleanly_on_ctrl_c(module_
     except requests.ConnectionError:
         pass
     logs = (tmp_path / "var" / "log")
-    assert sorted(p.name for p in logs.iterdir()) == ["gateway-0.log", "notifications-0.log", "welfare-0.log"]
+    assert sorted(p.name for p in logs.iterdir()) == sorted(f"{service}-0.log" for service in SERVICES)
