@@ -1,5 +1,6 @@
 """The whole stack as separate processes (the same supervisor as `linli up`),
 in a throwaway vhost and a temporary folder; tests talk HTTP to the gateway."""
+import contextlib
 import json
 import os
 import socket
@@ -27,21 +28,28 @@ def linli(env: dict, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=60)
 
 
-@pytest.fixture(scope="module")
-def stack(module_vhost, tmp_path_factory):
-    var = tmp_path_factory.mktemp("linli") / "var"
-    env = dict(os.environ, AMQP_URI=module_vhost.amqp_uri, LINLI_OUTBOX_GRACE_SECONDS="1")
+@contextlib.contextmanager
+def running_stack(vhost, var, **env_overrides):
+    """Every service as a process, in `vhost`, data in `var`, with the first
+    admin made as an operator would (`linli admin create`)."""
+    env = dict(os.environ, AMQP_URI=vhost.amqp_uri, LINLI_OUTBOX_GRACE_SECONDS="1", **env_overrides)
     stack = Stack(var, env=env, port=free_port())
+    stack.prepare()
     created = linli(stack.env, "--var", str(var), "admin", "create",
                     "--username", "admin", "--password", ADMIN_PASSWORD)
     assert created.returncode == 0, created.stderr
-    stack.prepare()
     stack.start()
     try:
         assert stack.wait_ready(timeout=90), "the stack did not become ready"
         yield stack
     finally:
         stack.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(module_vhost, tmp_path_factory):
+    with running_stack(module_vhost, tmp_path_factory.mktemp("linli") / "var") as stack:
+        yield stack
 
 
 class Client:

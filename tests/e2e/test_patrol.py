@@ -5,7 +5,6 @@ and zones that went unpatrolled.
 This module runs its own stack with the patrol service's clocks shortened
 (escalation after 3 s, a zone uncovered after ~8.6 s; the sweep runs every 2 s)
 so the timers can be watched within a test."""
-import os
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -14,9 +13,8 @@ import pytest
 import requests
 import sqlalchemy
 
-from services.ops.stack import Stack
 from tests.conftest import wait_for
-from tests.e2e.conftest import ADMIN_PASSWORD, free_port, linli, login
+from tests.e2e.conftest import ADMIN_PASSWORD, linli, login, running_stack
 
 ESCALATE_AFTER_SECONDS = 3  # LINLI_PATROL_ESCALATE_AFTER_MINUTES=0.05
 UNCOVERED_AFTER_DAYS = "0.0001"  # ~8.6 s
@@ -26,27 +24,15 @@ SWEEP_SECONDS = 2
 @pytest.fixture(scope="module")
 def stack(module_vhost, tmp_path_factory):
     """The shared stack's shape, with the patrol timers shortened."""
-    var = tmp_path_factory.mktemp("linli-patrol") / "var"
-    env = dict(os.environ, AMQP_URI=module_vhost.amqp_uri, LINLI_OUTBOX_GRACE_SECONDS="5",
-               LINLI_PATROL_ESCALATE_AFTER_MINUTES="0.05",
-               LINLI_PATROL_UNCOVERED_AFTER_DAYS=UNCOVERED_AFTER_DAYS)
-    stack = Stack(var, env=env, port=free_port())
-    created = linli(stack.env, "--var", str(var), "admin", "create",
-                    "--username", "admin", "--password", ADMIN_PASSWORD)
-    assert created.returncode == 0, created.stderr
-    stack.prepare()
-    stack.start()
-    try:
-        assert stack.wait_ready(timeout=90), "the stack did not become ready"
-        # The admin above reaches notifications through the gateway's outbox relay,
-        # some seconds after start (see test_an_admin_added_..._urgent_incident):
-        # let that settle, so the story below is not about that race.
+    with running_stack(module_vhost, tmp_path_factory.mktemp("linli-patrol") / "var",
+                       LINLI_PATROL_ESCALATE_AFTER_MINUTES="0.05",
+                       LINLI_PATROL_UNCOVERED_AFTER_DAYS=UNCOVERED_AFTER_DAYS) as stack:
+        # Let notifications take in the admin made at start, so the story below
+        # is not about that race (see test_an_admin_added_..._urgent_incident).
         wait_for(lambda: outbox_drained(stack.db_url("gateway")), timeout=15,
                  what="the gateway's outbox to drain")
-        time.sleep(0.5)  # and notifications to take the admin in
+        time.sleep(0.5)
         yield stack
-    finally:
-        stack.stop()
 
 
 def outbox_drained(db_url: str) -> bool:
