@@ -4,6 +4,7 @@ Messages are fixed sentences chosen by kind: an alert never quotes a name,
 an address or a condition, so it may travel in events and logs."""
 from __future__ import annotations
 
+from datetime import datetime, time, timedelta
 from typing import NamedTuple
 
 CASE_ASSIGNED = "case_assigned"
@@ -78,3 +79,43 @@ def alerts_for_case_assigned(data: dict) -> list[AlertSpec]:
 
 def alerts_for_followup_overdue(data: dict) -> list[AlertSpec]:
     return [AlertSpec(data["assignee_id"], FOLLOWUP_OVERDUE, "case", data["case_id"])]
+
+
+# Never held back by quiet hours.
+URGENT_KINDS = frozenset({INCIDENT_HIGH_SEVERITY, INCIDENT_ESCALATED})
+MAX_WEBHOOK_ATTEMPTS = 8
+
+
+def goes_to_webhook(kind: str, kinds: dict) -> bool:
+    """A member with a webhook gets every kind there unless they turned it off."""
+    return kinds.get(kind, True)
+
+
+def quiet_until(local_now: datetime, start: str | None, end: str | None) -> datetime | None:
+    """The end of the quiet period `local_now` falls in, or None. Hours are
+    local "HH:MM"; a period may run past midnight (22:00 to 07:00)."""
+    if not start or not end or start == end:
+        return None
+    begin, finish = time.fromisoformat(start), time.fromisoformat(end)
+    now = local_now.time()
+    if begin < finish:
+        inside = begin <= now < finish
+    else:
+        inside = now >= begin or now < finish
+    if not inside:
+        return None
+    until = local_now.replace(hour=finish.hour, minute=finish.minute, second=0, microsecond=0)
+    return until if until > local_now else until + timedelta(days=1)
+
+
+def first_attempt_at(kind: str, local_now: datetime, start: str | None, end: str | None) -> datetime:
+    """When a webhook delivery may first be tried: now, or when quiet hours end
+    (an urgent alert never waits). In the member's local time."""
+    if kind in URGENT_KINDS:
+        return local_now
+    return quiet_until(local_now, start, end) or local_now
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Back-off after the n-th failed attempt: 2, 4, 8 ... seconds, at most 10 minutes."""
+    return timedelta(seconds=min(2 ** attempts, 600))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, Index, String
+from sqlalchemy import JSON, Boolean, DateTime, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.clock import naive_utcnow
@@ -44,3 +44,38 @@ class Member(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+
+
+class Webhook(Base):
+    """Where a member's alerts also go (an SMS or chat gateway), and the
+    secret their bodies are signed with."""
+
+    __tablename__ = "webhooks"
+
+    member_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    url: Mapped[str] = mapped_column(String(500))
+    secret: Mapped[str] = mapped_column(String(100))
+    # Per alert kind, whether it goes to the webhook too: {"case_assigned": false}; unlisted: yes.
+    kinds: Mapped[dict] = mapped_column(JSON, default=dict)
+    quiet_start: Mapped[str | None] = mapped_column(String(5), nullable=True)  # "22:00", local time
+    quiet_end: Mapped[str | None] = mapped_column(String(5), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=naive_utcnow)
+
+
+class WebhookDelivery(Base):
+    """One alert to one webhook: written with the alert, sent by the delivery
+    timer, retried with back-off until the receiver takes it."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: uuid.uuid4().hex)
+    alert_id: Mapped[str] = mapped_column(String(32), index=True)
+    member_id: Mapped[str] = mapped_column(String(32))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20))           # pending, delivered, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime)
+    last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=naive_utcnow)

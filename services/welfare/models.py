@@ -78,7 +78,9 @@ class Case(Base):
     closed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     closed_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
     last_visit_on: Mapped[date | None] = mapped_column(Date, nullable=True)
-    # The start of the lapse a follow-up alert was raised for: one alert per lapse.
+    # Since when the case has gone unvisited (its last visit's day, or its opening),
+    # and the lapse a follow-up alert was raised for: one alert per lapse.
+    lapse_started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)
     followup_alerted_for: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     household: Mapped[Household] = relationship(lazy="joined")
     assistance: Mapped[list[Assistance]] = relationship(order_by=Assistance.received_at, lazy="selectin")

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from nameko.dependency_providers import Config
 from nameko.timer import timer
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from services import contracts
 from services.common.clock import naive_utcnow
@@ -89,9 +89,10 @@ class WelfareService(KernelEntrypoints):
             if household is None:
                 raise InvalidInput("No such household.",
                                    {"fields": {"household_id": ["No household has this id."]}})
+            opened_at = naive_utcnow()
             case = Case(household=household, categories=categories, summary=data["summary"],
                         assignee_id=data["assignee_id"], status=domain.CaseStatus.OPEN,
-                        opened_by=actor["id"], opened_at=naive_utcnow())
+                        opened_by=actor["id"], opened_at=opened_at, lapse_started_at=opened_at)
             uow.session.add(case)
             uow.session.flush()
             uow.emit(events.CASE_OPENED, case_event(case))
@@ -152,6 +153,7 @@ class WelfareService(KernelEntrypoints):
                           logged_by=actor["id"], logged_at=naive_utcnow())
             uow.session.add(visit)
             case.last_visit_on = max(filter(None, [case.last_visit_on, visit.visited_on]))
+            case.lapse_started_at = domain.lapse_start(case.last_visit_on, case.opened_at)
             uow.session.flush()
             uow.emit(events.VISIT_LOGGED, {"case_id": case.id, "visit_id": visit.id,
                                            "visited_on": visit.visited_on.isoformat(), "status": case.status})
@@ -289,16 +291,19 @@ class WelfareService(KernelEntrypoints):
         after_days = float(self.config.get("FOLLOWUP_AFTER_DAYS", 30))
         now = naive_utcnow()
         cutoff = now - timedelta(days=after_days)
+        not_alerted_for_this_lapse = or_(Case.followup_alerted_for.is_(None),
+                                         Case.followup_alerted_for != Case.lapse_started_at)
         with self.db.unit_of_work() as uow:
-            candidates = uow.session.scalars(select(Case).where(
-                Case.status != domain.CaseStatus.CLOSED, Case.opened_at <= cutoff).limit(500)).all()
-            for case in candidates:
-                lapse_started = domain.lapse_start(case.last_visit_on, case.opened_at)
+            # Only what is due, oldest lapse first: cases visited in time never crowd it out.
+            due = uow.session.scalars(select(Case).where(
+                Case.status != domain.CaseStatus.CLOSED, Case.lapse_started_at <= cutoff,
+                not_alerted_for_this_lapse).order_by(Case.lapse_started_at).limit(500)).all()
+            for case in due:
+                lapse_started = case.lapse_started_at
                 if not domain.due_followup(case.status, lapse_started, case.followup_alerted_for, now, after_days):
                     continue
                 claimed = uow.session.execute(update(Case).where(
-                    Case.id == case.id,
-                    (Case.followup_alerted_for.is_(None)) | (Case.followup_alerted_for != lapse_started),
+                    Case.id == case.id, Case.lapse_started_at == lapse_started, not_alerted_for_this_lapse,
                 ).values(followup_alerted_for=lapse_started))
                 if claimed.rowcount == 1:
                     uow.emit(events.FOLLOWUP_OVERDUE, {

@@ -15,7 +15,8 @@ from services.common.envelope import make_envelope
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.notifications.models import Alert
 from services.notifications.service import NotificationsService
-from services.welfare.models import AuditEntry, Case, Household, Referral, Visit
+from services.welfare.domain import lapse_start
+from services.welfare.models import AuditEntry, Case, Referral, Visit
 from services.welfare.service import WelfareService
 
 ADMIN = {"id": "admin-1", "roles": ["admin"]}
@@ -105,9 +106,12 @@ def stored_case(welfare_db, case_id) -> Case:
 
 
 def set_case(welfare_db, case_id, **values):
-    """Change a case behind the service's back (to age it)."""
+    """Change a case behind the service's back (to age it), keeping the start
+    of its lapse in step as the service would."""
     with Session(welfare_db.engine) as session:
         session.execute(update(Case).where(Case.id == case_id).values(**values))
+        stored = session.get(Case, case_id)
+        stored.lapse_started_at = lapse_start(stored.last_visit_on, stored.opened_at)
         session.commit()
 
 
@@ -561,7 +565,8 @@ def test_an_overdue_case_is_alerted_however_many_cases_are_on_the_books(welfare,
     with Session(welfare_db.engine) as session:
         session.add_all(Case(household_id=household["id"], categories=["elderly"], summary=SUMMARY,
                              assignee_id="member-b", status="in_progress", opened_by="admin-1",
-                             opened_at=long_ago + timedelta(seconds=i), last_visit_on=yesterday)
+                             opened_at=long_ago + timedelta(seconds=i), last_visit_on=yesterday,
+                             lapse_started_at=lapse_start(yesterday, long_ago))
                         for i in range(500))
         session.commit()
     set_case(welfare_db, case["id"], opened_at=days_ago(40))
