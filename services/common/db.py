@@ -135,6 +135,11 @@ class WorkerDatabase:
             self._session = self._provider.sessionmaker()
         return self._session
 
+    @property
+    def engine(self):
+        """For work a worker hands to green threads of its own, each with its own session."""
+        return self._provider.engine
+
     def unit_of_work(self) -> UnitOfWork:
         return UnitOfWork(self.session, self._provider.kernel,
                           self._provider.container.service_name, self._provider.relay)

@@ -27,7 +27,7 @@ from services.gateway.schemas import (
     TokenRequestSchema, TokenSchema,
 )
 from services.gateway.streams import AlertStreams, sse_response
-from services.notifications.schemas import AlertListSchema, AlertSchema
+from services.notifications.schemas import AlertListSchema, AlertSchema, WebhookSchema, WebhookSetSchema
 from services.donations.schemas import (
     CampaignCreateSchema, CampaignListSchema, CampaignSchema, DispatchCreateSchema, DispatchListSchema,
     DispatchSchema, DonationCreateSchema, DonationListSchema, DonationSchema, ReceiptQuerySchema, ReceiptSchema,
@@ -122,6 +122,24 @@ class GatewayService(KernelEntrypoints):
         member_id = request.principal["id"]
         return sse_response(request, self.alert_streams, member_id,
                             missed=lambda last_id: self.notifications.alerts_after(member_id, last_id))
+
+    @api("PUT", "/me/webhook", roles=ANY_ROLE, body=WebhookSetSchema, response=WebhookSchema)
+    def set_my_webhook(self, request):
+        """Send one's alerts to a URL too (an SMS or chat gateway): each body is
+        signed with HMAC-SHA256 (`X-Linli-Signature: sha256=<hex>`) with the
+        secret shown when the webhook is first set; per-kind on/off; quiet hours
+        hold all but urgent alerts."""
+        return self.notifications.set_webhook(request.principal["id"], request.body)
+
+    @api("GET", "/me/webhook", roles=ANY_ROLE, response=WebhookSchema)
+    def get_my_webhook(self, request):
+        """One's webhook settings (the secret is not shown again)."""
+        return self.notifications.get_webhook(request.principal["id"])
+
+    @api("DELETE", "/me/webhook", roles=ANY_ROLE)
+    def delete_my_webhook(self, request):
+        """Stop sending alerts out."""
+        return self.notifications.delete_webhook(request.principal["id"])
 
     @event_handler("notifications", notification_events.ALERT_CREATED,
                    handler_type=BROADCAST, reliable_delivery=False)

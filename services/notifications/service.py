@@ -2,7 +2,20 @@
 exactly once each, and announces every alert it writes."""
 from __future__ import annotations
 
-from sqlalchemy import and_, or_, select
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import eventlet
+import requests
+from nameko.dependency_providers import Config
+from nameko.timer import timer
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
 
 from services import contracts
 from services.common.clock import isoformat, naive_utcnow
@@ -18,8 +31,14 @@ from services.contracts import gateway as gateway_events
 from services.contracts import patrol as patrol_events
 from services.contracts import welfare as welfare_events
 from services.notifications import domain
-from services.notifications.models import Alert, Member, kernel
-from services.notifications.schemas import AlertSchema
+from services.notifications.models import Alert, Member, Webhook, WebhookDelivery, kernel
+from services.notifications.schemas import AlertSchema, WebhookSchema, WebhookSetSchema
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_INTERVAL_SECONDS = 1
+WEBHOOK_TIMEOUT_SECONDS = 5
+WEBHOOK_BATCH = 20
 
 
 # A stream that was away longer than this many alerts reads the rest from the inbox.
@@ -28,6 +47,7 @@ MAX_REPLAY = 200
 
 class NotificationsService(KernelEntrypoints):
     name = "notifications"
+    config = Config()
     db = Database(kernel)
 
     @reliable_event_handler("welfare", welfare_events.CASE_OPENED)
@@ -95,7 +115,130 @@ class NotificationsService(KernelEntrypoints):
                 uow.session.add(alert)
                 uow.session.flush()
                 self._announce(uow, alert)
+                self._queue_webhook(uow, alert)
             uow.commit()
+
+    # -- webhooks: alerts that leave the app --------------------------------------------
+
+    def _local_now(self) -> datetime:
+        return datetime.now(ZoneInfo(self.config.get("LOCAL_TIMEZONE", "Asia/Shanghai")))
+
+    def _queue_webhook(self, uow: UnitOfWork, alert: Alert):
+        """In the alert's own transaction: a delivery for the member's webhook,
+        due now or when their quiet hours end."""
+        webhook = uow.session.get(Webhook, alert.member_id)
+        if webhook is None or not domain.goes_to_webhook(alert.kind, webhook.kinds or {}):
+            return
+        due_local = domain.first_attempt_at(alert.kind, self._local_now(), webhook.quiet_start, webhook.quiet_end)
+        body = {"alert": AlertSchema().dump(alert), "member_id": alert.member_id}
+        uow.session.add(WebhookDelivery(
+            alert_id=alert.id, member_id=alert.member_id, body=json.dumps(body, ensure_ascii=False),
+            status="pending", attempts=0, created_at=naive_utcnow(),
+            next_attempt_at=due_local.astimezone(timezone.utc).replace(tzinfo=None)))
+
+    @rpc
+    def set_webhook(self, member_id: str, payload: dict) -> dict:
+        """Set where the member's alerts also go; the secret that signs them is
+        made the first time (or on rotate_secret) and shown only then."""
+        data = load_or_raise(WebhookSetSchema(), payload)
+        quiet = data["quiet_hours"] or {}
+        with self.db.unit_of_work() as uow:
+            webhook = uow.session.get(Webhook, member_id)
+            new_secret = webhook is None or data["rotate_secret"]
+            if webhook is None:
+                webhook = Webhook(member_id=member_id)
+                uow.session.add(webhook)
+            if new_secret:
+                webhook.secret = secrets.token_urlsafe(32)
+            webhook.url, webhook.kinds = data["url"], data["kinds"]
+            webhook.quiet_start, webhook.quiet_end = quiet.get("start"), quiet.get("end")
+            webhook.updated_at = naive_utcnow()
+            uow.commit()
+        return self._webhook_view(webhook, with_secret=new_secret)
+
+    @rpc
+    def get_webhook(self, member_id: str) -> dict:
+        webhook = self.db.session.get(Webhook, member_id) if isinstance(member_id, str) else None
+        if webhook is None:
+            raise NotFound("No webhook is set.")
+        return self._webhook_view(webhook, with_secret=False)
+
+    @rpc
+    def delete_webhook(self, member_id: str) -> dict:
+        """Stop sending alerts out; deliveries not yet made are dropped with it."""
+        with self.db.unit_of_work() as uow:
+            webhook = uow.session.get(Webhook, member_id) if isinstance(member_id, str) else None
+            if webhook is None:
+                raise NotFound("No webhook is set.")
+            uow.session.delete(webhook)
+            uow.session.execute(update(WebhookDelivery).where(
+                WebhookDelivery.member_id == member_id, WebhookDelivery.status == "pending",
+            ).values(status="cancelled"))
+            uow.commit()
+        return {"deleted": True}
+
+    @staticmethod
+    def _webhook_view(webhook: Webhook, with_secret: bool) -> dict:
+        quiet = {"start": webhook.quiet_start, "end": webhook.quiet_end} if webhook.quiet_start else None
+        return WebhookSchema().dump({"url": webhook.url, "kinds": webhook.kinds or {}, "quiet_hours": quiet,
+                                     "secret": webhook.secret if with_secret else None})
+
+    @timer(interval=WEBHOOK_INTERVAL_SECONDS)
+    def deliver_webhooks(self):
+        """Send the deliveries that are due, each in its own green thread with a
+        timeout, so a slow or failing receiver holds up no one else's alerts.
+        Receivers may see a delivery twice (after a crash mid-send): the
+        X-Linli-Delivery header names it."""
+        now = naive_utcnow()
+        lease = now + timedelta(seconds=WEBHOOK_TIMEOUT_SECONDS * 3)
+        with self.db.unit_of_work() as uow:
+            due = uow.session.scalars(select(WebhookDelivery).where(
+                WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now,
+            ).order_by(WebhookDelivery.next_attempt_at).limit(WEBHOOK_BATCH)).all()
+            claimed = []
+            for delivery in due:
+                # Leased, so another instance (or the next tick) leaves it alone meanwhile.
+                taken = uow.session.execute(update(WebhookDelivery).where(
+                    WebhookDelivery.id == delivery.id, WebhookDelivery.status == "pending",
+                    WebhookDelivery.next_attempt_at == delivery.next_attempt_at,
+                ).values(next_attempt_at=lease))
+                if taken.rowcount == 1:
+                    claimed.append(delivery.id)
+            uow.commit()
+        # Not waited for: a receiver that is slow to answer delays the next tick for no one.
+        for delivery_id in claimed:
+            eventlet.spawn_n(self._deliver, self.db.engine, delivery_id)
+
+    @staticmethod
+    def _deliver(engine, delivery_id: str):
+        with Session(engine) as session:
+            delivery = session.get(WebhookDelivery, delivery_id)
+            webhook = session.get(Webhook, delivery.member_id)
+            if webhook is None:
+                delivery.status = "cancelled"
+                session.commit()
+                return
+            body = delivery.body.encode()
+            signature = hmac.new(webhook.secret.encode(), body, hashlib.sha256).hexdigest()
+            delivery.attempts += 1
+            try:
+                answer = requests.post(webhook.url, data=body, timeout=WEBHOOK_TIMEOUT_SECONDS, headers={
+                    "Content-Type": "application/json", "X-Linli-Signature": f"sha256={signature}",
+                    "X-Linli-Delivery": delivery.id, "User-Agent": "linli-webhooks"})
+                error = None if 200 <= answer.status_code < 300 else f"HTTP {answer.status_code}"
+            except requests.RequestException as exc:
+                error = type(exc).__name__
+            now = naive_utcnow()
+            if error is None:
+                delivery.status, delivery.delivered_at, delivery.last_error = "delivered", now, None
+            elif delivery.attempts >= domain.MAX_WEBHOOK_ATTEMPTS:
+                delivery.status, delivery.last_error = "failed", error
+                log.warning("webhook delivery %s failed %d times (%s); given up",
+                            delivery.id, delivery.attempts, error)
+            else:
+                delivery.last_error = error
+                delivery.next_attempt_at = now + domain.retry_delay(delivery.attempts)
+            session.commit()
 
     @staticmethod
     def _announce(uow: UnitOfWork, alert: Alert):
