@@ -2,11 +2,14 @@
 from marshmallow import Schema, fields, validate
 
 CASE_OPENED = "case_opened"
+CASE_DRAFTED = "case_drafted"
+CASE_DISMISSED = "case_dismissed"
 CASE_ASSIGNED = "case_assigned"
 VISIT_LOGGED = "visit_logged"
 REFERRAL_UPDATED = "referral_updated"
 CASE_CLOSED = "case_closed"
 FOLLOWUP_OVERDUE = "followup_overdue"
+REFERRAL_OVERDUE = "referral_overdue"
 
 CATEGORIES = ("low_income", "disability", "elderly", "illness", "other")
 
@@ -51,11 +54,35 @@ class FollowupOverdue(Schema):
     days = fields.Float(required=True)
 
 
+class ReferralOverdue(Schema):
+    case_id = fields.String(required=True)
+    referral_id = fields.String(required=True)
+    assignee_id = fields.String(required=True)
+    deadline = fields.String(required=True)
+
+
+class CaseDrafted(Schema):
+    """A hardship found on patrol, waiting for the office."""
+    case_id = fields.String(required=True)
+    compound = fields.String(required=True)
+    incident_id = fields.String(required=True)
+    status = fields.String(required=True)
+
+
+class CaseDismissed(Schema):
+    case_id = fields.String(required=True)
+    compound = fields.String(required=True)
+    status = fields.String(required=True)
+
+
 SCHEMAS = {
     CASE_OPENED: CaseOpened,
+    CASE_DRAFTED: CaseDrafted,
+    CASE_DISMISSED: CaseDismissed,
     CASE_ASSIGNED: CaseAssigned,
     VISIT_LOGGED: VisitLogged,
     REFERRAL_UPDATED: ReferralUpdated,
     CASE_CLOSED: CaseClosed,
     FOLLOWUP_OVERDUE: FollowupOverdue,
+    REFERRAL_OVERDUE: ReferralOverdue,
 }

@@ -38,9 +38,10 @@ from services.patrol.schemas import (
     PatrolSchema, PatrolStartSchema, TeamSchema, ZoneCreateSchema, ZoneListSchema, ZoneSchema,
 )
 from services.welfare.schemas import (
-    AuditListSchema, AuditQuerySchema, CaseAssignSchema, CaseCloseSchema, CaseListSchema, CaseOpenSchema,
+    AuditListSchema, AuditQuerySchema, CaseAssignSchema, CaseCloseSchema, CaseDismissSchema, CaseListSchema,
+    CaseOpenSchema,
     CaseSchema, HouseholdCreateSchema, HouseholdSchema, ReferralCreateSchema, ReferralDecisionSchema,
-    ReferralSchema, VisitCreateSchema, VisitSchema,
+    ReferralSchema, ReferralStageSchema, VisitCreateSchema, VisitSchema,
 )
 
 log = logging.getLogger(__name__)
@@ -320,6 +321,17 @@ class GatewayService(KernelEntrypoints):
 
     # Accounts live here, so the gateway resolves who an assignee or a team member is.
 
+    @api("POST", "/cases/<case_id>/confirm", roles=ADMIN, body=CaseOpenSchema, response=CaseSchema)
+    def confirm_case(self, request, case_id):
+        """A draft found on patrol becomes an open case, paired with a party member (alerted)."""
+        self._require_party_member(request.payload["assignee_id"])
+        return self.welfare.confirm_case(case_id, request.body, request.principal)
+
+    @api("POST", "/cases/<case_id>/dismiss", roles=ADMIN, body=CaseDismissSchema, response=CaseSchema)
+    def dismiss_case(self, request, case_id):
+        """A draft found on patrol that needs no case, with the reason."""
+        return self.welfare.dismiss_case(case_id, request.body, request.principal)
+
     @api("POST", "/cases/<case_id>/assign", roles=ADMIN, body=CaseAssignSchema, response=CaseSchema)
     def assign_case(self, request, case_id):
         """Pair the case with another party member; both are alerted."""
@@ -343,6 +355,13 @@ class GatewayService(KernelEntrypoints):
     def decide_referral(self, request, referral_id):
         """The agency's answer: approved or rejected, once."""
         return self.welfare.decide_referral(referral_id, request.body, request.principal)
+
+    @api("POST", "/referrals/<referral_id>/stages", roles=MEMBER_OR_ADMIN, body=ReferralStageSchema,
+         response=ReferralSchema)
+    def record_referral_stage(self, request, referral_id):
+        """A stage the agency reached, on a date: application_submitted,
+        documents_checked, agency_home_visit, decision_made (in that order)."""
+        return self.welfare.record_referral_stage(referral_id, request.body, request.principal)
 
     @api("POST", "/cases/<case_id>/close", roles=MEMBER_OR_ADMIN, body=CaseCloseSchema, response=CaseSchema)
     def close_case(self, request, case_id):

@@ -10,6 +10,8 @@ from typing import NamedTuple
 CASE_ASSIGNED = "case_assigned"
 CASE_UNASSIGNED = "case_unassigned"
 FOLLOWUP_OVERDUE = "followup_overdue"
+REFERRAL_OVERDUE = "referral_overdue"
+CASE_DRAFTED = "case_drafted"
 INCIDENT_REPORTED = "incident_reported"
 INCIDENT_HIGH_SEVERITY = "incident_high_severity"
 INCIDENT_ESCALATED = "incident_escalated"
@@ -20,6 +22,8 @@ MESSAGES = {
     CASE_ASSIGNED: "A hardship case has been assigned to you. 您有一个新的帮扶个案。",
     CASE_UNASSIGNED: "A hardship case you had has been given to another party member. 您的一个帮扶个案已转交他人。",
     FOLLOWUP_OVERDUE: "A case of yours is due a visit. 您的帮扶个案需要回访。",
+    CASE_DRAFTED: "A hardship was found on patrol: a draft case waits for you. 巡逻发现困难户，待确认。",
+    REFERRAL_OVERDUE: "A referral of a case of yours is past its deadline. 您的帮扶个案有一项转介已逾期。",
     INCIDENT_REPORTED: "An incident was reported in your zone. 您负责的片区上报了一个问题。",
     INCIDENT_HIGH_SEVERITY: "A high-severity incident was reported. 有紧急问题上报。",
     INCIDENT_ESCALATED: "An incident has not been acknowledged by its zone leader in time. 有问题未及时确认，已升级。",
@@ -75,6 +79,15 @@ def alerts_for_case_assigned(data: dict) -> list[AlertSpec]:
     """A reassigned case: the new assignee has it now, the previous one no longer."""
     return [AlertSpec(data["assignee_id"], CASE_ASSIGNED, "case", data["case_id"]),
             AlertSpec(data["previous_assignee_id"], CASE_UNASSIGNED, "case", data["case_id"])]
+
+
+def alerts_for_case_drafted(data: dict, admin_ids: list[str]) -> list[AlertSpec]:
+    """The office confirms or dismisses what patrols found."""
+    return [AlertSpec(admin_id, CASE_DRAFTED, "case", data["case_id"]) for admin_id in admin_ids]
+
+
+def alerts_for_referral_overdue(data: dict) -> list[AlertSpec]:
+    return [AlertSpec(data["assignee_id"], REFERRAL_OVERDUE, "case", data["case_id"])]
 
 
 def alerts_for_followup_overdue(data: dict) -> list[AlertSpec]:

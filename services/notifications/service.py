@@ -66,6 +66,18 @@ class NotificationsService(KernelEntrypoints):
         self._alert_once(event, "on_followup_overdue",
                          lambda _uow: domain.alerts_for_followup_overdue(event["data"]))
 
+    @reliable_event_handler("welfare", welfare_events.CASE_DRAFTED)
+    def on_case_drafted(self, envelope: dict):
+        event = contracts.validate(envelope)
+        self._alert_once(event, "on_case_drafted",
+                         lambda uow: domain.alerts_for_case_drafted(event["data"], self._admin_ids(uow)))
+
+    @reliable_event_handler("welfare", welfare_events.REFERRAL_OVERDUE)
+    def on_referral_overdue(self, envelope: dict):
+        event = contracts.validate(envelope)
+        self._alert_once(event, "on_referral_overdue",
+                         lambda _uow: domain.alerts_for_referral_overdue(event["data"]))
+
     @reliable_event_handler("patrol", patrol_events.INCIDENT_REPORTED)
     def on_incident_reported(self, envelope: dict):
         event = contracts.validate(envelope)

@@ -11,9 +11,13 @@ class RuleBroken(Exception):
 
 
 class CaseStatus:
+    DRAFT = "draft"            # found on patrol; the office confirms or dismisses it
     OPEN = "open"
     IN_PROGRESS = "in_progress"
     CLOSED = "closed"
+    DISMISSED = "dismissed"
+
+    ACTIVE = (OPEN, IN_PROGRESS)
 
 
 class ReferralStatus:
@@ -22,8 +26,29 @@ class ReferralStatus:
     REJECTED = "rejected"
 
 
+# The stages an agency takes a referral through, in order (the decision is the status).
+REFERRAL_STAGES = ("application_submitted", "documents_checked", "agency_home_visit", "decision_made")
+
+
+def check_stage(status: str, done: list[str], stage: str):
+    """A stage is recorded on an undecided referral, once, and not before one already recorded."""
+    if status != ReferralStatus.SUBMITTED:
+        raise RuleBroken(f"The referral is {status} already.")
+    if stage in done:
+        raise RuleBroken(f"The stage {stage} is recorded already.")
+    if done and REFERRAL_STAGES.index(stage) < max(REFERRAL_STAGES.index(d) for d in done):
+        raise RuleBroken(f"The stage {stage} comes before one already recorded.")
+
+
+def referral_overdue(status: str, deadline: date | None, alerted: bool, today: date) -> bool:
+    """An undecided referral past its deadline alerts its case's assignee, once."""
+    return status == ReferralStatus.SUBMITTED and deadline is not None and today > deadline and not alerted
+
+
 # (status, action) -> next status. What is not here is an illegal move.
 CASE_TRANSITIONS = {
+    (CaseStatus.DRAFT, "confirm"): CaseStatus.OPEN,
+    (CaseStatus.DRAFT, "dismiss"): CaseStatus.DISMISSED,
     (CaseStatus.OPEN, "assign"): CaseStatus.OPEN,
     (CaseStatus.IN_PROGRESS, "assign"): CaseStatus.IN_PROGRESS,
     (CaseStatus.OPEN, "visit"): CaseStatus.IN_PROGRESS,

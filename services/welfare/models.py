@@ -67,11 +67,14 @@ class Case(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    household_id: Mapped[str] = mapped_column(ForeignKey("households.id"), index=True)
+    # A draft (found on patrol) has a compound but no household or assignee until confirmed.
+    household_id: Mapped[str | None] = mapped_column(ForeignKey("households.id"), index=True, nullable=True)
+    compound: Mapped[str | None] = mapped_column(String(100), nullable=True)
     categories: Mapped[list] = mapped_column(JSON)
     summary: Mapped[str] = mapped_column(Text)
-    assignee_id: Mapped[str] = mapped_column(String(32))
+    assignee_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     status: Mapped[str] = mapped_column(String(20))
+    source_incident_id: Mapped[str | None] = mapped_column(String(32), nullable=True, unique=True)
     opened_by: Mapped[str] = mapped_column(String(32))
     opened_at: Mapped[datetime] = mapped_column(DateTime, default=naive_utcnow)
     outcome: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -82,7 +85,7 @@ class Case(Base):
     # and the lapse a follow-up alert was raised for: one alert per lapse.
     lapse_started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)
     followup_alerted_for: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
-    household: Mapped[Household] = relationship(lazy="joined")
+    household: Mapped[Household | None] = relationship(lazy="joined")
     assistance: Mapped[list[Assistance]] = relationship(order_by=Assistance.received_at, lazy="selectin")
     visits: Mapped[list["Visit"]] = relationship(order_by="Visit.visited_on", lazy="selectin")
     referrals: Mapped[list["Referral"]] = relationship(order_by="Referral.submitted_at", lazy="selectin")
@@ -111,6 +114,10 @@ class Referral(Base):
     submitted_at: Mapped[datetime] = mapped_column(DateTime, default=naive_utcnow)
     decided_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
     decided_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # The agency's stages so far, [{"stage": "documents_checked", "on": "2026-05-20"}], and its deadline.
+    stages: Mapped[list] = mapped_column(JSON, default=list)
+    deadline: Mapped[date | None] = mapped_column(Date, nullable=True, index=True)
+    overdue_alerted_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class AuditEntry(Base):

@@ -5,6 +5,7 @@ from marshmallow import Schema, fields, validate
 from services.common.pagination import PageSchema
 from services.common.schemas import UtcDateTime
 from services.contracts.welfare import CATEGORIES
+from services.welfare.domain import REFERRAL_STAGES
 
 
 class PersonSchema(Schema):
@@ -58,6 +59,18 @@ class VisitSchema(VisitCreateSchema):
 class ReferralCreateSchema(Schema):
     agency = fields.String(required=True, validate=validate.Length(min=1, max=200))
     benefit = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    deadline = fields.Date(load_default=None, allow_none=True)
+
+
+class ReferralStageSchema(Schema):
+    stage = fields.String(required=True, validate=validate.OneOf(REFERRAL_STAGES))
+    on = fields.Date(required=True)
+
+
+class RecordedStageSchema(Schema):
+    """A stage as stored on the referral: {"stage": ..., "on": "2026-05-20"}."""
+    stage = fields.String()
+    on = fields.String()
 
 
 class ReferralDecisionSchema(Schema):
@@ -72,6 +85,7 @@ class ReferralSchema(ReferralCreateSchema):
     submitted_at = UtcDateTime(dump_only=True)
     decided_by = fields.String(dump_only=True, allow_none=True)
     decided_at = UtcDateTime(dump_only=True, allow_none=True)
+    stages = fields.List(fields.Nested(RecordedStageSchema), dump_only=True)
 
 
 class CaseAssignSchema(Schema):
@@ -82,10 +96,15 @@ class CaseCloseSchema(Schema):
     outcome = fields.String(required=True, validate=validate.Length(min=1, max=2000))
 
 
+class CaseDismissSchema(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
 class CaseSchema(CaseOpenSchema):
     id = fields.String(dump_only=True)
     status = fields.String(dump_only=True)
-    compound = fields.Function(lambda case: case.household.compound, dump_only=True)
+    compound = fields.String(dump_only=True)
+    source_incident_id = fields.String(dump_only=True, allow_none=True)
     opened_by = fields.String(dump_only=True)
     opened_at = UtcDateTime(dump_only=True)
     assistance = fields.List(fields.Nested(AssistanceSchema), dump_only=True)

@@ -4,7 +4,8 @@ fall due, and an audit of who read whose details. Every change commits with
 its event in the outbox."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from nameko.dependency_providers import Config
 from nameko.timer import timer
@@ -19,15 +20,17 @@ from services.common.pagination import PageSchema, paginate
 from services.common.schemas import is_admin, load_actor, load_or_raise, require_admin
 from services.common.service import KernelEntrypoints, rpc
 from services.contracts import donations as donation_events
+from services.contracts import patrol as patrol_events
 from services.contracts import welfare as events
 from services.welfare import domain
 from services.welfare.models import (
     Assistance, AuditEntry, Case, Household, Person, Referral, Visit, kernel,
 )
 from services.welfare.schemas import (
-    AuditEntrySchema, AuditQuerySchema, CaseAssignSchema, CaseCloseSchema, CaseOpenSchema, CaseSchema,
+    AuditEntrySchema, AuditQuerySchema, CaseAssignSchema, CaseCloseSchema, CaseDismissSchema, CaseOpenSchema,
+    CaseSchema,
     HouseholdCreateSchema, HouseholdSchema, ReferralCreateSchema, ReferralDecisionSchema, ReferralSchema,
-    VisitCreateSchema, VisitSchema,
+    ReferralStageSchema, VisitCreateSchema, VisitSchema,
 )
 
 SWEEP_INTERVAL_SECONDS = 2
@@ -35,7 +38,7 @@ SWEEP_INTERVAL_SECONDS = 2
 
 def case_event(case: Case) -> dict:
     """What every case event says: ids, compound, categories, status. No names, no notes."""
-    return {"case_id": case.id, "household_id": case.household_id, "compound": case.household.compound,
+    return {"case_id": case.id, "household_id": case.household_id, "compound": case.compound,
             "categories": case.categories, "assignee_id": case.assignee_id, "status": case.status}
 
 
@@ -90,12 +93,71 @@ class WelfareService(KernelEntrypoints):
                 raise InvalidInput("No such household.",
                                    {"fields": {"household_id": ["No household has this id."]}})
             opened_at = naive_utcnow()
-            case = Case(household=household, categories=categories, summary=data["summary"],
-                        assignee_id=data["assignee_id"], status=domain.CaseStatus.OPEN,
+            case = Case(household=household, compound=household.compound, categories=categories,
+                        summary=data["summary"], assignee_id=data["assignee_id"], status=domain.CaseStatus.OPEN,
                         opened_by=actor["id"], opened_at=opened_at, lapse_started_at=opened_at)
             uow.session.add(case)
             uow.session.flush()
             uow.emit(events.CASE_OPENED, case_event(case))
+            uow.commit()
+        return CaseSchema().dump(case)
+
+    @reliable_event_handler("patrol", patrol_events.INCIDENT_REPORTED)
+    def on_incident_reported(self, envelope: dict):
+        """A hardship found on patrol becomes a draft case for the office to
+        confirm (with its household and a party member) or dismiss."""
+        event = contracts.validate(envelope)
+        data = event["data"]
+        if data["category"] != "hardship":
+            return
+        with self.db.unit_of_work() as uow:
+            if not uow.first_delivery(event["id"], f"{self.name}.on_incident_reported"):
+                return
+            now = naive_utcnow()
+            case = Case(compound=data["compound"], categories=["other"], status=domain.CaseStatus.DRAFT,
+                        summary=f"Found on patrol: see incident {data['incident_id']} for what was seen.",
+                        source_incident_id=data["incident_id"], opened_by=data["reported_by"], opened_at=now)
+            uow.session.add(case)
+            uow.session.flush()
+            uow.emit(events.CASE_DRAFTED, {"case_id": case.id, "compound": case.compound,
+                                           "incident_id": data["incident_id"], "status": case.status})
+            uow.commit()
+
+    @rpc
+    def confirm_case(self, case_id: str, payload: dict, actor: dict) -> dict:
+        """A draft becomes an open case: its household, categories, summary and
+        party member (whom the gateway checked), who is alerted."""
+        actor = load_actor(actor)
+        require_admin(actor)
+        data = load_or_raise(CaseOpenSchema(), payload)
+        with self.db.unit_of_work() as uow:
+            case = self._case(uow, case_id)
+            household = uow.session.get(Household, data["household_id"])
+            if household is None:
+                raise InvalidInput("No such household.",
+                                   {"fields": {"household_id": ["No household has this id."]}})
+            self._move(case, "confirm")
+            try:
+                case.categories = domain.normalise_categories(data["categories"])
+            except ValueError as exc:
+                raise InvalidInput(str(exc), {"fields": {"categories": [str(exc)]}})
+            case.household, case.household_id, case.compound = household, household.id, household.compound
+            case.summary, case.assignee_id = data["summary"], data["assignee_id"]
+            case.opened_at = case.lapse_started_at = naive_utcnow()
+            uow.emit(events.CASE_OPENED, case_event(case))
+            uow.commit()
+        return CaseSchema().dump(case)
+
+    @rpc
+    def dismiss_case(self, case_id: str, payload: dict, actor: dict) -> dict:
+        actor = load_actor(actor)
+        require_admin(actor)
+        data = load_or_raise(CaseDismissSchema(), payload)
+        with self.db.unit_of_work() as uow:
+            case = self._case(uow, case_id)
+            self._move(case, "dismiss")
+            case.outcome, case.closed_at, case.closed_by = data["reason"], naive_utcnow(), actor["id"]
+            uow.emit(events.CASE_DISMISSED, {"case_id": case.id, "compound": case.compound, "status": case.status})
             uow.commit()
         return CaseSchema().dump(case)
 
@@ -170,7 +232,7 @@ class WelfareService(KernelEntrypoints):
             self._move(case, "refer")
             referral = Referral(case_id=case.id, agency=data["agency"], benefit=data["benefit"],
                                 status=domain.ReferralStatus.SUBMITTED, submitted_by=actor["id"],
-                                submitted_at=naive_utcnow())
+                                submitted_at=naive_utcnow(), deadline=data["deadline"], stages=[])
             uow.session.add(referral)
             uow.session.flush()
             self._referral_event(uow, referral, case)
@@ -194,6 +256,25 @@ class WelfareService(KernelEntrypoints):
             except domain.RuleBroken as exc:
                 raise Conflict(str(exc))
             referral.decided_by, referral.decided_at = actor["id"], naive_utcnow()
+            self._referral_event(uow, referral, case)
+            uow.commit()
+        return ReferralSchema().dump(referral)
+
+    @rpc
+    def record_referral_stage(self, referral_id: str, payload: dict, actor: dict) -> dict:
+        """The agency moved the referral on (documents checked, its home visit ...), on a date."""
+        actor = load_actor(actor)
+        data = load_or_raise(ReferralStageSchema(), payload)
+        with self.db.unit_of_work() as uow:
+            referral = uow.session.get(Referral, referral_id) if isinstance(referral_id, str) else None
+            if referral is None:
+                raise NotFound("No such referral.")
+            case = self._workable_case(uow, referral.case_id, actor)
+            try:
+                domain.check_stage(referral.status, [s["stage"] for s in referral.stages or []], data["stage"])
+            except domain.RuleBroken as exc:
+                raise Conflict(str(exc))
+            referral.stages = [*(referral.stages or []), {"stage": data["stage"], "on": data["on"].isoformat()}]
             self._referral_event(uow, referral, case)
             uow.commit()
         return ReferralSchema().dump(referral)
@@ -287,7 +368,29 @@ class WelfareService(KernelEntrypoints):
     @timer(interval=SWEEP_INTERVAL_SECONDS)
     def sweep(self):
         """Raise followup_overdue for each case unvisited too long, once per
-        lapse. Safe with several instances: each claim is a conditional update."""
+        lapse, and referral_overdue for each referral past its deadline, once.
+        Safe with several instances: each claim is a conditional update."""
+        self._flag_overdue_followups()
+        self._flag_overdue_referrals()
+
+    def _flag_overdue_referrals(self):
+        today = datetime.now(ZoneInfo(self.config.get("LOCAL_TIMEZONE", "Asia/Shanghai"))).date()
+        with self.db.unit_of_work() as uow:
+            due = uow.session.scalars(select(Referral).where(
+                Referral.status == domain.ReferralStatus.SUBMITTED, Referral.deadline < today,
+                Referral.overdue_alerted_at.is_(None)).order_by(Referral.deadline).limit(500)).all()
+            for referral in due:
+                claimed = uow.session.execute(update(Referral).where(
+                    Referral.id == referral.id, Referral.overdue_alerted_at.is_(None),
+                ).values(overdue_alerted_at=naive_utcnow()))
+                case = uow.session.get(Case, referral.case_id)
+                if claimed.rowcount == 1 and case.status in domain.CaseStatus.ACTIVE:
+                    uow.emit(events.REFERRAL_OVERDUE, {
+                        "case_id": case.id, "referral_id": referral.id, "assignee_id": case.assignee_id,
+                        "deadline": referral.deadline.isoformat()})
+            uow.commit()
+
+    def _flag_overdue_followups(self):
         after_days = float(self.config.get("FOLLOWUP_AFTER_DAYS", 30))
         now = naive_utcnow()
         cutoff = now - timedelta(days=after_days)
@@ -296,7 +399,7 @@ class WelfareService(KernelEntrypoints):
         with self.db.unit_of_work() as uow:
             # Only what is due, oldest lapse first: cases visited in time never crowd it out.
             due = uow.session.scalars(select(Case).where(
-                Case.status != domain.CaseStatus.CLOSED, Case.lapse_started_at <= cutoff,
+                Case.status.in_(domain.CaseStatus.ACTIVE), Case.lapse_started_at <= cutoff,
                 not_alerted_for_this_lapse).order_by(Case.lapse_started_at).limit(500)).all()
             for case in due:
                 lapse_started = case.lapse_started_at
@@ -307,7 +410,7 @@ class WelfareService(KernelEntrypoints):
                 ).values(followup_alerted_for=lapse_started))
                 if claimed.rowcount == 1:
                     uow.emit(events.FOLLOWUP_OVERDUE, {
-                        "case_id": case.id, "assignee_id": case.assignee_id, "compound": case.household.compound,
+                        "case_id": case.id, "assignee_id": case.assignee_id, "compound": case.compound,
                         "last_visit_on": case.last_visit_on.isoformat() if case.last_visit_on else None,
                         "days": after_days})
             uow.commit()
