@@ -79,7 +79,7 @@ def admin(stack) -> Client:
     return login(stack.url, "admin", ADMIN_PASSWORD)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def register(stack, admin):
     """Register an account (a party member unless told) and log it in."""
     def make(**fields) -> tuple[Client, dict]:
