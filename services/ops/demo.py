@@ -118,5 +118,31 @@ def load(base_url: str) -> bool:
         "assignee_id": ids["wangfang"],
     })
     case.raise_for_status()
+    load_case_history(api, headers, case.json()["id"])
     load_drive(api, headers, case.json()["id"])
     return True
+
+
+def load_case_history(api: str, headers: dict, case_id: str):
+    """The Li household's case so far: a visit, and the two referrals that
+    secured it (the allowance, the disability certificate)."""
+    from datetime import date, timedelta
+
+    def on(days_ago: int) -> str:
+        return (date.today() - timedelta(days=days_ago)).isoformat()
+
+    requests.post(f"{api}/cases/{case_id}/visits", headers=headers, timeout=10, json={
+        "visited_on": on(12), "notes": "Mother cannot leave her bed; son calm, on medication."}).raise_for_status()
+    for agency, benefit, stages in [
+            ("Civil affairs bureau 民政局", "Minimum-living allowance 低保",
+             ["application_submitted", "documents_checked", "agency_home_visit", "decision_made"]),
+            ("Disability federation 残联", "Severe-disability certificate 残疾证",
+             ["application_submitted", "documents_checked", "decision_made"])]:
+        referral = requests.post(f"{api}/cases/{case_id}/referrals", headers=headers, timeout=10,
+                                 json={"agency": agency, "benefit": benefit})
+        referral.raise_for_status()
+        referral_url = f"{api}/referrals/{referral.json()['id']}"
+        for number, stage in enumerate(stages):
+            requests.post(referral_url + "/stages", headers=headers, timeout=10,
+                          json={"stage": stage, "on": on(10 - 2 * number)}).raise_for_status()
+        requests.patch(referral_url, headers=headers, timeout=10, json={"status": "approved"}).raise_for_status()
