@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 
 from nameko.extensions import DependencyProvider
 from sqlalchemy import (
@@ -21,6 +22,11 @@ from services.common.envelope import make_envelope
 from services.common.outbox import Relay
 
 log = logging.getLogger(__name__)
+
+
+def new_id() -> str:
+    """Ids are opaque to clients: a random hex string, safe with several instances."""
+    return uuid.uuid4().hex
 
 
 class KernelTables:

@@ -27,6 +27,15 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise ValidationError(_NOT_OURS)
 
 
+def page_of(item_schema: type[Schema], name: str | None = None) -> type[Schema]:
+    """The schema of one page of a list: {items: [item], next_cursor}."""
+    name = name or item_schema.__name__.removesuffix("Schema") + "ListSchema"
+    return Schema.from_dict({
+        "items": fields.List(fields.Nested(item_schema)),
+        "next_cursor": fields.String(allow_none=True),
+    }, name=name)
+
+
 class PageSchema(Schema):
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=MAX_LIMIT))
     cursor = fields.String(load_default=None, allow_none=True, validate=lambda c: bool(decode_cursor(c)))

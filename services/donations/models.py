@@ -3,7 +3,6 @@ the same transaction as each donation or dispatch: reading a campaign never
 scans its donations."""
 from __future__ import annotations
 
-import uuid
 from datetime import date, datetime
 
 from sqlalchemy import (
@@ -12,11 +11,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from services.common.clock import naive_utcnow
-from services.common.db import KernelTables
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex
+from services.common.db import KernelTables, new_id
 
 
 class Base(DeclarativeBase):

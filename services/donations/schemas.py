@@ -2,6 +2,7 @@
 bodies with these same schemas and documents them in its OpenAPI."""
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from services.common.pagination import page_of
 from services.common.schemas import UtcDateTime
 from services.contracts.donations import ITEM_CATEGORIES
 from services.donations.domain import MAX_AMOUNT_FEN
@@ -39,9 +40,7 @@ class CampaignSchema(CampaignCreateSchema):
     stock = fields.Dict(keys=fields.String(), values=fields.Integer(), dump_only=True)
 
 
-class CampaignListSchema(Schema):
-    items = fields.List(fields.Nested(CampaignSchema))
-    next_cursor = fields.String(allow_none=True)
+CampaignListSchema = page_of(CampaignSchema)
 
 
 class DonatedItemSchema(Schema):
@@ -94,9 +93,7 @@ class DonationListItemSchema(DonationSchema):
         exclude = ("verification_code",)
 
 
-class DonationListSchema(Schema):
-    items = fields.List(fields.Nested(DonationListItemSchema))
-    next_cursor = fields.String(allow_none=True)
+DonationListSchema = page_of(DonationListItemSchema, "DonationListSchema")
 
 
 class DispatchItemSchema(Schema):
@@ -125,9 +122,7 @@ class DispatchSchema(Schema):
     created_at = UtcDateTime()
 
 
-class DispatchListSchema(Schema):
-    items = fields.List(fields.Nested(DispatchSchema))
-    next_cursor = fields.String(allow_none=True)
+DispatchListSchema = page_of(DispatchSchema)
 
 
 class ReceiptQuerySchema(Schema):

@@ -1,14 +1,13 @@
 """The gateway's tables: accounts of members, admins and dashboard viewers."""
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 
 from sqlalchemy import JSON, Boolean, DateTime, Index, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.clock import naive_utcnow
-from services.common.db import KernelTables
+from services.common.db import KernelTables, new_id
 
 
 class Base(DeclarativeBase):
@@ -22,7 +21,7 @@ class Account(Base):
     __tablename__ = "accounts"
     __table_args__ = (Index("ix_accounts_created", "created_at", "id"),)
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: uuid.uuid4().hex)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     username: Mapped[str] = mapped_column(String(40), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     name: Mapped[str] = mapped_column(String(100))

@@ -2,6 +2,7 @@
 the welfare service's schemas, alerts the notifications service's."""
 from marshmallow import Schema, fields, validate
 
+from services.common.pagination import page_of
 from services.common.schemas import ROLES, UtcDateTime
 
 
@@ -35,9 +36,7 @@ class MemberSchema(MemberCreateSchema):
     created_at = UtcDateTime(dump_only=True)
 
 
-class MemberListSchema(Schema):
-    items = fields.List(fields.Nested(MemberSchema))
-    next_cursor = fields.String(allow_none=True)
+MemberListSchema = page_of(MemberSchema)
 
 
 class ErrorBodySchema(Schema):

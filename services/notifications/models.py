@@ -1,14 +1,13 @@
 """The notifications service's tables."""
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 
 from sqlalchemy import JSON, Boolean, DateTime, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.clock import naive_utcnow
-from services.common.db import KernelTables
+from services.common.db import KernelTables, new_id
 
 
 class Base(DeclarativeBase):
@@ -22,7 +21,7 @@ class Alert(Base):
     __tablename__ = "alerts"
     __table_args__ = (Index("ix_alerts_member_created", "member_id", "created_at", "id"),)
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: uuid.uuid4().hex)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     member_id: Mapped[str] = mapped_column(String(32))
     kind: Mapped[str] = mapped_column(String(40))
     message: Mapped[str] = mapped_column(String(300))
@@ -69,7 +68,7 @@ class WebhookDelivery(Base):
     __tablename__ = "webhook_deliveries"
     __table_args__ = (Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),)
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: uuid.uuid4().hex)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     alert_id: Mapped[str] = mapped_column(String(32), index=True)
     member_id: Mapped[str] = mapped_column(String(32))
     body: Mapped[str] = mapped_column(Text)

@@ -1,6 +1,7 @@
 """The notifications service's RPC output."""
 from marshmallow import Schema, fields, validate
 
+from services.common.pagination import page_of
 from services.common.schemas import UtcDateTime
 from services.contracts.notifications import AlertRef
 from services.notifications.domain import MESSAGES
@@ -15,9 +16,7 @@ class AlertSchema(Schema):
     acked_at = UtcDateTime(allow_none=True)
 
 
-class AlertListSchema(Schema):
-    items = fields.List(fields.Nested(AlertSchema))
-    next_cursor = fields.String(allow_none=True)
+AlertListSchema = page_of(AlertSchema)
 
 
 class QuietHoursSchema(Schema):

@@ -2,7 +2,7 @@
 bodies with these same schemas and documents them in its OpenAPI."""
 from marshmallow import Schema, fields, validate
 
-from services.common.pagination import PageSchema
+from services.common.pagination import PageSchema, page_of
 from services.common.schemas import Moment, UtcDateTime
 from services.contracts.patrol import INCIDENT_CATEGORIES, SEVERITIES
 
@@ -27,9 +27,7 @@ class ZoneSchema(ZoneCreateSchema):
     last_patrol_at = UtcDateTime(dump_only=True, allow_none=True)
 
 
-class ZoneListSchema(Schema):
-    items = fields.List(fields.Nested(ZoneSchema))
-    next_cursor = fields.String(allow_none=True)
+ZoneListSchema = page_of(ZoneSchema)
 
 
 class CoverageQuerySchema(Schema):
@@ -73,9 +71,7 @@ class PatrolQuerySchema(PageSchema):
     active = fields.Boolean(load_default=None, allow_none=True)
 
 
-class PatrolListSchema(Schema):
-    items = fields.List(fields.Nested(PatrolSchema))
-    next_cursor = fields.String(allow_none=True)
+PatrolListSchema = page_of(PatrolSchema)
 
 
 class IncidentReportSchema(Schema):
@@ -111,6 +107,4 @@ class IncidentQuerySchema(PageSchema):
     until = Moment(load_default=None)
 
 
-class IncidentListSchema(Schema):
-    items = fields.List(fields.Nested(IncidentSchema))
-    next_cursor = fields.String(allow_none=True)
+IncidentListSchema = page_of(IncidentSchema)

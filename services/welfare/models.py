@@ -1,18 +1,13 @@
 """The welfare service's tables."""
 from __future__ import annotations
 
-import uuid
 from datetime import date, datetime
 
 from sqlalchemy import JSON, Date, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from services.common.clock import naive_utcnow
-from services.common.db import KernelTables
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex
+from services.common.db import KernelTables, new_id
 
 
 class Base(DeclarativeBase):

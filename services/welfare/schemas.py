@@ -2,7 +2,7 @@
 bodies with these same schemas, and documents them in its OpenAPI."""
 from marshmallow import Schema, fields, validate
 
-from services.common.pagination import PageSchema
+from services.common.pagination import PageSchema, page_of
 from services.common.schemas import UtcDateTime
 from services.contracts.welfare import CATEGORIES
 from services.welfare.domain import REFERRAL_STAGES
@@ -115,9 +115,7 @@ class CaseSchema(CaseOpenSchema):
     closed_at = UtcDateTime(dump_only=True, allow_none=True)
 
 
-class CaseListSchema(Schema):
-    items = fields.List(fields.Nested(CaseSchema))
-    next_cursor = fields.String(allow_none=True)
+CaseListSchema = page_of(CaseSchema)
 
 
 class AuditQuerySchema(PageSchema):
@@ -133,6 +131,4 @@ class AuditEntrySchema(Schema):
     at = UtcDateTime()
 
 
-class AuditListSchema(Schema):
-    items = fields.List(fields.Nested(AuditEntrySchema))
-    next_cursor = fields.String(allow_none=True)
+AuditListSchema = page_of(AuditEntrySchema)
