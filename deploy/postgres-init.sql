@@ -2,4 +2,6 @@
 -- image only when its data volume is empty.
 CREATE DATABASE linli_welfare;
 CREATE DATABASE linli_notifications;
+CREATE DATABASE linli_patrol;
+CREATE DATABASE linli_donations;
 CREATE DATABASE linli_gateway;

@@ -74,9 +74,10 @@ class JsonWsgiApp(WsgiApp):
 
 
 class _RedactingLog:
-    """eventlet's access log, without the tokens that streams carry in the query."""
+    """eventlet's access log, without the secrets a query may carry: the token
+    of a stream (EventSource sends no headers) and a receipt's verification code."""
 
-    TOKEN = re.compile(r"(access_token=)[^&\s\"]+")
+    TOKEN = re.compile(r"((?:access_token|code)=)[^&\s\"]+")
 
     def __init__(self, logger):
         self.logger = logger

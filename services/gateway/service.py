@@ -27,11 +27,11 @@ from services.gateway.schemas import (
     TokenRequestSchema, TokenSchema,
 )
 from services.gateway.streams import AlertStreams, sse_response
-from services.notifications.schemas import AlertListSchema, AlertSchema, WebhookSchema, WebhookSetSchema
 from services.donations.schemas import (
     CampaignCreateSchema, CampaignListSchema, CampaignSchema, DispatchCreateSchema, DispatchListSchema,
     DispatchSchema, DonationCreateSchema, DonationListSchema, DonationSchema, ReceiptQuerySchema, ReceiptSchema,
 )
+from services.notifications.schemas import AlertListSchema, AlertSchema, WebhookSchema, WebhookSetSchema
 from services.patrol.schemas import (
     CoverageQuerySchema, CoverageSchema, IncidentListSchema, IncidentQuerySchema, IncidentReportSchema,
     IncidentResolveSchema, IncidentSchema, PatrolFinishSchema, PatrolListSchema, PatrolQuerySchema,
@@ -39,8 +39,7 @@ from services.patrol.schemas import (
 )
 from services.welfare.schemas import (
     AuditListSchema, AuditQuerySchema, CaseAssignSchema, CaseCloseSchema, CaseDismissSchema, CaseListSchema,
-    CaseOpenSchema,
-    CaseSchema, HouseholdCreateSchema, HouseholdSchema, ReferralCreateSchema, ReferralDecisionSchema,
+    CaseOpenSchema, CaseSchema, HouseholdCreateSchema, HouseholdSchema, ReferralCreateSchema, ReferralDecisionSchema,
     ReferralSchema, ReferralStageSchema, VisitCreateSchema, VisitSchema,
 )
 

@@ -225,6 +225,8 @@ class NotificationsService(KernelEntrypoints):
     def _deliver(engine, delivery_id: str):
         with Session(engine) as session:
             delivery = session.get(WebhookDelivery, delivery_id)
+            if delivery is None or delivery.status != "pending":  # cancelled meanwhile
+                return
             webhook = session.get(Webhook, delivery.member_id)
             if webhook is None:
                 delivery.status = "cancelled"

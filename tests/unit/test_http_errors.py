@@ -54,3 +54,19 @@ def test_an_unexpected_error_is_a_plain_500_that_tells_nothing(exc):
     status, error = answer(exc)
     assert status == 500
     assert error == {"code": "internal_error", "message": "Something went wrong on our side.", "details": {}}
+
+
+def test_the_access_log_keeps_no_token_and_no_receipt_code():
+    from services.gateway.http import _RedactingLog
+
+    lines = []
+
+    class Sink:
+        def info(self, message):
+            lines.append(message)
+
+    log = _RedactingLog(Sink())
+    log.info('127.0.0.1 - - "GET /api/v1/me/alerts/stream?access_token=eyJabc.def HTTP/1.1" 200')
+    log.info('127.0.0.1 - - "GET /api/v1/receipts/K7QW2M-000001?code=4ZT6DUX9&x=1 HTTP/1.1" 200')
+    assert "eyJabc" not in lines[0] and "access_token=[redacted]" in lines[0]
+    assert "4ZT6DUX9" not in lines[1] and "code=[redacted]&x=1" in lines[1]
