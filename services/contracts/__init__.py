@@ -59,3 +59,40 @@ def validate(envelope: dict) -> dict:
     loaded = EnvelopeSchema().load(envelope)
     loaded["data"] = data_schema(loaded["source"], loaded["type"]).load(loaded["data"])
     return loaded
+
+
+# What an event may show on a dashboard or an operator's terminal: ids,
+# categories, compound and zone, status, amounts, counts and dates. Every other
+# field stays home, whatever a producer puts in its payload (an allow-list, so a
+# new field is hidden until it is named here).
+FEED_FIELDS = frozenset({
+    "compound", "compounds", "category", "categories", "severity", "status", "kind", "referral_status", "to",
+    "roles", "party_member", "ref", "items",
+    "amount_fen", "goal_fen", "cash_fen", "cash_fen_total", "donations_total", "days", "minutes_unacknowledged",
+    "started_at", "finished_at", "last_patrol_at", "starts_on", "ends_on", "visited_on", "last_visit_on",
+    "deadline", "created_at",
+})
+_FEED_NESTED = {"items": ("category", "quantity"), "ref": ("type", "id")}
+
+
+def _feed_field(key: str) -> bool:
+    return key in FEED_FIELDS or key.endswith("_id") or key.endswith("_ids")
+
+
+def for_feed(envelope: dict) -> dict:
+    """The envelope as a live feed may show it: personal data removed."""
+    data = envelope.get("data") if isinstance(envelope.get("data"), dict) else {}
+    shown = {}
+    for key, value in data.items():
+        if not _feed_field(key):
+            continue
+        if key in _FEED_NESTED:
+            keep = _FEED_NESTED[key]
+            if isinstance(value, dict):
+                value = {k: v for k, v in value.items() if k in keep}
+            elif isinstance(value, list):
+                value = [{k: v for k, v in item.items() if k in keep} for item in value if isinstance(item, dict)]
+            else:
+                continue
+        shown[key] = value
+    return {**{k: envelope.get(k) for k in ("id", "type", "source", "occurred_at", "version")}, "data": shown}

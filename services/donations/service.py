@@ -9,7 +9,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from nameko.dependency_providers import Config
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from services.common.clock import isoformat, naive_utcnow
@@ -96,6 +96,30 @@ class DonationsService(KernelEntrypoints):
     def get_campaign(self, campaign_id: str) -> dict:
         """Live totals: read from the running aggregates, the same cost at any size."""
         return campaign_view(self._campaign(campaign_id))
+
+    @rpc
+    def summary(self) -> dict:
+        """For the dashboard and the public page: every campaign's totals and
+        progress (newest first, 50 at most), and where goods went (destinations
+        and counts only: a case is "a household in need")."""
+        campaigns = self.db.session.scalars(
+            select(Campaign).order_by(Campaign.created_at.desc()).limit(50)).all()
+        sent = self.db.session.execute(
+            select(Dispatch.campaign_id, Dispatch.destination, Dispatch.case_id, DispatchItem.category,
+                   func.sum(DispatchItem.quantity))
+            .join(DispatchItem, DispatchItem.dispatch_id == Dispatch.id)
+            .where(Dispatch.campaign_id.in_([c.id for c in campaigns]))
+            .group_by(Dispatch.campaign_id, Dispatch.destination, Dispatch.case_id, DispatchItem.category)).all()
+        goods_sent: dict[str, dict[tuple[str, str], int]] = {}
+        for campaign_id, destination, case_id, category, quantity in sent:
+            key = (CASE_DESTINATION if case_id else destination, category)
+            per_campaign = goods_sent.setdefault(campaign_id, {})
+            per_campaign[key] = per_campaign.get(key, 0) + int(quantity)
+        return {"campaigns": [{
+            **{k: v for k, v in campaign_view(c).items() if k not in ("created_by", "code")},
+            "goods_sent": [{"to": to, "category": category, "quantity": quantity}
+                           for (to, category), quantity in sorted(goods_sent.get(c.id, {}).items())],
+        } for c in campaigns]}
 
     def _campaign(self, campaign_id: str, session=None) -> Campaign:
         campaign = (session or self.db.session).get(Campaign, campaign_id) if isinstance(campaign_id, str) else None

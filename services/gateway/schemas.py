@@ -4,6 +4,7 @@ from marshmallow import Schema, fields, validate
 
 from services.common.pagination import page_of
 from services.common.schemas import ROLES, UtcDateTime
+from services.contracts import PRODUCERS
 
 
 class TokenRequestSchema(Schema):
@@ -56,3 +57,7 @@ class HealthSchema(Schema):
 class ReadySchema(Schema):
     status = fields.String()
     checks = fields.Dict(keys=fields.String(), values=fields.String())
+
+
+class FeedQuerySchema(Schema):
+    source = fields.String(load_default=None, validate=validate.OneOf(sorted(PRODUCERS)))

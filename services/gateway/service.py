@@ -3,14 +3,18 @@ over RPC and maps their errors to HTTP. It owns accounts; no domain logic."""
 from __future__ import annotations
 
 import logging
+import uuid
 
 import eventlet
-from kombu import Connection
+from kombu import Connection, Queue, binding
 from nameko.dependency_providers import Config
 from nameko.events import BROADCAST, event_handler
+from nameko.messaging import consume
+from nameko.standalone.events import get_event_exchange
 from sqlalchemy import select
 
 from services import contracts
+from services.common.clock import isoformat, naive_utcnow
 from services.common.db import Database
 from services.common.errors import InvalidInput, NotAuthenticated, NotFound
 from services.common.pagination import PageSchema, paginate
@@ -23,10 +27,10 @@ from services.gateway.models import Account, kernel
 from services.gateway.openapi import build_spec
 from services.gateway.rpc import ServiceRpc
 from services.gateway.schemas import (
-    HealthSchema, MemberCreateSchema, MemberListSchema, MemberSchema, ReadySchema,
+    FeedQuerySchema, HealthSchema, MemberCreateSchema, MemberListSchema, MemberSchema, ReadySchema,
     TokenRequestSchema, TokenSchema,
 )
-from services.gateway.streams import AlertStreams, sse_response
+from services.gateway.streams import FEED, Streams, sse_response
 from services.donations.schemas import (
     CampaignCreateSchema, CampaignListSchema, CampaignSchema, DispatchCreateSchema, DispatchListSchema,
     DispatchSchema, DonationCreateSchema, DonationListSchema, DonationSchema, ReceiptQuerySchema, ReceiptSchema,
@@ -45,8 +49,14 @@ from services.welfare.schemas import (
 
 log = logging.getLogger(__name__)
 
+# One queue per gateway process, bound to every service's event exchange.
+FEED_QUEUE = Queue(
+    f"gateway-feed-{uuid.uuid4().hex}", durable=False, exclusive=True, auto_delete=True,
+    bindings=[binding(get_event_exchange(source, {}), routing_key="#") for source in contracts.PRODUCERS])
+
 DEFAULT_TOKEN_TTL = 12 * 3600
 READY_TIMEOUT = 3.0
+SUMMARY_TIMEOUT = 3.0
 BACKEND_SERVICES = ("patrol", "donations", "welfare", "notifications")
 
 
@@ -58,7 +68,8 @@ class GatewayService(KernelEntrypoints):
     patrol = ServiceRpc("patrol")
     welfare = ServiceRpc("welfare")
     notifications = ServiceRpc("notifications")
-    alert_streams = AlertStreams()
+    alert_streams = Streams()
+    event_feed = Streams()
 
     # -- accounts ---------------------------------------------------------------
 
@@ -120,7 +131,7 @@ class GatewayService(KernelEntrypoints):
         A reconnecting client sends Last-Event-ID and first gets what it missed.
         EventSource may pass the token as `?access_token=`."""
         member_id = request.principal["id"]
-        return sse_response(request, self.alert_streams, member_id,
+        return sse_response(request, self.alert_streams, member_id, "alert",
                             missed=lambda last_id: self.notifications.alerts_after(member_id, last_id))
 
     @api("PUT", "/me/webhook", roles=ANY_ROLE, body=WebhookSetSchema, response=WebhookSchema)
@@ -389,6 +400,40 @@ class GatewayService(KernelEntrypoints):
         if unknown:
             raise InvalidInput("Not every id is a registered member.",
                                {"fields": {field: [f"No registered member has the id {m}." for m in unknown]}})
+
+    # -- the dashboard -------------------------------------------------------------
+
+    @api("GET", "/dashboard/summary", roles=ANY_ROLE)
+    def dashboard_summary(self, request):
+        """Aggregates from every service, asked at once. A service that does not
+        answer in time is marked `{"available": false}`; the rest is there."""
+        parts = ("patrol", "donations", "welfare")
+        pool = eventlet.GreenPool()
+        answers = dict(zip(parts, pool.imap(self._summary_of, parts), strict=True))
+        return {**answers, "generated_at": isoformat(naive_utcnow())}
+
+    @api("GET", "/events/stream", roles=ANY_ROLE, query=FeedQuerySchema)
+    def stream_events(self, request):
+        """Everything that happens, live, as server-sent events (`event: event`,
+        data: the envelope with personal data removed); `?source=` narrows it."""
+        source = request.query["source"]
+        return sse_response(request, self.event_feed, FEED, "event",
+                            wanted=None if source is None else (lambda envelope: envelope["source"] == source))
+
+    @consume(FEED_QUEUE)
+    def on_any_event(self, envelope):
+        """Every event of every service, for the live feed; this instance's own
+        queue, gone when it stops (nameko declares it again after a broker restart)."""
+        if isinstance(envelope, dict):
+            self.event_feed.publish(FEED, contracts.for_feed(envelope))
+
+    def _summary_of(self, service: str) -> dict:
+        try:
+            with eventlet.Timeout(SUMMARY_TIMEOUT):
+                return {"available": True, **getattr(self, service).summary()}
+        except (Exception, eventlet.Timeout) as exc:
+            log.warning("dashboard: %s did not answer (%s)", service, type(exc).__name__)
+            return {"available": False}
 
     # -- the API itself and operations ------------------------------------------
 

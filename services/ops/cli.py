@@ -12,6 +12,7 @@ from pathlib import Path
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
 from services.common import config as linli_config  # noqa: E402
+from services import contracts  # noqa: E402
 from services.common import deadletters, events, migrations  # noqa: E402
 from services.gateway import accounts  # noqa: E402
 from services.ops.stack import SERVICES, Stack, service_env  # noqa: E402
@@ -169,6 +170,21 @@ def cmd_dlq_replay(args) -> int:
     return 0
 
 
+def cmd_events_tail(args) -> int:
+    from services.ops.tail import tail
+
+    unknown = set(args.service) - set(contracts.PRODUCERS)
+    if unknown:
+        print(f"linli: unknown service(s) {', '.join(sorted(unknown))}; "
+              f"one of {', '.join(sorted(contracts.PRODUCERS))}", file=sys.stderr)
+        return 2
+    try:
+        return tail(linli_config.amqp_uri(), args.service or sorted(contracts.PRODUCERS), args.type,
+                    args.json, count=args.count)
+    except KeyboardInterrupt:
+        return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="linli", description=__doc__)
     top.add_argument("--var", default="var", help="folder for SQLite files, logs and secrets (default ./var)")
@@ -195,6 +211,16 @@ def parser() -> argparse.ArgumentParser:
 
     topology = commands.add_parser("topology", help="declare every event queue and dead-letter queue")
     topology.set_defaults(func=cmd_topology)
+
+    events_tail = commands.add_parser("events", help="the live event feed").add_subparsers(
+        dest="action", required=True).add_parser("tail", help="print events as they happen (personal data removed)")
+    events_tail.add_argument("--service", action="append", default=[], metavar="SERVICE",
+                             help="only this service's events (again for more)")
+    events_tail.add_argument("--type", action="append", default=[], metavar="TYPE",
+                             help="only this event type, e.g. incident_reported (again for more)")
+    events_tail.add_argument("--json", action="store_true", help="one JSON object a line")
+    events_tail.add_argument("--count", type=int, default=None, help="stop after this many events")
+    events_tail.set_defaults(func=cmd_events_tail)
 
     dlq = commands.add_parser("dlq", help="dead letters").add_subparsers(dest="action", required=True)
     dlq_list = dlq.add_parser("list", help="show dead letters (ids and types, never payloads)")

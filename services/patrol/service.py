@@ -3,11 +3,12 @@ on patrol; a timer escalates unacknowledged incidents and flags zones that
 went unpatrolled. Every change commits with its event in the outbox."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 from nameko.dependency_providers import Config
 from nameko.timer import timer
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from services.common.clock import isoformat, naive_utcnow
@@ -115,6 +116,27 @@ class PatrolService(KernelEntrypoints):
             "last_patrol_at": _iso(zone.last_patrol_at),
             "covered": domain.is_covered(zone.last_patrol_at, now, days),
         } for zone in zones]}
+
+    @rpc
+    def summary(self) -> dict:
+        """For the dashboard: patrols today (the community's day) in all and per
+        zone, coverage, open incidents by severity. Counts and ids only."""
+        zone_info = ZoneInfo(self.config.get("LOCAL_TIMEZONE", "Asia/Shanghai"))
+        local_midnight = datetime.now(zone_info).replace(hour=0, minute=0, second=0, microsecond=0)
+        day_started = local_midnight.astimezone(timezone.utc).replace(tzinfo=None)
+        session = self.db.session
+        per_zone = dict(session.execute(select(Patrol.zone_id, func.count()).where(
+            Patrol.started_at >= day_started).group_by(Patrol.zone_id)).all())
+        by_severity = dict(session.execute(select(Incident.severity, func.count()).where(
+            Incident.status == domain.IncidentStatus.OPEN).group_by(Incident.severity)).all())
+        coverage = self.coverage()
+        return {
+            "patrols_today": sum(per_zone.values()),
+            "patrols_today_by_zone": {z["zone_id"]: per_zone.get(z["zone_id"], 0) for z in coverage["zones"]},
+            "zones": coverage["zones"],
+            "zones_uncovered": sum(not z["covered"] for z in coverage["zones"]),
+            "open_incidents_by_severity": {s: by_severity.get(s, 0) for s in events.SEVERITIES},
+        }
 
     # -- patrols ------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from nameko.dependency_providers import Config
 from nameko.timer import timer
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from services import contracts
 from services.common.clock import naive_utcnow
@@ -322,6 +322,26 @@ class WelfareService(KernelEntrypoints):
             case.status = domain.next_status(case.status, action)
         except domain.RuleBroken as exc:
             raise Conflict(str(exc))
+
+    @rpc
+    def summary(self) -> dict:
+        """For the dashboard: cases not closed, by status and by category, and
+        how many are overdue a visit. Counts only."""
+        active = (domain.CaseStatus.DRAFT, *domain.CaseStatus.ACTIVE)
+        session = self.db.session
+        by_status = dict(session.execute(select(Case.status, func.count()).where(
+            Case.status.in_(active)).group_by(Case.status)).all())
+        by_category: dict[str, int] = {}
+        for (categories,) in session.execute(select(Case.categories).where(
+                Case.status.in_(domain.CaseStatus.ACTIVE))):
+            for category in categories:
+                by_category[category] = by_category.get(category, 0) + 1
+        cutoff = naive_utcnow() - timedelta(days=float(self.config.get("FOLLOWUP_AFTER_DAYS", 30)))
+        overdue = session.scalar(select(func.count()).select_from(Case).where(
+            Case.status.in_(domain.CaseStatus.ACTIVE), Case.lapse_started_at <= cutoff))
+        return {"open_cases_by_status": {status: by_status.get(status, 0) for status in active},
+                "open_cases_by_category": {c: by_category.get(c, 0) for c in events.CATEGORIES},
+                "followups_overdue": overdue}
 
     # -- the audit log ------------------------------------------------------------
 
