@@ -114,7 +114,7 @@ class ApiEntrypoint(HttpRequestHandler):
     def __init__(self, method: str, path: str, *, roles: tuple[str, ...] | None,
                  body: type[Schema] | None = None, query: type[Schema] | None = None,
                  response: type[Schema] | None = None, status: int = 200,
-                 summary: str = "", prefix: str = API_PREFIX, **kwargs):
+                 summary: str = "", prefix: str = API_PREFIX, in_openapi: bool = True, **kwargs):
         kwargs.setdefault("expected_exceptions", EXPECTED_ERRORS)
         super().__init__(method, prefix + path, **kwargs)
         self.path = prefix + path
@@ -124,6 +124,7 @@ class ApiEntrypoint(HttpRequestHandler):
         self.response_schema = response
         self.status = status
         self.summary = summary
+        self.in_openapi = in_openapi  # pages are not part of the API
 
     def setup(self):
         secret = self.container.config.get("JWT_SECRET") or ""
@@ -188,3 +189,7 @@ class ApiEntrypoint(HttpRequestHandler):
 
 
 api = ApiEntrypoint.decorator
+
+
+def html_response(html: str) -> Response:
+    return Response(html, mimetype="text/html", headers={"Cache-Control": "no-cache"})

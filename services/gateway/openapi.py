@@ -29,7 +29,7 @@ def api_routes(service_cls) -> list[tuple[str, ApiEntrypoint]]:
     routes = []
     for name, method in inspect.getmembers(service_cls, inspect.isfunction):
         for entrypoint in getattr(method, "nameko_entrypoints", ()):
-            if isinstance(entrypoint, ApiEntrypoint):
+            if isinstance(entrypoint, ApiEntrypoint) and entrypoint.in_openapi:
                 routes.append((name, entrypoint))
     return sorted(routes, key=lambda route: (route[1].path, route[1].method))
 

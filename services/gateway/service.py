@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from pathlib import Path
 
 import eventlet
 from kombu import Connection, Queue, binding
@@ -22,7 +23,7 @@ from services.common.service import KernelEntrypoints
 from services.contracts import notifications as notification_events
 from services.gateway import accounts, auth
 from services.gateway.auth import ADMIN, ANY_ROLE, MEMBER_OR_ADMIN
-from services.gateway.http import api, error_payload, json_response
+from services.gateway.http import api, error_payload, html_response, json_response
 from services.gateway.models import Account, kernel
 from services.gateway.openapi import build_spec
 from services.gateway.rpc import ServiceRpc
@@ -48,6 +49,12 @@ from services.welfare.schemas import (
 )
 
 log = logging.getLogger(__name__)
+
+PAGES = {name: (Path(__file__).parent / "pages" / f"{name}.html").read_text(encoding="utf-8")
+         for name in ("dashboard", "public")}
+# What the public page shows of a campaign: totals and where goods went, nothing about people.
+PUBLIC_CAMPAIGN_FIELDS = ("id", "name", "goal_fen", "starts_on", "ends_on", "status", "totals",
+                          "progress_percent", "goods_sent")
 
 # One queue per gateway process, bound to every service's event exchange.
 FEED_QUEUE = Queue(
@@ -434,6 +441,23 @@ class GatewayService(KernelEntrypoints):
         except (Exception, eventlet.Timeout) as exc:
             log.warning("dashboard: %s did not answer (%s)", service, type(exc).__name__)
             return {"available": False}
+
+    @api("GET", "/", roles=None, prefix="", in_openapi=False)
+    def dashboard_page(self, request):
+        """The dashboard for the office's wall: counters, bars, zones, a live feed."""
+        return html_response(PAGES["dashboard"])
+
+    @api("GET", "/public", roles=None, prefix="", in_openapi=False)
+    def public_page(self, request):
+        """The transparency page: each drive's totals and where goods went; receipt lookup."""
+        return html_response(PAGES["public"])
+
+    @api("GET", "/public/summary", roles=None)
+    def public_summary(self, request):
+        """Public, no login: each drive's totals, items, and where goods were
+        sent (destinations and counts only). Built from the same aggregates."""
+        return {"campaigns": [{key: campaign[key] for key in PUBLIC_CAMPAIGN_FIELDS}
+                              for campaign in self.donations.summary()["campaigns"]]}
 
     # -- the API itself and operations ------------------------------------------
 

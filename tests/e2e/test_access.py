@@ -63,6 +63,9 @@ WHO_MAY = {
     ("PATCH", "/referrals/<referral_id>"): MEMBERS,
     ("POST", "/referrals/<referral_id>/stages"): MEMBERS,
     ("GET", "/audit"): ADMIN,
+    ("GET", "/dashboard/summary"): ANY,
+    ("GET", "/events/stream"): ANY,
+    ("GET", "/public/summary"): PUBLIC,
 }
 
 ROUTES = [(route.method, route.path.removeprefix("/api/v1")) for _, route in api_routes(GatewayService)]

@@ -94,3 +94,37 @@ def _ready(stack) -> bool:
         return requests.get(stack.url + "/api/v1/ready", timeout=5).status_code == 200
     except requests.RequestException:
         return False
+
+
+def test_the_pages_are_served_without_a_build_step(stack):
+    dashboard = requests.get(stack.url + "/", timeout=10)
+    assert dashboard.status_code == 200 and dashboard.headers["Content-Type"].startswith("text/html")
+    assert "EventSource" in dashboard.text and "reconnecting" in dashboard.text and "社区看板" in dashboard.text
+    public = requests.get(stack.url + "/public", timeout=10)
+    assert public.status_code == 200 and "/api/v1/public/summary" in public.text and "收据" in public.text
+
+
+def test_the_public_figures_carry_no_one_personal(stack, admin, register):
+    import datetime
+
+    _, profile = register()
+    case = open_case(admin, profile["id"])
+    today = datetime.date.today()
+    campaign = admin.post("/campaigns", {"name": "Winter clothes", "goal_fen": 100_000,
+                                         "starts_on": (today - datetime.timedelta(days=1)).isoformat(),
+                                         "ends_on": (today + datetime.timedelta(days=1)).isoformat()}).json()
+    admin.post(f"/campaigns/{campaign['id']}/donations", {"kind": "in_kind", "donor_name": "赵明",
+                                                          "items": [{"category": "clothing", "quantity": 5}]})
+    admin.post(f"/campaigns/{campaign['id']}/donations", {"kind": "cash", "amount_fen": 12_345, "donor_name": "赵明"})
+    admin.post(f"/campaigns/{campaign['id']}/dispatches", {"destination": "Shelter 3",
+                                                           "items": [{"category": "clothing", "quantity": 2}]})
+    admin.post(f"/campaigns/{campaign['id']}/dispatches", {"case_id": case["id"],
+                                                           "items": [{"category": "clothing", "quantity": 1}]})
+    answer = requests.get(stack.url + "/api/v1/public/summary", timeout=10)  # no login
+    assert answer.status_code == 200
+    shown = next(c for c in answer.json()["campaigns"] if c["id"] == campaign["id"])
+    assert shown["totals"] == {"cash_fen": 12_345, "items": {"clothing": 5}, "donations": 2}
+    assert shown["goods_sent"] == [
+        {"to": "Shelter 3", "category": "clothing", "quantity": 2},
+        {"to": "a household in need (hardship case)", "category": "clothing", "quantity": 1}]
+    assert "赵明" not in answer.text and case["id"] not in answer.text and "created_by" not in answer.text

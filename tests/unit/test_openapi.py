@@ -13,6 +13,7 @@ PUBLIC = {
     ("get", "/api/v1/ready"),
     ("get", "/api/v1/openapi.json"),
     ("get", "/api/v1/receipts/{receipt_no}"),  # a donor looks up a receipt by number and code
+    ("get", "/api/v1/public/summary"),  # the transparency page's figures
 }
 
 
