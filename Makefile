@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test fault bench lint broker install clean
+.PHONY: run test fault bench lint broker browser install clean
 
 $(VENV)/.installed: pyproject.toml
 	@python3 -c 'import ensurepip, venv' 2>/dev/null || { \
@@ -21,10 +21,13 @@ install: $(VENV)/.installed
 broker:
 	bash deploy/ensure-broker.sh
 
+browser:
+	bash deploy/ensure-chromium.sh
+
 run: install broker
 	$(VENV)/bin/linli up --demo
 
-test: install broker
+test: install broker browser
 	$(PY) -m pytest -m "not fault" $(PYTEST_ARGS)
 
 fault: install broker

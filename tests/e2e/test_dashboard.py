@@ -128,3 +128,39 @@ def test_the_public_figures_carry_no_one_personal(stack, admin, register):
         {"to": "Shelter 3", "category": "clothing", "quantity": 2},
         {"to": "a household in need (hardship case)", "category": "clothing", "quantity": 1}]
     assert "赵明" not in answer.text and case["id"] not in answer.text and "created_by" not in answer.text
+
+
+def test_the_dashboard_shows_a_new_case_and_a_donation_within_two_seconds(stack, admin, register, tmp_path):
+    """In headless Chromium, logged in as a viewer, as the office's wall screen would be."""
+    import datetime
+    import json
+    import sys
+    from pathlib import Path
+
+    viewer_username = f"wall{stack.port}"
+    admin.post("/members", {"username": viewer_username, "password": "wall-screen-1", "name": "Wall",
+                            "roles": ["viewer"]})
+    _, profile = register()
+    today = datetime.date.today()
+    campaign = admin.post("/campaigns", {"name": "Browser drive", "goal_fen": 50_000,
+                                         "starts_on": (today - datetime.timedelta(days=1)).isoformat(),
+                                         "ends_on": (today + datetime.timedelta(days=1)).isoformat()}).json()
+    screenshot = tmp_path / "dashboard.png"
+    probe = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("browser_probe.py")), stack.url + "/", viewer_username,
+         "wall-screen-1", str(screenshot), "welfare.case_opened", "donations.donation_received"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert probe.stdout.readline().strip() == "READY", probe.stderr.read()
+        probe.stdin.write("go\n")
+        probe.stdin.flush()
+        open_case(admin, profile["id"])
+        admin.post(f"/campaigns/{campaign['id']}/donations", {"kind": "cash", "amount_fen": 8_800})
+        result = json.loads(probe.stdout.readline())
+    finally:
+        probe.kill() if probe.poll() is None else None
+        probe.wait()
+    assert set(result["seen_ms"]) == {"welfare.case_opened", "donations.donation_received"}, result
+    assert max(result["seen_ms"].values()) <= 2000, result
+    assert result["status"] == "实时 live"
+    assert screenshot.stat().st_size > 10_000
