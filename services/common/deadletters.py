@@ -14,7 +14,7 @@ from services.common.events import (
 from services.contracts import SUBSCRIPTIONS
 
 
-def _dead_letter_queues() -> list[Queue]:
+def dead_letter_queues() -> list[Queue]:
     return [dead_letter_queue(queue_name(sub)) for sub in SUBSCRIPTIONS]
 
 
@@ -42,7 +42,7 @@ def list_dead_letters(amqp_uri: str) -> list[dict]:
     """Every dead letter, without taking it off its queue."""
     found = []
     with Connection(amqp_uri) as connection:
-        for dlq in _dead_letter_queues():
+        for dlq in dead_letter_queues():
             channel = connection.channel()
             bound = dlq(channel)
             bound.declare()
@@ -59,7 +59,7 @@ def replay(amqp_uri: str, event_id: str | None = None) -> list[dict]:
     queue only after the broker confirmed its copy."""
     replayed = []
     with Connection(amqp_uri, transport_options={"confirm_publish": True}) as connection:
-        for dlq in _dead_letter_queues():
+        for dlq in dead_letter_queues():
             channel = connection.channel()
             bound = dlq(channel)
             bound.declare()

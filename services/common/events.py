@@ -17,6 +17,7 @@ from nameko.standalone.events import get_event_exchange
 
 from services import contracts
 from services.common import config as linli_config
+from services.common.metrics import EVENTS_CONSUMED
 from services.contracts import SUBSCRIPTIONS, Subscription
 
 log = logging.getLogger(__name__)
@@ -95,8 +96,10 @@ class ReliableEventHandler(EventHandler):
 
     def handle_message_processed(self, message, result=None, exc_info=None):
         if exc_info is None:
+            EVENTS_CONSUMED.labels(self.queue.name, "ok").inc()
             self.queue_consumer.ack_message(message)
             return
+        EVENTS_CONSUMED.labels(self.queue.name, "failed").inc()
         attempts = int((message.headers or {}).get(ATTEMPTS_HEADER, 1))
         error = exc_info[0].__name__
         try:
@@ -108,6 +111,7 @@ class ReliableEventHandler(EventHandler):
             else:
                 log.error("%s failed with %s %d times; dead-lettered",
                           self.queue.name, error, attempts)
+                EVENTS_CONSUMED.labels(self.queue.name, "dead_lettered").inc()
                 self._publish_copy(message, self.dead_letters, {
                     ATTEMPTS_HEADER: attempts, ERROR_HEADER: error,
                     QUEUE_HEADER: self.queue.name,

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from services.common import config as linli_config
 from services.common import events
 from services.common.clock import naive_utcnow
+from services.common.metrics import EVENTS_PUBLISHED
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ class Relay:
                     routing_key=row.event_type,
                 )
                 sent.append(row.id)
+                EVENTS_PUBLISHED.labels(row.source, row.event_type).inc()
         finally:
             # Mark in one short write, after the network work, so SQLite's
             # single writer lock is never held across a publish.

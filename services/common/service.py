@@ -4,6 +4,7 @@ from nameko.rpc import rpc as nameko_rpc
 from nameko.timer import timer
 
 from services.common.errors import LinliError
+from services.common.metrics import Metrics
 
 # Refusals a caller caused: logged as warnings, not as errors of the service.
 EXPECTED_ERRORS = (LinliError, ValidationError)
@@ -17,6 +18,8 @@ RELAY_INTERVAL_SECONDS = 2
 
 class KernelEntrypoints:
     """Mixed into each service class, which provides `name` and `db`."""
+
+    metrics = Metrics()
 
     @rpc
     def ping(self) -> dict:

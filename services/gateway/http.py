@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 
 import amqp.exceptions
 import eventlet
@@ -21,6 +22,7 @@ from werkzeug.wrappers import Request, Response
 from services.common.errors import (
     InvalidInput, LinliError, NotAuthenticated, PayloadTooLarge, Unavailable, invalid_input,
 )
+from services.common.metrics import HTTP_REQUESTS, HTTP_SECONDS
 from services.common.service import EXPECTED_ERRORS
 from services.gateway import auth
 
@@ -134,6 +136,13 @@ class ApiEntrypoint(HttpRequestHandler):
         super().setup()
 
     def handle_request(self, request):
+        started = time.perf_counter()
+        response = self._answer(request)
+        HTTP_REQUESTS.labels(self.path, self.method, response.status_code).inc()
+        HTTP_SECONDS.labels(self.path).observe(time.perf_counter() - started)
+        return response
+
+    def _answer(self, request):
         request.shallow = False
         try:
             request.principal = self._authenticate(request)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import eventlet
 from kombu import Connection, Queue, binding
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from werkzeug.wrappers import Response
 from nameko.dependency_providers import Config
 from nameko.events import BROADCAST, event_handler
 from nameko.messaging import consume
@@ -17,6 +19,8 @@ from sqlalchemy import select
 from services import contracts
 from services.common.clock import isoformat, naive_utcnow
 from services.common.db import Database
+from services.common.deadletters import dead_letter_queues
+from services.common.metrics import DEAD_LETTERS
 from services.common.errors import InvalidInput, NotAuthenticated, NotFound
 from services.common.pagination import PageSchema, paginate
 from services.common.service import KernelEntrypoints
@@ -483,6 +487,20 @@ class GatewayService(KernelEntrypoints):
         if ready:
             return body
         return json_response({**error_payload("not_ready", "Not every part answers yet.", checks), **body}, 503)
+
+    @api("GET", "/metrics", roles=None, in_openapi=False)
+    def prometheus_metrics(self, request):
+        """Prometheus metrics of the gateway process, with every dead-letter
+        queue's depth as the broker has it now."""
+        try:
+            with eventlet.Timeout(READY_TIMEOUT), Connection(self.config["AMQP_URI"]) as connection:
+                channel = connection.channel()
+                for queue in dead_letter_queues():
+                    DEAD_LETTERS.labels(queue.name).set(queue(channel).queue_declare(passive=True).message_count)
+                channel.close()
+        except (Exception, eventlet.Timeout) as exc:
+            log.warning("metrics: dead-letter depths unavailable (%s)", type(exc).__name__)
+        return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
 
     def _check_broker(self) -> str:
         try:

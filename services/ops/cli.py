@@ -15,7 +15,7 @@ from services.common import config as linli_config  # noqa: E402
 from services import contracts  # noqa: E402
 from services.common import deadletters, events, migrations  # noqa: E402
 from services.gateway import accounts  # noqa: E402
-from services.ops.stack import SERVICES, Stack, service_env  # noqa: E402
+from services.ops.stack import BACKENDS, SERVICES, Stack, service_env  # noqa: E402
 
 
 def _scale(values: list[str]) -> dict[str, int]:
@@ -31,7 +31,7 @@ def _scale(values: list[str]) -> dict[str, int]:
 def cmd_up(args) -> int:
     from services.ops import demo
 
-    stack = Stack(Path(args.var), scale=_scale(args.scale), port=args.port)
+    stack = Stack(Path(args.var), scale=_scale(args.scale), port=args.port, metrics_port=args.metrics_port)
     print(f"linli: broker {_safe_uri(stack.env['AMQP_URI'])}; data and logs in {stack.var_dir}/")
     print("linli: migrating databases and declaring queues ...")
     try:
@@ -88,6 +88,9 @@ def cmd_up(args) -> int:
         loaded = demo.load(stack.url)
         print("linli: demo data " + ("loaded" if loaded else "already there"))
     print(f"\nLinli is ready at {stack.url}/  (API {stack.url}/api/v1, OpenAPI {stack.url}/api/v1/openapi.json)")
+    if stack.metrics_port:
+        ports = ", ".join(f"{service} :{stack.metrics_port_of(service)}" for service in BACKENDS)
+        print(f"Metrics: gateway {stack.url}/api/v1/metrics; {ports}")
     if args.demo:
         print("Demo logins:")
         for username, password, what in demo.DEMO_LOGINS:
@@ -196,6 +199,8 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--scale", action="append", default=[], metavar="SERVICE=N",
                     help="run N processes of a service (several need PostgreSQL)")
     up.add_argument("--timeout", type=float, default=90, help="seconds to wait for readiness")
+    up.add_argument("--metrics-port", type=int, default=9100,
+                    help="first port for the services' Prometheus metrics (0: none; default 9100)")
     up.set_defaults(func=cmd_up)
 
     admin = commands.add_parser("admin", help="accounts").add_subparsers(dest="action", required=True)

@@ -47,7 +47,7 @@ def service_env(var_dir: Path, base: dict | None = None) -> dict:
 
 class Stack:
     def __init__(self, var_dir: Path, env: dict | None = None, scale: dict[str, int] | None = None,
-                 port: int | None = None):
+                 port: int | None = None, metrics_port: int = 0):
         self.var_dir = Path(var_dir)
         self.var_dir.mkdir(parents=True, exist_ok=True)
         (self.var_dir / "log").mkdir(exist_ok=True)
@@ -57,6 +57,8 @@ class Stack:
         self.port = int(self.env.get("LINLI_HTTP_PORT", 8000))
         self.scale = {service: 1 for service in SERVICES} | (scale or {})
         self.processes: dict[tuple[str, int], subprocess.Popen] = {}
+        # Each backend process serves its metrics on its own port from here (0: none).
+        self.metrics_port = metrics_port
 
     @property
     def url(self) -> str:
@@ -101,11 +103,18 @@ class Stack:
         env = dict(self.env)
         if service == "gateway" and index > 0:
             env["LINLI_HTTP_PORT"] = str(self.port + index)
+        if self.metrics_port and service in BACKENDS:
+            env["LINLI_METRICS_PORT"] = str(self.metrics_port_of(service, index))
         with open(log_path, "ab") as log:
             process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
                                        cwd=self.var_dir.parent, start_new_session=True)
         self.processes[(service, index)] = process
         return process
+
+    def metrics_port_of(self, service: str, index: int = 0) -> int:
+        """patrol 9100, donations 9101, welfare 9102, notifications 9103; a
+        second instance of each ten above (the gateway: /api/v1/metrics)."""
+        return self.metrics_port + BACKENDS.index(service) + 10 * index
 
     def kill(self, service: str, index: int = 0):
         """SIGKILL one process, as a crash would."""

@@ -164,3 +164,14 @@ def test_the_dashboard_shows_a_new_case_and_a_donation_within_two_seconds(stack,
     assert max(result["seen_ms"].values()) <= 2000, result
     assert result["status"] == "实时 live"
     assert screenshot.stat().st_size > 10_000
+
+
+def test_metrics_for_prometheus(stack, admin):
+    admin.get("/cases")
+    answer = requests.get(stack.url + "/api/v1/metrics", timeout=10)
+    assert answer.status_code == 200 and answer.headers["Content-Type"].startswith("text/plain")
+    text = answer.text
+    assert 'linli_http_requests_total{method="GET",route="/api/v1/cases",status="200"}' in text
+    assert "linli_http_request_seconds_bucket" in text
+    assert 'linli_dead_letter_depth{queue="evt-welfare-case_opened--notifications.on_case_opened.dlq"} 0.0' in text
+    assert 'linli_worker_calls_total{entrypoint="list_cases",outcome="ok",service="gateway"}' in text

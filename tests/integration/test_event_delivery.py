@@ -175,3 +175,21 @@ def test_queues_exist_before_any_consumer_ran(vhost):
         message = connection.SimpleQueue(CASE_QUEUE).get(timeout=5)
         assert json.loads(message.body)["id"] == envelope["id"]
         message.ack()
+
+
+def test_a_service_counts_its_work_for_prometheus(start_service, service_config):
+    import socket
+
+    import requests
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = service_config("notifications", METRICS_PORT=port)
+    container = start_service(NotificationsService, config)
+    with entrypoint_waiter(container, "on_case_opened", timeout=10):
+        publish(config, case_opened_envelope("m" * 32))
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    assert 'linli_worker_calls_total{entrypoint="on_case_opened",outcome="ok",service="notifications"}' in text
+    assert f'linli_events_consumed_total{{outcome="ok",queue="{CASE_QUEUE}"}}' in text
+    assert 'linli_events_published_total{source="notifications",type="alert_created"}' in text

@@ -1,0 +1,55 @@
+"""Prometheus metrics of every service: workers (RPC calls, event handlers,
+timers) and their latency, events published and consumed, handler failures,
+dead letters. The gateway adds HTTP requests and serves its own at
+/metrics; every other service process serves its own on METRICS_PORT
+(`linli up` gives each process one: see the README)."""
+from __future__ import annotations
+
+import logging
+import time
+
+from nameko.extensions import DependencyProvider
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+log = logging.getLogger(__name__)
+
+WORKERS = Counter("linli_worker_calls_total", "Workers run, by entrypoint and outcome",
+                  ["service", "entrypoint", "outcome"])
+WORKER_SECONDS = Histogram("linli_worker_seconds", "How long workers take", ["service", "entrypoint"])
+EVENTS_PUBLISHED = Counter("linli_events_published_total", "Events the outbox relay published",
+                           ["source", "type"])
+EVENTS_CONSUMED = Counter("linli_events_consumed_total", "Events a handler took in", ["queue", "outcome"])
+HTTP_REQUESTS = Counter("linli_http_requests_total", "HTTP requests to the gateway", ["route", "method", "status"])
+DEAD_LETTERS = Gauge("linli_dead_letter_depth", "Messages waiting in a dead-letter queue", ["queue"])
+HTTP_SECONDS = Histogram("linli_http_request_seconds", "How long the gateway takes to answer", ["route"])
+
+
+class Metrics(DependencyProvider):
+    """Counts and times every worker of the service; serves the process's
+    metrics on METRICS_PORT when set."""
+
+    def __init__(self):
+        self._started: dict = {}
+
+    def setup(self):
+        port = int(self.container.config.get("METRICS_PORT") or 0)
+        if port:
+            try:
+                start_http_server(port, addr=self.container.config.get("METRICS_ADDRESS", "127.0.0.1"))
+                log.info("metrics on port %d", port)
+            except OSError as exc:  # a port taken is no reason to stop serving the community
+                log.warning("metrics: cannot listen on port %d (%s); serving none", port, exc)
+
+    def get_dependency(self, worker_ctx):
+        return None
+
+    def worker_setup(self, worker_ctx):
+        self._started[worker_ctx] = time.perf_counter()
+
+    def worker_result(self, worker_ctx, result=None, exc_info=None):
+        name = worker_ctx.entrypoint.method_name
+        service = self.container.service_name
+        started = self._started.pop(worker_ctx, None)
+        if started is not None:
+            WORKER_SECONDS.labels(service, name).observe(time.perf_counter() - started)
+        WORKERS.labels(service, name, "error" if exc_info else "ok").inc()
