@@ -11,7 +11,6 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
-import sqlalchemy
 
 from tests.conftest import wait_for
 from tests.e2e.conftest import ADMIN_PASSWORD, linli, login, running_stack
@@ -27,21 +26,7 @@ def stack(module_vhost, tmp_path_factory):
     with running_stack(module_vhost, tmp_path_factory.mktemp("linli-patrol") / "var",
                        LINLI_PATROL_ESCALATE_AFTER_MINUTES="0.05",
                        LINLI_PATROL_UNCOVERED_AFTER_DAYS=UNCOVERED_AFTER_DAYS) as stack:
-        # Let notifications take in the admin made at start, so the story below
-        # is not about that race (see test_an_admin_added_..._urgent_incident).
-        wait_for(lambda: outbox_drained(stack.db_url("gateway")), timeout=15,
-                 what="the gateway's outbox to drain")
-        time.sleep(0.5)
         yield stack
-
-
-def outbox_drained(db_url: str) -> bool:
-    engine = sqlalchemy.create_engine(db_url)
-    try:
-        with engine.connect() as connection:
-            return connection.scalar(sqlalchemy.text("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")) == 0
-    finally:
-        engine.dispose()
 
 
 # -- helpers ---------------------------------------------------------------------------
