@@ -193,3 +193,34 @@ def test_a_service_counts_its_work_for_prometheus(start_service, service_config)
     assert 'linli_worker_calls_total{entrypoint="on_case_opened",outcome="ok",service="notifications"}' in text
     assert f'linli_events_consumed_total{{outcome="ok",queue="{CASE_QUEUE}"}}' in text
     assert 'linli_events_published_total{source="notifications",type="alert_created"}' in text
+
+
+def test_a_crash_after_publishing_but_before_marking_sent_is_deduplicated_downstream(
+        start_service, service_config, vhost):
+    """The relay published, then died before it marked the row: after restart
+    it publishes again, and the consumer's processed_events makes it one alert."""
+    welfare_config = service_config("welfare")
+    notifications_config = service_config("notifications")
+    start_service(NotificationsService, notifications_config)
+    real_publish_rows = Relay._publish_rows
+
+    def publish_then_die(self, session, rows, sent):
+        for row in rows:
+            self.publisher.publish(json.loads(row.envelope), exchange=get_event_exchange(row.source, self.config),
+                                   routing_key=row.event_type)
+        raise RuntimeError("killed before marking the rows sent")
+
+    with mock.patch.object(Relay, "_publish_rows", publish_then_die):
+        crashed = start_service(WelfareService, welfare_config)
+        case_id = open_case(welfare_config)
+        wait_for(lambda: alerts_for(notifications_config, case_id), timeout=15, what="the first delivery")
+        crashed.kill()
+    assert unsent(welfare_config, welfare_kernel) == 1  # it never knew it had published
+
+    with mock.patch.object(Relay, "_publish_rows", real_publish_rows):
+        start_service(WelfareService, welfare_config)
+        wait_for(lambda: unsent(welfare_config, welfare_kernel) == 0, timeout=15, what="the row marked sent")
+        second = open_case(welfare_config)
+        wait_for(lambda: alerts_for(notifications_config, second), timeout=15, what="a later alert")
+    assert len(alerts_for(notifications_config, case_id)) == 1
+    assert vhost.depth(CASE_QUEUE) == 0
