@@ -29,6 +29,12 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
+def get_by_id(session: Session, model, row_id):
+    """The row with this id, or None; an id that is not a string (bad RPC
+    input) finds nothing rather than failing in the database."""
+    return session.get(model, row_id) if isinstance(row_id, str) else None
+
+
 class KernelTables:
     """The outbox and processed-events tables, added to a service's metadata."""
 

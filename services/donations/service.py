@@ -13,7 +13,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from services.common.clock import isoformat, naive_utcnow
-from services.common.db import Database
+from services.common.db import Database, get_by_id
 from services.common.errors import Conflict, InvalidInput, NotFound
 from services.common.pagination import PageSchema, paginate
 from services.common.schemas import load_actor, load_or_raise, require_admin
@@ -122,7 +122,7 @@ class DonationsService(KernelEntrypoints):
         } for c in campaigns]}
 
     def _campaign(self, campaign_id: str, session=None) -> Campaign:
-        campaign = (session or self.db.session).get(Campaign, campaign_id) if isinstance(campaign_id, str) else None
+        campaign = get_by_id(session or self.db.session, Campaign, campaign_id)
         if campaign is None:
             raise NotFound("No such campaign.")
         return campaign

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from services import contracts
 from services.common.clock import isoformat, naive_utcnow
-from services.common.db import Database, UnitOfWork
+from services.common.db import Database, UnitOfWork, get_by_id
 from services.common.errors import InvalidInput, NotFound
 from services.common.events import reliable_event_handler
 from services.common.pagination import PageSchema, paginate
@@ -170,7 +170,7 @@ class NotificationsService(KernelEntrypoints):
 
     @rpc
     def get_webhook(self, member_id: str) -> dict:
-        webhook = self.db.session.get(Webhook, member_id) if isinstance(member_id, str) else None
+        webhook = get_by_id(self.db.session, Webhook, member_id)
         if webhook is None:
             raise NotFound("No webhook is set.")
         return self._webhook_view(webhook, with_secret=False)
@@ -179,7 +179,7 @@ class NotificationsService(KernelEntrypoints):
     def delete_webhook(self, member_id: str) -> dict:
         """Stop sending alerts out; deliveries not yet made are dropped with it."""
         with self.db.unit_of_work() as uow:
-            webhook = uow.session.get(Webhook, member_id) if isinstance(member_id, str) else None
+            webhook = get_by_id(uow.session, Webhook, member_id)
             if webhook is None:
                 raise NotFound("No webhook is set.")
             uow.session.delete(webhook)
@@ -276,7 +276,7 @@ class NotificationsService(KernelEntrypoints):
     def alerts_after(self, member_id: str, alert_id: str) -> list[dict]:
         """The member's alerts newer than one of theirs, oldest first: what a
         live stream missed while it was away. Unknown or another's id: none."""
-        last = self.db.session.get(Alert, alert_id) if isinstance(alert_id, str) else None
+        last = get_by_id(self.db.session, Alert, alert_id)
         if last is None or last.member_id != member_id:
             return []
         newer = or_(Alert.created_at > last.created_at,
@@ -289,7 +289,7 @@ class NotificationsService(KernelEntrypoints):
     def ack_alert(self, member_id: str, alert_id: str) -> dict:
         """Mark one's own alert read. Acking twice keeps the first time."""
         with self.db.unit_of_work() as uow:
-            alert = uow.session.get(Alert, alert_id) if isinstance(alert_id, str) else None
+            alert = get_by_id(uow.session, Alert, alert_id)
             if alert is None or alert.member_id != member_id:
                 raise NotFound("No such alert.")
             if alert.acked_at is None:

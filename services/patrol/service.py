@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from services.common.clock import isoformat, naive_utcnow
-from services.common.db import Database, UnitOfWork
+from services.common.db import Database, UnitOfWork, get_by_id
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.common.pagination import PageSchema, paginate
 from services.common.schemas import is_admin, load_actor, load_or_raise, require_admin
@@ -86,7 +86,7 @@ class PatrolService(KernelEntrypoints):
         return ZoneSchema().dump(self._zone(zone_id))
 
     def _zone(self, zone_id: str, session=None) -> Zone:
-        zone = (session or self.db.session).get(Zone, zone_id) if isinstance(zone_id, str) else None
+        zone = get_by_id(session or self.db.session, Zone, zone_id)
         if zone is None:
             raise NotFound("No such zone.")
         return zone
@@ -168,7 +168,7 @@ class PatrolService(KernelEntrypoints):
         actor = load_actor(actor)
         data = load_or_raise(PatrolFinishSchema(), payload)
         with self.db.unit_of_work() as uow:
-            patrol = uow.session.get(Patrol, patrol_id) if isinstance(patrol_id, str) else None
+            patrol = get_by_id(uow.session, Patrol, patrol_id)
             if patrol is None:
                 raise NotFound("No such patrol.")
             if patrol.member_id != actor["id"]:
@@ -235,7 +235,7 @@ class PatrolService(KernelEntrypoints):
         return IncidentSchema().dump(self._incident(incident_id))
 
     def _incident(self, incident_id: str, session=None) -> Incident:
-        incident = (session or self.db.session).get(Incident, incident_id) if isinstance(incident_id, str) else None
+        incident = get_by_id(session or self.db.session, Incident, incident_id)
         if incident is None:
             raise NotFound("No such incident.")
         return incident

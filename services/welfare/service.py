@@ -13,7 +13,7 @@ from sqlalchemy import func, or_, select, update
 
 from services import contracts
 from services.common.clock import naive_utcnow
-from services.common.db import Database, UnitOfWork
+from services.common.db import Database, UnitOfWork, get_by_id
 from services.common.errors import Conflict, InvalidInput, NotFound
 from services.common.events import reliable_event_handler
 from services.common.pagination import PageSchema, paginate
@@ -67,7 +67,7 @@ class WelfareService(KernelEntrypoints):
         actor = load_actor(actor)
         require_admin(actor)
         with self.db.unit_of_work() as uow:
-            household = uow.session.get(Household, household_id) if isinstance(household_id, str) else None
+            household = get_by_id(uow.session, Household, household_id)
             if household is None:
                 raise NotFound("No such household.")
             self._audit(uow, actor, "read_household", household_id=household.id)
@@ -245,7 +245,7 @@ class WelfareService(KernelEntrypoints):
         actor = load_actor(actor)
         data = load_or_raise(ReferralDecisionSchema(), payload)
         with self.db.unit_of_work() as uow:
-            referral = uow.session.get(Referral, referral_id) if isinstance(referral_id, str) else None
+            referral = get_by_id(uow.session, Referral, referral_id)
             if referral is None:
                 raise NotFound("No such referral.")
             case = self._workable_case(uow, referral.case_id, actor)
@@ -266,7 +266,7 @@ class WelfareService(KernelEntrypoints):
         actor = load_actor(actor)
         data = load_or_raise(ReferralStageSchema(), payload)
         with self.db.unit_of_work() as uow:
-            referral = uow.session.get(Referral, referral_id) if isinstance(referral_id, str) else None
+            referral = get_by_id(uow.session, Referral, referral_id)
             if referral is None:
                 raise NotFound("No such referral.")
             case = self._workable_case(uow, referral.case_id, actor)
@@ -297,13 +297,13 @@ class WelfareService(KernelEntrypoints):
         return CaseSchema().dump(case)
 
     def _case(self, uow: UnitOfWork, case_id: str) -> Case:
-        case = uow.session.get(Case, case_id) if isinstance(case_id, str) else None
+        case = get_by_id(uow.session, Case, case_id)
         if case is None:
             raise NotFound("No such case.")
         return case
 
     def _visible_case(self, uow: UnitOfWork, case_id: str, actor: dict) -> Case:
-        case = uow.session.get(Case, case_id) if isinstance(case_id, str) else None
+        case = get_by_id(uow.session, Case, case_id)
         # Another member's case is "not found", not "forbidden": ids leak nothing.
         if case is None or not domain.may_see_case(actor["id"], is_admin(actor), case.assignee_id):
             raise NotFound("No such case.")
