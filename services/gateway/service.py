@@ -66,8 +66,7 @@ FEED_QUEUE = Queue(
     bindings=[binding(get_event_exchange(source, {}), routing_key="#") for source in contracts.PRODUCERS])
 
 DEFAULT_TOKEN_TTL = 12 * 3600
-READY_TIMEOUT = 3.0
-SUMMARY_TIMEOUT = 3.0
+PROBE_TIMEOUT = 3.0  # readiness, the dashboard's parts, dead-letter depths
 BACKEND_SERVICES = ("patrol", "donations", "welfare", "notifications")
 
 
@@ -439,12 +438,20 @@ class GatewayService(KernelEntrypoints):
             self.event_feed.publish(FEED, contracts.for_feed(envelope))
 
     def _summary_of(self, service: str) -> dict:
-        try:
-            with eventlet.Timeout(SUMMARY_TIMEOUT):
-                return {"available": True, **getattr(self, service).summary()}
-        except (Exception, eventlet.Timeout) as exc:
-            log.warning("dashboard: %s did not answer (%s)", service, type(exc).__name__)
+        answer, failure = self._ask_briefly(service, "summary")
+        if failure:
+            log.warning("dashboard: %s did not answer (%s)", service, failure)
             return {"available": False}
+        return {"available": True, **answer}
+
+    def _ask_briefly(self, service: str, method: str) -> tuple[object, str | None]:
+        """Call a service with a probe's short deadline: (answer, None), or
+        (None, why it did not answer)."""
+        try:
+            with eventlet.Timeout(PROBE_TIMEOUT):
+                return getattr(getattr(self, service), method)(), None
+        except (Exception, eventlet.Timeout) as exc:
+            return None, type(exc).__name__
 
     @api("GET", "/", roles=None, prefix="", in_openapi=False)
     def dashboard_page(self, request):
@@ -493,7 +500,7 @@ class GatewayService(KernelEntrypoints):
         """Prometheus metrics of the gateway process, with every dead-letter
         queue's depth as the broker has it now."""
         try:
-            with eventlet.Timeout(READY_TIMEOUT), Connection(self.config["AMQP_URI"]) as connection:
+            with eventlet.Timeout(PROBE_TIMEOUT), Connection(self.config["AMQP_URI"]) as connection:
                 channel = connection.channel()
                 for queue in dead_letter_queues():
                     DEAD_LETTERS.labels(queue.name).set(queue(channel).queue_declare(passive=True).message_count)
@@ -504,16 +511,12 @@ class GatewayService(KernelEntrypoints):
 
     def _check_broker(self) -> str:
         try:
-            with eventlet.Timeout(READY_TIMEOUT), Connection(self.config["AMQP_URI"]) as connection:
+            with eventlet.Timeout(PROBE_TIMEOUT), Connection(self.config["AMQP_URI"]) as connection:
                 connection.ensure_connection(max_retries=1)
             return "ok"
         except (Exception, eventlet.Timeout) as exc:
             return f"unavailable ({type(exc).__name__})"
 
     def _check_service(self, service: str) -> str:
-        try:
-            with eventlet.Timeout(READY_TIMEOUT):
-                getattr(self, service).ping()
-            return "ok"
-        except (Exception, eventlet.Timeout) as exc:
-            return f"unavailable ({type(exc).__name__})"
+        _answer, failure = self._ask_briefly(service, "ping")
+        return f"unavailable ({failure})" if failure else "ok"
