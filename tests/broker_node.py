@@ -1,0 +1,205 @@
+"""A private RabbitMQ node for tests that restart the broker or raise its
+alarms: never the shared node (rabbit@localhost on 5672) others test against.
+
+    node = BrokerNode().start()     # rabbitmq-server -detached, own ports and data
+    node.amqp_uri                   # amqp://guest:guest@127.0.0.1:<port>/
+    node.restart()                  # stop the whole node, start it again: durable data survives
+    node.set_memory_alarm(); node.clear_memory_alarm()
+    node.queues()                   # {name: {messages, messages_ready, messages_unacknowledged, consumers}}
+    node.remove()                   # stop it and delete its data
+
+Every `rabbitmqctl` call names this node explicitly (`-n linli-fault-...`),
+and refuses to run against any other name. Run as root, the Debian scripts
+switch to the `rabbitmq` user, so the node's folder is made theirs.
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+
+from kombu import Connection
+
+NAME_PREFIX = "linli-fault-"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class BrokerNodeError(RuntimeError):
+    pass
+
+
+class BrokerNode:
+    def __init__(self, label: str = "node"):
+        self.name = f"{NAME_PREFIX}{label}-{uuid.uuid4().hex[:8]}@localhost"
+        self.port = free_port()
+        self.dist_port = free_port()
+        while self.dist_port == self.port:
+            self.dist_port = free_port()
+        # /tmp, not pytest's tmp_path: the broker runs as `rabbitmq`, which cannot enter root's 0700 folders.
+        self.dir = tempfile.mkdtemp(prefix=f"{self.name.split('@')[0]}-", dir="/tmp")
+        self._running = False
+        self._write_files()
+        atexit.register(self.remove)
+
+    # -- configuration ------------------------------------------------------------------
+
+    @property
+    def amqp_uri(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/"
+
+    def env(self) -> dict:
+        env = dict(os.environ)
+        for key in list(env):  # nothing of the caller's broker settings leaks in
+            if key.startswith("RABBITMQ_"):
+                del env[key]
+        env.update({
+            "RABBITMQ_NODENAME": self.name,
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_MNESIA_BASE": f"{self.dir}/mnesia",
+            "RABBITMQ_LOG_BASE": f"{self.dir}/log",
+            "RABBITMQ_PID_FILE": f"{self.dir}/pid",
+            "RABBITMQ_ENABLED_PLUGINS_FILE": f"{self.dir}/enabled_plugins",
+            "RABBITMQ_PLUGINS_EXPAND_DIR": f"{self.dir}/plugins-expand",
+            # Our own files, not /etc/rabbitmq's: that one names the shared node and its port.
+            "RABBITMQ_CONFIG_FILE": f"{self.dir}/rabbitmq.conf",
+            "RABBITMQ_ADVANCED_CONFIG_FILE": f"{self.dir}/advanced.config",
+            "RABBITMQ_CONF_ENV_FILE": f"{self.dir}/rabbitmq-env.conf",
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+        })
+        return env
+
+    def _write_files(self):
+        for sub in ("mnesia", "log", "plugins-expand"):
+            os.makedirs(f"{self.dir}/{sub}", exist_ok=True)
+        files = {
+            "enabled_plugins": "[].\n",  # no plugins: no management port to clash with the shared node's
+            "rabbitmq.conf": f"listeners.tcp.local = 127.0.0.1:{self.port}\n",
+            "advanced.config": "[].\n",
+            "rabbitmq-env.conf": "ERL_EPMD_ADDRESS=127.0.0.1\n",
+        }
+        for name, text in files.items():
+            with open(f"{self.dir}/{name}", "w") as handle:
+                handle.write(text)
+        os.chmod(self.dir, 0o755)
+        if os.geteuid() == 0:  # the Debian wrapper runs the broker as `rabbitmq`
+            user = pwd.getpwnam("rabbitmq")
+            for root, dirs, names in os.walk(self.dir):
+                for entry in [root] + [os.path.join(root, n) for n in dirs + names]:
+                    os.chown(entry, user.pw_uid, user.pw_gid)
+
+    # -- control ------------------------------------------------------------------------
+
+    def ctl(self, *args: str, timeout: float = 90, check: bool = True) -> subprocess.CompletedProcess:
+        """rabbitmqctl against this node, and only this node."""
+        if not self.name.startswith(NAME_PREFIX) or self.name.startswith("rabbit@"):
+            raise BrokerNodeError(f"refusing to control {self.name}")
+        result = subprocess.run(["rabbitmqctl", "-n", self.name, *args], env=self.env(),
+                                capture_output=True, text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise BrokerNodeError(f"rabbitmqctl {' '.join(args)}: {result.returncode}\n"
+                                  f"{result.stdout}\n{result.stderr}")
+        return result
+
+    def start(self, timeout: float = 90) -> "BrokerNode":
+        started = subprocess.run(["rabbitmq-server", "-detached"], env=self.env(),
+                                 capture_output=True, text=True, timeout=60)
+        if started.returncode != 0:
+            raise BrokerNodeError(f"rabbitmq-server: {started.stdout}\n{started.stderr}")
+        self._running = True
+        self.wait_amqp(timeout)
+        return self
+
+    def wait_amqp(self, timeout: float = 90):
+        """Until the node is booted and takes an AMQP connection."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            # await_startup fails at once while the detached node has not yet registered with epmd.
+            waited = self.ctl("await_startup", "--timeout", "10", check=False, timeout=30)
+            if waited.returncode == 0:
+                try:
+                    with Connection(self.amqp_uri, connect_timeout=5) as connection:
+                        connection.connect()
+                    return
+                except Exception as exc:  # listener not up yet
+                    last = exc
+            else:
+                last = waited.stderr.strip()[-300:]
+            time.sleep(0.5)
+        raise BrokerNodeError(f"{self.name} did not start in {timeout}s: {last}\n{self.log_tail()}")
+
+    def stop(self):
+        """Stop the whole node (the Erlang VM) and wait until its process is gone."""
+        if not self._running:
+            return
+        pid_file = f"{self.dir}/pid"
+        args = ("stop", pid_file) if os.path.exists(pid_file) else ("stop",)
+        self.ctl(*args, check=False, timeout=120)
+        self._running = False
+
+    def restart(self, timeout: float = 90):
+        """A broker outage: every connection drops; durable queues and persistent messages survive."""
+        self.stop()
+        self.start(timeout)
+
+    def restart_app(self):
+        """A lighter outage: the RabbitMQ application stops and starts, the VM stays."""
+        self.ctl("stop_app")
+        self.ctl("start_app")
+        self.wait_amqp()
+
+    def set_memory_alarm(self):
+        """Publishers are blocked (connection.blocked) until cleared."""
+        self.ctl("set_vm_memory_high_watermark", "0.000001")
+
+    def clear_memory_alarm(self):
+        self.ctl("set_vm_memory_high_watermark", "0.4")
+
+    def set_disk_alarm(self):
+        self.ctl("set_disk_free_limit", "100000GB")
+
+    def clear_disk_alarm(self):
+        self.ctl("set_disk_free_limit", "50MB")
+
+    def alarms(self) -> str:
+        return self.ctl("eval", "rabbit_alarm:get_alarms().").stdout.strip()
+
+    def queues(self, vhost: str = "/") -> dict[str, dict]:
+        out = self.ctl("list_queues", "-p", vhost, "-q", "--formatter", "json", "name", "messages",
+                       "messages_ready", "messages_unacknowledged", "consumers").stdout
+        return {row.pop("name"): row for row in json.loads(out or "[]")}
+
+    def depth(self, queue: str) -> int:
+        """Messages ready in a queue (what tests/e2e's vhost.depth() answers)."""
+        with Connection(self.amqp_uri) as connection:
+            channel = connection.channel()
+            _name, messages, _consumers = channel.queue_declare(queue, passive=True)
+            channel.close()
+        return messages
+
+    def log_tail(self, lines: int = 30) -> str:
+        path = f"{self.dir}/log/{self.name}.log"
+        if not os.path.exists(path):
+            return ""
+        with open(path, errors="replace") as handle:
+            return "".join(handle.readlines()[-lines:])
+
+    def remove(self):
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
