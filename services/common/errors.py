@@ -58,6 +58,20 @@ class PayloadTooLarge(LinliError):
 
 
 @deserialize_to_instance
+class IdempotencyKeyReused(LinliError):
+    """The same Idempotency-Key came again with a different request."""
+    status = 422
+    code = "idempotency_key_reused"
+
+
+@deserialize_to_instance
+class TooManyRequests(LinliError):
+    """Slowed down; `details["retry_after"]` says how many seconds to wait."""
+    status = 429
+    code = "too_many_requests"
+
+
+@deserialize_to_instance
 class Unavailable(LinliError):
     status = 503
     code = "unavailable"

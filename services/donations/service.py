@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from services.common.clock import isoformat, naive_utcnow
 from services.common.db import Database, get_by_id
-from services.common.errors import Conflict, InvalidInput, NotFound
+from services.common.errors import Conflict, IdempotencyKeyReused, InvalidInput, NotFound
 from services.common.pagination import PageSchema, paginate
 from services.common.schemas import load_actor, load_or_raise, require_admin
 from services.common.service import KernelEntrypoints, rpc
@@ -173,7 +173,7 @@ class DonationsService(KernelEntrypoints):
         if donation is None:
             return None
         if donation.fingerprint != fingerprint:
-            raise Conflict("This Idempotency-Key was used for a different donation.",
+            raise IdempotencyKeyReused("This Idempotency-Key was used for a different donation.",
                            {"receipt_no": donation.receipt_no})
         return DonationSchema().dump(donation)
 

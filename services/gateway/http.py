@@ -44,7 +44,9 @@ def error_payload(code: str, message: str, details: dict | None = None) -> dict:
 def error_response(exc: BaseException) -> Response:
     """Map any exception to the one error shape. Never a traceback to a client."""
     if isinstance(exc, LinliError):
-        return json_response(error_payload(exc.code, exc.message, exc.details), exc.status)
+        retry_after = exc.details.get("retry_after")
+        return json_response(error_payload(exc.code, exc.message, exc.details), exc.status,
+                             {"Retry-After": str(retry_after)} if retry_after else None)
     if isinstance(exc, ValidationError):
         return error_response(invalid_input(exc))
     if isinstance(exc, (UnknownService, RpcTimeout, eventlet.Timeout)):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, Index, String
+from sqlalchemy import JSON, Boolean, DateTime, Index, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.clock import naive_utcnow
@@ -30,3 +30,15 @@ class Account(Base):
     party_member: Mapped[bool] = mapped_column(Boolean, default=False)
     compound: Mapped[str | None] = mapped_column(String(100), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=naive_utcnow)
+
+
+class FailedLogins(Base):
+    """Recent failed logins per username (known or not, so a lock tells
+    nothing about which names exist); a row goes once a login succeeds or
+    the failures are old."""
+    __tablename__ = "failed_logins"
+
+    username: Mapped[str] = mapped_column(String(40), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failed_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

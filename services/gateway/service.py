@@ -21,7 +21,7 @@ from services.common.clock import isoformat, naive_utcnow
 from services.common.db import Database
 from services.common.deadletters import dead_letter_queues
 from services.common.metrics import DEAD_LETTERS
-from services.common.errors import InvalidInput, NotAuthenticated, NotFound
+from services.common.errors import InvalidInput, NotAuthenticated, NotFound, TooManyRequests
 from services.common.pagination import PageSchema, paginate
 from services.common.service import KernelEntrypoints
 from services.contracts import notifications as notification_events
@@ -86,10 +86,17 @@ class GatewayService(KernelEntrypoints):
     @api("POST", "/auth/token", roles=None, body=TokenRequestSchema, response=TokenSchema)
     def issue_token(self, request):
         """Exchange a username and password for a bearer token."""
-        account = accounts.authenticate(self.db.session, request.payload["username"],
-                                        request.payload["password"])
+        username, session, now = request.payload["username"], self.db.session, naive_utcnow()
+        wait = accounts.seconds_locked(session, username, now)
+        if wait:
+            raise TooManyRequests("Too many failed logins for this username: try again later.",
+                                  {"retry_after": wait})
+        account = accounts.authenticate(session, username, request.payload["password"])
         if account is None:
+            accounts.record_failed_login(session, username, now, int(self.config.get("LOGIN_MAX_FAILURES", 5)),
+                                         int(self.config.get("LOGIN_LOCK_SECONDS", 300)))
             raise NotAuthenticated("Wrong username or password.")
+        accounts.forget_failed_logins(session, username)
         return auth.issue_token(self.config["JWT_SECRET"], account.id, account.roles,
                                 int(self.config.get("TOKEN_TTL_SECONDS", DEFAULT_TOKEN_TTL)))
 

@@ -70,7 +70,8 @@ def test_bad_input_is_refused_field_by_field_and_changes_nothing(stack, admin, r
     assert_error(requests.delete(admin.api + "/cases", headers=admin.headers, timeout=10),
                  405, "method_not_allowed")
     assert_error(admin.get("/cases", params={"cursor": "garbage!"}), 400, "invalid_input", ("cursor",))
-    assert_error(admin.get("/cases", params={"limit": "0"}), 400, "invalid_input", ("limit",))
+    for limit in ("0", "201", str(10**12), "-1", "ten"):  # a page is 1 to 200 items
+        assert_error(admin.get("/cases", params={"limit": limit}), 400, "invalid_input", ("limit",))
 
     assert snapshot(admin) == before
     assert member.get("/me/alerts").json()["items"] == []

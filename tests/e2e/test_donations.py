@@ -144,7 +144,7 @@ def test_200_concurrent_donations_with_50_retries_count_exactly_16000_yuan_with_
     assert again.status_code == 201 and again.json() == by_key[key][0]
     # The same key with a different amount is refused and counts nothing.
     changed = donate(volunteer, campaign["id"], {**body, "amount_fen": body["amount_fen"] + 1}, key)
-    assert_error(changed, 409, "conflict")
+    assert_error(changed, 422, "idempotency_key_reused")
     assert campaign_of(admin, campaign["id"])["totals"] == {"cash_fen": 1_600_000, "items": {}, "donations": 200}
     # A donation after all that takes the next number: no number was burnt by the retries.
     after = donated(volunteer, campaign["id"], {"kind": "cash", "amount_fen": 100, "donor_name": "后来者"})

@@ -1,5 +1,6 @@
 """Bearer tokens, roles, and accounts: who may call, and how they prove it."""
 import time
+from datetime import datetime, timedelta
 
 import jwt
 import pytest
@@ -210,3 +211,46 @@ def test_a_registration_not_committed_leaves_nothing(gateway_db):
         accounts.register(uow, new_member())
     assert gateway_db.count(Account) == 0
     assert gateway_db.outbox() == []
+
+
+# -- failed logins ----------------------------------------------------------------
+
+def fail(gateway_db, username, at, times=1):
+    for _ in range(times):
+        accounts.record_failed_login(gateway_db.worker().session, username, at, max_failures=3, lock_seconds=60)
+
+
+def locked(gateway_db, username, at) -> int:
+    return accounts.seconds_locked(gateway_db.worker().session, username, at)
+
+
+def test_a_few_failed_logins_lock_nothing(gateway_db):
+    now = datetime(2026, 11, 25, 8, 0, 0)
+    fail(gateway_db, "zhang.wei", now, times=2)
+    assert locked(gateway_db, "zhang.wei", now) == 0
+
+
+def test_the_last_allowed_failure_locks_the_username_for_a_while(gateway_db):
+    now = datetime(2026, 11, 25, 8, 0, 0)
+    fail(gateway_db, "zhang.wei", now, times=3)
+    assert locked(gateway_db, "zhang.wei", now) == 60
+    assert locked(gateway_db, "zhang.wei", now + timedelta(seconds=45)) == 15
+    assert locked(gateway_db, "zhang.wei", now + timedelta(seconds=60)) == 0
+    assert locked(gateway_db, "li.na", now) == 0  # only that name
+
+
+def test_failures_a_lock_period_apart_never_lock(gateway_db):
+    start = datetime(2026, 11, 25, 8, 0, 0)
+    for minute in range(6):
+        fail(gateway_db, "zhang.wei", start + timedelta(minutes=minute))
+        assert locked(gateway_db, "zhang.wei", start + timedelta(minutes=minute)) == 0
+    fail(gateway_db, "zhang.wei", start + timedelta(minutes=5, seconds=59), times=2)
+    assert locked(gateway_db, "zhang.wei", start + timedelta(minutes=6)) == 59
+
+
+def test_a_success_forgets_the_failures(gateway_db):
+    now = datetime(2026, 11, 25, 8, 0, 0)
+    fail(gateway_db, "zhang.wei", now, times=2)
+    accounts.forget_failed_logins(gateway_db.worker().session, "zhang.wei")
+    fail(gateway_db, "zhang.wei", now, times=2)
+    assert locked(gateway_db, "zhang.wei", now) == 0

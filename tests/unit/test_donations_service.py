@@ -11,7 +11,7 @@ from nameko.testing.services import worker_factory
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
+from services.common.errors import Conflict, Forbidden, IdempotencyKeyReused, InvalidInput, NotFound
 from services.donations.domain import CODE_ALPHABET, VERIFICATION_CODE_LENGTH
 from services.donations.models import Campaign, Dispatch, Donation, DonationItem
 from services.donations.service import DonationsService
@@ -298,9 +298,9 @@ def test_a_replayed_in_kind_donation_counts_its_goods_once(donations, donations_
     assert donations_db.count(DonationItem) == 2
 
 
-def test_the_same_key_with_another_body_is_a_conflict(donations, donations_db, campaign):
+def test_the_same_key_with_another_body_is_refused(donations, donations_db, campaign):
     first = donations().record_donation(campaign["id"], cash(20_000), VOLUNTEER, "key-1")
-    with pytest.raises(Conflict) as raised:
+    with pytest.raises(IdempotencyKeyReused) as raised:
         donations().record_donation(campaign["id"], cash(2_000), VOLUNTEER, "key-1")
     assert raised.value.details == {"receipt_no": first["receipt_no"]}
     assert donations().get_campaign(campaign["id"])["totals"]["cash_fen"] == 20_000

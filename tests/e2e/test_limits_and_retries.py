@@ -1,0 +1,114 @@
+"""Limits and retries through the real stack: a stalled service is a 503 in
+time while the rest of the gateway answers, and a retry with the same
+Idempotency-Key after that timeout counts the write once; repeated failed
+logins are locked for a while (429); passwords and tokens never reach a log."""
+import os
+import signal
+import threading
+import time
+import uuid
+
+import pytest
+import requests
+
+from tests.conftest import wait_for
+from tests.e2e.conftest import Client, running_stack
+from tests.e2e.test_donations import campaign_of, donate, new_campaign
+
+RPC_TIMEOUT = 2
+MAX_FAILURES, LOCK_SECONDS = 3, 3
+
+
+@pytest.fixture(scope="module")
+def stack(module_vhost, tmp_path_factory):
+    with running_stack(module_vhost, tmp_path_factory.mktemp("linli") / "var",
+                       LINLI_RPC_TIMEOUT=str(RPC_TIMEOUT), LINLI_LOGIN_MAX_FAILURES=str(MAX_FAILURES),
+                       LINLI_LOGIN_LOCK_SECONDS=str(LOCK_SECONDS)) as stack:
+        yield stack
+
+
+def log_in(stack, username, password):
+    return requests.post(stack.url + "/api/v1/auth/token", json={"username": username, "password": password},
+                         timeout=15)
+
+
+def test_a_stalled_service_is_a_503_in_time_and_a_retry_counts_the_write_once(stack, admin, register):
+    volunteer, _ = register()
+    campaign = new_campaign(admin)
+    body, key = {"kind": "cash", "amount_fen": 12_345}, uuid.uuid4().hex
+    donations = stack.processes[("donations", 0)]
+    stalled = {}
+
+    def donate_while_stalled():
+        started = time.monotonic()
+        stalled["answer"] = donate(volunteer, campaign["id"], body, key)
+        stalled["seconds"] = time.monotonic() - started
+
+    os.kill(donations.pid, signal.SIGSTOP)  # alive, holding its messages, answering nothing
+    try:
+        waiting = threading.Thread(target=donate_while_stalled)
+        waiting.start()
+        # Meanwhile the gateway answers everything that does not need donations.
+        for _ in range(5):
+            started = time.monotonic()
+            assert admin.get("/zones").status_code == 200
+            assert admin.get("/cases").status_code == 200
+            assert time.monotonic() - started < 1.5
+        waiting.join(timeout=RPC_TIMEOUT + 10)
+        assert not waiting.is_alive(), "the gateway hung on a stalled service"
+    finally:
+        os.kill(donations.pid, signal.SIGCONT)
+
+    answer = stalled["answer"]
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"]["code"] == "unavailable"
+    assert RPC_TIMEOUT - 0.5 < stalled["seconds"] < RPC_TIMEOUT + 2
+
+    # The request was queued, not lost: the service records it once it wakes.
+    wait_for(lambda: campaign_of(admin, campaign["id"])["totals"]["donations"] == 1, timeout=15,
+             what="the stalled donation to be recorded")
+    # The client did not know that, and retries with the same key: the first answer, nothing doubled.
+    retry = donate(volunteer, campaign["id"], body, key)
+    assert retry.status_code == 201, retry.text
+    assert retry.json()["amount_fen"] == 12_345
+    again = donate(volunteer, campaign["id"], body, key)
+    assert again.json() == retry.json()
+    assert campaign_of(admin, campaign["id"])["totals"] == {"cash_fen": 12_345, "items": {}, "donations": 1}
+
+
+def test_repeated_failed_logins_lock_the_username_for_a_while(stack, register):
+    username, password = f"m{uuid.uuid4().hex[:10]}", "the-right-password"
+    register(username=username, password=password)
+    for _ in range(MAX_FAILURES):
+        assert log_in(stack, username, "a-wrong-guess").status_code == 401
+
+    refused = log_in(stack, username, password)  # even the right password, while locked
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["error"]["code"] == "too_many_requests"
+    retry_after = int(refused.headers["Retry-After"])
+    assert 0 < retry_after <= LOCK_SECONDS
+    assert refused.json()["error"]["details"]["retry_after"] == retry_after
+    # An unknown name is locked the same way: a lock tells nothing about who exists.
+    for _ in range(MAX_FAILURES):
+        assert log_in(stack, "no-such-user", "a-wrong-guess").status_code == 401
+    assert log_in(stack, "no-such-user", "a-wrong-guess").status_code == 429
+    # Everyone else logs in as usual.
+    assert log_in(stack, "admin", "e2e-admin-password").status_code == 200
+
+    time.sleep(retry_after + 0.2)
+    assert log_in(stack, username, password).status_code == 200
+
+
+def test_passwords_and_tokens_never_reach_a_log(stack, admin, register):
+    password, wrong = f"pw-{uuid.uuid4().hex}", f"guess-{uuid.uuid4().hex}"
+    member, _ = register(password=password)
+    assert log_in(stack, "admin", wrong).status_code == 401
+    # A token may come in the query (EventSource sends no headers), which the access log shows.
+    assert Client(stack.url).get("/me", params={"access_token": member.token}).status_code == 200
+    assert Client(stack.url, member.token).get("/me").status_code == 200
+
+    logs = "".join(path.read_text(errors="replace") for path in (stack.var_dir / "log").iterdir())
+    assert "POST /api/v1/auth/token" in logs  # the access log is there, and was read
+    assert "access_token=[redacted]" in logs
+    for secret in (password, wrong, member.token, admin.token, "e2e-admin-password"):
+        assert secret not in logs
