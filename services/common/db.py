@@ -20,6 +20,7 @@ from services import contracts
 from services.common.clock import naive_utcnow
 from services.common.envelope import make_envelope
 from services.common.outbox import Relay
+from services.common.schemas import require_id
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +31,9 @@ def new_id() -> str:
 
 
 def get_by_id(session: Session, model, row_id):
-    """The row with this id, or None; an id that is not a string (bad RPC
-    input) finds nothing rather than failing in the database."""
-    return session.get(model, row_id) if isinstance(row_id, str) else None
+    """The row with this id, or None; an id that is not an id (bad RPC input)
+    is InvalidInput rather than a failure in the database."""
+    return session.get(model, require_id(row_id, f"{model.__name__.lower()}_id"))
 
 
 class KernelTables:

@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 from marshmallow import Schema, ValidationError, fields, validate
 
 from services.common.clock import isoformat
-from services.common.errors import Forbidden, invalid_input
+from services.common.errors import Forbidden, InvalidInput, invalid_input
 
 ROLES = ("admin", "member", "viewer")
 
@@ -45,6 +45,17 @@ class Moment(fields.Field):
         if moment.tzinfo is not None:
             moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
         return moment
+
+
+MAX_ID_LENGTH = 64
+
+
+def require_id(value, field: str = "id") -> str:
+    """An id from an RPC caller: a string of 1 to 64 characters, or InvalidInput."""
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_ID_LENGTH:
+        raise InvalidInput(f"{field} must be a string of 1 to {MAX_ID_LENGTH} characters.",
+                           {"fields": {field: [f"Not an id (a string of 1 to {MAX_ID_LENGTH} characters)."]}})
+    return value
 
 
 def load_or_raise(schema: Schema, payload) -> dict:

@@ -20,10 +20,10 @@ from sqlalchemy.orm import Session
 from services import contracts
 from services.common.clock import isoformat, naive_utcnow
 from services.common.db import Database, UnitOfWork, get_by_id
-from services.common.errors import InvalidInput, NotFound
+from services.common.errors import NotFound
 from services.common.events import reliable_event_handler
 from services.common.pagination import PageSchema, paginate
-from services.common.schemas import load_or_raise
+from services.common.schemas import MAX_ID_LENGTH, load_or_raise, require_id
 from services.common.service import KernelEntrypoints, rpc
 from services.contracts import notifications as events
 from services.contracts import donations as donation_events
@@ -152,6 +152,7 @@ class NotificationsService(KernelEntrypoints):
     def set_webhook(self, member_id: str, payload: dict) -> dict:
         """Set where the member's alerts also go; the secret that signs them is
         made the first time (or on rotate_secret) and shown only then."""
+        require_id(member_id, "member_id")
         data = load_or_raise(WebhookSetSchema(), payload)
         quiet = data["quiet_hours"] or {}
         with self.db.unit_of_work() as uow:
@@ -170,7 +171,7 @@ class NotificationsService(KernelEntrypoints):
 
     @rpc
     def get_webhook(self, member_id: str) -> dict:
-        webhook = get_by_id(self.db.session, Webhook, member_id)
+        webhook = self.db.session.get(Webhook, require_id(member_id, "member_id"))
         if webhook is None:
             raise NotFound("No webhook is set.")
         return self._webhook_view(webhook, with_secret=False)
@@ -179,7 +180,7 @@ class NotificationsService(KernelEntrypoints):
     def delete_webhook(self, member_id: str) -> dict:
         """Stop sending alerts out; deliveries not yet made are dropped with it."""
         with self.db.unit_of_work() as uow:
-            webhook = get_by_id(uow.session, Webhook, member_id)
+            webhook = uow.session.get(Webhook, require_id(member_id, "member_id"))
             if webhook is None:
                 raise NotFound("No webhook is set.")
             uow.session.delete(webhook)
@@ -264,8 +265,7 @@ class NotificationsService(KernelEntrypoints):
 
     @rpc
     def list_alerts(self, member_id: str, paging: dict | None = None) -> dict:
-        if not isinstance(member_id, str) or not member_id:
-            raise InvalidInput("member_id must be a non-empty string.")
+        require_id(member_id, "member_id")
         paging = load_or_raise(PageSchema(), paging)
         query = select(Alert).where(Alert.member_id == member_id)
         result = paginate(self.db.session, query, paging, Alert.created_at, Alert.id)
@@ -275,8 +275,12 @@ class NotificationsService(KernelEntrypoints):
     @rpc
     def alerts_after(self, member_id: str, alert_id: str) -> list[dict]:
         """The member's alerts newer than one of theirs, oldest first: what a
-        live stream missed while it was away. Unknown or another's id: none."""
-        last = get_by_id(self.db.session, Alert, alert_id)
+        live stream missed while it was away. Unknown or another's id, or
+        not an id at all (it comes from a client's Last-Event-ID): none."""
+        require_id(member_id, "member_id")
+        if not isinstance(alert_id, str) or not 0 < len(alert_id) <= MAX_ID_LENGTH:
+            return []
+        last = self.db.session.get(Alert, alert_id)
         if last is None or last.member_id != member_id:
             return []
         newer = or_(Alert.created_at > last.created_at,
@@ -288,6 +292,7 @@ class NotificationsService(KernelEntrypoints):
     @rpc
     def ack_alert(self, member_id: str, alert_id: str) -> dict:
         """Mark one's own alert read. Acking twice keeps the first time."""
+        require_id(member_id, "member_id")
         with self.db.unit_of_work() as uow:
             alert = get_by_id(uow.session, Alert, alert_id)
             if alert is None or alert.member_id != member_id:

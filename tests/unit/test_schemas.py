@@ -7,6 +7,8 @@ from marshmallow import ValidationError
 
 from services import contracts
 from services.common.envelope import make_envelope
+from services.common.errors import InvalidInput
+from services.common.schemas import require_id
 from services.gateway.schemas import MemberCreateSchema
 from services.welfare.schemas import CaseOpenSchema, HouseholdCreateSchema
 
@@ -240,3 +242,14 @@ def test_make_envelope_has_the_designed_shape():
     datetime.strptime(envelope["occurred_at"], "%Y-%m-%dT%H:%M:%S.%fZ")
     assert make_envelope("gateway", "member_registered", data)["id"] != envelope["id"]
     contracts.validate(envelope)
+
+
+@pytest.mark.parametrize("value", [None, 12, ["x"], {"id": "x"}, "", "x" * 65])
+def test_what_is_not_an_id_is_invalid_input_naming_the_field(value):
+    with pytest.raises(InvalidInput) as raised:
+        require_id(value, "case_id")
+    assert "case_id" in raised.value.details["fields"]
+
+
+def test_an_id_is_returned_as_it_came():
+    assert require_id("0f3c" * 8) == "0f3c" * 8

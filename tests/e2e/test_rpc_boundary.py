@@ -1,0 +1,101 @@
+"""Each service validates its own input, whoever calls it: malformed RPC
+calls, sent with a nameko client straight to the running services (not through
+the gateway), get a clear remote error and write nothing."""
+import sqlite3
+
+import pytest
+from nameko.exceptions import IncorrectSignature, MethodNotFound
+from nameko.standalone.rpc import ClusterRpcProxy
+
+from services.common.errors import Forbidden, InvalidInput, NotFound
+from services.ops.stack import BACKENDS
+from tests.e2e.conftest import open_case
+from tests.e2e.test_donations import new_campaign
+
+ADMIN = {"id": "a" * 32, "roles": ["admin"]}
+MEMBER = {"id": "m" * 32, "roles": ["member"]}
+WEBHOOK = {"url": "https://example.org/hook"}
+ZONE = {"name": "North gate", "compounds": ["Xingfu Garden"]}
+
+
+@pytest.fixture(scope="module")
+def known(admin, register):
+    """Real ids, so that calls get past "not found" to the checks behind it."""
+    member, member_view = register()
+    case = open_case(admin, member_view["id"])
+    return {"campaign": new_campaign(admin)["id"], "case": case["id"], "member": member_view["id"]}
+
+
+def malformed_calls(known):
+    """(service, method, args, the error the caller must get)."""
+    campaign, case = known["campaign"], known["case"]
+    return [
+        # The actor the gateway vouches for must be well formed, and be allowed.
+        ("patrol", "create_zone", (ZONE, {"id": "x"}), InvalidInput),
+        ("patrol", "create_zone", (ZONE, {"id": "x", "roles": ["root"]}), InvalidInput),
+        ("patrol", "create_zone", (ZONE, "admin"), InvalidInput),
+        ("patrol", "create_zone", (ZONE, MEMBER), Forbidden),
+        ("donations", "create_campaign", ({"name": "x"}, MEMBER), Forbidden),
+        ("welfare", "open_case", ({}, {"id": 7, "roles": "admin"}), InvalidInput),
+        # Payloads of the wrong shape or type.
+        ("patrol", "create_zone", ([], ADMIN), InvalidInput),
+        ("patrol", "create_zone", ({"name": 5, "compounds": "all"}, ADMIN), InvalidInput),
+        ("patrol", "start_patrol", ("now", MEMBER), InvalidInput),
+        ("patrol", "report_incident", ({"kind": "fire"}, MEMBER), InvalidInput),
+        ("donations", "create_campaign", ({"name": "x", "goal_fen": 1.5}, ADMIN), InvalidInput),
+        ("donations", "record_donation", (campaign, {"kind": "cash", "amount_fen": "100"}, MEMBER), InvalidInput),
+        ("donations", "record_donation", (campaign, {"kind": "cash", "amount_fen": 100.5}, MEMBER), InvalidInput),
+        ("donations", "record_donation", (campaign, {"kind": "cash", "amount_fen": -100}, MEMBER), InvalidInput),
+        ("donations", "record_donation", (campaign, {"kind": "cash", "amount_fen": 100}, MEMBER, 12), InvalidInput),
+        ("donations", "dispatch", (campaign, {"destination": "x", "items": [
+            {"category": "clothing", "quantity": -5}]}, ADMIN), InvalidInput),
+        ("welfare", "create_household", ({"compound": "X", "address": "Y", "people": "Li"}, ADMIN), InvalidInput),
+        ("welfare", "open_case", ({"household_id": 1, "categories": ["rich"]}, ADMIN), InvalidInput),
+        ("welfare", "log_visit", (case, {"visited_on": "yesterday", "notes": ""}, ADMIN), InvalidInput),
+        ("welfare", "add_referral", (case, {"agency": None}, ADMIN), InvalidInput),
+        ("welfare", "close_case", (case, {"outcome": ["a"]}, ADMIN), InvalidInput),
+        ("notifications", "set_webhook", (known["member"], {"url": "ftp://example.org"}), InvalidInput),
+        ("notifications", "set_webhook", (known["member"], {**WEBHOOK, "quiet_hours": "night"}), InvalidInput),
+        # Ids that are not ids.
+        ("patrol", "assign_team", (12, {"leader_id": "x", "member_ids": []}, ADMIN), InvalidInput),
+        ("donations", "record_donation", (None, {"kind": "cash", "amount_fen": 100}, MEMBER), InvalidInput),
+        ("donations", "close_campaign", ({"id": campaign}, ADMIN), InvalidInput),
+        ("welfare", "log_visit", (["x"], {"visited_on": "2026-11-01", "notes": "n"}, ADMIN), InvalidInput),
+        ("notifications", "set_webhook", (12345, WEBHOOK), InvalidInput),
+        ("notifications", "set_webhook", ("", WEBHOOK), InvalidInput),
+        ("notifications", "set_webhook", ("m" * 1000, WEBHOOK), InvalidInput),
+        ("notifications", "ack_alert", (None, None), InvalidInput),
+        # Well-formed but unknown.
+        ("donations", "close_campaign", ("no-such-campaign", ADMIN), NotFound),
+        ("welfare", "log_visit", ("no-such-case", {"visited_on": "2026-11-01", "notes": "n"}, ADMIN), NotFound),
+        # Calls that do not fit the method at all.
+        ("patrol", "create_zone", (ZONE,), IncorrectSignature),
+        ("donations", "record_donation", (campaign, {}, MEMBER, None, "extra"), IncorrectSignature),
+        ("welfare", "drop_all_tables", (), MethodNotFound),
+    ]
+
+
+def row_counts(stack) -> dict:
+    counts = {}
+    for service in BACKENDS:
+        with sqlite3.connect(stack.db_url(service).removeprefix("sqlite:///")) as db:
+            for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
+                counts[service, table] = db.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0]
+    return counts
+
+
+def test_malformed_rpc_calls_get_a_clear_error_and_write_nothing(stack, known):
+    calls = malformed_calls(known)
+    before = row_counts(stack)
+    with ClusterRpcProxy({"AMQP_URI": stack.env["AMQP_URI"]}, timeout=15) as rpc:
+        for service, method, args, expected in calls:
+            with pytest.raises(Exception) as raised:
+                getattr(getattr(rpc, service), method)(*args)
+            error = raised.value
+            name = getattr(error, "exc_type", type(error).__name__)  # nameko's own errors come as RemoteError
+            assert name == expected.__name__, (service, method, args, repr(error))
+            assert str(error), (service, method)
+            if isinstance(error, InvalidInput):
+                assert error.details.get("fields") or error.message, (service, method, error.details)
+        assert rpc.welfare.ping() == {"service": "welfare", "ok": True}  # and still serving
+    assert row_counts(stack) == before
