@@ -1,0 +1,176 @@
+"""The known ways nameko loses or doubles work, against the real broker and
+the real services: an event published before its consumer ever ran, and a
+worker that blocks its eventlet hub so long that the broker drops the
+connection and hands the message out again."""
+import time
+from unittest import mock
+
+import eventlet
+import pytest
+from nameko.amqp.publish import Publisher
+from nameko.standalone.events import get_event_exchange
+from nameko.standalone.rpc import ServiceRpcProxy
+from sqlalchemy import create_engine, select
+
+from services.common import events
+from services.common.envelope import make_envelope
+from services.common.events import ReliableEventHandler, reliable_event_handler
+from services.contracts import SUBSCRIPTIONS, Subscription
+from services.contracts import welfare as welfare_events
+from services.notifications.models import Alert
+from services.notifications.models import kernel as notifications_kernel
+from services.notifications.service import NotificationsService
+from services.welfare.models import kernel as welfare_kernel
+from services.welfare.service import WelfareService
+from tests.conftest import wait_for
+from tests.integration.conftest import ADMIN, count
+
+ASSIGNEE = "b" * 32
+CASE_OPENED = Subscription("welfare", welfare_events.CASE_OPENED, "notifications", "on_case_opened")
+CASE_QUEUE = events.queue_name(CASE_OPENED)
+assert CASE_OPENED in SUBSCRIPTIONS
+
+HOUSEHOLD = {"compound": "Xingfu Garden", "address": "Building 3, Room 401",
+             "people": [{"name": "李秀英", "relation": "mother", "birth_year": 1946, "conditions": ["frail"]}]}
+
+
+def open_case(config) -> str:
+    with ServiceRpcProxy("welfare", config) as welfare:
+        household = welfare.create_household(HOUSEHOLD, ADMIN)
+        case = welfare.open_case({"household_id": household["id"], "categories": ["elderly"],
+                                  "summary": "Needs the minimum-living allowance.",
+                                  "assignee_id": ASSIGNEE}, ADMIN)
+    return case["id"]
+
+
+def alerts_for(config, case_id: str) -> list:
+    engine = create_engine(config["DB_URL"])
+    try:
+        with engine.connect() as connection:
+            return connection.execute(select(Alert).where(Alert.ref_id == case_id)).all()
+    finally:
+        engine.dispose()
+
+
+def unsent(config, kernel) -> int:
+    engine = create_engine(config["DB_URL"])
+    try:
+        with engine.connect() as connection:
+            return len(connection.execute(
+                select(kernel.outbox.c.id).where(kernel.outbox.c.sent_at.is_(None))).all())
+    finally:
+        engine.dispose()
+
+
+def queue_exists(vhost, name: str) -> bool:
+    try:
+        vhost.depth(name)
+    except Exception:  # NOT_FOUND from a passive declare
+        return False
+    return True
+
+
+# -- 1. published before the consumer ever existed ------------------------------------------
+
+
+def test_an_event_committed_before_its_consumer_ever_started_is_handled_once_when_it_starts(
+        start_service, service_config, vhost):
+    """A fresh vhost: no queue, no consumer. Welfare commits a case and its
+    relay publishes case_opened; notifications starts only afterwards."""
+    welfare_config = service_config("welfare")
+    notifications_config = service_config("notifications")
+    assert not queue_exists(vhost, CASE_QUEUE)  # nothing declared it yet
+
+    start_service(WelfareService, welfare_config)
+    case_id = open_case(welfare_config)
+    wait_for(lambda: unsent(welfare_config, welfare_kernel) == 0, what="case_opened published and marked sent")
+    # Published while nobody consumed: the relay had declared the queue, so the broker kept it.
+    assert vhost.depth(CASE_QUEUE) == 1
+
+    start_service(NotificationsService, notifications_config)
+    wait_for(lambda: alerts_for(notifications_config, case_id), timeout=15, what="the alert")
+    # A later case proves the consumer moved past the first event rather than still holding it.
+    second = open_case(welfare_config)
+    wait_for(lambda: alerts_for(notifications_config, second), timeout=15, what="the second alert")
+    assert [alert.member_id for alert in alerts_for(notifications_config, case_id)] == [ASSIGNEE]
+    assert count(notifications_config, notifications_kernel.processed_events) == 2
+    assert vhost.depth(CASE_QUEUE) == 0
+
+
+# -- 2. a worker that blocks the hub past the heartbeat --------------------------------------
+
+HEARTBEAT = 1                        # seconds; RabbitMQ drops the connection after ~2 missed
+BLOCK_SECONDS = 5 * HEARTBEAT        # well past two heartbeats
+blocking_sleep = eventlet.patcher.original("time").sleep  # not green: the whole hub stops
+
+
+class Stall:
+    """Where the first delivery blocks the hub: before the handler's effect, or
+    after it (the effect committed, the ack not yet sent)."""
+    calls: list[str] = []
+    when = "after"
+
+
+class StallingNotifications(NotificationsService):
+    """The real notifications service, whose case_opened handler (the real one,
+    through the kernel's reliable_event_handler and processed_events) blocks
+    the eventlet hub the first time it runs."""
+
+    @reliable_event_handler("welfare", welfare_events.CASE_OPENED)
+    def on_case_opened(self, envelope: dict):
+        Stall.calls.append(envelope["id"])
+        first = len(Stall.calls) == 1
+        if first and Stall.when == "before":
+            blocking_sleep(BLOCK_SECONDS)
+        NotificationsService.on_case_opened(self, envelope)
+        if first and Stall.when == "after":
+            blocking_sleep(BLOCK_SECONDS)
+
+
+def case_opened_envelope(case_id: str) -> dict:
+    return make_envelope("welfare", welfare_events.CASE_OPENED, {
+        "case_id": case_id, "household_id": "h" * 32, "compound": "Xingfu Garden",
+        "categories": ["elderly"], "assignee_id": ASSIGNEE, "status": "open"})
+
+
+def publish(amqp_uri: str, envelope: dict):
+    Publisher(amqp_uri).publish(envelope, exchange=get_event_exchange("welfare", {}), routing_key=envelope["type"])
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_worker_that_blocks_the_hub_past_the_heartbeat_has_one_effect(
+        start_service, service_config, vhost, when):
+    config = service_config("notifications", HEARTBEAT=HEARTBEAT)
+    events.declare_topology(config["AMQP_URI"])
+    Stall.calls, Stall.when = [], when
+
+    # Watch what the broker hands out: the redelivered flag of every delivery.
+    redelivered: list[bool] = []
+    real_handle_message = ReliableEventHandler.handle_message
+
+    def spy(self, body, message):
+        redelivered.append(message.delivery_info.get("redelivered"))
+        return real_handle_message(self, body, message)
+
+    with mock.patch.object(ReliableEventHandler, "handle_message", spy):
+        container = start_service(StallingNotifications, config)
+        case_id = "c" * 32
+        started = time.monotonic()
+        publish(config["AMQP_URI"], case_opened_envelope(case_id))
+        # The broker noticed the silence, dropped the connection and handed the message out again.
+        wait_for(lambda: len(Stall.calls) >= 2, timeout=BLOCK_SECONDS + 10, what="the redelivery")
+        assert time.monotonic() - started >= BLOCK_SECONDS
+        assert redelivered[:2] == [False, True]
+        wait_for(lambda: alerts_for(config, case_id), timeout=10, what="the alert")
+
+        # The consumer is back: a later event is handled, without a stall.
+        later = "d" * 32
+        publish(config["AMQP_URI"], case_opened_envelope(later))
+        wait_for(lambda: alerts_for(config, later), timeout=10, what="the later alert")
+
+    assert len(alerts_for(config, case_id)) == 1
+    assert count(config, notifications_kernel.processed_events) == 2
+    assert count(config, Alert.__table__) == 2
+    # Nothing left unacked: once the consumer is gone, whatever it held would be ready again.
+    container.stop()
+    assert vhost.depth(CASE_QUEUE) == 0
