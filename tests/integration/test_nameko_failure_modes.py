@@ -1,10 +1,13 @@
 """The known ways nameko loses or doubles work, against the real broker and
-the real services: an event published before its consumer ever ran, and a
+the real services: an event published before its consumer ever ran, a
 worker that blocks its eventlet hub so long that the broker drops the
-connection and hands the message out again."""
+connection and hands the message out again, and a publish whose confirm is
+lost with its connection."""
+import socket
 import time
 from unittest import mock
 
+import amqp
 import eventlet
 import pytest
 from nameko.amqp.publish import Publisher
@@ -173,4 +176,54 @@ def test_a_worker_that_blocks_the_hub_past_the_heartbeat_has_one_effect(
     assert count(config, Alert.__table__) == 2
     # Nothing left unacked: once the consumer is gone, whatever it held would be ready again.
     container.stop()
+    assert vhost.depth(CASE_QUEUE) == 0
+
+
+# -- 3. a publish whose confirm is lost with the connection ----------------------------------
+
+
+def lose_the_connection(sock):
+    """The network goes: what the broker sent (the confirm) is never read, and
+    the next read finds the connection closed."""
+    raw = getattr(sock, "fd", sock)  # under eventlet, the real socket
+    try:
+        while raw.recv(65536, socket.MSG_DONTWAIT):
+            pass
+    except BlockingIOError:
+        pass
+    raw.shutdown(socket.SHUT_RDWR)
+
+
+def test_a_publish_unconfirmed_because_the_connection_dropped_is_published_again_and_handled_once(
+        start_service, service_config, vhost):
+    """Welfare's relay publishes case_opened; the broker routes it, then the
+    connection drops before the confirm is read. Unconfirmed is unsent: the
+    event goes out again, and notifications makes the two copies one alert."""
+    welfare_config = service_config("welfare")
+    notifications_config = service_config("notifications")
+    events.declare_topology(vhost.amqp_uri)
+    real_basic_publish = amqp.Channel._basic_publish
+    dropped: list[str] = []
+
+    def publish_then_drop(self, msg, exchange="", routing_key="", *args, **kwargs):
+        result = real_basic_publish(self, msg, exchange, routing_key, *args, **kwargs)
+        if routing_key == welfare_events.CASE_OPENED and not dropped:
+            wait_for(lambda: vhost.depth(CASE_QUEUE) == 1, what="the first copy in the queue")
+            lose_the_connection(self.connection.transport.sock)
+            dropped.append(routing_key)
+        return result
+
+    with mock.patch.object(amqp.Channel, "_basic_publish", publish_then_drop):
+        start_service(WelfareService, welfare_config)
+        case_id = open_case(welfare_config)
+        wait_for(lambda: unsent(welfare_config, welfare_kernel) == 0, timeout=15, what="the row marked sent")
+    assert dropped == [welfare_events.CASE_OPENED]
+    assert vhost.depth(CASE_QUEUE) == 2  # at least once: the routed copy and the one published again
+
+    start_service(NotificationsService, notifications_config)
+    wait_for(lambda: alerts_for(notifications_config, case_id), timeout=15, what="the alert")
+    second = open_case(welfare_config)  # the relay publishes on after the drop
+    wait_for(lambda: alerts_for(notifications_config, second), timeout=15, what="the second alert")
+    assert len(alerts_for(notifications_config, case_id)) == 1
+    assert count(notifications_config, notifications_kernel.processed_events) == 2
     assert vhost.depth(CASE_QUEUE) == 0
