@@ -56,6 +56,15 @@ class KernelTables:
             Column("consumer", String(120), primary_key=True),    # "service.handler"
             Column("processed_at", DateTime, nullable=False, default=naive_utcnow),
         )
+        # Writes done under an Idempotency-Key (see services/common/idempotency.py).
+        self.idempotent_requests = Table(
+            "idempotent_requests", metadata,
+            Column("operation", String(80), primary_key=True),
+            Column("key", String(100), primary_key=True),
+            Column("fingerprint", String(64), nullable=False),  # of the call's arguments, caller included
+            Column("response", Text, nullable=True),             # JSON; NULL until the answer is recorded
+            Column("created_at", DateTime, nullable=False, default=naive_utcnow),
+        )
 
 
 def make_engine(url: str, pool_size: int = 10) -> Engine:
@@ -90,11 +99,12 @@ class UnitOfWork:
     for the relay's timer.
     """
 
-    def __init__(self, session: Session, kernel: KernelTables, source: str, relay=None):
+    def __init__(self, session: Session, kernel: KernelTables, source: str, relay=None, request=None):
         self.session = session
         self.kernel = kernel
         self.source = source
         self.relay = relay
+        self.request = request  # the worker's RequestKey when the call came with an Idempotency-Key
         self._emitted: list[str] = []
 
     def __enter__(self) -> "UnitOfWork":
@@ -129,10 +139,35 @@ class UnitOfWork:
         return True
 
     def commit(self):
+        if self.request is not None and not self.request.reserved:
+            self._reserve(self.request)
         self.session.commit()
         emitted, self._emitted = self._emitted, []
         if emitted and self.relay is not None:
             self.relay.publish_now(emitted)
+
+
+    def _reserve(self, request: "RequestKey"):
+        """The write commits with its Idempotency-Key, or not at all: a second
+        request with the key, even at another instance, fails here instead."""
+        try:
+            self.session.execute(insert(self.kernel.idempotent_requests).values(
+                operation=request.operation, key=request.key, fingerprint=request.fingerprint,
+                created_at=naive_utcnow()))
+        except IntegrityError:
+            self.session.rollback()
+            raise KeyAlreadyUsed(request.key)
+        request.reserved = True
+
+
+class KeyAlreadyUsed(Exception):
+    """Another request with this Idempotency-Key committed first."""
+
+
+class RequestKey:
+    def __init__(self, operation: str, key: str, fingerprint: str):
+        self.operation, self.key, self.fingerprint = operation, key, fingerprint
+        self.reserved = False
 
 
 class WorkerDatabase:
@@ -141,6 +176,7 @@ class WorkerDatabase:
     def __init__(self, provider: "Database"):
         self._provider = provider
         self._session: Session | None = None
+        self.request: RequestKey | None = None  # set by @idempotent for the call it wraps
 
     @property
     def session(self) -> Session:
@@ -149,13 +185,17 @@ class WorkerDatabase:
         return self._session
 
     @property
+    def kernel(self) -> KernelTables:
+        return self._provider.kernel
+
+    @property
     def engine(self):
         """For work a worker hands to green threads of its own, each with its own session."""
         return self._provider.engine
 
     def unit_of_work(self) -> UnitOfWork:
         return UnitOfWork(self.session, self._provider.kernel,
-                          self._provider.container.service_name, self._provider.relay)
+                          self._provider.container.service_name, self._provider.relay, self.request)
 
     def relay_pending(self) -> int:
         return self._provider.relay.publish_pending()

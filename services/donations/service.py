@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from services.common.clock import isoformat, naive_utcnow
 from services.common.db import Database, get_by_id
 from services.common.errors import Conflict, IdempotencyKeyReused, InvalidInput, NotFound
+from services.common.idempotency import idempotent
 from services.common.pagination import PageSchema, paginate
 from services.common.schemas import load_actor, load_or_raise, require_admin
 from services.common.service import KernelEntrypoints, rpc
@@ -60,6 +61,7 @@ class DonationsService(KernelEntrypoints):
     # -- campaigns ----------------------------------------------------------------
 
     @rpc
+    @idempotent
     def create_campaign(self, payload: dict, actor: dict) -> dict:
         actor = load_actor(actor)
         require_admin(actor)
@@ -282,6 +284,7 @@ class DonationsService(KernelEntrypoints):
     # -- dispatches -----------------------------------------------------------------
 
     @rpc
+    @idempotent
     def dispatch(self, campaign_id: str, payload: dict, actor: dict) -> dict:
         """Send goods out; never more than in stock, also when dispatches race."""
         actor = load_actor(actor)

@@ -109,7 +109,8 @@ class ApiEntrypoint(HttpRequestHandler):
     The handler gets `request.principal` (None on public routes),
     `request.payload` and `request.query` (the body and query as loaded by the
     schemas), `request.body` and `request.query_params` (the same as sent, once
-    valid: what to pass on over RPC, where the service loads them again), and
+    valid: what to pass on over RPC, where the service loads them again),
+    `request.idempotency_key` (the header, on routes marked `idempotent`), and
     returns a dict (JSON with `status`), a (status, dict) pair, or a Response.
     """
 
@@ -118,7 +119,8 @@ class ApiEntrypoint(HttpRequestHandler):
     def __init__(self, method: str, path: str, *, roles: tuple[str, ...] | None,
                  body: type[Schema] | None = None, query: type[Schema] | None = None,
                  response: type[Schema] | None = None, status: int = 200,
-                 summary: str = "", prefix: str = API_PREFIX, in_openapi: bool = True, **kwargs):
+                 summary: str = "", prefix: str = API_PREFIX, in_openapi: bool = True,
+                 idempotent: bool = False, **kwargs):
         kwargs.setdefault("expected_exceptions", EXPECTED_ERRORS)
         super().__init__(method, prefix + path, **kwargs)
         self.path = prefix + path
@@ -129,6 +131,7 @@ class ApiEntrypoint(HttpRequestHandler):
         self.status = status
         self.summary = summary
         self.in_openapi = in_openapi  # pages are not part of the API
+        self.idempotent = idempotent  # honours an Idempotency-Key header (request.idempotency_key)
 
     def setup(self):
         secret = self.container.config.get("JWT_SECRET") or ""
@@ -150,6 +153,7 @@ class ApiEntrypoint(HttpRequestHandler):
             request.principal = self._authenticate(request)
             request.body, request.payload = self._load_body(request)
             request.query_params, request.query = self._load_query(request)
+            request.idempotency_key = request.headers.get("Idempotency-Key") if self.idempotent else None
         except Exception as exc:
             return error_response(exc)
         return super().handle_request(request)

@@ -227,10 +227,11 @@ class GatewayService(KernelEntrypoints):
         return self.patrol.list_patrols(request.query_params)
 
     @api("POST", "/incidents", roles=MEMBER_OR_ADMIN, body=IncidentReportSchema, response=IncidentSchema,
-         status=201)
+         status=201, idempotent=True)
     def report_incident(self, request):
         """A problem found on patrol; the zone's leader is alerted at once."""
-        return self.patrol.report_incident(request.body, request.principal)
+        return self.patrol.report_incident(request.body, request.principal,
+                                          idempotency_key=request.idempotency_key)
 
     @api("GET", "/incidents", roles=MEMBER_OR_ADMIN, query=IncidentQuerySchema, response=IncidentListSchema)
     def list_incidents(self, request):
@@ -255,10 +256,12 @@ class GatewayService(KernelEntrypoints):
 
     # -- donation drives ---------------------------------------------------------------
 
-    @api("POST", "/campaigns", roles=ADMIN, body=CampaignCreateSchema, response=CampaignSchema, status=201)
+    @api("POST", "/campaigns", roles=ADMIN, body=CampaignCreateSchema, response=CampaignSchema, status=201,
+         idempotent=True)
     def create_campaign(self, request):
         """Open a donation drive with a goal in fen and its dates."""
-        return self.donations.create_campaign(request.body, request.principal)
+        return self.donations.create_campaign(request.body, request.principal,
+                                              idempotency_key=request.idempotency_key)
 
     @api("GET", "/campaigns", roles=ANY_ROLE, query=PageSchema, response=CampaignListSchema)
     def list_campaigns(self, request):
@@ -276,12 +279,12 @@ class GatewayService(KernelEntrypoints):
         return self.donations.close_campaign(campaign_id, request.principal)
 
     @api("POST", "/campaigns/<campaign_id>/donations", roles=MEMBER_OR_ADMIN, body=DonationCreateSchema,
-         response=DonationSchema, status=201)
+         response=DonationSchema, status=201, idempotent=True)
     def record_donation(self, request, campaign_id):
         """Record cash (integer fen) or goods; answers with the receipt. Send an
         Idempotency-Key header: the same key again returns the first answer."""
         return self.donations.record_donation(campaign_id, request.body, request.principal,
-                                              request.headers.get("Idempotency-Key"))
+                                              request.idempotency_key)
 
     @api("GET", "/campaigns/<campaign_id>/donations", roles=MEMBER_OR_ADMIN, query=PageSchema,
          response=DonationListSchema)
@@ -296,7 +299,7 @@ class GatewayService(KernelEntrypoints):
         return self.donations.get_donation(campaign_id, receipt_no)
 
     @api("POST", "/campaigns/<campaign_id>/dispatches", roles=ADMIN, body=DispatchCreateSchema,
-         response=DispatchSchema, status=201)
+         response=DispatchSchema, status=201, idempotent=True)
     def dispatch_goods(self, request, campaign_id):
         """Send goods to a place or to a hardship case; 409 past the stock."""
         if request.payload["case_id"] is not None:
@@ -304,7 +307,8 @@ class GatewayService(KernelEntrypoints):
                 self.welfare.get_case(request.payload["case_id"], request.principal)
             except NotFound:
                 raise InvalidInput("No such case.", {"fields": {"case_id": ["No case has this id."]}})
-        return self.donations.dispatch(campaign_id, request.body, request.principal)
+        return self.donations.dispatch(campaign_id, request.body, request.principal,
+                                       idempotency_key=request.idempotency_key)
 
     @api("GET", "/campaigns/<campaign_id>/dispatches", roles=MEMBER_OR_ADMIN, query=PageSchema,
          response=DispatchListSchema)
@@ -320,21 +324,23 @@ class GatewayService(KernelEntrypoints):
 
     # -- households and cases --------------------------------------------------------
 
-    @api("POST", "/households", roles=ADMIN, body=HouseholdCreateSchema, response=HouseholdSchema, status=201)
+    @api("POST", "/households", roles=ADMIN, body=HouseholdCreateSchema, response=HouseholdSchema, status=201,
+         idempotent=True)
     def create_household(self, request):
         """A household in hardship and its people."""
-        return self.welfare.create_household(request.body, request.principal)
+        return self.welfare.create_household(request.body, request.principal,
+                                            idempotency_key=request.idempotency_key)
 
     @api("GET", "/households/<household_id>", roles=ADMIN, response=HouseholdSchema)
     def get_household(self, request, household_id):
         """One household and its people."""
         return self.welfare.get_household(household_id, request.principal)
 
-    @api("POST", "/cases", roles=ADMIN, body=CaseOpenSchema, response=CaseSchema, status=201)
+    @api("POST", "/cases", roles=ADMIN, body=CaseOpenSchema, response=CaseSchema, status=201, idempotent=True)
     def open_case(self, request):
         """Open a hardship case, assigned to a party member, who is alerted."""
         self._require_party_member(request.payload["assignee_id"])
-        return self.welfare.open_case(request.body, request.principal)
+        return self.welfare.open_case(request.body, request.principal, idempotency_key=request.idempotency_key)
 
     @api("GET", "/cases", roles=MEMBER_OR_ADMIN, query=PageSchema, response=CaseListSchema)
     def list_cases(self, request):
@@ -366,16 +372,18 @@ class GatewayService(KernelEntrypoints):
         return self.welfare.assign_case(case_id, request.body, request.principal)
 
     @api("POST", "/cases/<case_id>/visits", roles=MEMBER_OR_ADMIN, body=VisitCreateSchema,
-         response=VisitSchema, status=201)
+         response=VisitSchema, status=201, idempotent=True)
     def log_visit(self, request, case_id):
         """A visit to the household, with its date and notes (the office or the assignee)."""
-        return self.welfare.log_visit(case_id, request.body, request.principal)
+        return self.welfare.log_visit(case_id, request.body, request.principal,
+                                      idempotency_key=request.idempotency_key)
 
     @api("POST", "/cases/<case_id>/referrals", roles=MEMBER_OR_ADMIN, body=ReferralCreateSchema,
-         response=ReferralSchema, status=201)
+         response=ReferralSchema, status=201, idempotent=True)
     def add_referral(self, request, case_id):
         """Refer the household to an agency for a benefit; it starts `submitted`."""
-        return self.welfare.add_referral(case_id, request.body, request.principal)
+        return self.welfare.add_referral(case_id, request.body, request.principal,
+                                         idempotency_key=request.idempotency_key)
 
     @api("PATCH", "/referrals/<referral_id>", roles=MEMBER_OR_ADMIN, body=ReferralDecisionSchema,
          response=ReferralSchema)

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from services.common.clock import isoformat, naive_utcnow
 from services.common.db import Database, UnitOfWork, get_by_id
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
+from services.common.idempotency import idempotent
 from services.common.pagination import PageSchema, paginate
 from services.common.schemas import is_admin, load_actor, load_or_raise, require_admin
 from services.common.service import KernelEntrypoints, rpc
@@ -200,6 +201,7 @@ class PatrolService(KernelEntrypoints):
     # -- incidents ----------------------------------------------------------------------
 
     @rpc
+    @idempotent
     def report_incident(self, payload: dict, actor: dict) -> dict:
         actor = load_actor(actor)
         data = load_or_raise(IncidentReportSchema(), payload)

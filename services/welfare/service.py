@@ -16,6 +16,7 @@ from services.common.clock import naive_utcnow
 from services.common.db import Database, UnitOfWork, get_by_id
 from services.common.errors import Conflict, InvalidInput, NotFound
 from services.common.events import reliable_event_handler
+from services.common.idempotency import idempotent
 from services.common.pagination import PageSchema, paginate
 from services.common.schemas import is_admin, load_actor, load_or_raise, require_admin
 from services.common.service import KernelEntrypoints, rpc
@@ -50,6 +51,7 @@ class WelfareService(KernelEntrypoints):
     # -- households ---------------------------------------------------------------
 
     @rpc
+    @idempotent
     def create_household(self, payload: dict, actor: dict) -> dict:
         actor = load_actor(actor)
         require_admin(actor)
@@ -77,6 +79,7 @@ class WelfareService(KernelEntrypoints):
     # -- cases ------------------------------------------------------------------------
 
     @rpc
+    @idempotent
     def open_case(self, payload: dict, actor: dict) -> dict:
         """Open a case for a household, assigned to a party member. The gateway
         has checked that the assignee is a registered party member."""
@@ -203,6 +206,7 @@ class WelfareService(KernelEntrypoints):
         return CaseSchema().dump(case)
 
     @rpc
+    @idempotent
     def log_visit(self, case_id: str, payload: dict, actor: dict) -> dict:
         actor = load_actor(actor)
         data = load_or_raise(VisitCreateSchema(), payload)
@@ -223,6 +227,7 @@ class WelfareService(KernelEntrypoints):
         return VisitSchema().dump(visit)
 
     @rpc
+    @idempotent
     def add_referral(self, case_id: str, payload: dict, actor: dict) -> dict:
         """Refer the household to an agency for a benefit: `submitted`."""
         actor = load_actor(actor)

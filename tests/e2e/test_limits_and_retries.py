@@ -1,18 +1,20 @@
 """Limits and retries through the real stack: a stalled service is a 503 in
 time while the rest of the gateway answers, and a retry with the same
-Idempotency-Key after that timeout counts the write once; repeated failed
+Idempotency-Key after that timeout counts the write once, and one key sent by
+several clients at once opens one case; repeated failed
 logins are locked for a while (429); passwords and tokens never reach a log."""
 import os
 import signal
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
 from tests.conftest import wait_for
-from tests.e2e.conftest import Client, running_stack
+from tests.e2e.conftest import HOUSEHOLD, Client, running_stack
 from tests.e2e.test_donations import campaign_of, donate, new_campaign
 
 RPC_TIMEOUT = 2
@@ -112,3 +114,30 @@ def test_passwords_and_tokens_never_reach_a_log(stack, admin, register):
     assert "access_token=[redacted]" in logs
     for secret in (password, wrong, member.token, admin.token, "e2e-admin-password"):
         assert secret not in logs
+
+
+def test_a_case_opened_with_one_key_by_several_clients_at_once_is_one_case_and_one_alert(stack, admin, register):
+    assignee, assignee_view = register()
+    household = requests.post(f"{admin.api}/households", json=HOUSEHOLD, timeout=15,
+                              headers={**admin.headers, "Idempotency-Key": uuid.uuid4().hex})
+    assert household.status_code == 201, household.text
+    body = {"household_id": household.json()["id"], "categories": ["elderly"], "assignee_id": assignee_view["id"],
+            "summary": "Opened by a double click on a slow line."}
+    headers = {**admin.headers, "Idempotency-Key": uuid.uuid4().hex}
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: requests.post(f"{admin.api}/cases", json=body, headers=headers,
+                                                        timeout=30), range(6)))
+    assert [a.status_code for a in answers] == [201] * 6, [a.text for a in answers if a.status_code != 201]
+    assert len({a.json()["id"] for a in answers}) == 1
+    case_id = answers[0].json()["id"]
+    # A later retry too; the same key with another body is refused.
+    assert requests.post(f"{admin.api}/cases", json=body, headers=headers, timeout=30).json()["id"] == case_id
+    changed = requests.post(f"{admin.api}/cases", json={**body, "summary": "Another."}, headers=headers, timeout=30)
+    assert changed.status_code == 422 and changed.json()["error"]["code"] == "idempotency_key_reused"
+
+    assert [c["id"] for c in admin.get("/cases", params={"limit": 200}).json()["items"]].count(case_id) == 1
+    alerts = wait_for(lambda: [a for a in assignee.get("/me/alerts").json()["items"]
+                               if a["ref"] == {"type": "case", "id": case_id}], what="the assignee's alert")
+    time.sleep(1)  # a second alert, were there a second event, would be here by now
+    assert len([a for a in assignee.get("/me/alerts").json()["items"] if a["ref"]["id"] == case_id]) == 1
+    assert len(alerts) == 1

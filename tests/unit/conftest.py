@@ -30,6 +30,7 @@ class SqliteDb:
         self.engine = engine
         self._sessionmaker = sessionmaker(bind=engine, expire_on_commit=False)
         self._session: Session | None = None
+        self.request = None  # set by @idempotent, as on WorkerDatabase
 
     @property
     def session(self) -> Session:
@@ -38,7 +39,7 @@ class SqliteDb:
         return self._session
 
     def unit_of_work(self) -> UnitOfWork:
-        return UnitOfWork(self.session, self.kernel, self.source, relay=None)
+        return UnitOfWork(self.session, self.kernel, self.source, relay=None, request=self.request)
 
     def relay_pending(self) -> int:
         return 0

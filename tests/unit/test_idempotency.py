@@ -1,0 +1,95 @@
+"""Idempotency-Key on RPC writes (services/common/idempotency.py), on a real
+service (welfare, as nameko workers over in-memory SQLite): a retry returns the
+first answer and writes nothing twice, also when two arrive at once; another
+request under the same key is refused; a call that failed wrote nothing, so
+its retry does the work."""
+import pytest
+
+from services.common import idempotency
+from services.common.errors import Conflict, IdempotencyKeyReused, InvalidInput
+from services.welfare.models import Case, Household
+from tests.unit.test_welfare_lifecycle import ADMIN, HOUSEHOLD, SUMMARY, welfare  # noqa: F401 -- fixture
+
+OTHER_ADMIN = {"id": "admin-2", "roles": ["admin"]}
+
+
+def case_body(household_id, summary=SUMMARY):
+    return {"household_id": household_id, "categories": ["disability"], "summary": summary,
+            "assignee_id": "member-a"}
+
+
+@pytest.fixture
+def household(welfare):  # noqa: F811
+    return welfare().create_household(HOUSEHOLD, ADMIN)
+
+
+def test_a_retry_returns_the_first_answer_and_writes_once(welfare, welfare_db, household):  # noqa: F811
+    first = welfare().open_case(case_body(household["id"]), ADMIN, idempotency_key="k-1")
+    again = welfare().open_case(case_body(household["id"]), ADMIN, idempotency_key="k-1")
+    assert again == first
+    assert welfare_db.count(Case) == 1
+    assert len(welfare_db.outbox("case_opened")) == 1
+    # Without a key, or with another, it is another case.
+    assert welfare().open_case(case_body(household["id"]), ADMIN, idempotency_key="k-2")["id"] != first["id"]
+    assert welfare_db.count(Case) == 2
+
+
+def test_the_same_key_for_another_request_is_refused_and_writes_nothing(
+        welfare, welfare_db, household):  # noqa: F811
+    welfare().open_case(case_body(household["id"]), ADMIN, idempotency_key="k-1")
+    for body, actor in [(case_body(household["id"], "Another summary."), ADMIN),
+                        (case_body(household["id"]), OTHER_ADMIN)]:  # another caller's key is not yours
+        with pytest.raises(IdempotencyKeyReused):
+            welfare().open_case(body, actor, idempotency_key="k-1")
+    assert welfare_db.count(Case) == 1
+    # Keys are per operation: the same one on another write is its own.
+    welfare().create_household(HOUSEHOLD, ADMIN, idempotency_key="k-1")
+    assert welfare_db.count(Household) == 2
+
+
+def test_a_call_that_failed_wrote_nothing_and_its_retry_does_the_work(welfare, welfare_db, household):  # noqa: F811
+    with pytest.raises(InvalidInput):
+        welfare().open_case({**case_body(household["id"]), "categories": []}, ADMIN, idempotency_key="k-1")
+    assert welfare_db.count(Case) == 0
+    fixed = welfare().open_case(case_body(household["id"]), ADMIN, idempotency_key="k-1")
+    assert fixed["status"] == "open" and welfare_db.count(Case) == 1
+
+
+def test_two_at_once_write_once_and_both_get_the_first_answer(
+        welfare, welfare_db, household, monkeypatch):  # noqa: F811
+    """The late worker finds no earlier answer; meanwhile the other commits. The
+    late one's write then loses the key at commit, is rolled back, and it
+    answers as the winner did."""
+    body, winner = case_body(household["id"]), {}
+    look_up = idempotency._earlier_answer
+
+    def look_up_while_the_other_commits(session, db, request, wait):
+        found = look_up(session, db, request, wait)
+        if "started" not in winner:
+            winner["started"] = True
+            winner["answer"] = welfare().open_case(body, ADMIN, idempotency_key="k-1")
+        return found
+
+    monkeypatch.setattr(idempotency, "_earlier_answer", look_up_while_the_other_commits)
+    answer = welfare().open_case(body, ADMIN, idempotency_key="k-1")
+    assert answer == winner["answer"]
+    assert welfare_db.count(Case) == 1
+    assert len(welfare_db.outbox("case_opened")) == 1
+
+
+def test_an_answer_not_recorded_is_a_conflict_not_a_second_write(
+        welfare, welfare_db, household, monkeypatch):  # noqa: F811
+    welfare().open_case(case_body(household["id"]), ADMIN, idempotency_key="k-1")
+    with welfare_db.engine.begin() as connection:  # as if the process died between commit and answer
+        connection.execute(welfare_db.kernel.idempotent_requests.update().values(response=None))
+    monkeypatch.setattr(idempotency, "ANSWER_WAIT_SECONDS", 0.2)
+    with pytest.raises(Conflict):
+        welfare().open_case(case_body(household["id"]), ADMIN, idempotency_key="k-1")
+    assert welfare_db.count(Case) == 1
+
+
+@pytest.mark.parametrize("key", ["", "k" * 101, 12, ["k"]])
+def test_a_malformed_key_is_invalid_input(welfare, welfare_db, household, key):  # noqa: F811
+    with pytest.raises(InvalidInput):
+        welfare().open_case(case_body(household["id"]), ADMIN, idempotency_key=key)
+    assert welfare_db.count(Case) == 0
