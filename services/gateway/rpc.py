@@ -19,10 +19,17 @@ class _DeadlineProxy:
         method = getattr(self._proxy, method_name)
 
         def call(*args, **kwargs):
+            # The call runs in a green thread of its own, and the caller waits for it
+            # only until the deadline. Waiting in place is not enough: when the broker
+            # blocks publishers (a memory or disk alarm), the deadline interrupts the
+            # publish, but kombu then closes the pooled connection, and that close waits
+            # for the blocked broker with no deadline at all.
+            attempt = eventlet.spawn(lambda: method.call_async(*args, **kwargs).result())
             try:
                 with eventlet.Timeout(self._timeout):
-                    return method.call_async(*args, **kwargs).result()
+                    return attempt.wait()
             except eventlet.Timeout:
+                attempt.kill()  # returns at once; a stuck close ends when the broker unblocks
                 raise Unavailable(f"The {self._service_name} service did not answer in time.")
 
         return call
