@@ -20,9 +20,15 @@ class TeamSchema(Schema):
     member_ids = fields.List(fields.String(validate=_ID), load_default=list, validate=validate.Length(max=100))
 
 
+class ZoneTeamSchema(Schema):
+    """A zone's team as shown: a new zone has no leader yet (null)."""
+    leader_id = fields.String(allow_none=True)
+    member_ids = fields.List(fields.String())
+
+
 class ZoneSchema(ZoneCreateSchema):
     id = fields.String(dump_only=True)
-    team = fields.Nested(TeamSchema, dump_only=True)
+    team = fields.Nested(ZoneTeamSchema, dump_only=True)
     created_at = UtcDateTime(dump_only=True)
     last_patrol_at = UtcDateTime(dump_only=True, allow_none=True)
 

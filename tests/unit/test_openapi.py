@@ -142,3 +142,18 @@ def test_errors_are_documented_in_the_one_shape(spec):
     for status in ("400", "401", "403", "404", "409", "503"):
         assert responses[status]["content"]["application/json"]["schema"] == {
             "$ref": "#/components/schemas/Error"}
+
+
+def test_a_zone_without_a_team_leader_is_documented(spec):
+    """A new zone has no leader: its answer says `"leader_id": null`, which the
+    document must allow (it used the input schema, where the leader is required)."""
+    from services.patrol.schemas import ZoneSchema
+
+    zone = {"id": "z1", "name": "East", "compounds": ["Xingfu Garden"], "team": {"leader_id": None, "member_ids": []},
+            "created_at": None, "last_patrol_at": None}
+    assert ZoneSchema().dump(zone)["team"] == {"leader_id": None, "member_ids": []}
+    answer = spec["paths"]["/api/v1/zones"]["post"]["responses"]["201"]["content"]["application/json"]["schema"]
+    team = resolve(spec, resolve(spec, answer)["properties"]["team"])
+    team = resolve(spec, team["allOf"][0]) if "allOf" in team else team  # dump_only wraps it: readOnly
+    assert team["properties"]["leader_id"].get("nullable") is True
+    assert "leader_id" not in team.get("required", [])
