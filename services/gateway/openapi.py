@@ -7,10 +7,12 @@ import re
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
+from marshmallow import fields
 
+from services.common.idempotency import MAX_KEY_LENGTH
 from services.common.schemas import Moment, UtcDateTime
 from services.gateway.http import ApiEntrypoint
-from services.gateway.schemas import ErrorSchema
+from services.gateway.schemas import ErrorSchema, NotReadySchema
 
 _PATH_PARAM = re.compile(r"<(?:[a-z]+:)?([a-z_]+)>")
 
@@ -21,8 +23,38 @@ _ERRORS = {
     "404": "Not found",
     "409": "Conflicts with the current state",
     "413": "The body is too large",
+    "422": "The Idempotency-Key was used before with a different request",
+    "429": "Too many failed logins for this username: wait Retry-After seconds",
     "503": "A service did not answer in time",
 }
+# Errors that only some operations answer, by operationId.
+_OPERATION_ERRORS = {
+    "issue_token": ("401", "429"),  # a wrong password; then a locked username
+}
+_IDEMPOTENCY_KEY = {"in": "header", "name": "Idempotency-Key", "required": False,
+                    "description": "The same key again returns the first answer and writes nothing twice",
+                    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH}}
+# An error answer with more than the one shape, by (operationId, status).
+_ERROR_SCHEMAS = {("ready", "503"): "NotReady"}
+_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before trying again",
+                                "schema": {"type": "integer", "minimum": 1}}}
+# Operations that answer with server-sent events rather than JSON.
+_EVENT_STREAMS = {"stream_my_alerts", "stream_events"}
+
+
+def error_statuses(name: str, route: ApiEntrypoint) -> list[str]:
+    """The error statuses a route can answer: each in the one error shape."""
+    statuses = {"400", "404", "503"}
+    if route.roles is not None:
+        statuses |= {"401", "403"}
+    if route.method != "GET":
+        statuses.add("409")
+    if route.body_schema is not None:
+        statuses.add("413")
+    if route.idempotent:
+        statuses.add("422")
+    statuses.update(_OPERATION_ERRORS.get(name, ()))
+    return sorted(statuses)
 
 
 def api_routes(service_cls) -> list[tuple[str, ApiEntrypoint]]:
@@ -41,8 +73,10 @@ def build_spec(service_cls) -> dict:
                    info={"description": "Coordinating a neighbourhood's volunteer work."})
     marshmallow.map_to_openapi_type(UtcDateTime, "string", "date-time")
     marshmallow.map_to_openapi_type(Moment, "string", None)
+    marshmallow.map_to_openapi_type(fields.Url, "string", "uri")  # apispec says "url", which no validator knows
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     spec.components.schema("Error", schema=ErrorSchema)
+    spec.components.schema("NotReady", schema=NotReadySchema)
     for name, route in api_routes(service_cls):
         path = _PATH_PARAM.sub(r"{\1}", route.path)
         operation = {
@@ -54,19 +88,24 @@ def build_spec(service_cls) -> dict:
         }
         if route.query_schema is not None:
             operation["parameters"].append({"in": "query", "schema": route.query_schema})
+        if route.idempotent:
+            operation["parameters"].append(_IDEMPOTENCY_KEY)
         if route.body_schema is not None:
             operation["requestBody"] = {"required": True, "content": {
                 "application/json": {"schema": route.body_schema}}}
-        success = {"description": "OK"}
-        if route.response_schema is not None:
-            success["content"] = {"application/json": {"schema": route.response_schema}}
-        operation["responses"][str(route.status)] = success
+        if name in _EVENT_STREAMS:
+            content = {"text/event-stream": {"schema": {"type": "string"}}}
+        else:
+            content = {"application/json": {"schema": route.response_schema or {"type": "object"}}}
+        operation["responses"][str(route.status)] = {"description": "OK", "content": content}
         if route.roles is not None:
             operation["security"] = [{"bearer": []}]
             operation["description"] = f"Roles: {', '.join(route.roles)}."
-        for status, description in _ERRORS.items():
+        for status in error_statuses(name, route):
             operation["responses"][status] = {
-                "description": description,
-                "content": {"application/json": {"schema": "Error"}}}
+                "description": _ERRORS[status],
+                "content": {"application/json": {"schema": _ERROR_SCHEMAS.get((name, status), "Error")}}}
+            if status == "429":
+                operation["responses"][status]["headers"] = _RETRY_AFTER
         spec.path(path=path, operations={route.method.lower(): operation})
     return spec.to_dict()

@@ -41,13 +41,14 @@ MemberListSchema = page_of(MemberSchema)
 
 
 class ErrorBodySchema(Schema):
-    code = fields.String()
-    message = fields.String()
-    details = fields.Dict()
+    code = fields.String(required=True)
+    message = fields.String(required=True)
+    details = fields.Dict(required=True)
 
 
 class ErrorSchema(Schema):
-    error = fields.Nested(ErrorBodySchema)
+    """Every error answer: {"error": {"code", "message", "details"}}."""
+    error = fields.Nested(ErrorBodySchema, required=True)
 
 
 class HealthSchema(Schema):
@@ -57,6 +58,10 @@ class HealthSchema(Schema):
 class ReadySchema(Schema):
     status = fields.String()
     checks = fields.Dict(keys=fields.String(), values=fields.String())
+
+
+class NotReadySchema(ErrorSchema, ReadySchema):
+    """/ready's 503: the error shape, and the same status and checks as a 200."""
 
 
 class FeedQuerySchema(Schema):

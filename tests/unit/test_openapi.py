@@ -144,6 +144,63 @@ def test_errors_are_documented_in_the_one_shape(spec):
             "$ref": "#/components/schemas/Error"}
 
 
+def test_each_operation_documents_only_the_errors_it_can_answer(spec, routes):
+    for name, route in routes:
+        responses = spec["paths"][openapi_path(route.path)][route.method.lower()]["responses"]
+        assert {"400", "404", "503"} <= set(responses), name
+        assert ("403" in responses) is (route.roles is not None), name
+        assert ("413" in responses) is (route.body_schema is not None), name
+        assert ("422" in responses) is route.idempotent, name
+        if route.method == "GET":
+            assert "409" not in responses, name
+    receipt = spec["paths"]["/api/v1/receipts/{receipt_no}"]["get"]["responses"]
+    assert "401" not in receipt and "403" not in receipt  # public: no token is asked for
+
+
+def test_a_locked_login_is_a_documented_429_with_retry_after(spec):
+    responses = spec["paths"]["/api/v1/auth/token"]["post"]["responses"]
+    assert "401" in responses  # a wrong password, on a public route
+    assert responses["429"]["headers"]["Retry-After"]["schema"]["type"] == "integer"
+    assert "429" not in spec["paths"]["/api/v1/cases"]["post"]["responses"]
+
+
+def test_idempotent_writes_document_the_idempotency_key_header(spec, routes):
+    for name, route in routes:
+        parameters = spec["paths"][openapi_path(route.path)][route.method.lower()]["parameters"]
+        headers = [p for p in parameters if p["in"] == "header"]
+        if route.idempotent:
+            assert headers == [{"in": "header", "name": "Idempotency-Key", "required": False,
+                                "description": headers[0]["description"],
+                                "schema": {"type": "string", "minLength": 1, "maxLength": 100}}], name
+        else:
+            assert headers == [], name
+    assert any(route.idempotent for _name, route in routes)
+
+
+def test_every_answer_has_its_content_type(spec):
+    for method, path, operation in operations(spec):
+        for status, response in operation["responses"].items():
+            assert len(response["content"]) == 1, (method, path, status)
+    assert set(spec["paths"]["/api/v1/events/stream"]["get"]["responses"]["200"]["content"]) == {"text/event-stream"}
+    assert set(spec["paths"]["/api/v1/me/alerts/stream"]["get"]["responses"]["200"]["content"]) == {
+        "text/event-stream"}
+    assert set(spec["paths"]["/api/v1/public/summary"]["get"]["responses"]["200"]["content"]) == {"application/json"}
+
+
+def test_the_error_shape_has_code_message_and_details(spec):
+    schemas = spec["components"]["schemas"]
+    assert schemas["Error"]["required"] == ["error"]
+    assert sorted(schemas["ErrorBody"]["required"]) == ["code", "details", "message"]
+    not_ready = spec["paths"]["/api/v1/ready"]["get"]["responses"]["503"]["content"]["application/json"]["schema"]
+    assert resolve(spec, not_ready)["required"] == ["error"]
+    assert {"status", "checks"} <= set(resolve(spec, not_ready)["properties"])
+
+
+def test_a_webhook_url_is_a_uri(spec):
+    body = spec["paths"]["/api/v1/me/webhook"]["put"]["requestBody"]["content"]["application/json"]["schema"]
+    assert resolve(spec, body)["properties"]["url"]["format"] == "uri"
+
+
 def test_a_zone_without_a_team_leader_is_documented(spec):
     """A new zone has no leader: its answer says `"leader_id": null`, which the
     document must allow (it used the input schema, where the leader is required)."""
