@@ -1,7 +1,6 @@
 """Rules of money and goods. Standard library only. Money is integer fen."""
 from __future__ import annotations
 
-import json
 import secrets
 from datetime import date
 
@@ -63,7 +62,3 @@ def receipt_no(campaign_code: str, seq: int) -> str:
 def new_code(length: int) -> str:
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(length))
 
-
-def fingerprint(donation: dict) -> str:
-    """What makes two requests the same donation, for Idempotency-Key replays."""
-    return json.dumps(donation, sort_keys=True, ensure_ascii=False, default=str)

@@ -67,8 +67,6 @@ class Donation(Base):
     __tablename__ = "donations"
     __table_args__ = (
         UniqueConstraint("campaign_id", "seq", name="uq_donations_gap_free_seq"),
-        # The same Idempotency-Key twice, even at two instances at once, is one donation.
-        UniqueConstraint("campaign_id", "idempotency_key", name="uq_donations_idempotency_key"),
         Index("ix_donations_campaign_created", "campaign_id", "created_at", "id"),
     )
 
@@ -81,8 +79,6 @@ class Donation(Base):
     amount_fen: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     donor_name: Mapped[str | None] = mapped_column(String(100), nullable=True)  # never kept if anonymous
     anonymous: Mapped[bool] = mapped_column(Boolean, default=False)
-    idempotency_key: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    fingerprint: Mapped[str] = mapped_column(String(4000))
     recorded_by: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=naive_utcnow)
     items: Mapped[list[DonationItem]] = relationship(order_by=DonationItem.position, lazy="selectin")

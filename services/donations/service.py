@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from services.common.clock import isoformat, naive_utcnow
 from services.common.db import Database, get_by_id
-from services.common.errors import Conflict, IdempotencyKeyReused, InvalidInput, NotFound
+from services.common.errors import Conflict, NotFound
 from services.common.idempotency import idempotent
 from services.common.pagination import PageSchema, paginate
 from services.common.schemas import load_actor, load_or_raise, require_admin
@@ -143,43 +143,14 @@ class DonationsService(KernelEntrypoints):
     # -- donations ------------------------------------------------------------------
 
     @rpc
-    def record_donation(self, campaign_id: str, payload: dict, actor: dict,
-                        idempotency_key: str | None = None) -> dict:
-        """Record a donation and issue its receipt. The same idempotency key
-        again returns the first donation and counts nothing twice."""
+    @idempotent
+    def record_donation(self, campaign_id: str, payload: dict, actor: dict) -> dict:
+        """Record a donation and issue its receipt. With an idempotency key, the
+        same call again returns the first receipt and counts nothing twice."""
         actor = load_actor(actor)
         data = load_or_raise(DonationCreateSchema(), payload)
-        if idempotency_key is not None and not (isinstance(idempotency_key, str) and 0 < len(idempotency_key) <= 100):
-            raise InvalidInput("The Idempotency-Key must be 1 to 100 characters.")
         if data["anonymous"]:
             data["donor_name"] = None  # an anonymous donor's name is not kept at all
-        fingerprint = domain.fingerprint(data)
-        if idempotency_key is not None:
-            earlier = self._replay(campaign_id, idempotency_key, fingerprint)
-            if earlier is not None:
-                return earlier
-        try:
-            return self._record(campaign_id, data, actor, idempotency_key, fingerprint)
-        except IntegrityError:
-            # Another request with the same key committed first: answer as it did.
-            earlier = self._replay(campaign_id, idempotency_key, fingerprint) if idempotency_key else None
-            if earlier is None:
-                raise
-            return earlier
-
-    def _replay(self, campaign_id: str, key: str, fingerprint: str) -> dict | None:
-        session = self.db.session
-        session.rollback()  # see what other transactions committed meanwhile
-        donation = session.scalar(select(Donation).where(
-            Donation.campaign_id == campaign_id, Donation.idempotency_key == key))
-        if donation is None:
-            return None
-        if donation.fingerprint != fingerprint:
-            raise IdempotencyKeyReused("This Idempotency-Key was used for a different donation.",
-                           {"receipt_no": donation.receipt_no})
-        return DonationSchema().dump(donation)
-
-    def _record(self, campaign_id, data, actor, idempotency_key, fingerprint) -> dict:
         items = data["items"] or []
         with self.db.unit_of_work() as uow:
             campaign = self._campaign(campaign_id, uow.session)
@@ -207,7 +178,7 @@ class DonationsService(KernelEntrypoints):
                 campaign_id=campaign.id, seq=seq, receipt_no=domain.receipt_no(campaign.code, seq),
                 verification_code=domain.new_code(domain.VERIFICATION_CODE_LENGTH), kind=data["kind"],
                 amount_fen=data["amount_fen"], donor_name=data["donor_name"], anonymous=data["anonymous"],
-                idempotency_key=idempotency_key, fingerprint=fingerprint, recorded_by=actor["id"],
+                recorded_by=actor["id"],
                 created_at=naive_utcnow(),
                 items=[DonationItem(position=i, **item) for i, item in enumerate(items)])
             uow.session.add(donation)

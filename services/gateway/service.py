@@ -284,7 +284,7 @@ class GatewayService(KernelEntrypoints):
         """Record cash (integer fen) or goods; answers with the receipt. Send an
         Idempotency-Key header: the same key again returns the first answer."""
         return self.donations.record_donation(campaign_id, request.body, request.principal,
-                                              request.idempotency_key)
+                                              idempotency_key=request.idempotency_key)
 
     @api("GET", "/campaigns/<campaign_id>/donations", roles=MEMBER_OR_ADMIN, query=PageSchema,
          response=DonationListSchema)

@@ -98,10 +98,11 @@ def test_200_concurrent_donations_with_50_retries_count_exactly_16000_yuan_with_
         donations.append((f"table-1-{uuid.uuid4().hex}", body))
     rng = random.Random(4)
     retried = rng.sample(range(200), 50)
-    # Each retry goes right beside its first sending, so the two race; half the volunteers are the admin.
+    # Each retry goes right beside its first sending, from the same desk, so the two race;
+    # half the desks are the admin's.
     jobs = [(volunteer if i % 2 else admin, *donations[i]) for i in range(200)]
-    for offset, i in enumerate(sorted(retried, reverse=True)):
-        jobs.insert(i + 1, (admin if offset % 2 else volunteer, *donations[i]))
+    for i in sorted(retried, reverse=True):
+        jobs.insert(i + 1, jobs[i])
     assert len(jobs) == 250
 
     with ThreadPoolExecutor(max_workers=16) as pool:
@@ -140,11 +141,14 @@ def test_200_concurrent_donations_with_50_retries_count_exactly_16000_yuan_with_
 
     # The same key again later, same body: the first answer, nothing counted.
     key, body = donations[retried[0]]
-    again = donate(volunteer, campaign["id"], body, key)
+    desk, other_desk = (volunteer, admin) if retried[0] % 2 else (admin, volunteer)
+    again = donate(desk, campaign["id"], body, key)
     assert again.status_code == 201 and again.json() == by_key[key][0]
-    # The same key with a different amount is refused and counts nothing.
-    changed = donate(volunteer, campaign["id"], {**body, "amount_fen": body["amount_fen"] + 1}, key)
+    # The same key with a different amount is refused and counts nothing; so is
+    # the same key from another account, which is not told the first answer.
+    changed = donate(desk, campaign["id"], {**body, "amount_fen": body["amount_fen"] + 1}, key)
     assert_error(changed, 422, "idempotency_key_reused")
+    assert_error(donate(other_desk, campaign["id"], body, key), 422, "idempotency_key_reused")
     assert campaign_of(admin, campaign["id"])["totals"] == {"cash_fen": 1_600_000, "items": {}, "donations": 200}
     # A donation after all that takes the next number: no number was burnt by the retries.
     after = donated(volunteer, campaign["id"], {"kind": "cash", "amount_fen": 100, "donor_name": "后来者"})

@@ -125,22 +125,3 @@ def test_new_code_uses_the_whole_alphabet():
 
 def test_a_verification_code_is_at_least_eight_characters():
     assert domain.VERIFICATION_CODE_LENGTH >= 8
-
-
-# -- fingerprints ----------------------------------------------------------------
-
-def test_fingerprint_is_the_same_whatever_the_order_of_keys():
-    one = {"kind": "in_kind", "amount_fen": None, "donor_name": "李华", "anonymous": False,
-           "items": [{"category": "bedding", "quantity": 2, "description": "quilts"}]}
-    other = {"items": [{"description": "quilts", "quantity": 2, "category": "bedding"}],
-             "anonymous": False, "donor_name": "李华", "amount_fen": None, "kind": "in_kind"}
-    assert domain.fingerprint(one) == domain.fingerprint(other)
-
-
-@pytest.mark.parametrize("change", [
-    {"amount_fen": 10_001}, {"donor_name": "Wang"}, {"anonymous": True}, {"kind": "in_kind"},
-])
-def test_fingerprint_differs_when_the_donation_differs(change):
-    donation = {"kind": "cash", "amount_fen": 10_000, "donor_name": None, "anonymous": False, "items": None}
-    assert domain.fingerprint(donation) != domain.fingerprint({**donation, **change})
-

@@ -93,3 +93,17 @@ def test_a_malformed_key_is_invalid_input(welfare, welfare_db, household, key): 
     with pytest.raises(InvalidInput):
         welfare().open_case(case_body(household["id"]), ADMIN, idempotency_key=key)
     assert welfare_db.count(Case) == 0
+
+
+def test_a_fingerprint_is_the_same_whatever_the_order_of_keys():
+    one = ({"kind": "in_kind", "items": [{"category": "bedding", "quantity": 2}], "anonymous": False}, ADMIN)
+    other = ({"anonymous": False, "items": [{"quantity": 2, "category": "bedding"}], "kind": "in_kind"},
+             {"roles": ["admin"], "id": "admin-1"})
+    assert idempotency.fingerprint(one, {}) == idempotency.fingerprint(other, {})
+
+
+@pytest.mark.parametrize("change", [{"amount_fen": 10_001}, {"donor_name": "Wang"}, {"anonymous": True}])
+def test_a_fingerprint_differs_when_anything_differs(change):
+    donation = {"kind": "cash", "amount_fen": 10_000, "donor_name": None, "anonymous": False}
+    assert idempotency.fingerprint((donation,), {}) != idempotency.fingerprint(({**donation, **change},), {})
+    assert idempotency.fingerprint((donation, ADMIN), {}) != idempotency.fingerprint((donation, OTHER_ADMIN), {})
