@@ -275,6 +275,8 @@ class WelfareService(KernelEntrypoints):
             if referral is None:
                 raise NotFound("No such referral.")
             case = self._workable_case(uow, referral.case_id, actor)
+            if case.status == domain.CaseStatus.CLOSED:
+                raise Conflict("The case is closed.")
             try:
                 domain.check_stage(referral.status, [s["stage"] for s in referral.stages or []], data["stage"])
             except domain.RuleBroken as exc:

@@ -220,6 +220,17 @@ def test_reassigning_a_closed_case_is_a_conflict(welfare, welfare_db, case):
     assert welfare_db.outbox("case_assigned") == []
 
 
+def test_a_stage_on_a_closed_case_s_referral_is_a_conflict_and_changes_nothing(welfare, welfare_db, case):
+    """As a decision on it is: a closed case's referrals move no more (found by a property test)."""
+    referral = refer(welfare, case["id"])
+    welfare().close_case(case["id"], {"outcome": OUTCOME}, ADMIN)
+    with pytest.raises(Conflict):
+        welfare().record_referral_stage(referral["id"], {"stage": "documents_checked", "on": "2026-05-20"}, ADMIN)
+    with Session(welfare_db.engine) as session:
+        assert session.get(Referral, referral["id"]).stages == []
+    assert len(welfare_db.outbox("referral_updated")) == 1  # submitted only
+
+
 @pytest.mark.parametrize("first, second", [("rejected", "approved"), ("approved", "approved"),
                                            ("approved", "rejected")])
 def test_deciding_a_decided_referral_is_a_conflict_and_changes_nothing(welfare, welfare_db, case, first, second):
