@@ -1,8 +1,8 @@
 """Limits and retries through the real stack: a stalled service is a 503 in
 time while the rest of the gateway answers, and a retry with the same
-Idempotency-Key after that timeout counts the write once, and one key sent by
-several clients at once opens one case; repeated failed
-logins are locked for a while (429); passwords and tokens never reach a log."""
+Idempotency-Key after that timeout counts the write once; one key sent by
+several clients at once opens one case; repeated failed logins are locked for
+a while (429); tokens expire; passwords and tokens never reach a log."""
 import os
 import signal
 import threading
@@ -10,9 +10,11 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+import jwt
 import pytest
 import requests
 
+from services.gateway.service import DEFAULT_TOKEN_TTL
 from tests.conftest import wait_for
 from tests.e2e.conftest import HOUSEHOLD, Client, running_stack
 from tests.e2e.test_donations import campaign_of, donate, new_campaign
@@ -141,3 +143,16 @@ def test_a_case_opened_with_one_key_by_several_clients_at_once_is_one_case_and_o
     time.sleep(1)  # a second alert, were there a second event, would be here by now
     assert len([a for a in assignee.get("/me/alerts").json()["items"] if a["ref"]["id"] == case_id]) == 1
     assert len(alerts) == 1
+
+
+def test_a_token_lasts_its_ttl_and_no_longer(stack):
+    answer = log_in(stack, "admin", "e2e-admin-password").json()
+    claims = jwt.decode(answer["access_token"], options={"verify_signature": False})
+    assert answer["expires_in"] == DEFAULT_TOKEN_TTL == claims["exp"] - claims["iat"]
+    assert abs(claims["iat"] - time.time()) < 60
+    # The same claims with the clock past `exp` (signed with the stack's own key) are refused.
+    expired = jwt.encode({**claims, "iat": claims["iat"] - DEFAULT_TOKEN_TTL - 1, "exp": claims["iat"] - 1},
+                         stack.env["LINLI_JWT_SECRET"], algorithm="HS256")
+    refused = Client(stack.url, expired).get("/me")
+    assert refused.status_code == 401 and "expired" in refused.json()["error"]["message"]
+    assert Client(stack.url, answer["access_token"]).get("/me").status_code == 200
