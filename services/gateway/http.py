@@ -185,6 +185,14 @@ class ApiEntrypoint(HttpRequestHandler):
         return body, self.body_schema().load(body)
 
     def _load_query(self, request) -> tuple[dict, dict]:
+        if self.in_openapi:  # an API route takes the query parameters it documents, no others
+            known = set(self.query_schema().fields) if self.query_schema is not None else set()
+            if self.roles is not None:
+                known.add("access_token")  # an EventSource's token (auth.bearer_token)
+            unknown = sorted(set(request.args) - known)
+            if unknown:
+                raise InvalidInput("The request has invalid fields.",
+                                   {"fields": {name: ["Unknown query parameter."] for name in unknown}})
         if self.query_schema is None:
             return {}, {}
         schema = self.query_schema()

@@ -214,3 +214,11 @@ def test_a_zone_without_a_team_leader_is_documented(spec):
     team = resolve(spec, team["allOf"][0]) if "allOf" in team else team  # dump_only wraps it: readOnly
     assert team["properties"]["leader_id"].get("nullable") is True
     assert "leader_id" not in team.get("required", [])
+
+
+def test_streams_document_the_token_in_the_query(spec):
+    for path in ("/api/v1/events/stream", "/api/v1/me/alerts/stream"):
+        query = [p["name"] for p in spec["paths"][path]["get"]["parameters"] if p["in"] == "query"]
+        assert "access_token" in query
+    cases = spec["paths"]["/api/v1/cases"]["get"]["parameters"]
+    assert "access_token" not in [p["name"] for p in cases]
