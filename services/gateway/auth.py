@@ -34,13 +34,14 @@ def principal_from_token(secret: str, token: str) -> dict:
     return {"id": claims["sub"], "roles": roles}
 
 
-def bearer_token(request) -> str | None:
+def bearer_token(request, query_allowed: bool = False) -> str | None:
+    """The token from `Authorization: Bearer`, or, where `query_allowed` (event
+    streams: a browser's EventSource cannot send headers), from `?access_token=`."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
-    # EventSource cannot send headers: streams may carry the token in the query.
-    return request.args.get("access_token") or None
+    return (request.args.get("access_token") or None) if query_allowed else None
 
 
 def authorize(principal: dict, roles: tuple[str, ...]):

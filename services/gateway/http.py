@@ -120,7 +120,7 @@ class ApiEntrypoint(HttpRequestHandler):
                  body: type[Schema] | None = None, query: type[Schema] | None = None,
                  response: type[Schema] | None = None, status: int = 200,
                  summary: str = "", prefix: str = API_PREFIX, in_openapi: bool = True,
-                 idempotent: bool = False, **kwargs):
+                 idempotent: bool = False, event_stream: bool = False, **kwargs):
         kwargs.setdefault("expected_exceptions", EXPECTED_ERRORS)
         super().__init__(method, prefix + path, **kwargs)
         self.path = prefix + path
@@ -132,6 +132,8 @@ class ApiEntrypoint(HttpRequestHandler):
         self.summary = summary
         self.in_openapi = in_openapi  # pages are not part of the API
         self.idempotent = idempotent  # honours an Idempotency-Key header (request.idempotency_key)
+        # Answers with server-sent events; takes the token as ?access_token= too (EventSource sends no headers).
+        self.event_stream = event_stream
 
     def setup(self):
         secret = self.container.config.get("JWT_SECRET") or ""
@@ -161,7 +163,7 @@ class ApiEntrypoint(HttpRequestHandler):
     def _authenticate(self, request):
         if self.roles is None:
             return None
-        token = auth.bearer_token(request)
+        token = auth.bearer_token(request, query_allowed=self.event_stream)
         if token is None:
             raise NotAuthenticated("Log in first: send 'Authorization: Bearer <token>'.")
         principal = auth.principal_from_token(self.container.config["JWT_SECRET"], token)
@@ -187,7 +189,7 @@ class ApiEntrypoint(HttpRequestHandler):
     def _load_query(self, request) -> tuple[dict, dict]:
         if self.in_openapi:  # an API route takes the query parameters it documents, no others
             known = set(self.query_schema().fields) if self.query_schema is not None else set()
-            if self.roles is not None:
+            if self.event_stream:
                 known.add("access_token")  # an EventSource's token (auth.bearer_token)
             unknown = sorted(set(request.args) - known)
             if unknown:

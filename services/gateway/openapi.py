@@ -38,9 +38,6 @@ _IDEMPOTENCY_KEY = {"in": "header", "name": "Idempotency-Key", "required": False
 _ERROR_SCHEMAS = {("ready", "503"): "NotReady"}
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before trying again",
                                 "schema": {"type": "integer", "minimum": 1}}}
-# Operations that answer with server-sent events rather than JSON; a browser's
-# EventSource sends no headers, so they take the token in the query too.
-_EVENT_STREAMS = {"stream_my_alerts", "stream_events"}
 _ACCESS_TOKEN = {"in": "query", "name": "access_token", "required": False,
                  "description": "The bearer token, for an EventSource (which cannot send headers)",
                  "schema": {"type": "string"}}
@@ -94,12 +91,12 @@ def build_spec(service_cls) -> dict:
             operation["parameters"].append({"in": "query", "schema": route.query_schema})
         if route.idempotent:
             operation["parameters"].append(_IDEMPOTENCY_KEY)
-        if name in _EVENT_STREAMS:
+        if route.event_stream:
             operation["parameters"].append(_ACCESS_TOKEN)
         if route.body_schema is not None:
             operation["requestBody"] = {"required": True, "content": {
                 "application/json": {"schema": route.body_schema}}}
-        if name in _EVENT_STREAMS:
+        if route.event_stream:
             content = {"text/event-stream": {"schema": {"type": "string"}}}
         else:
             content = {"application/json": {"schema": route.response_schema or {"type": "object"}}}

@@ -142,7 +142,7 @@ class GatewayService(KernelEntrypoints):
         """Mark one of the caller's alerts as read."""
         return self.notifications.ack_alert(request.principal["id"], alert_id)
 
-    @api("GET", "/me/alerts/stream", roles=ANY_ROLE)
+    @api("GET", "/me/alerts/stream", roles=ANY_ROLE, event_stream=True)
     def stream_my_alerts(self, request):
         """The caller's new alerts, live, as server-sent events (`event: alert`).
         A reconnecting client sends Last-Event-ID and first gets what it missed.
@@ -437,7 +437,7 @@ class GatewayService(KernelEntrypoints):
         answers = dict(zip(parts, pool.imap(self._summary_of, parts), strict=True))
         return {**answers, "generated_at": isoformat(naive_utcnow())}
 
-    @api("GET", "/events/stream", roles=ANY_ROLE, query=FeedQuerySchema)
+    @api("GET", "/events/stream", roles=ANY_ROLE, query=FeedQuerySchema, event_stream=True)
     def stream_events(self, request):
         """Everything that happens, live, as server-sent events (`event: event`,
         data: the envelope with personal data removed); `?source=` narrows it."""

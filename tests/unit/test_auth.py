@@ -106,14 +106,20 @@ def test_the_bearer_scheme_is_case_insensitive():
     assert auth.bearer_token(request(headers={"Authorization": "bearer abc"})) == "abc"
 
 
-def test_the_token_is_read_from_the_access_token_query_param():
-    assert auth.bearer_token(request(query_string={"access_token": "from-query"})) == "from-query"
+def test_a_stream_reads_the_token_from_the_access_token_query_param():
+    assert auth.bearer_token(request(query_string={"access_token": "from-query"}), query_allowed=True) == "from-query"
+
+
+def test_other_routes_ignore_a_token_in_the_query():
+    """A token in a URL ends up in browser histories and proxy logs: only
+    streams, which cannot send headers, take it there."""
+    assert auth.bearer_token(request(query_string={"access_token": "from-query"})) is None
 
 
 def test_the_header_wins_over_the_query():
     req = request(headers={"Authorization": "Bearer from-header"},
                   query_string={"access_token": "from-query"})
-    assert auth.bearer_token(req) == "from-header"
+    assert auth.bearer_token(req, query_allowed=True) == "from-header"
 
 
 @pytest.mark.parametrize("headers", [
@@ -127,7 +133,7 @@ def test_no_bearer_token_is_none(headers):
 
 
 def test_an_empty_access_token_param_is_none():
-    assert auth.bearer_token(request(query_string={"access_token": ""})) is None
+    assert auth.bearer_token(request(query_string={"access_token": ""}), query_allowed=True) is None
 
 
 # -- accounts ---------------------------------------------------------------------

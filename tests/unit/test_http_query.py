@@ -33,10 +33,12 @@ def test_a_route_without_a_query_takes_no_parameters():
 
 
 def test_the_token_of_an_event_stream_may_come_in_the_query():
-    stream = ApiEntrypoint("GET", "/events/stream", roles=("admin",))
+    stream = ApiEntrypoint("GET", "/events/stream", roles=("admin",), event_stream=True)
     assert load_query(stream, "access_token=abc") == ({}, {})
     with pytest.raises(InvalidInput):  # a public route asks for no token
         load_query(ApiEntrypoint("GET", "/health", roles=None), "access_token=abc")
+    with pytest.raises(InvalidInput):  # and other routes take it only in the header
+        load_query(ApiEntrypoint("GET", "/cases", roles=("admin",)), "access_token=abc")
 
 
 def test_pages_are_not_the_api_and_ignore_their_query():
