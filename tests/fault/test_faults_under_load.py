@@ -214,133 +214,151 @@ def test_writes_and_events_survive_broker_restarts_killed_services_and_locked_da
         load_seconds = time.monotonic() - started
         assert not [t for t in clients if t.is_alive()], "a client hung"
 
-        assert not writes.refused, writes.refused       # no 4xx for a valid write, retried or not
-        assert not writes.given_up, writes.given_up     # every write went through in the end
+        try:
+            check_everything(stack, node, admin, writes, counters, fault_log, exits, watching, guard,
+                             load_seconds, ids=(admin_id, member_id, leader_id, campaign_id))
+        except BaseException:
+            save_report("fault-report.json", {
+                "result": "FAILED (see the test's output); counts as far as they go",
+                "load_seconds": round(load_seconds, 1), "faults": fault_log,
+                "processes_that_exited_by_themselves": exits, "queues_at_the_end": node.queues(),
+                "writes": {kind: {"logical_writes_acked": len(writes.acked[kind]),
+                                  "http_outcomes": {o: n for (k, o), n in sorted(writes.attempts.items())
+                                                    if k == kind}} for kind in writes.acked}})
+            raise
 
-        # -- settle: every outbox row sent, every queue empty ------------------------------
-        def unsent():
-            return {service: query(stack, service, "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")[0][0]
-                    for service in SERVICES}
-        wait_for(lambda: not any(unsent().values()), timeout=60, interval=1, what="every outbox row published")
-        watching.set()
-        guard.join(timeout=10)
-        assert all(stack.alive().values()), stack.alive()
 
-        def busy_queues():
-            return {name: q for name, q in node.queues().items() if q["messages"] or q["messages_unacknowledged"]}
-        deadline = time.monotonic() + 90
-        while busy_queues() and time.monotonic() < deadline:
-            time.sleep(1)
-        time.sleep(2)                                   # a handler's commit after its ack
-        queues = node.queues()
-        assert not busy_queues(), busy_queues()
-        dead_letters = {name: q["messages"] for name, q in queues.items() if name.endswith(".dlq")}
-        assert sorted(dead_letters) == sorted(events.dead_letter_queue_name(events.queue_name(s))
-                                              for s in SUBSCRIPTIONS)
-        assert not any(dead_letters.values()), dead_letters
+def check_everything(stack, node, admin, writes, counters, fault_log, exits, watching, guard, load_seconds, ids):
+    admin_id, member_id, leader_id, campaign_id = ids
+    assert not writes.refused, writes.refused       # no 4xx for a valid write, retried or not
+    assert not writes.given_up, writes.given_up     # every write went through in the end
 
-        # -- every acknowledged write is stored, once --------------------------------------
-        donations = query(stack, "donations", "SELECT receipt_no, amount_fen, seq FROM donations "
-                          "WHERE campaign_id = ?", campaign_id)
-        acked_donations = {d["receipt_no"]: d["amount_fen"] for d in writes.acked["donation"]}
-        assert len(acked_donations) == len(writes.acked["donation"])   # no two keys got one receipt
-        assert {r: a for r, a, _ in donations} == acked_donations      # nothing lost, nothing extra
-        assert sorted(seq for _, _, seq in donations) == list(range(1, len(donations) + 1))
-        cash, count, reached = query(stack, "donations", "SELECT cash_fen, donation_count, goal_reached_at "
-                                     "FROM campaigns WHERE id = ?", campaign_id)[0]
-        assert (cash, count) == (sum(acked_donations.values()), len(acked_donations))
-        answer = admin.get(f"/campaigns/{campaign_id}").json()["totals"]
-        assert (answer["cash_fen"], answer["donations"]) == (cash, count)
+    # -- settle: every outbox row sent, every queue empty ------------------------------
+    def unsent():
+        return {service: query(stack, service, "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")[0][0]
+                for service in SERVICES}
+    wait_for(lambda: not any(unsent().values()), timeout=60, interval=1, what="every outbox row published")
+    watching.set()
+    guard.join(timeout=10)
+    assert all(stack.alive().values()), stack.alive()
 
-        cases = query(stack, "welfare", "SELECT id FROM cases WHERE assignee_id = ?", member_id)
-        assert sorted(c for (c,) in cases) == sorted(writes.acked["case"])
-        households = query(stack, "welfare", "SELECT id FROM households")
-        assert sorted(h for (h,) in households) == sorted(writes.acked["household"])
-        incidents = {i["id"]: i for i in writes.acked["incident"]}
-        assert len(incidents) == len(writes.acked["incident"])
-        assert sorted(i for (i,) in query(stack, "patrol", "SELECT id FROM incidents")) == sorted(incidents)
+    def busy_queues():
+        # A reply queue of a gateway that was killed holds answers no one waits for any more: not work.
+        return {name: q for name, q in node.queues().items()
+                if (q["messages"] or q["messages_unacknowledged"]) and not name.startswith("rpc.reply-")}
+    deadline = time.monotonic() + 90
+    while busy_queues() and time.monotonic() < deadline:
+        time.sleep(1)
+    time.sleep(2)                                   # a handler's commit after its ack
+    queues = node.queues()
+    assert not busy_queues(), busy_queues()
+    dead_letters = {name: q["messages"] for name, q in queues.items() if name.endswith(".dlq")}
+    assert sorted(dead_letters) == sorted(events.dead_letter_queue_name(events.queue_name(s))
+                                          for s in SUBSCRIPTIONS)
+    assert not any(dead_letters.values()), dead_letters
 
-        # -- every event of every committed write handled once by every consumer -----------
-        case_opened = outbox_events(stack, "welfare", "case_opened")
-        assert sorted(e["case_id"] for e in case_opened.values()) == sorted(writes.acked["case"])
-        reported = outbox_events(stack, "patrol", "incident_reported")
-        assert sorted(e["incident_id"] for e in reported.values()) == sorted(incidents)
-        drafted = outbox_events(stack, "welfare", "case_drafted")
-        hardship = {e_id for e_id, e in reported.items() if e["category"] == "hardship"}
-        assert sorted(e["incident_id"] for e in drafted.values()) == \
-            sorted(reported[e]["incident_id"] for e in hardship)
-        goal = outbox_events(stack, "donations", "goal_reached")
-        assert len(goal) == (1 if reached else 0) and (reached is not None) == (cash >= GOAL_FEN)
-        registered = outbox_events(stack, "gateway", "member_registered")
+    # -- every acknowledged write is stored, once --------------------------------------
+    donations = query(stack, "donations", "SELECT receipt_no, amount_fen, seq FROM donations "
+                      "WHERE campaign_id = ?", campaign_id)
+    acked_donations = {d["receipt_no"]: d["amount_fen"] for d in writes.acked["donation"]}
+    assert len(acked_donations) == len(writes.acked["donation"])   # no two keys got one receipt
+    assert {r: a for r, a, _ in donations} == acked_donations      # nothing lost, nothing extra
+    assert sorted(seq for _, _, seq in donations) == list(range(1, len(donations) + 1))
+    cash, count, reached = query(stack, "donations", "SELECT cash_fen, donation_count, goal_reached_at "
+                                 "FROM campaigns WHERE id = ?", campaign_id)[0]
+    assert (cash, count) == (sum(acked_donations.values()), len(acked_donations))
+    answer = admin.get(f"/campaigns/{campaign_id}").json()["totals"]
+    assert (answer["cash_fen"], answer["donations"]) == (cash, count)
 
-        expected = {  # (consumer service, handler): the events it must have handled
-            ("notifications", "on_case_opened"): set(case_opened),
-            ("notifications", "on_incident_reported"): set(reported),
-            ("welfare", "on_incident_reported"): hardship,   # it records only what it acts on
-            ("notifications", "on_case_drafted"): set(drafted),
-            ("notifications", "on_goal_reached"): set(goal),
-            ("notifications", "on_member_registered"): set(registered),
-        }
-        handled_rows = {}
-        for (service, handler), event_ids in expected.items():
-            rows = handled(stack, service, handler)
-            handled_rows[f"{service}.{handler}"] = len(rows)
-            assert len(rows) == len(set(rows))
-            assert set(rows) == event_ids, (service, handler, len(rows), len(event_ids))
+    cases = query(stack, "welfare", "SELECT id FROM cases WHERE assignee_id = ?", member_id)
+    assert sorted(c for (c,) in cases) == sorted(writes.acked["case"])
+    households = query(stack, "welfare", "SELECT id FROM households")
+    assert sorted(h for (h,) in households) == sorted(writes.acked["household"])
+    incidents = {i["id"]: i for i in writes.acked["incident"]}
+    assert len(incidents) == len(writes.acked["incident"])
+    assert sorted(i for (i,) in query(stack, "patrol", "SELECT id FROM incidents")) == sorted(incidents)
 
-        # -- what the people see: each alert once --------------------------------------------
-        rows = query(stack, "notifications", "SELECT member_id, kind, ref_id FROM alerts")
-        per_alert = Counter(rows)
-        assert [alert for alert, n in per_alert.items() if n > 1] == []
-        high = {i for i, incident in incidents.items() if incident["severity"] == "high"}
-        draft_cases = {e["case_id"] for e in drafted.values()}
-        assert set(per_alert) == (
-            {(member_id, alerts.CASE_ASSIGNED, case) for case in writes.acked["case"]}
-            | {(leader_id, alerts.INCIDENT_REPORTED, i) for i in incidents}
-            | {(admin_id, alerts.INCIDENT_HIGH_SEVERITY, i) for i in high}
-            | {(admin_id, alerts.CASE_DRAFTED, case) for case in draft_cases}
-            | ({(admin_id, alerts.GOAL_REACHED, campaign_id)} if reached else set()))
-        assert len(admin.get("/me/alerts", params={"limit": 1}).json()["items"]) == 1
+    # -- every event of every committed write handled once by every consumer -----------
+    case_opened = outbox_events(stack, "welfare", "case_opened")
+    assert sorted(e["case_id"] for e in case_opened.values()) == sorted(writes.acked["case"])
+    reported = outbox_events(stack, "patrol", "incident_reported")
+    assert sorted(e["incident_id"] for e in reported.values()) == sorted(incidents)
+    drafted = outbox_events(stack, "welfare", "case_drafted")
+    hardship = {e_id for e_id, e in reported.items() if e["category"] == "hardship"}
+    assert sorted(e["incident_id"] for e in drafted.values()) == \
+        sorted(reported[e]["incident_id"] for e in hardship)
+    goal = outbox_events(stack, "donations", "goal_reached")
+    assert len(goal) == (1 if reached else 0) and (reached is not None) == (cash >= GOAL_FEN)
+    registered = outbox_events(stack, "gateway", "member_registered")
 
-        # -- the report ----------------------------------------------------------------------
-        totals = counters.total(stack)
-        deliveries = {}
-        for sub in SUBSCRIPTIONS:
-            queue = events.queue_name(sub)
-            ok, failed = consumed(totals, queue, "ok"), consumed(totals, queue, "failed")
-            dead = consumed(totals, queue, "dead_lettered")
-            distinct = len(outbox_events(stack, sub.source, sub.event_type))
-            if ok or failed or distinct:
-                deliveries[queue] = {"events": distinct, "deliveries_ok": ok, "deliveries_failed": failed,
-                                     "dead_lettered": dead, "duplicates_suppressed": max(0, ok - distinct)}
-        outbox_rows = {service: query(stack, service, "SELECT COUNT(*) FROM outbox")[0][0] for service in SERVICES}
-        publishes = sum(v for k, v in totals.items() if k[0] == "linli_events_published")
-        report = {
-            "load_seconds": round(load_seconds, 1),
-            "faults": fault_log,
-            "writes": {kind: {
-                "logical_writes_acked": len(writes.acked[kind]),
-                "http_requests": sum(n for (k, _), n in writes.attempts.items() if k == kind),
-                "http_outcomes": {o: n for (k, o), n in sorted(writes.attempts.items()) if k == kind},
-            } for kind in writes.acked},
-            "stored": {"donations": len(donations), "cash_fen": cash, "cases": len(cases),
-                       "households": len(households), "incidents": len(incidents),
-                       "draft_cases": len(draft_cases), "goal_reached": bool(reached)},
-            "events_published": {"outbox_rows": outbox_rows, "outbox_rows_total": sum(outbox_rows.values()),
-                                 "broker_publishes_counted": publishes},
-            "events_handled": handled_rows,
-            "alerts": len(per_alert),
-            "deliveries_per_queue": deliveries,
-            "duplicates_suppressed_total": sum(d["duplicates_suppressed"] for d in deliveries.values()),
-            "dead_letters": sum(dead_letters.values()),
-            "processes_that_exited_by_themselves": exits,
-            "note": ("deliveries come from each consumer's metrics, banked just before each SIGKILL and "
-                     "read at the end; deliveries in a killed process's last milliseconds are not counted"),
-        }
-        save_report("fault-report.json", report)
+    expected = {  # (consumer service, handler): the events it must have handled
+        ("notifications", "on_case_opened"): set(case_opened),
+        ("notifications", "on_incident_reported"): set(reported),
+        ("welfare", "on_incident_reported"): hardship,   # it records only what it acts on
+        ("notifications", "on_case_drafted"): set(drafted),
+        ("notifications", "on_goal_reached"): set(goal),
+        ("notifications", "on_member_registered"): set(registered),
+    }
+    handled_rows = {}
+    for (service, handler), event_ids in expected.items():
+        rows = handled(stack, service, handler)
+        handled_rows[f"{service}.{handler}"] = len(rows)
+        assert len(rows) == len(set(rows))
+        assert set(rows) == event_ids, (service, handler, len(rows), len(event_ids))
 
-        # Last, so that everything above is checked too: no process may die of a fault it
-        # should ride out (a broker restart, a locked database). nameko 2.14's RPC
-        # entrypoint kills its container when the reply or the ack fails on a dropped
-        # connection (rpc.py handle_result -> send_response / ack_message).
-        assert not exits, json.dumps(exits, indent=1)
+    # -- what the people see: each alert once --------------------------------------------
+    rows = query(stack, "notifications", "SELECT member_id, kind, ref_id FROM alerts")
+    per_alert = Counter(rows)
+    assert [alert for alert, n in per_alert.items() if n > 1] == []
+    high = {i for i, incident in incidents.items() if incident["severity"] == "high"}
+    draft_cases = {e["case_id"] for e in drafted.values()}
+    assert set(per_alert) == (
+        {(member_id, alerts.CASE_ASSIGNED, case) for case in writes.acked["case"]}
+        | {(leader_id, alerts.INCIDENT_REPORTED, i) for i in incidents}
+        | {(admin_id, alerts.INCIDENT_HIGH_SEVERITY, i) for i in high}
+        | {(admin_id, alerts.CASE_DRAFTED, case) for case in draft_cases}
+        | ({(admin_id, alerts.GOAL_REACHED, campaign_id)} if reached else set()))
+    assert len(admin.get("/me/alerts", params={"limit": 1}).json()["items"]) == 1
+
+    # -- the report ----------------------------------------------------------------------
+    totals = counters.total(stack)
+    deliveries = {}
+    for sub in SUBSCRIPTIONS:
+        queue = events.queue_name(sub)
+        ok, failed = consumed(totals, queue, "ok"), consumed(totals, queue, "failed")
+        dead = consumed(totals, queue, "dead_lettered")
+        distinct = len(outbox_events(stack, sub.source, sub.event_type))
+        if ok or failed or distinct:
+            deliveries[queue] = {"events": distinct, "deliveries_ok": ok, "deliveries_failed": failed,
+                                 "dead_lettered": dead, "duplicates_suppressed": max(0, ok - distinct)}
+    outbox_rows = {service: query(stack, service, "SELECT COUNT(*) FROM outbox")[0][0] for service in SERVICES}
+    publishes = sum(v for k, v in totals.items() if k[0] == "linli_events_published")
+    report = {
+        "load_seconds": round(load_seconds, 1),
+        "faults": fault_log,
+        "writes": {kind: {
+            "logical_writes_acked": len(writes.acked[kind]),
+            "http_requests": sum(n for (k, _), n in writes.attempts.items() if k == kind),
+            "http_outcomes": {o: n for (k, o), n in sorted(writes.attempts.items()) if k == kind},
+        } for kind in writes.acked},
+        "stored": {"donations": len(donations), "cash_fen": cash, "cases": len(cases),
+                   "households": len(households), "incidents": len(incidents),
+                   "draft_cases": len(draft_cases), "goal_reached": bool(reached)},
+        "events_published": {"outbox_rows": outbox_rows, "outbox_rows_total": sum(outbox_rows.values()),
+                             "broker_publishes_counted": publishes},
+        "events_handled": handled_rows,
+        "alerts": len(per_alert),
+        "deliveries_per_queue": deliveries,
+        "duplicates_suppressed_total": sum(d["duplicates_suppressed"] for d in deliveries.values()),
+        "dead_letters": sum(dead_letters.values()),
+        "processes_that_exited_by_themselves": exits,
+        "note": ("deliveries come from each consumer's metrics, banked just before each SIGKILL and "
+                 "read at the end; deliveries in a killed process's last milliseconds are not counted"),
+    }
+    save_report("fault-report.json", report)
+
+    # Last, so that everything above is checked too: no process may die of a fault it
+    # should ride out (a broker restart, a locked database). nameko 2.14's RPC
+    # entrypoint kills its container when the reply or the ack fails on a dropped
+    # connection (rpc.py handle_result -> send_response / ack_message).
+    assert not exits, json.dumps(exits, indent=1)
