@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timezone
 
-import amqp
 import eventlet
 from kombu import Connection, Queue
 from nameko.amqp.publish import Publisher
@@ -18,6 +17,7 @@ from nameko.standalone.events import get_event_exchange
 
 from services import contracts
 from services.common import config as linli_config
+from services.common import nameko_patches  # noqa: F401 -- a lost connection at ack must not kill a service
 from services.common.metrics import EVENTS_CONSUMED
 from services.contracts import SUBSCRIPTIONS, Subscription
 
@@ -98,7 +98,7 @@ class ReliableEventHandler(EventHandler):
     def handle_message_processed(self, message, result=None, exc_info=None):
         if exc_info is None:
             EVENTS_CONSUMED.labels(self.queue.name, "ok").inc()
-            self._settle(message, self.queue_consumer.ack_message)
+            self.queue_consumer.ack_message(message)
             return
         EVENTS_CONSUMED.labels(self.queue.name, "failed").inc()
         attempts = int((message.headers or {}).get(ATTEMPTS_HEADER, 1))
@@ -123,22 +123,9 @@ class ReliableEventHandler(EventHandler):
             # the broker hands it out again.
             log.error("%s: could not retry or dead-letter (%s); the broker will redeliver",
                       self.queue.name, type(exc).__name__)
-            self._settle(message, self.queue_consumer.requeue_message)
+            self.queue_consumer.requeue_message(message)
             return
-        self._settle(message, self.queue_consumer.ack_message)
-
-    def _settle(self, message, ack_or_requeue):
-        """Ack or requeue, on a connection the broker may have closed meanwhile
-        (a worker that held the eventlet hub past two heartbeats). nameko only
-        skips a connection it already knows is gone; a write to a socket the
-        broker reset raises, and an exception here kills the whole container.
-        The broker redelivers what was not acked, and processed_events makes
-        that redelivery do nothing."""
-        try:
-            ack_or_requeue(message)
-        except amqp.Connection.connection_errors as exc:
-            log.warning("%s: the connection was lost before the message was settled (%s); "
-                        "the broker will redeliver it", self.queue.name, type(exc).__name__)
+        self.queue_consumer.ack_message(message)
 
     def _publish_copy(self, message, queue: Queue, headers: dict):
         merged = dict(message.headers or {})

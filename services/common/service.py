@@ -3,6 +3,7 @@ from marshmallow import ValidationError
 from nameko.rpc import rpc as nameko_rpc
 from nameko.timer import timer
 
+from services.common import nameko_patches  # noqa: F401 -- a lost connection must not kill a service
 from services.common.errors import LinliError
 from services.common.metrics import Metrics
 

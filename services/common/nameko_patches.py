@@ -1,0 +1,51 @@
+"""Two places where nameko 2.14 lets a lost broker connection kill the whole
+service. Both are patched here, once, for every service: `services.common.service`
+imports this module.
+
+- `QueueConsumer.ack_message` / `requeue_message` catch only amqp's own
+  ConnectionError. An ack written to a socket that the broker has reset
+  (a restart, or a worker that held the eventlet hub past two heartbeats)
+  raises BrokenPipeError or ConnectionResetError, and nameko kills the
+  container. The broker redelivers what was not acked, and each consumer
+  makes a redelivery do nothing (processed_events, Idempotency-Key).
+- `RpcConsumer.handle_result` sends the reply, then acks. A reply that cannot
+  be sent (the broker is restarting) raises, with the same result. The caller
+  then times out (the gateway answers 503), and the broker redelivers the request.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+
+import amqp
+from nameko.messaging import QueueConsumer
+from nameko.rpc import RpcConsumer
+
+log = logging.getLogger(__name__)
+
+CONNECTION_ERRORS = amqp.Connection.connection_errors  # amqp's ConnectionError and OSError
+
+
+def _survive_a_lost_connection(method, what: str, fallback):
+    if getattr(method, "_linli_patched", False):
+        return method
+
+    @functools.wraps(method)
+    def patched(self, message, *args):
+        try:
+            return method(self, message, *args)
+        except CONNECTION_ERRORS as exc:
+            log.warning("the broker connection was lost before %s (%s); the broker will redeliver the message",
+                        what, type(exc).__name__)
+            return fallback(*args)
+
+    patched._linli_patched = True
+    return patched
+
+
+QueueConsumer.ack_message = _survive_a_lost_connection(
+    QueueConsumer.ack_message, "a message was acked", lambda: None)
+QueueConsumer.requeue_message = _survive_a_lost_connection(
+    QueueConsumer.requeue_message, "a message was requeued", lambda: None)
+RpcConsumer.handle_result = _survive_a_lost_connection(
+    RpcConsumer.handle_result, "an RPC reply was sent", lambda result, exc_info: (result, exc_info))
