@@ -13,7 +13,7 @@ import amqp.exceptions
 import eventlet
 import kombu.exceptions
 from marshmallow import Schema, ValidationError
-from nameko.exceptions import ConfigurationError, RemoteError, RpcTimeout, UnknownService
+from nameko.exceptions import ConfigurationError, ContainerBeingKilled, RemoteError, RpcTimeout, UnknownService
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
 from werkzeug.exceptions import HTTPException
@@ -51,6 +51,8 @@ def error_response(exc: BaseException) -> Response:
         return error_response(invalid_input(exc))
     if isinstance(exc, (UnknownService, RpcTimeout, eventlet.Timeout)):
         return error_response(Unavailable("A service did not answer in time; try again shortly."))
+    if isinstance(exc, ContainerBeingKilled):  # this gateway process is stopping; another answers the retry
+        return error_response(Unavailable("The gateway is restarting; try again shortly."))
     if isinstance(exc, (kombu.exceptions.OperationalError, amqp.exceptions.ConnectionError, ConnectionError)):
         return error_response(Unavailable("The message broker cannot be reached; try again shortly."))
     if isinstance(exc, HTTPException):

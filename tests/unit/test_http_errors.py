@@ -6,9 +6,11 @@ import eventlet
 import kombu.exceptions
 import pytest
 from marshmallow import Schema, ValidationError, fields
-from nameko.exceptions import RemoteError, UnknownService
+from nameko.exceptions import ContainerBeingKilled, RemoteError, UnknownService
 
-from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
+from services.common.errors import (
+    Conflict, Forbidden, IdempotencyKeyReused, InvalidInput, NotFound, TooManyRequests, Unavailable,
+)
 from services.gateway.http import error_response
 
 
@@ -27,6 +29,9 @@ def answer(exc):
     (eventlet.Timeout(), 503, "unavailable"),
     (kombu.exceptions.OperationalError("[Errno 111] Connection refused"), 503, "unavailable"),
     (ConnectionResetError(), 503, "unavailable"),
+    (ContainerBeingKilled(), 503, "unavailable"),
+    (TooManyRequests("slow down", {"retry_after": 3}), 429, "too_many_requests"),
+    (IdempotencyKeyReused("another body"), 422, "idempotency_key_reused"),
 ])
 def test_expected_failures_map_to_their_status(exc, status, code):
     got_status, error = answer(exc)
@@ -70,3 +75,7 @@ def test_the_access_log_keeps_no_token_and_no_receipt_code():
     log.info('127.0.0.1 - - "GET /api/v1/receipts/K7QW2M-000001?code=4ZT6DUX9&x=1 HTTP/1.1" 200')
     assert "eyJabc" not in lines[0] and "access_token=[redacted]" in lines[0]
     assert "4ZT6DUX9" not in lines[1] and "code=[redacted]&x=1" in lines[1]
+
+
+def test_a_429_says_when_to_retry():
+    assert error_response(TooManyRequests("slow down", {"retry_after": 3})).headers["Retry-After"] == "3"
