@@ -21,6 +21,7 @@ DEFAULTS = {
     "EVENT_MAX_ATTEMPTS": 5,          # handler attempts before a message is dead-lettered
     "EVENT_RETRY_BACKOFF": 0.2,       # seconds, doubled per attempt
     "RPC_TIMEOUT": 10.0,              # the gateway's deadline for one RPC call
+    "IDEMPOTENCY_KEEP_HOURS": 24,     # how long a write's Idempotency-Key and answer are kept
 }
 
 

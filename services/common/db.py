@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from datetime import timedelta
 
 from nameko.extensions import DependencyProvider
 from sqlalchemy import (
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from services import contracts
+from services.common import config as linli_config
 from services.common.clock import naive_utcnow
 from services.common.envelope import make_envelope
 from services.common.outbox import Relay
@@ -199,6 +201,14 @@ class WorkerDatabase:
 
     def relay_pending(self) -> int:
         return self._provider.relay.publish_pending()
+
+    def forget_idempotent_requests(self) -> int:
+        """Drop Idempotency-Keys (and their answers) older than IDEMPOTENCY_KEEP_HOURS."""
+        hours = float(linli_config.setting(self._provider.container.config, "IDEMPOTENCY_KEEP_HOURS"))
+        table = self.kernel.idempotent_requests
+        with self._provider.engine.begin() as connection:
+            return connection.execute(table.delete().where(
+                table.c.created_at < naive_utcnow() - timedelta(hours=hours))).rowcount
 
     def close(self):
         if self._session is not None:

@@ -8,6 +8,8 @@ import json
 import logging
 from datetime import timedelta
 
+import eventlet
+
 from nameko.amqp.publish import Publisher
 from nameko.standalone.events import get_event_exchange
 from sqlalchemy import select, update
@@ -19,6 +21,8 @@ from services.common.clock import naive_utcnow
 from services.common.metrics import EVENTS_PUBLISHED
 
 log = logging.getLogger(__name__)
+
+PUBLISH_NOW_WAIT_SECONDS = 2.0
 
 
 class Relay:
@@ -34,8 +38,24 @@ class Relay:
         # second time while a worker's post-commit publish is under way.
         self._in_flight: set[str] = set()
 
-    def publish_now(self, ids: list[str]) -> int:
-        """Publish these just-committed rows; on failure leave them to the timer."""
+    def publish_now(self, ids: list[str], wait: float = PUBLISH_NOW_WAIT_SECONDS) -> int:
+        """Publish these just-committed rows; on failure leave them to the timer.
+
+        The publish runs in a green thread of its own and the caller (a worker
+        that has committed and must answer) waits `wait` seconds at most: when
+        the broker blocks publishers (a memory or disk alarm), the publish goes
+        on alone until the broker unblocks, and its rows stay in flight, so the
+        timer does not publish them a second time meanwhile."""
+        attempt = eventlet.spawn(self._publish_just_committed, ids)
+        try:
+            with eventlet.Timeout(wait):
+                return attempt.wait()
+        except eventlet.Timeout:
+            log.warning("outbox: %d event(s) not confirmed within %.0f s; publishing on in the background",
+                        len(ids), wait)
+            return 0
+
+    def _publish_just_committed(self, ids: list[str]) -> int:
         outbox = self.kernel.outbox
         query = select(outbox).where(outbox.c.id.in_(ids), outbox.c.sent_at.is_(None))
         try:

@@ -13,8 +13,9 @@ EXPECTED_ERRORS = (LinliError, ValidationError)
 # nameko's @rpc, with our refusals marked as expected.
 rpc = nameko_rpc(expected_exceptions=EXPECTED_ERRORS)
 
-# A constant because nameko fixes a timer's interval when the class is defined.
+# Constants because nameko fixes a timer's interval when the class is defined.
 RELAY_INTERVAL_SECONDS = 2
+FORGET_KEYS_INTERVAL_SECONDS = 600
 
 
 class KernelEntrypoints:
@@ -31,3 +32,8 @@ class KernelEntrypoints:
     def relay_outbox(self):
         """Publish what a crash or a broker outage left in the outbox."""
         self.db.relay_pending()
+
+    @timer(interval=FORGET_KEYS_INTERVAL_SECONDS)
+    def forget_old_idempotency_keys(self):
+        """A retry comes within minutes; a key and its answer are kept a day."""
+        self.db.forget_idempotent_requests()

@@ -8,6 +8,7 @@ import json
 import logging
 import re
 import time
+import uuid
 
 import amqp.exceptions
 import eventlet
@@ -157,10 +158,18 @@ class ApiEntrypoint(HttpRequestHandler):
             request.principal = self._authenticate(request)
             request.body, request.payload = self._load_body(request)
             request.query_params, request.query = self._load_query(request)
-            request.idempotency_key = request.headers.get("Idempotency-Key") if self.idempotent else None
+            request.idempotency_key = self._idempotency_key(request)
         except Exception as exc:
             return error_response(exc)
         return super().handle_request(request)
+
+    def _idempotency_key(self, request) -> str | None:
+        """The client's Idempotency-Key; without one, a key of this request's
+        own, so that an RPC request the broker redelivers (after a restart)
+        is still one write."""
+        if not self.idempotent:
+            return None
+        return request.headers.get("Idempotency-Key") or f"request-{uuid.uuid4().hex}"
 
     def _authenticate(self, request):
         if self.roles is None:

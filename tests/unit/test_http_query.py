@@ -1,5 +1,6 @@
 """An API route takes the query parameters it documents and no others: an
-unknown one (a typo like `?limt=5`) is a 400 naming it, not silently ignored."""
+unknown one (a typo like `?limt=5`) is a 400 naming it, not silently ignored.
+A creating write always carries an Idempotency-Key, the client's or its own."""
 import pytest
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
@@ -44,3 +45,13 @@ def test_the_token_of_an_event_stream_may_come_in_the_query():
 def test_pages_are_not_the_api_and_ignore_their_query():
     page = ApiEntrypoint("GET", "/", roles=None, prefix="", in_openapi=False)
     assert load_query(page, "lang=en") == ({}, {})
+
+
+def test_a_write_without_an_idempotency_key_gets_one_of_its_own():
+    """So that an RPC request the broker redelivers after a restart is one write."""
+    route = ApiEntrypoint("POST", "/cases", roles=("admin",), idempotent=True)
+    own = {route._idempotency_key(Request(EnvironBuilder(method="POST").get_environ())) for _ in range(3)}
+    assert len(own) == 3 and all(key.startswith("request-") for key in own)
+    sent = Request(EnvironBuilder(method="POST", headers={"Idempotency-Key": "k-1"}).get_environ())
+    assert route._idempotency_key(sent) == "k-1"
+    assert ApiEntrypoint("POST", "/cases/<case_id>/close", roles=("admin",))._idempotency_key(sent) is None

@@ -107,3 +107,29 @@ def test_a_fingerprint_differs_when_anything_differs(change):
     donation = {"kind": "cash", "amount_fen": 10_000, "donor_name": None, "anonymous": False}
     assert idempotency.fingerprint((donation,), {}) != idempotency.fingerprint(({**donation, **change},), {})
     assert idempotency.fingerprint((donation, ADMIN), {}) != idempotency.fingerprint((donation, OTHER_ADMIN), {})
+
+
+def test_keys_older_than_the_keeping_time_are_forgotten(tmp_path):
+    from datetime import timedelta
+    from unittest import mock
+
+    from services.common.clock import naive_utcnow
+    from services.common.db import Database
+    from services.welfare.models import Base, kernel
+
+    provider = Database(kernel)
+    provider.container = mock.Mock(service_name="welfare", config={
+        "DB_URL": f"sqlite:///{tmp_path / 'welfare.db'}", "AMQP_URI": "amqp://guest:guest@127.0.0.1:1/",
+        "IDEMPOTENCY_KEEP_HOURS": 24})
+    provider.setup()
+    Base.metadata.create_all(provider.engine)
+    now = naive_utcnow()
+    with provider.engine.begin() as connection:
+        connection.execute(kernel.idempotent_requests.insert(), [
+            {"operation": "open_case", "key": key, "fingerprint": "f", "response": "{}", "created_at": at}
+            for key, at in [("old", now - timedelta(hours=25)), ("recent", now - timedelta(hours=23))]])
+    worker = provider.get_dependency(mock.Mock())
+    assert worker.forget_idempotent_requests() == 1
+    with provider.engine.connect() as connection:
+        assert [row.key for row in connection.execute(kernel.idempotent_requests.select())] == ["recent"]
+    provider.stop()
