@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import json
 import time
 
@@ -71,6 +72,11 @@ def idempotent(method):
             _record_answer(self.db, request, answer)
         return answer
 
+    # The method's own signature plus the key, so that nameko's check of a call's
+    # arguments (IncorrectSignature) sees what the method really takes.
+    signature = inspect.signature(method)
+    call.__signature__ = signature.replace(parameters=[*signature.parameters.values(), inspect.Parameter(
+        "idempotency_key", inspect.Parameter.KEYWORD_ONLY, default=None)])
     return call
 
 

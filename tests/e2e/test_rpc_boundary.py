@@ -27,7 +27,7 @@ def known(admin, register):
 
 
 def malformed_calls(known):
-    """(service, method, args, the error the caller must get)."""
+    """(service, method, args, the error the caller must get[, keyword args])."""
     campaign, case = known["campaign"], known["case"]
     return [
         # The actor the gateway vouches for must be well formed, and be allowed.
@@ -46,7 +46,9 @@ def malformed_calls(known):
         ("donations", "record_donation", (campaign, {"kind": "cash", "amount_fen": "100"}, MEMBER), InvalidInput),
         ("donations", "record_donation", (campaign, {"kind": "cash", "amount_fen": 100.5}, MEMBER), InvalidInput),
         ("donations", "record_donation", (campaign, {"kind": "cash", "amount_fen": -100}, MEMBER), InvalidInput),
-        ("donations", "record_donation", (campaign, {"kind": "cash", "amount_fen": 100}, MEMBER, 12), InvalidInput),
+        ("donations", "record_donation", (campaign, {"kind": "cash", "amount_fen": 100}, MEMBER), InvalidInput,
+         {"idempotency_key": 12}),
+        ("welfare", "open_case", ({}, ADMIN), InvalidInput, {"idempotency_key": "k" * 101}),
         ("donations", "dispatch", (campaign, {"destination": "x", "items": [
             {"category": "clothing", "quantity": -5}]}, ADMIN), InvalidInput),
         ("welfare", "create_household", ({"compound": "X", "address": "Y", "people": "Li"}, ADMIN), InvalidInput),
@@ -88,9 +90,9 @@ def test_malformed_rpc_calls_get_a_clear_error_and_write_nothing(stack, known):
     calls = malformed_calls(known)
     before = row_counts(stack)
     with ClusterRpcProxy({"AMQP_URI": stack.env["AMQP_URI"]}, timeout=15) as rpc:
-        for service, method, args, expected in calls:
+        for service, method, args, expected, *kwargs in calls:
             with pytest.raises(Exception) as raised:
-                getattr(getattr(rpc, service), method)(*args)
+                getattr(getattr(rpc, service), method)(*args, **(kwargs[0] if kwargs else {}))
             error = raised.value
             name = getattr(error, "exc_type", type(error).__name__)  # nameko's own errors come as RemoteError
             assert name == expected.__name__, (service, method, args, repr(error))

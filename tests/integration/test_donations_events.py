@@ -35,14 +35,14 @@ def test_a_drive_publishes_each_event_once_and_its_effects_follow(start_service,
                 "name": "Earthquake relief", "goal_fen": 10_000,
                 "starts_on": (today - timedelta(days=2)).isoformat(),
                 "ends_on": (today + timedelta(days=2)).isoformat()}, ADMIN)
-            first = donations.record_donation(campaign["id"], {"kind": "cash", "amount_fen": 6_000,
-                                                               "donor_name": "张伟"}, VOLUNTEER, "key-1")
-            again = donations.record_donation(campaign["id"], {"kind": "cash", "amount_fen": 6_000,
-                                                               "donor_name": "张伟"}, VOLUNTEER, "key-1")
-            donations.record_donation(campaign["id"], {"kind": "cash", "amount_fen": 5_000}, VOLUNTEER, "key-2")
-            donations.record_donation(campaign["id"], {"kind": "cash", "amount_fen": 1_000}, VOLUNTEER, "key-3")
+            gift = {"kind": "cash", "amount_fen": 6_000, "donor_name": "张伟"}
+            first = donations.record_donation(campaign["id"], gift, VOLUNTEER, idempotency_key="key-1")
+            again = donations.record_donation(campaign["id"], gift, VOLUNTEER, idempotency_key="key-1")
+            for key, amount in (("key-2", 5_000), ("key-3", 1_000)):
+                donations.record_donation(campaign["id"], {"kind": "cash", "amount_fen": amount}, VOLUNTEER,
+                                          idempotency_key=key)
             donations.record_donation(campaign["id"], {"kind": "in_kind", "items": [
-                {"category": "bedding", "quantity": 4, "description": "quilts"}]}, VOLUNTEER, "key-4")
+                {"category": "bedding", "quantity": 4, "description": "quilts"}]}, VOLUNTEER, idempotency_key="key-4")
             donations.dispatch(campaign["id"], {"case_id": case["id"], "items": [
                 {"category": "bedding", "quantity": 2}]}, ADMIN)
             totals = donations.get_campaign(campaign["id"])["totals"]

@@ -133,3 +133,15 @@ def test_keys_older_than_the_keeping_time_are_forgotten(tmp_path):
     with provider.engine.connect() as connection:
         assert [row.key for row in connection.execute(kernel.idempotent_requests.select())] == ["recent"]
     provider.stop()
+
+
+def test_nameko_checks_a_call_against_the_method_and_its_key():
+    """A call that does not fit is IncorrectSignature before any work, as for any RPC method."""
+    import inspect
+
+    from services.welfare.service import WelfareService
+    assert list(inspect.signature(WelfareService.open_case).parameters) == [
+        "self", "payload", "actor", "idempotency_key"]
+    with pytest.raises(TypeError):
+        inspect.getcallargs(WelfareService.open_case, None, {}, ADMIN, "a key given by position")
+    assert inspect.getcallargs(WelfareService.open_case, None, {}, ADMIN, idempotency_key="k")["idempotency_key"] == "k"
