@@ -18,12 +18,19 @@ import functools
 import logging
 
 import amqp
+import kombu.exceptions
 from nameko.messaging import QueueConsumer
 from nameko.rpc import RpcConsumer
 
 log = logging.getLogger(__name__)
 
-CONNECTION_ERRORS = amqp.Connection.connection_errors  # amqp's ConnectionError and OSError
+# amqp's ConnectionError and OSError, and kombu's OperationalError: a reply is
+# published through kombu's retries (nameko's retry policy), and when the broker
+# is still down after them kombu raises its own error, which is neither. Not
+# catching it killed welfare's container after a broker restart under load: the
+# process stayed up, waiting to reconnect, with no consumer on its queues
+# (tests/integration/test_broker_restart.py).
+CONNECTION_ERRORS = amqp.Connection.connection_errors + (kombu.exceptions.OperationalError,)
 
 
 def _survive_a_lost_connection(method, what: str, fallback):
