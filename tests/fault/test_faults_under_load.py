@@ -206,26 +206,30 @@ def test_writes_and_events_survive_broker_restarts_killed_services_and_locked_da
         started = time.monotonic()
         for thread in clients + [injector, guard]:
             thread.start()
-        injector.join(timeout=LOAD_SECONDS + 120)
-        assert not injector.is_alive(), "the fault injector hung"
-        stop.set()
-        for thread in clients:
-            thread.join(timeout=RETRY_FOR_SECONDS + 30)
-        load_seconds = time.monotonic() - started
-        assert not [t for t in clients if t.is_alive()], "a client hung"
-
         try:
+            injector.join(timeout=LOAD_SECONDS + 120)
+            assert not injector.is_alive(), "the fault injector hung"
+            stop.set()
+            for thread in clients:
+                thread.join(timeout=RETRY_FOR_SECONDS + 30)
+            load_seconds = time.monotonic() - started
+            assert not [t for t in clients if t.is_alive()], "a client hung"
             check_everything(stack, node, admin, writes, counters, fault_log, exits, watching, guard,
                              load_seconds, ids=(admin_id, member_id, leader_id, campaign_id))
         except BaseException:
             save_report("fault-report.json", {
                 "result": "FAILED (see the test's output); counts as far as they go",
-                "load_seconds": round(load_seconds, 1), "faults": fault_log,
+                "load_seconds": round(time.monotonic() - started, 1), "faults": fault_log,
                 "processes_that_exited_by_themselves": exits, "queues_at_the_end": node.queues(),
                 "writes": {kind: {"logical_writes_acked": len(writes.acked[kind]),
                                   "http_outcomes": {o: n for (k, o), n in sorted(writes.attempts.items())
                                                     if k == kind}} for kind in writes.acked}})
             raise
+        finally:
+            # Before the stack stops: the watchdog would start again what stopping ends.
+            stop.set()
+            watching.set()
+            guard.join(timeout=10)
 
 
 def check_everything(stack, node, admin, writes, counters, fault_log, exits, watching, guard, load_seconds, ids):
