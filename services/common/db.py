@@ -64,7 +64,7 @@ class KernelTables:
             Column("operation", String(80), primary_key=True),
             Column("key", String(100), primary_key=True),
             Column("fingerprint", String(64), nullable=False),  # of the call's arguments, caller included
-            Column("response", Text, nullable=True),             # JSON; NULL until the answer is recorded
+            Column("response", Text, nullable=False),            # JSON: the first call's answer
             Column("created_at", DateTime, nullable=False, default=naive_utcnow),
         )
 
@@ -113,6 +113,8 @@ class UnitOfWork:
         return self
 
     def __exit__(self, *exc_info):
+        if self.request is not None and self.request.unit_of_work is self:
+            return  # @idempotent commits it, with the call's answer
         # Anything not committed by now is abandoned, whether or not an error was raised.
         self.session.rollback()
 
@@ -141,25 +143,34 @@ class UnitOfWork:
         return True
 
     def commit(self):
-        if self.request is not None and not self.request.reserved:
-            self._reserve(self.request)
+        if self.request is not None:
+            # Under an Idempotency-Key, the write commits with the key and the
+            # call's answer, all in this one transaction: @idempotent finishes it
+            # (commit_with_answer) once the method has returned its answer.
+            self.session.flush()
+            self.request.unit_of_work = self
+            return
         self.session.commit()
-        emitted, self._emitted = self._emitted, []
-        if emitted and self.relay is not None:
-            self.relay.publish_now(emitted)
+        self._publish_emitted()
 
-
-    def _reserve(self, request: "RequestKey"):
-        """The write commits with its Idempotency-Key, or not at all: a second
-        request with the key, even at another instance, fails here instead."""
+    def commit_with_answer(self, answer):
+        """The key, its answer and the write, at once. KeyAlreadyUsed (and
+        nothing written) when the same key committed first, at any instance."""
+        request = self.request
         try:
             self.session.execute(insert(self.kernel.idempotent_requests).values(
                 operation=request.operation, key=request.key, fingerprint=request.fingerprint,
-                created_at=naive_utcnow()))
+                response=json.dumps(answer, default=str), created_at=naive_utcnow()))
+            self.session.commit()
         except IntegrityError:
             self.session.rollback()
             raise KeyAlreadyUsed(request.key)
-        request.reserved = True
+        self._publish_emitted()
+
+    def _publish_emitted(self):
+        emitted, self._emitted = self._emitted, []
+        if emitted and self.relay is not None:
+            self.relay.publish_now(emitted)
 
 
 class KeyAlreadyUsed(Exception):
@@ -169,7 +180,7 @@ class KeyAlreadyUsed(Exception):
 class RequestKey:
     def __init__(self, operation: str, key: str, fingerprint: str):
         self.operation, self.key, self.fingerprint = operation, key, fingerprint
-        self.reserved = False
+        self.unit_of_work: UnitOfWork | None = None  # the write, waiting for the call's answer
 
 
 class WorkerDatabase:

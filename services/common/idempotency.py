@@ -8,11 +8,11 @@ nothing twice, at any instance, at any time.
 
     self.welfare.open_case(payload, actor, idempotency_key="...")
 
-The key is stored with the write, in its own transaction (UnitOfWork.commit),
-so the write happens once per key whatever the timing; the answer is stored
-just after. The same key with other arguments (another body, or another
-caller) is a 422. A call that failed before writing stored nothing and may be
-retried with the same key.
+The key and the call's answer are stored in the write's own transaction (the
+method's `uow.commit()` is completed here, once the answer is known), so a
+write and its answer exist together or not at all, whatever crashes when. The
+same key with other arguments (another body, or another caller) is a 422. A
+call that failed wrote nothing and may be retried with the same key.
 """
 from __future__ import annotations
 
@@ -20,15 +20,13 @@ import functools
 import hashlib
 import inspect
 import json
-import time
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from services.common.db import KeyAlreadyUsed, RequestKey
-from services.common.errors import Conflict, IdempotencyKeyReused, InvalidInput, LinliError
+from services.common.errors import IdempotencyKeyReused, InvalidInput, LinliError
 
 MAX_KEY_LENGTH = 100
-ANSWER_WAIT_SECONDS = 5.0  # how long a retry waits for a first request still at work
 
 
 def check_key(key) -> str:
@@ -51,26 +49,27 @@ def idempotent(method):
         if idempotency_key is None:
             return method(self, *args, **kwargs)
         request = RequestKey(method.__name__, check_key(idempotency_key), fingerprint(args, kwargs))
-        earlier = _earlier_answer(self.db.session, self.db, request, wait=ANSWER_WAIT_SECONDS)
+        earlier = _earlier_answer(self.db, request)
         if earlier is not None:
             return earlier
         self.db.request = request
         try:
             answer = method(self, *args, **kwargs)
+            if request.unit_of_work is not None:  # it wrote: commit the write with its answer
+                request.unit_of_work.commit_with_answer(answer)
+            return answer
         except KeyAlreadyUsed:  # the same key at once, elsewhere, and that one committed first
-            return _earlier_answer(self.db.session, self.db, request, wait=ANSWER_WAIT_SECONDS)
+            return _earlier_answer(self.db, request)
         except LinliError:
             # Refused, perhaps because of what the same request at once elsewhere
             # just wrote (a household's second open case): then answer as it did.
-            earlier = _earlier_answer(self.db.session, self.db, request, wait=ANSWER_WAIT_SECONDS)
+            earlier = _earlier_answer(self.db, request)
             if earlier is None:
                 raise
             return earlier
         finally:
             self.db.request = None
-        if request.reserved:
-            _record_answer(self.db, request, answer)
-        return answer
+            self.db.session.rollback()  # whatever was not committed with its answer
 
     # The method's own signature plus the key, so that nameko's check of a call's
     # arguments (IncorrectSignature) sees what the method really takes.
@@ -80,31 +79,14 @@ def idempotent(method):
     return call
 
 
-def _earlier_answer(session, db, request: RequestKey, wait: float):
-    """The first answer given under this key; None if there was none. A first
-    request still at work (written, answer not yet recorded) is waited for."""
+def _earlier_answer(db, request: RequestKey):
+    """The first answer given under this key; None if there was none."""
     table = db.kernel.idempotent_requests
-    deadline = time.monotonic() + wait
-    while True:
-        session.rollback()  # see what other transactions committed meanwhile
-        row = session.execute(select(table.c.fingerprint, table.c.response).where(
-            table.c.operation == request.operation, table.c.key == request.key)).first()
-        if row is None:
-            return None
-        if row.fingerprint != request.fingerprint:
-            raise IdempotencyKeyReused("This Idempotency-Key was used for a different request.")
-        if row.response is not None:
-            return json.loads(row.response)
-        if time.monotonic() >= deadline:
-            # Written, but its answer is not recorded (yet): say so rather than write twice.
-            raise Conflict("The first request with this Idempotency-Key was done once, but its answer "
-                           "is not known yet; look the result up rather than retry.")
-        time.sleep(0.1)
-
-
-def _record_answer(db, request: RequestKey, answer):
-    table = db.kernel.idempotent_requests
-    session = db.session
-    session.execute(update(table).where(table.c.operation == request.operation, table.c.key == request.key)
-                    .values(response=json.dumps(answer, default=str)))
-    session.commit()
+    db.session.rollback()  # see what other transactions committed meanwhile
+    row = db.session.execute(select(table.c.fingerprint, table.c.response).where(
+        table.c.operation == request.operation, table.c.key == request.key)).first()
+    if row is None:
+        return None
+    if row.fingerprint != request.fingerprint:
+        raise IdempotencyKeyReused("This Idempotency-Key was used for a different request.")
+    return json.loads(row.response)

@@ -25,7 +25,7 @@ def upgrade() -> None:
     sa.Column('operation', sa.String(length=80), nullable=False),
     sa.Column('key', sa.String(length=100), nullable=False),
     sa.Column('fingerprint', sa.String(length=64), nullable=False),
-    sa.Column('response', sa.Text(), nullable=True),
+    sa.Column('response', sa.Text(), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint('operation', 'key')
     )
