@@ -4,13 +4,48 @@ import json
 
 import pytest
 from kombu import Connection, Queue
+from nameko.standalone.rpc import ServiceRpcProxy
 from nameko.standalone.events import get_event_exchange
 from sqlalchemy import create_engine, func, select
 
 from services.common import config as linli_config
 from services.common import migrations
+from services.notifications.models import Alert
 
 ADMIN = {"id": "a" * 32, "roles": ["admin"]}
+ASSIGNEE = "b" * 32
+HOUSEHOLD = {"compound": "Xingfu Garden", "address": "Building 3, Room 401",
+             "people": [{"name": "李秀英", "relation": "mother", "birth_year": 1946, "conditions": ["frail"]}]}
+
+
+def open_case(config) -> str:
+    """A household and its case, through welfare's RPC; the case's id."""
+    with ServiceRpcProxy("welfare", config) as welfare:
+        household = welfare.create_household(HOUSEHOLD, ADMIN)
+        case = welfare.open_case({"household_id": household["id"], "categories": ["elderly"],
+                                  "summary": "Needs the minimum-living allowance.",
+                                  "assignee_id": ASSIGNEE}, ADMIN)
+    return case["id"]
+
+
+def alerts_for(config, case_id: str) -> list:
+    engine = create_engine(config["DB_URL"])
+    try:
+        with engine.connect() as connection:
+            return connection.execute(select(Alert).where(Alert.ref_id == case_id)).all()
+    finally:
+        engine.dispose()
+
+
+def unsent(config, kernel) -> int:
+    """Outbox rows not yet published."""
+    engine = create_engine(config["DB_URL"])
+    try:
+        with engine.connect() as connection:
+            return len(connection.execute(
+                select(kernel.outbox.c.id).where(kernel.outbox.c.sent_at.is_(None))).all())
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture

@@ -10,57 +10,21 @@ from unittest import mock
 from kombu import Connection
 from nameko.amqp.publish import Publisher
 from nameko.standalone.events import get_event_exchange
-from nameko.standalone.rpc import ServiceRpcProxy
 from nameko.testing.services import entrypoint_waiter
-from sqlalchemy import create_engine, select
 
 from services.common import deadletters, events, migrations
 from services.common.envelope import make_envelope
 from services.common.outbox import Relay
 from services.contracts import SUBSCRIPTIONS
 from services.contracts import welfare as welfare_events
-from services.notifications.models import Alert
 from services.notifications.models import kernel as notifications_kernel
 from services.notifications.service import NotificationsService
 from services.welfare.models import kernel as welfare_kernel
 from services.welfare.service import WelfareService
 from tests.conftest import wait_for
-from tests.integration.conftest import ADMIN, count
+from tests.integration.conftest import ASSIGNEE, alerts_for, count, open_case, unsent
 
-ASSIGNEE = "b" * 32
 CASE_QUEUE = events.queue_name(SUBSCRIPTIONS[0])
-
-HOUSEHOLD = {"compound": "Xingfu Garden", "address": "Building 3, Room 401",
-             "people": [{"name": "李秀英", "relation": "mother", "birth_year": 1946, "conditions": ["frail"]}]}
-
-
-def open_case(config) -> str:
-    with ServiceRpcProxy("welfare", config) as welfare:
-        household = welfare.create_household(HOUSEHOLD, ADMIN)
-        case = welfare.open_case({"household_id": household["id"], "categories": ["elderly"],
-                                  "summary": "Needs the minimum-living allowance.",
-                                  "assignee_id": ASSIGNEE}, ADMIN)
-    return case["id"]
-
-
-def alerts_for(config, case_id: str) -> list:
-    engine = create_engine(config["DB_URL"])
-    try:
-        with engine.connect() as connection:
-            return connection.execute(select(Alert).where(Alert.ref_id == case_id)).all()
-    finally:
-        engine.dispose()
-
-
-def unsent(config, kernel) -> int:
-    engine = create_engine(config["DB_URL"])
-    try:
-        with engine.connect() as connection:
-            return len(connection.execute(
-                select(kernel.outbox.c.id).where(kernel.outbox.c.sent_at.is_(None))).all())
-    finally:
-        engine.dispose()
-
 
 def test_event_committed_but_not_published_is_relayed_after_a_crash_exactly_once(
         start_service, service_config, vhost):

@@ -12,8 +12,6 @@ import eventlet
 import pytest
 from nameko.amqp.publish import Publisher
 from nameko.standalone.events import get_event_exchange
-from nameko.standalone.rpc import ServiceRpcProxy
-from sqlalchemy import create_engine, select
 
 from services.common import events
 from services.common.envelope import make_envelope
@@ -26,44 +24,11 @@ from services.notifications.service import NotificationsService
 from services.welfare.models import kernel as welfare_kernel
 from services.welfare.service import WelfareService
 from tests.conftest import wait_for
-from tests.integration.conftest import ADMIN, count
+from tests.integration.conftest import ASSIGNEE, alerts_for, count, open_case, unsent
 
-ASSIGNEE = "b" * 32
 CASE_OPENED = Subscription("welfare", welfare_events.CASE_OPENED, "notifications", "on_case_opened")
 CASE_QUEUE = events.queue_name(CASE_OPENED)
 assert CASE_OPENED in SUBSCRIPTIONS
-
-HOUSEHOLD = {"compound": "Xingfu Garden", "address": "Building 3, Room 401",
-             "people": [{"name": "李秀英", "relation": "mother", "birth_year": 1946, "conditions": ["frail"]}]}
-
-
-def open_case(config) -> str:
-    with ServiceRpcProxy("welfare", config) as welfare:
-        household = welfare.create_household(HOUSEHOLD, ADMIN)
-        case = welfare.open_case({"household_id": household["id"], "categories": ["elderly"],
-                                  "summary": "Needs the minimum-living allowance.",
-                                  "assignee_id": ASSIGNEE}, ADMIN)
-    return case["id"]
-
-
-def alerts_for(config, case_id: str) -> list:
-    engine = create_engine(config["DB_URL"])
-    try:
-        with engine.connect() as connection:
-            return connection.execute(select(Alert).where(Alert.ref_id == case_id)).all()
-    finally:
-        engine.dispose()
-
-
-def unsent(config, kernel) -> int:
-    engine = create_engine(config["DB_URL"])
-    try:
-        with engine.connect() as connection:
-            return len(connection.execute(
-                select(kernel.outbox.c.id).where(kernel.outbox.c.sent_at.is_(None))).all())
-    finally:
-        engine.dispose()
-
 
 def queue_exists(vhost, name: str) -> bool:
     try:
