@@ -25,8 +25,8 @@ from services.notifications.service import NotificationsService
 from services.welfare.service import WelfareService
 from tests.broker_node import BrokerNode
 from tests.conftest import wait_for
-from tests.integration.test_nameko_failure_modes import (CASE_QUEUE, alerts_for, case_opened_envelope,
-                                                         publish)
+from tests.integration.conftest import alerts_for
+from tests.integration.test_nameko_failure_modes import CASE_QUEUE, case_opened_envelope, publish
 
 HANDLER_SECONDS = 0.3     # a green sleep: workers are mid-flight when the connection drops
 IN_FLIGHT = 100           # more than max_workers (the prefetch): some held, some waiting

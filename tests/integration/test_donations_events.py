@@ -10,8 +10,7 @@ from services.donations.service import DonationsService
 from services.notifications.service import NotificationsService
 from services.welfare.service import WelfareService
 from tests.conftest import wait_for
-from tests.integration.conftest import ADMIN, EventTap
-from tests.integration.test_event_delivery import HOUSEHOLD, alerts_for
+from tests.integration.conftest import ADMIN, HOUSEHOLD, EventTap, alerts_for
 
 VOLUNTEER = {"id": "v" * 32, "roles": ["member"]}
 

@@ -11,8 +11,7 @@ from services.notifications.models import Alert
 from services.notifications.service import NotificationsService
 from services.welfare.service import WelfareService
 from tests.conftest import wait_for
-from tests.integration.conftest import ADMIN, EventTap
-from tests.integration.test_event_delivery import HOUSEHOLD
+from tests.integration.conftest import ADMIN, HOUSEHOLD, EventTap
 
 FIRST = {"id": "f" * 32, "roles": ["member"]}
 SECOND = {"id": "s" * 32, "roles": ["member"]}
