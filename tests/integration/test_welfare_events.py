@@ -64,8 +64,10 @@ def test_a_case_life_publishes_each_event_once_without_personal_data(start_servi
 
 
 def test_two_welfare_instances_raise_one_follow_up_per_lapse(start_service, service_config):
-    # Due after ~1.7 s; both instances sweep the same database every 2 s.
-    welfare_config = service_config("welfare", FOLLOWUP_AFTER_DAYS=0.00002)
+    # Due after ~1.7 s; both instances sweep the same database every 2 s. The relay's
+    # grace as in production (not 0): a row the writer is still publishing is not the
+    # other instance's relay's to take (SQLite has no SKIP LOCKED).
+    welfare_config = service_config("welfare", FOLLOWUP_AFTER_DAYS=0.00002, OUTBOX_GRACE_SECONDS=1)
     notifications_config = service_config("notifications")
     tap = EventTap(welfare_config["AMQP_URI"], "welfare")
     start_service(NotificationsService, notifications_config)
