@@ -98,7 +98,8 @@ class UnitOfWork:
 
     Rolls back unless `commit()` is called. After the commit, the events it
     emitted are published at once; what fails to publish stays in the outbox
-    for the relay's timer.
+    for the relay's timer. In a call under an Idempotency-Key (@idempotent),
+    the commit happens at the end of the call, with the key and the answer.
     """
 
     def __init__(self, session: Session, kernel: KernelTables, source: str, relay=None, request=None):

@@ -9,7 +9,6 @@ import logging
 from datetime import timedelta
 
 import eventlet
-
 from nameko.amqp.publish import Publisher
 from nameko.standalone.events import get_event_exchange
 from sqlalchemy import select, update
