@@ -9,6 +9,7 @@ import time
 import pytest
 
 from services.ops.vhost import Vhost
+from tests.broker_node import BrokerNode
 
 
 def wait_for(condition, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
@@ -33,6 +34,15 @@ def vhost(request):
     vhost = _new_vhost(request)
     yield vhost
     vhost.delete()
+
+
+@pytest.fixture(scope="module")
+def node(request):
+    """A private RabbitMQ node for this test module (tests/broker_node.py), to
+    restart or raise alarms on: never the shared one."""
+    node = BrokerNode(request.module.__name__.rpartition(".")[2].removeprefix("test_").replace("_", "-")).start()
+    yield node
+    node.remove()
 
 
 @pytest.fixture(scope="module")

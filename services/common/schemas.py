@@ -50,9 +50,13 @@ class Moment(fields.Field):
 MAX_ID_LENGTH = 64
 
 
+def is_id(value) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH
+
+
 def require_id(value, field: str = "id") -> str:
     """An id from an RPC caller: a string of 1 to 64 characters, or InvalidInput."""
-    if not isinstance(value, str) or not 0 < len(value) <= MAX_ID_LENGTH:
+    if not is_id(value):
         raise InvalidInput(f"{field} must be a string of 1 to {MAX_ID_LENGTH} characters.",
                            {"fields": {field: [f"Not an id (a string of 1 to {MAX_ID_LENGTH} characters)."]}})
     return value

@@ -113,7 +113,8 @@ class ApiEntrypoint(HttpRequestHandler):
     `request.payload` and `request.query` (the body and query as loaded by the
     schemas), `request.body` and `request.query_params` (the same as sent, once
     valid: what to pass on over RPC, where the service loads them again),
-    `request.idempotency_key` (the header, on routes marked `idempotent`), and
+    `request.idempotency_key` (on routes marked `idempotent`: the header, or
+    one made for this request), and
     returns a dict (JSON with `status`), a (status, dict) pair, or a Response.
     """
 
@@ -198,17 +199,17 @@ class ApiEntrypoint(HttpRequestHandler):
         return body, self.body_schema().load(body)
 
     def _load_query(self, request) -> tuple[dict, dict]:
+        schema = self.query_schema() if self.query_schema is not None else None
         if self.in_openapi:  # an API route takes the query parameters it documents, no others
-            known = set(self.query_schema().fields) if self.query_schema is not None else set()
+            known = set(schema.fields) if schema is not None else set()
             if self.event_stream:
                 known.add("access_token")  # an EventSource's token (auth.bearer_token)
             unknown = sorted(set(request.args) - known)
             if unknown:
                 raise InvalidInput("The request has invalid fields.",
                                    {"fields": {name: ["Unknown query parameter."] for name in unknown}})
-        if self.query_schema is None:
+        if schema is None:
             return {}, {}
-        schema = self.query_schema()
         sent = {name: request.args.get(name) for name in schema.fields if name in request.args}
         return sent, schema.load(sent)
 

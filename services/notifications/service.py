@@ -23,7 +23,7 @@ from services.common.db import Database, UnitOfWork, get_by_id
 from services.common.errors import NotFound
 from services.common.events import reliable_event_handler
 from services.common.pagination import PageSchema, paginate
-from services.common.schemas import MAX_ID_LENGTH, load_or_raise, require_id
+from services.common.schemas import is_id, load_or_raise, require_id
 from services.common.service import KernelEntrypoints, rpc
 from services.contracts import notifications as events
 from services.contracts import donations as donation_events
@@ -278,7 +278,7 @@ class NotificationsService(KernelEntrypoints):
         live stream missed while it was away. Unknown or another's id, or
         not an id at all (it comes from a client's Last-Event-ID): none."""
         require_id(member_id, "member_id")
-        if not isinstance(alert_id, str) or not 0 < len(alert_id) <= MAX_ID_LENGTH:
+        if not is_id(alert_id):
             return []
         last = self.db.session.get(Alert, alert_id)
         if last is None or last.member_id != member_id:

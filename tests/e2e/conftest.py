@@ -4,6 +4,7 @@ import contextlib
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -29,21 +30,31 @@ def linli(env: dict, *args: str) -> subprocess.CompletedProcess:
 
 
 @contextlib.contextmanager
-def running_stack(vhost, var, **env_overrides):
-    """Every service as a process, in `vhost`, data in `var`, with the first
-    admin made as an operator would (`linli admin create`)."""
-    env = dict(os.environ, AMQP_URI=vhost.amqp_uri, LINLI_OUTBOX_GRACE_SECONDS="1", **env_overrides)
-    stack = Stack(var, env=env, port=free_port())
+def running_stack(broker, var, *, start: bool = True, metrics_port: int = 0, ready_timeout: float = 90,
+                  **env_overrides):
+    """Every service as a process, on `broker` (a vhost, or a private node),
+    data in `var`, with the first admin made as an operator would (`linli
+    admin create`). `start=False`: prepared, but no process started."""
+    env = dict(os.environ, AMQP_URI=broker.amqp_uri, LINLI_OUTBOX_GRACE_SECONDS="1", **env_overrides)
+    stack = Stack(var, env=env, port=free_port(), metrics_port=metrics_port)
     stack.prepare()
     created = linli(stack.env, "--var", str(var), "admin", "create",
                     "--username", "admin", "--password", ADMIN_PASSWORD)
     assert created.returncode == 0, created.stderr
-    stack.start()
     try:
-        assert stack.wait_ready(timeout=90), "the stack did not become ready"
+        if start:
+            stack.start()
+            assert stack.wait_ready(timeout=ready_timeout), "the stack did not become ready"
         yield stack
     finally:
         stack.stop()
+
+
+def query(stack: Stack, service: str, sql: str, *params) -> list[tuple]:
+    """Read a service's SQLite file directly (read-only)."""
+    path = stack.db_url(service).removeprefix("sqlite:///")
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as connection:
+        return connection.execute(sql, params).fetchall()
 
 
 @pytest.fixture(scope="module")

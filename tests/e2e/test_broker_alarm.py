@@ -3,28 +3,19 @@ low) on a private node: a write through the gateway answers 503 within the
 RPC deadline instead of hanging, reads the gateway answers itself go on, and
 once the alarm clears the same write with the same Idempotency-Key counts once;
 a write the gateway commits itself answers at once and its event follows."""
-import sqlite3
 import time
 import uuid
 
 import pytest
 import requests
 
-from tests.broker_node import BrokerNode
 from tests.conftest import wait_for
-from tests.e2e.conftest import ADMIN_PASSWORD, login, running_stack
+from tests.e2e.conftest import ADMIN_PASSWORD, login, query, running_stack
 from tests.e2e.test_donations import campaign_of, donate, new_campaign
 
 RPC_TIMEOUT = 2.0
 # The deadline, plus the HTTP round trip on a busy 2-core machine.
 ANSWER_BOUND = RPC_TIMEOUT + 3.0
-
-
-@pytest.fixture(scope="module")
-def node():
-    node = BrokerNode("alarm").start()
-    yield node
-    node.remove()
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +83,7 @@ def test_a_write_answers_503_during_a_memory_alarm_and_counts_once_after_it(node
 
 
 def unsent_events(stack, service: str) -> int:
-    with sqlite3.connect(stack.db_url(service).removeprefix("sqlite:///")) as db:
-        return db.execute("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").fetchone()[0]
+    return query(stack, service, "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")[0][0]
 
 
 def test_a_write_the_gateway_commits_itself_answers_during_an_alarm_and_its_event_follows(node, alarm_stack):

@@ -1,15 +1,13 @@
 """Each service validates its own input, whoever calls it: malformed RPC
 calls, sent with a nameko client straight to the running services (not through
 the gateway), get a clear remote error and write nothing."""
-import sqlite3
-
 import pytest
 from nameko.exceptions import IncorrectSignature, MethodNotFound
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from services.common.errors import Forbidden, InvalidInput, NotFound
 from services.ops.stack import BACKENDS
-from tests.e2e.conftest import open_case
+from tests.e2e.conftest import open_case, query
 from tests.e2e.test_donations import new_campaign
 
 ADMIN = {"id": "a" * 32, "roles": ["admin"]}
@@ -80,9 +78,8 @@ def malformed_calls(known):
 def row_counts(stack) -> dict:
     counts = {}
     for service in BACKENDS:
-        with sqlite3.connect(stack.db_url(service).removeprefix("sqlite:///")) as db:
-            for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
-                counts[service, table] = db.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0]
+        for (table,) in query(stack, service, "SELECT name FROM sqlite_master WHERE type = 'table'"):
+            counts[service, table] = query(stack, service, f'SELECT COUNT(*) FROM "{table}"')[0][0]
     return counts
 
 

@@ -1,31 +1,21 @@
 """The long fault runs (`make fault`): the whole stack as processes on a
 private RabbitMQ node (tests/broker_node.py), which they restart; services
 SIGKILLed and started again; databases held locked; a large backlog."""
-import contextlib
 import json
-import os
 import socket
 import sqlite3
 import threading
 import time
 from pathlib import Path
 
-import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.ops.stack import BACKENDS, Stack
 from tests.broker_node import BrokerNode
-from tests.e2e.conftest import ADMIN_PASSWORD, free_port, linli
+from tests.e2e.conftest import free_port, running_stack
 
 REPORT_DIR = Path(__file__).resolve().parents[2] / "var"
-
-
-@pytest.fixture(scope="module")
-def node():
-    node = BrokerNode("fault").start()
-    yield node
-    node.remove()
 
 
 def _metrics_base() -> int:
@@ -43,40 +33,17 @@ def _metrics_base() -> int:
     raise RuntimeError("no four free ports in a row")
 
 
-@contextlib.contextmanager
 def fault_stack(node: BrokerNode, var: Path, start: bool = True, **env_overrides):
     """tests/e2e's running_stack, on the private node, with each backend's
     metrics on a port of its own (to count deliveries)."""
-    env = dict(os.environ, AMQP_URI=node.amqp_uri, LINLI_OUTBOX_GRACE_SECONDS="1", **env_overrides)
-    stack = Stack(var, env=env, port=free_port(), metrics_port=_metrics_base())
-    stack.prepare()
-    created = linli(stack.env, "--var", str(var), "admin", "create",
-                    "--username", "admin", "--password", ADMIN_PASSWORD)
-    assert created.returncode == 0, created.stderr
-    try:
-        if start:
-            stack.start()
-            assert stack.wait_ready(timeout=120), "the stack did not become ready"
-        yield stack
-    finally:
-        stack.stop()
-
-
-def db_path(stack: Stack, service: str) -> str:
-    return stack.db_url(service).removeprefix("sqlite:///")
-
-
-def query(stack: Stack, service: str, sql: str, *params) -> list[tuple]:
-    """Read a service's SQLite file directly (read-only)."""
-    with contextlib.closing(sqlite3.connect(f"file:{db_path(stack, service)}?mode=ro", uri=True,
-                                            timeout=30)) as connection:
-        return connection.execute(sql, params).fetchall()
+    return running_stack(node, var, start=start, metrics_port=_metrics_base(), ready_timeout=120, **env_overrides)
 
 
 def hold_locked(stack: Stack, service: str, seconds: float) -> float:
     """Take SQLite's write lock on a service's database and keep it: every
     writer there waits (or fails after its busy timeout). Returns how long it was held."""
-    connection = sqlite3.connect(db_path(stack, service), timeout=30, isolation_level=None)
+    connection = sqlite3.connect(stack.db_url(service).removeprefix("sqlite:///"), timeout=30,
+                                 isolation_level=None)
     try:
         connection.execute("BEGIN EXCLUSIVE")
         taken = time.monotonic()

@@ -17,7 +17,8 @@ from services.common import events
 from services.common.envelope import make_envelope
 from services.contracts import SUBSCRIPTIONS, gateway
 from services.notifications.service import NotificationsService
-from tests.fault.conftest import fault_stack, query, rss_kib, save_report
+from tests.e2e.conftest import query
+from tests.fault.conftest import fault_stack, rss_kib, save_report
 
 pytestmark = pytest.mark.fault
 

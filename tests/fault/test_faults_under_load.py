@@ -11,8 +11,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import timedelta
 
 import pytest
 import requests
@@ -22,8 +21,9 @@ from services.contracts import SUBSCRIPTIONS
 from services.notifications import domain as alerts
 from services.ops.stack import SERVICES
 from tests.conftest import wait_for
-from tests.e2e.conftest import ADMIN_PASSWORD, HOUSEHOLD, login
-from tests.fault.conftest import Counters, consumed, fault_stack, hold_locked, query, save_report
+from tests.e2e.conftest import ADMIN_PASSWORD, HOUSEHOLD, login, query
+from tests.e2e.test_donations import local_today
+from tests.fault.conftest import Counters, consumed, fault_stack, hold_locked, save_report
 
 pytestmark = pytest.mark.fault
 
@@ -155,10 +155,6 @@ def watchdog(stack, exits: list, stop: threading.Event):
                 stack.processes.pop((service, index))
                 stack.start_process(service, index)
         stop.wait(1)
-
-
-def local_today():
-    return datetime.now(ZoneInfo("Asia/Shanghai")).date()
 
 
 def outbox_events(stack, service: str, event_type: str) -> dict[str, dict]:

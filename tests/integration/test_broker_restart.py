@@ -34,13 +34,6 @@ BACK_WITHIN = 30          # seconds after the broker is back
 DOWN_SECONDS = 10         # past nameko's reply publish retries (max_retries 3: about 6 s)
 
 
-@pytest.fixture(scope="module")
-def node():
-    node = BrokerNode("restart").start()
-    yield node
-    node.remove()
-
-
 @pytest.fixture
 def private_config(node, tmp_path):
     def make(service: str, **overrides) -> dict:
