@@ -33,9 +33,9 @@ test: install broker browser
 fault: install broker
 	$(PY) -m pytest -m fault $(PYTEST_ARGS)
 
+# bench/README.md: about 10 minutes; `make bench BENCH_ARGS=--quick` about 2.
 bench: install broker
-	$(PY) bench/alert_latency.py
-	$(PY) bench/campaign_totals.py
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check services tests bench
