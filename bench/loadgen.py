@@ -82,6 +82,7 @@ class LoadGenerator:
         self.records: list[list] = []
         self.sent = self.answered = self.hung = self.waited_for_connection = 0
         self.ok_in_window = 0  # 2xx answered inside the window (closed-loop throughput)
+        self.last_ok = 0.0  # when the last 2xx came (open loop: answers go on after the window)
 
     def request_bytes(self) -> bytes:
         self.counter += 1
@@ -143,6 +144,7 @@ class LoadGenerator:
         ms = (finished - started) * 1000
         if 200 <= status < 300:
             self.ok_ms.append(ms)
+            self.last_ok = max(self.last_ok, finished)
             if finished < self.window[1]:
                 self.ok_in_window += 1
             if self.record:
@@ -252,13 +254,16 @@ class LoadGenerator:
 
     def result(self, cpu_seconds: float, wall: float) -> dict:
         duration = self.window[1] - self.window[0]
+        # closed loop: 2xx answered inside the window; open loop: the 2xx of the requests
+        # scheduled in the window, over the time until the last of them was answered
+        span = duration if self.spec["mode"] == "closed" else max(duration, self.last_ok - self.window[0])
         return {
             "mode": self.spec["mode"], "duration_s": round(duration, 2),
             "connections": self.spec.get("connections"), "rate": self.spec.get("rate"),
             "sent": self.sent, "answered": self.answered, "status": self.status, "errors": self.errors,
             "hung": self.hung, "waited_for_connection": self.waited_for_connection,
-            "ok_per_s": round((self.ok_in_window if self.spec["mode"] == "closed" else len(self.ok_ms))
-                              / duration, 1),
+            "ok_per_s": round((self.ok_in_window if self.spec["mode"] == "closed" else len(self.ok_ms)) / span, 1),
+            "answer_span_s": round(span, 2),
             "latency_ok_ms": percentiles(self.ok_ms), "latency_shed_ms": percentiles(self.shed_ms),
             "latency_other_ms": percentiles(self.other_ms),
             "client_cpu_share": round(cpu_seconds / wall, 3), "records": self.records,

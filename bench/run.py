@@ -644,6 +644,20 @@ def verdicts(report: dict) -> list[tuple[str, str, bool | None]]:
     return out
 
 
+def noise(report: dict) -> list[str]:
+    """The steps that other work on the machine disturbed (others >= 0.3 of a core)."""
+    steps = [(f"{target} c={r['connections']}", r) for target, results in report.get("curve", {}).items()
+             for r in results]
+    steps += [(f"open loop {step}", report["open_loop"][step]) for step in ("50%", "150%")
+              if step in report.get("open_loop", {})]
+    steps += [(f"{r['instances']} donations instance(s)", r) for r in report.get("scaling", [])]
+    disturbed = [f"{name} ({r['cpu'].get('others', 0):.2f})" for name, r in steps if r["cpu"].get("others", 0) >= 0.3]
+    if not disturbed:
+        return ["No step was disturbed by other work on the machine (others < 0.3 of a core throughout).", ""]
+    return ["**Disturbed steps** (other work used ≥ 0.3 of a core meanwhile; their figures are pessimistic): "
+            + ", ".join(disturbed) + ".", ""]
+
+
 def markdown(report: dict) -> str:
     m = report["machine"]
     lines = [f"# Linli benchmark, {report['started_at']}", "",
@@ -653,7 +667,7 @@ def markdown(report: dict) -> str:
              f"{m['load_average_at_start']}. Run: `{report['command']}`, {report['elapsed_s']:.0f} s.", "",
              "The load generator (bench/loadgen.py) is its own process on the same 2 cores; the `cpu` columns "
              "say what share of one core each process used during the step, `others` is the rest of the "
-             "machine (other people's work: noise).", "", "## Against the targets", "",
+             "machine (other people's work: noise).", "", *noise(report), "## Against the targets", "",
              "| target | measured | met |", "|---|---|---|"]
     for what, measured, met in verdicts(report):
         lines.append(f"| {what} | {measured} | {'—' if met is None else ('yes' if met else '**no**')} |")
