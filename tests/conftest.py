@@ -9,7 +9,16 @@ import time
 import pytest
 
 from services.ops.vhost import Vhost
+from tests import databases
 from tests.broker_node import BrokerNode
+
+
+def pytest_report_header(config):
+    return f"databases: {'PostgreSQL at ' + databases.POSTGRES_SERVER if databases.on_postgres() else 'SQLite'}"
+
+
+def pytest_sessionfinish(session, exitstatus):
+    databases.drop_created()
 
 
 def wait_for(condition, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):

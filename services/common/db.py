@@ -8,6 +8,8 @@ import logging
 import uuid
 from datetime import timedelta
 
+import eventlet.patcher
+import psycogreen.eventlet
 from nameko.extensions import DependencyProvider
 from sqlalchemy import (
     Column, DateTime, Index, MetaData, String, Table, Text, create_engine, event, insert,
@@ -89,8 +91,18 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
             cursor.close()
 
         return engine
+    make_postgres_green()
     # The pool must hold at least one connection per nameko worker.
     return create_engine(url, pool_size=pool_size, max_overflow=5, pool_pre_ping=True, hide_parameters=True)
+
+
+def make_postgres_green():
+    """psycopg2 waits for PostgreSQL inside C, which would stall every green
+    thread of a nameko process; psycogreen makes it wait on eventlet's hub.
+    Only where eventlet has patched the process (nameko run, the tests): a
+    plain command such as `linli migrate` keeps psycopg2's own blocking wait."""
+    if eventlet.patcher.is_monkey_patched("socket"):
+        psycogreen.eventlet.patch_psycopg()
 
 
 class UnitOfWork:

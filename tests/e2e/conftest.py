@@ -3,8 +3,8 @@ in a throwaway vhost and a temporary folder; tests talk HTTP to the gateway."""
 import contextlib
 import json
 import os
+import re
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -12,8 +12,11 @@ import uuid
 
 import pytest
 import requests
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.pool import NullPool
 
-from services.ops.stack import Stack
+from services.ops.stack import SERVICES, Stack
+from tests import databases
 
 ADMIN_PASSWORD = "e2e-admin-password"
 
@@ -35,7 +38,8 @@ def running_stack(broker, var, *, start: bool = True, metrics_port: int = 0, rea
     """Every service as a process, on `broker` (a vhost, or a private node),
     data in `var`, with the first admin made as an operator would (`linli
     admin create`). `start=False`: prepared, but no process started."""
-    env = dict(os.environ, AMQP_URI=broker.amqp_uri, LINLI_OUTBOX_GRACE_SECONDS="1", **env_overrides)
+    env = (dict(os.environ, AMQP_URI=broker.amqp_uri, LINLI_OUTBOX_GRACE_SECONDS="1")
+           | databases.service_database_env(var, SERVICES) | env_overrides)
     stack = Stack(var, env=env, port=free_port(), metrics_port=metrics_port)
     stack.prepare()
     created = linli(stack.env, "--var", str(var), "admin", "create",
@@ -51,10 +55,24 @@ def running_stack(broker, var, *, start: bool = True, metrics_port: int = 0, rea
 
 
 def query(stack: Stack, service: str, sql: str, *params) -> list[tuple]:
-    """Read a service's SQLite file directly (read-only)."""
-    path = stack.db_url(service).removeprefix("sqlite:///")
-    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as connection:
-        return connection.execute(sql, params).fetchall()
+    """Read a service's database directly; `?` marks each of `params`."""
+    names = iter(range(len(params)))
+    sql = re.sub(r"\?", lambda _: f":p{next(names)}", sql)
+    engine = create_engine(stack.db_url(service), poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            return [tuple(row) for row in connection.execute(
+                text(sql), {f"p{index}": value for index, value in enumerate(params)})]
+    finally:
+        engine.dispose()
+
+
+def table_names(stack: Stack, service: str) -> list[str]:
+    engine = create_engine(stack.db_url(service), poolclass=NullPool)
+    try:
+        return inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,15 @@ import requests
 
 from services.ops import demo
 from services.ops.stack import SERVICES
+from tests import databases
 from tests.conftest import wait_for
 from tests.e2e.conftest import free_port, login
 
 
 def test_linli_up_demo_serves_the_demo_world_and_stops_cleanly_on_ctrl_c(module_vhost, tmp_path):
     port = free_port()
-    env = dict(os.environ, AMQP_URI=module_vhost.amqp_uri, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, AMQP_URI=module_vhost.amqp_uri, PYTHONUNBUFFERED="1",
+               **databases.service_database_env(tmp_path / "var", SERVICES))
     process = subprocess.Popen(
         [sys.executable, "-m", "services.ops.cli", "--var", str(tmp_path / "var"), "up", "--demo",
          "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

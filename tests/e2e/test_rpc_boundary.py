@@ -7,7 +7,7 @@ from nameko.standalone.rpc import ClusterRpcProxy
 
 from services.common.errors import Forbidden, InvalidInput, NotFound
 from services.ops.stack import BACKENDS
-from tests.e2e.conftest import open_case, query
+from tests.e2e.conftest import open_case, query, table_names
 from tests.e2e.test_donations import new_campaign
 
 ADMIN = {"id": "a" * 32, "roles": ["admin"]}
@@ -78,7 +78,7 @@ def malformed_calls(known):
 def row_counts(stack) -> dict:
     counts = {}
     for service in BACKENDS:
-        for (table,) in query(stack, service, "SELECT name FROM sqlite_master WHERE type = 'table'"):
+        for table in table_names(stack, service):
             counts[service, table] = query(stack, service, f'SELECT COUNT(*) FROM "{table}"')[0][0]
     return counts
 

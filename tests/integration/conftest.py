@@ -11,6 +11,7 @@ from sqlalchemy import create_engine, func, select
 from services.common import config as linli_config
 from services.common import migrations
 from services.notifications.models import Alert
+from tests import databases
 
 ADMIN = {"id": "a" * 32, "roles": ["admin"]}
 ASSIGNEE = "b" * 32
@@ -53,7 +54,7 @@ def service_config(vhost, tmp_path):
     def make(service: str, *, migrate: bool = True, **overrides) -> dict:
         config = linli_config.load(service)
         config.pop("LOGGING", None)
-        db_url = f"sqlite:///{tmp_path / service}.db"
+        db_url = databases.database_url(tmp_path, service)
         if migrate:
             migrations.upgrade(service, db_url)
         config.update({

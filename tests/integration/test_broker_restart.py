@@ -23,6 +23,7 @@ from services.common.service import rpc
 from services.contracts import welfare as welfare_events
 from services.notifications.service import NotificationsService
 from services.welfare.service import WelfareService
+from tests import databases
 from tests.broker_node import BrokerNode
 from tests.conftest import wait_for
 from tests.integration.conftest import alerts_for
@@ -39,7 +40,7 @@ def private_config(node, tmp_path):
     def make(service: str, **overrides) -> dict:
         config = linli_config.load(service)
         config.pop("LOGGING", None)
-        db_url = f"sqlite:///{tmp_path / service}.db"
+        db_url = databases.database_url(tmp_path, service)
         migrations.upgrade(service, db_url)
         config.update({"AMQP_URI": node.amqp_uri, "DB_URL": db_url, "OUTBOX_GRACE_SECONDS": 0,
                        "EVENT_RETRY_BACKOFF": 0.01, "EVENT_MAX_ATTEMPTS": 3})

@@ -1,21 +1,52 @@
-"""Shared fixtures of the unit suite: services' databases in in-memory SQLite,
-and a stand-in for the per-worker database a nameko worker is given."""
+"""Shared fixtures of the unit suite: services' databases (in-memory SQLite,
+or PostgreSQL under `make test-postgres`), and a stand-in for the per-worker
+database a nameko worker is given."""
 from __future__ import annotations
 
 import json
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.common.db import UnitOfWork, make_engine
+from tests import databases
 from services.gateway import models as gateway_models
 from services.notifications import models as notification_models
 from services.patrol import models as patrol_models
 from services.welfare import models as welfare_models
 
 
-class SqliteDb:
+_postgres_engines: dict[str, Engine] = {}
+
+
+def empty_database(base, source: str) -> Engine:
+    """A service's tables, empty: a new in-memory SQLite database, or on
+    PostgreSQL the session's one database of this service, which release()
+    empties after each test (a PostgreSQL database per test would cost more
+    than the test)."""
+    if not databases.on_postgres():
+        engine = make_engine("sqlite://")
+        base.metadata.create_all(engine)
+        return engine
+    engine = _postgres_engines.get(source)
+    if engine is None:
+        engine = make_engine(databases.database_url(None, f"unit_{source}"), pool_size=5)
+        base.metadata.create_all(engine)
+        _postgres_engines[source] = engine
+    return engine
+
+
+def _truncate(engine: Engine, base):
+    tables = ", ".join(f'"{table.name}"' for table in base.metadata.sorted_tables)
+    with engine.begin() as connection:
+        # A session left open would make TRUNCATE wait forever: fail instead.
+        connection.execute(text("SET LOCAL lock_timeout = '10s'"))
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+class ServiceDb:
     """What a worker sees (same interface as services.common.db.WorkerDatabase),
     over an engine the test owns. Build one per simulated worker so that each
     call gets its own session, as in production."""
@@ -24,11 +55,10 @@ class SqliteDb:
         self.base = base
         self.kernel = kernel
         self.source = source
-        if engine is None:
-            engine = make_engine("sqlite://")
-            base.metadata.create_all(engine)
-        self.engine = engine
-        self._sessionmaker = sessionmaker(bind=engine, expire_on_commit=False)
+        self._owns_engine = engine is None
+        self.engine = empty_database(base, source) if engine is None else engine
+        self._views: list[ServiceDb] = [self]  # this one and each worker() made from it
+        self._sessionmaker = sessionmaker(bind=self.engine, expire_on_commit=False)
         self._session: Session | None = None
         self.request = None  # set by @idempotent, as on WorkerDatabase
 
@@ -44,14 +74,28 @@ class SqliteDb:
     def relay_pending(self) -> int:
         return 0
 
-    def worker(self) -> "SqliteDb":
+    def worker(self) -> "ServiceDb":
         """Another worker's view of the same database."""
-        return SqliteDb(self.base, self.kernel, self.source, engine=self.engine)
+        view = ServiceDb(self.base, self.kernel, self.source, engine=self.engine)
+        self._views.append(view)
+        return view
 
     def close(self):
         if self._session is not None:
             self._session.close()
             self._session = None
+
+    def release(self):
+        """Close this view and the workers' views made from it; the database
+        goes with them (in memory) or is emptied for the next test (PostgreSQL)."""
+        for view in self._views:
+            view.close()
+        if not self._owns_engine:
+            return
+        if databases.on_postgres():
+            _truncate(self.engine, self.base)
+        else:
+            self.engine.dispose()
 
     # -- for assertions, in a session of their own --------------------------------
 
@@ -71,42 +115,37 @@ class SqliteDb:
 
 @pytest.fixture
 def welfare_db():
-    db = SqliteDb(welfare_models.Base, welfare_models.kernel, "welfare")
+    db = ServiceDb(welfare_models.Base, welfare_models.kernel, "welfare")
     yield db
-    db.close()
-    db.engine.dispose()
+    db.release()
 
 
 @pytest.fixture
 def notifications_db():
-    db = SqliteDb(notification_models.Base, notification_models.kernel, "notifications")
+    db = ServiceDb(notification_models.Base, notification_models.kernel, "notifications")
     yield db
-    db.close()
-    db.engine.dispose()
+    db.release()
 
 
 @pytest.fixture
 def gateway_db():
-    db = SqliteDb(gateway_models.Base, gateway_models.kernel, "gateway")
+    db = ServiceDb(gateway_models.Base, gateway_models.kernel, "gateway")
     yield db
-    db.close()
-    db.engine.dispose()
+    db.release()
 
 
 
 @pytest.fixture
 def patrol_db():
-    db = SqliteDb(patrol_models.Base, patrol_models.kernel, "patrol")
+    db = ServiceDb(patrol_models.Base, patrol_models.kernel, "patrol")
     yield db
-    db.close()
-    db.engine.dispose()
+    db.release()
 
 
 @pytest.fixture
 def donations_db():
     from services.donations import models as donation_models
 
-    db = SqliteDb(donation_models.Base, donation_models.kernel, "donations")
+    db = ServiceDb(donation_models.Base, donation_models.kernel, "donations")
     yield db
-    db.close()
-    db.engine.dispose()
+    db.release()

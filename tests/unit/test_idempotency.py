@@ -8,6 +8,7 @@ import pytest
 from services.common import idempotency
 from services.common.errors import IdempotencyKeyReused, InvalidInput
 from services.welfare.models import Case, Household
+from tests import databases
 from tests.unit.test_welfare_lifecycle import ADMIN, HOUSEHOLD, SUMMARY, welfare  # noqa: F401 -- fixture
 
 OTHER_ADMIN = {"id": "admin-2", "roles": ["admin"]}
@@ -129,7 +130,7 @@ def test_keys_older_than_the_keeping_time_are_forgotten(tmp_path):
 
     provider = Database(kernel)
     provider.container = mock.Mock(service_name="welfare", config={
-        "DB_URL": f"sqlite:///{tmp_path / 'welfare.db'}", "AMQP_URI": "amqp://guest:guest@127.0.0.1:1/",
+        "DB_URL": databases.database_url(tmp_path, "welfare"), "AMQP_URI": "amqp://guest:guest@127.0.0.1:1/",
         "IDEMPOTENCY_KEEP_HOURS": 24})
     provider.setup()
     Base.metadata.create_all(provider.engine)

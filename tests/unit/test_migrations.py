@@ -9,11 +9,12 @@ from sqlalchemy import create_engine
 
 from services.common import migrations
 from services.ops.stack import SERVICES
+from tests import databases
 
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_the_migrations_match_the_models(service, tmp_path):
-    url = f"sqlite:///{tmp_path / service}.db"
+    url = databases.database_url(tmp_path, service)
     migrations.upgrade(service, url)
     metadata = import_module(f"services.{service}.models").Base.metadata
     engine = create_engine(url)

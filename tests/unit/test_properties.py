@@ -32,7 +32,7 @@ from services.welfare import domain as welfare_domain
 from services.welfare import models as welfare_models
 from services.welfare.domain import CASE_TRANSITIONS, REFERRAL_STAGES, CaseStatus, ReferralStatus, RuleBroken
 from services.welfare.service import WelfareService
-from tests.unit.conftest import SqliteDb
+from tests.unit.conftest import ServiceDb
 
 PROPERTY = settings(derandomize=True, database=None, deadline=None, max_examples=60,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -49,22 +49,21 @@ quantities = st.integers(min_value=1, max_value=1_000_000)
 
 @contextmanager
 def service_workers(service_cls, base, kernel, source: str, config: dict):
-    """A new worker per call, each with its own session, over one in-memory database."""
-    db = SqliteDb(base, kernel, source)
-    opened = []
+    """A new worker per call, each with its own session, over one database."""
+    db = ServiceDb(base, kernel, source)
+    calls = []
 
     def worker():
-        view = db.worker()
-        opened.append(view)
-        return worker_factory(service_cls, db=view, config=config)
+        # One call per worker, in turn: the last one's session is done with.
+        for view in calls:
+            view.close()
+        calls[:] = [db.worker()]
+        return worker_factory(service_cls, db=calls[0], config=config)
 
     try:
         yield worker
     finally:
-        for view in opened:
-            view.close()
-        db.close()
-        db.engine.dispose()
+        db.release()
 
 
 @pytest.fixture(scope="module")
