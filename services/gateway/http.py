@@ -4,6 +4,7 @@ marshmallow schemas, and answers every error in one JSON shape. Its routes
 are also what the OpenAPI document is built from."""
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -13,6 +14,7 @@ import uuid
 import amqp.exceptions
 import eventlet
 import kombu.exceptions
+from eventlet.semaphore import Semaphore
 from marshmallow import Schema, ValidationError
 from nameko.exceptions import ConfigurationError, ContainerBeingKilled, RemoteError, RpcTimeout, UnknownService
 from nameko.web.handlers import HttpRequestHandler
@@ -23,7 +25,7 @@ from werkzeug.wrappers import Request, Response
 from services.common.errors import (
     InvalidInput, LinliError, NotAuthenticated, PayloadTooLarge, Unavailable, invalid_input,
 )
-from services.common.metrics import HTTP_REQUESTS, HTTP_SECONDS
+from services.common.metrics import HTTP_REQUESTS, HTTP_SECONDS, HTTP_SHED
 from services.common.service import EXPECTED_ERRORS
 from services.gateway import auth
 
@@ -31,6 +33,56 @@ log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
 MAX_BODY_BYTES = 256 * 1024
+
+# Load shedding (see Admission). Defaults; deploy/config/gateway.yml sets them
+# from LINLI_GATEWAY_MAX_IN_FLIGHT, LINLI_GATEWAY_MAX_IN_FLIGHT_PER_SERVICE and
+# LINLI_GATEWAY_ADMISSION_WAIT.
+DEFAULT_ADMISSION_WAIT = 0.5    # seconds a waiting request may wait for a slot before it is refused
+WORKERS_KEPT_FOR_EVENTS = 2     # of max_workers: the alert and feed consumers always find one
+RETRY_AFTER_SECONDS = 1
+
+
+class Admission:
+    """At most `limit` requests at once, and at most as many again waiting for
+    a slot, each for `wait` seconds at most. Past that a request is refused at
+    once: Unavailable (503, Retry-After), rather than queued without bound.
+    A limit of 0 admits everything."""
+
+    def __init__(self, limit: int, wait: float, scope: str):
+        self.limit = max(0, int(limit))
+        self.wait = max(0.0, float(wait))
+        self.scope = scope  # for the metric and the message: "gateway" or a service's name
+        self._slots = Semaphore(self.limit) if self.limit else None
+        self._waiting = 0
+
+    @property
+    def in_flight(self) -> int:
+        return self.limit - self._slots.counter if self._slots is not None else 0
+
+    @contextlib.contextmanager
+    def admit(self):
+        if self._slots is None:
+            yield
+            return
+        if not self._slots.acquire(blocking=False):
+            if self._waiting >= self.limit or not self.wait:
+                self._refuse()
+            self._waiting += 1
+            try:
+                admitted = self._slots.acquire(timeout=self.wait)
+            finally:
+                self._waiting -= 1
+            if not admitted:
+                self._refuse()
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+    def _refuse(self):
+        HTTP_SHED.labels(self.scope).inc()
+        what = "The gateway is" if self.scope == "gateway" else f"The {self.scope} service is"
+        raise Unavailable(f"{what} busy; try again in a moment.", {"retry_after": RETRY_AFTER_SECONDS})
 
 
 def json_response(payload, status: int = 200, headers: dict | None = None) -> Response:
@@ -96,7 +148,26 @@ class _RedactingLog:
         return getattr(self.logger, name)
 
 
+def gateway_admission(config: dict) -> Admission:
+    """The bound on one gateway process's API requests in flight: MAX_IN_FLIGHT,
+    at most (and by default) max_workers - 2. Requests beyond max_workers would
+    wait for a worker without bound, and the event handlers (alerts, the feed)
+    share that pool: some workers are kept for them."""
+    most = max(1, int(config.get("max_workers", 10)) - WORKERS_KEPT_FOR_EVENTS)
+    limit = min(int(config.get("MAX_IN_FLIGHT") or 0) or most, most)
+    return Admission(limit, float(config.get("ADMISSION_WAIT", DEFAULT_ADMISSION_WAIT)), "gateway")
+
+
 class JsonWebServer(WebServer):
+    """nameko's web server, with the JSON error shape, a redacting access log,
+    and one Admission for every API request this gateway process serves."""
+
+    admission = Admission(0, 0, "gateway")
+
+    def setup(self):
+        super().setup()
+        self.admission = gateway_admission(self.container.config)
+
     def get_wsgi_app(self):
         return JsonWsgiApp(self)
 
@@ -124,7 +195,7 @@ class ApiEntrypoint(HttpRequestHandler):
                  body: type[Schema] | None = None, query: type[Schema] | None = None,
                  response: type[Schema] | None = None, status: int = 200,
                  summary: str = "", prefix: str = API_PREFIX, in_openapi: bool = True,
-                 idempotent: bool = False, event_stream: bool = False, **kwargs):
+                 idempotent: bool = False, event_stream: bool = False, shed: bool = True, **kwargs):
         kwargs.setdefault("expected_exceptions", EXPECTED_ERRORS)
         super().__init__(method, prefix + path, **kwargs)
         self.path = prefix + path
@@ -138,6 +209,9 @@ class ApiEntrypoint(HttpRequestHandler):
         self.idempotent = idempotent  # honours an Idempotency-Key header (request.idempotency_key)
         # Answers with server-sent events; takes the token as ?access_token= too (EventSource sends no headers).
         self.event_stream = event_stream
+        # Refused with a 503 when the gateway is saturated (JsonWebServer.admission);
+        # probes, metrics and the long-lived streams are always admitted.
+        self.shed = shed and not event_stream
 
     def setup(self):
         secret = self.container.config.get("JWT_SECRET") or ""
@@ -148,7 +222,14 @@ class ApiEntrypoint(HttpRequestHandler):
 
     def handle_request(self, request):
         started = time.perf_counter()
-        response = self._answer(request)
+        if self.shed:
+            try:
+                with self.server.admission.admit():
+                    response = self._answer(request)
+            except Unavailable as exc:
+                response = error_response(exc)
+        else:
+            response = self._answer(request)
         HTTP_REQUESTS.labels(self.path, self.method, response.status_code).inc()
         HTTP_SECONDS.labels(self.path).observe(time.perf_counter() - started)
         return response

@@ -25,7 +25,7 @@ _ERRORS = {
     "413": "The body is too large",
     "422": "The Idempotency-Key was used before with a different request",
     "429": "Too many failed logins for this username: wait Retry-After seconds",
-    "503": "A service did not answer in time",
+    "503": "A service did not answer in time; or the gateway is busy (load shed): wait Retry-After seconds",
 }
 # Errors that only some operations answer, by operationId.
 _OPERATION_ERRORS = {
@@ -108,7 +108,7 @@ def build_spec(service_cls) -> dict:
             operation["responses"][status] = {
                 "description": _ERRORS[status],
                 "content": {"application/json": {"schema": _ERROR_SCHEMAS.get((name, status), "Error")}}}
-            if status == "429":
+            if status == "429" or (status == "503" and route.shed):
                 operation["responses"][status]["headers"] = _RETRY_AFTER
         spec.path(path=path, operations={route.method.lower(): operation})
     return spec.to_dict()

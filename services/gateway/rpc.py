@@ -1,5 +1,7 @@
 """RPC to the other services with a deadline: nameko 2's proxy waits forever,
-and a client must get a 503 instead."""
+and a client must get a 503 instead. And with a bound on the calls in flight
+to each service: past it, a call is refused at once with a 503 and Retry-After
+(load shedding) rather than queued behind the service's backlog."""
 from __future__ import annotations
 
 import eventlet
@@ -7,37 +9,57 @@ from nameko.rpc import RpcProxy
 
 from services.common import config as linli_config
 from services.common.errors import Unavailable
+from services.gateway.http import DEFAULT_ADMISSION_WAIT, Admission
+
+# Probes are never shed: a busy service is still a ready one.
+UNBOUNDED_METHODS = frozenset({"ping"})
 
 
 class _DeadlineProxy:
-    def __init__(self, proxy, service_name: str, timeout: float):
+    def __init__(self, proxy, service_name: str, timeout: float, admission: Admission):
         self._proxy = proxy
         self._service_name = service_name
         self._timeout = timeout
+        self._admission = admission
 
     def __getattr__(self, method_name):
         method = getattr(self._proxy, method_name)
 
+        if method_name in UNBOUNDED_METHODS:
+            return lambda *args, **kwargs: self._call(method, args, kwargs)
+
         def call(*args, **kwargs):
-            # The call runs in a green thread of its own, and the caller waits for it
-            # only until the deadline. Waiting in place is not enough: when the broker
-            # blocks publishers (a memory or disk alarm), the deadline interrupts the
-            # publish, but kombu then closes the pooled connection, and that close waits
-            # for the blocked broker with no deadline at all.
-            attempt = eventlet.spawn(lambda: method.call_async(*args, **kwargs).result())
-            try:
-                with eventlet.Timeout(self._timeout):
-                    return attempt.wait()
-            except eventlet.Timeout:
-                attempt.kill()  # returns at once; a stuck close ends when the broker unblocks
-                raise Unavailable(f"The {self._service_name} service did not answer in time.")
+            with self._admission.admit():
+                return self._call(method, args, kwargs)
 
         return call
 
+    def _call(self, method, args, kwargs):
+        # The call runs in a green thread of its own, and the caller waits for it
+        # only until the deadline. Waiting in place is not enough: when the broker
+        # blocks publishers (a memory or disk alarm), the deadline interrupts the
+        # publish, but kombu then closes the pooled connection, and that close waits
+        # for the blocked broker with no deadline at all.
+        attempt = eventlet.spawn(lambda: method.call_async(*args, **kwargs).result())
+        try:
+            with eventlet.Timeout(self._timeout):
+                return attempt.wait()
+        except eventlet.Timeout:
+            attempt.kill()  # returns at once; a stuck close ends when the broker unblocks
+            raise Unavailable(f"The {self._service_name} service did not answer in time.")
+
 
 class ServiceRpc(RpcProxy):
-    """Like RpcProxy, but every call gives up after RPC_TIMEOUT seconds."""
+    """Like RpcProxy, but every call gives up after RPC_TIMEOUT seconds, and at
+    most MAX_IN_FLIGHT_PER_SERVICE calls to the service are in flight from this
+    process (0: no bound); one more waits ADMISSION_WAIT seconds at most."""
+
+    def setup(self):
+        super().setup()
+        config = self.container.config
+        self.timeout = float(linli_config.setting(config, "RPC_TIMEOUT"))
+        self.admission = Admission(int(config.get("MAX_IN_FLIGHT_PER_SERVICE") or 0),
+                                   float(config.get("ADMISSION_WAIT", DEFAULT_ADMISSION_WAIT)), self.target_service)
 
     def get_dependency(self, worker_ctx):
-        timeout = float(linli_config.setting(self.container.config, "RPC_TIMEOUT"))
-        return _DeadlineProxy(super().get_dependency(worker_ctx), self.target_service, timeout)
+        return _DeadlineProxy(super().get_dependency(worker_ctx), self.target_service, self.timeout, self.admission)

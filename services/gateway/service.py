@@ -468,12 +468,12 @@ class GatewayService(KernelEntrypoints):
         except (Exception, eventlet.Timeout) as exc:
             return None, type(exc).__name__
 
-    @api("GET", "/", roles=None, prefix="", in_openapi=False)
+    @api("GET", "/", roles=None, prefix="", in_openapi=False, shed=False)
     def dashboard_page(self, request):
         """The dashboard for the office's wall: counters, bars, zones, a live feed."""
         return html_response(PAGES["dashboard"])
 
-    @api("GET", "/public", roles=None, prefix="", in_openapi=False)
+    @api("GET", "/public", roles=None, prefix="", in_openapi=False, shed=False)
     def public_page(self, request):
         """The transparency page: each drive's totals and where goods went; receipt lookup."""
         return html_response(PAGES["public"])
@@ -492,12 +492,12 @@ class GatewayService(KernelEntrypoints):
         """This document."""
         return build_spec(type(self))
 
-    @api("GET", "/health", roles=None, response=HealthSchema)
+    @api("GET", "/health", roles=None, response=HealthSchema, shed=False)
     def health(self, request):
         """Liveness: the gateway process answers."""
         return {"status": "ok"}
 
-    @api("GET", "/ready", roles=None, response=ReadySchema)
+    @api("GET", "/ready", roles=None, response=ReadySchema, shed=False)
     def ready(self, request):
         """Readiness: the broker and every service answer."""
         checks = {"broker": self._check_broker()}
@@ -510,7 +510,7 @@ class GatewayService(KernelEntrypoints):
             return body
         return json_response({**error_payload("not_ready", "Not every part answers yet.", checks), **body}, 503)
 
-    @api("GET", "/metrics", roles=None, in_openapi=False)
+    @api("GET", "/metrics", roles=None, in_openapi=False, shed=False)
     def prometheus_metrics(self, request):
         """Prometheus metrics of the gateway process, with every dead-letter
         queue's depth as the broker has it now."""
