@@ -3,8 +3,10 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# The PostgreSQL server `make test-postgres` makes its throwaway databases on.
+LINLI_TEST_POSTGRES ?= postgresql://postgres@127.0.0.1:5432
 
-.PHONY: run test fault bench lint broker browser install clean
+.PHONY: run test test-postgres fault bench lint broker browser postgres install clean
 
 $(VENV)/.installed: pyproject.toml
 	@python3 -c 'import ensurepip, venv' 2>/dev/null || { \
@@ -24,11 +26,18 @@ broker:
 browser:
 	bash deploy/ensure-chromium.sh
 
+postgres:
+	LINLI_TEST_POSTGRES=$(LINLI_TEST_POSTGRES) bash deploy/ensure-postgres.sh
+
 run: install broker
 	$(VENV)/bin/linli up --demo
 
 test: install broker browser
 	$(PY) -m pytest -m "not fault" $(PYTEST_ARGS)
+
+# The same suite with every service's data in PostgreSQL (a new database per stack).
+test-postgres: install broker browser postgres
+	LINLI_TEST_POSTGRES=$(LINLI_TEST_POSTGRES) $(PY) -m pytest -m "not fault" $(PYTEST_ARGS)
 
 fault: install broker
 	$(PY) -m pytest -m fault $(PYTEST_ARGS)

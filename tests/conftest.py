@@ -17,6 +17,11 @@ def pytest_report_header(config):
     return f"databases: {'PostgreSQL at ' + databases.POSTGRES_SERVER if databases.on_postgres() else 'SQLite'}"
 
 
+def pytest_sessionstart(session):
+    if databases.on_postgres():
+        databases.drop_stale()
+
+
 def pytest_sessionfinish(session, exitstatus):
     databases.drop_created()
 

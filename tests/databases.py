@@ -45,6 +45,21 @@ def service_database_env(folder: Path, services) -> dict[str, str]:
     return {f"LINLI_{service.upper()}_DB": database_url(folder, service) for service in services}
 
 
+def drop_stale():
+    """Drop databases left by a test session that died before dropping its own."""
+    engine = _server_engine()
+    try:
+        with engine.connect() as connection:
+            names = connection.execute(text(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'linli\\_test\\_%'")).scalars().all()
+            for name in names:
+                pid = int(name.split("_")[2])
+                if pid != os.getpid() and not Path(f"/proc/{pid}").exists():
+                    connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        engine.dispose()
+
+
 def drop_created():
     """Drop this session's databases, whoever still holds a connection to them."""
     if not _created:

@@ -122,6 +122,17 @@ class Stack:
         process.kill()
         process.wait()
 
+    def stop_process(self, service: str, index: int = 0, timeout: float = 15):
+        """SIGTERM one process, as scaling down does: nameko finishes the workers
+        it runs, and the broker gives the messages it held to the other instances."""
+        process = self.processes.pop((service, index))
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
     def alive(self) -> dict[str, bool]:
         return {f"{service}-{index}": process.poll() is None
                 for (service, index), process in self.processes.items()}

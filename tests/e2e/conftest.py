@@ -34,13 +34,14 @@ def linli(env: dict, *args: str) -> subprocess.CompletedProcess:
 
 @contextlib.contextmanager
 def running_stack(broker, var, *, start: bool = True, metrics_port: int = 0, ready_timeout: float = 90,
-                  **env_overrides):
-    """Every service as a process, on `broker` (a vhost, or a private node),
-    data in `var`, with the first admin made as an operator would (`linli
-    admin create`). `start=False`: prepared, but no process started."""
+                  scale: dict[str, int] | None = None, **env_overrides):
+    """Every service as a process (`scale`: instances of some), on `broker`
+    (a vhost, or a private node), data in `var`, with the first admin made as
+    an operator would (`linli admin create`). `start=False`: prepared, but no
+    process started."""
     env = (dict(os.environ, AMQP_URI=broker.amqp_uri, LINLI_OUTBOX_GRACE_SECONDS="1")
            | databases.service_database_env(var, SERVICES) | env_overrides)
-    stack = Stack(var, env=env, port=free_port(), metrics_port=metrics_port)
+    stack = Stack(var, env=env, port=free_port(), metrics_port=metrics_port, scale=scale)
     stack.prepare()
     created = linli(stack.env, "--var", str(var), "admin", "create",
                     "--username", "admin", "--password", ADMIN_PASSWORD)
