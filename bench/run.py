@@ -201,7 +201,7 @@ class Postgres:
         env = {}
         with self.engine.connect() as connection:
             for service in SERVICES:
-                database = f"linli_bench_{run}_{service}"
+                database = f"bench_linli_{run}_{service}"
                 connection.execute(text(f'CREATE DATABASE "{database}"'))
                 self.created.append(database)
                 env[f"LINLI_{service.upper()}_DB"] = f"{self.server}/{database}"
@@ -227,7 +227,8 @@ class Bench:
         self.args = args
         self.folder = folder
         self.report: dict = {"started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                             "options": {k: v for k, v in vars(args).items()}, "targets": TARGETS}
+                             "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                             "targets": TARGETS}
         self.vhost = Vhost(linli_config.amqp_uri(), prefix="linli-bench")
         self.bare_vhost = Vhost(linli_config.amqp_uri(), prefix="linli-bench-bare")
         self.postgres = Postgres(args.postgres) if args.postgres else None
@@ -383,7 +384,7 @@ class Bench:
 
     def curve(self):
         progress(f"1. closed-loop curve at {self.args.concurrency} connections, {self.args.duration:g} s each")
-        curve = {"donations": [], "cases": [], "bare": []}
+        curve = {target: [] for target in ("donations", "cases", "bare") if target in self.args.targets}
         for connections in self.args.concurrency:
             for target in curve:  # interleaved: the machine's noise falls on all three alike
                 result = self.load(target, mode="closed", connections=connections)
@@ -589,7 +590,7 @@ def verdicts(report: dict) -> list[tuple[str, str, bool | None]]:
     """Each target of issue 8: (what, measured, met?)."""
     out = []
     curve = report.get("curve")
-    if curve:
+    if curve and curve.get("donations") and curve.get("bare"):
         best = max(curve["donations"], key=lambda r: r["ok_per_s"])
         bare_best = max(curve["bare"], key=lambda r: r["ok_per_s"])
         out.append(("durable donation writes/s through the gateway (best of the curve)",
@@ -690,7 +691,7 @@ def markdown(report: dict) -> str:
                   "CPU milliseconds per answered request, by process, at each path's best closed-loop step "
                   "(RabbitMQ's figure includes other vhosts' traffic on the shared broker):", "",
                   "| path | at | ok/s | CPU ms per request |", "|---|---|---|---|"]
-        for target in ("donations", "cases", "bare"):
+        for target in report["curve"]:
             best = max(report["curve"][target], key=lambda r: r["ok_per_s"])
             if best["ok_per_s"]:
                 per = sorted(((k, v * 1000 / best["ok_per_s"]) for k, v in best["cpu"].items()
@@ -702,6 +703,8 @@ def markdown(report: dict) -> str:
         for target, title in (("donations", "Donation writes, `POST /api/v1/campaigns/{id}/donations`"),
                               ("cases", "Case openings, `POST /api/v1/cases` (and the alert each makes)"),
                               ("bare", "Bare nameko reference, HTTP → RPC → reply + event, no database")):
+            if target not in report["curve"]:
+                continue
             lines += [f"### {title}", "", "| connections | ok/s | p50 ms | p95 ms | p99 ms | non-2xx | cpu |",
                       "|---|---|---|---|---|---|---|"]
             lines += [row(r, r["connections"]) for r in report["curve"][target]]
@@ -715,7 +718,8 @@ def markdown(report: dict) -> str:
             lines.append("")
         lines += ["Ratio of donation writes to the bare path at each level: " + ", ".join(
             f"{d['connections']}: {d['ok_per_s'] / b['ok_per_s']:.2f}×" for d, b in
-            zip(report["curve"]["donations"], report["curve"]["bare"], strict=True) if b["ok_per_s"]), ""]
+            zip(report["curve"].get("donations", []), report["curve"].get("bare", []), strict=False)
+            if b["ok_per_s"]), ""]
     if report.get("alert_idle"):
         a = report["alert_idle"]
         lines += ["## Alert latency, one case at a time", "",
@@ -853,6 +857,9 @@ def main() -> int:
                              "postgresql://postgres@127.0.0.1:5432 (or LINLI_BENCH_POSTGRES); default SQLite")
     parser.add_argument("--only", nargs="+", choices=["curve", "alerts", "open", "scaling", "totals"],
                         help="run only these phases (open and scaling need curve)")
+    parser.add_argument("--targets", nargs="+", choices=["donations", "cases", "bare"],
+                        default=["donations", "cases", "bare"],
+                        help="the closed-loop curve's paths (default all three; tuning runs may skip some)")
     parser.add_argument("--out", type=Path, help="report path without suffix (default bench/results/report; "
                         "quick: bench/results/quick)")
     parser.add_argument("--plot", type=Path, help="the PNG (default docs/bench.png; quick: bench/results/quick.png)")

@@ -9,6 +9,7 @@ import logging
 from datetime import timedelta
 
 import eventlet
+from eventlet.event import Event
 from nameko.amqp.publish import Publisher
 from nameko.standalone.events import get_event_exchange
 from sqlalchemy import select, update
@@ -36,23 +37,42 @@ class Relay:
         # Rows this process is publishing now: the timer must not publish them a
         # second time while a worker's post-commit publish is under way.
         self._in_flight: set[str] = set()
+        # Just-committed rows waiting for the batch publisher, with an event for their worker.
+        self._waiting: list[tuple[list[str], Event]] = []
+        self._batcher = None
 
     def publish_now(self, ids: list[str], wait: float = PUBLISH_NOW_WAIT_SECONDS) -> int:
         """Publish these just-committed rows; on failure leave them to the timer.
 
-        The publish runs in a green thread of its own and the caller (a worker
-        that has committed and must answer) waits `wait` seconds at most: when
-        the broker blocks publishers (a memory or disk alarm), the publish goes
-        on alone until the broker unblocks, and its rows stay in flight, so the
+        Rows committed by several workers at about the same time go out in one
+        batch: one green thread publishes for all of them (one read of the
+        outbox, the publishes, one write marking them sent), and whatever is
+        committed meanwhile waits for the next batch. The caller (a worker that
+        has committed and must answer) waits `wait` seconds at most: when the
+        broker blocks publishers (a memory or disk alarm), the publish goes on
+        alone until the broker unblocks, and its rows stay in flight, so the
         timer does not publish them a second time meanwhile."""
-        attempt = eventlet.spawn(self._publish_just_committed, ids)
+        done = Event()
+        self._waiting.append((ids, done))
+        if self._batcher is None:
+            self._batcher = eventlet.spawn(self._publish_batches)
         try:
             with eventlet.Timeout(wait):
-                return attempt.wait()
+                return done.wait()
         except eventlet.Timeout:
             log.warning("outbox: %d event(s) not confirmed within %.0f s; publishing on in the background",
                         len(ids), wait)
             return 0
+
+    def _publish_batches(self):
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                published = self._publish_just_committed([row_id for ids, _ in batch for row_id in ids])
+                for ids, done in batch:
+                    done.send(len(ids) if published else 0)
+        finally:
+            self._batcher = None
 
     def _publish_just_committed(self, ids: list[str]) -> int:
         outbox = self.kernel.outbox
@@ -92,7 +112,8 @@ class Relay:
             # and holds no lock on a read, so the publishing below blocks no writer.
             rows = session.execute(query.with_for_update(skip_locked=True)).all()
             if order is not None:  # as the unit of work emitted them
-                rows.sort(key=lambda row: order.index(row.id))
+                position = {row_id: index for index, row_id in enumerate(order)}
+            rows.sort(key=lambda row: position[row.id])
             rows = [row for row in rows if row.id not in self._in_flight]
             claimed = {row.id for row in rows}
             self._in_flight |= claimed

@@ -1,4 +1,5 @@
 """Schemas the kernel shares: who is calling, as the gateway vouches for it."""
+import functools
 from datetime import datetime, timezone
 
 from marshmallow import Schema, ValidationError, fields, validate
@@ -14,8 +15,16 @@ class ActorSchema(Schema):
     roles = fields.List(fields.String(validate=validate.OneOf(ROLES)), required=True)
 
 
+@functools.cache
+def shared(schema_class: type[Schema], many: bool = False) -> Schema:
+    """One instance of a schema class for every call: building a marshmallow
+    schema costs more than most loads and dumps with it, and an instance keeps
+    no state between them (no schema here uses `context`)."""
+    return schema_class(many=many)
+
+
 def load_actor(actor: dict) -> dict:
-    return load_or_raise(ActorSchema(), actor)
+    return load_or_raise(shared(ActorSchema), actor)
 
 
 def is_admin(actor: dict) -> bool:

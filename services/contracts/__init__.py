@@ -12,6 +12,7 @@ from typing import NamedTuple
 from marshmallow import Schema, ValidationError
 
 from services.common.envelope import EnvelopeSchema
+from services.common.schemas import shared
 from services.contracts import donations, gateway, notifications, patrol, welfare
 
 PRODUCERS = {
@@ -48,15 +49,15 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
 
 def data_schema(source: str, event_type: str) -> Schema:
     try:
-        return PRODUCERS[source].SCHEMAS[event_type]()
-    except KeyError:
+        return shared(PRODUCERS[source].SCHEMAS[event_type])
+    except (KeyError, TypeError):  # TypeError: not hashable, so not a name
         raise ValidationError({"type": [f"Unknown event {source}.{event_type}."]})
 
 
 def validate(envelope: dict) -> dict:
     """Check an envelope and its data against the contract; return the envelope
     with its data as loaded. Raises marshmallow.ValidationError."""
-    loaded = EnvelopeSchema().load(envelope)
+    loaded = shared(EnvelopeSchema).load(envelope)
     loaded["data"] = data_schema(loaded["source"], loaded["type"]).load(loaded["data"])
     return loaded
 

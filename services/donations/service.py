@@ -17,7 +17,7 @@ from services.common.db import Database, get_by_id
 from services.common.errors import Conflict, NotFound
 from services.common.idempotency import idempotent
 from services.common.pagination import PageSchema, paginate
-from services.common.schemas import load_actor, load_or_raise, require_admin
+from services.common.schemas import load_actor, load_or_raise, require_admin, require_id, shared
 from services.common.service import KernelEntrypoints, rpc
 from services.contracts import donations as events
 from services.contracts.donations import ITEM_CATEGORIES
@@ -37,7 +37,7 @@ CASE_DESTINATION = "a household in need (hardship case)"
 
 def campaign_view(campaign: Campaign) -> dict:
     received = {s.category: s.received for s in campaign.stock if s.received}
-    return CampaignSchema().dump({
+    return shared(CampaignSchema).dump({
         **{column: getattr(campaign, column) for column in (
             "id", "code", "name", "goal_fen", "starts_on", "ends_on", "status", "created_by",
             "created_at", "goal_reached_at")},
@@ -65,7 +65,7 @@ class DonationsService(KernelEntrypoints):
     def create_campaign(self, payload: dict, actor: dict) -> dict:
         actor = load_actor(actor)
         require_admin(actor)
-        data = load_or_raise(CampaignCreateSchema(), payload)
+        data = load_or_raise(shared(CampaignCreateSchema), payload)
         for _attempt in range(5):  # a random code may, very rarely, be taken already
             try:
                 return self._create_campaign(data, actor)
@@ -90,7 +90,7 @@ class DonationsService(KernelEntrypoints):
 
     @rpc
     def list_campaigns(self, paging: dict | None = None) -> dict:
-        paging = load_or_raise(PageSchema(), paging)
+        paging = load_or_raise(shared(PageSchema), paging)
         result = paginate(self.db.session, select(Campaign), paging, Campaign.created_at, Campaign.id)
         return {"items": [campaign_view(c) for c in result["items"]], "next_cursor": result["next_cursor"]}
 
@@ -148,12 +148,18 @@ class DonationsService(KernelEntrypoints):
         """Record a donation and issue its receipt. With an idempotency key, the
         same call again returns the first receipt and counts nothing twice."""
         actor = load_actor(actor)
-        data = load_or_raise(DonationCreateSchema(), payload)
+        data = load_or_raise(shared(DonationCreateSchema), payload)
         if data["anonymous"]:
             data["donor_name"] = None  # an anonymous donor's name is not kept at all
         items = data["items"] or []
         with self.db.unit_of_work() as uow:
-            campaign = self._campaign(campaign_id, uow.session)
+            # The columns this needs, not the whole campaign with its stock.
+            campaign = uow.session.execute(select(
+                Campaign.id, Campaign.code, Campaign.status, Campaign.starts_on, Campaign.ends_on,
+                Campaign.goal_fen, Campaign.created_by,
+            ).where(Campaign.id == require_id(campaign_id, "campaign_id"))).one_or_none()
+            if campaign is None:
+                raise NotFound("No such campaign.")
             self._apply(domain.check_accepts_donations, campaign.status, campaign.starts_on,
                         campaign.ends_on, self._today())
             amount = data["amount_fen"] or 0
@@ -194,16 +200,16 @@ class DonationsService(KernelEntrypoints):
                 uow.emit(events.GOAL_REACHED, {"campaign_id": campaign.id, "goal_fen": campaign.goal_fen,
                                                "cash_fen": cash_after, "created_by": campaign.created_by})
             uow.commit()
-        return DonationSchema().dump(donation)
+        return shared(DonationSchema).dump(donation)
 
     @rpc
     def list_donations(self, campaign_id: str, paging: dict | None = None) -> dict:
         """Newest first; an anonymous donor's name was never kept."""
-        paging = load_or_raise(PageSchema(), paging)
+        paging = load_or_raise(shared(PageSchema), paging)
         self._campaign(campaign_id)
         query = select(Donation).where(Donation.campaign_id == campaign_id)
         result = paginate(self.db.session, query, paging, Donation.created_at, Donation.id)
-        return {"items": DonationListItemSchema(many=True).dump(result["items"]),
+        return {"items": shared(DonationListItemSchema, many=True).dump(result["items"]),
                 "next_cursor": result["next_cursor"]}
 
     @rpc
@@ -213,13 +219,13 @@ class DonationsService(KernelEntrypoints):
             Donation.campaign_id == campaign_id, Donation.receipt_no == receipt_no))
         if donation is None:
             raise NotFound("No such receipt in this campaign.")
-        return DonationSchema().dump(donation)
+        return shared(DonationSchema).dump(donation)
 
     @rpc
     def get_receipt(self, receipt_no: str, query: dict | None = None) -> dict:
         """Public: anyone holding a receipt's number and code. A wrong code
         looks exactly like an unknown number."""
-        code = load_or_raise(ReceiptQuerySchema(), query)["code"]
+        code = load_or_raise(shared(ReceiptQuerySchema), query)["code"]
         donation = self.db.session.scalar(select(Donation).where(Donation.receipt_no == receipt_no)) \
             if isinstance(receipt_no, str) else None
         if donation is None or not hmac.compare_digest(donation.verification_code.encode(),
@@ -260,7 +266,7 @@ class DonationsService(KernelEntrypoints):
         """Send goods out; never more than in stock, also when dispatches race."""
         actor = load_actor(actor)
         require_admin(actor)
-        data = load_or_raise(DispatchCreateSchema(), payload)
+        data = load_or_raise(shared(DispatchCreateSchema), payload)
         wanted = domain.count_items(data["items"])
         with self.db.unit_of_work() as uow:
             campaign = self._campaign(campaign_id, uow.session)
@@ -285,15 +291,15 @@ class DonationsService(KernelEntrypoints):
                 "to": "case" if dispatch.case_id else "place", "case_id": dispatch.case_id,
                 "items": [{"category": c, "quantity": q} for c, q in wanted.items()]})
             uow.commit()
-        return DispatchSchema().dump(dispatch)
+        return shared(DispatchSchema).dump(dispatch)
 
     @rpc
     def list_dispatches(self, campaign_id: str, paging: dict | None = None) -> dict:
-        paging = load_or_raise(PageSchema(), paging)
+        paging = load_or_raise(shared(PageSchema), paging)
         self._campaign(campaign_id)
         query = select(Dispatch).where(Dispatch.campaign_id == campaign_id)
         result = paginate(self.db.session, query, paging, Dispatch.created_at, Dispatch.id)
-        return {"items": DispatchSchema(many=True).dump(result["items"]), "next_cursor": result["next_cursor"]}
+        return {"items": shared(DispatchSchema, many=True).dump(result["items"]), "next_cursor": result["next_cursor"]}
 
     @staticmethod
     def _apply(rule, *args):

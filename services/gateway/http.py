@@ -26,6 +26,7 @@ from services.common.errors import (
     InvalidInput, LinliError, NotAuthenticated, PayloadTooLarge, Unavailable, invalid_input,
 )
 from services.common.metrics import HTTP_REQUESTS, HTTP_SECONDS, HTTP_SHED
+from services.common.schemas import shared
 from services.common.service import EXPECTED_ERRORS
 from services.gateway import auth
 
@@ -37,7 +38,7 @@ MAX_BODY_BYTES = 256 * 1024
 # Load shedding (see Admission). Defaults; deploy/config/gateway.yml sets them
 # from LINLI_GATEWAY_MAX_IN_FLIGHT, LINLI_GATEWAY_MAX_IN_FLIGHT_PER_SERVICE and
 # LINLI_GATEWAY_ADMISSION_WAIT.
-DEFAULT_ADMISSION_WAIT = 0.5    # seconds a waiting request may wait for a slot before it is refused
+DEFAULT_ADMISSION_WAIT = 1.0    # seconds a waiting request may wait for a slot before it is refused
 WORKERS_KEPT_FOR_EVENTS = 2     # of max_workers: the alert and feed consumers always find one
 RETRY_AFTER_SECONDS = 1
 
@@ -277,10 +278,10 @@ class ApiEntrypoint(HttpRequestHandler):
             raise InvalidInput("The body is not valid JSON.")
         if not isinstance(body, dict):
             raise InvalidInput("The body must be a JSON object.")
-        return body, self.body_schema().load(body)
+        return body, shared(self.body_schema).load(body)
 
     def _load_query(self, request) -> tuple[dict, dict]:
-        schema = self.query_schema() if self.query_schema is not None else None
+        schema = shared(self.query_schema) if self.query_schema is not None else None
         if self.in_openapi:  # an API route takes the query parameters it documents, no others
             known = set(schema.fields) if schema is not None else set()
             if self.event_stream:
