@@ -60,7 +60,30 @@ MAX_ID_LENGTH = 64
 
 
 def is_id(value) -> bool:
-    return isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH
+    return isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH and "\x00" not in value
+
+
+NUL_MESSAGE = "Text may not contain the NUL character (U+0000)."
+
+
+def has_nul(value) -> bool:
+    """A NUL character anywhere in JSON-like input: PostgreSQL cannot store
+    one in text, so it is bad input, refused before any query."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(key) or has_nul(item) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(has_nul(item) for item in value)
+    return False
+
+
+def refuse_nul(payload: dict):
+    """InvalidInput naming each field of `payload` that holds a NUL character."""
+    fields_with_nul = sorted(str(name) for name, value in payload.items() if has_nul(name) or has_nul(value))
+    if fields_with_nul:
+        raise InvalidInput("The request has invalid fields.",
+                           {"fields": {name: [NUL_MESSAGE] for name in fields_with_nul}})
 
 
 def require_id(value, field: str = "id") -> str:
@@ -73,6 +96,8 @@ def require_id(value, field: str = "id") -> str:
 
 def load_or_raise(schema: Schema, payload) -> dict:
     """Load RPC input; bad input becomes InvalidInput, field by field."""
+    if isinstance(payload, dict):
+        refuse_nul(payload)
     try:
         return schema.load(payload if payload is not None else {})
     except ValidationError as exc:

@@ -26,7 +26,7 @@ from services.common.errors import (
     InvalidInput, LinliError, NotAuthenticated, PayloadTooLarge, Unavailable, invalid_input,
 )
 from services.common.metrics import HTTP_REQUESTS, HTTP_SECONDS, HTTP_SHED
-from services.common.schemas import shared
+from services.common.schemas import NUL_MESSAGE, refuse_nul, shared
 from services.common.service import EXPECTED_ERRORS
 from services.gateway import auth
 
@@ -278,9 +278,13 @@ class ApiEntrypoint(HttpRequestHandler):
             raise InvalidInput("The body is not valid JSON.")
         if not isinstance(body, dict):
             raise InvalidInput("The body must be a JSON object.")
+        refuse_nul(body)
         return body, shared(self.body_schema).load(body)
 
     def _load_query(self, request) -> tuple[dict, dict]:
+        if "\x00" in request.path:  # a path parameter with a NUL character
+            raise InvalidInput(NUL_MESSAGE)
+        refuse_nul(request.args.to_dict())
         schema = shared(self.query_schema) if self.query_schema is not None else None
         if self.in_openapi:  # an API route takes the query parameters it documents, no others
             known = set(schema.fields) if schema is not None else set()

@@ -76,3 +76,23 @@ def test_bad_input_is_refused_field_by_field_and_changes_nothing(stack, admin, r
     assert snapshot(admin) == before
     assert member.get("/me/alerts").json()["items"] == []
     assert login(stack.url, "admin", "e2e-admin-password").token  # the admin account is unharmed
+
+
+def test_a_nul_character_anywhere_is_bad_input_and_changes_nothing(admin, register):
+    """PostgreSQL cannot store a NUL character in text: it is refused wherever it is sent."""
+    _member, member_profile = register()
+    household = admin.post("/households", {"compound": "Xingfu Garden", "address": "Room 2", "people": [
+        {"name": "王", "relation": "self", "birth_year": 1950}]}).json()
+    case_id = admin.post("/cases", {"household_id": household["id"], "categories": ["elderly"], "summary": "x",
+                                    "assignee_id": member_profile["id"]}).json()["id"]
+    before = snapshot(admin)
+
+    assert_error(admin.post(f"/cases/{case_id}/assign", {"assignee_id": "\u0000"}),
+                 400, "invalid_input", ("assignee_id",))
+    assert_error(admin.post("/households", {"compound": "X\u0000", "address": "Y", "people": [
+        {"name": "A\u0000", "relation": "self", "birth_year": 1950}]}), 400, "invalid_input", ("compound", "people"))
+    assert_error(admin.post("/cases/%00/assign", {"assignee_id": member_profile["id"]}), 400, "invalid_input")
+    assert_error(admin.get("/cases", params={"cursor": "\u0000"}), 400, "invalid_input", ("cursor",))
+
+    assert snapshot(admin) == before
+    assert admin.get(f"/cases/{case_id}").json()["assignee_id"] == member_profile["id"]

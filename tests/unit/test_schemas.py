@@ -8,7 +8,7 @@ from marshmallow import ValidationError
 from services import contracts
 from services.common.envelope import make_envelope
 from services.common.errors import InvalidInput
-from services.common.schemas import require_id
+from services.common.schemas import NUL_MESSAGE, load_or_raise, require_id
 from services.gateway.schemas import MemberCreateSchema
 from services.welfare.schemas import CaseOpenSchema, HouseholdCreateSchema
 
@@ -253,3 +253,16 @@ def test_what_is_not_an_id_is_invalid_input_naming_the_field(value):
 
 def test_an_id_is_returned_as_it_came():
     assert require_id("0f3c" * 8) == "0f3c" * 8
+
+
+def test_a_nul_character_anywhere_in_rpc_input_is_refused_field_by_field():
+    """PostgreSQL cannot store one in text: it must never reach a query."""
+    good = {"compound": "Xingfu Garden", "address": "Room 1", "people": [
+        {"name": "王", "relation": "self", "birth_year": 1950}]}
+    with pytest.raises(InvalidInput) as refused:
+        load_or_raise(HouseholdCreateSchema(), {**good, "address": "Room\x001", "people": [
+            {"name": "王\x00", "relation": "self", "birth_year": 1950}]})
+    assert refused.value.details["fields"] == {"address": [NUL_MESSAGE], "people": [NUL_MESSAGE]}
+    with pytest.raises(InvalidInput):
+        require_id("\x00")
+    assert load_or_raise(HouseholdCreateSchema(), good)["address"] == "Room 1"
