@@ -28,11 +28,22 @@ def _scale(values: list[str]) -> dict[str, int]:
     return scale
 
 
+def scaled_on_sqlite(stack: Stack) -> list[str]:
+    """Services to run as several instances on one SQLite file."""
+    return [service for service, count in stack.scale.items()
+            if count > 1 and stack.db_url(service).startswith("sqlite")]
+
+
 def cmd_up(args) -> int:
     from services.ops import demo
 
     stack = Stack(Path(args.var), scale=_scale(args.scale), port=args.port, metrics_port=args.metrics_port)
     print(f"linli: broker {_safe_uri(stack.env['AMQP_URI'])}; data and logs in {stack.var_dir}/")
+    on_sqlite = scaled_on_sqlite(stack)
+    if on_sqlite:
+        print(f"linli: warning: several instances of {', '.join(on_sqlite)} on SQLite: they share one file "
+              f"with no row locks (an event left behind by an outage may be published twice) and one writer; "
+              f"give each a PostgreSQL database (LINLI_<SERVICE>_DB=postgresql://...)", file=sys.stderr)
     print("linli: migrating databases and declaring queues ...")
     try:
         running = stack.already_running()

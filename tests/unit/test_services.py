@@ -324,3 +324,12 @@ def test_alerts_after_replays_what_a_stream_missed_oldest_first(notifications):
     # Another member's alert id, or an unknown one, replays nothing.
     assert notifications().alerts_after("member-b", first["id"]) == []
     assert notifications().alerts_after("member-a", "no-such-alert") == []
+
+
+def test_linli_up_warns_of_several_instances_on_one_sqlite_file(tmp_path):
+    from services.ops.cli import scaled_on_sqlite
+    from services.ops.stack import Stack
+
+    env = {"LINLI_WELFARE_DB": "postgresql://postgres@127.0.0.1:5432/linli_welfare"}
+    stack = Stack(tmp_path, env=env, scale={"donations": 3, "welfare": 2, "patrol": 1})
+    assert scaled_on_sqlite(stack) == ["donations"]
