@@ -321,7 +321,10 @@ class Bench:
                 "os": platform.platform(), "python": platform.python_version(),
                 "nameko": getattr(nameko, "__version__", "2.14"), "rabbitmq": rabbitmq, "database": database,
                 "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-                "max_workers": os.environ.get("LINLI_MAX_WORKERS", "10 (nameko's default)")}
+                "max_workers": os.environ.get("LINLI_MAX_WORKERS", "10 (nameko's default)"),
+                # Settings of this run that differ from deploy/config's defaults (load shedding, ...).
+                "settings": {k: v for k, v in sorted(os.environ.items())
+                             if k.startswith("LINLI_") and k not in ("LINLI_BENCH_POSTGRES", "LINLI_MAX_WORKERS")}}
 
     def pids(self) -> dict:
         pids = {f"{service}-{index}": process.pid for (service, index), process in self.stack.processes.items()}
@@ -664,7 +667,9 @@ def markdown(report: dict) -> str:
     lines = [f"# Linli benchmark, {report['started_at']}", "",
              f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gb']} GB, {m['os']}; Python {m['python']}, "
              f"nameko {m['nameko']}, RabbitMQ {m['rabbitmq']}; {m['database']}; one `nameko run` process per "
-             f"service instance, max_workers {m['max_workers']}. Load average at the start: "
+             f"service instance, max_workers {m['max_workers']}; settings "
+             f"{', '.join(f'{k}={v}' for k, v in m.get('settings', {}).items()) or 'as deploy/config has them'}. "
+             f"Load average at the start: "
              f"{m['load_average_at_start']}. Run: `{report['command']}`, {report['elapsed_s']:.0f} s.", "",
              "The load generator (bench/loadgen.py) is its own process on the same 2 cores; the `cpu` columns "
              "say what share of one core each process used during the step, `others` is the rest of the "
