@@ -451,7 +451,9 @@ class Bench:
             time.sleep(1)
 
     def scaling(self):
-        connections = self.args.scale_connections or self.report["open_loop"]["max_at_connections"]
+        connections = self.args.scale_connections or (
+            self.report["open_loop"]["max_at_connections"] if "open_loop" in self.report
+            else max(self.report["curve"]["donations"], key=lambda r: r["ok_per_s"])["connections"])
         progress(f"4. donation instances 1, 2, 3 at {connections} connections")
         scaling = []
         for instances in (1, 2, 3):
