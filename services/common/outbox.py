@@ -113,7 +113,7 @@ class Relay:
             rows = session.execute(query.with_for_update(skip_locked=True)).all()
             if order is not None:  # as the unit of work emitted them
                 position = {row_id: index for index, row_id in enumerate(order)}
-            rows.sort(key=lambda row: position[row.id])
+                rows.sort(key=lambda row: position[row.id])
             rows = [row for row in rows if row.id not in self._in_flight]
             claimed = {row.id for row in rows}
             self._in_flight |= claimed
