@@ -1,0 +1,70 @@
+"""The outbox relay without a broker: the timer's sweep publishes what a crash
+left behind, oldest first, and marks it sent; just-committed rows of several
+workers at once go out in batches, each row once, in the order committed."""
+import json
+from datetime import timedelta
+
+import eventlet
+from sqlalchemy import insert, select
+
+from services.common.clock import naive_utcnow
+from services.common.db import make_engine
+from services.common.outbox import Relay
+from services.donations.models import Base, kernel
+
+
+class RecordingPublisher:
+    def __init__(self):
+        self.published: list[str] = []
+        self.calls = 0
+
+    def publish(self, envelope, exchange=None, routing_key=None):
+        eventlet.sleep(0.01)  # a broker round trip: others commit meanwhile
+        self.published.append(envelope["id"])
+
+
+def relay_with_rows(count: int, age_seconds: float):
+    engine = make_engine("sqlite://")
+    Base.metadata.create_all(engine)
+    relay = Relay(engine, kernel, "donations", {"AMQP_URI": "memory://", "OUTBOX_GRACE_SECONDS": 1})
+    relay.publisher = RecordingPublisher()
+    relay._topology_declared = True
+    ids = [f"event-{n:03d}" for n in range(count)]
+    with engine.begin() as connection:
+        for n, row_id in enumerate(ids):
+            connection.execute(insert(kernel.outbox).values(
+                id=row_id, source="donations", event_type="donation_received",
+                envelope=json.dumps({"id": row_id}),
+                created_at=naive_utcnow() - timedelta(seconds=age_seconds) + timedelta(milliseconds=n)))
+    return relay, ids
+
+
+def unsent(relay) -> list[str]:
+    with relay.engine.connect() as connection:
+        return [row.id for row in connection.execute(
+            select(kernel.outbox.c.id).where(kernel.outbox.c.sent_at.is_(None)))]
+
+
+def test_the_timer_publishes_what_was_left_behind_oldest_first_and_marks_it_sent():
+    relay, ids = relay_with_rows(5, age_seconds=60)
+    assert relay.publish_pending() == 5
+    assert relay.publisher.published == ids
+    assert unsent(relay) == []
+    assert relay.publish_pending() == 0  # nothing twice
+
+
+def test_the_timer_leaves_rows_within_their_grace_to_the_worker_that_wrote_them():
+    relay, _ids = relay_with_rows(3, age_seconds=0)
+    assert relay.publish_pending() == 0
+    assert len(unsent(relay)) == 3
+
+
+def test_rows_committed_at_once_by_several_workers_go_out_in_batches_each_once_in_order():
+    relay, ids = relay_with_rows(12, age_seconds=0)
+    pool = eventlet.GreenPool()
+    answers = list(pool.imap(lambda pair: relay.publish_now(list(pair)), zip(ids[::2], ids[1::2], strict=True)))
+    assert answers == [2] * 6
+    assert sorted(relay.publisher.published) == ids and len(set(relay.publisher.published)) == 12
+    assert relay.publisher.published == ids  # in the order the workers committed
+    assert unsent(relay) == []
+    assert relay._batcher is None and relay._waiting == []
