@@ -1,6 +1,7 @@
-"""Two places where nameko 2.14 lets a lost broker connection kill the whole
-service. Both are patched here, once, for every service: `services.common.service`
-imports this module.
+"""Where Linli changes nameko 2.14, once, for every service
+(`services.common.service` imports this module).
+
+Two places where nameko lets a lost broker connection kill the whole service:
 
 - `QueueConsumer.ack_message` / `requeue_message` catch only amqp's own
   ConnectionError. An ack written to a socket that the broker has reset
@@ -11,6 +12,8 @@ imports this module.
 - `RpcConsumer.handle_result` sends the reply, then acks. A reply that cannot
   be sent (the broker is restarting) raises, with the same result. The caller
   then times out (the gateway answers 503), and the broker redelivers the request.
+
+And RPC replies go without publisher confirms (ReplyPublisher).
 """
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ import logging
 
 import amqp
 import kombu.exceptions
+import nameko.rpc
+from nameko.amqp.publish import Publisher
 from nameko.messaging import QueueConsumer
 from nameko.rpc import RpcConsumer
 
@@ -56,3 +61,16 @@ QueueConsumer.requeue_message = _survive_a_lost_connection(
     QueueConsumer.requeue_message, "a message was requeued", lambda: None)
 RpcConsumer.handle_result = _survive_a_lost_connection(
     RpcConsumer.handle_result, "an RPC reply was sent", lambda result, exc_info: (result, exc_info))
+
+
+class ReplyPublisher(Publisher):
+    """RPC replies without publisher confirms. A confirm costs the replying
+    service a round trip to the broker on every call, and buys nothing here:
+    a reply lost with the broker is a caller's timeout (the gateway's 503),
+    and the caller's retry with its Idempotency-Key gets the first answer.
+    Requests keep their confirms (nameko needs them to raise UnknownService)."""
+
+    use_confirms = False
+
+
+nameko.rpc.Responder.publisher_cls = ReplyPublisher

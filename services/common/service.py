@@ -1,30 +1,14 @@
 """Entrypoints every Linli service has, whatever its domain."""
-import nameko.rpc
 from marshmallow import ValidationError
-from nameko.amqp.publish import Publisher
 from nameko.rpc import rpc as nameko_rpc
 from nameko.timer import timer
 
-from services.common import nameko_patches  # noqa: F401 -- a lost connection must not kill a service
+from services.common import nameko_patches  # noqa: F401 -- a lost connection must not kill a service; replies unconfirmed
 from services.common.errors import LinliError
 from services.common.metrics import Metrics
 
 # Refusals a caller caused: logged as warnings, not as errors of the service.
 EXPECTED_ERRORS = (LinliError, ValidationError)
-
-
-
-class ReplyPublisher(Publisher):
-    """RPC replies without publisher confirms. A confirm costs the replying
-    service a round trip to the broker on every call, and buys nothing here:
-    a reply lost with the broker is a caller's timeout (the gateway's 503),
-    and the caller's retry with its Idempotency-Key gets the first answer.
-    Requests keep their confirms (nameko needs them to raise UnknownService)."""
-
-    use_confirms = False
-
-
-nameko.rpc.Responder.publisher_cls = ReplyPublisher
 
 # nameko's @rpc, with our refusals marked as expected.
 rpc = nameko_rpc(expected_exceptions=EXPECTED_ERRORS)
