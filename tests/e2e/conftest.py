@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 
 import pytest
@@ -66,6 +67,13 @@ def query(stack: Stack, service: str, sql: str, *params) -> list[tuple]:
                 text(sql), {f"p{index}": value for index, value in enumerate(params)})]
     finally:
         engine.dispose()
+
+
+def timed(call):
+    """(what `call()` answered, the seconds it took)."""
+    started = time.monotonic()
+    answer = call()
+    return answer, time.monotonic() - started
 
 
 def table_names(stack: Stack, service: str) -> list[str]:

@@ -3,14 +3,13 @@ low) on a private node: a write through the gateway answers 503 within the
 RPC deadline instead of hanging, reads the gateway answers itself go on, and
 once the alarm clears the same write with the same Idempotency-Key counts once;
 a write the gateway commits itself answers at once and its event follows."""
-import time
 import uuid
 
 import pytest
 import requests
 
 from tests.conftest import wait_for
-from tests.e2e.conftest import ADMIN_PASSWORD, login, query, running_stack
+from tests.e2e.conftest import ADMIN_PASSWORD, login, query, running_stack, timed
 from tests.e2e.test_donations import campaign_of, donate, new_campaign
 
 RPC_TIMEOUT = 2.0
@@ -23,12 +22,6 @@ def alarm_stack(node, tmp_path_factory):
     with running_stack(node, tmp_path_factory.mktemp("alarm") / "var",
                        LINLI_RPC_TIMEOUT=str(RPC_TIMEOUT)) as stack:
         yield stack
-
-
-def timed(call):
-    started = time.monotonic()
-    answer = call()
-    return answer, time.monotonic() - started
 
 
 def alarmed(node):

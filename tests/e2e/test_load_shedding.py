@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.e2e.conftest import running_stack
+from tests.e2e.conftest import running_stack, timed
 from tests.e2e.test_donations import campaign_of, donate, new_campaign
 
 RPC_TIMEOUT = 3
@@ -29,12 +29,6 @@ def stack(module_vhost, tmp_path_factory):
                        LINLI_GATEWAY_MAX_IN_FLIGHT_PER_SERVICE=str(PER_SERVICE),
                        LINLI_GATEWAY_ADMISSION_WAIT=str(WAIT)) as stack:
         yield stack
-
-
-def timed(call):
-    started = time.monotonic()
-    answer = call()
-    return answer, time.monotonic() - started
 
 
 def is_shed(answer) -> bool:

@@ -11,11 +11,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.common.db import UnitOfWork, make_engine
-from tests import databases
 from services.gateway import models as gateway_models
 from services.notifications import models as notification_models
 from services.patrol import models as patrol_models
 from services.welfare import models as welfare_models
+from tests import databases
 
 
 _postgres_engines: dict[str, Engine] = {}
