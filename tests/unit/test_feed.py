@@ -3,7 +3,7 @@ never personal data: checked against every event type of every service."""
 import json
 
 import pytest
-from marshmallow import fields
+from marshmallow import ValidationError, fields
 
 from services import contracts
 from services.common.envelope import make_envelope
@@ -84,3 +84,13 @@ def test_nested_values_keep_only_their_known_keys():
 def test_something_that_is_not_an_envelope_shows_nothing_personal():
     shown = contracts.for_feed({"name": "李秀英", "data": "not a dict"})
     assert shown["data"] == {} and "李秀英" not in json.dumps(shown, ensure_ascii=False)
+
+
+@pytest.mark.parametrize("event_type, free_text", [
+    ("incident_reported", "description"), ("incident_resolved", "resolution"), ("patrol_finished", "notes")])
+def test_an_event_carrying_an_incidents_or_a_patrols_free_text_is_refused_by_its_contract(event_type, free_text):
+    data = {**filled(contracts.data_schema("patrol", event_type)), "severity": "low", "category": "hardship",
+            "leader_id": None, free_text: "old Mr Wu, 13900001111, bldg 2 rm 302, diabetic"}
+    with pytest.raises(ValidationError) as raised:
+        contracts.validate(make_envelope("patrol", event_type, data))
+    assert free_text in str(raised.value)
