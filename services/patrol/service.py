@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from nameko.dependency_providers import Config
 from nameko.timer import timer
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from services.common.clock import isoformat, naive_utcnow
@@ -41,11 +41,13 @@ def _teams(session, zone_ids: set[str]) -> dict[str, tuple[str | None, list[str]
     return {zone_id: (leader_id, list(member_ids or [])) for zone_id, leader_id, member_ids in rows}
 
 
-def _audit(uow: UnitOfWork, action: str, actor: dict, incident_id: str | None = None,
-           patrol_id: str | None = None):
-    """A full read of free text: who, which record, when. Never the text."""
-    uow.session.add(AuditEntry(actor_id=actor["id"], action=action, incident_id=incident_id,
-                               patrol_id=patrol_id, at=naive_utcnow()))
+def _audit(uow: UnitOfWork, action: str, actor: dict, key: str, ids: list[str]):
+    """Full reads of free text, one row per record (`key`: incident_id or
+    patrol_id): who, which, when. Never the text. One statement for a page."""
+    if ids:
+        now = naive_utcnow()
+        uow.session.execute(insert(AuditEntry), [
+            {"actor_id": actor["id"], "action": action, key: record_id, "at": now} for record_id in ids])
 
 
 class PatrolService(KernelEntrypoints):
@@ -338,14 +340,16 @@ class PatrolService(KernelEntrypoints):
         only where domain.may_read_free_text allows it. With `audit=(uow,
         action)`, each one shown in full is recorded as read."""
         teams = _teams(session, {incident.zone_id for incident in incidents})
-        shown = []
+        shown, read = [], []
         for incident, item in zip(incidents, IncidentSchema(many=True).dump(incidents), strict=True):
             full = domain.may_read_free_text(actor["id"], is_admin(actor), incident.reported_by,
                                              *teams.get(incident.zone_id, (None, [])))
-            if full and audit:
-                _audit(*audit, actor, incident_id=incident.id)
+            if full:
+                read.append(incident.id)
             shown.append({**item, "free_text_hidden": not full} if full else
                          {**item, "description": None, "resolution": None, "free_text_hidden": True})
+        if audit:
+            _audit(*audit, actor, "incident_id", read)
         return shown
 
     @staticmethod
@@ -353,14 +357,16 @@ class PatrolService(KernelEntrypoints):
         """Patrols as this caller may see them: notes only where
         domain.may_read_free_text allows it; a full read of notes is audited."""
         teams = _teams(session, {patrol.zone_id for patrol in patrols})
-        shown = []
+        shown, read = [], []
         for patrol, item in zip(patrols, PatrolSchema(many=True).dump(patrols), strict=True):
             full = domain.may_read_free_text(actor["id"], is_admin(actor), patrol.member_id,
                                              *teams.get(patrol.zone_id, (None, [])))
-            if full and audit and patrol.notes:  # no notes (yet): nothing was read
-                _audit(*audit, actor, patrol_id=patrol.id)
+            if full and patrol.notes:  # no notes (yet): nothing was read
+                read.append(patrol.id)
             shown.append({**item, "free_text_hidden": not full} if full else
                          {**item, "notes": None, "free_text_hidden": True})
+        if audit:
+            _audit(*audit, actor, "patrol_id", read)
         return shown
 
     @rpc
