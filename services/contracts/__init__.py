@@ -65,8 +65,15 @@ def validate(envelope: dict) -> dict:
 # What an event may show on a dashboard or an operator's terminal: ids,
 # categories, compound and zone, status, amounts, counts and dates. Every other
 # field stays home, whatever a producer puts in its payload (an allow-list, so a
-# new field is hidden until it is named here).
-FEED_FIELDS = frozenset({
+# new field, a new id included, is hidden until it is named here). Never the id
+# of a household: next to a case's categories it tells anyone with the
+# dashboard's login which household lives with which hardship.
+FEED_IDS = frozenset({
+    "alert_id", "assignee_id", "campaign_id", "case_id", "dispatch_id", "donation_id", "incident_id",
+    "leader_id", "member_id", "member_ids", "patrol_id", "previous_assignee_id", "referral_id", "visit_id",
+    "zone_id",
+})
+FEED_FIELDS = FEED_IDS | frozenset({
     "compound", "compounds", "category", "categories", "severity", "status", "kind", "referral_status", "to",
     "roles", "party_member", "ref", "items",
     "amount_fen", "goal_fen", "cash_fen", "cash_fen_total", "donations_total", "days", "minutes_unacknowledged",
@@ -76,16 +83,12 @@ FEED_FIELDS = frozenset({
 _FEED_NESTED = {"items": ("category", "quantity"), "ref": ("type", "id")}
 
 
-def _feed_field(key: str) -> bool:
-    return key in FEED_FIELDS or key.endswith("_id") or key.endswith("_ids")
-
-
 def for_feed(envelope: dict) -> dict:
     """The envelope as a live feed may show it: personal data removed."""
     data = envelope.get("data") if isinstance(envelope.get("data"), dict) else {}
     shown = {}
     for key, value in data.items():
-        if not _feed_field(key):
+        if key not in FEED_FIELDS:
             continue
         if key in _FEED_NESTED:
             keep = _FEED_NESTED[key]

@@ -1,10 +1,12 @@
 """The gateway's own HTTP shapes: tokens and members. Households and cases use
 the welfare service's schemas, alerts the notifications service's."""
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from services.common.pagination import page_of
+from services.common.pagination import PageSchema, page_of
 from services.common.schemas import ROLES, UtcDateTime
 from services.contracts import PRODUCERS
+from services.patrol.schemas import AuditEntrySchema as PatrolAuditEntrySchema
+from services.welfare.schemas import AuditEntrySchema as WelfareAuditEntrySchema
 
 
 class TokenRequestSchema(Schema):
@@ -66,3 +68,37 @@ class NotReadySchema(ErrorSchema, ReadySchema):
 
 class FeedQuerySchema(Schema):
     source = fields.String(load_default=None, validate=validate.OneOf(sorted(PRODUCERS)))
+
+
+_AUDIT_ID = validate.Length(min=1, max=64)
+# Which service keeps the audit a filter belongs to.
+AUDIT_FILTERS = {"welfare": ("case_id",), "patrol": ("incident_id", "patrol_id")}
+
+
+class AuditQuerySchema(PageSchema):
+    """One service's audit at a time: welfare's (reads of cases and households)
+    or patrol's (full reads of incidents' descriptions and patrols' notes)."""
+    source = fields.String(load_default=None, validate=validate.OneOf(sorted(AUDIT_FILTERS)), metadata={
+        "description": "welfare (the default) or patrol; incident_id or patrol_id imply patrol"})
+    case_id = fields.String(load_default=None, validate=_AUDIT_ID)
+    incident_id = fields.String(load_default=None, validate=_AUDIT_ID)
+    patrol_id = fields.String(load_default=None, validate=_AUDIT_ID)
+
+    @validates_schema
+    def one_source(self, data, **kwargs):
+        wanted = {source for source, names in AUDIT_FILTERS.items() if any(data.get(n) for n in names)}
+        if data.get("source"):
+            wanted.add(data["source"])
+        if len(wanted) > 1:
+            raise ValidationError({name: ["Not with the filters of another audit (case_id vs incident_id, "
+                                          "patrol_id) or another source."]
+                                   for names in AUDIT_FILTERS.values() for name in names if data.get(name)}
+                                  or {"source": ["Not with these filters."]})
+
+
+class AuditEntrySchema(WelfareAuditEntrySchema, PatrolAuditEntrySchema):
+    """A read of personal details: which case or household (welfare), or
+    which incident or patrol (patrol), by whom, when."""
+
+
+AuditListSchema = page_of(AuditEntrySchema)

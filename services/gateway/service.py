@@ -32,8 +32,8 @@ from services.gateway.models import Account, kernel
 from services.gateway.openapi import build_spec
 from services.gateway.rpc import ServiceRpc
 from services.gateway.schemas import (
-    FeedQuerySchema, HealthSchema, MemberCreateSchema, MemberListSchema, MemberSchema, ReadySchema,
-    TokenRequestSchema, TokenSchema,
+    AUDIT_FILTERS, AuditListSchema, AuditQuerySchema, FeedQuerySchema, HealthSchema, MemberCreateSchema,
+    MemberListSchema, MemberSchema, ReadySchema, TokenRequestSchema, TokenSchema,
 )
 from services.gateway.streams import FEED, Streams, sse_response
 from services.donations.schemas import (
@@ -47,7 +47,7 @@ from services.patrol.schemas import (
     PatrolSchema, PatrolStartSchema, TeamSchema, ZoneCreateSchema, ZoneListSchema, ZoneSchema,
 )
 from services.welfare.schemas import (
-    AuditListSchema, AuditQuerySchema, CaseAssignSchema, CaseCloseSchema, CaseDismissSchema, CaseListSchema,
+    CaseAssignSchema, CaseCloseSchema, CaseDismissSchema, CaseListSchema,
     CaseOpenSchema, CaseSchema, HouseholdCreateSchema, HouseholdSchema, ReferralCreateSchema, ReferralDecisionSchema,
     ReferralSchema, ReferralStageSchema, VisitCreateSchema, VisitSchema,
 )
@@ -223,8 +223,9 @@ class GatewayService(KernelEntrypoints):
 
     @api("GET", "/patrols", roles=MEMBER_OR_ADMIN, query=PatrolQuerySchema, response=PatrolListSchema)
     def list_patrols(self, request):
-        """Patrol shifts, newest first; filter by zone, member, active."""
-        return self.patrol.list_patrols(request.query_params)
+        """Patrol shifts, newest first; filter by zone, member, active. Notes
+        only to the zone's team, the member on patrol and admins (audited)."""
+        return self.patrol.list_patrols(request.principal, request.query_params)
 
     @api("POST", "/incidents", roles=MEMBER_OR_ADMIN, body=IncidentReportSchema, response=IncidentSchema,
          status=201, idempotent=True)
@@ -235,13 +236,15 @@ class GatewayService(KernelEntrypoints):
 
     @api("GET", "/incidents", roles=MEMBER_OR_ADMIN, query=IncidentQuerySchema, response=IncidentListSchema)
     def list_incidents(self, request):
-        """Incidents, newest first; filter by zone, status, and time (since, until)."""
-        return self.patrol.list_incidents(request.query_params)
+        """Incidents, newest first; filter by zone, status, and time (since, until).
+        Descriptions only to the zone's team, the reporter and admins (audited)."""
+        return self.patrol.list_incidents(request.principal, request.query_params)
 
     @api("GET", "/incidents/<incident_id>", roles=MEMBER_OR_ADMIN, response=IncidentSchema)
     def get_incident(self, request, incident_id):
-        """One incident."""
-        return self.patrol.get_incident(incident_id)
+        """One incident; its description and resolution only to the zone's team,
+        the reporter and admins (each such read audited), else null."""
+        return self.patrol.get_incident(incident_id, request.principal)
 
     @api("POST", "/incidents/<incident_id>/ack", roles=MEMBER_OR_ADMIN, response=IncidentSchema)
     def acknowledge_incident(self, request, incident_id):
@@ -405,8 +408,15 @@ class GatewayService(KernelEntrypoints):
 
     @api("GET", "/audit", roles=ADMIN, query=AuditQuerySchema, response=AuditListSchema)
     def list_audit(self, request):
-        """Who read which case's personal details, and when; filter by case_id."""
-        return self.welfare.list_audit(request.principal, request.query_params)
+        """Who read whose personal details, and when: cases and households
+        (filter by case_id), or with `source=patrol` (or incident_id, patrol_id)
+        incidents' descriptions and patrols' notes read in full."""
+        query = request.query
+        source = query["source"] or next(
+            (source for source, names in AUDIT_FILTERS.items() if any(query[name] for name in names)), "welfare")
+        others = {name for other, names in AUDIT_FILTERS.items() if other != source for name in names}
+        params = {key: value for key, value in request.query_params.items() if key not in others | {"source"}}
+        return getattr(self, source).list_audit(request.principal, params)
 
     def _require_party_member(self, member_id: str):
         account = self.db.session.get(Account, member_id)

@@ -47,6 +47,15 @@ def check_may_report(actor_id: str, actor_is_admin: bool, leader_id: str | None,
         raise NotAllowed("Only the zone's team (or the office) reports incidents in it.")
 
 
+def may_read_free_text(actor_id: str, actor_is_admin: bool, author_id: str,
+                       leader_id: str | None, member_ids: list[str]) -> bool:
+    """Whether the caller sees an incident's description and resolution, or a
+    patrol's notes, in full: people write names, phones, rooms and illnesses
+    there, so only the zone's team, whoever wrote it and the office read them;
+    everyone else gets the record without them."""
+    return actor_is_admin or actor_id == author_id or actor_id in team(leader_id, member_ids)
+
+
 def check_may_acknowledge(actor_id: str, leader_id: str | None):
     if actor_id != leader_id:
         raise NotAllowed("Only the zone's leader acknowledges its incidents.")

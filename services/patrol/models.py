@@ -90,3 +90,19 @@ class Incident(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     resolved_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
     resolution: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class AuditEntry(Base):
+    """Who read an incident's description or a patrol's notes in full, and
+    when: ids only, never the text. Readable by admins."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_at", "at", "id"), Index("ix_audit_incident", "incident_id", "at"),
+                      Index("ix_audit_patrol", "patrol_id", "at"))
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    actor_id: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(40))
+    incident_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    patrol_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=naive_utcnow)

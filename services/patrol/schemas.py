@@ -62,13 +62,18 @@ class PatrolFinishSchema(Schema):
     notes = fields.String(load_default="", validate=validate.Length(max=4000))
 
 
+_HIDDEN = ("True when the free text ({}) is withheld from this caller (null here): only the zone's team, {} "
+           "and the office read it.")
+
+
 class PatrolSchema(Schema):
     id = fields.String()
     zone_id = fields.String()
     member_id = fields.String()
     started_at = UtcDateTime()
     finished_at = UtcDateTime(allow_none=True)
-    notes = fields.String(allow_none=True)
+    notes = fields.String(allow_none=True, metadata={"description": "Null while on patrol, or when withheld."})
+    free_text_hidden = fields.Boolean(metadata={"description": _HIDDEN.format("notes", "the member on patrol")})
 
 
 class PatrolQuerySchema(PageSchema):
@@ -93,6 +98,9 @@ class IncidentResolveSchema(Schema):
 
 
 class IncidentSchema(IncidentReportSchema):
+    description = fields.String(dump_only=True, allow_none=True, metadata={"description": "Null when withheld."})
+    free_text_hidden = fields.Boolean(dump_only=True, metadata={
+        "description": _HIDDEN.format("description, resolution", "the reporter")})
     id = fields.String(dump_only=True)
     status = fields.String(dump_only=True)
     reported_by = fields.String(dump_only=True)
@@ -114,3 +122,21 @@ class IncidentQuerySchema(PageSchema):
 
 
 IncidentListSchema = page_of(IncidentSchema)
+
+
+class AuditQuerySchema(PageSchema):
+    incident_id = fields.String(load_default=None, validate=_ID)
+    patrol_id = fields.String(load_default=None, validate=_ID)
+
+
+class AuditEntrySchema(Schema):
+    """One full read of an incident's description or a patrol's notes."""
+    id = fields.String()
+    actor_id = fields.String()
+    action = fields.String()
+    incident_id = fields.String(allow_none=True)
+    patrol_id = fields.String(allow_none=True)
+    at = UtcDateTime()
+
+
+AuditListSchema = page_of(AuditEntrySchema)

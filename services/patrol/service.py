@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from nameko.dependency_providers import Config
 from nameko.timer import timer
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from services.common.clock import isoformat, naive_utcnow
@@ -20,10 +20,10 @@ from services.common.schemas import is_admin, load_actor, load_or_raise, require
 from services.common.service import KernelEntrypoints, rpc
 from services.contracts import patrol as events
 from services.patrol import domain
-from services.patrol.models import Incident, Patrol, Zone, ZoneCompound, kernel
+from services.patrol.models import AuditEntry, Incident, Patrol, Zone, ZoneCompound, kernel
 from services.patrol.schemas import (
-    CoverageQuerySchema, IncidentQuerySchema, IncidentReportSchema, IncidentResolveSchema,
-    IncidentSchema, PatrolFinishSchema, PatrolQuerySchema, PatrolSchema, PatrolStartSchema,
+    AuditEntrySchema, AuditQuerySchema, CoverageQuerySchema, IncidentQuerySchema, IncidentReportSchema,
+    IncidentResolveSchema, IncidentSchema, PatrolFinishSchema, PatrolQuerySchema, PatrolSchema, PatrolStartSchema,
     TeamSchema, ZoneCreateSchema, ZoneSchema,
 )
 SWEEP_INTERVAL_SECONDS = 2
@@ -31,6 +31,23 @@ SWEEP_INTERVAL_SECONDS = 2
 
 def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else isoformat(moment)
+
+
+def _teams(session, zone_ids: set[str]) -> dict[str, tuple[str | None, list[str]]]:
+    """Each zone's (leader_id, member_ids) now, in one query."""
+    if not zone_ids:
+        return {}
+    rows = session.execute(select(Zone.id, Zone.leader_id, Zone.member_ids).where(Zone.id.in_(zone_ids))).all()
+    return {zone_id: (leader_id, list(member_ids or [])) for zone_id, leader_id, member_ids in rows}
+
+
+def _audit(uow: UnitOfWork, action: str, actor: dict, key: str, ids: list[str]):
+    """Full reads of free text, one row per record (`key`: incident_id or
+    patrol_id): who, which, when. Never the text. One statement for a page."""
+    if ids:
+        now = naive_utcnow()
+        uow.session.execute(insert(AuditEntry), [
+            {"actor_id": actor["id"], "action": action, key: record_id, "at": now} for record_id in ids])
 
 
 class PatrolService(KernelEntrypoints):
@@ -161,8 +178,9 @@ class PatrolService(KernelEntrypoints):
             uow.emit(events.PATROL_STARTED, {
                 "patrol_id": patrol.id, "zone_id": zone.id, "member_id": patrol.member_id,
                 "started_at": isoformat(patrol.started_at)})
+            shown = self._show_patrols([patrol], actor, uow.session)[0]
             uow.commit()
-        return PatrolSchema().dump(patrol)
+        return shown
 
     @rpc
     def finish_patrol(self, patrol_id: str, payload: dict, actor: dict) -> dict:
@@ -181,11 +199,14 @@ class PatrolService(KernelEntrypoints):
             uow.emit(events.PATROL_FINISHED, {
                 "patrol_id": patrol.id, "zone_id": patrol.zone_id, "member_id": patrol.member_id,
                 "started_at": isoformat(patrol.started_at), "finished_at": isoformat(patrol.finished_at)})
+            shown = self._show_patrols([patrol], actor, uow.session)[0]
             uow.commit()
-        return PatrolSchema().dump(patrol)
+        return shown
 
     @rpc
-    def list_patrols(self, query: dict | None = None) -> dict:
+    def list_patrols(self, actor: dict, query: dict | None = None) -> dict:
+        """Patrols, newest first; notes only to those who may read them (audited)."""
+        actor = load_actor(actor)
         query = load_or_raise(PatrolQuerySchema(), query)
         statement = select(Patrol)
         if query["zone_id"]:
@@ -195,8 +216,11 @@ class PatrolService(KernelEntrypoints):
         if query["active"] is not None:
             statement = statement.where(
                 Patrol.finished_at.is_(None) if query["active"] else Patrol.finished_at.is_not(None))
-        result = paginate(self.db.session, statement, query, Patrol.started_at, Patrol.id)
-        return {"items": PatrolSchema(many=True).dump(result["items"]), "next_cursor": result["next_cursor"]}
+        with self.db.unit_of_work() as uow:
+            result = paginate(uow.session, statement, query, Patrol.started_at, Patrol.id)
+            items = self._show_patrols(result["items"], actor, uow.session, audit=(uow, "list_patrol"))
+            uow.commit()
+        return {"items": items, "next_cursor": result["next_cursor"]}
 
     # -- incidents ----------------------------------------------------------------------
 
@@ -223,8 +247,9 @@ class PatrolService(KernelEntrypoints):
             uow.session.flush()
             uow.emit(events.INCIDENT_REPORTED, {**self._incident_event(incident, zone),
                                                 "reported_by": actor["id"]})
+            shown = self._show_incidents([incident], actor, uow.session)[0]
             uow.commit()
-        return IncidentSchema().dump(incident)
+        return shown
 
     @staticmethod
     def _incident_event(incident: Incident, zone: Zone) -> dict:
@@ -233,8 +258,14 @@ class PatrolService(KernelEntrypoints):
                 "leader_id": zone.leader_id}
 
     @rpc
-    def get_incident(self, incident_id: str) -> dict:
-        return IncidentSchema().dump(self._incident(incident_id))
+    def get_incident(self, incident_id: str, actor: dict) -> dict:
+        """One incident; its description only to those who may read it (audited)."""
+        actor = load_actor(actor)
+        with self.db.unit_of_work() as uow:
+            incident = self._incident(incident_id, uow.session)
+            shown = self._show_incidents([incident], actor, uow.session, audit=(uow, "read_incident"))[0]
+            uow.commit()
+        return shown
 
     def _incident(self, incident_id: str, session=None) -> Incident:
         incident = get_by_id(session or self.db.session, Incident, incident_id)
@@ -243,7 +274,9 @@ class PatrolService(KernelEntrypoints):
         return incident
 
     @rpc
-    def list_incidents(self, query: dict | None = None) -> dict:
+    def list_incidents(self, actor: dict, query: dict | None = None) -> dict:
+        """Incidents, newest first; descriptions only to those who may read them (audited)."""
+        actor = load_actor(actor)
         query = load_or_raise(IncidentQuerySchema(), query)
         statement = select(Incident)
         if query["zone_id"]:
@@ -254,8 +287,11 @@ class PatrolService(KernelEntrypoints):
             statement = statement.where(Incident.reported_at >= query["since"])
         if query["until"]:
             statement = statement.where(Incident.reported_at < query["until"])
-        result = paginate(self.db.session, statement, query, Incident.reported_at, Incident.id)
-        return {"items": IncidentSchema(many=True).dump(result["items"]), "next_cursor": result["next_cursor"]}
+        with self.db.unit_of_work() as uow:
+            result = paginate(uow.session, statement, query, Incident.reported_at, Incident.id)
+            items = self._show_incidents(result["items"], actor, uow.session, audit=(uow, "list_incident"))
+            uow.commit()
+        return {"items": items, "next_cursor": result["next_cursor"]}
 
     @rpc
     def acknowledge_incident(self, incident_id: str, actor: dict) -> dict:
@@ -269,8 +305,9 @@ class PatrolService(KernelEntrypoints):
                 incident.acked_at, incident.acked_by = naive_utcnow(), actor["id"]
                 uow.emit(events.INCIDENT_ACKNOWLEDGED, {**self._incident_event(incident, zone),
                                                         "acknowledged_by": actor["id"]})
+            shown = self._show_incidents([incident], actor, uow.session)[0]
             uow.commit()
-        return IncidentSchema().dump(incident)
+        return shown
 
     @rpc
     def resolve_incident(self, incident_id: str, payload: dict, actor: dict) -> dict:
@@ -291,8 +328,60 @@ class PatrolService(KernelEntrypoints):
             uow.session.refresh(incident)
             uow.emit(events.INCIDENT_RESOLVED, {**self._incident_event(incident, zone),
                                                 "resolved_by": actor["id"]})
+            shown = self._show_incidents([incident], actor, uow.session)[0]
             uow.commit()
-        return IncidentSchema().dump(incident)
+        return shown
+
+    # -- free text: who reads it, and the audit of who did ---------------------------------
+
+    @staticmethod
+    def _show_incidents(incidents: list[Incident], actor: dict, session, audit=None) -> list[dict]:
+        """Incidents as this caller may see them: the description and resolution
+        only where domain.may_read_free_text allows it. With `audit=(uow,
+        action)`, each one shown in full is recorded as read."""
+        teams = _teams(session, {incident.zone_id for incident in incidents})
+        shown, read = [], []
+        for incident, item in zip(incidents, IncidentSchema(many=True).dump(incidents), strict=True):
+            full = domain.may_read_free_text(actor["id"], is_admin(actor), incident.reported_by,
+                                             *teams.get(incident.zone_id, (None, [])))
+            if full:
+                read.append(incident.id)
+            shown.append({**item, "free_text_hidden": not full} if full else
+                         {**item, "description": None, "resolution": None, "free_text_hidden": True})
+        if audit:
+            _audit(*audit, actor, "incident_id", read)
+        return shown
+
+    @staticmethod
+    def _show_patrols(patrols: list[Patrol], actor: dict, session, audit=None) -> list[dict]:
+        """Patrols as this caller may see them: notes only where
+        domain.may_read_free_text allows it; a full read of notes is audited."""
+        teams = _teams(session, {patrol.zone_id for patrol in patrols})
+        shown, read = [], []
+        for patrol, item in zip(patrols, PatrolSchema(many=True).dump(patrols), strict=True):
+            full = domain.may_read_free_text(actor["id"], is_admin(actor), patrol.member_id,
+                                             *teams.get(patrol.zone_id, (None, [])))
+            if full and patrol.notes:  # no notes (yet): nothing was read
+                read.append(patrol.id)
+            shown.append({**item, "free_text_hidden": not full} if full else
+                         {**item, "notes": None, "free_text_hidden": True})
+        if audit:
+            _audit(*audit, actor, "patrol_id", read)
+        return shown
+
+    @rpc
+    def list_audit(self, actor: dict, query: dict | None = None) -> dict:
+        """Who read which incident's description or patrol's notes in full,
+        newest first (admins only)."""
+        require_admin(load_actor(actor))
+        query = load_or_raise(AuditQuerySchema(), query)
+        statement = select(AuditEntry)
+        if query["incident_id"]:
+            statement = statement.where(AuditEntry.incident_id == query["incident_id"])
+        if query["patrol_id"]:
+            statement = statement.where(AuditEntry.patrol_id == query["patrol_id"])
+        result = paginate(self.db.session, statement, query, AuditEntry.at, AuditEntry.id)
+        return {"items": AuditEntrySchema(many=True).dump(result["items"]), "next_cursor": result["next_cursor"]}
 
     @staticmethod
     def _apply(rule, *args):

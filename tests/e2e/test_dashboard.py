@@ -56,6 +56,8 @@ def test_the_live_feed_shows_every_event_without_personal_data(stack, admin, reg
             assert personal not in text
         opened = next(e["data"] for e in stream.events if e["data"]["type"] == "case_opened")
         assert opened["data"]["case_id"] == case["id"] and opened["data"]["categories"] == ["elderly", "illness"]
+        # Which household lives with which hardship is no one's business on a wall screen.
+        assert "household_id" not in opened["data"] and case["household_id"] not in text
     finally:
         stream.close()
     # Narrowed to one service.

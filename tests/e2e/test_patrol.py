@@ -200,6 +200,81 @@ def test_a_zone_its_team_a_patrol_and_the_incidents_it_finds(admin, register):
     assert admin.get(f"/zones/{zone['id']}").json()["last_patrol_at"] is not None
 
 
+def test_free_text_is_read_by_the_zones_team_the_writer_and_the_office_and_each_full_read_is_audited(
+        stack, admin, register):
+    """Issue 13 §4: a West leader read an East hardship incident's phone and illness."""
+    east_leader, east_leader_profile = register()
+    east_member, east_member_profile = register()
+    west_leader, west_leader_profile = register()
+    west_member, west_member_profile = register()
+    east, west = make_zone(admin), make_zone(admin)
+    set_team(admin, east["id"], east_leader_profile["id"], [east_member_profile["id"]])
+    set_team(admin, west["id"], west_leader_profile["id"], [west_member_profile["id"]])
+    description = "old Mr Wu, 13900001111, bldg 2 rm 302, diabetic"
+    notes = "Mr Wu in 2-302 is out of insulin; his daughter 13900001111 is told."
+
+    shift = east_member.post("/patrols", {"zone_id": east["id"]}).json()
+    incident = report_ok(east_member, east, category="hardship", description=description)
+    assert incident["description"] == description  # the reporter's own answer
+    finished = east_member.post(f"/patrols/{shift['id']}/finish", {"notes": notes})
+    assert finished.status_code == 200 and finished.json()["notes"] == notes, finished.text
+
+    # Another zone's leader and member get the records without the text.
+    for outsider in (west_leader, west_member):
+        answer = outsider.get(f"/incidents/{incident['id']}")
+        assert answer.status_code == 200, answer.text
+        shown = answer.json()
+        assert shown["description"] is None and shown["free_text_hidden"] is True
+        assert shown["category"] == "hardship" and shown["compound"] == east["compounds"][0]
+        listed = outsider.get("/incidents", params={"zone_id": east["id"]})
+        assert listed.status_code == 200, listed.text
+        assert [(i["id"], i["description"], i["free_text_hidden"]) for i in listed.json()["items"]] == [
+            (incident["id"], None, True)]
+        patrols = outsider.get("/patrols", params={"member_id": east_member_profile["id"]})
+        assert patrols.status_code == 200, patrols.text
+        assert [(p["id"], p["notes"], p["free_text_hidden"]) for p in patrols.json()["items"]] == [
+            (shift["id"], None, True)]
+        for text in (answer.text, listed.text, patrols.text):
+            assert "13900001111" not in text and "Wu" not in text
+    assert admin.get("/audit", params={"incident_id": incident["id"]}).json()["items"] == []
+    assert admin.get("/audit", params={"patrol_id": shift["id"]}).json()["items"] == []
+
+    # The zone's leader, the reporter and the office read it in full, each read audited.
+    admin_id = admin.get("/me").json()["id"]
+    for reader in (east_leader, east_member, admin):
+        answer = reader.get(f"/incidents/{incident['id']}")
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["description"] == description and answer.json()["free_text_hidden"] is False
+    audit = admin.get("/audit", params={"incident_id": incident["id"]})
+    assert audit.status_code == 200, audit.text
+    assert [(e["actor_id"], e["action"], e["incident_id"]) for e in audit.json()["items"]] == [
+        (admin_id, "read_incident", incident["id"]), (east_member_profile["id"], "read_incident", incident["id"]),
+        (east_leader_profile["id"], "read_incident", incident["id"])]
+    led = east_leader.get("/patrols", params={"member_id": east_member_profile["id"]}).json()["items"]
+    assert [p["notes"] for p in led] == [notes]
+    audit = admin.get("/audit", params={"patrol_id": shift["id"]}).json()["items"]
+    assert [(e["actor_id"], e["action"], e["patrol_id"]) for e in audit] == [
+        (east_leader_profile["id"], "list_patrol", shift["id"])]
+    everything = admin.get("/audit", params={"source": "patrol", "limit": 200})
+    assert everything.status_code == 200 and "13900001111" not in everything.text, everything.text
+    assert {e["incident_id"] for e in everything.json()["items"]} >= {incident["id"]}
+
+    # One audit at a time; a member may not read it.
+    assert_error(admin.get("/audit", params={"case_id": "c1", "incident_id": incident["id"]}),
+                 400, "invalid_input", ("case_id", "incident_id"))
+    assert_error(admin.get("/audit", params={"source": "welfare", "patrol_id": shift["id"]}),
+                 400, "invalid_input", ("patrol_id",))
+    assert_error(east_leader.get("/audit", params={"incident_id": incident["id"]}), 403, "forbidden")
+
+    # The text is in no alert and no log.
+    wait_for(lambda: alerts(east_leader, "incident_reported", incident["id"]), timeout=10,
+             what="the leader's alert")
+    for client in (east_leader, admin):
+        assert "13900001111" not in client.get("/me/alerts", params={"limit": 200}).text
+    for log in (stack.var_dir / "log").iterdir():
+        assert "13900001111" not in log.read_text(encoding="utf-8", errors="replace"), log.name
+
+
 # -- 2. escalation ------------------------------------------------------------------------------
 
 def test_an_incident_nobody_acknowledges_escalates_to_the_office_once(admin, register):

@@ -40,6 +40,11 @@ def malformed_calls(known):
         ("patrol", "create_zone", ({"name": 5, "compounds": "all"}, ADMIN), InvalidInput),
         ("patrol", "start_patrol", ("now", MEMBER), InvalidInput),
         ("patrol", "report_incident", ({"kind": "fire"}, MEMBER), InvalidInput),
+        # Reads of free text name their caller too (whose answer depends on it), and audit nothing else.
+        ("patrol", "get_incident", ("any-incident", {"id": "x"}), InvalidInput),
+        ("patrol", "list_incidents", (None,), InvalidInput),
+        ("patrol", "list_patrols", ({"id": "x", "roles": ["root"]}, {}), InvalidInput),
+        ("patrol", "list_audit", (MEMBER,), Forbidden),
         ("donations", "create_campaign", ({"name": "x", "goal_fen": 1.5}, ADMIN), InvalidInput),
         ("donations", "record_donation", (campaign, {"kind": "cash", "amount_fen": "100"}, MEMBER), InvalidInput),
         ("donations", "record_donation", (campaign, {"kind": "cash", "amount_fen": 100.5}, MEMBER), InvalidInput),
@@ -68,6 +73,7 @@ def malformed_calls(known):
         # Well-formed but unknown.
         ("donations", "close_campaign", ("no-such-campaign", ADMIN), NotFound),
         ("welfare", "log_visit", ("no-such-case", {"visited_on": "2026-11-01", "notes": "n"}, ADMIN), NotFound),
+        ("patrol", "get_incident", ("no-such-incident", ADMIN), NotFound),
         # Calls that do not fit the method at all.
         ("patrol", "create_zone", (ZONE,), IncorrectSignature),
         ("donations", "record_donation", (campaign, {}, MEMBER, None, "extra"), IncorrectSignature),

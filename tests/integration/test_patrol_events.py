@@ -116,7 +116,7 @@ def test_escalation_and_an_uncovered_zone_each_alert_once(start_service, service
         assert [(a.member_id, a.ref_type, a.ref_id) for a in uncovered] == [(LEADER["id"], "zone", zone["id"])]
         assert tap.types().count("incident_escalated") == 1 and tap.types().count("zone_uncovered") == 1
         with ServiceRpcProxy("patrol", patrol_config) as patrol:
-            assert patrol.get_incident(ignored["id"])["escalated_at"] is not None
-            assert patrol.get_incident(seen["id"])["escalated_at"] is None
+            assert patrol.get_incident(ignored["id"], LEADER)["escalated_at"] is not None
+            assert patrol.get_incident(seen["id"], LEADER)["escalated_at"] is None
     finally:
         tap.close()

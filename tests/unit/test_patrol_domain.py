@@ -6,7 +6,7 @@ import pytest
 from services.patrol.domain import (
     IncidentStatus, NotAllowed, RuleBroken, check_may_acknowledge, check_may_patrol, check_may_report,
     check_may_resolve, check_no_active_patrol, check_open, due_for_escalation, due_uncovered_alert,
-    is_covered, normalise_names, team,
+    is_covered, may_read_free_text, normalise_names, team,
 )
 
 NOW = datetime(2026, 5, 12, 8, 0, 0)
@@ -178,3 +178,23 @@ def test_a_new_patrol_after_the_alert_then_a_new_lapse_alerts_again():
     assert due_uncovered_alert(patrolled, created, alerted, NOW, 7) is True
     # ... but not while that new patrol is recent.
     assert due_uncovered_alert(patrolled, created, alerted, patrolled + timedelta(days=6), 7) is False
+
+
+# -- who reads free text -----------------------------------------------------------------
+
+@pytest.mark.parametrize("actor_id, admin, may", [
+    ("lead", False, True),        # the zone's leader
+    ("m1", False, True),          # a member of its team
+    ("writer", False, True),      # whoever wrote it, in the team or not (now)
+    ("office", True, True),       # the office
+    ("west-lead", False, False),  # another zone's leader
+    ("stranger", False, False),
+])
+def test_free_text_is_read_by_the_zones_team_its_writer_and_the_office(actor_id, admin, may):
+    assert may_read_free_text(actor_id, admin, "writer", "lead", ["m1", "m2"]) is may
+
+
+def test_free_text_of_a_zone_without_a_team_is_read_by_its_writer_and_the_office_only():
+    assert not may_read_free_text("m1", False, "writer", None, [])
+    assert may_read_free_text("writer", False, "writer", None, [])
+    assert may_read_free_text("office", True, "writer", None, [])

@@ -6,12 +6,12 @@ from datetime import datetime, timedelta
 
 import pytest
 from nameko.testing.services import worker_factory
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from services.common.clock import naive_utcnow
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
-from services.patrol.models import Incident, Patrol, Zone, ZoneCompound
+from services.patrol.models import AuditEntry, Incident, Patrol, Zone, ZoneCompound
 from services.patrol.service import PatrolService
 
 ADMIN = {"id": "a" * 32, "roles": ["admin"]}
@@ -299,12 +299,12 @@ def test_list_patrols_filters_active(patrol):
     patrol().finish_patrol(done["id"], {}, M1)
     active = patrol().start_patrol({"zone_id": zone["id"]}, M2)
 
-    assert [p["id"] for p in patrol().list_patrols({"active": True})["items"]] == [active["id"]]
-    assert [p["id"] for p in patrol().list_patrols({"active": False})["items"]] == [done["id"]]
-    assert {p["id"] for p in patrol().list_patrols()["items"]} == {done["id"], active["id"]}
-    assert [p["id"] for p in patrol().list_patrols({"member_id": "m1"})["items"]] == [done["id"]]
+    assert [p["id"] for p in patrol().list_patrols(ADMIN, {"active": True})["items"]] == [active["id"]]
+    assert [p["id"] for p in patrol().list_patrols(ADMIN, {"active": False})["items"]] == [done["id"]]
+    assert {p["id"] for p in patrol().list_patrols(ADMIN)["items"]} == {done["id"], active["id"]}
+    assert [p["id"] for p in patrol().list_patrols(ADMIN, {"member_id": "m1"})["items"]] == [done["id"]]
     with pytest.raises(InvalidInput) as raised:
-        patrol().list_patrols({"active": "maybe"})
+        patrol().list_patrols(ADMIN, {"active": "maybe"})
     assert "active" in raised.value.details["fields"]
 
 
@@ -420,7 +420,7 @@ def test_the_leader_resolves_once_and_the_resolution_is_not_announced(patrol, pa
         patrol().resolve_incident(incident["id"], {"resolution": "Again."}, LEAD)
     with pytest.raises(Conflict):
         patrol().resolve_incident(incident["id"], {"resolution": "Again."}, ADMIN)
-    assert patrol().get_incident(incident["id"])["resolution"] == RESOLUTION
+    assert patrol().get_incident(incident["id"], ADMIN)["resolution"] == RESOLUTION
 
     rows = patrol_db.outbox("incident_resolved")
     assert len(rows) == 1
@@ -462,7 +462,7 @@ def test_resolve_needs_a_resolution(patrol, patrol_db):
 
 def test_unknown_incidents_are_not_found(patrol):
     with pytest.raises(NotFound):
-        patrol().get_incident("no-such-incident")
+        patrol().get_incident("no-such-incident", ADMIN)
     with pytest.raises(NotFound):
         patrol().acknowledge_incident("no-such-incident", LEAD)
     with pytest.raises(NotFound):
@@ -483,7 +483,7 @@ def three_incidents(patrol, patrol_db):
 
 
 def listed(patrol, query):
-    return [i["id"] for i in patrol().list_incidents(query)["items"]]
+    return [i["id"] for i in patrol().list_incidents(ADMIN, query)["items"]]
 
 
 def test_list_incidents_newest_first_and_by_zone_and_status(patrol, three_incidents):
@@ -516,8 +516,135 @@ def test_list_incidents_by_time(patrol, three_incidents):
 ])
 def test_list_incidents_rejects_garbage_naming_the_field(patrol, query, field):
     with pytest.raises(InvalidInput) as raised:
-        patrol().list_incidents(query)
+        patrol().list_incidents(ADMIN, query)
     assert field in raised.value.details["fields"]
+
+
+# -- free text: who reads it, and the audit of who did ------------------------------------
+
+SOUTH_LEAD = {"id": "south-lead", "roles": ["member"]}
+S1 = {"id": "s1", "roles": ["member"]}
+
+
+@pytest.fixture
+def two_zones(patrol):
+    north = make_zone(patrol)
+    south = make_zone(patrol, name="South", compounds=SOUTH, leader="south-lead", members=("s1",))
+    return north, south
+
+
+def audit_rows(db):
+    with Session(db.engine) as session:
+        return [(e.actor_id, e.action, e.incident_id, e.patrol_id)
+                for e in session.scalars(select(AuditEntry).order_by(AuditEntry.at, AuditEntry.action))]
+
+
+def test_another_zones_members_get_an_incident_without_its_description_or_resolution(patrol, patrol_db, two_zones):
+    north, _south = two_zones
+    incident = report(patrol, north, M1)
+    patrol().resolve_incident(incident["id"], {"resolution": RESOLUTION}, LEAD)
+    for reader in (SOUTH_LEAD, S1, OUTSIDER):
+        shown = patrol().get_incident(incident["id"], reader)
+        assert shown["description"] is None and shown["resolution"] is None and shown["free_text_hidden"] is True
+        assert shown["id"] == incident["id"] and shown["category"] == "fire_hazard" and shown["status"] == "resolved"
+        assert "Zhang" not in json.dumps(shown, ensure_ascii=False)
+    assert audit_rows(patrol_db) == []  # nothing was read
+
+
+def test_the_zones_team_the_reporter_and_the_office_read_it_in_full_and_each_read_is_audited(
+        patrol, patrol_db, two_zones):
+    north, _south = two_zones
+    incident = report(patrol, north, M1)
+    for reader in (LEAD, M2, M1, ADMIN):
+        shown = patrol().get_incident(incident["id"], reader)
+        assert shown["description"] == DESCRIPTION and shown["free_text_hidden"] is False
+    assert audit_rows(patrol_db) == [(reader["id"], "read_incident", incident["id"], None)
+                                     for reader in (LEAD, M2, M1, ADMIN)]
+
+
+def test_the_reporter_still_reads_it_after_leaving_the_team(patrol, two_zones):
+    north, _south = two_zones
+    incident = report(patrol, north, M1)
+    patrol().assign_team(north["id"], {"leader_id": "lead", "member_ids": ["m2"]}, ADMIN)
+    assert patrol().get_incident(incident["id"], M1)["description"] == DESCRIPTION
+
+
+def test_a_list_shows_each_incident_as_the_caller_may_see_it_and_audits_the_full_ones(patrol, patrol_db, two_zones):
+    north, south = two_zones
+    in_north, in_south = report(patrol, north, M1), report(patrol, south, S1)
+    shown = {i["id"]: i for i in patrol().list_incidents(SOUTH_LEAD)["items"]}
+    assert shown[in_south["id"]]["description"] == DESCRIPTION and not shown[in_south["id"]]["free_text_hidden"]
+    assert shown[in_north["id"]]["description"] is None and shown[in_north["id"]]["free_text_hidden"]
+    assert audit_rows(patrol_db) == [("south-lead", "list_incident", in_south["id"], None)]
+    assert all(i["description"] is None for i in patrol().list_incidents(OUTSIDER)["items"])
+    assert len(audit_rows(patrol_db)) == 1
+
+
+def test_the_answers_to_writes_go_to_those_allowed_and_show_the_text(patrol, two_zones):
+    north, _south = two_zones
+    incident = report(patrol, north, M1)
+    assert incident["description"] == DESCRIPTION and incident["free_text_hidden"] is False
+    assert patrol().acknowledge_incident(incident["id"], LEAD)["description"] == DESCRIPTION
+    resolved = patrol().resolve_incident(incident["id"], {"resolution": RESOLUTION}, ADMIN)
+    assert resolved["description"] == DESCRIPTION and resolved["resolution"] == RESOLUTION
+    shift = patrol().start_patrol({"zone_id": north["id"]}, M2)
+    assert patrol().finish_patrol(shift["id"], {"notes": NOTES}, M2)["notes"] == NOTES
+
+
+def test_another_zones_members_get_patrols_without_their_notes(patrol, patrol_db, two_zones):
+    north, _south = two_zones
+    shift = patrol().start_patrol({"zone_id": north["id"]}, M1)
+    patrol().finish_patrol(shift["id"], {"notes": NOTES}, M1)
+    for reader in (SOUTH_LEAD, S1, OUTSIDER):
+        [shown] = patrol().list_patrols(reader, {"member_id": "m1"})["items"]
+        assert shown["notes"] is None and shown["free_text_hidden"] is True and shown["finished_at"]
+    assert audit_rows(patrol_db) == []
+    for reader in (M1, LEAD, ADMIN):
+        [shown] = patrol().list_patrols(reader, {"member_id": "m1"})["items"]
+        assert shown["notes"] == NOTES and shown["free_text_hidden"] is False
+    assert audit_rows(patrol_db) == [(reader["id"], "list_patrol", None, shift["id"]) for reader in (M1, LEAD, ADMIN)]
+
+
+def test_a_patrol_without_notes_is_not_audited_as_read(patrol, patrol_db, two_zones):
+    north, _south = two_zones
+    patrol().start_patrol({"zone_id": north["id"]}, M1)
+    assert patrol().list_patrols(LEAD)["items"][0]["notes"] is None
+    assert audit_rows(patrol_db) == []
+
+
+@pytest.mark.parametrize("actor", [None, {}, {"id": "m1"}, {"id": "m1", "roles": ["king"]}, "m1"])
+def test_reads_without_a_valid_caller_are_refused_and_read_nothing(patrol, patrol_db, two_zones, actor):
+    north, _south = two_zones
+    incident = report(patrol, north, M1)
+    for read in (lambda: patrol().get_incident(incident["id"], actor), lambda: patrol().list_incidents(actor),
+                 lambda: patrol().list_patrols(actor)):
+        with pytest.raises(InvalidInput):
+            read()
+    assert audit_rows(patrol_db) == []
+
+
+def test_the_audit_of_free_text_is_for_admins_filtered_by_incident_or_patrol_and_holds_no_text(
+        patrol, patrol_db, two_zones):
+    north, _south = two_zones
+    first, second = report(patrol, north, M1), report(patrol, north, M1)
+    shift = patrol().start_patrol({"zone_id": north["id"]}, M2)
+    patrol().finish_patrol(shift["id"], {"notes": NOTES}, M2)
+    patrol().get_incident(first["id"], LEAD)
+    patrol().get_incident(second["id"], ADMIN)
+    patrol().list_patrols(LEAD)
+    with pytest.raises(Forbidden):
+        patrol().list_audit(LEAD)
+    entries = patrol().list_audit(ADMIN)["items"]
+    assert [(e["actor_id"], e["action"], e["incident_id"], e["patrol_id"]) for e in entries] == [
+        ("lead", "list_patrol", None, shift["id"]), (ADMIN["id"], "read_incident", second["id"], None),
+        ("lead", "read_incident", first["id"], None)]
+    assert [e["actor_id"] for e in patrol().list_audit(ADMIN, {"incident_id": first["id"]})["items"]] == ["lead"]
+    assert [e["action"] for e in patrol().list_audit(ADMIN, {"patrol_id": shift["id"]})["items"]] == ["list_patrol"]
+    text = json.dumps(entries, ensure_ascii=False)
+    assert DESCRIPTION not in text and NOTES not in text
+    with pytest.raises(InvalidInput) as raised:
+        patrol().list_audit(ADMIN, {"incident_id": ""})
+    assert "incident_id" in raised.value.details["fields"]
 
 
 # -- coverage ---------------------------------------------------------------------------
@@ -567,7 +694,7 @@ def test_an_unacknowledged_incident_escalates_once(patrol, patrol_db):
     assert data[0]["incident_id"] == incident["id"] and data[0]["leader_id"] == "lead"
     assert data[0]["status"] == "open"
     assert 31 <= data[0]["minutes_unacknowledged"] < 32
-    assert patrol().get_incident(incident["id"])["escalated_at"] is not None  # the incident shows it
+    assert patrol().get_incident(incident["id"], ADMIN)["escalated_at"] is not None  # the incident shows it
 
     text = json.dumps(patrol_db.outbox("incident_escalated")[0]["envelope"], ensure_ascii=False)
     assert DESCRIPTION not in text and "Zhang" not in text
@@ -588,7 +715,7 @@ def test_an_acknowledged_incident_never_escalates(patrol, patrol_db):
     set_column(patrol_db, Incident, incident["id"], reported_at=naive_utcnow() - timedelta(days=2))
     patrol().sweep()
     assert patrol_db.outbox("incident_escalated") == []
-    assert patrol().get_incident(incident["id"])["escalated_at"] is None
+    assert patrol().get_incident(incident["id"], ADMIN)["escalated_at"] is None
 
 
 def test_a_resolved_incident_never_escalates(patrol, patrol_db):
