@@ -73,10 +73,10 @@ class AccountStates(SharedExtension):
 
     kill = stop
 
-    def state(self, account_id: str) -> AccountState | None:
+    def state(self, account_id: str, fresh: bool = False) -> AccountState | None:
         now = time.monotonic()
         seen = self._seen.get(account_id)
-        if seen is not None and now - seen[0] < self.max_age:
+        if seen is not None and now - seen[0] < self.max_age and not fresh:
             return seen[1]
         with self.engine.connect() as connection:
             row = connection.execute(select(Account.roles, Account.active, Account.session_version)
@@ -91,6 +91,8 @@ class AccountStates(SharedExtension):
         """The token's principal with the account's current roles; a 401 if
         the account is gone or disabled, or the token's session has ended."""
         state = self.state(claims["id"])
+        if state is None or not state.active or state.session_version != claims["session_version"]:
+            state = self.state(claims["id"], fresh=True)  # what was seen may be older than a new token
         if state is None:
             raise NotAuthenticated("The token is not valid.")
         if not state.active:

@@ -23,7 +23,7 @@ MAX_LENGTH = 200
 # django/contrib/auth/common-passwords.txt.gz): lower-case, one a line.
 COMMON_PASSWORDS = Path(__file__).with_name("common-passwords.txt.gz")
 
-DEFAULT_MAX_HASHES = 2         # concurrent hashes per gateway process (config MAX_HASHES)
+DEFAULT_MAX_HASHES = 1         # concurrent hashes per gateway process (config MAX_HASHES): a core stays for the rest
 DEFAULT_HASH_WAIT = 0.5        # seconds a request may wait for a hashing slot (config HASH_WAIT)
 RETRY_AFTER_SECONDS = 1
 
