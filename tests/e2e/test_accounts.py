@@ -10,6 +10,7 @@ import statistics
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -198,6 +199,13 @@ def test_the_delay_grows_and_a_wait_served_allows_one_more_try(stack, register):
     time.sleep(2.1)
     assert log_in(stack, username, "member-password", address).status_code == 200  # and forgets the failures
     assert log_in(stack, username, "a-wrong-guess", address).status_code == 401
+
+
+def test_parallel_guesses_cannot_slip_past_the_delay(stack):
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(lambda _: log_in(stack, "admin", "a-wrong-guess", "192.0.2.99").status_code,
+                                range(12)))
+    assert answers.count(401) <= 3 and answers.count(429) >= 9 - answers.count(503), answers
 
 
 def p90(samples: list[float]) -> float:
