@@ -122,7 +122,7 @@ class GatewayService(KernelEntrypoints):
         self._account(member_id)  # a 404 before the hashing
         password_hash = self.passwords.hash_new(request.payload["new_password"])
         session = self.db.session
-        account = session.get(Account, member_id, with_for_update=True)
+        account = session.get(Account, member_id, with_for_update=True, populate_existing=True)
         accounts.set_password(session, account, password_hash)
         session.commit()
         return MemberSchema().dump(account)

@@ -15,7 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from tests.conftest import wait_for
 from tests.e2e.conftest import ADMIN_PASSWORD, Client, linli, login, running_stack, timed
+from tests.e2e.test_patrol import alerts, make_zone, report_ok, set_team
 
 RECEIPT_LOOKUPS = 5
 FLOOD_LOOPS, FLOOD_SECONDS = 6, 5
@@ -83,6 +85,22 @@ def test_roles_changed_take_effect_within_a_second(stack, admin, register):
     refused_everywhere_within_a_second(clients, "/members", status=200)  # the same token, an admin now
     assert patch(admin, profile["id"], {"roles": ["viewer"]}).status_code == 200
     refused_everywhere_within_a_second(clients, "/patrols", status=403)  # a viewer cannot see patrols
+
+
+def test_a_de_admined_admin_gets_no_more_admin_alerts(stack, admin, register):
+    former, former_profile = register(roles=["admin", "member"])
+    leader, leader_profile = register()
+    zone = make_zone(admin)
+    set_team(admin, zone["id"], leader_profile["id"], [])
+    first = report_ok(leader, zone, severity="high")
+    wait_for(lambda: alerts(former, "incident_high_severity", first["id"]), timeout=10,
+             what="the admin's alert while an admin")
+
+    assert patch(admin, former_profile["id"], {"roles": ["member"]}).status_code == 200
+    urgent = report_ok(leader, zone, severity="high")
+    wait_for(lambda: alerts(admin, "incident_high_severity", urgent["id"]), timeout=10,
+             what="the remaining admin's alert")
+    assert alerts(former, "incident_high_severity", urgent["id"]) == []
 
 
 def test_a_member_update_changes_only_what_is_sent_and_refuses_bad_fields(stack, admin, register):
