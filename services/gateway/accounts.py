@@ -54,16 +54,24 @@ def update_member(uow: UnitOfWork, member_id: str, changes: dict) -> Account:
     """The office changes an account; the caller commits. Disabling ends its
     sessions. The last active admin cannot be disabled or lose the role (409):
     the office would be locked out for good."""
-    account = uow.session.get(Account, member_id, with_for_update=True)
-    if account is None:
-        raise NotFound("No such member.")
     if "roles" in changes:
         changes = {**changes, "roles": sorted(set(changes["roles"]))}
+    if changes.get("active") is False or ("roles" in changes and "admin" not in changes["roles"]):
+        # Lock every active account in one order, so two admins removing each
+        # other at once wait in turn (the second sees the first's change)
+        # rather than deadlock or both succeed.
+        locked = {a.id: a for a in uow.session.scalars(
+            select(Account).where(or_(Account.active.is_(True), Account.id == member_id)).order_by(Account.id)
+            .with_for_update().execution_options(populate_existing=True))}
+        account = locked.get(member_id)
+    else:
+        locked = {}
+        account = uow.session.get(Account, member_id, with_for_update=True, populate_existing=True)
+    if account is None:
+        raise NotFound("No such member.")
     stays_admin = changes.get("active", account.active) and "admin" in changes.get("roles", account.roles)
     if account.active and "admin" in account.roles and not stays_admin:
-        others = uow.session.scalars(select(Account).where(
-            Account.active.is_(True), Account.id != account.id).with_for_update())
-        if not any("admin" in other.roles for other in others):
+        if not any(other.active and "admin" in other.roles for other in locked.values() if other.id != account.id):
             field = "active" if changes.get("active") is False else "roles"
             message = "This is the last active admin: make another admin first."
             raise Conflict(message, {"fields": {field: [message]}})
