@@ -251,7 +251,7 @@ class Bench:
                  f" ({'PostgreSQL' if self.postgres else 'SQLite'})")
         self.stack.prepare()
         created = subprocess.run([sys.executable, "-m", "services.ops.cli", "--var", str(self.stack.var_dir),
-                                  "admin", "create", "--username", ADMIN[0], "--password", ADMIN[1]],
+                                  "admin", "create", "--username", ADMIN[0]], input=ADMIN[1] + "\n",
                                  env=self.stack.env, capture_output=True, text=True, timeout=60, cwd=REPO_ROOT)
         if created.returncode:
             raise RuntimeError(f"linli admin create: {created.stderr}")

@@ -39,6 +39,7 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
     Subscription("welfare", welfare.CASE_DRAFTED, "notifications", "on_case_drafted"),
     Subscription("patrol", patrol.INCIDENT_REPORTED, "welfare", "on_incident_reported"),
     Subscription("gateway", gateway.MEMBER_REGISTERED, "notifications", "on_member_registered"),
+    Subscription("gateway", gateway.MEMBER_UPDATED, "notifications", "on_member_updated"),
     Subscription("patrol", patrol.INCIDENT_REPORTED, "notifications", "on_incident_reported"),
     Subscription("patrol", patrol.INCIDENT_ESCALATED, "notifications", "on_incident_escalated"),
     Subscription("patrol", patrol.ZONE_UNCOVERED, "notifications", "on_zone_uncovered"),

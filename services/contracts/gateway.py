@@ -2,6 +2,7 @@
 from marshmallow import Schema, fields
 
 MEMBER_REGISTERED = "member_registered"
+MEMBER_UPDATED = "member_updated"
 
 
 class MemberRegistered(Schema):
@@ -11,6 +12,12 @@ class MemberRegistered(Schema):
     compound = fields.String(required=True, allow_none=True)
 
 
+class MemberUpdated(MemberRegistered):
+    """The account as it is now, after the office changed it; `active` false: disabled."""
+    active = fields.Boolean(required=True)
+
+
 SCHEMAS = {
     MEMBER_REGISTERED: MemberRegistered,
+    MEMBER_UPDATED: MemberUpdated,
 }

@@ -1,9 +1,10 @@
-"""Accounts: registration, password checks and the lock after repeated failed
-logins, shared by the HTTP routes and `linli admin create`. Passwords are
-stored only as werkzeug scrypt hashes."""
+"""Accounts: registration, changes by the office, passwords, and the delays
+after failed logins, shared by the HTTP routes and `linli admin create`.
+Passwords are stored only as werkzeug scrypt hashes."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, or_, select, update
@@ -13,25 +14,28 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from services.common.clock import naive_utcnow
 from services.common.db import UnitOfWork, make_engine
-from services.common.errors import Conflict
+from services.common.errors import Conflict, NotFound
 from services.common.outbox import Relay
 from services.contracts import gateway as events
-from services.gateway.models import Account, FailedLogins, kernel
+from services.gateway.models import Account, AddressWindow, LoginAttempts, kernel
 
 # Checked against when the username is unknown, so both failures take as long.
 _DUMMY_HASH = generate_password_hash("not-a-real-password")
 
+ANNOUNCED = ("roles", "active", "party_member", "compound")  # what other services keep of an account
 
-def register(uow: UnitOfWork, data: dict) -> Account:
-    """Add an account and announce it; the caller commits. A taken username is a 409."""
+
+def register(uow: UnitOfWork, data: dict, password_hash: str | None = None) -> Account:
+    """Add an account and announce it; the caller commits. A taken username is
+    a 409. `password_hash`: the password hashed already (off the hub)."""
     taken = uow.session.scalar(select(Account.id).where(Account.username == data["username"]))
     if taken is not None:
         raise Conflict("That username is taken.", {"fields": {"username": ["That username is taken."]}})
     account = Account(
-        username=data["username"], password_hash=generate_password_hash(data["password"]),
+        username=data["username"], password_hash=password_hash or generate_password_hash(data["password"]),
         name=data["name"], phone=data.get("phone"), roles=sorted(set(data["roles"])),
         party_member=data.get("party_member", False), compound=data.get("compound"),
-        created_at=naive_utcnow(),
+        created_at=naive_utcnow(), active=True, session_version=0,
     )
     uow.session.add(account)
     try:
@@ -46,48 +50,179 @@ def register(uow: UnitOfWork, data: dict) -> Account:
     return account
 
 
-def authenticate(session, username: str, password: str) -> Account | None:
+def update_member(uow: UnitOfWork, member_id: str, changes: dict) -> Account:
+    """The office changes an account; the caller commits. Disabling ends its
+    sessions. The last active admin cannot be disabled or lose the role (409):
+    the office would be locked out for good."""
+    if "roles" in changes:
+        changes = {**changes, "roles": sorted(set(changes["roles"]))}
+    if changes.get("active") is False or ("roles" in changes and "admin" not in changes["roles"]):
+        # Lock every active account in one order, so two admins removing each
+        # other at once wait in turn (the second sees the first's change)
+        # rather than deadlock or both succeed.
+        locked = {a.id: a for a in uow.session.scalars(
+            select(Account).where(or_(Account.active.is_(True), Account.id == member_id)).order_by(Account.id)
+            .with_for_update().execution_options(populate_existing=True))}
+        account = locked.get(member_id)
+    else:
+        locked = {}
+        account = uow.session.get(Account, member_id, with_for_update=True, populate_existing=True)
+    if account is None:
+        raise NotFound("No such member.")
+    stays_admin = changes.get("active", account.active) and "admin" in changes.get("roles", account.roles)
+    if account.active and "admin" in account.roles and not stays_admin:
+        if not any(other.active and "admin" in other.roles for other in locked.values() if other.id != account.id):
+            field = "active" if changes.get("active") is False else "roles"
+            message = "This is the last active admin: make another admin first."
+            raise Conflict(message, {"fields": {field: [message]}})
+    if account.active and changes.get("active") is False:
+        account.session_version += 1  # re-enabled later, its old tokens stay dead
+    for field, value in changes.items():
+        setattr(account, field, value)
+    uow.session.flush()
+    if set(changes) & set(ANNOUNCED):
+        uow.emit(events.MEMBER_UPDATED, {
+            "member_id": account.id, "roles": account.roles, "active": account.active,
+            "party_member": account.party_member, "compound": account.compound,
+        })
+    return account
+
+
+def set_password(session, account: Account, password_hash: str):
+    """A new password ends every session of the account (their tokens carry
+    the old session_version); the caller commits."""
+    account.password_hash = password_hash
+    account.session_version += 1
+
+
+def authenticate(session, username: str, password: str, check=check_password_hash) -> Account | None:
+    """The active account with this username and password, or None. `check`:
+    how to check a hash (off the hub in the gateway)."""
     account = session.scalar(select(Account).where(Account.username == username))
     if account is None:
-        check_password_hash(_DUMMY_HASH, password)
+        check(_DUMMY_HASH, password)
         return None
-    return account if check_password_hash(account.password_hash, password) else None
+    return account if check(account.password_hash, password) and account.active else None
 
 
-def seconds_locked(session, username: str, now: datetime) -> int:
-    """How long `username` must wait before its next login attempt (0: none)."""
-    row = session.get(FailedLogins, username)
-    if row is None or row.locked_until is None or row.locked_until <= now:
-        return 0
-    return math.ceil((row.locked_until - now).total_seconds())
+# -- delays after failed logins ------------------------------------------------------
+
+@dataclass(frozen=True)
+class LoginLimits:
+    """After `free_failures` failed logins of one username from one address,
+    that pair waits 1, 2, 4 ... seconds (up to `max_delay`) before each next
+    try; a quiet `forget_after` seconds forgets its failures. Another address
+    (the owner of the name at home) is not slowed. One address may fail at
+    most `address_failures` logins (all names) per `address_window` seconds:
+    a rate no office behind one router produces."""
+    free_failures: int = 3
+    max_delay: int = 60
+    forget_after: int = 900
+    address_failures: int = 30
+    address_window: int = 60
+
+    @classmethod
+    def from_config(cls, config: dict) -> LoginLimits:
+        return cls(**{name: int(config[key]) for name, key in (
+            ("free_failures", "LOGIN_FREE_FAILURES"), ("max_delay", "LOGIN_MAX_DELAY_SECONDS"),
+            ("address_failures", "LOGIN_ADDRESS_MAX_FAILURES"),
+            ("address_window", "LOGIN_ADDRESS_WINDOW_SECONDS")) if config.get(key) not in (None, "")})
+
+    def delay(self, failures: int) -> int:
+        """Seconds the pair waits after its `failures`-th failure in a row."""
+        over = failures - self.free_failures
+        return 0 if over < 0 else min(self.max_delay, 2 ** min(over, 30))
 
 
-def record_failed_login(session, username: str, now: datetime, max_failures: int, lock_seconds: int):
-    """Count a failed login and commit. Failures less than `lock_seconds`
-    apart add up, and the `max_failures`-th locks the name for `lock_seconds`:
-    a guesser gets `max_failures` tries, then one per `lock_seconds`. The count
-    is one UPDATE, so that parallel guesses cannot slip past it."""
-    session.execute(delete(FailedLogins).where(  # a quiet spell of lock_seconds forgets them
-        FailedLogins.last_failed_at <= now - timedelta(seconds=lock_seconds),
-        or_(FailedLogins.locked_until.is_(None), FailedLogins.locked_until < now)))
-    count = update(FailedLogins).where(FailedLogins.username == username).values(
-        failures=FailedLogins.failures + 1, last_failed_at=now)
-    if session.execute(count).rowcount == 0:
-        session.add(FailedLogins(username=username, failures=1, last_failed_at=now))
+def claim_login(session, address: str, username: str, now: datetime, limits: LoginLimits) -> int:
+    """Before a password is checked: the seconds this pair or address must
+    still wait (refuse at once), or 0, and then the attempt is counted as a
+    failure until `login_succeeded` or `login_not_tried` says otherwise.
+    Counting first, in one conditional UPDATE, means parallel guesses cannot
+    slip past the delay. Commits."""
+    key = (LoginAttempts.address == address, LoginAttempts.username == username)
+    session.execute(delete(LoginAttempts).where(  # a quiet spell forgets
+        LoginAttempts.last_failed_at <= now - timedelta(seconds=limits.forget_after),
+        or_(LoginAttempts.wait_until.is_(None), LoginAttempts.wait_until <= now)),
+        execution_options={"synchronize_session": False})
+    count = update(LoginAttempts).where(*key, or_(LoginAttempts.wait_until.is_(None),
+                                                  LoginAttempts.wait_until <= now)).values(
+        failures=LoginAttempts.failures + 1, last_failed_at=now)
+    if session.execute(count, execution_options={"synchronize_session": False}).rowcount == 0:
+        waiting = session.scalar(select(LoginAttempts.wait_until).where(*key))
+        if waiting is not None:
+            session.commit()
+            return _seconds_until(waiting, now)
+        session.add(LoginAttempts(address=address, username=username, failures=1, last_failed_at=now))
         try:
             session.flush()
-        except IntegrityError:  # a parallel failure added the row first
+        except IntegrityError:  # a parallel attempt added the row first
             session.rollback()
-            session.execute(count)
-    session.execute(update(FailedLogins).where(
-        FailedLogins.username == username, FailedLogins.failures >= max_failures,
-    ).values(failures=0, locked_until=now + timedelta(seconds=lock_seconds)))
+            if session.execute(count, execution_options={"synchronize_session": False}).rowcount == 0:
+                session.commit()
+                return 1
+    failures = session.scalar(select(LoginAttempts.failures).where(*key))
+    delay = limits.delay(failures)
+    if delay:
+        session.execute(update(LoginAttempts).where(*key).values(wait_until=now + timedelta(seconds=delay)),
+                        execution_options={"synchronize_session": False})
+    wait = count_in_window(session, "login", address, now, limits.address_failures, limits.address_window)
+    session.commit()
+    return wait
+
+
+def login_succeeded(session, address: str, username: str):
+    """The right password: forget the pair's failures. Commits."""
+    session.execute(delete(LoginAttempts).where(LoginAttempts.address == address,
+                                                LoginAttempts.username == username),
+                    execution_options={"synchronize_session": False})
+    _uncount(session, "login", address)
     session.commit()
 
 
-def forget_failed_logins(session, username: str):
-    session.execute(delete(FailedLogins).where(FailedLogins.username == username))
+def login_not_tried(session, address: str, username: str):
+    """The attempt claimed was not tried (no hashing slot free): uncount it. Commits."""
+    session.execute(update(LoginAttempts).where(
+        LoginAttempts.address == address, LoginAttempts.username == username, LoginAttempts.failures > 0,
+    ).values(failures=LoginAttempts.failures - 1, wait_until=None),
+        execution_options={"synchronize_session": False})
+    _uncount(session, "login", address)
     session.commit()
+
+
+def count_in_window(session, scope: str, address: str, now: datetime, limit: int, window: int) -> int:
+    """Count one `scope` event of `address` in its current window of `window`
+    seconds: 0 while at most `limit`, past it the seconds until the window
+    ends. The caller commits."""
+    key = (AddressWindow.scope == scope, AddressWindow.address == address)
+    old = now - timedelta(seconds=window)
+    options = {"synchronize_session": False}
+    session.execute(delete(AddressWindow).where(AddressWindow.scope == scope, AddressWindow.started_at <= old,
+                                                AddressWindow.address != address), execution_options=options)
+    renewed = update(AddressWindow).where(*key, AddressWindow.started_at <= old).values(started_at=now, hits=1)
+    bumped = update(AddressWindow).where(*key).values(hits=AddressWindow.hits + 1)
+    if (session.execute(renewed, execution_options=options).rowcount == 0
+            and session.execute(bumped, execution_options=options).rowcount == 0):
+        session.add(AddressWindow(scope=scope, address=address, started_at=now, hits=1))
+        try:
+            session.flush()
+        except IntegrityError:  # a parallel one added it first
+            session.rollback()
+            session.execute(bumped, execution_options=options)
+    hits, started_at = session.execute(select(AddressWindow.hits, AddressWindow.started_at).where(*key)).one()
+    if hits <= limit:
+        return 0
+    return _seconds_until(started_at + timedelta(seconds=window), now)
+
+
+def _uncount(session, scope: str, address: str):
+    session.execute(update(AddressWindow).where(
+        AddressWindow.scope == scope, AddressWindow.address == address, AddressWindow.hits > 0,
+    ).values(hits=AddressWindow.hits - 1), execution_options={"synchronize_session": False})
+
+
+def _seconds_until(moment: datetime, now: datetime) -> int:
+    return max(1, math.ceil((moment - now).total_seconds()))
 
 
 def create_admin(db_url: str, username: str, password: str, name: str, amqp_uri: str | None = None) -> bool:

@@ -5,6 +5,7 @@ are also what the OpenAPI document is built from."""
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import logging
 import re
@@ -84,6 +85,38 @@ class Admission:
         HTTP_SHED.labels(self.scope).inc()
         what = "The gateway is" if self.scope == "gateway" else f"The {self.scope} service is"
         raise Unavailable(f"{what} busy; try again in a moment.", {"retry_after": RETRY_AFTER_SECONDS})
+
+
+def trusted_proxies(config: dict) -> list:
+    """TRUSTED_PROXIES (env LINLI_TRUSTED_PROXIES): comma-separated addresses
+    or networks of the proxies whose X-Forwarded-For is believed."""
+    return [ipaddress.ip_network(part.strip(), strict=False)
+            for part in str(config.get("TRUSTED_PROXIES") or "").split(",") if part.strip()]
+
+
+def client_address(request, proxies: list) -> str:
+    """Who the client is, for the per-address limits: the peer, or, when the
+    peer is a trusted proxy, the nearest address in X-Forwarded-For that is
+    not one (each proxy appends who it heard from; what the client itself
+    wrote there, further left, is not believed)."""
+    def trusted(address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in proxies)
+
+    peer = request.remote_addr or "unknown"
+    if not proxies or not trusted(peer):
+        return peer
+    hops = [hop.strip() for hop in request.headers.get("X-Forwarded-For", "").split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not trusted(hop):
+            try:
+                return str(ipaddress.ip_address(hop))[:64]
+            except ValueError:  # garbage where an address should be: stop believing the header here
+                return peer
+    return peer
 
 
 def json_response(payload, status: int = 200, headers: dict | None = None) -> Response:
@@ -191,6 +224,7 @@ class ApiEntrypoint(HttpRequestHandler):
     """
 
     server = JsonWebServer()
+    accounts = auth.AccountStates()
 
     def __init__(self, method: str, path: str, *, roles: tuple[str, ...] | None,
                  body: type[Schema] | None = None, query: type[Schema] | None = None,
@@ -219,6 +253,7 @@ class ApiEntrypoint(HttpRequestHandler):
         if len(secret) < auth.MIN_SECRET_LENGTH:
             raise ConfigurationError(
                 f"JWT_SECRET (env LINLI_JWT_SECRET) must be at least {auth.MIN_SECRET_LENGTH} characters")
+        self.proxies = trusted_proxies(self.container.config)
         super().setup()
 
     def handle_request(self, request):
@@ -237,6 +272,7 @@ class ApiEntrypoint(HttpRequestHandler):
 
     def _answer(self, request):
         request.shallow = False
+        request.client_address = client_address(request, self.proxies)
         try:
             request.principal = self._authenticate(request)
             request.body, request.payload = self._load_body(request)
@@ -260,7 +296,8 @@ class ApiEntrypoint(HttpRequestHandler):
         token = auth.bearer_token(request, query_allowed=self.event_stream)
         if token is None:
             raise NotAuthenticated("Log in first: send 'Authorization: Bearer <token>'.")
-        principal = auth.principal_from_token(self.container.config["JWT_SECRET"], token)
+        claims = auth.principal_from_token(self.container.config["JWT_SECRET"], token)
+        principal = self.accounts.principal(claims)
         auth.authorize(principal, self.roles)
         return principal
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, Index, Integer, String
+from sqlalchemy import JSON, Boolean, DateTime, Index, Integer, String, true
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.clock import naive_utcnow
@@ -30,15 +30,32 @@ class Account(Base):
     party_member: Mapped[bool] = mapped_column(Boolean, default=False)
     compound: Mapped[str | None] = mapped_column(String(100), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=naive_utcnow)
+    # A disabled account cannot log in, and its tokens are refused.
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # Carried in each token; raised to end every session (a password set, the account disabled).
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
-class FailedLogins(Base):
-    """Recent failed logins per username (known or not, so a lock tells
-    nothing about which names exist); a row goes once a login succeeds or
-    the failures are old."""
-    __tablename__ = "failed_logins"
+class LoginAttempts(Base):
+    """Recent failed logins of one username from one client address (known
+    name or not, so a delay tells nothing about which names exist). A login
+    in progress counts as failed until it succeeds; a row goes once a login
+    succeeds or the failures are old."""
+    __tablename__ = "login_attempts"
 
+    address: Mapped[str] = mapped_column(String(64), primary_key=True)
     username: Mapped[str] = mapped_column(String(40), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer, default=0)
     last_failed_at: Mapped[datetime] = mapped_column(DateTime, index=True)
-    locked_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    wait_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class AddressWindow(Base):
+    """How often one client address did something (`scope`: failed logins,
+    receipt lookups) in the current fixed window of time."""
+    __tablename__ = "address_windows"
+
+    scope: Mapped[str] = mapped_column(String(20), primary_key=True)
+    address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    hits: Mapped[int] = mapped_column(Integer, default=0)

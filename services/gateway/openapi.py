@@ -24,12 +24,15 @@ _ERRORS = {
     "409": "Conflicts with the current state",
     "413": "The body is too large",
     "422": "The Idempotency-Key was used before with a different request",
-    "429": "Too many failed logins for this username: wait Retry-After seconds",
+    "429": "Too many tries from this address (failed logins for a username, receipt lookups): "
+           "wait Retry-After seconds",
     "503": "A service did not answer in time; or the gateway is busy (load shed): wait Retry-After seconds",
 }
 # Errors that only some operations answer, by operationId.
 _OPERATION_ERRORS = {
-    "issue_token": ("401", "429"),  # a wrong password; then a locked username
+    "issue_token": ("401", "429"),  # a wrong password; then a delay for this address and username
+    "change_my_password": ("429",),  # a wrong current password counts as a failed login
+    "get_receipt": ("429",),  # lookups per address are limited: codes cannot be guessed
 }
 _IDEMPOTENCY_KEY = {"in": "header", "name": "Idempotency-Key", "required": False,
                     "description": "The same key again returns the first answer and writes nothing twice",

@@ -5,6 +5,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from services.common.pagination import PageSchema, page_of
 from services.common.schemas import ROLES, UtcDateTime
 from services.contracts import PRODUCERS
+from services.gateway import passwords
 from services.patrol.schemas import AuditEntrySchema as PatrolAuditEntrySchema
 from services.welfare.schemas import AuditEntrySchema as WelfareAuditEntrySchema
 
@@ -20,23 +21,66 @@ class TokenSchema(Schema):
     expires_in = fields.Integer()
 
 
+def new_password(**kwargs):
+    """A password being set: at least passwords.MIN_LENGTH characters, not a common one."""
+    return fields.String(required=True, load_only=True, validate=passwords.validate_new, **kwargs)
+
+
+def _name(**kwargs):
+    return fields.String(validate=validate.Length(min=1, max=100), **kwargs)
+
+
+def _phone(**kwargs):
+    return fields.String(allow_none=True, validate=validate.Regexp(
+        r"^\+?[0-9][0-9 -]{4,18}\Z", error="A phone number: digits, spaces, '-', an optional '+'."), **kwargs)
+
+
+def _roles(**kwargs):
+    return fields.List(fields.String(validate=validate.OneOf(ROLES)),
+                       validate=validate.Length(min=1, max=len(ROLES)), **kwargs)
+
+
+def _compound(**kwargs):
+    return fields.String(allow_none=True, validate=validate.Length(min=1, max=100), **kwargs)
+
+
 class MemberCreateSchema(Schema):
     username = fields.String(required=True, validate=validate.Regexp(
         r"^[a-z0-9_.-]{3,40}\Z", error="3 to 40 of a-z, 0-9, '_', '.', '-'."))
-    password = fields.String(required=True, load_only=True,
-                             validate=validate.Length(min=8, max=200))
-    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    phone = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(
-        r"^\+?[0-9][0-9 -]{4,18}\Z", error="A phone number: digits, spaces, '-', an optional '+'."))
-    roles = fields.List(fields.String(validate=validate.OneOf(ROLES)), load_default=lambda: ["member"],
-                        validate=validate.Length(min=1, max=len(ROLES)))
+    password = new_password()
+    name = _name(required=True)
+    phone = _phone(load_default=None)
+    roles = _roles(load_default=lambda: ["member"])
     party_member = fields.Boolean(load_default=False)
-    compound = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=100))
+    compound = _compound(load_default=None)
 
 
 class MemberSchema(MemberCreateSchema):
     id = fields.String(dump_only=True)
+    active = fields.Boolean(dump_only=True)
     created_at = UtcDateTime(dump_only=True)
+
+
+class MemberUpdateSchema(Schema):
+    """What the office may change of an account; only the fields sent change.
+    `active: false` disables it: no login, its tokens refused."""
+    active = fields.Boolean()
+    roles = _roles()
+    party_member = fields.Boolean()
+    name = _name()
+    phone = _phone()
+    compound = _compound()
+
+
+class PasswordSetSchema(Schema):
+    """The office sets a member's password; the member's sessions end."""
+    new_password = new_password()
+
+
+class PasswordChangeSchema(Schema):
+    """One's own password; one's other sessions end."""
+    current_password = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=200))
+    new_password = new_password()
 
 
 MemberListSchema = page_of(MemberSchema)

@@ -21,7 +21,7 @@ from services.common.clock import isoformat, naive_utcnow
 from services.common.db import Database
 from services.common.deadletters import dead_letter_queues
 from services.common.metrics import DEAD_LETTERS
-from services.common.errors import InvalidInput, NotAuthenticated, NotFound, TooManyRequests
+from services.common.errors import InvalidInput, NotAuthenticated, NotFound, TooManyRequests, Unavailable
 from services.common.pagination import PageSchema, paginate
 from services.common.service import KernelEntrypoints
 from services.contracts import notifications as notification_events
@@ -30,10 +30,12 @@ from services.gateway.auth import ADMIN, ANY_ROLE, MEMBER_OR_ADMIN
 from services.gateway.http import api, error_payload, html_response, json_response
 from services.gateway.models import Account, kernel
 from services.gateway.openapi import build_spec
+from services.gateway.passwords import PasswordHashing
 from services.gateway.rpc import ServiceRpc
 from services.gateway.schemas import (
     AUDIT_FILTERS, AuditListSchema, AuditQuerySchema, FeedQuerySchema, HealthSchema, MemberCreateSchema,
-    MemberListSchema, MemberSchema, ReadySchema, TokenRequestSchema, TokenSchema,
+    MemberListSchema, MemberSchema, MemberUpdateSchema, PasswordChangeSchema, PasswordSetSchema, ReadySchema,
+    TokenRequestSchema, TokenSchema,
 )
 from services.gateway.streams import FEED, Streams, sse_response
 from services.donations.schemas import (
@@ -66,6 +68,7 @@ FEED_QUEUE = Queue(
     bindings=[binding(get_event_exchange(source, {}), routing_key="#") for source in contracts.PRODUCERS])
 
 DEFAULT_TOKEN_TTL = 12 * 3600
+DEFAULT_RECEIPT_LOOKUPS, DEFAULT_RECEIPT_WINDOW = 20, 60  # per address: a family checking its receipts, not a guesser
 PROBE_TIMEOUT = 3.0  # readiness, the dashboard's parts, dead-letter depths
 BACKEND_SERVICES = ("patrol", "donations", "welfare", "notifications")
 
@@ -78,6 +81,7 @@ class GatewayService(KernelEntrypoints):
     patrol = ServiceRpc("patrol")
     welfare = ServiceRpc("welfare")
     notifications = ServiceRpc("notifications")
+    passwords = PasswordHashing()
     alert_streams = Streams()
     event_feed = Streams()
 
@@ -85,28 +89,82 @@ class GatewayService(KernelEntrypoints):
 
     @api("POST", "/auth/token", roles=None, body=TokenRequestSchema, response=TokenSchema)
     def issue_token(self, request):
-        """Exchange a username and password for a bearer token."""
-        username, session, now = request.payload["username"], self.db.session, naive_utcnow()
-        wait = accounts.seconds_locked(session, username, now)
-        if wait:
-            raise TooManyRequests("Too many failed logins for this username: try again later.",
-                                  {"retry_after": wait})
-        account = accounts.authenticate(session, username, request.payload["password"])
+        """Exchange a username and password for a bearer token. After a few
+        failures, one username from one address waits longer before each try
+        (429 with Retry-After, answered at once)."""
+        account = self._check_password(request, request.payload["username"], request.payload["password"])
         if account is None:
-            accounts.record_failed_login(session, username, now, int(self.config.get("LOGIN_MAX_FAILURES", 5)),
-                                         int(self.config.get("LOGIN_LOCK_SECONDS", 300)))
             raise NotAuthenticated("Wrong username or password.")
-        accounts.forget_failed_logins(session, username)
-        return auth.issue_token(self.config["JWT_SECRET"], account.id, account.roles,
-                                int(self.config.get("TOKEN_TTL_SECONDS", DEFAULT_TOKEN_TTL)))
+        return self._token_for(account)
 
     @api("POST", "/members", roles=ADMIN, body=MemberCreateSchema, response=MemberSchema, status=201)
     def register_member(self, request):
-        """Register a member, party member, admin or dashboard viewer."""
+        """Register a member, party member, admin or dashboard viewer. The
+        password: at least 10 characters, not a common one."""
+        password_hash = self.passwords.hash_new(request.payload["password"])
         with self.db.unit_of_work() as uow:
-            account = accounts.register(uow, request.payload)
+            account = accounts.register(uow, request.payload, password_hash)
             uow.commit()
         return MemberSchema().dump(account)
+
+    @api("PATCH", "/members/<member_id>", roles=ADMIN, body=MemberUpdateSchema, response=MemberSchema)
+    def update_member(self, request, member_id):
+        """Change an account: `active: false` disables it (no login; its tokens
+        are refused within a second), roles, party membership, name, phone,
+        compound. The last active admin cannot be disabled or lose the role (409)."""
+        with self.db.unit_of_work() as uow:
+            account = accounts.update_member(uow, member_id, request.payload)
+            uow.commit()
+        return MemberSchema().dump(account)
+
+    @api("POST", "/members/<member_id>/password", roles=ADMIN, body=PasswordSetSchema, response=MemberSchema)
+    def set_member_password(self, request, member_id):
+        """Set a member's password (a forgotten one): every session of theirs ends."""
+        self._account(member_id)  # a 404 before the hashing
+        password_hash = self.passwords.hash_new(request.payload["new_password"])
+        session = self.db.session
+        account = session.get(Account, member_id, with_for_update=True, populate_existing=True)
+        accounts.set_password(session, account, password_hash)
+        session.commit()
+        return MemberSchema().dump(account)
+
+    @api("POST", "/me/password", roles=ANY_ROLE, body=PasswordChangeSchema, response=TokenSchema)
+    def change_my_password(self, request):
+        """Change one's own password: one's other sessions end; the answer is a
+        new token for this one. A wrong current password counts as a failed login."""
+        me = self._account(request.principal["id"])
+        if self._check_password(request, me.username, request.payload["current_password"]) is None:
+            message = "That is not your current password."
+            raise InvalidInput(message, {"fields": {"current_password": [message]}})
+        password_hash = self.passwords.hash_new(request.payload["new_password"])
+        session = self.db.session
+        account = session.get(Account, me.id, with_for_update=True, populate_existing=True)
+        accounts.set_password(session, account, password_hash)
+        session.commit()
+        return self._token_for(account)
+
+    def _check_password(self, request, username: str, password: str) -> Account | None:
+        """The active account if the password is right, else None; refused at
+        once (429) while this username and address must wait. The hash is
+        checked off the hub; no slot free in time: 503."""
+        session, address, now = self.db.session, request.client_address, naive_utcnow()
+        wait = accounts.claim_login(session, address, username, now, accounts.LoginLimits.from_config(self.config))
+        if wait:
+            raise TooManyRequests("Too many failed logins: try again later.", {"retry_after": wait})
+        try:
+            with self.passwords.slot():
+                account = accounts.authenticate(session, username, password, check=self.passwords.check)
+        except Unavailable:
+            accounts.login_not_tried(session, address, username)
+            raise
+        if account is not None:
+            accounts.login_succeeded(session, address, username)
+        return account
+
+    def _token_for(self, account: Account) -> dict:
+        return auth.issue_token(self.config["JWT_SECRET"], account.id, account.roles,
+                                int(self.config.get("TOKEN_TTL_SECONDS", DEFAULT_TOKEN_TTL)),
+                                session_version=account.session_version)
 
     @api("GET", "/members", roles=ADMIN, query=PageSchema, response=MemberListSchema)
     def list_members(self, request):
@@ -322,7 +380,16 @@ class GatewayService(KernelEntrypoints):
     @api("GET", "/receipts/<receipt_no>", roles=None, query=ReceiptQuerySchema, response=ReceiptSchema)
     def get_receipt(self, request, receipt_no):
         """Public, no login: a receipt by its number and verification code
-        (`?code=`): amount or goods, date, campaign, and where such goods were sent."""
+        (`?code=`): amount or goods, date, campaign, and where such goods were
+        sent. At most RECEIPT_LOOKUPS per RECEIPT_WINDOW_SECONDS from one
+        address (429 with Retry-After), so codes cannot be guessed."""
+        session = self.db.session
+        wait = accounts.count_in_window(session, "receipt", request.client_address, naive_utcnow(),
+                                        int(self.config.get("RECEIPT_LOOKUPS", DEFAULT_RECEIPT_LOOKUPS)),
+                                        int(self.config.get("RECEIPT_WINDOW_SECONDS", DEFAULT_RECEIPT_WINDOW)))
+        session.commit()
+        if wait:
+            raise TooManyRequests("Too many receipt lookups from here: try again later.", {"retry_after": wait})
         return self.donations.get_receipt(receipt_no, request.query_params)
 
     # -- households and cases --------------------------------------------------------

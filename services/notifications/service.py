@@ -111,6 +111,17 @@ class NotificationsService(KernelEntrypoints):
             uow.session.merge(Member(id=data["member_id"], is_admin="admin" in data["roles"]))
             uow.commit()
 
+    @reliable_event_handler("gateway", gateway_events.MEMBER_UPDATED)
+    def on_member_updated(self, envelope: dict):
+        """A disabled or de-admined admin gets no more admin alerts."""
+        event = contracts.validate(envelope)
+        data = event["data"]
+        with self.db.unit_of_work() as uow:
+            if not uow.first_delivery(event["id"], f"{self.name}.on_member_updated"):
+                return
+            uow.session.merge(Member(id=data["member_id"], is_admin=data["active"] and "admin" in data["roles"]))
+            uow.commit()
+
     @staticmethod
     def _admin_ids(uow: UnitOfWork) -> list[str]:
         return list(uow.session.scalars(select(Member.id).where(Member.is_admin.is_(True)).order_by(Member.id)))

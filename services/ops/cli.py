@@ -121,20 +121,38 @@ def _safe_uri(uri: str) -> str:
     return f"{scheme}://{rest.rpartition('@')[2]}"
 
 
+def read_password() -> str | None:
+    """The new admin's password: typed twice at a prompt, or the first line of
+    stdin (a script, a secret store). Never argv: any user on the host can read
+    another's command line, and shells keep it in their history."""
+    import getpass
+
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("Password for the new admin: ")
+    if getpass.getpass("The same again: ") != first:
+        print("linli: the two passwords differ", file=sys.stderr)
+        return None
+    return first
+
+
 def cmd_admin_create(args) -> int:
     from marshmallow import ValidationError
 
     from services.gateway.schemas import MemberCreateSchema
 
+    password = read_password()
+    if password is None:
+        return 2
     try:
-        MemberCreateSchema().load({"username": args.username, "password": args.password,
+        MemberCreateSchema().load({"username": args.username, "password": password,
                                    "name": args.name, "roles": ["admin"]})
     except ValidationError as exc:
         print(f"linli: {json.dumps(exc.messages)}", file=sys.stderr)
         return 2
     stack = Stack(Path(args.var))
     migrations.upgrade("gateway", stack.db_url("gateway"))
-    if not accounts.create_admin(stack.db_url("gateway"), args.username, args.password, args.name,
+    if not accounts.create_admin(stack.db_url("gateway"), args.username, password, args.name,
                                  amqp_uri=stack.env["AMQP_URI"]):
         print(f"linli: the username {args.username!r} is taken", file=sys.stderr)
         return 1
@@ -215,9 +233,9 @@ def parser() -> argparse.ArgumentParser:
     up.set_defaults(func=cmd_up)
 
     admin = commands.add_parser("admin", help="accounts").add_subparsers(dest="action", required=True)
-    create = admin.add_parser("create", help="add an admin account")
+    create = admin.add_parser("create", help="add an admin account; the password is asked for, or read "
+                                             "from the first line of stdin")
     create.add_argument("--username", required=True)
-    create.add_argument("--password", required=True)
     create.add_argument("--name", default="Community office")
     create.set_defaults(func=cmd_admin_create)
 

@@ -28,8 +28,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def linli(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "services.ops.cli", *args], env=env,
+def linli(env: dict, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "services.ops.cli", *args], env=env, input=stdin,
                           capture_output=True, text=True, timeout=60)
 
 
@@ -44,8 +44,8 @@ def running_stack(broker, var, *, start: bool = True, metrics_port: int = 0, rea
            | databases.service_database_env(var, SERVICES) | env_overrides)
     stack = Stack(var, env=env, port=free_port(), metrics_port=metrics_port, scale=scale)
     stack.prepare()
-    created = linli(stack.env, "--var", str(var), "admin", "create",
-                    "--username", "admin", "--password", ADMIN_PASSWORD)
+    created = linli(stack.env, "--var", str(var), "admin", "create", "--username", "admin",
+                    stdin=ADMIN_PASSWORD + "\n")
     assert created.returncode == 0, created.stderr
     try:
         if start:

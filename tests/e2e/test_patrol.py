@@ -435,8 +435,8 @@ def test_an_admin_added_on_a_running_stack_hears_of_the_next_urgent_incident(sta
     set_team(admin, zone["id"], leader_profile["id"], [member_profile["id"]])
 
     username = f"office{uuid.uuid4().hex[:6]}"
-    created = linli(stack.env, "--var", str(stack.var_dir), "admin", "create",
-                    "--username", username, "--password", ADMIN_PASSWORD)
+    created = linli(stack.env, "--var", str(stack.var_dir), "admin", "create", "--username", username,
+                    stdin=ADMIN_PASSWORD + "\n")
     assert created.returncode == 0, created.stderr
     new_admin = login(stack.url, username, ADMIN_PASSWORD)
     urgent = report_ok(member, zone, severity="high", category="fire_hazard")

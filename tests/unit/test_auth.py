@@ -9,10 +9,15 @@ from werkzeug.security import check_password_hash
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
+from marshmallow import ValidationError
+from werkzeug.security import generate_password_hash
+
 from services import contracts
 from services.common.errors import Conflict, Forbidden, NotAuthenticated
-from services.gateway import accounts, auth
+from services.gateway import accounts, auth, passwords
 from services.gateway.models import Account
+from services.gateway.http import client_address, trusted_proxies
+from services.gateway.schemas import MemberCreateSchema
 
 SECRET = "a-test-secret-that-is-long-enough-for-hs256"
 OTHER_SECRET = "another-secret-also-long-enough-for-hs256!"
@@ -25,7 +30,9 @@ def test_a_token_round_trips_to_its_principal():
     assert issued["token_type"] == "bearer"
     assert issued["expires_in"] == 600
     assert auth.principal_from_token(SECRET, issued["access_token"]) == {
-        "id": "acc-1", "roles": ["member", "viewer"]}
+        "id": "acc-1", "roles": ["member", "viewer"], "session_version": 0}
+    later = auth.issue_token(SECRET, "acc-1", ["member"], ttl_seconds=600, session_version=3)
+    assert auth.principal_from_token(SECRET, later["access_token"])["session_version"] == 3
 
 
 def test_a_token_expires_after_its_ttl():
@@ -219,44 +226,225 @@ def test_a_registration_not_committed_leaves_nothing(gateway_db):
     assert gateway_db.outbox() == []
 
 
-# -- failed logins ----------------------------------------------------------------
+# -- the office changes accounts ----------------------------------------------------
 
-def fail(gateway_db, username, at, times=1):
-    for _ in range(times):
-        accounts.record_failed_login(gateway_db.worker().session, username, at, max_failures=3, lock_seconds=60)
-
-
-def locked(gateway_db, username, at) -> int:
-    return accounts.seconds_locked(gateway_db.worker().session, username, at)
+def registered(gateway_db, **overrides) -> Account:
+    with gateway_db.unit_of_work() as uow:
+        account = accounts.register(uow, new_member(**overrides))
+        uow.commit()
+    return account
 
 
-def test_a_few_failed_logins_lock_nothing(gateway_db):
+def change(gateway_db, member_id, **changes) -> Account:
+    with gateway_db.unit_of_work() as uow:
+        account = accounts.update_member(uow, member_id, changes)
+        uow.commit()
+    return account
+
+
+def test_disabling_a_member_ends_its_sessions_and_announces_it_without_personal_data(gateway_db):
+    account = registered(gateway_db)
+    changed = change(gateway_db, account.id, active=False, phone="13911112222")
+    assert changed.active is False and changed.session_version == 1
+    updated = gateway_db.outbox("member_updated")
+    assert len(updated) == 1
+    envelope = updated[0]["envelope"]
+    assert envelope["data"] == {"member_id": account.id, "roles": ["member"], "active": False,
+                                "party_member": True, "compound": "Lotus Garden"}
+    contracts.validate(envelope)
+    assert "13911112222" not in repr(envelope) and "Zhang Wei" not in repr(envelope)
+    # A disabled account cannot log in, even with the right password.
+    assert accounts.authenticate(gateway_db.worker().session, "zhang.wei", "correct horse battery") is None
+
+
+def test_a_name_or_phone_change_is_not_announced(gateway_db):
+    account = registered(gateway_db)
+    change(gateway_db, account.id, name="Zhang Wei-ming", phone=None)
+    assert gateway_db.outbox("member_updated") == []
+
+
+@pytest.mark.parametrize("changes, field", [({"active": False}, "active"), ({"roles": ["member"]}, "roles")])
+def test_the_last_active_admin_cannot_be_disabled_or_de_admined(gateway_db, changes, field):
+    office = registered(gateway_db, username="office", roles=["admin"])
+    with gateway_db.unit_of_work() as uow, pytest.raises(Conflict) as refused:
+        accounts.update_member(uow, office.id, changes)
+    assert field in refused.value.details["fields"]
+    # With a second active admin it may.
+    registered(gateway_db, username="office2", roles=["admin"])
+    assert change(gateway_db, office.id, **changes) is not None
+
+
+def test_a_disabled_admin_does_not_count_as_the_other_admin(gateway_db):
+    office = registered(gateway_db, username="office", roles=["admin"])
+    other = registered(gateway_db, username="office2", roles=["admin"])
+    change(gateway_db, other.id, active=False)
+    with gateway_db.unit_of_work() as uow, pytest.raises(Conflict):
+        accounts.update_member(uow, office.id, {"active": False})
+
+
+def test_a_new_password_ends_every_session(gateway_db):
+    account = registered(gateway_db)
+    session = gateway_db.worker().session
+    stored = session.get(Account, account.id)
+    accounts.set_password(session, stored, generate_password_hash("a-brand-new-password"))
+    session.commit()
+    assert stored.session_version == 1
+    session = gateway_db.worker().session
+    assert accounts.authenticate(session, "zhang.wei", "correct horse battery") is None
+    assert accounts.authenticate(session, "zhang.wei", "a-brand-new-password") is not None
+
+
+@pytest.mark.parametrize("password, problem", [
+    ("short-one", "At least 10"), ("1234567890", "too common"), ("Password123", "too common"),
+    ("qwertyuiop", "too common"), ("x" * 201, "At most"),
+])
+def test_a_weak_or_common_password_is_refused(password, problem):
+    assert problem in passwords.problem(password)
+    with pytest.raises(ValidationError) as refused:
+        MemberCreateSchema().load(new_member(password=password))
+    assert list(refused.value.messages) == ["password"]
+
+
+def test_a_long_uncommon_password_is_taken():
+    assert passwords.problem("correct horse battery") is None
+
+
+# -- the token and the account as it is now ------------------------------------------
+
+def states_of(gateway_db) -> auth.AccountStates:
+    states = auth.AccountStates(max_age=0.2)
+    states.engine = gateway_db.engine
+    return states
+
+
+def test_a_token_is_authorized_from_the_accounts_current_roles(gateway_db):
+    account = registered(gateway_db, roles=["member"])
+    states = states_of(gateway_db)
+    claims = {"id": account.id, "roles": ["admin"], "session_version": 0}  # what an old token said
+    assert states.principal(claims) == {"id": account.id, "roles": ["member"]}
+    registered(gateway_db, username="office", roles=["admin"])
+    change(gateway_db, account.id, roles=["admin", "member"])
+    time.sleep(0.25)
+    assert states.principal(claims)["roles"] == ["admin", "member"]
+
+
+def test_a_disabled_account_or_an_ended_session_is_refused(gateway_db):
+    account = registered(gateway_db)
+    states = states_of(gateway_db)
+    claims = {"id": account.id, "roles": ["member"], "session_version": 0}
+    assert states.principal(claims)
+    change(gateway_db, account.id, active=False)
+    time.sleep(0.25)
+    with pytest.raises(NotAuthenticated, match="disabled"):
+        states.principal(claims)
+    change(gateway_db, account.id, active=True)
+    time.sleep(0.25)
+    with pytest.raises(NotAuthenticated, match="ended"):  # re-enabled, its old tokens stay dead
+        states.principal(claims)
+    assert states.principal({**claims, "session_version": 1})
+    with pytest.raises(NotAuthenticated):
+        states.principal({**claims, "id": "no-such-account"})
+
+
+# -- delays after failed logins ------------------------------------------------------
+
+LIMITS = accounts.LoginLimits(free_failures=3, max_delay=60, forget_after=900, address_failures=10,
+                              address_window=60)
+HOME, OFFICE = "203.0.113.5", "198.51.100.7"
+
+
+def attempt(gateway_db, address, username, at, succeed=False) -> int:
+    session = gateway_db.worker().session
+    wait = accounts.claim_login(session, address, username, at, LIMITS)
+    if not wait and succeed:
+        accounts.login_succeeded(session, address, username)
+    return wait
+
+
+def test_a_few_failures_delay_nothing(gateway_db):
     now = datetime(2026, 11, 25, 8, 0, 0)
-    fail(gateway_db, "zhang.wei", now, times=2)
-    assert locked(gateway_db, "zhang.wei", now) == 0
+    assert [attempt(gateway_db, OFFICE, "zhang.wei", now) for _ in range(3)] == [0, 0, 0]
 
 
-def test_the_last_allowed_failure_locks_the_username_for_a_while(gateway_db):
+def test_after_a_few_failures_the_pair_waits_longer_each_time_up_to_a_cap(gateway_db):
     now = datetime(2026, 11, 25, 8, 0, 0)
-    fail(gateway_db, "zhang.wei", now, times=3)
-    assert locked(gateway_db, "zhang.wei", now) == 60
-    assert locked(gateway_db, "zhang.wei", now + timedelta(seconds=45)) == 15
-    assert locked(gateway_db, "zhang.wei", now + timedelta(seconds=60)) == 0
-    assert locked(gateway_db, "li.na", now) == 0  # only that name
+    for _ in range(3):
+        attempt(gateway_db, OFFICE, "zhang.wei", now)
+    assert attempt(gateway_db, OFFICE, "zhang.wei", now) == 1  # the 3rd failure: wait 1 s
+    waits, at = [], now
+    for _ in range(8):
+        at += timedelta(seconds=waits[-1] if waits else 1)
+        assert attempt(gateway_db, OFFICE, "zhang.wei", at) == 0   # allowed once the wait is over ...
+        waits.append(attempt(gateway_db, OFFICE, "zhang.wei", at))  # ... then a longer wait
+    assert waits == [2, 4, 8, 16, 32, 60, 60, 60]
 
 
-def test_failures_a_lock_period_apart_never_lock(gateway_db):
+def test_a_guesser_does_not_slow_the_owner_elsewhere_nor_a_colleague(gateway_db):
+    now = datetime(2026, 11, 25, 8, 0, 0)
+    for _ in range(5):
+        attempt(gateway_db, HOME, "admin", now)
+    assert attempt(gateway_db, HOME, "admin", now) > 0
+    assert attempt(gateway_db, OFFICE, "admin", now, succeed=True) == 0  # the owner, from the office
+    assert attempt(gateway_db, HOME, "li.na", now, succeed=True) == 0    # another name from that address
+
+
+def test_a_success_forgets_the_pairs_failures(gateway_db):
+    now = datetime(2026, 11, 25, 8, 0, 0)
+    for _ in range(2):
+        attempt(gateway_db, OFFICE, "zhang.wei", now)
+    assert attempt(gateway_db, OFFICE, "zhang.wei", now, succeed=True) == 0
+    assert [attempt(gateway_db, OFFICE, "zhang.wei", now) for _ in range(3)] == [0, 0, 0]
+
+
+def test_an_attempt_not_tried_is_not_counted(gateway_db):
+    now = datetime(2026, 11, 25, 8, 0, 0)
+    for _ in range(5):
+        assert attempt(gateway_db, OFFICE, "zhang.wei", now) == 0
+        accounts.login_not_tried(gateway_db.worker().session, OFFICE, "zhang.wei")
+
+
+def test_one_address_failing_for_many_names_is_stopped_for_the_rest_of_its_window(gateway_db):
+    now = datetime(2026, 11, 25, 8, 0, 0)
+    assert [attempt(gateway_db, HOME, f"name{n}", now) for n in range(10)] == [0] * 10
+    assert attempt(gateway_db, HOME, "name10", now + timedelta(seconds=15)) == 45
+    assert attempt(gateway_db, OFFICE, "name10", now) == 0
+    assert attempt(gateway_db, HOME, "name11", now + timedelta(seconds=60)) == 0  # a new window
+
+
+def test_successful_logins_do_not_use_up_the_addresses_allowance(gateway_db):
+    now = datetime(2026, 11, 25, 8, 0, 0)
+    for n in range(30):  # a whole office logging in at nine
+        assert attempt(gateway_db, OFFICE, f"member{n}", now, succeed=True) == 0
+
+
+def test_failures_a_quiet_spell_apart_are_forgotten(gateway_db):
     start = datetime(2026, 11, 25, 8, 0, 0)
-    for minute in range(6):
-        fail(gateway_db, "zhang.wei", start + timedelta(minutes=minute))
-        assert locked(gateway_db, "zhang.wei", start + timedelta(minutes=minute)) == 0
-    fail(gateway_db, "zhang.wei", start + timedelta(minutes=5, seconds=59), times=2)
-    assert locked(gateway_db, "zhang.wei", start + timedelta(minutes=6)) == 59
+    for n in range(6):
+        assert attempt(gateway_db, OFFICE, "zhang.wei", start + timedelta(minutes=16 * n)) == 0
 
 
-def test_a_success_forgets_the_failures(gateway_db):
-    now = datetime(2026, 11, 25, 8, 0, 0)
-    fail(gateway_db, "zhang.wei", now, times=2)
-    accounts.forget_failed_logins(gateway_db.worker().session, "zhang.wei")
-    fail(gateway_db, "zhang.wei", now, times=2)
-    assert locked(gateway_db, "zhang.wei", now) == 0
+# -- who the client is ----------------------------------------------------------------
+
+def request_from(peer: str, forwarded: str | None = None) -> Request:
+    headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+    return Request(EnvironBuilder(path="/", headers=headers, environ_base={"REMOTE_ADDR": peer}).get_environ())
+
+
+PROXIES = trusted_proxies({"TRUSTED_PROXIES": "10.0.0.2, 172.16.0.0/12"})
+
+
+def test_without_trusted_proxies_the_peer_is_the_client_whatever_the_header_says():
+    assert client_address(request_from("203.0.113.5", "198.51.100.7"), []) == "203.0.113.5"
+    assert trusted_proxies({"TRUSTED_PROXIES": None}) == [] == trusted_proxies({})
+
+
+def test_behind_a_trusted_proxy_the_nearest_untrusted_hop_is_the_client():
+    assert client_address(request_from("10.0.0.2", "198.51.100.7"), PROXIES) == "198.51.100.7"
+    # What the client wrote itself, left of what the proxies added, is not believed.
+    assert client_address(request_from("10.0.0.2", "1.2.3.4, 198.51.100.7, 172.16.5.5"), PROXIES) == "198.51.100.7"
+    assert client_address(request_from("10.0.0.2", "not-an-address"), PROXIES) == "10.0.0.2"
+    assert client_address(request_from("10.0.0.2"), PROXIES) == "10.0.0.2"
+
+
+def test_a_header_from_an_untrusted_peer_is_ignored():
+    assert client_address(request_from("203.0.113.9", "198.51.100.7"), PROXIES) == "203.0.113.9"

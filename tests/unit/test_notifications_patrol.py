@@ -95,6 +95,22 @@ def test_a_member_registered_again_keeps_one_row(notifications, notifications_db
     assert notifications_db.count(Member) == 1
 
 
+def member_updated(member_id, roles, active=True):
+    return make_envelope("gateway", "member_updated", {
+        "member_id": member_id, "roles": roles, "active": active, "party_member": False, "compound": None})
+
+
+def test_a_disabled_or_de_admined_admin_gets_no_more_admin_alerts(notifications, notifications_db, community):
+    notifications().on_member_updated(member_updated("admin-1", ["admin"], active=False))
+    notifications().on_member_updated(member_updated("admin-2", ["member"]))
+    notifications().on_incident_reported(incident(severity="high"))
+    assert alerts(notifications_db) == [("lead", "incident_reported", "incident", "inc-1")]
+    # Made an admin again (and active), one hears of the next one.
+    notifications().on_member_updated(member_updated("admin-2", ["admin", "member"]))
+    notifications().on_incident_reported(incident(severity="high", incident_id="inc-2"))
+    assert ("admin-2", "incident_high_severity", "incident", "inc-2") in alerts(notifications_db)
+
+
 # -- incident reported ------------------------------------------------------------------
 
 def test_an_incident_alerts_the_zones_leader(notifications, notifications_db, community):
