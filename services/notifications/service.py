@@ -102,13 +102,15 @@ class NotificationsService(KernelEntrypoints):
 
     @reliable_event_handler("gateway", gateway_events.MEMBER_REGISTERED)
     def on_member_registered(self, envelope: dict):
-        """Remember who the admins are."""
+        """Remember who the admins are. A member_updated handled first (a
+        redelivered registration) is newer: the registration then changes nothing."""
         event = contracts.validate(envelope)
         data = event["data"]
         with self.db.unit_of_work() as uow:
             if not uow.first_delivery(event["id"], f"{self.name}.on_member_registered"):
                 return
-            uow.session.merge(Member(id=data["member_id"], is_admin="admin" in data["roles"]))
+            if uow.session.get(Member, data["member_id"]) is None:
+                uow.session.add(Member(id=data["member_id"], is_admin="admin" in data["roles"]))
             uow.commit()
 
     @reliable_event_handler("gateway", gateway_events.MEMBER_UPDATED)

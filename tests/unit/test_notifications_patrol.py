@@ -111,6 +111,13 @@ def test_a_disabled_or_de_admined_admin_gets_no_more_admin_alerts(notifications,
     assert ("admin-2", "incident_high_severity", "incident", "inc-2") in alerts(notifications_db)
 
 
+def test_a_registration_handled_after_an_update_does_not_undo_it(notifications, notifications_db):
+    notifications().on_member_updated(member_updated("admin-9", ["member"]))
+    notifications().on_member_registered(member_registered("admin-9", ["admin"]))  # redelivered, older
+    notifications().on_incident_reported(incident(severity="high"))
+    assert not [alert for alert in alerts(notifications_db) if alert[0] == "admin-9"]
+
+
 # -- incident reported ------------------------------------------------------------------
 
 def test_an_incident_alerts_the_zones_leader(notifications, notifications_db, community):
