@@ -7,7 +7,7 @@ import contextlib
 from services.common import caller
 
 # One pair for the whole run; the integration tests put the public key in each
-# service's config.
+# service's config. A stack's own (tests/e2e) is in its env.
 SIGNING_KEY, PUBLIC_KEY = caller.generate_key_pair()
 DEFAULT_LIFETIME = 30.0
 
@@ -26,9 +26,10 @@ def signer(signing_key: str | None = None, lifetime: float = DEFAULT_LIFETIME, c
 def vouched_rpc(config: dict, service: str | None = None, *, timeout: float | None = None,
                 signing_key: str | None = None, sign=None):
     """A nameko standalone proxy (to `service`, or the cluster) whose calls carry
-    an assertion signed with `signing_key` (default: the test key; a running
-    stack's is its env's LINLI_CALLER_SIGNING_KEY), or made by `sign`."""
-    sign = sign or signer(signing_key, lifetime=max(DEFAULT_LIFETIME, (timeout or 0) + caller.LIFETIME_MARGIN))
+    an assertion signed with `signing_key` (default: the config's
+    CALLER_SIGNING_KEY, else the test key), or made by `sign`."""
+    lifetime = max(DEFAULT_LIFETIME, (timeout or 0) + caller.LIFETIME_MARGIN)
+    sign = sign or signer(signing_key or config.get("CALLER_SIGNING_KEY"), lifetime=lifetime)
     proxy = (caller.VouchedClusterRpcProxy(config, sign, timeout=timeout) if service is None
              else caller.VouchedServiceRpcProxy(service, config, sign, timeout=timeout))
     with proxy as rpc:
