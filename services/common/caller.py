@@ -168,8 +168,8 @@ class VouchedMethodProxy(MethodProxy):
 
 class VouchedServiceProxy(ServiceProxy):
     def __init__(self, worker_ctx, service_name, reply_listener, signer: Signer, **options):
-        super().__init__(worker_ctx, service_name, reply_listener, **options)
         self.signer = signer
+        super().__init__(worker_ctx, service_name, reply_listener, **options)
 
     def __getattr__(self, name):
         return VouchedMethodProxy(self.worker_ctx, self.service_name, name, self.reply_listener, self.signer,
