@@ -77,6 +77,14 @@ class Unavailable(LinliError):
     code = "unavailable"
 
 
+@deserialize_to_instance
+class CallerNotVouched(LinliError):
+    """An RPC call without a valid assertion from the gateway (services/common/caller.py):
+    refused before any work. The gateway never sees this unless it is misconfigured."""
+    status = 500
+    code = "caller_not_vouched"
+
+
 def invalid_input(validation_error) -> InvalidInput:
     """Turn a marshmallow ValidationError into our error, field by field."""
     messages = validation_error.messages

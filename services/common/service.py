@@ -1,8 +1,10 @@
 """Entrypoints every Linli service has, whatever its domain."""
 from marshmallow import ValidationError
-from nameko.rpc import rpc as nameko_rpc
+from nameko.exceptions import MalformedRequest
+from nameko.rpc import Rpc
 from nameko.timer import timer
 
+from services.common import caller
 from services.common import nameko_patches  # noqa: F401 -- a lost connection must not kill a service; replies unconfirmed
 from services.common.errors import LinliError
 from services.common.metrics import Metrics
@@ -10,8 +12,31 @@ from services.common.metrics import Metrics
 # Refusals a caller caused: logged as warnings, not as errors of the service.
 EXPECTED_ERRORS = (LinliError, ValidationError)
 
-# nameko's @rpc, with our refusals marked as expected.
-rpc = nameko_rpc(expected_exceptions=EXPECTED_ERRORS)
+
+
+class VouchedRpc(Rpc):
+    """nameko's RPC entrypoint, for calls the gateway vouched for only
+    (services/common/caller.py). The check comes before anything else: a call
+    refused there spawns no worker, so it reads, writes and audits nothing."""
+
+    caller_check = caller.CallerCheck()
+
+    def handle_message(self, body, message):
+        try:
+            args, kwargs = body["args"], body["kwargs"]
+        except (KeyError, TypeError):
+            raise MalformedRequest("Message missing `args` or `kwargs`")
+        self.caller_check.check(message, self.method_name, args, kwargs)
+        super().handle_message(body, message)
+
+    def unpack_message_headers(self, message):
+        context_data = super().unpack_message_headers(message)
+        context_data.pop(caller.HEADER, None)  # for this call only: never passed on
+        return context_data
+
+
+# nameko's @rpc, vouched for, with our refusals marked as expected.
+rpc = VouchedRpc.decorator(expected_exceptions=EXPECTED_ERRORS)
 
 # Constants because nameko fixes a timer's interval when the class is defined.
 RELAY_INTERVAL_SECONDS = 2

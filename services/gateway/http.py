@@ -24,7 +24,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
 from services.common.errors import (
-    InvalidInput, LinliError, NotAuthenticated, PayloadTooLarge, Unavailable, invalid_input,
+    CallerNotVouched, InvalidInput, LinliError, NotAuthenticated, PayloadTooLarge, Unavailable, invalid_input,
 )
 from services.common.metrics import HTTP_REQUESTS, HTTP_SECONDS, HTTP_SHED
 from services.common.schemas import NUL_MESSAGE, refuse_nul, shared
@@ -130,6 +130,12 @@ def error_payload(code: str, message: str, details: dict | None = None) -> dict:
 
 def error_response(exc: BaseException) -> Response:
     """Map any exception to the one error shape. Never a traceback to a client."""
+    if isinstance(exc, CallerNotVouched):
+        # A service refused this gateway's assertion: its keys or clock are wrong,
+        # which is ours to fix, not the client's; the reason stays in our log.
+        log.error("a service refused the gateway's assertion of the caller (%s): check CALLER_SIGNING_KEY, "
+                  "CALLER_PUBLIC_KEY and the clocks", exc.details.get("reason"))
+        return json_response(error_payload("internal_error", "Something went wrong on our side."), 500)
     if isinstance(exc, LinliError):
         retry_after = exc.details.get("retry_after")
         return json_response(error_payload(exc.code, exc.message, exc.details), exc.status,

@@ -1,12 +1,14 @@
 """RPC to the other services with a deadline: nameko 2's proxy waits forever,
 and a client must get a 503 instead. And with a bound on the calls in flight
 to each service: past it, a call is refused at once with a 503 and Retry-After
-(load shedding) rather than queued behind the service's backlog."""
+(load shedding) rather than queued behind the service's backlog. And each call
+vouched for (services/common/caller.py): the services refuse any other."""
 from __future__ import annotations
 
 import eventlet
 from nameko.rpc import RpcProxy
 
+from services.common import caller
 from services.common import config as linli_config
 from services.common.errors import Unavailable
 from services.gateway.http import DEFAULT_ADMISSION_WAIT, Admission
@@ -52,7 +54,8 @@ class _DeadlineProxy:
 class ServiceRpc(RpcProxy):
     """Like RpcProxy, but every call gives up after RPC_TIMEOUT seconds, and at
     most MAX_IN_FLIGHT_PER_SERVICE calls to the service are in flight from this
-    process (0: no bound); one more waits ADMISSION_WAIT seconds at most."""
+    process (0: no bound); one more waits ADMISSION_WAIT seconds at most. Every
+    call carries the gateway's signed assertion, valid a little past the deadline."""
 
     def setup(self):
         super().setup()
@@ -60,6 +63,9 @@ class ServiceRpc(RpcProxy):
         self.timeout = float(linli_config.setting(config, "RPC_TIMEOUT"))
         self.admission = Admission(int(config.get("MAX_IN_FLIGHT_PER_SERVICE") or 0),
                                    float(config.get("ADMISSION_WAIT", DEFAULT_ADMISSION_WAIT)), self.target_service)
+        self.signer = caller.signer_from_config(config, lifetime=self.timeout + caller.LIFETIME_MARGIN)
 
     def get_dependency(self, worker_ctx):
-        return _DeadlineProxy(super().get_dependency(worker_ctx), self.target_service, self.timeout, self.admission)
+        proxy = caller.VouchedServiceProxy(worker_ctx, self.target_service, self.rpc_reply_listener, self.signer,
+                                           **self.options)
+        return _DeadlineProxy(proxy, self.target_service, self.timeout, self.admission)

@@ -14,6 +14,7 @@ import requests
 from amqp.exceptions import ChannelError
 from kombu import Connection
 
+from services.common import caller
 from services.common import config as linli_config
 from services.common import events, migrations
 
@@ -26,11 +27,15 @@ SERVICE_CLASSES = {
     "notifications": "services.notifications.service:NotificationsService",
     "gateway": "services.gateway.service:GatewayService",
 }
+# What lets a process speak for a caller (sign tokens, vouch for RPC calls):
+# the gateway's alone, so that a compromised service cannot.
+GATEWAY_ONLY = ("LINLI_JWT_SECRET", "LINLI_CALLER_SIGNING_KEY")
 
 
 def service_env(var_dir: Path, base: dict | None = None) -> dict:
-    """The environment every process of one stack shares: broker, a SQLite
-    file per service unless a URL is given, and the token secret."""
+    """The environment of one stack's processes: broker, a SQLite file per
+    service unless a URL is given, the token secret and the key pair that vouches
+    for RPC calls (GATEWAY_ONLY go to the gateway's processes only)."""
     env = dict(os.environ if base is None else base)
     env.setdefault("AMQP_URI", linli_config.DEFAULT_AMQP_URI)
     env.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")  # eventlet's notice, once per process
@@ -42,7 +47,22 @@ def service_env(var_dir: Path, base: dict | None = None) -> dict:
             secret_file.write_text(secrets.token_urlsafe(32))
             secret_file.chmod(0o600)
         env["LINLI_JWT_SECRET"] = secret_file.read_text().strip()
+    if not env.get("LINLI_CALLER_SIGNING_KEY") and not env.get("LINLI_CALLER_PUBLIC_KEY"):
+        env["LINLI_CALLER_SIGNING_KEY"], env["LINLI_CALLER_PUBLIC_KEY"] = caller_key_pair(var_dir)
+    elif not env.get("LINLI_CALLER_PUBLIC_KEY"):
+        env["LINLI_CALLER_PUBLIC_KEY"] = caller.public_pem_of(caller.load_signing_key(env["LINLI_CALLER_SIGNING_KEY"]))
     return env
+
+
+def caller_key_pair(var_dir: Path) -> tuple[str, str]:
+    """(private, public) PEM, made once into var/caller-key.pem (owner only) and .pub."""
+    private_file, public_file = var_dir / "caller-key.pem", var_dir / "caller-key.pub"
+    if not private_file.exists():
+        private_pem, public_pem = caller.generate_key_pair()
+        private_file.touch(mode=0o600)
+        private_file.write_text(private_pem)
+        public_file.write_text(public_pem)
+    return private_file.read_text(), public_file.read_text()
 
 
 class Stack:
@@ -101,6 +121,9 @@ class Stack:
         command = [sys.executable, "-m", "nameko", "run",
                    "--config", str(linli_config.config_path(service)), SERVICE_CLASSES[service]]
         env = dict(self.env)
+        if service != "gateway":
+            for var in GATEWAY_ONLY:
+                env.pop(var, None)
         if service == "gateway" and index > 0:
             env["LINLI_HTTP_PORT"] = str(self.port + index)
         if self.metrics_port and service in BACKENDS:

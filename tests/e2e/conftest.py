@@ -56,6 +56,12 @@ def running_stack(broker, var, *, start: bool = True, metrics_port: int = 0, rea
         stack.stop()
 
 
+def rpc_config(stack: Stack) -> dict:
+    """What a nameko client needs to call the stack's services as its gateway
+    does (tests.vouching.vouched_rpc): the broker, and the gateway's signing key."""
+    return {"AMQP_URI": stack.env["AMQP_URI"], "CALLER_SIGNING_KEY": stack.env["LINLI_CALLER_SIGNING_KEY"]}
+
+
 def query(stack: Stack, service: str, sql: str, *params) -> list[tuple]:
     """Read a service's database directly; `?` marks each of `params`."""
     names = iter(range(len(params)))

@@ -1,14 +1,15 @@
-"""Each service validates its own input, whoever calls it: malformed RPC
-calls, sent with a nameko client straight to the running services (not through
-the gateway), get a clear remote error and write nothing."""
+"""Each service validates its own input, even from a caller the gateway
+vouched for: malformed RPC calls, sent with a nameko client straight to the
+running services (not through the gateway, but signed with its key), get a
+clear remote error and write nothing."""
 import pytest
 from nameko.exceptions import IncorrectSignature, MethodNotFound
-from nameko.standalone.rpc import ClusterRpcProxy
 
 from services.common.errors import Forbidden, InvalidInput, NotFound
 from services.ops.stack import BACKENDS
-from tests.e2e.conftest import open_case, query, table_names
+from tests.e2e.conftest import open_case, query, rpc_config, table_names
 from tests.e2e.test_donations import new_campaign
+from tests.vouching import vouched_rpc
 
 ADMIN = {"id": "a" * 32, "roles": ["admin"]}
 MEMBER = {"id": "m" * 32, "roles": ["member"]}
@@ -92,7 +93,7 @@ def row_counts(stack) -> dict:
 def test_malformed_rpc_calls_get_a_clear_error_and_write_nothing(stack, known):
     calls = malformed_calls(known)
     before = row_counts(stack)
-    with ClusterRpcProxy({"AMQP_URI": stack.env["AMQP_URI"]}, timeout=15) as rpc:
+    with vouched_rpc(rpc_config(stack), timeout=15) as rpc:
         for service, method, args, expected, *kwargs in calls:
             with pytest.raises(Exception) as raised:
                 getattr(getattr(rpc, service), method)(*args, **(kwargs[0] if kwargs else {}))

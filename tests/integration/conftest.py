@@ -4,7 +4,6 @@ import json
 
 import pytest
 from kombu import Connection, Queue
-from nameko.standalone.rpc import ServiceRpcProxy
 from nameko.standalone.events import get_event_exchange
 from sqlalchemy import create_engine, func, select
 
@@ -12,6 +11,7 @@ from services.common import config as linli_config
 from services.common import migrations
 from services.notifications.models import Alert
 from tests import databases
+from tests.vouching import vouched_rpc, with_caller_keys
 
 ADMIN = {"id": "a" * 32, "roles": ["admin"]}
 ASSIGNEE = "b" * 32
@@ -21,7 +21,7 @@ HOUSEHOLD = {"compound": "Xingfu Garden", "address": "Building 3, Room 401",
 
 def open_case(config) -> str:
     """A household and its case, through welfare's RPC; the case's id."""
-    with ServiceRpcProxy("welfare", config) as welfare:
+    with vouched_rpc(config, "welfare") as welfare:
         household = welfare.create_household(HOUSEHOLD, ADMIN)
         case = welfare.open_case({"household_id": household["id"], "categories": ["elderly"],
                                   "summary": "Needs the minimum-living allowance.",
@@ -62,7 +62,7 @@ def service_config(vhost, tmp_path):
             "OUTBOX_GRACE_SECONDS": 0, "EVENT_RETRY_BACKOFF": 0.01, "EVENT_MAX_ATTEMPTS": 3,
         })
         config.update(overrides)
-        return config
+        return with_caller_keys(config)
     return make
 
 

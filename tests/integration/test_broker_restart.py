@@ -13,7 +13,6 @@ import time
 
 import eventlet
 import pytest
-from nameko.standalone.rpc import ServiceRpcProxy
 
 from services.common import events
 from services.common.events import reliable_event_handler
@@ -28,6 +27,7 @@ from tests.broker_node import BrokerNode
 from tests.conftest import wait_for
 from tests.integration.conftest import alerts_for
 from tests.integration.test_nameko_failure_modes import CASE_QUEUE, case_opened_envelope, publish
+from tests.vouching import vouched_rpc, with_caller_keys
 
 HANDLER_SECONDS = 0.3     # a green sleep: workers are mid-flight when the connection drops
 IN_FLIGHT = 100           # more than max_workers (the prefetch): some held, some waiting
@@ -45,7 +45,7 @@ def private_config(node, tmp_path):
         config.update({"AMQP_URI": node.amqp_uri, "DB_URL": db_url, "OUTBOX_GRACE_SECONDS": 0,
                        "EVENT_RETRY_BACKOFF": 0.01, "EVENT_MAX_ATTEMPTS": 3})
         config.update(overrides)
-        return config
+        return with_caller_keys(config)
     return make
 
 
@@ -73,7 +73,7 @@ class SlowWelfare(WelfareService):
 
 def slow_caller(config: dict):
     try:
-        with ServiceRpcProxy("welfare", config, timeout=DOWN_SECONDS + 30) as welfare:
+        with vouched_rpc(config, "welfare", timeout=DOWN_SECONDS + 30) as welfare:
             welfare.slow_ping()
     except Exception:  # the broker went away under this client: not what is tested
         pass
@@ -88,7 +88,7 @@ def consumers(node: BrokerNode, queue: str) -> int:
 
 def ping(config: dict, timeout: float = 5) -> bool:
     try:
-        with ServiceRpcProxy("welfare", config, timeout=timeout) as welfare:
+        with vouched_rpc(config, "welfare", timeout=timeout) as welfare:
             return welfare.ping()["ok"]
     except Exception:
         return False

@@ -4,13 +4,13 @@ show on the case in the welfare service."""
 import json
 from datetime import date, timedelta
 
-from nameko.standalone.rpc import ServiceRpcProxy
 
 from services.donations.service import DonationsService
 from services.notifications.service import NotificationsService
 from services.welfare.service import WelfareService
 from tests.conftest import wait_for
 from tests.integration.conftest import ADMIN, HOUSEHOLD, EventTap, alerts_for
+from tests.vouching import vouched_rpc
 
 VOLUNTEER = {"id": "v" * 32, "roles": ["member"]}
 
@@ -25,11 +25,11 @@ def test_a_drive_publishes_each_event_once_and_its_effects_follow(start_service,
         start_service(service_cls, config)
     today = date.today()
     try:
-        with ServiceRpcProxy("welfare", welfare_config) as welfare:
+        with vouched_rpc(welfare_config, "welfare") as welfare:
             household = welfare.create_household(HOUSEHOLD, ADMIN)
             case = welfare.open_case({"household_id": household["id"], "categories": ["elderly"],
                                       "summary": "Winter is coming.", "assignee_id": "b" * 32}, ADMIN)
-        with ServiceRpcProxy("donations", donations_config) as donations:
+        with vouched_rpc(donations_config, "donations") as donations:
             campaign = donations.create_campaign({
                 "name": "Earthquake relief", "goal_fen": 10_000,
                 "starts_on": (today - timedelta(days=2)).isoformat(),
@@ -59,7 +59,7 @@ def test_a_drive_publishes_each_event_once_and_its_effects_follow(start_service,
         assert [(a.member_id, a.kind) for a in goal_alerts] == [(ADMIN["id"], "goal_reached")]
 
         def assistance():
-            with ServiceRpcProxy("welfare", welfare_config) as welfare:
+            with vouched_rpc(welfare_config, "welfare") as welfare:
                 return welfare.get_case(case["id"], ADMIN)["assistance"]
 
         received = wait_for(assistance, timeout=15, what="the assistance on the case")

@@ -4,7 +4,6 @@ import json
 
 from nameko.amqp.publish import Publisher
 from nameko.standalone.events import get_event_exchange
-from nameko.standalone.rpc import ServiceRpcProxy
 from nameko.testing.services import entrypoint_waiter
 from sqlalchemy import create_engine, select
 
@@ -16,6 +15,7 @@ from services.notifications.service import NotificationsService
 from services.patrol.service import PatrolService
 from tests.conftest import wait_for
 from tests.integration.conftest import ADMIN, EventTap
+from tests.vouching import vouched_rpc
 
 LEADER = {"id": "l" * 32, "roles": ["member"]}
 VOLUNTEER = {"id": "v" * 32, "roles": ["member"]}
@@ -50,7 +50,7 @@ def test_a_patrol_day_publishes_each_event_once_and_alerts_the_right_people(star
     start_service(PatrolService, patrol_config)
     register_admin(patrol_config["AMQP_URI"], ADMIN["id"])
     try:
-        with ServiceRpcProxy("patrol", patrol_config) as patrol:
+        with vouched_rpc(patrol_config, "patrol") as patrol:
             zone = patrol.create_zone({"name": "East", "compounds": ["Xingfu Garden", "Heping Li"]}, ADMIN)
             patrol.assign_team(zone["id"], {"leader_id": LEADER["id"], "member_ids": [VOLUNTEER["id"]]}, ADMIN)
             shift = patrol.start_patrol({"zone_id": zone["id"]}, VOLUNTEER)
@@ -93,7 +93,7 @@ def test_escalation_and_an_uncovered_zone_each_alert_once(start_service, service
     register_admin(patrol_config["AMQP_URI"], ADMIN["id"])
     patrol_container = start_service(PatrolService, patrol_config)
     try:
-        with ServiceRpcProxy("patrol", patrol_config) as patrol:
+        with vouched_rpc(patrol_config, "patrol") as patrol:
             zone = patrol.create_zone({"name": "North", "compounds": ["Youyi Li"]}, ADMIN)
             patrol.assign_team(zone["id"], {"leader_id": LEADER["id"], "member_ids": []}, ADMIN)
             ignored = patrol.report_incident({"zone_id": zone["id"], "compound": "Youyi Li", "category": "stranger",
@@ -115,7 +115,7 @@ def test_escalation_and_an_uncovered_zone_each_alert_once(start_service, service
         uncovered = alerts(notifications_config, kind="zone_uncovered")
         assert [(a.member_id, a.ref_type, a.ref_id) for a in uncovered] == [(LEADER["id"], "zone", zone["id"])]
         assert tap.types().count("incident_escalated") == 1 and tap.types().count("zone_uncovered") == 1
-        with ServiceRpcProxy("patrol", patrol_config) as patrol:
+        with vouched_rpc(patrol_config, "patrol") as patrol:
             assert patrol.get_incident(ignored["id"], LEADER)["escalated_at"] is not None
             assert patrol.get_incident(seen["id"], LEADER)["escalated_at"] is None
     finally:

@@ -10,13 +10,13 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 from nameko.amqp.publish import Publisher
 from nameko.standalone.events import get_event_exchange
-from nameko.standalone.rpc import ServiceRpcProxy
 from nameko.testing.services import entrypoint_waiter
 
 from services.common import events
 from services.common.envelope import make_envelope
 from services.notifications.service import NotificationsService
 from tests.conftest import wait_for
+from tests.vouching import vouched_rpc
 
 
 class Receiver:
@@ -65,7 +65,7 @@ def test_a_failing_receiver_gets_the_alert_once_it_recovers_signed_and_once(star
     container = start_service(NotificationsService, config)
     receiver = Receiver(failures=1)
     try:
-        with ServiceRpcProxy("notifications", config) as notifications:
+        with vouched_rpc(config, "notifications") as notifications:
             secret = notifications.set_webhook("m" * 32, {"url": receiver.url})["secret"]
         publish(config["AMQP_URI"], case_opened("c" * 32, "m" * 32))
 
@@ -92,7 +92,7 @@ def test_a_slow_receiver_holds_up_no_one_else(start_service, service_config):
     start_service(NotificationsService, config)
     slow, quick = Receiver(delay=4), Receiver()
     try:
-        with ServiceRpcProxy("notifications", config) as notifications:
+        with vouched_rpc(config, "notifications") as notifications:
             notifications.set_webhook("s" * 32, {"url": slow.url})
             notifications.set_webhook("q" * 32, {"url": quick.url})
         publish(config["AMQP_URI"], case_opened("1" * 32, "s" * 32))

@@ -3,7 +3,6 @@ the follow-up timer with two welfare instances running on one database."""
 import json
 from datetime import date
 
-from nameko.standalone.rpc import ServiceRpcProxy
 from nameko.testing.services import entrypoint_waiter
 from sqlalchemy import create_engine, select
 
@@ -12,6 +11,7 @@ from services.notifications.service import NotificationsService
 from services.welfare.service import WelfareService
 from tests.conftest import wait_for
 from tests.integration.conftest import ADMIN, HOUSEHOLD, EventTap
+from tests.vouching import vouched_rpc
 
 FIRST = {"id": "f" * 32, "roles": ["member"]}
 SECOND = {"id": "s" * 32, "roles": ["member"]}
@@ -35,7 +35,7 @@ def test_a_case_life_publishes_each_event_once_without_personal_data(start_servi
     start_service(NotificationsService, notifications_config)
     start_service(WelfareService, welfare_config)
     try:
-        with ServiceRpcProxy("welfare", welfare_config) as welfare:
+        with vouched_rpc(welfare_config, "welfare") as welfare:
             household = welfare.create_household(HOUSEHOLD, ADMIN)
             case = welfare.open_case({"household_id": household["id"], "categories": ["elderly", "low_income"],
                                       "summary": "Needs the allowance.", "assignee_id": FIRST["id"]}, ADMIN)
@@ -73,7 +73,7 @@ def test_two_welfare_instances_raise_one_follow_up_per_lapse(start_service, serv
     start_service(NotificationsService, notifications_config)
     instances = [start_service(WelfareService, welfare_config) for _ in range(2)]
     try:
-        with ServiceRpcProxy("welfare", welfare_config) as welfare:
+        with vouched_rpc(welfare_config, "welfare") as welfare:
             household = welfare.create_household(HOUSEHOLD, ADMIN)
             case = welfare.open_case({"household_id": household["id"], "categories": ["elderly"],
                                       "summary": "x", "assignee_id": FIRST["id"]}, ADMIN)

@@ -422,3 +422,24 @@ def test_probes_ask_what_each_service_serves():
     for backend in BACKENDS:
         assert f"http://127.0.0.1:{port}/metrics" in " ".join(services[backend]["healthcheck"]["test"])
     assert "/api/v1/ready" in " ".join(services["gateway"]["healthcheck"]["test"])
+
+
+def test_what_speaks_for_a_caller_reaches_the_gateway_only():
+    """The token secret and the key that vouches for RPC calls: a compromised
+    service holding either could act as any caller towards every other."""
+    from services.ops.stack import GATEWAY_ONLY
+    assert {"LINLI_JWT_SECRET", "LINLI_CALLER_SIGNING_KEY"} <= set(GATEWAY_ONLY)
+    services = compose()["services"]
+    for service in SERVICE_CLASSES:
+        env, from_maps = container_env(deployment(service))
+        in_k8s = {e["name"] for e in env} | set(from_maps)
+        in_compose = set(services[service]["environment"])
+        for given in (in_k8s, in_compose):
+            assert "LINLI_CALLER_PUBLIC_KEY" in given, service
+            assert bool(set(GATEWAY_ONLY) & given) == (service == "gateway"), service
+            if service == "gateway":
+                assert set(GATEWAY_ONLY) <= given
+        assert ("LINLI_CALLER_SIGNING_KEY" in needed_vars(service)) == (service == "gateway"), service
+        assert "LINLI_CALLER_PUBLIC_KEY" in needed_vars(service), service
+    for name in ("init", "proxy", "rabbitmq", "postgres"):
+        assert not set(GATEWAY_ONLY) & set(services[name].get("environment", {})), name

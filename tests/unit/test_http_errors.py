@@ -79,3 +79,13 @@ def test_the_access_log_keeps_no_token_and_no_receipt_code():
 
 def test_a_429_says_when_to_retry():
     assert error_response(TooManyRequests("slow down", {"retry_after": 3})).headers["Retry-After"] == "3"
+
+
+def test_a_service_refusing_the_gateways_assertion_is_our_500_and_tells_the_client_nothing(caplog):
+    """The gateway never gets this unless its keys or clock are wrong: our fault, not the client's."""
+    from services.common.errors import CallerNotVouched
+    status, error = answer(CallerNotVouched("The gateway did not vouch for this call: it has expired.",
+                                            {"reason": "it has expired"}))
+    assert (status, error["code"]) == (500, "internal_error")
+    assert "vouch" not in json.dumps(error) and "expired" not in json.dumps(error)
+    assert "it has expired" in caplog.text and "CALLER_SIGNING_KEY" in caplog.text
