@@ -9,6 +9,7 @@ import base64
 import hashlib
 import hmac
 import json
+import select as io_select
 import socket
 import ssl
 import threading
@@ -685,15 +686,20 @@ def test_a_redirect_is_not_followed(notifications, notifications_db, sender, rec
     assert delivery(notifications_db, delivery_id).status == "pending"
 
 
+def hung_up(connection, wait: float) -> bool:
+    """Whether the sender closed the connection, within `wait` seconds (a receiver's pause)."""
+    readable, _, _ = io_select.select([connection], [], [], wait)
+    return bool(readable) and connection.recv(1, socket.MSG_PEEK) == b""
+
+
 def drip(handler):
     """Headers at once, then a byte every 2 s, for as long as the sender listens."""
     handler.send_response(200 if handler.path == "/ok" else 500)
     handler.send_header("Content-Length", str(10 ** 9))
     handler.end_headers()
-    while True:
+    while not hung_up(handler.connection, 2):
         handler.wfile.write(b"x")
         handler.wfile.flush()
-        time.sleep(2)
 
 
 def slow_headers(handler):
