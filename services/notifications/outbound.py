@@ -26,6 +26,7 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
 
 SECRET_PREFIX = "whsec_"
+SET_TIME_RESOLVE_SECONDS = 5
 USER_AGENT = "linli-webhooks"
 
 
@@ -158,7 +159,10 @@ def parse_url(url: str, policy: Policy) -> Target:
         raise Refused("A webhook URL may not carry credentials (user:password@).")
     if not parts.hostname:
         raise Refused("A webhook URL needs a host.")
-    host = canonical_host(parts.hostname)
+    try:  # an international name travels (to the resolver, in Host and for TLS) in its ASCII form
+        host = canonical_host(parts.hostname.encode("idna").decode("ascii"))
+    except UnicodeError:
+        raise Refused("The webhook URL's host is not a valid name.")
     port = port or (443 if scheme == "https" else 80)
     address = literal_address(host)
     shown = f"[{host}]" if isinstance(address, ipaddress.IPv6Address) else host
@@ -199,7 +203,8 @@ def check_url(url: str, policy: Policy, resolver: Resolver) -> Target:
     every delivery."""
     target = parse_url(url, policy)
     try:
-        with eventlet.Timeout(policy.deadline_seconds):
+        # Within the gateway's wait for this call, whatever the resolver does.
+        with eventlet.Timeout(min(policy.deadline_seconds, SET_TIME_RESOLVE_SECONDS)):
             resolve_checked(target, policy, resolver)
     except eventlet.Timeout:
         raise Refused("The webhook's host name does not resolve.")

@@ -30,7 +30,11 @@ class QuietHoursSchema(Schema):
 
 def no_credentials(url: str):
     # They would be sent to the receiver as Basic auth, and stored here in clear.
-    if "@" in urlsplit(url).netloc:
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:  # not a URL: the field's own check says so
+        return
+    if "@" in netloc:
         raise ValidationError("A webhook URL may not carry credentials (user:password@).")
 
 

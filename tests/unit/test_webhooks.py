@@ -236,6 +236,8 @@ def test_quiet_hours_are_stored_and_shown(notifications):
     ({}, "url"),
     ({"url": "https://x.example.org/" + "a" * 500}, "url"),
     ({"url": "https://user:password@sms.example.org/linli"}, "url"),
+    ({"url": "http://[::1/"}, "url"),
+    ({"url": "https://bad\udc00name.example.org/"}, "url"),
     ({"url": "https://nowhere.invalid/hook"}, "url"),   # does not resolve
     ({"url": URL, "quiet_hours": {"start": "25:00", "end": "07:00"}}, "quiet_hours"),
     ({"url": URL, "quiet_hours": {"start": "22:00", "end": "7am"}}, "quiet_hours"),
@@ -465,6 +467,20 @@ def test_setting_a_webhook_inside_is_invalid_input_naming_the_url(notifications,
                                            resolver=fake_dns)).set_webhook(MEMBER, {"url": url})
     assert "url" in raised.value.details["fields"]
     assert notifications_db.count(Webhook) == 0
+
+
+def test_writing_an_alert_waits_on_no_webhook_and_touches_no_network(notifications_db):
+    asked = []
+    sender = Deliveries(POLICY, notifications_db.engine, resolver=lambda host, port: asked.append(host) or
+                        [PUBLIC_ADDRESS])
+    worker = worker_factory(NotificationsService, db=notifications_db.worker(), config=CONFIG, webhooks=sender)
+    worker.set_webhook(MEMBER, {"url": "https://hooks.example.org/x"})
+    assert asked == ["hooks.example.org"]  # checked when set
+    worker = worker_factory(NotificationsService, db=notifications_db.worker(), config=CONFIG, webhooks=sender)
+    worker.on_case_opened(case_opened())
+    assert asked == ["hooks.example.org"]  # not again: the alert and its delivery row are written, nothing sent
+    assert [row["event_type"] for row in notifications_db.outbox()] == ["alert_created"]
+    assert [row.status for row in deliveries(notifications_db)] == ["pending"]
 
 
 # -- one delivery, to real local receivers ------------------------------------------------
@@ -898,3 +914,10 @@ def test_https_goes_to_the_checked_address_with_the_urls_name_for_sni_and_host(c
     error = outbound.attempt(f"https://impostor.test:{hook.port}/hook", b"{}", {}, other, to_loopback,
                              tls_context=trust)
     assert error == "SSLCertVerificationError" and len(hook.requests) == 1
+
+
+def test_an_international_name_is_resolved_and_sent_in_its_ascii_form():
+    asked = []
+    target = outbound.check_url("https://bücher.example/hook", Policy(),
+                                lambda host, port: asked.append(host) or [PUBLIC_ADDRESS])
+    assert asked == ["xn--bcher-kva.example"] and target.host_header == "xn--bcher-kva.example"
