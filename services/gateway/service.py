@@ -211,10 +211,14 @@ class GatewayService(KernelEntrypoints):
 
     @api("PUT", "/me/webhook", roles=ANY_ROLE, body=WebhookSetSchema, response=WebhookSchema)
     def set_my_webhook(self, request):
-        """Send one's alerts to a URL too (an SMS or chat gateway): each body is
-        signed with HMAC-SHA256 (`X-Linli-Signature: sha256=<hex>`) with the
-        secret shown when the webhook is first set; per-kind on/off; quiet hours
-        hold all but urgent alerts."""
+        """Send one's alerts to a URL too (an SMS or chat gateway), signed as
+        Standard Webhooks do (`webhook-id`, `webhook-timestamp`,
+        `webhook-signature: v1,<base64 HMAC-SHA256 of id.timestamp.body>`) with
+        the `whsec_` secret shown when the webhook is first set; per-kind
+        on/off; quiet hours hold all but urgent alerts. The URL must be https
+        and lead to a public address (400 naming `url` otherwise); redirects
+        are not followed. Deprecated, sent for one more release:
+        `X-Linli-Signature: sha256=<hex HMAC-SHA256 of the body>`."""
         return self.notifications.set_webhook(request.principal["id"], request.body)
 
     @api("GET", "/me/webhook", roles=ANY_ROLE, response=WebhookSchema)

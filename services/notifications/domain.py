@@ -132,3 +132,13 @@ def first_attempt_at(kind: str, local_now: datetime, start: str | None, end: str
 def retry_delay(attempts: int) -> timedelta:
     """Back-off after the n-th failed attempt: 2, 4, 8 ... seconds, at most 10 minutes."""
     return timedelta(seconds=min(2 ** attempts, 600))
+
+
+def after_attempt(attempts: int, error: str | None, now: datetime) -> tuple[str, datetime]:
+    """A delivery after its n-th attempt: ("delivered", now); ("failed", now)
+    once MAX_WEBHOOK_ATTEMPTS have failed; else ("pending", when to try again)."""
+    if error is None:
+        return "delivered", now
+    if attempts >= MAX_WEBHOOK_ATTEMPTS:
+        return "failed", now
+    return "pending", now + retry_delay(attempts)

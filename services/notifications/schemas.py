@@ -1,5 +1,7 @@
 """The notifications service's RPC output."""
-from marshmallow import Schema, fields, validate
+from urllib.parse import urlsplit
+
+from marshmallow import Schema, ValidationError, fields, validate
 
 from services.common.pagination import page_of
 from services.common.schemas import UtcDateTime
@@ -26,9 +28,21 @@ class QuietHoursSchema(Schema):
                                                                 error="A local time, HH:MM."))
 
 
+def no_credentials(url: str):
+    # They would be sent to the receiver as Basic auth, and stored here in clear.
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:  # not a URL: the field's own check says so
+        return
+    if "@" in netloc:
+        raise ValidationError("A webhook URL may not carry credentials (user:password@).")
+
+
 class WebhookSetSchema(Schema):
+    # Where it leads (public addresses only, https unless the operator allows http) is checked by
+    # services/notifications/outbound.py when the webhook is set, and at each delivery.
     url = fields.Url(required=True, schemes={"http", "https"}, require_tld=False,
-                     validate=validate.Length(max=500))
+                     validate=[validate.Length(max=500), no_credentials])
     # Per alert kind, whether it goes to the webhook too (unlisted kinds: yes).
     kinds = fields.Dict(keys=fields.String(validate=validate.OneOf(sorted(MESSAGES))), values=fields.Boolean(),
                         load_default=dict)
@@ -41,4 +55,6 @@ class WebhookSchema(Schema):
     kinds = fields.Dict(keys=fields.String(), values=fields.Boolean())
     quiet_hours = fields.Nested(QuietHoursSchema, allow_none=True)
     # Shown when the webhook is first set, or the secret rotated: keep it, it signs every body.
-    secret = fields.String(allow_none=True)
+    secret = fields.String(allow_none=True, metadata={
+        "description": "A Standard Webhooks secret (whsec_ and base64), shown once: verify each delivery's "
+                       "webhook-signature with it (e.g. the standardwebhooks library)."})

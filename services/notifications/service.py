@@ -2,20 +2,14 @@
 exactly once each, and announces every alert it writes."""
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
-import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
-import eventlet
-import requests
 from nameko.dependency_providers import Config
 from nameko.timer import timer
 from sqlalchemy import and_, or_, select, update
-from sqlalchemy.orm import Session
 
 from services import contracts
 from services.common.clock import isoformat, naive_utcnow
@@ -30,15 +24,14 @@ from services.contracts import donations as donation_events
 from services.contracts import gateway as gateway_events
 from services.contracts import patrol as patrol_events
 from services.contracts import welfare as welfare_events
-from services.notifications import domain
+from services.notifications import domain, outbound
+from services.notifications.deliveries import WebhookDeliveries
 from services.notifications.models import Alert, Member, Webhook, WebhookDelivery, kernel
 from services.notifications.schemas import AlertSchema, WebhookSchema, WebhookSetSchema
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_INTERVAL_SECONDS = 1
-WEBHOOK_TIMEOUT_SECONDS = 5
-WEBHOOK_BATCH = 20
 
 
 # A stream that was away longer than this many alerts reads the rest from the inbox.
@@ -49,6 +42,7 @@ class NotificationsService(KernelEntrypoints):
     name = "notifications"
     config = Config()
     db = Database(kernel)
+    webhooks = WebhookDeliveries()
 
     @reliable_event_handler("welfare", welfare_events.CASE_OPENED)
     def on_case_opened(self, envelope: dict):
@@ -167,6 +161,7 @@ class NotificationsService(KernelEntrypoints):
         made the first time (or on rotate_secret) and shown only then."""
         require_id(member_id, "member_id")
         data = load_or_raise(WebhookSetSchema(), payload)
+        self.webhooks.check_url(data["url"])  # public addresses only; checked again at each delivery
         quiet = data["quiet_hours"] or {}
         with self.db.unit_of_work() as uow:
             webhook = uow.session.get(Webhook, member_id)
@@ -175,7 +170,7 @@ class NotificationsService(KernelEntrypoints):
                 webhook = Webhook(member_id=member_id)
                 uow.session.add(webhook)
             if new_secret:
-                webhook.secret = secrets.token_urlsafe(32)
+                webhook.secret = outbound.new_secret()
             webhook.url, webhook.kinds = data["url"], data["kinds"]
             webhook.quiet_start, webhook.quiet_end = quiet.get("start"), quiet.get("end")
             webhook.updated_at = naive_utcnow()
@@ -211,62 +206,14 @@ class NotificationsService(KernelEntrypoints):
 
     @timer(interval=WEBHOOK_INTERVAL_SECONDS)
     def deliver_webhooks(self):
-        """Send the deliveries that are due, each in its own green thread with a
-        timeout, so a slow or failing receiver holds up no one else's alerts.
-        Receivers may see a delivery twice (after a crash mid-send): the
-        X-Linli-Delivery header names it."""
-        now = naive_utcnow()
-        lease = now + timedelta(seconds=WEBHOOK_TIMEOUT_SECONDS * 3)
+        """Claim the deliveries that are due, as many as there is room for, and
+        send them outside this worker (services/notifications/deliveries.py):
+        a slow receiver delays only its own. Receivers may see a delivery twice
+        (after a crash mid-send): its webhook-id says which it is."""
         with self.db.unit_of_work() as uow:
-            due = uow.session.scalars(select(WebhookDelivery).where(
-                WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now,
-            ).order_by(WebhookDelivery.next_attempt_at).limit(WEBHOOK_BATCH)).all()
-            claimed = []
-            for delivery in due:
-                # Leased, so another instance (or the next tick) leaves it alone meanwhile.
-                taken = uow.session.execute(update(WebhookDelivery).where(
-                    WebhookDelivery.id == delivery.id, WebhookDelivery.status == "pending",
-                    WebhookDelivery.next_attempt_at == delivery.next_attempt_at,
-                ).values(next_attempt_at=lease))
-                if taken.rowcount == 1:
-                    claimed.append(delivery.id)
+            jobs = self.webhooks.claim(uow.session)
             uow.commit()
-        # Not waited for: a receiver that is slow to answer delays the next tick for no one.
-        for delivery_id in claimed:
-            eventlet.spawn_n(self._deliver, self.db.engine, delivery_id)
-
-    @staticmethod
-    def _deliver(engine, delivery_id: str):
-        with Session(engine) as session:
-            delivery = session.get(WebhookDelivery, delivery_id)
-            if delivery is None or delivery.status != "pending":  # cancelled meanwhile
-                return
-            webhook = session.get(Webhook, delivery.member_id)
-            if webhook is None:
-                delivery.status = "cancelled"
-                session.commit()
-                return
-            body = delivery.body.encode()
-            signature = hmac.new(webhook.secret.encode(), body, hashlib.sha256).hexdigest()
-            delivery.attempts += 1
-            try:
-                answer = requests.post(webhook.url, data=body, timeout=WEBHOOK_TIMEOUT_SECONDS, headers={
-                    "Content-Type": "application/json", "X-Linli-Signature": f"sha256={signature}",
-                    "X-Linli-Delivery": delivery.id, "User-Agent": "linli-webhooks"})
-                error = None if 200 <= answer.status_code < 300 else f"HTTP {answer.status_code}"
-            except requests.RequestException as exc:
-                error = type(exc).__name__
-            now = naive_utcnow()
-            if error is None:
-                delivery.status, delivery.delivered_at, delivery.last_error = "delivered", now, None
-            elif delivery.attempts >= domain.MAX_WEBHOOK_ATTEMPTS:
-                delivery.status, delivery.last_error = "failed", error
-                log.warning("webhook delivery %s failed %d times (%s); given up",
-                            delivery.id, delivery.attempts, error)
-            else:
-                delivery.last_error = error
-                delivery.next_attempt_at = now + domain.retry_delay(delivery.attempts)
-            session.commit()
+        self.webhooks.start(jobs)
 
     @staticmethod
     def _announce(uow: UnitOfWork, alert: Alert):

@@ -1,31 +1,43 @@
 """Alerts that leave the app, without a broker: the rules of quiet hours,
 channels per kind and back-off (domain); the webhook RPCs and the delivery
-written with each alert (a worker over SQLite); one delivery attempt against
-a real local HTTP receiver (`_deliver`)."""
+written with each alert (a worker over SQLite); where a webhook may lead
+(public addresses only, in every spelling, resolved once); one delivery
+attempt against real local HTTP receivers: signed as Standard Webhooks (checked
+with the standardwebhooks library), under a deadline and a size cap, no
+redirects, to the very address that was checked."""
+import base64
 import hashlib
 import hmac
 import json
+import select as io_select
 import socket
+import ssl
 import threading
+import time
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from zoneinfo import ZoneInfo
 
 import pytest
 from nameko.testing.services import worker_factory
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from standardwebhooks import Webhook as StandardWebhook
+from standardwebhooks import WebhookVerificationError
 
 from services.common.clock import naive_utcnow
 from services.common.envelope import make_envelope
 from services.common.errors import InvalidInput, NotFound
 from services.contracts import patrol as patrol_events
-from services.notifications import domain
+from services.notifications import domain, outbound
 from services.notifications.domain import (
     MAX_WEBHOOK_ATTEMPTS, URGENT_KINDS, first_attempt_at, goes_to_webhook, quiet_until, retry_delay,
 )
+from services.notifications.deliveries import Deliveries
 from services.notifications.models import Alert, Webhook, WebhookDelivery
+from services.notifications.outbound import Policy
 from services.notifications.service import NotificationsService
+from tests.conftest import wait_for
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 CONFIG = {"LOCAL_TIMEZONE": "Asia/Shanghai"}
@@ -118,15 +130,33 @@ def test_every_kind_goes_to_the_webhook_unless_turned_off():
 
 # -- the service: a worker over SQLite ---------------------------------------------
 
+# sms.example.org stands for a receiver on the internet; 127.0.0.1 is allow-listed for the local ones.
+PUBLIC_ADDRESS = "93.184.215.14"
+POLICY = Policy(allow_http=True, allow_hosts=frozenset({"127.0.0.1"}), deadline_seconds=2,
+                max_response_bytes=4096)
+
+
+def fake_dns(host: str, port: int) -> list[str]:
+    if host == "sms.example.org":
+        return [PUBLIC_ADDRESS]
+    raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+
 @pytest.fixture
-def notifications(notifications_db):
+def sender(notifications_db):
+    """The process's deliveries, over the test's database, with a resolver the test controls."""
+    return Deliveries(POLICY, notifications_db.engine, resolver=fake_dns)
+
+
+@pytest.fixture
+def notifications(notifications_db, sender):
     """Each call makes a new worker, with a session of its own, as in production."""
     workers = []
 
     def new_worker():
         db = notifications_db.worker()
         workers.append(db)
-        return worker_factory(NotificationsService, db=db, config=CONFIG)
+        return worker_factory(NotificationsService, db=db, config=CONFIG, webhooks=sender)
 
     yield new_worker
     for db in workers:
@@ -165,7 +195,8 @@ def delivery(db, delivery_id) -> WebhookDelivery:
 def test_the_secret_is_shown_when_first_set_and_never_again(notifications, notifications_db):
     first = notifications().set_webhook(MEMBER, {"url": URL})
     assert first["url"] == URL
-    assert isinstance(first["secret"], str) and len(first["secret"]) >= 32
+    assert first["secret"].startswith("whsec_")  # a Standard Webhooks secret: 32 random bytes
+    assert len(base64.b64decode(first["secret"].removeprefix("whsec_"))) == 32
     assert first["kinds"] == {} and first["quiet_hours"] is None
 
     again = notifications().set_webhook(MEMBER, {"url": URL + "/v2", "kinds": {"goal_reached": False}})
@@ -204,6 +235,10 @@ def test_quiet_hours_are_stored_and_shown(notifications):
     ({"url": "http://"}, "url"),
     ({}, "url"),
     ({"url": "https://x.example.org/" + "a" * 500}, "url"),
+    ({"url": "https://user:password@sms.example.org/linli"}, "url"),
+    ({"url": "http://[::1/"}, "url"),
+    ({"url": "https://bad\udc00name.example.org/"}, "url"),
+    ({"url": "https://nowhere.invalid/hook"}, "url"),   # does not resolve
     ({"url": URL, "quiet_hours": {"start": "25:00", "end": "07:00"}}, "quiet_hours"),
     ({"url": URL, "quiet_hours": {"start": "22:00", "end": "7am"}}, "quiet_hours"),
     ({"url": URL, "quiet_hours": {"start": "22:00"}}, "quiet_hours"),
@@ -346,29 +381,149 @@ def test_no_webhook_is_not_found(notifications):
         notifications().delete_webhook(MEMBER)
 
 
-# -- one delivery attempt, to a real local receiver ----------------------------------
+# -- where a webhook may lead ------------------------------------------------------------
+
+INSIDE = [
+    "http://169.254.169.254/latest/meta-data/",      # cloud metadata (link-local)
+    "http://localhost:15672/api/definitions",
+    "http://127.0.0.1:15672/",
+    "http://[::1]/", "http://[::ffff:127.0.0.1]/", "http://[::ffff:7f00:1]/", "http://[0:0:0:0:0:ffff:a00:1]/",
+    "http://0x7f000001/", "http://2130706433/", "http://017700000001/", "http://127.1/", "http://0177.0.0.1/",
+    "http://0/", "http://0.0.0.0/", "http://[::]/",
+    "https://10.0.0.1/", "https://172.16.5.4/", "https://192.168.1.1/", "https://100.64.0.1/",  # private, CGNAT
+    "https://[fd00::1]/", "https://[fe80::1]/", "https://[fe80::1%25eth0]/",                    # ULA, link-local
+    "https://224.0.0.1/", "https://[ff02::1]/", "https://240.0.0.1/", "https://255.255.255.255/",
+    "https://192.0.2.1/", "https://[2001:db8::1]/",                                             # documentation
+    "https://[2002:7f00:1::]/", "https://[64:ff9b::a00:1]/",                  # 6to4 and NAT64 of inside ones
+]
+
+
+def strict_policy(**changes) -> Policy:
+    return Policy(**{"allow_http": True, **changes})
+
+
+@pytest.mark.parametrize("url", INSIDE)
+def test_a_webhook_may_not_lead_inside_in_any_spelling(url):
+    with pytest.raises(outbound.Refused):
+        outbound.check_url(url, strict_policy(), outbound.system_resolver)
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "10.1.2.3", "::1", "::ffff:10.0.0.1", "fe80::1", "100.64.1.1",
+                                     "169.254.169.254", "0.0.0.0", "224.1.1.1", "ff0e::1", "fc00::1"])
+def test_a_name_that_resolves_inside_is_refused(address):
+    with pytest.raises(outbound.Refused, match="public addresses only"):
+        outbound.check_url("https://hooks.example.org/x", Policy(), lambda host, port: [address])
+
+
+def test_one_inside_address_among_public_ones_is_refused():
+    with pytest.raises(outbound.Refused):
+        outbound.check_url("https://hooks.example.org/x", Policy(), lambda host, port: [PUBLIC_ADDRESS, "10.0.0.1"])
+
+
+@pytest.mark.parametrize("address", [PUBLIC_ADDRESS, "1.1.1.1", "2606:4700:4700::1111", "::ffff:93.184.215.14"])
+def test_public_addresses_may_be_reached(address):
+    target = outbound.check_url("https://hooks.example.org/x?a=1", Policy(), lambda host, port: [address])
+    assert (target.host, target.port, target.path, target.host_header) == ("hooks.example.org", 443, "/x?a=1",
+                                                                          "hooks.example.org")
+
+
+@pytest.mark.parametrize("url, reason", [
+    ("http://hooks.example.org/x", "https"),                    # plain http, not allowed by default
+    ("https://user:pw@hooks.example.org/x", "credentials"),
+    ("https://user@hooks.example.org/x", "credentials"),
+    ("ftp://hooks.example.org/x", "https"),
+    ("https:///x", "host"),
+    ("https://hooks.example.org:99999/x", "port"),
+])
+def test_urls_that_are_refused_whatever_their_address(url, reason):
+    with pytest.raises(outbound.Refused, match=reason):
+        outbound.check_url(url, Policy(), lambda host, port: [PUBLIC_ADDRESS])
+
+
+def test_the_operators_allow_list_opens_named_hosts_only():
+    policy = Policy(allow_http=True, allow_hosts=frozenset({"sms.internal", "127.0.0.1:8125"}))
+    inside = lambda host, port: ["10.0.0.7"]  # noqa: E731
+    assert outbound.check_url("http://sms.internal/x", policy, inside).host == "sms.internal"
+    assert outbound.check_url("http://127.0.0.1:8125/x", policy, inside).port == 8125
+    for url in ("http://127.0.0.1:8126/x", "http://other.internal/x", "http://0x7f000001:8126/"):
+        with pytest.raises(outbound.Refused):
+            outbound.check_url(url, policy, inside)
+
+
+def test_the_allow_list_and_plain_http_come_from_the_configuration():
+    policy = Policy.from_config({"WEBHOOK_ALLOW_HTTP": True, "WEBHOOK_ALLOW_HOSTS": "127.0.0.1, SMS.internal:8080",
+                                 "WEBHOOK_PER_RECEIVER": 3, "WEBHOOK_MAX_IN_FLIGHT": 9,
+                                 "WEBHOOK_DEADLINE_SECONDS": 4, "WEBHOOK_MAX_RESPONSE_BYTES": 100})
+    assert policy == Policy(True, frozenset({"127.0.0.1", "sms.internal:8080"}), 3, 9, 4.0, 100)
+    assert Policy.from_config({"WEBHOOK_ALLOW_HOSTS": None}) == Policy()
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080/hook", "http://[::1]/hook", "http://10.0.0.1/",
+                                 "https://user:pw@sms.example.org/linli", "https://nowhere.invalid/"])
+def test_setting_a_webhook_inside_is_invalid_input_naming_the_url(notifications, notifications_db, url):
+    with pytest.raises(InvalidInput) as raised:
+        worker_factory(NotificationsService, db=notifications_db.worker(), config=CONFIG,
+                       webhooks=Deliveries(Policy(allow_http=True), notifications_db.engine,
+                                           resolver=fake_dns)).set_webhook(MEMBER, {"url": url})
+    assert "url" in raised.value.details["fields"]
+    assert notifications_db.count(Webhook) == 0
+
+
+def test_writing_an_alert_waits_on_no_webhook_and_touches_no_network(notifications_db):
+    asked = []
+    sender = Deliveries(POLICY, notifications_db.engine, resolver=lambda host, port: asked.append(host) or
+                        [PUBLIC_ADDRESS])
+    worker = worker_factory(NotificationsService, db=notifications_db.worker(), config=CONFIG, webhooks=sender)
+    worker.set_webhook(MEMBER, {"url": "https://hooks.example.org/x"})
+    assert asked == ["hooks.example.org"]  # checked when set
+    worker = worker_factory(NotificationsService, db=notifications_db.worker(), config=CONFIG, webhooks=sender)
+    worker.on_case_opened(case_opened())
+    assert asked == ["hooks.example.org"]  # not again: the alert and its delivery row are written, nothing sent
+    assert [row["event_type"] for row in notifications_db.outbox()] == ["alert_created"]
+    assert [row.status for row in deliveries(notifications_db)] == ["pending"]
+
+
+# -- one delivery, to real local receivers ------------------------------------------------
 
 class Receiver:
-    """A local HTTP endpoint (a green thread under the suite's monkey-patching)
-    that answers with the statuses given, in turn (the last one thereafter),
-    and records what it got."""
+    """A local HTTP endpoint (green under the suite's monkey-patching). `answer(handler)`
+    writes the response; by default the statuses given, in turn (the last one thereafter)."""
 
-    def __init__(self, *statuses: int):
+    def __init__(self, *statuses: int, answer=None, tls: ssl.SSLContext | None = None):
         self.requests: list[tuple[dict, bytes]] = []
+        self.open = 0
+        self.most_open = 0
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
             def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append((dict(self.headers), body))
-                self.send_response(statuses[min(len(receiver.requests), len(statuses)) - 1])
-                self.end_headers()
+                receiver.open += 1
+                receiver.most_open = max(receiver.most_open, receiver.open)
+                try:
+                    body = self.rfile.read(int(self.headers["Content-Length"]))
+                    receiver.requests.append((dict(self.headers), body))
+                    if answer is not None:
+                        answer(self)
+                    else:
+                        self.send_response(statuses[min(len(receiver.requests), len(statuses)) - 1])
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                except OSError:
+                    pass  # the sender hung up, as it may
+                finally:
+                    receiver.open -= 1
 
             def log_message(self, *args):
                 pass
 
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_port
+        self.url = f"http://127.0.0.1:{self.port}/hook"
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
                                        daemon=True)
         self.thread.start()
@@ -382,8 +537,8 @@ class Receiver:
 def receiver():
     made = []
 
-    def make(*statuses):
-        made.append(Receiver(*statuses))
+    def make(*statuses, **kwargs):
+        made.append(Receiver(*statuses, **kwargs))
         return made[-1]
 
     yield make
@@ -398,97 +553,371 @@ def closed_port_url() -> str:
     return f"http://127.0.0.1:{port}/hook"
 
 
-def queued(notifications, notifications_db, url) -> tuple[str, str]:
+def queued(notifications, notifications_db, url, member=MEMBER, case_id="case-1") -> tuple[str, str]:
     """A webhook to `url` and one alert for it: (the secret, the delivery id)."""
-    secret = notifications().set_webhook(MEMBER, {"url": url})["secret"]
-    notifications().on_case_opened(case_opened())
-    [row] = deliveries(notifications_db)
+    secret = notifications().set_webhook(member, {"url": url}).get("secret")
+    notifications().on_case_opened(case_opened(case_id, assignee_id=member))
+    row = [row for row in deliveries(notifications_db) if row.member_id == member][-1]
     return secret, row.id
 
 
-def test_a_receiver_that_answers_200_has_it_delivered_signed(notifications, notifications_db, receiver):
+def send_due(sender, notifications_db, later: float = 0) -> list[str | None]:
+    """One tick of the timer, the sends waited for: what each attempt failed of (None: delivered)."""
+    with Session(notifications_db.engine) as session:
+        jobs = sender.claim(session, now=naive_utcnow() + timedelta(seconds=later))
+        session.commit()
+    return [sender.deliver(job) for job in jobs]
+
+
+def test_a_receiver_that_answers_200_has_it_delivered_signed_as_standard_webhooks(
+        notifications, notifications_db, sender, receiver):
     hook = receiver(200)
     secret, delivery_id = queued(notifications, notifications_db, hook.url)
 
-    NotificationsService._deliver(notifications_db.engine, delivery_id)
+    assert send_due(sender, notifications_db) == [None]
 
     row = delivery(notifications_db, delivery_id)
     assert (row.status, row.attempts, row.last_error) == ("delivered", 1, None)
     assert row.delivered_at is not None
     [(headers, body)] = hook.requests
     assert body == row.body.encode()
-    assert headers["X-Linli-Signature"] == "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    assert headers["X-Linli-Delivery"] == delivery_id
+    # What a receiver does with the standardwebhooks library: verify, and get the alert.
+    assert StandardWebhook(secret).verify(body, headers)["alert"]["ref"] == {"type": "case", "id": "case-1"}
+    assert headers["webhook-id"] == delivery_id == headers["X-Linli-Delivery"]
+    assert abs(int(headers["webhook-timestamp"]) - time.time()) < 5
+    # The deprecated header, for one more release: HMAC of the body with the same key.
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    assert headers["X-Linli-Signature"] == "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
     assert headers["Content-Type"] == "application/json"
+    assert headers["Host"] == f"127.0.0.1:{hook.port}"
 
 
-def test_a_receiver_that_answers_500_is_retried_after_two_seconds(notifications, notifications_db, receiver):
+def test_a_tampered_stale_or_foreign_delivery_does_not_verify(notifications, notifications_db, sender, receiver):
+    hook = receiver(200)
+    secret, _ = queued(notifications, notifications_db, hook.url)
+    send_due(sender, notifications_db)
+    [(headers, body)] = hook.requests
+    with pytest.raises(WebhookVerificationError):
+        StandardWebhook(secret).verify(body.replace(b"case-1", b"case-2"), headers)
+    with pytest.raises(WebhookVerificationError):
+        StandardWebhook(outbound.new_secret()).verify(body, headers)
+    stale = dict(headers, **outbound.signed_headers(secret, headers["webhook-id"], body,
+                                                    now=datetime.now(timezone.utc) - timedelta(minutes=10)))
+    with pytest.raises(WebhookVerificationError, match="too old"):
+        StandardWebhook(secret).verify(body, stale)
+
+
+def test_a_secret_made_before_standard_webhooks_still_signs_both_ways(notifications, notifications_db, sender,
+                                                                      receiver):
+    hook = receiver(200)
+    _, delivery_id = queued(notifications, notifications_db, hook.url)
+    legacy = "Kp3x-old_style_token_urlsafe_secret-0123456789a"  # what secrets.token_urlsafe(32) made
+    with Session(notifications_db.engine) as session:
+        session.get(Webhook, MEMBER).secret = legacy
+        session.commit()
+    send_due(sender, notifications_db)
+    [(headers, body)] = hook.requests
+    # As its receiver always checked it ...
+    assert headers["X-Linli-Signature"] == "sha256=" + hmac.new(legacy.encode(), body, hashlib.sha256).hexdigest()
+    # ... and with Standard Webhooks: the key is the old secret's bytes, i.e. whsec_ + base64 of it.
+    assert StandardWebhook("whsec_" + base64.b64encode(legacy.encode()).decode()).verify(body, headers)
+    assert StandardWebhook(legacy.encode()).verify(body, headers)
+
+
+def test_a_receiver_that_answers_500_is_retried_after_two_seconds(notifications, notifications_db, sender,
+                                                                  receiver):
     hook = receiver(500, 200)
     _, delivery_id = queued(notifications, notifications_db, hook.url)
 
     before = naive_utcnow()
-    NotificationsService._deliver(notifications_db.engine, delivery_id)
+    assert send_due(sender, notifications_db) == ["HTTP 500"]
     after = naive_utcnow()
 
     row = delivery(notifications_db, delivery_id)
     assert (row.status, row.attempts, row.last_error) == ("pending", 1, "HTTP 500")
     assert before + timedelta(seconds=2) <= row.next_attempt_at <= after + timedelta(seconds=2)
     assert row.delivered_at is None
+    assert send_due(sender, notifications_db) == []  # not before its time
 
-    NotificationsService._deliver(notifications_db.engine, delivery_id)  # the retry
+    assert send_due(sender, notifications_db, later=3) == [None]  # the retry
     row = delivery(notifications_db, delivery_id)
     assert (row.status, row.attempts, row.last_error) == ("delivered", 2, None)
     first, second = hook.requests
-    assert first[1] == second[1] and first[0]["X-Linli-Delivery"] == second[0]["X-Linli-Delivery"]
+    assert first[1] == second[1] and first[0]["webhook-id"] == second[0]["webhook-id"]
 
 
-def test_back_off_grows_with_each_failure(notifications, notifications_db, receiver):
+def test_back_off_grows_with_each_failure(notifications, notifications_db, sender, receiver):
     hook = receiver(503)
     _, delivery_id = queued(notifications, notifications_db, hook.url)
     for attempts in (1, 2, 3):
         before = naive_utcnow()
-        NotificationsService._deliver(notifications_db.engine, delivery_id)
+        send_due(sender, notifications_db, later=600)
         row = delivery(notifications_db, delivery_id)
         assert (row.attempts, row.last_error) == (attempts, "HTTP 503")
         assert row.next_attempt_at >= before + timedelta(seconds=2 ** attempts)
         assert row.next_attempt_at <= naive_utcnow() + timedelta(seconds=2 ** attempts)
 
 
-def test_after_the_last_attempt_it_is_failed(notifications, notifications_db, receiver):
+def test_after_the_last_attempt_it_is_failed(notifications, notifications_db, sender, receiver):
     hook = receiver(500)
     _, delivery_id = queued(notifications, notifications_db, hook.url)
 
     for _ in range(MAX_WEBHOOK_ATTEMPTS - 1):
-        NotificationsService._deliver(notifications_db.engine, delivery_id)
+        send_due(sender, notifications_db, later=600)
     row = delivery(notifications_db, delivery_id)
     assert (row.status, row.attempts) == ("pending", MAX_WEBHOOK_ATTEMPTS - 1)
 
-    NotificationsService._deliver(notifications_db.engine, delivery_id)
+    send_due(sender, notifications_db, later=600)
     row = delivery(notifications_db, delivery_id)
     assert (row.status, row.attempts, row.last_error) == ("failed", MAX_WEBHOOK_ATTEMPTS, "HTTP 500")
     assert row.delivered_at is None
     assert len(hook.requests) == MAX_WEBHOOK_ATTEMPTS
+    assert send_due(sender, notifications_db, later=6000) == []
 
 
-def test_a_refused_connection_is_a_failed_attempt_not_an_error(notifications, notifications_db):
+def test_a_refused_connection_is_a_failed_attempt_not_an_error(notifications, notifications_db, sender):
     _, delivery_id = queued(notifications, notifications_db, closed_port_url())
 
     before = naive_utcnow()
-    NotificationsService._deliver(notifications_db.engine, delivery_id)  # raises nothing
+    assert send_due(sender, notifications_db) == ["ConnectionRefusedError"]
 
     row = delivery(notifications_db, delivery_id)
-    assert (row.status, row.attempts) == ("pending", 1)
-    assert row.last_error == "ConnectionError"
+    assert (row.status, row.attempts, row.last_error) == ("pending", 1, "ConnectionRefusedError")
     assert row.next_attempt_at >= before + timedelta(seconds=2)
 
 
-def test_a_delivery_whose_webhook_was_deleted_is_cancelled_unsent(notifications, notifications_db, receiver):
+def test_a_redirect_is_not_followed(notifications, notifications_db, sender, receiver):
+    target = receiver(200)
+
+    def redirect(handler):
+        handler.send_response(307)
+        handler.send_header("Location", target.url)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    hook = receiver(answer=redirect)
+    _, delivery_id = queued(notifications, notifications_db, hook.url)
+    assert send_due(sender, notifications_db) == ["HTTP 307"]
+    assert len(hook.requests) == 1 and target.requests == []  # neither the body nor its signature sent on
+    assert delivery(notifications_db, delivery_id).status == "pending"
+
+
+def hung_up(connection, wait: float) -> bool:
+    """Whether the sender closed the connection, within `wait` seconds (a receiver's pause)."""
+    readable, _, _ = io_select.select([connection], [], [], wait)
+    return bool(readable) and connection.recv(1, socket.MSG_PEEK) == b""
+
+
+def drip(handler):
+    """Headers at once, then a byte every 2 s, for as long as the sender listens."""
+    handler.send_response(200 if handler.path == "/ok" else 500)
+    handler.send_header("Content-Length", str(10 ** 9))
+    handler.end_headers()
+    while not hung_up(handler.connection, 2):
+        handler.wfile.write(b"x")
+        handler.wfile.flush()
+
+
+def slow_headers(handler):
+    """Nothing at all for a long while: the status line comes one byte every 0.5 s."""
+    for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n":
+        time.sleep(0.5)
+        handler.wfile.write(bytes([byte]))
+        handler.wfile.flush()
+
+
+@pytest.mark.parametrize("answer, error", [(drip, "HTTP 500"), (slow_headers, "Timeout")])
+def test_a_slow_receiver_gets_one_deadline_for_the_whole_request(notifications, notifications_db, sender, receiver,
+                                                                 answer, error):
+    """Each read is quick, but the request as a whole is over at the deadline (2 s here)."""
+    hook = receiver(answer=answer)
+    _, delivery_id = queued(notifications, notifications_db, hook.url)
+    started = time.monotonic()
+    assert send_due(sender, notifications_db) == [error]
+    assert time.monotonic() - started < POLICY.deadline_seconds + 1
+    assert delivery(notifications_db, delivery_id).last_error == error
+
+
+def test_a_dripping_200_is_delivered_without_waiting_for_its_body(notifications, notifications_db, sender,
+                                                                   receiver):
+    hook = receiver(answer=drip)
+    _, delivery_id = queued(notifications, notifications_db, hook.url.replace("/hook", "/ok"))
+    assert send_due(sender, notifications_db) == [None]
+    assert delivery(notifications_db, delivery_id).status == "delivered"
+
+
+def test_a_huge_answer_is_read_no_further_than_the_cap(notifications, notifications_db, sender, receiver):
+    sent = []
+
+    def flood(handler):
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(400 * 2 ** 20))
+        handler.end_headers()
+        chunk = b"x" * 65536
+        for _ in range(400 * 16):
+            handler.wfile.write(chunk)
+            sent.append(len(chunk))
+
+    hook = receiver(answer=flood)
+    queued(notifications, notifications_db, hook.url)
+    assert send_due(sender, notifications_db) == [None]
+    wait_for(lambda: hook.open == 0, what="the receiver to see the sender hang up")
+    # The cap (4 KiB here) plus what the sockets' buffers took before the sender hung up: far from 400 MB.
+    assert sum(sent) < 16 * 2 ** 20
+
+
+def test_a_delivery_whose_webhook_is_gone_is_cancelled_unsent(notifications, notifications_db, sender, receiver):
     hook = receiver(200)
     _, delivery_id = queued(notifications, notifications_db, hook.url)
-    with Session(notifications_db.engine) as session:  # deleted after the timer claimed the delivery
+    with Session(notifications_db.engine) as session:  # gone without its deliveries being cancelled
         session.delete(session.get(Webhook, MEMBER))
         session.commit()
 
-    NotificationsService._deliver(notifications_db.engine, delivery_id)
+    assert send_due(sender, notifications_db) == []
     assert delivery(notifications_db, delivery_id).status == "cancelled"
     assert hook.requests == []
+
+
+def test_a_delivery_cancelled_while_under_way_stays_cancelled(notifications, notifications_db, sender, receiver):
+    hook = receiver(500)
+    _, delivery_id = queued(notifications, notifications_db, hook.url)
+    with Session(notifications_db.engine) as session:
+        [job] = sender.claim(session)
+        session.commit()
+    notifications().delete_webhook(MEMBER)
+    sender.deliver(job)
+    assert delivery(notifications_db, delivery_id).status == "cancelled"
+
+
+# -- concurrency: a receiver's share, and the whole ---------------------------------------
+
+def test_a_receiver_gets_its_share_at_once_and_the_rest_wait_without_holding_up_others(
+        notifications, notifications_db, sender, receiver):
+    slow, quick = receiver(answer=drip), receiver(200)
+    notifications().set_webhook("leader", {"url": slow.url})
+    for n in range(14):
+        notifications().on_case_opened(case_opened(f"case-{n}", assignee_id="leader"))
+    queued(notifications, notifications_db, quick.url, member="other", case_id="case-other")
+
+    with Session(notifications_db.engine) as session:
+        jobs = sender.claim(session)
+        session.commit()
+    # The slow receiver's share (2), and the other member's delivery, though it came last.
+    assert sorted(job.member_id for job in jobs) == ["leader", "leader", "other"]
+    sender.start(jobs)
+    wait_for(lambda: quick.requests, timeout=2, what="the other member's delivery")
+    wait_for(lambda: slow.open == 2, timeout=2, what="two deliveries under way at the slow receiver")
+    assert sender.active == {f"127.0.0.1:{slow.port}": 2}
+    with Session(notifications_db.engine) as session:
+        assert sender.claim(session) == []  # the slow one has its share; the rest wait in the database
+    wait_for(lambda: not sender.active, timeout=POLICY.deadline_seconds + 2, what="the deadline")
+    assert slow.most_open == 2
+    pending = [row for row in deliveries(notifications_db) if row.member_id == "leader" and row.attempts == 0]
+    assert len(pending) == 12
+
+
+def test_the_total_in_flight_is_bounded():
+    policy = Policy(allow_http=True, allow_hosts=frozenset({"127.0.0.1"}), per_receiver=2, max_in_flight=3)
+    sender = Deliveries(policy, engine=None)
+    sender.active.update({"a:1": 2, "b:2": 1})
+    assert sender.claim(session=None) == []  # no room: the database is not even asked
+
+
+# -- rebinding: the address that was checked is the one connected to -------------------------
+
+def test_a_name_that_rebinds_to_loopback_after_the_check_is_refused(notifications, notifications_db, receiver):
+    hook = receiver(200)
+    answers = iter([[PUBLIC_ADDRESS], ["127.0.0.1"], ["127.0.0.1"]])
+    rebinding = Deliveries(Policy(), notifications_db.engine, resolver=lambda host, port: next(answers))
+    worker_factory(NotificationsService, db=notifications_db.worker(), config=CONFIG,
+                   webhooks=rebinding).set_webhook(MEMBER, {"url": f"https://rebind.example.org:{hook.port}/hook"})
+    notifications().on_case_opened(case_opened())
+    assert send_due(rebinding, notifications_db) == [
+        "refused: A webhook may reach public addresses only, not this one."]
+    assert hook.requests == []
+
+
+def test_a_delivery_connects_to_the_address_it_checked_and_resolves_once(notifications_db, monkeypatch, receiver):
+    """The resolver answers a public address, then 127.0.0.1 (where a receiver
+    listens) to anyone who asks again: the connection goes to the first."""
+    hook = receiver(200)
+    asked = []
+
+    def rebinding(host, port):
+        asked.append(host)
+        return [PUBLIC_ADDRESS] if len(asked) == 1 else ["127.0.0.1"]
+
+    connected = []
+
+    def create_connection(address, *args, **kwargs):
+        connected.append(address)
+        raise ConnectionRefusedError(111, "refused (test)")
+
+    monkeypatch.setattr(socket, "create_connection", create_connection)
+    policy = Policy(allow_http=True)
+    error = outbound.attempt(f"http://rebind.example.org:{hook.port}/hook", b"{}", {}, policy, rebinding)
+    assert error == "ConnectionRefusedError"
+    assert connected == [(PUBLIC_ADDRESS, hook.port)] and asked == ["rebind.example.org"]
+    assert hook.requests == []
+
+
+# -- TLS: the address is pinned, the name still comes from the URL ---------------------------
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    """A CA of the test's own, and a certificate from it for receiver.test."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def name(text):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
+
+    now = datetime.now(timezone.utc)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("linli test CA")).issuer_name(name("linli test CA"))
+          .public_key(ca_key.public_key()).serial_number(1).not_valid_before(now - timedelta(days=1))
+          .not_valid_after(now + timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(ca_key, hashes.SHA256()))
+    cert = (x509.CertificateBuilder().subject_name(name("receiver.test")).issuer_name(ca.subject)
+            .public_key(key.public_key()).serial_number(2).not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("receiver.test")]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    folder = tmp_path_factory.mktemp("tls")
+    (folder / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                       serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()))
+    return folder
+
+
+def test_https_goes_to_the_checked_address_with_the_urls_name_for_sni_and_host(certificate, receiver):
+    server_names = []
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(certificate / "cert.pem", certificate / "key.pem")
+    tls.sni_callback = lambda sock, server_name, context: server_names.append(server_name)
+    hook = receiver(200, tls=tls)
+    trust = ssl.create_default_context(cafile=str(certificate / "ca.pem"))
+    policy = Policy(allow_hosts=frozenset({"receiver.test"}))
+    to_loopback = lambda host, port: ["127.0.0.1"]  # noqa: E731
+
+    url = f"https://receiver.test:{hook.port}/hook"
+    assert outbound.attempt(url, b"{}", {}, policy, to_loopback, tls_context=trust) is None
+    [(headers, _)] = hook.requests
+    assert headers["Host"] == f"receiver.test:{hook.port}" and server_names == ["receiver.test"]
+
+    # A certificate for another name is refused, though the address is the same.
+    other = Policy(allow_hosts=frozenset({"impostor.test"}))
+    error = outbound.attempt(f"https://impostor.test:{hook.port}/hook", b"{}", {}, other, to_loopback,
+                             tls_context=trust)
+    assert error == "SSLCertVerificationError" and len(hook.requests) == 1
+
+
+def test_an_international_name_is_resolved_and_sent_in_its_ascii_form():
+    asked = []
+    target = outbound.check_url("https://bücher.example/hook", Policy(),
+                                lambda host, port: asked.append(host) or [PUBLIC_ADDRESS])
+    assert asked == ["xn--bcher-kva.example"] and target.host_header == "xn--bcher-kva.example"
