@@ -8,14 +8,14 @@ import logging
 from datetime import datetime, timezone
 
 import eventlet
-from kombu import Connection, Queue
-from nameko.amqp.publish import Publisher
+from kombu import Queue
 from nameko.events import SERVICE_POOL, EventHandler
 from nameko.exceptions import ConfigurationError
 from nameko.messaging import Consumer
 from nameko.standalone.events import get_event_exchange
 
 from services import contracts
+from services.common import broker
 from services.common import config as linli_config
 from services.common import nameko_patches  # noqa: F401 -- a lost connection at ack must not kill a service
 from services.common.metrics import EVENTS_CONSUMED
@@ -53,15 +53,19 @@ def dead_letter_queue(queue: str) -> Queue:
     return Queue(dead_letter_queue_name(queue), durable=True, auto_delete=False)
 
 
-def declare_topology(amqp_uri: str, subscriptions=SUBSCRIPTIONS) -> int:
-    """Declare every event exchange, subscription queue and dead-letter queue."""
-    with Connection(amqp_uri) as connection:
+def declare_topology(amqp: str | dict, subscriptions=SUBSCRIPTIONS, sources=None) -> int:
+    """Declare every event exchange, subscription queue and dead-letter queue
+    (or those of `sources`' events: all a service's broker user may declare).
+    `amqp`: a service's config, or a bare URI."""
+    sources = contracts.PRODUCERS if sources is None else sources
+    subscriptions = [sub for sub in subscriptions if sub.source in sources]
+    with broker.connection(amqp) as connection:
         channel = connection.channel()
+        for source in sources:
+            get_event_exchange(source, {})(channel).declare()
         for sub in subscriptions:
             event_queue(sub)(channel).declare()
             dead_letter_queue(queue_name(sub))(channel).declare()
-        for source in contracts.PRODUCERS:
-            get_event_exchange(source, {})(channel).declare()
         channel.close()
     return len(subscriptions)
 
@@ -92,7 +96,7 @@ class ReliableEventHandler(EventHandler):
         self.dead_letters = dead_letter_queue(self.queue.name)
         self.max_attempts = int(linli_config.setting(config, "EVENT_MAX_ATTEMPTS"))
         self.backoff = float(linli_config.setting(config, "EVENT_RETRY_BACKOFF"))
-        self.republisher = Publisher(config["AMQP_URI"])
+        self.republisher = broker.publisher(config)
         Consumer.setup(self)  # skip EventHandler.setup: it would build the queue again
 
     def handle_message_processed(self, message, result=None, exc_info=None):

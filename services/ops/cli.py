@@ -59,7 +59,7 @@ def cmd_up(args) -> int:
         return 1
     if args.demo:
         accounts.create_admin(stack.db_url("gateway"), *demo.DEMO_ADMIN, name="Community office",
-                              amqp_uri=stack.env["AMQP_URI"])
+                              amqp_uri=stack.broker)
     stack.start()
     print(f"linli: started {', '.join(stack.alive())}; waiting until ready ...")
 
@@ -135,7 +135,7 @@ def cmd_admin_create(args) -> int:
     stack = Stack(Path(args.var))
     migrations.upgrade("gateway", stack.db_url("gateway"))
     if not accounts.create_admin(stack.db_url("gateway"), args.username, args.password, args.name,
-                                 amqp_uri=stack.env["AMQP_URI"]):
+                                 amqp_uri=stack.broker):
         print(f"linli: the username {args.username!r} is taken", file=sys.stderr)
         return 1
     print(f"linli: admin {args.username!r} created")
@@ -155,13 +155,13 @@ def cmd_migrate(args) -> int:
 
 
 def cmd_topology(_args) -> int:
-    count = events.declare_topology(linli_config.amqp_uri())
+    count = events.declare_topology(linli_config.broker())
     print(f"linli: declared {count} event queue(s), each with its dead-letter queue")
     return 0
 
 
 def cmd_dlq_list(args) -> int:
-    letters = deadletters.list_dead_letters(linli_config.amqp_uri())
+    letters = deadletters.list_dead_letters(linli_config.broker())
     if args.json:
         for letter in letters:
             print(json.dumps(letter))
@@ -177,7 +177,7 @@ def cmd_dlq_list(args) -> int:
 
 
 def cmd_dlq_replay(args) -> int:
-    replayed = deadletters.replay(linli_config.amqp_uri(), event_id=args.id)
+    replayed = deadletters.replay(linli_config.broker(), event_id=args.id)
     for letter in replayed:
         print(f"replayed {letter['source']}.{letter['type']} event {letter['event_id']} to {letter['queue']}")
     print(f"linli: {len(replayed)} dead letter(s) replayed")
@@ -193,7 +193,7 @@ def cmd_events_tail(args) -> int:
               f"one of {', '.join(sorted(contracts.PRODUCERS))}", file=sys.stderr)
         return 2
     try:
-        return tail(linli_config.amqp_uri(), args.service or sorted(contracts.PRODUCERS), args.type,
+        return tail(linli_config.broker(), args.service or sorted(contracts.PRODUCERS), args.type,
                     args.json, count=args.count)
     except KeyboardInterrupt:
         return 0
