@@ -13,6 +13,7 @@ What nameko 2.14 and Linli declare and use, per service S:
 - S's handler queues `evt-<source>-<type>--S.<handler>` and `.dlq`, bound to
   `<source>.events`; retries and dead letters go by name through the default
   exchange (`amq.default`);
+- the gateway's own `rpc-gateway` (it answers `ping`), like any service's;
 - the gateway's feed queue `gateway-feed-<hex>` bound to every `<source>.events`
   with `#`, and its broadcast queue for alerts.
 
@@ -78,11 +79,11 @@ def permissions(service: str) -> dict[str, str]:
 
 def topic_permissions(service: str) -> list[dict[str, str]]:
     """Routing keys `service` may publish (write) and bind (read) on topic exchanges."""
-    if service == GATEWAY:
-        rpc = {"exchange": RPC_EXCHANGE, "read": _any(REPLY_KEY),
-               "write": _any(rf"({'|'.join(BACKENDS)})\.[A-Za-z_][A-Za-z0-9_]*")}
-        return [rpc]
-    rules = [{"exchange": RPC_EXCHANGE, "read": _any(rf"{re.escape(service)}\.\*"), "write": _any(REPLY_KEY)}]
+    own_calls = rf"{re.escape(service)}\.\*"
+    if service == GATEWAY:  # calls the four services; answers only `ping` itself
+        return [{"exchange": RPC_EXCHANGE, "read": _any(own_calls, REPLY_KEY),
+                 "write": _any(rf"({'|'.join(BACKENDS)})\.[A-Za-z_][A-Za-z0-9_]*", REPLY_KEY)}]
+    rules = [{"exchange": RPC_EXCHANGE, "read": _any(own_calls), "write": _any(REPLY_KEY)}]
     for source in consumed_sources(service):
         types = sorted({sub.event_type for sub in SUBSCRIPTIONS if sub.consumer == service and sub.source == source})
         rules.append({"exchange": f"{source}.events", "read": _any(*map(re.escape, types)), "write": NOTHING})

@@ -26,9 +26,8 @@ def users(module_vhost, tmp_path_factory):
                               tmp_path_factory.mktemp("var") / "broker-passwords.json")
     # Each service's RPC queue, declared by the service itself as nameko does.
     for service in SERVICES:
-        if service != "gateway":
-            with Connection(uris[service]) as connection:
-                rpc_queue(service)(connection.channel()).declare()
+        with Connection(uris[service]) as connection:
+            rpc_queue(service)(connection.channel()).declare()
     return uris
 
 
@@ -54,6 +53,10 @@ def consume(queue_name: str):
     return lambda channel: channel.basic_consume(queue_name, callback=lambda message: None)
 
 
+def declare(queue_name: str, **options):
+    return lambda channel: channel.queue_declare(queue_name, **options)
+
+
 def bind(queue_name: str, exchange: str, key: str):
     return lambda channel: channel.queue_bind(queue_name, exchange, key)
 
@@ -74,18 +77,18 @@ def test_no_service_can_bind_a_queue_to_nameko_rpc_to_see_others_calls(users):
         assert refused is not None and refused.reply_code == 403, key
         # The gateway's reply queue takes only reply keys (uuids).
         reply_queue = f"rpc.reply-gateway-{uuid.uuid4()}"
-        declared = attempt(users["gateway"], lambda channel: channel.queue_declare(reply_queue, auto_delete=True))
+        declared = attempt(users["gateway"], declare(reply_queue, auto_delete=True))
         assert declared is None
         refused = attempt(users["gateway"], bind(reply_queue, "nameko-rpc", key))
         assert refused is not None and refused.reply_code == 403, key
     # Nor a queue of another name (configure), nor the broker's own names.
     for queue_name in ("spy", "rpc-welfare-copy", ""):
-        assert attempt(users["patrol"], lambda channel: channel.queue_declare(queue_name, exclusive=True)) is not None
+        assert attempt(users["patrol"], declare(queue_name, exclusive=True)) is not None
     # What nameko itself binds is allowed.
     assert attempt(users["patrol"], bind("rpc-patrol", "nameko-rpc", "patrol.*")) is None
     reply_key = str(uuid.uuid4())
     reply_queue = f"rpc.reply-gateway-{reply_key}"
-    assert attempt(users["gateway"], lambda channel: channel.queue_declare(reply_queue, auto_delete=True)) is None
+    assert attempt(users["gateway"], declare(reply_queue, auto_delete=True)) is None
     assert attempt(users["gateway"], bind(reply_queue, "nameko-rpc", reply_key)) is None
 
 
