@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -15,7 +16,7 @@ from services.common import config as linli_config  # noqa: E402
 from services import contracts  # noqa: E402
 from services.common import deadletters, events, migrations  # noqa: E402
 from services.gateway import accounts  # noqa: E402
-from services.ops.stack import BACKENDS, SERVICES, Stack, service_env  # noqa: E402
+from services.ops.stack import BACKENDS, PRIVATE_UMASK, SERVICES, Stack, service_env  # noqa: E402
 
 
 def _scale(values: list[str]) -> dict[str, int]:
@@ -44,7 +45,7 @@ def cmd_up(args) -> int:
         print(f"linli: warning: several instances of {', '.join(on_sqlite)} on SQLite: they share one file "
               f"with no row locks (an event left behind by an outage may be published twice) and one writer; "
               f"give each a PostgreSQL database (LINLI_<SERVICE>_DB=postgresql://...)", file=sys.stderr)
-    print("linli: migrating databases and declaring queues ...")
+    print("linli: migrating databases, declaring queues, making each service's broker user ...")
     try:
         running = stack.already_running()
         if running:
@@ -55,7 +56,9 @@ def cmd_up(args) -> int:
         stack.prepare()
     except Exception as exc:
         print(f"linli: cannot prepare ({type(exc).__name__}: {exc}). Is the broker running?"
-              " `make broker` starts one.", file=sys.stderr)
+              " `make broker` starts one. Each service's broker user is made through RabbitMQ's management"
+              " API (LINLI_AMQP_MANAGEMENT_URL, default port 15672) by AMQP_URI's user, an administrator.",
+              file=sys.stderr)
         return 1
     if args.demo:
         accounts.create_admin(stack.db_url("gateway"), *demo.DEMO_ADMIN, name="Community office",
@@ -250,6 +253,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    os.umask(PRIVATE_UMASK)  # what `linli` writes in var/ (databases, secrets) is its owner's only
     return args.func(args) or 0
 
 
