@@ -157,15 +157,23 @@ def _passwords(path: Path) -> dict[str, str]:
         return {}
 
 
-def ensure(management: Management, amqp_uri: str, services, passwords_file: Path) -> dict[str, str]:
+def password_variable(service: str) -> str:
+    return f"LINLI_{service.upper()}_BROKER_PASSWORD"
+
+
+def ensure(management: Management, amqp_uri: str, services, passwords_file: Path,
+           env: dict | None = None) -> dict[str, str]:
     """Make (or bring up to date) each service's user for AMQP_URI's vhost, with
-    its permissions; passwords random, kept in `passwords_file` (0600) and reused.
-    Returns each service's AMQP_URI."""
+    its permissions. Passwords: LINLI_<SERVICE>_BROKER_PASSWORD from `env` where
+    given (deploy/docker-compose.yml), else random; kept in `passwords_file`
+    (0600) and reused. Returns each service's AMQP_URI."""
     vhost = vhost_of(amqp_uri)
     passwords = _passwords(passwords_file)
     uris = {}
     for service in services:
         name = username(service, vhost)
+        if (env or {}).get(password_variable(service)):
+            passwords[name] = env[password_variable(service)]
         password = passwords.setdefault(name, secrets.token_urlsafe(24))
         management.put_user(name, password)
         management.set_permissions(vhost, name, permissions(service))

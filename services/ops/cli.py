@@ -157,6 +157,19 @@ def cmd_migrate(args) -> int:
     return 0
 
 
+def cmd_broker_users(args) -> int:
+    from services.ops import brokerusers
+    from services.ops.stack import BROKER_PASSWORDS
+
+    stack = Stack(Path(args.var))
+    management = brokerusers.Management(stack.env["AMQP_URI"], stack.env.get("LINLI_AMQP_MANAGEMENT_URL"))
+    brokerusers.ensure(management, stack.env["AMQP_URI"], SERVICES, stack.var_dir / BROKER_PASSWORDS, stack.env)
+    vhost = brokerusers.vhost_of(stack.env["AMQP_URI"])
+    print(f"linli: broker users {', '.join(brokerusers.username(s, vhost) for s in SERVICES)} ready "
+          f"(passwords in {stack.var_dir / BROKER_PASSWORDS})")
+    return 0
+
+
 def cmd_topology(_args) -> int:
     count = events.declare_topology(linli_config.broker())
     print(f"linli: declared {count} event queue(s), each with its dead-letter queue")
@@ -227,6 +240,10 @@ def parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="run each service's Alembic migrations")
     migrate.add_argument("services", nargs="*", metavar="SERVICE", help=f"any of {', '.join(SERVICES)} (default all)")
     migrate.set_defaults(func=cmd_migrate)
+
+    users = commands.add_parser("broker-users", help="make each service's broker user and its permissions "
+                                "(as AMQP_URI's administrator; `linli up` does it too)")
+    users.set_defaults(func=cmd_broker_users)
 
     topology = commands.add_parser("topology", help="declare every event queue and dead-letter queue")
     topology.set_defaults(func=cmd_topology)

@@ -117,7 +117,7 @@ class Stack:
             if self.broker_users:
                 management = brokerusers.Management(self.env["AMQP_URI"], self.env.get("LINLI_AMQP_MANAGEMENT_URL"))
                 self.service_uris = brokerusers.ensure(management, self.env["AMQP_URI"], SERVICES,
-                                                       self.var_dir / BROKER_PASSWORDS)
+                                                       self.var_dir / BROKER_PASSWORDS, self.env)
 
     def already_running(self) -> dict[str, int]:
         """Services that already consume RPC on this broker vhost: a second

@@ -156,3 +156,37 @@ def test_what_each_service_does_is_allowed(users):
         channel.basic_publish_confirm(channel.prepare_message(b"{}"), exchange="", routing_key=queue_name)
         Queue(queue_name, exchange=Exchange("welfare.events", type="topic"),
               routing_key="case_opened", durable=True)(channel).declare()
+
+
+def test_linli_broker_users_takes_given_passwords(vhost, tmp_path):
+    """As deploy/docker-compose.yml's init does: each password from the environment."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, AMQP_URI=vhost.amqp_uri, LINLI_AMQP_MANAGEMENT_URL=vhost.management_url,
+               LINLI_PATROL_BROKER_PASSWORD="given-by-the-operator-1")
+    made = subprocess.run([sys.executable, "-m", "services.ops.cli", "--var", str(tmp_path / "var"), "broker-users"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    assert "given-by-the-operator-1" not in made.stdout + made.stderr
+    patrol = brokerusers.with_user(vhost.amqp_uri, brokerusers.username("patrol", vhost.name), "given-by-the-operator-1")
+    with Connection(patrol) as connection:
+        connection.ensure_connection(max_retries=1)
+
+
+def test_deleting_a_test_vhost_deletes_its_broker_users(request, tmp_path):
+    import requests
+
+    from services.ops.vhost import Vhost
+
+    vhost = Vhost(request.config.getoption("RABBIT_AMQP_URI").replace("pyamqp://", "amqp://")).create()
+    management = brokerusers.Management(vhost.amqp_uri, vhost.management_url)
+    brokerusers.ensure(management, vhost.amqp_uri, SERVICES, tmp_path / "broker-passwords.json")
+    names = [brokerusers.username(service, vhost.name) for service in SERVICES]
+    assert sorted(n for n in management.users_of(vhost.name) if n.startswith("linli-")) == sorted(names)
+    vhost.delete()
+    for name in names:
+        answer = requests.get(f"{vhost.management_url}/api/users/{name.replace('@', '%40')}", auth=management.auth,
+                              timeout=10)
+        assert answer.status_code == 404, name

@@ -464,3 +464,17 @@ def test_each_service_connects_as_its_own_broker_user_with_the_rules_linli_up_gi
     (job,) = of_kind("Job").values()
     assert {entry["valueFrom"]["secretKeyRef"]["name"] for entry in container_env(job)[0]
             if entry["name"].startswith("RABBITMQ_")} == {f"{cluster}-default-user"}
+
+
+def test_compose_runs_each_service_as_its_own_broker_user():
+    services = compose()["services"]
+    init = services["init"]
+    assert "linli broker-users" in init["command"][-1]
+    for service in SERVICE_CLASSES:
+        variable = brokerusers.password_variable(service)
+        env = services[service]["environment"]
+        user = brokerusers.username(service, "/").replace("@", "%40").replace("/", "%2F")
+        assert re.fullmatch(rf"amqp://{re.escape(user)}:\$\{{{variable}:\?[^}}]+\}}@rabbitmq:5672/", env["AMQP_URI"])
+        # No service sees another's broker password; init, which makes the users, sees them all.
+        assert not any(key.endswith("_BROKER_PASSWORD") for key in env), service
+        assert variable in init["environment"]
