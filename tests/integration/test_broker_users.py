@@ -170,7 +170,8 @@ def test_linli_broker_users_takes_given_passwords(vhost, tmp_path):
                           env=env, capture_output=True, text=True, timeout=60)
     assert made.returncode == 0, made.stderr
     assert "given-by-the-operator-1" not in made.stdout + made.stderr
-    patrol = brokerusers.with_user(vhost.amqp_uri, brokerusers.username("patrol", vhost.name), "given-by-the-operator-1")
+    patrol = brokerusers.with_user(vhost.amqp_uri, brokerusers.username("patrol", vhost.name),
+                                   "given-by-the-operator-1")
     with Connection(patrol) as connection:
         connection.ensure_connection(max_retries=1)
 
