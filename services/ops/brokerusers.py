@@ -11,8 +11,9 @@ What nameko 2.14 and Linli declare and use, per service S:
 - `S.events` (topic), where S's outbox relay publishes, declaring first the
   queues of S's events (`evt-S-<type>--<consumer>.<handler>` and `.dlq`);
 - S's handler queues `evt-<source>-<type>--S.<handler>` and `.dlq`, bound to
-  `<source>.events`; retries and dead letters go by name through the default
-  exchange (`amq.default`);
+  `<source>.events`; retries and dead letters go to them by name through S's
+  own direct exchange `S.redeliveries`, never the default exchange (which
+  would let S publish into any queue: another's RPC or event queue);
 - the gateway's own `rpc-gateway` (it answers `ping`), like any service's;
 - the gateway's feed queue `gateway-feed-<hex>` bound to every `<source>.events`
   with `#`, and its broadcast queue for alerts.
@@ -69,10 +70,11 @@ def permissions(service: str) -> dict[str, str]:
     its_events_queues = [rf"evt-{re.escape(service)}-[a-z_]+--.+"]
     consumed = [_events(source) for source in consumed_sources(service) if source != service]
     own_exchanges = [re.escape(RPC_EXCHANGE), _events(service)]
-    republishes = any(sub.consumer == service for sub in SUBSCRIPTIONS)
+    if any(sub.consumer == service for sub in SUBSCRIPTIONS):  # retries and dead letters
+        own_exchanges.append(re.escape(f"{service}.redeliveries"))
     return {
         "configure": _any(*own_queues, *its_events_queues, *own_exchanges, *consumed),
-        "write": _any(*own_queues, *its_events_queues, *own_exchanges, *(["amq\\.default"] if republishes else [])),
+        "write": _any(*own_queues, *its_events_queues, *own_exchanges),
         "read": _any(*own_queues, *own_exchanges, *consumed),
     }
 

@@ -13,6 +13,7 @@ from nameko.standalone.events import get_event_exchange
 from services.common import events
 from services.ops import brokerusers
 from services.ops.stack import SERVICES
+from tests.conftest import wait_for
 
 RPC = get_rpc_exchange({})
 
@@ -149,13 +150,37 @@ def test_what_each_service_does_is_allowed(users):
         # /metrics: every dead-letter queue's depth, passively.
         for sub_queue in ("evt-welfare-case_opened--notifications.on_case_opened.dlq",):
             channel.queue_declare(sub_queue, passive=True)
+    # A retry or dead letter goes to its own queue through the consumer's own redelivery exchange.
+    queue_name = "evt-welfare-case_opened--notifications.on_case_opened"
     with Connection(users["notifications"]) as connection:
         channel = connection.channel()
-        queue_name = "evt-welfare-case_opened--notifications.on_case_opened"
+        for name in (queue_name, queue_name + ".dlq"):
+            events.redelivery_queue(name, "notifications")(channel).declare()
         channel.confirm_select()
-        channel.basic_publish_confirm(channel.prepare_message(b"{}"), exchange="", routing_key=queue_name)
+        channel.basic_publish_confirm(channel.prepare_message(b"{}"), exchange="notifications.redeliveries",
+                                      routing_key=queue_name, mandatory=True)
         Queue(queue_name, exchange=Exchange("welfare.events", type="topic"),
               routing_key="case_opened", durable=True)(channel).declare()
+
+
+def test_no_service_can_publish_into_a_queue_by_name(users):
+    """The default exchange reaches every queue: no service may publish there,
+    nor through another's redelivery exchange, nor bind another's queue to its own."""
+    def publish(exchange: str, key: str):
+        def action(channel):
+            channel.confirm_select()
+            channel.basic_publish_confirm(channel.prepare_message(b"{}"), exchange=exchange, routing_key=key)
+        return action
+
+    welfare_queue = "evt-patrol-incident_reported--welfare.on_incident_reported"
+    for service in SERVICES:
+        for queue_name in ("rpc-welfare", welfare_queue):
+            refused = attempt(users[service], publish("", queue_name))
+            assert refused is not None and refused.reply_code == 403, (service, queue_name)
+    refused = attempt(users["notifications"], publish("welfare.redeliveries", welfare_queue))
+    assert refused is not None and refused.reply_code == 403
+    refused = attempt(users["notifications"], bind(welfare_queue, "notifications.redeliveries", welfare_queue))
+    assert refused is not None and refused.reply_code == 403
 
 
 def test_linli_broker_users_takes_given_passwords(vhost, tmp_path):
@@ -191,3 +216,28 @@ def test_deleting_a_test_vhost_deletes_its_broker_users(request, tmp_path):
         answer = requests.get(f"{vhost.management_url}/api/users/{name.replace('@', '%40')}", auth=management.auth,
                               timeout=10)
         assert answer.status_code == 404, name
+
+
+def test_a_consumer_retries_and_dead_letters_as_its_own_user(start_service, service_config, vhost, tmp_path):
+    """notifications, as its own broker user, with a handler that always fails
+    (its database was never migrated): retried, then dead-lettered, nothing lost."""
+    from nameko.amqp.publish import Publisher
+
+    from services.common import deadletters
+    from services.common.envelope import make_envelope
+    from services.contracts import welfare as welfare_events
+    from services.notifications.service import NotificationsService
+
+    management = brokerusers.Management(vhost.amqp_uri, vhost.management_url)
+    uris = brokerusers.ensure(management, vhost.amqp_uri, SERVICES, tmp_path / "broker-passwords.json")
+    events.declare_topology(vhost.amqp_uri)  # as `linli up` does, as the operator
+    config = service_config("notifications", migrate=False) | {"AMQP_URI": uris["notifications"]}
+    start_service(NotificationsService, config)
+    envelope = make_envelope("welfare", welfare_events.CASE_OPENED, {
+        "case_id": "d" * 32, "household_id": "h" * 32, "compound": "Xingfu Garden", "categories": ["elderly"],
+        "assignee_id": "b" * 32, "status": "open"})
+    Publisher(uris["welfare"]).publish(envelope, exchange=get_event_exchange("welfare", {}),
+                                       routing_key=envelope["type"])
+    letters = wait_for(lambda: deadletters.list_dead_letters(vhost.amqp_uri), timeout=20, what="the dead letter")
+    assert [(letter["event_id"], letter["attempts"]) for letter in letters] == [(envelope["id"], 3)]
+    assert vhost.depth("evt-welfare-case_opened--notifications.on_case_opened") == 0
