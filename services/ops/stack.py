@@ -44,14 +44,20 @@ def private_files():
         os.umask(previous)
 
 
+# What Linli keeps in var/ (what an older version left readable is tightened).
+PRIVATE_FILES = ("*.db", "*.db-wal", "*.db-shm", "*.db-journal", "jwt-secret", BROKER_PASSWORDS, "log/*.log")
+
+
 def make_private(var_dir: Path):
-    """var/ 0700 and everything in it its owner's only (also what an older
-    version left readable)."""
-    var_dir.chmod(0o700)
-    for path in var_dir.rglob("*"):
-        if path.is_symlink() or path.stat().st_uid != os.getuid():
-            continue
-        path.chmod(0o700 if path.is_dir() else 0o600)
+    """var/ and log/ 0700, Linli's files in them 0600. Only those: `--var` may
+    name a folder that holds other things."""
+    for folder in (var_dir, var_dir / "log"):
+        if folder.is_dir() and not folder.is_symlink():
+            folder.chmod(0o700)
+    for pattern in PRIVATE_FILES:
+        for path in var_dir.glob(pattern):
+            if path.is_file() and not path.is_symlink() and path.stat().st_uid == os.getuid():
+                path.chmod(0o600)
 
 
 def read_or_make_secret(path: Path, make) -> str:
