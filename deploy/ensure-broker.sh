@@ -2,7 +2,9 @@
 # Make sure a RabbitMQ broker answers at $AMQP_URI (default localhost:5672):
 # use it if it answers; else start an installed rabbitmq-server; else, as root
 # with apt, install and start one; else say in one line how to get one.
-# The tests also need the management API (port 15672) to make throwaway vhosts.
+# `linli up` and the tests also need the management API (port 15672): through
+# it, as AMQP_URI's user (an administrator), `linli up` makes each service's
+# own broker user and the tests make throwaway vhosts.
 set -euo pipefail
 
 AMQP_URI=${AMQP_URI:-amqp://guest:guest@localhost:5672/}

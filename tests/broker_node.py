@@ -8,6 +8,10 @@ alarms: never the shared node (rabbit@localhost on 5672) others test against.
     node.queues()                   # {name: {messages, messages_ready, messages_unacknowledged, consumers}}
     node.remove()                   # stop it and delete its data
 
+    BrokerNode(tls=("ca.pem", "cert.pem", "key.pem"), management=True)
+    node.amqps_uri                  # a TLS listener too, with that certificate
+    node.management_url             # the management API on a port of its own
+
 Every `rabbitmqctl` call names this node explicitly (`-n linli-fault-...`),
 and refuses to run against any other name. Run as root, the Debian scripts
 switch to the `rabbitmq` user, so the node's folder is made theirs.
@@ -25,6 +29,7 @@ import tempfile
 import time
 import uuid
 
+import requests
 from kombu import Connection
 
 NAME_PREFIX = "linli-fault-"
@@ -41,12 +46,16 @@ class BrokerNodeError(RuntimeError):
 
 
 class BrokerNode:
-    def __init__(self, label: str = "node"):
+    def __init__(self, label: str = "node", tls: tuple[str, str, str] | None = None, management: bool = False):
         self.name = f"{NAME_PREFIX}{label}-{uuid.uuid4().hex[:8]}@localhost"
         self.port = free_port()
         self.dist_port = free_port()
         while self.dist_port == self.port:
             self.dist_port = free_port()
+        self.tls = tls  # (CA, certificate, key) files: a TLS listener on tls_port
+        self.tls_port = free_port() if tls else None
+        self.management = management
+        self.management_port = free_port() if management else None
         # /tmp, not pytest's tmp_path: the broker runs as `rabbitmq`, which cannot enter root's 0700 folders.
         self.dir = tempfile.mkdtemp(prefix=f"{self.name.split('@')[0]}-", dir="/tmp")
         self._running = False
@@ -58,6 +67,14 @@ class BrokerNode:
     @property
     def amqp_uri(self) -> str:
         return f"amqp://guest:guest@127.0.0.1:{self.port}/"
+
+    @property
+    def amqps_uri(self) -> str | None:
+        return f"amqps://guest:guest@127.0.0.1:{self.tls_port}/" if self.tls else None
+
+    @property
+    def management_url(self) -> str | None:
+        return f"http://127.0.0.1:{self.management_port}" if self.management else None
 
     def env(self) -> dict:
         env = dict(os.environ)
@@ -83,11 +100,23 @@ class BrokerNode:
         return env
 
     def _write_files(self):
-        for sub in ("mnesia", "log", "plugins-expand"):
+        for sub in ("mnesia", "log", "plugins-expand", "tls"):
             os.makedirs(f"{self.dir}/{sub}", exist_ok=True)
+        conf = f"listeners.tcp.local = 127.0.0.1:{self.port}\n"
+        if self.tls:
+            for source, target in zip(self.tls, ("ca.pem", "cert.pem", "key.pem"), strict=True):
+                shutil.copy(source, f"{self.dir}/tls/{target}")
+            conf += (f"listeners.ssl.default = 127.0.0.1:{self.tls_port}\n"
+                     f"ssl_options.cacertfile = {self.dir}/tls/ca.pem\n"
+                     f"ssl_options.certfile = {self.dir}/tls/cert.pem\n"
+                     f"ssl_options.keyfile = {self.dir}/tls/key.pem\n"
+                     "ssl_options.verify = verify_none\nssl_options.fail_if_no_peer_cert = false\n")
+        if self.management:
+            conf += f"management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {self.management_port}\n"
         files = {
-            "enabled_plugins": "[].\n",  # no plugins: no management port to clash with the shared node's
-            "rabbitmq.conf": f"listeners.tcp.local = 127.0.0.1:{self.port}\n",
+            # By default no plugins: no management port to clash with the shared node's.
+            "enabled_plugins": "[rabbitmq_management].\n" if self.management else "[].\n",
+            "rabbitmq.conf": conf,
             "advanced.config": "[].\n",
             "rabbitmq-env.conf": "ERL_EPMD_ADDRESS=127.0.0.1\n",
         }
@@ -134,6 +163,9 @@ class BrokerNode:
                 try:
                     with Connection(self.amqp_uri, connect_timeout=5) as connection:
                         connection.connect()
+                    if self.management:  # its listener comes up after AMQP's
+                        requests.get(f"{self.management_url}/api/overview", auth=("guest", "guest"),
+                                     timeout=5).raise_for_status()
                     return
                 except Exception as exc:  # listener not up yet
                     last = exc

@@ -3,6 +3,7 @@ with `${ENV_VAR:default}` substitution, so the same file serves `nameko run`,
 `linli up` and the tests."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -43,3 +44,28 @@ def setting(config: dict, key: str):
 
 def amqp_uri() -> str:
     return os.environ.get("AMQP_URI", DEFAULT_AMQP_URI)
+
+
+def amqp_ssl(env=None):
+    """nameko's AMQP_SSL from the environment, as the config files read it:
+    LINLI_AMQP_SSL (YAML), or else LINLI_AMQP_CA_FILE, the CA that signed the
+    broker's certificate: verified, and its name against the URI's host."""
+    env = os.environ if env is None else env
+    if env.get("LINLI_AMQP_SSL"):
+        return yaml.safe_load(env["LINLI_AMQP_SSL"])
+    if env.get("LINLI_AMQP_CA_FILE"):
+        # server_hostname None: kombu puts the URI's host there, which turns on the name check.
+        return {"ca_certs": env["LINLI_AMQP_CA_FILE"], "cert_reqs": 2, "server_hostname": None}  # 2: CERT_REQUIRED
+    return None
+
+
+def with_amqp_ssl(env: dict) -> dict:
+    """`env` with LINLI_AMQP_SSL spelled out for the config files (from LINLI_AMQP_CA_FILE)."""
+    options = amqp_ssl(env)
+    return env if options is None else {**env, "LINLI_AMQP_SSL": json.dumps(options)}
+
+
+def broker(env=None) -> dict:
+    """The operator's broker settings (`linli` commands): AMQP_URI and AMQP_SSL."""
+    env = os.environ if env is None else env
+    return {"AMQP_URI": env.get("AMQP_URI", DEFAULT_AMQP_URI), "AMQP_SSL": amqp_ssl(env)}

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 
-from kombu import Connection, Queue
+from kombu import Queue
+
+from services.common import broker
 
 from services.common.events import (
     ATTEMPTS_HEADER, ERROR_HEADER, FAILED_AT_HEADER, QUEUE_HEADER,
@@ -38,10 +40,10 @@ def _describe(message, dlq: str) -> dict:
     }
 
 
-def list_dead_letters(amqp_uri: str) -> list[dict]:
-    """Every dead letter, without taking it off its queue."""
+def list_dead_letters(amqp: str | dict) -> list[dict]:
+    """Every dead letter, without taking it off its queue (`amqp`: config or URI)."""
     found = []
-    with Connection(amqp_uri) as connection:
+    with broker.connection(amqp) as connection:
         for dlq in dead_letter_queues():
             channel = connection.channel()
             bound = dlq(channel)
@@ -53,12 +55,12 @@ def list_dead_letters(amqp_uri: str) -> list[dict]:
     return found
 
 
-def replay(amqp_uri: str, event_id: str | None = None) -> list[dict]:
+def replay(amqp: str | dict, event_id: str | None = None) -> list[dict]:
     """Move dead letters (all, or those of one event id) back to the queue they
     failed in, with a fresh attempt count. Each is acked off the dead-letter
     queue only after the broker confirmed its copy."""
     replayed = []
-    with Connection(amqp_uri, transport_options={"confirm_publish": True}) as connection:
+    with broker.connection(amqp, transport_options={"confirm_publish": True}) as connection:
         for dlq in dead_letter_queues():
             channel = connection.channel()
             bound = dlq(channel)

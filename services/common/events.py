@@ -8,14 +8,14 @@ import logging
 from datetime import datetime, timezone
 
 import eventlet
-from kombu import Connection, Queue
-from nameko.amqp.publish import Publisher
+from kombu import Exchange, Queue, binding
 from nameko.events import SERVICE_POOL, EventHandler
 from nameko.exceptions import ConfigurationError
 from nameko.messaging import Consumer
 from nameko.standalone.events import get_event_exchange
 
 from services import contracts
+from services.common import broker
 from services.common import config as linli_config
 from services.common import nameko_patches  # noqa: F401 -- a lost connection at ack must not kill a service
 from services.common.metrics import EVENTS_CONSUMED
@@ -49,19 +49,39 @@ def event_queue(sub: Subscription, config: dict | None = None) -> Queue:
 
 
 def dead_letter_queue(queue: str) -> Queue:
-    # Bound to the default exchange only: messages reach it by name.
     return Queue(dead_letter_queue_name(queue), durable=True, auto_delete=False)
 
 
-def declare_topology(amqp_uri: str, subscriptions=SUBSCRIPTIONS) -> int:
-    """Declare every event exchange, subscription queue and dead-letter queue."""
-    with Connection(amqp_uri) as connection:
+def redelivery_exchange(consumer: str) -> Exchange:
+    """Where a consumer's retries and dead letters go, each to its queue by name.
+    Not the default exchange: a service that may publish there may publish into
+    any queue (another's RPC or event queue); this one reaches only its own."""
+    return Exchange(f"{consumer}.redeliveries", type="direct", durable=True)
+
+
+def redelivery_queue(name: str, consumer: str) -> Queue:
+    """An event queue (or its dead-letter queue) with its binding to the consumer's redelivery exchange."""
+    return Queue(name, bindings=[binding(redelivery_exchange(consumer), routing_key=name)],
+                 durable=True, auto_delete=False, exclusive=False)
+
+
+def declare_topology(amqp: str | dict, subscriptions=SUBSCRIPTIONS, sources=None) -> int:
+    """Declare every event exchange, subscription queue and dead-letter queue
+    (or those of `sources`' events: all a service's broker user may declare).
+    `amqp`: a service's config, or a bare URI."""
+    sources = contracts.PRODUCERS if sources is None else sources
+    subscriptions = [sub for sub in subscriptions if sub.source in sources]
+    everything = set(sources) == set(contracts.PRODUCERS)
+    with broker.connection(amqp) as connection:
         channel = connection.channel()
+        for source in sources:
+            get_event_exchange(source, {})(channel).declare()
         for sub in subscriptions:
             event_queue(sub)(channel).declare()
             dead_letter_queue(queue_name(sub))(channel).declare()
-        for source in contracts.PRODUCERS:
-            get_event_exchange(source, {})(channel).declare()
+            if everything:  # the operator's; a producer may not touch a consumer's redelivery exchange
+                for name in (queue_name(sub), dead_letter_queue_name(queue_name(sub))):
+                    redelivery_queue(name, sub.consumer)(channel).declare()
         channel.close()
     return len(subscriptions)
 
@@ -89,10 +109,12 @@ class ReliableEventHandler(EventHandler):
                 "so that its queue is declared before events are published")
         config = self.container.config
         self.queue = event_queue(sub, config)
-        self.dead_letters = dead_letter_queue(self.queue.name)
+        self.redeliveries = redelivery_exchange(sub.consumer)
+        self.retries = redelivery_queue(self.queue.name, sub.consumer)
+        self.dead_letters = redelivery_queue(dead_letter_queue_name(self.queue.name), sub.consumer)
         self.max_attempts = int(linli_config.setting(config, "EVENT_MAX_ATTEMPTS"))
         self.backoff = float(linli_config.setting(config, "EVENT_RETRY_BACKOFF"))
-        self.republisher = Publisher(config["AMQP_URI"])
+        self.republisher = broker.publisher(config)
         Consumer.setup(self)  # skip EventHandler.setup: it would build the queue again
 
     def handle_message_processed(self, message, result=None, exc_info=None):
@@ -108,7 +130,7 @@ class ReliableEventHandler(EventHandler):
                 log.warning("%s failed with %s (attempt %d of %d); retrying",
                             self.queue.name, error, attempts, self.max_attempts)
                 eventlet.sleep(self.backoff * 2 ** (attempts - 1))
-                self._publish_copy(message, self.queue, {ATTEMPTS_HEADER: attempts + 1})
+                self._publish_copy(message, self.retries, {ATTEMPTS_HEADER: attempts + 1})
             else:
                 log.error("%s failed with %s %d times; dead-lettered",
                           self.queue.name, error, attempts)
@@ -131,7 +153,7 @@ class ReliableEventHandler(EventHandler):
         merged = dict(message.headers or {})
         merged.update(headers)
         self.republisher.publish(
-            message.body, exchange="", routing_key=queue.name, declare=[queue],
+            message.body, exchange=self.redeliveries, routing_key=queue.name, declare=[queue],
             headers=merged, content_type=message.content_type,
             content_encoding=message.content_encoding, mandatory=True,
         )

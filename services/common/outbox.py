@@ -10,11 +10,11 @@ from datetime import timedelta
 
 import eventlet
 from eventlet.event import Event
-from nameko.amqp.publish import Publisher
 from nameko.standalone.events import get_event_exchange
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from services.common import broker
 from services.common import config as linli_config
 from services.common import events
 from services.common.clock import naive_utcnow
@@ -32,7 +32,7 @@ class Relay:
         self.source = source
         self.config = config
         self.grace = timedelta(seconds=float(linli_config.setting(config, "OUTBOX_GRACE_SECONDS")))
-        self.publisher = Publisher(config["AMQP_URI"])  # confirms are on by default
+        self.publisher = broker.publisher(config)  # confirms are on by default
         self._topology_declared = False
         # Rows this process is publishing now: the timer must not publish them a
         # second time while a worker's post-commit publish is under way.
@@ -104,7 +104,8 @@ class Relay:
     def _publish(self, query, order: list[str] | None = None) -> int:
         """Publish the rows `query` finds, in `order` (ids) if given, else as found."""
         if not self._topology_declared:
-            events.declare_topology(self.config["AMQP_URI"])
+            # Only its own events' queues: all this service's broker user may declare.
+            events.declare_topology(self.config, sources=[self.source])
             self._topology_declared = True
         sent: list[str] = []
         with Session(self.engine) as session:

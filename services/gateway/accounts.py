@@ -225,13 +225,14 @@ def _seconds_until(moment: datetime, now: datetime) -> int:
     return max(1, math.ceil((moment - now).total_seconds()))
 
 
-def create_admin(db_url: str, username: str, password: str, name: str, amqp_uri: str | None = None) -> bool:
+def create_admin(db_url: str, username: str, password: str, name: str, amqp_uri: str | dict | None = None) -> bool:
     """`linli admin create`: add an admin straight to the gateway's database
     (the first account cannot come through the API). False if the name is taken.
     Its member_registered event is published at once when `amqp_uri` is given
     and the broker answers, else by the gateway's outbox relay."""
     engine = make_engine(db_url, pool_size=1)
-    relay = Relay(engine, kernel, "gateway", {"AMQP_URI": amqp_uri}) if amqp_uri else None
+    broker = {"AMQP_URI": amqp_uri} if isinstance(amqp_uri, str) else amqp_uri  # a URI, or AMQP_URI and AMQP_SSL
+    relay = Relay(engine, kernel, "gateway", broker) if broker else None
     try:
         with Session(engine) as session, UnitOfWork(session, kernel, "gateway", relay) as uow:
             try:

@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 
 import eventlet
-from kombu import Connection, Queue, binding
+from kombu import Queue, binding
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.wrappers import Response
 from nameko.dependency_providers import Config
@@ -17,6 +17,7 @@ from nameko.standalone.events import get_event_exchange
 from sqlalchemy import select
 
 from services import contracts
+from services.common import broker
 from services.common.clock import isoformat, naive_utcnow
 from services.common.db import Database
 from services.common.deadletters import dead_letter_queues
@@ -596,7 +597,7 @@ class GatewayService(KernelEntrypoints):
         """Prometheus metrics of the gateway process, with every dead-letter
         queue's depth as the broker has it now."""
         try:
-            with eventlet.Timeout(PROBE_TIMEOUT), Connection(self.config["AMQP_URI"]) as connection:
+            with eventlet.Timeout(PROBE_TIMEOUT), broker.connection(self.config) as connection:
                 channel = connection.channel()
                 for queue in dead_letter_queues():
                     DEAD_LETTERS.labels(queue.name).set(queue(channel).queue_declare(passive=True).message_count)
@@ -607,7 +608,7 @@ class GatewayService(KernelEntrypoints):
 
     def _check_broker(self) -> str:
         try:
-            with eventlet.Timeout(PROBE_TIMEOUT), Connection(self.config["AMQP_URI"]) as connection:
+            with eventlet.Timeout(PROBE_TIMEOUT), broker.connection(self.config) as connection:
                 connection.ensure_connection(max_retries=1)
             return "ok"
         except (Exception, eventlet.Timeout) as exc:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -15,7 +16,7 @@ from services.common import config as linli_config  # noqa: E402
 from services import contracts  # noqa: E402
 from services.common import deadletters, events, migrations  # noqa: E402
 from services.gateway import accounts  # noqa: E402
-from services.ops.stack import BACKENDS, SERVICES, Stack, service_env  # noqa: E402
+from services.ops.stack import BACKENDS, PRIVATE_UMASK, SERVICES, Stack, service_env  # noqa: E402
 
 
 def _scale(values: list[str]) -> dict[str, int]:
@@ -44,7 +45,7 @@ def cmd_up(args) -> int:
         print(f"linli: warning: several instances of {', '.join(on_sqlite)} on SQLite: they share one file "
               f"with no row locks (an event left behind by an outage may be published twice) and one writer; "
               f"give each a PostgreSQL database (LINLI_<SERVICE>_DB=postgresql://...)", file=sys.stderr)
-    print("linli: migrating databases and declaring queues ...")
+    print("linli: migrating databases, declaring queues, making each service's broker user ...")
     try:
         running = stack.already_running()
         if running:
@@ -55,11 +56,13 @@ def cmd_up(args) -> int:
         stack.prepare()
     except Exception as exc:
         print(f"linli: cannot prepare ({type(exc).__name__}: {exc}). Is the broker running?"
-              " `make broker` starts one.", file=sys.stderr)
+              " `make broker` starts one. Each service's broker user is made through RabbitMQ's management"
+              " API (LINLI_AMQP_MANAGEMENT_URL, default port 15672) by AMQP_URI's user, an administrator.",
+              file=sys.stderr)
         return 1
     if args.demo:
         accounts.create_admin(stack.db_url("gateway"), *demo.DEMO_ADMIN, name="Community office",
-                              amqp_uri=stack.env["AMQP_URI"])
+                              amqp_uri=stack.broker)
     stack.start()
     print(f"linli: started {', '.join(stack.alive())}; waiting until ready ...")
 
@@ -153,7 +156,7 @@ def cmd_admin_create(args) -> int:
     stack = Stack(Path(args.var))
     migrations.upgrade("gateway", stack.db_url("gateway"))
     if not accounts.create_admin(stack.db_url("gateway"), args.username, password, args.name,
-                                 amqp_uri=stack.env["AMQP_URI"]):
+                                 amqp_uri=stack.broker):
         print(f"linli: the username {args.username!r} is taken", file=sys.stderr)
         return 1
     print(f"linli: admin {args.username!r} created")
@@ -172,14 +175,27 @@ def cmd_migrate(args) -> int:
     return 0
 
 
+def cmd_broker_users(args) -> int:
+    from services.ops import brokerusers
+    from services.ops.stack import BROKER_PASSWORDS
+
+    stack = Stack(Path(args.var))
+    management = brokerusers.Management(stack.env["AMQP_URI"], stack.env.get("LINLI_AMQP_MANAGEMENT_URL"))
+    brokerusers.ensure(management, stack.env["AMQP_URI"], SERVICES, stack.var_dir / BROKER_PASSWORDS, stack.env)
+    vhost = brokerusers.vhost_of(stack.env["AMQP_URI"])
+    print(f"linli: broker users {', '.join(brokerusers.username(s, vhost) for s in SERVICES)} ready "
+          f"(passwords in {stack.var_dir / BROKER_PASSWORDS})")
+    return 0
+
+
 def cmd_topology(_args) -> int:
-    count = events.declare_topology(linli_config.amqp_uri())
+    count = events.declare_topology(linli_config.broker())
     print(f"linli: declared {count} event queue(s), each with its dead-letter queue")
     return 0
 
 
 def cmd_dlq_list(args) -> int:
-    letters = deadletters.list_dead_letters(linli_config.amqp_uri())
+    letters = deadletters.list_dead_letters(linli_config.broker())
     if args.json:
         for letter in letters:
             print(json.dumps(letter))
@@ -195,7 +211,7 @@ def cmd_dlq_list(args) -> int:
 
 
 def cmd_dlq_replay(args) -> int:
-    replayed = deadletters.replay(linli_config.amqp_uri(), event_id=args.id)
+    replayed = deadletters.replay(linli_config.broker(), event_id=args.id)
     for letter in replayed:
         print(f"replayed {letter['source']}.{letter['type']} event {letter['event_id']} to {letter['queue']}")
     print(f"linli: {len(replayed)} dead letter(s) replayed")
@@ -211,7 +227,7 @@ def cmd_events_tail(args) -> int:
               f"one of {', '.join(sorted(contracts.PRODUCERS))}", file=sys.stderr)
         return 2
     try:
-        return tail(linli_config.amqp_uri(), args.service or sorted(contracts.PRODUCERS), args.type,
+        return tail(linli_config.broker(), args.service or sorted(contracts.PRODUCERS), args.type,
                     args.json, count=args.count)
     except KeyboardInterrupt:
         return 0
@@ -243,6 +259,10 @@ def parser() -> argparse.ArgumentParser:
     migrate.add_argument("services", nargs="*", metavar="SERVICE", help=f"any of {', '.join(SERVICES)} (default all)")
     migrate.set_defaults(func=cmd_migrate)
 
+    users = commands.add_parser("broker-users", help="make each service's broker user and its permissions "
+                                "(as AMQP_URI's administrator; `linli up` does it too)")
+    users.set_defaults(func=cmd_broker_users)
+
     topology = commands.add_parser("topology", help="declare every event queue and dead-letter queue")
     topology.set_defaults(func=cmd_topology)
 
@@ -268,6 +288,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    os.umask(PRIVATE_UMASK)  # what `linli` writes in var/ (databases, secrets) is its owner's only
     return args.func(args) or 0
 
 

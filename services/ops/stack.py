@@ -1,7 +1,9 @@
 """The process supervisor behind `linli up` (and the end-to-end tests): each
-service runs as its own `nameko run` process, any number of instances each."""
+service runs as its own `nameko run` process, any number of instances each,
+as its own broker user; what it keeps in var/ is readable by its owner only."""
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -12,11 +14,11 @@ from pathlib import Path
 
 import requests
 from amqp.exceptions import ChannelError
-from kombu import Connection
 
-from services.common import caller
+from services.common import broker, caller
 from services.common import config as linli_config
 from services.common import events, migrations
+from services.ops import brokerusers
 
 BACKENDS = ("patrol", "donations", "welfare", "notifications")
 SERVICES = BACKENDS + ("gateway",)
@@ -30,6 +32,45 @@ SERVICE_CLASSES = {
 # What lets a process speak for a caller (sign tokens, vouch for RPC calls):
 # the gateway's alone, so that a compromised service cannot.
 GATEWAY_ONLY = ("LINLI_JWT_SECRET", "LINLI_CALLER_SIGNING_KEY")
+# var/ holds personal data (SQLite files, logs) and secrets: its owner's only.
+PRIVATE_UMASK = 0o077
+BROKER_PASSWORDS = "broker-passwords.json"
+
+
+@contextlib.contextmanager
+def private_files():
+    """Files and folders made meanwhile are readable by their owner only."""
+    previous = os.umask(PRIVATE_UMASK)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+# What Linli keeps in var/ (what an older version left readable is tightened).
+PRIVATE_FILES = ("*.db", "*.db-wal", "*.db-shm", "*.db-journal", "jwt-secret", "caller-key.pem", BROKER_PASSWORDS,
+                 "log/*.log")
+
+
+def make_private(var_dir: Path):
+    """var/ and log/ 0700, Linli's files in them 0600. Only those: `--var` may
+    name a folder that holds other things."""
+    for folder in (var_dir, var_dir / "log"):
+        if folder.is_dir() and not folder.is_symlink():
+            folder.chmod(0o700)
+    for pattern in PRIVATE_FILES:
+        for path in var_dir.glob(pattern):
+            if path.is_file() and not path.is_symlink() and path.stat().st_uid == os.getuid():
+                path.chmod(0o600)
+
+
+def read_or_make_secret(path: Path, make) -> str:
+    """A secret kept in var/: made once (0600 from the start), then reused."""
+    if not path.exists():
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            out.write(make())
+    return path.read_text().strip()
 
 
 def service_env(var_dir: Path, base: dict | None = None) -> dict:
@@ -38,15 +79,12 @@ def service_env(var_dir: Path, base: dict | None = None) -> dict:
     for RPC calls (GATEWAY_ONLY go to the gateway's processes only)."""
     env = dict(os.environ if base is None else base)
     env.setdefault("AMQP_URI", linli_config.DEFAULT_AMQP_URI)
+    env = linli_config.with_amqp_ssl(env)
     env.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")  # eventlet's notice, once per process
     for service in SERVICES:
         env.setdefault(f"LINLI_{service.upper()}_DB", f"sqlite:///{(var_dir / f'{service}.db').resolve()}")
     if not env.get("LINLI_JWT_SECRET"):
-        secret_file = var_dir / "jwt-secret"
-        if not secret_file.exists():
-            secret_file.write_text(secrets.token_urlsafe(32))
-            secret_file.chmod(0o600)
-        env["LINLI_JWT_SECRET"] = secret_file.read_text().strip()
+        env["LINLI_JWT_SECRET"] = read_or_make_secret(var_dir / "jwt-secret", lambda: secrets.token_urlsafe(32))
     if not env.get("LINLI_CALLER_SIGNING_KEY") and not env.get("LINLI_CALLER_PUBLIC_KEY"):
         env["LINLI_CALLER_SIGNING_KEY"], env["LINLI_CALLER_PUBLIC_KEY"] = caller_key_pair(var_dir)
     elif not env.get("LINLI_CALLER_PUBLIC_KEY"):
@@ -55,23 +93,26 @@ def service_env(var_dir: Path, base: dict | None = None) -> dict:
 
 
 def caller_key_pair(var_dir: Path) -> tuple[str, str]:
-    """(private, public) PEM, made once into var/caller-key.pem (owner only) and .pub."""
-    private_file, public_file = var_dir / "caller-key.pem", var_dir / "caller-key.pub"
-    if not private_file.exists():
-        private_pem, public_pem = caller.generate_key_pair()
-        private_file.touch(mode=0o600)
-        private_file.write_text(private_pem)
-        public_file.write_text(public_pem)
-    return private_file.read_text(), public_file.read_text()
+    """(private, public) PEM; the private key made once into var/caller-key.pem."""
+    private_pem = read_or_make_secret(var_dir / "caller-key.pem", lambda: caller.generate_key_pair()[0])
+    return private_pem, caller.public_pem_of(caller.load_signing_key(private_pem))
 
 
 class Stack:
     def __init__(self, var_dir: Path, env: dict | None = None, scale: dict[str, int] | None = None,
-                 port: int | None = None, metrics_port: int = 0):
+                 port: int | None = None, metrics_port: int = 0, broker_users: bool = True):
         self.var_dir = Path(var_dir)
-        self.var_dir.mkdir(parents=True, exist_ok=True)
-        (self.var_dir / "log").mkdir(exist_ok=True)
-        self.env = service_env(self.var_dir, env)
+        with private_files():
+            self.var_dir.mkdir(parents=True, exist_ok=True)
+            (self.var_dir / "log").mkdir(exist_ok=True)
+            make_private(self.var_dir)
+            self.env = service_env(self.var_dir, env)
+        # The operator's broker settings: admin tasks here and `linli` commands.
+        self.broker = {"AMQP_URI": self.env["AMQP_URI"], "AMQP_SSL": linli_config.amqp_ssl(self.env)}
+        # Each service connects as its own user (made by prepare()); False: as the operator
+        # (a broker without the management API, e.g. the private test nodes).
+        self.broker_users = broker_users
+        self.service_uris: dict[str, str] = {}
         if port is not None:
             self.env["LINLI_HTTP_PORT"] = str(port)
         self.port = int(self.env.get("LINLI_HTTP_PORT", 8000))
@@ -88,16 +129,22 @@ class Stack:
         return self.env[f"LINLI_{service.upper()}_DB"]
 
     def prepare(self):
-        """Migrate every database and declare every queue before anything runs."""
-        for service in SERVICES:
-            migrations.upgrade(service, self.db_url(service))
-        events.declare_topology(self.env["AMQP_URI"])
+        """Migrate every database, declare every queue and make each service's
+        broker user before anything runs."""
+        with private_files():
+            for service in SERVICES:
+                migrations.upgrade(service, self.db_url(service))
+            events.declare_topology(self.broker)
+            if self.broker_users:
+                management = brokerusers.Management(self.env["AMQP_URI"], self.env.get("LINLI_AMQP_MANAGEMENT_URL"))
+                self.service_uris = brokerusers.ensure(management, self.env["AMQP_URI"], SERVICES,
+                                                       self.var_dir / BROKER_PASSWORDS, self.env)
 
     def already_running(self) -> dict[str, int]:
         """Services that already consume RPC on this broker vhost: a second
         stack there would share their queues (and answer from other databases)."""
         running = {}
-        with Connection(self.env["AMQP_URI"]) as connection:
+        with broker.connection(self.broker) as connection:
             for service in SERVICES:
                 channel = connection.channel()
                 try:
@@ -117,22 +164,33 @@ class Stack:
                 self.start_process(service, index)
 
     def start_process(self, service: str, index: int = 0) -> subprocess.Popen:
+        if self.broker_users and not self.service_uris:
+            raise RuntimeError("prepare() makes the services' broker users: call it first")
         log_path = self.var_dir / "log" / f"{service}-{index}.log"
         command = [sys.executable, "-m", "nameko", "run",
                    "--config", str(linli_config.config_path(service)), SERVICE_CLASSES[service]]
+        descriptor = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(descriptor, "ab") as log:
+            # umask: SQLite's -wal and -shm files, made by the process, are its owner's only too.
+            process = subprocess.Popen(command, env=self.process_env(service, index), stdout=log,
+                                       stderr=subprocess.STDOUT, cwd=self.var_dir.parent, start_new_session=True,
+                                       umask=PRIVATE_UMASK)
+        self.processes[(service, index)] = process
+        return process
+
+    def process_env(self, service: str, index: int = 0) -> dict:
+        """The environment of one process: the stack's, with its own broker user."""
         env = dict(self.env)
         if service != "gateway":
             for var in GATEWAY_ONLY:
                 env.pop(var, None)
+        if service in self.service_uris:
+            env["AMQP_URI"] = self.service_uris[service]
         if service == "gateway" and index > 0:
             env["LINLI_HTTP_PORT"] = str(self.port + index)
         if self.metrics_port and service in BACKENDS:
             env["LINLI_METRICS_PORT"] = str(self.metrics_port_of(service, index))
-        with open(log_path, "ab") as log:
-            process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                       cwd=self.var_dir.parent, start_new_session=True)
-        self.processes[(service, index)] = process
-        return process
+        return env
 
     def metrics_port_of(self, service: str, index: int = 0) -> int:
         """patrol 9100, donations 9101, welfare 9102, notifications 9103; a

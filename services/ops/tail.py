@@ -14,6 +14,7 @@ import pika
 import pika.exceptions
 
 from services import contracts
+from services.common import broker
 
 
 def describe(shown: dict) -> str:
@@ -22,13 +23,13 @@ def describe(shown: dict) -> str:
     return f"{shown['occurred_at']}  {shown['source']}.{shown['type']}  {fields}"
 
 
-def tail(amqp_uri: str, sources: list[str], types: list[str], as_json: bool, count: int | None = None,
+def tail(amqp: str | dict, sources: list[str], types: list[str], as_json: bool, count: int | None = None,
          out=sys.stdout, err=sys.stderr) -> int:
-    """Print events until interrupted, or until `count` have been printed."""
+    """Print events until interrupted, or until `count` have been printed (`amqp`: config or URI)."""
     printed = 0
     while True:
         try:
-            connection = pika.BlockingConnection(pika.URLParameters(amqp_uri))
+            connection = pika.BlockingConnection(broker.pika_parameters(amqp))
         except pika.exceptions.AMQPConnectionError:
             print("linli: broker unreachable; retrying in 2 s", file=err, flush=True)
             time.sleep(2)

@@ -1,5 +1,6 @@
 """A throwaway RabbitMQ vhost, made through the management API, so that a test
-or benchmark run never meets another's queues (or a developer's stack)."""
+or benchmark run never meets another's queues (or a developer's stack).
+Deleting it deletes the services' broker users made for it too."""
 from __future__ import annotations
 
 import uuid
@@ -7,6 +8,8 @@ from urllib.parse import urlparse
 
 import requests
 from kombu import Connection
+
+from services.ops import brokerusers
 
 
 class Vhost:
@@ -24,6 +27,7 @@ class Vhost:
         return self
 
     def delete(self):
+        brokerusers.remove(brokerusers.Management(self.amqp_uri, self.management_url), self.name)
         requests.delete(f"{self.management_url}/api/vhosts/{self.name}", auth=self.auth, timeout=10)
 
     def depth(self, queue: str) -> int:

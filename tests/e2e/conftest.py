@@ -40,9 +40,13 @@ def running_stack(broker, var, *, start: bool = True, metrics_port: int = 0, rea
     (a vhost, or a private node), data in `var`, with the first admin made as
     an operator would (`linli admin create`). `start=False`: prepared, but no
     process started."""
+    # Each service as its own broker user, where the broker has the management API to make them.
+    management_url = getattr(broker, "management_url", None)
     env = (dict(os.environ, AMQP_URI=broker.amqp_uri, LINLI_OUTBOX_GRACE_SECONDS="1")
+           | ({"LINLI_AMQP_MANAGEMENT_URL": management_url} if management_url else {})
            | databases.service_database_env(var, SERVICES) | env_overrides)
-    stack = Stack(var, env=env, port=free_port(), metrics_port=metrics_port, scale=scale)
+    stack = Stack(var, env=env, port=free_port(), metrics_port=metrics_port, scale=scale,
+                  broker_users=management_url is not None)
     stack.prepare()
     created = linli(stack.env, "--var", str(var), "admin", "create", "--username", "admin",
                     stdin=ADMIN_PASSWORD + "\n")

@@ -1,5 +1,6 @@
 """`linli up --demo`, as `make run` calls it: migrates, starts every service,
 loads the demo community, prints the URL and logins; Ctrl-C stops it all."""
+import json
 import os
 import signal
 import subprocess
@@ -50,3 +51,10 @@ def test_linli_up_demo_serves_the_demo_world_and_stops_cleanly_on_ctrl_c(module_
         pass
     logs = (tmp_path / "var" / "log")
     assert sorted(p.name for p in logs.iterdir()) == sorted(f"{service}-0.log" for service in SERVICES)
+    # Each service ran as its own broker user, its password kept in var/, which is its owner's only.
+    var = tmp_path / "var"
+    assert var.stat().st_mode & 0o777 == 0o700
+    for path in var.rglob("*"):
+        assert path.stat().st_mode & 0o777 == (0o700 if path.is_dir() else 0o600), path
+    passwords = json.loads((var / "broker-passwords.json").read_text())
+    assert sorted(passwords) == sorted(f"linli-{service}@{module_vhost.name}" for service in SERVICES)

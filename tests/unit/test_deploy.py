@@ -18,6 +18,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from services.ops import brokerusers
 from services.ops.stack import BACKENDS, SERVICE_CLASSES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,7 +41,10 @@ RABBITMQ_SECRET_KEYS = {"username", "password"}   # Secret N-default-user, Servi
 POSTGRES_SECRET_KEYS = {"username", "password"}   # Secret N-app, Service N-rw (the primary)
 
 # tests/schemas/: the operators' CRD schemas, by (apiVersion, kind).
-CRD_SCHEMAS = {"rabbitmqcluster.json", "cnpg-cluster.json", "cnpg-database.json"}
+CRD_SCHEMAS = {"rabbitmqcluster.json", "cnpg-cluster.json", "cnpg-database.json",
+               "rabbitmq-user.json", "rabbitmq-permission.json", "rabbitmq-topicpermission.json"}
+# The topology operator's Secret of a User named N: N-user-credentials.
+USER_SECRET_KEYS = {"username", "password"}
 
 
 # -- loading -----------------------------------------------------------------------------
@@ -182,7 +186,8 @@ def test_custom_resources_match_their_operators_crds(where, document):
 
 
 def test_documents_of_both_sorts_are_there():
-    assert {d["kind"] for _, d in CUSTOM} == {"RabbitmqCluster", "Cluster", "Database"}
+    assert {d["kind"] for _, d in CUSTOM} == {"RabbitmqCluster", "Cluster", "Database",
+                                              "User", "Permission", "TopicPermission"}
     assert {"Namespace", "ConfigMap", "Secret", "Job", "Deployment", "Service",
             "HorizontalPodAutoscaler"} <= {d["kind"] for _, d in BUILTIN}
 
@@ -215,6 +220,14 @@ def test_the_validators_reject_what_a_cluster_or_compose_would():
     del database["spec"]["owner"]
     with pytest.raises(jsonschema.ValidationError):
         validate_custom(database)
+    permission = copy.deepcopy(of_kind("Permission")["linli-patrol"])
+    permission["spec"]["permissions"]["reads"] = ".*"  # unknown field
+    with pytest.raises(jsonschema.ValidationError):
+        validate_custom(permission)
+    topic = copy.deepcopy(next(iter(of_kind("TopicPermission").values())))
+    del topic["spec"]["vhost"]
+    with pytest.raises(jsonschema.ValidationError):
+        validate_custom(topic)
 
     broken = compose()
     broken["services"]["welfare"]["deploy"] = {"replica": 2}
@@ -270,6 +283,7 @@ def test_kubernetes_gives_each_service_every_setting_it_needs():
     secrets = {the_one("RabbitmqCluster")["metadata"]["name"] + "-default-user": RABBITMQ_SECRET_KEYS,
                the_one("Cluster")["metadata"]["name"] + "-app": POSTGRES_SECRET_KEYS,
                "linli-secrets": set(of_kind("Secret")["linli-secrets"]["stringData"])}
+    secrets |= {f"{user}-user-credentials": USER_SECRET_KEYS for user in of_kind("User")}
     for service in SERVICE_CLASSES:
         env, from_maps = container_env(deployment(service))
         given = {e["name"] for e in env} | set(from_maps) | set(dockerfile_env())
@@ -443,3 +457,45 @@ def test_what_speaks_for_a_caller_reaches_the_gateway_only():
         assert "LINLI_CALLER_PUBLIC_KEY" in needed_vars(service), service
     for name in ("init", "proxy", "rabbitmq", "postgres"):
         assert not set(GATEWAY_ONLY) & set(services[name].get("environment", {})), name
+
+
+def test_each_service_connects_as_its_own_broker_user_with_the_rules_linli_up_gives_it():
+    cluster = the_one("RabbitmqCluster")["metadata"]["name"]
+    users, permissions = of_kind("User"), of_kind("Permission")
+    assert set(users) == set(permissions) == {f"linli-{service}" for service in SERVICE_CLASSES}
+    topic = {}
+    for document in of_kind("TopicPermission").values():
+        topic.setdefault(document["spec"]["userReference"]["name"], []).append(document["spec"]["permissions"])
+    for service in SERVICE_CLASSES:
+        user = f"linli-{service}"
+        for document in (users[user], permissions[user]):
+            assert document["spec"]["rabbitmqClusterReference"] == {"name": cluster}
+        assert "tags" not in users[user]["spec"]  # no management access
+        assert permissions[user]["spec"]["userReference"] == {"name": user}
+        assert permissions[user]["spec"]["vhost"] == "/"
+        assert permissions[user]["spec"]["permissions"] == brokerusers.permissions(service)
+        key = lambda rule: rule["exchange"]  # noqa: E731
+        assert sorted(topic[user], key=key) == sorted(brokerusers.topic_permissions(service), key=key), service
+        # The Deployment reads its own user's Secret, and no other broker credentials.
+        env, _ = container_env(deployment(service))
+        refs = {entry["valueFrom"]["secretKeyRef"]["name"] for entry in env
+                if entry["name"].startswith("RABBITMQ_")}
+        assert refs == {f"{user}-user-credentials"}, service
+    # Declaring every queue stays with the administrator (the default user).
+    (job,) = of_kind("Job").values()
+    assert {entry["valueFrom"]["secretKeyRef"]["name"] for entry in container_env(job)[0]
+            if entry["name"].startswith("RABBITMQ_")} == {f"{cluster}-default-user"}
+
+
+def test_compose_runs_each_service_as_its_own_broker_user():
+    services = compose()["services"]
+    init = services["init"]
+    assert "linli broker-users" in init["command"][-1]
+    for service in SERVICE_CLASSES:
+        variable = brokerusers.password_variable(service)
+        env = services[service]["environment"]
+        user = brokerusers.username(service, "/").replace("@", "%40").replace("/", "%2F")
+        assert re.fullmatch(rf"amqp://{re.escape(user)}:\$\{{{variable}:\?[^}}]+\}}@rabbitmq:5672/", env["AMQP_URI"])
+        # No service sees another's broker password; init, which makes the users, sees them all.
+        assert not any(key.endswith("_BROKER_PASSWORD") for key in env), service
+        assert variable in init["environment"]
