@@ -1,17 +1,57 @@
 """Entrypoints every Linli service has, whatever its domain."""
+import inspect
+import logging
+
 from marshmallow import ValidationError
-from nameko.rpc import rpc as nameko_rpc
+from nameko.rpc import Rpc
 from nameko.timer import timer
 
 from services.common import nameko_patches  # noqa: F401 -- a lost connection must not kill a service; replies unconfirmed
-from services.common.errors import LinliError
+from services.common.errors import InvalidInput, LinliError
 from services.common.metrics import Metrics
+from services.common.schemas import refuse_unstorable
 
 # Refusals a caller caused: logged as warnings, not as errors of the service.
 EXPECTED_ERRORS = (LinliError, ValidationError)
 
-# nameko's @rpc, with our refusals marked as expected.
-rpc = nameko_rpc(expected_exceptions=EXPECTED_ERRORS)
+
+class _OneLineForExpected(logging.Filter):
+    """nameko logs a refusal (an expected error) with its traceback: a 404 or a
+    400 is the caller's doing, and one line says all there is to say."""
+
+    def filter(self, record):
+        if isinstance(record.msg, str) and record.msg.startswith("(expected) error handling worker"):
+            record.exc_info = record.exc_text = None
+        return True
+
+
+logging.getLogger("nameko.containers").addFilter(_OneLineForExpected())
+
+
+class CheckedRpc(Rpc):
+    """nameko's RPC entrypoint, which first refuses text no database can store
+    in any argument, whoever the caller: InvalidInput naming the argument (a
+    dict's own fields, for a payload), before any worker runs."""
+
+    def handle_message(self, body, message):
+        if isinstance(body, dict) and isinstance(body.get("args"), list) and isinstance(body.get("kwargs"), dict):
+            self.check_signature(body["args"], body["kwargs"])
+            method = getattr(self.container.service_cls, self.method_name)
+            arguments = inspect.signature(method).bind(None, *body["args"], **body["kwargs"]).arguments
+            arguments.pop(next(iter(arguments)))  # self
+            bad = {}
+            for name, value in arguments.items():
+                try:
+                    refuse_unstorable(value if isinstance(value, dict) else {name: value})
+                except InvalidInput as refused:
+                    bad |= refused.details["fields"]
+            if bad:
+                raise InvalidInput("The request has invalid fields.", {"fields": bad})
+        super().handle_message(body, message)
+
+
+# nameko's @rpc, checked, with our refusals marked as expected.
+rpc = CheckedRpc.decorator(expected_exceptions=EXPECTED_ERRORS)
 
 # Constants because nameko fixes a timer's interval when the class is defined.
 RELAY_INTERVAL_SECONDS = 2
