@@ -87,10 +87,14 @@ class StreamSlots:
 class _SharedSlots(SharedExtension):
     """One StreamSlots per gateway process, shared by the alert streams and the feed."""
 
+    def __init__(self):
+        super().__init__()
+        self.slots = StreamSlots()  # here, not in setup(): nameko sets extensions up all at once
+
     def setup(self):
         config = self.container.config
-        self.slots = StreamSlots(int(config.get("STREAMS_PER_ACCOUNT", STREAMS_PER_ACCOUNT)),
-                                 float(config.get("STREAM_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS)))
+        self.slots.per_account = int(config.get("STREAMS_PER_ACCOUNT", STREAMS_PER_ACCOUNT))
+        self.slots.heartbeat = float(config.get("STREAM_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS))
 
 
 class Streams(DependencyProvider):
