@@ -324,6 +324,10 @@ class ApiEntrypoint(HttpRequestHandler):
 
     def _load_query(self, request) -> tuple[dict, dict]:
         refuse_unstorable(getattr(request, "path_values", None) or {})  # set by JsonWsgiApp
+        repeated = sorted(name for name, values in request.args.lists() if len(values) > 1)
+        if repeated:  # ?limit=5&limit=500: which one was meant?
+            raise InvalidInput("The request has invalid fields.",
+                               {"fields": {field_name(name): ["Given more than once."] for name in repeated}})
         refuse_unstorable(request.args.to_dict())
         schema = shared(self.query_schema) if self.query_schema is not None else None
         if self.in_openapi:  # an API route takes the query parameters it documents, no others

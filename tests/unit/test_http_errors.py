@@ -79,3 +79,24 @@ def test_the_access_log_keeps_no_token_and_no_receipt_code():
 
 def test_a_429_says_when_to_retry():
     assert error_response(TooManyRequests("slow down", {"retry_after": 3})).headers["Retry-After"] == "3"
+
+
+def test_a_client_that_left_mid_answer_logs_no_traceback():
+    """Every closed event stream ends in a failed write: no fault of ours, and no 1 KB traceback each."""
+    from services.gateway.http import _RedactingLog
+
+    lines = []
+
+    class Sink:
+        def info(self, message):
+            lines.append(("info", message))
+
+        def debug(self, message):
+            lines.append(("debug", message))
+
+    log = _RedactingLog(Sink())
+    log.info('Traceback (most recent call last):\n  File "wsgi.py"\nBrokenPipeError: [Errno 32] Broken pipe\n')
+    log.info("Traceback (most recent call last):\n  ...\nConnectionResetError: [Errno 104] reset\n")
+    log.info("Traceback (most recent call last):\n  ...\nRuntimeError: a fault of ours\n")
+    assert [level for level, _ in lines] == ["debug", "debug", "info"]
+    assert "RuntimeError" in lines[2][1]

@@ -151,6 +151,13 @@ def test_unstorable_text_in_a_query_or_a_path_is_refused_naming_it():
     assert (status, list(error["details"]["fields"])) == (400, ["campaign_id"])
 
 
+def test_a_query_parameter_given_twice_is_refused_naming_it():
+    route = ApiEntrypoint("GET", "/cases", roles=None, query=PageSchema)
+    asked = Request(EnvironBuilder(path="/x", query_string="limit=5&limit=500&cursor=").get_environ())
+    status, error = refusal(lambda: route._load_query(asked))
+    assert (status, error["details"]["fields"]) == (400, {"limit": ["Given more than once."]})
+
+
 # -- cursors ---------------------------------------------------------------------------------
 
 
