@@ -33,11 +33,17 @@ class CheckedRpc(Rpc):
     in any argument, whoever the caller: InvalidInput naming the argument (a
     dict's own fields, for a payload), before any worker runs."""
 
+    signature = None
+
+    def setup(self):
+        super().setup()
+        self.signature = inspect.signature(getattr(self.container.service_cls, self.method_name))
+
     def handle_message(self, body, message):
         if isinstance(body, dict) and isinstance(body.get("args"), list) and isinstance(body.get("kwargs"), dict):
             self.check_signature(body["args"], body["kwargs"])
-            method = getattr(self.container.service_cls, self.method_name)
-            arguments = inspect.signature(method).bind(None, *body["args"], **body["kwargs"]).arguments
+            signature = self.signature or inspect.signature(getattr(self.container.service_cls, self.method_name))
+            arguments = signature.bind(None, *body["args"], **body["kwargs"]).arguments
             arguments.pop(next(iter(arguments)))  # self
             bad = {}
             for name, value in arguments.items():
