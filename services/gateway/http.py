@@ -154,6 +154,9 @@ class _RedactingLog:
             return
         self.logger.info(self.TOKEN.sub(r"\1[redacted]", text))
 
+    def __getattr__(self, name):
+        return getattr(self.logger, name)
+
 
 class _ClosingProtocol(HttpOnlyProtocol):
     """nameko's HTTP protocol, but a connection whose client went away in the
@@ -168,9 +171,6 @@ class _ClosingProtocol(HttpOnlyProtocol):
         finally:
             self.rfile.close()
             self.connection.close()
-
-    def __getattr__(self, name):
-        return getattr(self.logger, name)
 
 
 def gateway_admission(config: dict) -> Admission:
