@@ -58,6 +58,21 @@ class PayloadTooLarge(LinliError):
 
 
 @deserialize_to_instance
+class UnsupportedMediaType(LinliError):
+    """A body sent as anything but JSON: it is not guessed at."""
+    status = 415
+    code = "unsupported_media_type"
+
+
+@deserialize_to_instance
+class IdempotencyKeyRequired(LinliError):
+    """A write of money or goods sent without an Idempotency-Key: a retry of it
+    could not be told from a second gift, so it is not taken."""
+    status = 400
+    code = "idempotency_key_required"
+
+
+@deserialize_to_instance
 class IdempotencyKeyReused(LinliError):
     """The same Idempotency-Key came again with a different request."""
     status = 422

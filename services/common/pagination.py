@@ -9,6 +9,9 @@ from datetime import datetime
 from marshmallow import Schema, ValidationError, fields, validate
 from sqlalchemy import and_, or_
 
+from services.common import strict_json
+from services.common.schemas import is_id
+
 MAX_LIMIT = 200
 _NOT_OURS = "Not a cursor from this API."
 
@@ -19,10 +22,14 @@ def encode_cursor(moment: datetime, row_id: str) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """A cursor is the client's to send back as it got it; anything else in it
+    (1,500 nested brackets, an id no database can hold) is not ours."""
     try:
         raw = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode())
-        moment, row_id = json.loads(raw)
-        return datetime.fromisoformat(moment), str(row_id)
+        moment, row_id = strict_json.loads(raw)
+        if not isinstance(moment, str) or not is_id(row_id):
+            raise ValueError
+        return datetime.fromisoformat(moment), row_id
     except (ValueError, TypeError):
         raise ValidationError(_NOT_OURS)
 

@@ -1,11 +1,13 @@
 """Schemas the kernel shares: who is calling, as the gateway vouches for it."""
 import functools
+import re
 from datetime import datetime, timezone
 
 from marshmallow import Schema, ValidationError, fields, validate
 
 from services.common.clock import isoformat
 from services.common.errors import Forbidden, InvalidInput, invalid_input
+from services.common.strict_json import DEPTH_MESSAGE, MAX_DEPTH
 
 ROLES = ("admin", "member", "viewer")
 
@@ -58,32 +60,56 @@ class Moment(fields.Field):
 
 MAX_ID_LENGTH = 64
 
+# Text no database here can store: PostgreSQL refuses the NUL character in
+# text, and a lone surrogate (JSON may spell one, "\ud800") has no UTF-8 at
+# all, so neither SQLite, PostgreSQL nor a log file can take it.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE_MESSAGE = "Text may not contain the NUL character (U+0000) or a lone surrogate (U+D800 to U+DFFF)."
+
+
+def storable(text: str) -> bool:
+    return _UNSTORABLE.search(text) is None
+
 
 def is_id(value) -> bool:
-    return isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH and "\x00" not in value
+    return isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH and storable(value)
 
 
-NUL_MESSAGE = "Text may not contain the NUL character (U+0000)."
+class _TooDeep(Exception):
+    pass
 
 
-def has_nul(value) -> bool:
-    """A NUL character anywhere in JSON-like input: PostgreSQL cannot store
-    one in text, so it is bad input, refused before any query."""
+def unstorable(value, depth: int = 1) -> bool:
+    """Text a database cannot store anywhere in JSON-like input (keys too): it
+    is bad input, refused before any query. _TooDeep past MAX_DEPTH levels."""
     if isinstance(value, str):
-        return "\x00" in value
+        return not storable(value)
+    if isinstance(value, (dict, list, tuple)) and depth > MAX_DEPTH:
+        raise _TooDeep
     if isinstance(value, dict):
-        return any(has_nul(key) or has_nul(item) for key, item in value.items())
+        return any(unstorable(key, depth + 1) or unstorable(item, depth + 1) for key, item in value.items())
     if isinstance(value, (list, tuple)):
-        return any(has_nul(item) for item in value)
+        return any(unstorable(item, depth + 1) for item in value)
     return False
 
 
-def refuse_nul(payload: dict):
-    """InvalidInput naming each field of `payload` that holds a NUL character."""
-    fields_with_nul = sorted(str(name) for name, value in payload.items() if has_nul(name) or has_nul(value))
-    if fields_with_nul:
-        raise InvalidInput("The request has invalid fields.",
-                           {"fields": {name: [NUL_MESSAGE] for name in fields_with_nul}})
+def field_name(name) -> str:
+    """A field's name as an error may echo it: a lone surrogate escaped (no UTF-8 has it)."""
+    return str(name).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def refuse_unstorable(payload: dict):
+    """InvalidInput naming each field of `payload` that holds text a database
+    cannot store, or that is nested deeper than MAX_DEPTH levels."""
+    bad = {}
+    for name, value in payload.items():
+        try:
+            if unstorable(name) or unstorable(value, depth=2):
+                bad[field_name(name)] = [UNSTORABLE_MESSAGE]
+        except _TooDeep:
+            bad[field_name(name)] = [DEPTH_MESSAGE]
+    if bad:
+        raise InvalidInput("The request has invalid fields.", {"fields": dict(sorted(bad.items()))})
 
 
 def require_id(value, field: str = "id") -> str:
@@ -97,7 +123,7 @@ def require_id(value, field: str = "id") -> str:
 def load_or_raise(schema: Schema, payload) -> dict:
     """Load RPC input; bad input becomes InvalidInput, field by field."""
     if isinstance(payload, dict):
-        refuse_nul(payload)
+        refuse_unstorable(payload)
     try:
         return schema.load(payload if payload is not None else {})
     except ValidationError as exc:

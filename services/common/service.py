@@ -1,4 +1,7 @@
 """Entrypoints every Linli service has, whatever its domain."""
+import inspect
+import logging
+
 from marshmallow import ValidationError
 from nameko.exceptions import MalformedRequest
 from nameko.rpc import Rpc
@@ -6,20 +9,39 @@ from nameko.timer import timer
 
 from services.common import caller
 from services.common import nameko_patches  # noqa: F401 -- a lost connection must not kill a service; replies unconfirmed
-from services.common.errors import LinliError
+from services.common.errors import InvalidInput, LinliError
 from services.common.metrics import Metrics
+from services.common.schemas import refuse_unstorable
 
 # Refusals a caller caused: logged as warnings, not as errors of the service.
 EXPECTED_ERRORS = (LinliError, ValidationError)
 
 
+class _OneLineForExpected(logging.Filter):
+    """nameko logs a refusal (an expected error) with its traceback: a 404 or a
+    400 is the caller's doing, and one line says all there is to say."""
+
+    def filter(self, record):
+        if isinstance(record.msg, str) and record.msg.startswith("(expected) error handling worker"):
+            record.exc_info = record.exc_text = None
+        return True
+
+
+logging.getLogger("nameko.containers").addFilter(_OneLineForExpected())
+
 
 class VouchedRpc(Rpc):
     """nameko's RPC entrypoint, for calls the gateway vouched for only
-    (services/common/caller.py). The check comes before anything else: a call
-    refused there spawns no worker, so it reads, writes and audits nothing."""
+    (services/common/caller.py), whose arguments hold no text a database
+    cannot store. Both checks come before anything else: a call refused there
+    spawns no worker, so it reads, writes and audits nothing."""
 
     caller_check = caller.CallerCheck()
+    signature = None
+
+    def setup(self):
+        super().setup()
+        self.signature = inspect.signature(getattr(self.container.service_cls, self.method_name))
 
     def handle_message(self, body, message):
         try:
@@ -27,7 +49,25 @@ class VouchedRpc(Rpc):
         except (KeyError, TypeError):
             raise MalformedRequest("Message missing `args` or `kwargs`")
         self.caller_check.check(message, self.method_name, args, kwargs)
+        if isinstance(args, list) and isinstance(kwargs, dict):
+            self.check_signature(args, kwargs)
+            self._refuse_unstorable(args, kwargs)
         super().handle_message(body, message)
+
+    def _refuse_unstorable(self, args: list, kwargs: dict):
+        """InvalidInput naming each argument (a payload's own fields) that holds
+        text no database can store, whoever the caller."""
+        signature = self.signature or inspect.signature(getattr(self.container.service_cls, self.method_name))
+        arguments = signature.bind(None, *args, **kwargs).arguments
+        arguments.pop(next(iter(arguments)))  # self
+        bad = {}
+        for name, value in arguments.items():
+            try:
+                refuse_unstorable(value if isinstance(value, dict) else {name: value})
+            except InvalidInput as refused:
+                bad |= refused.details["fields"]
+        if bad:
+            raise InvalidInput("The request has invalid fields.", {"fields": bad})
 
     def unpack_message_headers(self, message):
         context_data = super().unpack_message_headers(message)
@@ -35,7 +75,7 @@ class VouchedRpc(Rpc):
         return context_data
 
 
-# nameko's @rpc, vouched for, with our refusals marked as expected.
+# nameko's @rpc, vouched for and checked, with our refusals marked as expected.
 rpc = VouchedRpc.decorator(expected_exceptions=EXPECTED_ERRORS)
 
 # Constants because nameko fixes a timer's interval when the class is defined.

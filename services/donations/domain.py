@@ -8,6 +8,14 @@ from datetime import date
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 VERIFICATION_CODE_LENGTH = 8
 MAX_AMOUNT_FEN = 10_000_000_000  # 100 million yuan: beyond it, a typo
+MAX_ITEM_QUANTITY = 100_000       # of one line of a gift or a dispatch: a lorry of bottled water
+MAX_ITEM_LINES = 50               # lines in one gift or dispatch
+# A campaign's running totals (its cash, and each category's goods received)
+# stop here: a gift that would pass it is refused (409). Ten trillion yuan, or
+# 10^15 items, is more than any drive takes; it keeps every total exact as a
+# JavaScript number (below 2^53, for the dashboard) and the BigInteger columns
+# (2^63 - 1, about 9.2 x 10^18) 9,000 times above anything they can hold.
+MAX_CAMPAIGN_TOTAL = 10**15
 
 
 class RuleBroken(Exception):
@@ -29,6 +37,12 @@ def check_accepts_donations(status: str, starts_on: date, ends_on: date, today: 
         raise RuleBroken("The campaign is closed: it takes no more donations.")
     if not starts_on <= today <= ends_on:
         raise RuleBroken(f"The campaign takes donations from {starts_on} to {ends_on}; today is {today}.")
+
+
+def check_within_totals(total_after: int):
+    """The totals a gift would leave must stay within MAX_CAMPAIGN_TOTAL."""
+    if total_after > MAX_CAMPAIGN_TOTAL:
+        raise RuleBroken(f"The campaign's totals cannot pass {MAX_CAMPAIGN_TOTAL}: this gift would take them past.")
 
 
 def check_open(status: str):

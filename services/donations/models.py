@@ -18,6 +18,19 @@ class Base(DeclarativeBase):
     pass
 
 
+# No sequence of valid requests overflows a counter here (PostgreSQL's INTEGER
+# stops at 2^31 - 1, about 2.1 x 10^9; BIGINT at 2^63 - 1, about 9.2 x 10^18):
+# - cash_fen and each category's `received` stay at most MAX_CAMPAIGN_TOTAL
+#   (10^15), checked in the very UPDATE that adds a gift; `dispatched` never
+#   passes `received`. BIGINT.
+# - donation_count, last_receipt_seq and a donation's seq grow by one per gift:
+#   BIGINT takes 9.2 x 10^18 gifts, 292,000 years at a million a second.
+# - goal_fen and amount_fen are at most MAX_AMOUNT_FEN (10^10): BIGINT.
+# - a donation line's quantity is at most MAX_ITEM_QUANTITY (10^5), a dispatch's
+#   quantity of one category at most MAX_ITEM_LINES x MAX_ITEM_QUANTITY
+#   (5 x 10^6), and so the welfare service's assistance rows too: INTEGER.
+
+
 kernel = KernelTables(Base.metadata)
 
 
@@ -28,8 +41,8 @@ class Stock(Base):
 
     campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id"), primary_key=True)
     category: Mapped[str] = mapped_column(String(40), primary_key=True)
-    received: Mapped[int] = mapped_column(Integer, default=0)
-    dispatched: Mapped[int] = mapped_column(Integer, default=0)
+    received: Mapped[int] = mapped_column(BigInteger, default=0)
+    dispatched: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class Campaign(Base):
@@ -46,8 +59,8 @@ class Campaign(Base):
     created_by: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=naive_utcnow)
     cash_fen: Mapped[int] = mapped_column(BigInteger, default=0)
-    donation_count: Mapped[int] = mapped_column(Integer, default=0)
-    last_receipt_seq: Mapped[int] = mapped_column(Integer, default=0)
+    donation_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_receipt_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     goal_reached_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     stock: Mapped[list[Stock]] = relationship(order_by=Stock.category, lazy="selectin")
 
@@ -72,7 +85,7 @@ class Donation(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id"))
-    seq: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int] = mapped_column(BigInteger)
     receipt_no: Mapped[str] = mapped_column(String(24), unique=True)
     verification_code: Mapped[str] = mapped_column(String(16))
     kind: Mapped[str] = mapped_column(String(10))

@@ -5,7 +5,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from services.common.pagination import page_of
 from services.common.schemas import UtcDateTime
 from services.contracts.donations import ITEM_CATEGORIES
-from services.donations.domain import MAX_AMOUNT_FEN
+from services.donations.domain import MAX_AMOUNT_FEN, MAX_ITEM_LINES, MAX_ITEM_QUANTITY
 
 _CATEGORY = validate.OneOf(ITEM_CATEGORIES)
 
@@ -45,7 +45,7 @@ CampaignListSchema = page_of(CampaignSchema)
 
 class DonatedItemSchema(Schema):
     category = fields.String(required=True, validate=_CATEGORY)
-    quantity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=1_000_000))
+    quantity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=MAX_ITEM_QUANTITY))
     description = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
 
 
@@ -55,7 +55,7 @@ class DonationCreateSchema(Schema):
                                 validate=validate.Range(min=1, max=MAX_AMOUNT_FEN,
                                                         error="A positive whole number of fen, at most {max}."))
     items = fields.List(fields.Nested(DonatedItemSchema), load_default=None, allow_none=True,
-                        validate=validate.Length(min=1, max=50))
+                        validate=validate.Length(min=1, max=MAX_ITEM_LINES))
     donor_name = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=100))
     anonymous = fields.Boolean(load_default=False)
 
@@ -98,13 +98,14 @@ DonationListSchema = page_of(DonationListItemSchema, "DonationListSchema")
 
 class DispatchItemSchema(Schema):
     category = fields.String(required=True, validate=_CATEGORY)
-    quantity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=1_000_000))
+    quantity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=MAX_ITEM_QUANTITY))
 
 
 class DispatchCreateSchema(Schema):
     destination = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=200))
     case_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=64))
-    items = fields.List(fields.Nested(DispatchItemSchema), required=True, validate=validate.Length(min=1, max=50))
+    items = fields.List(fields.Nested(DispatchItemSchema), required=True,
+                        validate=validate.Length(min=1, max=MAX_ITEM_LINES))
 
     @validates_schema
     def _one_destination(self, data, **_kwargs):

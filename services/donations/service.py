@@ -176,10 +176,13 @@ class DonationsService(KernelEntrypoints):
             if taken is None:
                 raise Conflict("The campaign is closed: it takes no more donations.")
             seq, cash_after, donations_after = taken
+            # Checked after adding, under the row locks: a gift past the totals' bound is rolled back.
+            self._apply(domain.check_within_totals, cash_after)
             for category, quantity in domain.count_items(items).items():
-                uow.session.execute(update(Stock).where(
+                received = uow.session.execute(update(Stock).where(
                     Stock.campaign_id == campaign.id, Stock.category == category,
-                ).values(received=Stock.received + quantity))
+                ).values(received=Stock.received + quantity).returning(Stock.received)).scalar()
+                self._apply(domain.check_within_totals, received or 0)
             donation = Donation(
                 campaign_id=campaign.id, seq=seq, receipt_no=domain.receipt_no(campaign.code, seq),
                 verification_code=domain.new_code(domain.VERIFICATION_CODE_LENGTH), kind=data["kind"],

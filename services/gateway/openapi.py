@@ -23,9 +23,10 @@ _ERRORS = {
     "404": "Not found",
     "409": "Conflicts with the current state",
     "413": "The body is too large",
+    "415": "The body is not sent as JSON (Content-Type: application/json)",
     "422": "The Idempotency-Key was used before with a different request",
-    "429": "Too many tries from this address (failed logins for a username, receipt lookups): "
-           "wait Retry-After seconds",
+    "429": "Too many tries from this address (failed logins for a username, receipt lookups), "
+           "or streams open for this account: wait Retry-After seconds",
     "503": "A service did not answer in time; or the gateway is busy (load shed): wait Retry-After seconds",
 }
 # Errors that only some operations answer, by operationId.
@@ -33,10 +34,16 @@ _OPERATION_ERRORS = {
     "issue_token": ("401", "429"),  # a wrong password; then a delay for this address and username
     "change_my_password": ("429",),  # a wrong current password counts as a failed login
     "get_receipt": ("429",),  # lookups per address are limited: codes cannot be guessed
+    "stream_my_alerts": ("429",),   # the account's streams are all open
+    "stream_events": ("429",),
 }
 _IDEMPOTENCY_KEY = {"in": "header", "name": "Idempotency-Key", "required": False,
                     "description": "The same key again returns the first answer and writes nothing twice",
                     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH}}
+_IDEMPOTENCY_KEY_REQUIRED = {
+    **_IDEMPOTENCY_KEY, "required": True,
+    "description": "Required (else 400 `idempotency_key_required`): a new UUID per intended write, the same one "
+                   "on a retry, which then returns the first answer and writes nothing twice"}
 # An error answer with more than the one shape, by (operationId, status).
 _ERROR_SCHEMAS = {("ready", "503"): "NotReady"}
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before trying again",
@@ -54,7 +61,7 @@ def error_statuses(name: str, route: ApiEntrypoint) -> list[str]:
     if route.method != "GET":
         statuses.add("409")
     if route.body_schema is not None:
-        statuses.add("413")
+        statuses |= {"413", "415"}
     if route.idempotent:
         statuses.add("422")
     statuses.update(_OPERATION_ERRORS.get(name, ()))
@@ -93,7 +100,7 @@ def build_spec(service_cls) -> dict:
         if route.query_schema is not None:
             operation["parameters"].append({"in": "query", "schema": route.query_schema})
         if route.idempotent:
-            operation["parameters"].append(_IDEMPOTENCY_KEY)
+            operation["parameters"].append(_IDEMPOTENCY_KEY_REQUIRED if route.key_required else _IDEMPOTENCY_KEY)
         if route.event_stream:
             operation["parameters"].append(_ACCESS_TOKEN)
         if route.body_schema is not None:

@@ -42,13 +42,26 @@ class _DeadlineProxy:
         # blocks publishers (a memory or disk alarm), the deadline interrupts the
         # publish, but kombu then closes the pooled connection, and that close waits
         # for the blocked broker with no deadline at all.
-        attempt = eventlet.spawn(lambda: method.call_async(*args, **kwargs).result())
+        attempt = eventlet.spawn(_answer_or_error, method, args, kwargs)
         try:
             with eventlet.Timeout(self._timeout):
-                return attempt.wait()
+                answer, error = attempt.wait()
         except eventlet.Timeout:
             attempt.kill()  # returns at once; a stuck close ends when the broker unblocks
             raise Unavailable(f"The {self._service_name} service did not answer in time.")
+        if error is not None:
+            raise error
+        return answer
+
+
+def _answer_or_error(method, args, kwargs):
+    """(answer, None) or (None, the error), raised by the caller: an error raised
+    out of a green thread is printed with its traceback, and a refusal (a 404, a
+    400 from a service) is the client's doing, not a fault to log."""
+    try:
+        return method.call_async(*args, **kwargs).result(), None
+    except Exception as exc:
+        return None, exc
 
 
 class ServiceRpc(RpcProxy):

@@ -345,10 +345,10 @@ class GatewayService(KernelEntrypoints):
         return self.donations.close_campaign(campaign_id, request.principal)
 
     @api("POST", "/campaigns/<campaign_id>/donations", roles=MEMBER_OR_ADMIN, body=DonationCreateSchema,
-         response=DonationSchema, status=201, idempotent=True)
+         response=DonationSchema, status=201, key_required=True)
     def record_donation(self, request, campaign_id):
-        """Record cash (integer fen) or goods; answers with the receipt. Send an
-        Idempotency-Key header: the same key again returns the first answer."""
+        """Record cash (integer fen) or goods; answers with the receipt. An
+        Idempotency-Key header is required: the same key again returns the first answer."""
         return self.donations.record_donation(campaign_id, request.body, request.principal,
                                               idempotency_key=request.idempotency_key)
 
@@ -365,9 +365,10 @@ class GatewayService(KernelEntrypoints):
         return self.donations.get_donation(campaign_id, receipt_no)
 
     @api("POST", "/campaigns/<campaign_id>/dispatches", roles=ADMIN, body=DispatchCreateSchema,
-         response=DispatchSchema, status=201, idempotent=True)
+         response=DispatchSchema, status=201, key_required=True)
     def dispatch_goods(self, request, campaign_id):
-        """Send goods to a place or to a hardship case; 409 past the stock."""
+        """Send goods to a place or to a hardship case; 409 past the stock. An
+        Idempotency-Key header is required."""
         if request.payload["case_id"] is not None:
             try:
                 self.welfare.get_case(request.payload["case_id"], request.principal)

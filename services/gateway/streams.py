@@ -1,25 +1,32 @@
 """Live streams over server-sent events: a member's alerts, and the redacted
 feed of every event. Each connection has a bounded queue; a client too slow
 to read loses its oldest messages, never blocks the others (the inbox keeps
-every alert)."""
+every alert). Each account has a bounded number of streams open at once, and
+a heartbeat finds a client that went away."""
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 from eventlet.queue import Empty, LightQueue
-from nameko.extensions import DependencyProvider
+from nameko.extensions import DependencyProvider, SharedExtension
 from werkzeug.wrappers import Response
 
+from services.common.errors import TooManyRequests
+
 QUEUE_BOUND = 100
-KEEPALIVE_SECONDS = 15
+# Defaults; deploy/config/gateway.yml sets them from LINLI_STREAM_HEARTBEAT_SECONDS
+# and LINLI_STREAMS_PER_ACCOUNT.
+HEARTBEAT_SECONDS = 15.0
+STREAMS_PER_ACCOUNT = 5
 
 
 class Hub:
     """Open streams by key (a member's id for alerts, FEED for the event feed)."""
 
-    def __init__(self):
+    def __init__(self, slots: StreamSlots | None = None):
         self._subscribers: dict[str, set[LightQueue]] = defaultdict(set)
+        self.slots = slots or StreamSlots()
 
     def subscribe(self, key: str) -> LightQueue:
         queue = LightQueue(maxsize=QUEUE_BOUND)
@@ -46,52 +53,124 @@ class Hub:
 FEED = "feed"
 
 
+class StreamSlots:
+    """How many streams (of both kinds) each account has open in this process.
+
+    Past `per_account`, a new stream is refused with a 429, rather than the
+    oldest closed: an EventSource reconnects by itself when its stream is
+    closed, so two pages past the bound would close each other in turn for
+    ever, and whoever holds a token could silently cut the office's wall
+    screen. A stream whose client went away frees its slot within two
+    heartbeats, which is the Retry-After."""
+
+    def __init__(self, per_account: int = STREAMS_PER_ACCOUNT, heartbeat: float = HEARTBEAT_SECONDS):
+        self.per_account = per_account
+        self.heartbeat = heartbeat
+        self._open: Counter[str] = Counter()
+
+    def take(self, account_id: str):
+        if self._open[account_id] >= self.per_account:
+            raise TooManyRequests(
+                f"This account has {self.per_account} streams open already: close one first.",
+                {"retry_after": max(1, round(2 * self.heartbeat))})
+        self._open[account_id] += 1
+
+    def give_back(self, account_id: str):
+        self._open[account_id] -= 1
+        if self._open[account_id] <= 0:
+            del self._open[account_id]
+
+    def open_streams(self, account_id: str) -> int:
+        return self._open[account_id]
+
+
+class _SharedSlots(SharedExtension):
+    """One StreamSlots per gateway process, shared by the alert streams and the feed."""
+
+    def __init__(self):
+        super().__init__()
+        self.slots = StreamSlots()  # here, not in setup(): nameko sets extensions up all at once
+
+    def setup(self):
+        config = self.container.config
+        self.slots.per_account = int(config.get("STREAMS_PER_ACCOUNT", STREAMS_PER_ACCOUNT))
+        self.slots.heartbeat = float(config.get("STREAM_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS))
+
+
 class Streams(DependencyProvider):
     """One hub per gateway process, shared by its workers."""
 
+    shared_slots = _SharedSlots()
+
     def setup(self):
-        self.hub = Hub()
+        self.hub = Hub(self.shared_slots.slots)
 
     def get_dependency(self, worker_ctx):
         return self.hub
 
 
+class _EventStream:
+    """The frames of one stream, and what it holds (its queue, its slot)
+    given back when the server closes it, even if it never started."""
+
+    def __init__(self, frames, release):
+        self._frames = frames
+        self._release = release
+
+    def __iter__(self):
+        return self._frames
+
+    def close(self):
+        self._frames.close()
+        release, self._release = self._release, None
+        if release is not None:
+            release()
+
+
 def sse_response(request, hub: Hub, key: str, event: str, missed=None, wanted=None) -> Response:
     """A hub's messages for `key` as server-sent events named `event`: first
     those `missed(last_id)` returns (when the client reconnects with
-    Last-Event-ID), then live ones for which `wanted(message)` holds."""
+    Last-Event-ID), then live ones for which `wanted(message)` holds. One of
+    the caller's account's streams (TooManyRequests past the bound); a comment
+    every heartbeat, so that a client gone away is found by the failed write
+    and its stream ends."""
+    account_id = request.principal["id"]
+    hub.slots.take(account_id)
     # Subscribe before looking up what was missed, so nothing falls between the two.
     queue = hub.subscribe(key)
+
+    def release():
+        hub.unsubscribe(key, queue)
+        hub.slots.give_back(account_id)
+
     try:
         last_id = request.headers.get("Last-Event-ID")
         backlog = missed(last_id) if last_id and missed else []
     except BaseException:
-        hub.unsubscribe(key, queue)
+        release()
         raise
     # eventlet buffers small writes; an event must leave at once.
     request.environ["eventlet.minimum_write_chunk_size"] = 0
+    heartbeat = hub.slots.heartbeat
 
     def frame(message: dict) -> str:
         return f"id: {message['id']}\nevent: {event}\ndata: {json.dumps(message, ensure_ascii=False)}\n\n"
 
-    def events():
-        try:
-            yield ": connected\n\n"
-            sent = set()
-            for message in backlog:
-                sent.add(message["id"])
+    def frames():
+        yield ": connected\n\n"
+        sent = set()
+        for message in backlog:
+            sent.add(message["id"])
+            yield frame(message)
+        while True:
+            try:
+                message = queue.get(timeout=heartbeat)
+            except Empty:
+                yield ": ping\n\n"
+                continue
+            # It may have come in the backlog already.
+            if message["id"] not in sent and (wanted is None or wanted(message)):
                 yield frame(message)
-            while True:
-                try:
-                    message = queue.get(timeout=KEEPALIVE_SECONDS)
-                except Empty:
-                    yield ": keepalive\n\n"
-                    continue
-                # It may have come in the backlog already.
-                if message["id"] not in sent and (wanted is None or wanted(message)):
-                    yield frame(message)
-        finally:
-            hub.unsubscribe(key, queue)
 
-    return Response(events(), mimetype="text/event-stream",
+    return Response(_EventStream(frames(), release), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

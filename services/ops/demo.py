@@ -73,10 +73,10 @@ def load_drive(api: str, headers: dict, case_id: str):
         requests.post(donations, json={**gift, **donor}, timeout=10,
                       headers={**headers, "Idempotency-Key": f"demo-{number}"}).raise_for_status()
     dispatches = f"{api}/campaigns/{campaign.json()['id']}/dispatches"
-    requests.post(dispatches, headers=headers, timeout=10, json={
+    requests.post(dispatches, headers={**headers, "Idempotency-Key": "demo-dispatch-1"}, timeout=10, json={
         "destination": "Qingshui village relief station", "items": [
             {"category": "clothing", "quantity": 120}, {"category": "bedding", "quantity": 60}]}).raise_for_status()
-    requests.post(dispatches, headers=headers, timeout=10, json={
+    requests.post(dispatches, headers={**headers, "Idempotency-Key": "demo-dispatch-2"}, timeout=10, json={
         "case_id": case_id, "items": [{"category": "bedding", "quantity": 2},
                                       {"category": "clothing", "quantity": 2}]}).raise_for_status()
 

@@ -111,8 +111,15 @@ class Client:
     def get(self, path, **kwargs):
         return requests.get(self.api + path, headers=self.headers, timeout=15, **kwargs)
 
-    def post(self, path, json_body=None, **kwargs):
-        return requests.post(self.api + path, json=json_body, headers=self.headers, timeout=15, **kwargs)
+    def post(self, path, json_body=None, key: str | None = None, **kwargs):
+        """`key`: the write's Idempotency-Key (required on donations and dispatches)."""
+        headers = self.headers if key is None else {**self.headers, "Idempotency-Key": key}
+        return requests.post(self.api + path, json=json_body, headers=headers, timeout=15, **kwargs)
+
+
+def new_key() -> str:
+    """An Idempotency-Key for one intended write, as a careful client makes it."""
+    return uuid.uuid4().hex
 
 
 def login(base_url: str, username: str, password: str) -> Client:

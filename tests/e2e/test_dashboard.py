@@ -6,7 +6,7 @@ import subprocess
 import requests
 
 from tests.conftest import wait_for
-from tests.e2e.conftest import EventStream, open_case
+from tests.e2e.conftest import EventStream, new_key, open_case
 
 
 def test_the_summary_gathers_every_service(admin, register):
@@ -115,13 +115,13 @@ def test_the_public_figures_carry_no_one_personal(stack, admin, register):
     campaign = admin.post("/campaigns", {"name": "Winter clothes", "goal_fen": 100_000,
                                          "starts_on": (today - datetime.timedelta(days=1)).isoformat(),
                                          "ends_on": (today + datetime.timedelta(days=1)).isoformat()}).json()
-    admin.post(f"/campaigns/{campaign['id']}/donations", {"kind": "in_kind", "donor_name": "赵明",
-                                                          "items": [{"category": "clothing", "quantity": 5}]})
-    admin.post(f"/campaigns/{campaign['id']}/donations", {"kind": "cash", "amount_fen": 12_345, "donor_name": "赵明"})
-    admin.post(f"/campaigns/{campaign['id']}/dispatches", {"destination": "Shelter 3",
-                                                           "items": [{"category": "clothing", "quantity": 2}]})
-    admin.post(f"/campaigns/{campaign['id']}/dispatches", {"case_id": case["id"],
-                                                           "items": [{"category": "clothing", "quantity": 1}]})
+    gifts = f"/campaigns/{campaign['id']}/donations"
+    admin.post(gifts, {"kind": "in_kind", "donor_name": "赵明", "items": [{"category": "clothing", "quantity": 5}]},
+               key=new_key())
+    admin.post(gifts, {"kind": "cash", "amount_fen": 12_345, "donor_name": "赵明"}, key=new_key())
+    sent = f"/campaigns/{campaign['id']}/dispatches"
+    admin.post(sent, {"destination": "Shelter 3", "items": [{"category": "clothing", "quantity": 2}]}, key=new_key())
+    admin.post(sent, {"case_id": case["id"], "items": [{"category": "clothing", "quantity": 1}]}, key=new_key())
     answer = requests.get(stack.url + "/api/v1/public/summary", timeout=10)  # no login
     assert answer.status_code == 200
     shown = next(c for c in answer.json()["campaigns"] if c["id"] == campaign["id"])
@@ -157,7 +157,7 @@ def test_the_dashboard_shows_a_new_case_and_a_donation_within_two_seconds(stack,
         probe.stdin.write("go\n")
         probe.stdin.flush()
         open_case(admin, profile["id"])
-        admin.post(f"/campaigns/{campaign['id']}/donations", {"kind": "cash", "amount_fen": 8_800})
+        admin.post(f"/campaigns/{campaign['id']}/donations", {"kind": "cash", "amount_fen": 8_800}, key=new_key())
         result = json.loads(probe.stdout.readline())
     finally:
         probe.kill() if probe.poll() is None else None

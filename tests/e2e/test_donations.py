@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import requests
 
 from tests.conftest import wait_for
-from tests.e2e.conftest import HOUSEHOLD, open_case
+from tests.e2e.conftest import HOUSEHOLD, new_key, open_case
 
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 
@@ -36,16 +36,17 @@ def new_campaign(admin, goal_fen: int = 2_000_000, name: str | None = None, star
     return campaign
 
 
-def donate(client, campaign_id: str, body: dict, key: str | None = None):
+def donate(client, campaign_id: str, body: dict, key: str | None = None, *, keyless: bool = False):
+    """A donation with `key` (a new one if none is given), or without any (`keyless`)."""
     headers = dict(client.headers)
-    if key is not None:
-        headers["Idempotency-Key"] = key
+    if not keyless:
+        headers["Idempotency-Key"] = key or new_key()
     return requests.post(f"{client.api}/campaigns/{campaign_id}/donations", json=body, headers=headers,
                          timeout=30)
 
 
 def donated(client, campaign_id: str, body: dict, key: str | None = None) -> dict:
-    answer = donate(client, campaign_id, body, key or uuid.uuid4().hex)
+    answer = donate(client, campaign_id, body, key)
     assert answer.status_code == 201, answer.text
     return answer.json()
 
@@ -56,8 +57,8 @@ def campaign_of(client, campaign_id: str) -> dict:
     return answer.json()
 
 
-def dispatch(client, campaign_id: str, body: dict):
-    return client.post(f"/campaigns/{campaign_id}/dispatches", body)
+def dispatch(client, campaign_id: str, body: dict, key: str | None = None):
+    return client.post(f"/campaigns/{campaign_id}/dispatches", body, key=key or new_key())
 
 
 def public_receipt(stack, receipt_no: str, code: str):

@@ -30,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
 from services.gateway.openapi import api_routes
 from services.gateway.service import GatewayService
 from tests.conftest import wait_for
-from tests.e2e.conftest import Client, open_case
+from tests.e2e.conftest import Client, new_key, open_case
 
 # The admin last: its examples close the case, the campaign, the incident.
 ROLES = ("anonymous", "viewer", "volunteer", "zone_leader", "party_member", "admin")
@@ -87,7 +87,7 @@ def world(stack, admin, register):
     assert campaign.status_code == 201, campaign.text
     campaign_id = campaign.json()["id"]
     donation = admin.post(f"/campaigns/{campaign_id}/donations", {
-        "kind": "in_kind", "items": [{"category": "clothing", "quantity": 50, "description": "coats"}]})
+        "kind": "in_kind", "items": [{"category": "clothing", "quantity": 50, "description": "coats"}]}, key=new_key())
     assert donation.status_code == 201, donation.text
 
     case = open_case(admin, party_account["id"])

@@ -15,6 +15,9 @@ ADMIN = {"id": "a" * 32, "roles": ["admin"]}
 MEMBER = {"id": "m" * 32, "roles": ["member"]}
 WEBHOOK = {"url": "https://example.org/hook"}
 ZONE = {"name": "North gate", "compounds": ["Xingfu Garden"]}
+DEEP = ["x"]
+for _ in range(900):  # a RecursionError in the service, before
+    DEEP = [DEEP]
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +74,13 @@ def malformed_calls(known):
         ("notifications", "set_webhook", ("", WEBHOOK), InvalidInput),
         ("notifications", "set_webhook", ("m" * 1000, WEBHOOK), InvalidInput),
         ("notifications", "ack_alert", (None, None), InvalidInput),
+        # Text no database can store (a lone surrogate, a NUL), anywhere, and input nested past the bound.
+        ("donations", "get_receipt", ("\ud800", {"code": "X"}), InvalidInput),
+        ("donations", "get_donation", (campaign, "K7QW2M-\udc00"), InvalidInput),
+        ("welfare", "create_household", ({"compound": "X", "address": "\ud800", "people": []}, ADMIN), InvalidInput),
+        ("notifications", "set_webhook", (known["member"], {"url": "https://example.org/\ud800"}), InvalidInput),
+        ("patrol", "get_zone", ("z\x00",), InvalidInput),
+        ("patrol", "create_zone", ({"name": "x", "compounds": DEEP}, ADMIN), InvalidInput),
         # Well-formed but unknown.
         ("donations", "close_campaign", ("no-such-campaign", ADMIN), NotFound),
         ("welfare", "log_visit", ("no-such-case", {"visited_on": "2026-11-01", "notes": "n"}, ADMIN), NotFound),

@@ -8,13 +8,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from nameko.testing.services import worker_factory
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from services.common import idempotency
 from services.common.errors import Conflict, Forbidden, IdempotencyKeyReused, InvalidInput, NotFound
-from services.donations.domain import CODE_ALPHABET, VERIFICATION_CODE_LENGTH
-from services.donations.models import Campaign, Dispatch, Donation, DonationItem
+from services.donations.domain import (
+    CODE_ALPHABET, MAX_CAMPAIGN_TOTAL, MAX_ITEM_LINES, MAX_ITEM_QUANTITY, VERIFICATION_CODE_LENGTH,
+)
+from services.donations.models import Campaign, Dispatch, Donation, DonationItem, Stock
 from services.donations.service import DonationsService
 
 ADMIN = {"id": "admin-1", "roles": ["admin"]}
@@ -570,3 +572,54 @@ def test_a_wrong_code_looks_exactly_like_an_unknown_receipt(donations, campaign)
         assert refused.value.details == unknown.value.details
     with pytest.raises(InvalidInput):
         donations().get_receipt(gift["receipt_no"], {})
+
+
+# -- counters that cannot overflow ---------------------------------------------------
+
+def test_a_gift_line_is_bounded_in_quantity_and_lines(donations, donations_db, campaign):
+    """On PostgreSQL the 43rd gift of 1,000,000 items overflowed an INTEGER counter: quantities are bounded."""
+    for items in ([("clothing", MAX_ITEM_QUANTITY + 1)], [("clothing", 1)] * (MAX_ITEM_LINES + 1)):
+        with pytest.raises(InvalidInput) as refused:
+            donations().record_donation(campaign["id"], goods(*items), VOLUNTEER)
+        assert "items" in refused.value.details["fields"]
+        with pytest.raises(InvalidInput):
+            donations().dispatch(campaign["id"], {"destination": SHELTER, "items": [
+                {"category": c, "quantity": q} for c, q in items]}, ADMIN)
+    assert_nothing_counted(donations, donations_db, campaign["id"])
+
+
+def test_the_largest_gifts_carry_a_stock_counter_past_what_an_integer_holds(donations, campaign):
+    """430 of the largest gifts (50 lines of 100,000) are 2.15 x 10^9 items of one
+    category: past 2^31 - 1, counted exactly (BIGINT)."""
+    largest = goods(*[("clothing", MAX_ITEM_QUANTITY)] * MAX_ITEM_LINES)
+    for _ in range(430):
+        donations().record_donation(campaign["id"], largest, VOLUNTEER)
+    view = donations().get_campaign(campaign["id"])
+    assert view["totals"]["items"] == {"clothing": 2_150_000_000} and 2_150_000_000 > 2**31 - 1
+    assert view["totals"]["donations"] == 430
+    sent = donations().dispatch(campaign["id"], {"destination": SHELTER, "items": largest["items"]}, ADMIN)
+    assert sum(item["quantity"] for item in sent["items"]) == MAX_ITEM_LINES * MAX_ITEM_QUANTITY
+    assert donations().get_campaign(campaign["id"])["stock"] == {"clothing": 2_145_000_000}
+
+
+@pytest.mark.parametrize("gift, counter", [
+    (cash(10_000), "cash"),
+    (goods(("water", 10_000)), "water"),
+])
+def test_a_gift_past_the_campaign_ceiling_is_refused_and_counts_nothing(donations, donations_db, campaign,
+                                                                       gift, counter):
+    """No sequence of valid gifts overflows a counter: a campaign's totals stop at MAX_CAMPAIGN_TOTAL."""
+    with donations_db.engine.begin() as connection:  # as if 2 x 10^8 of the largest gifts had come before
+        if counter == "cash":
+            connection.execute(update(Campaign).values(cash_fen=MAX_CAMPAIGN_TOTAL - 5_000))
+        else:
+            connection.execute(update(Stock).where(Stock.category == counter)
+                               .values(received=MAX_CAMPAIGN_TOTAL - 5_000))
+    before = donations().get_campaign(campaign["id"])
+    with pytest.raises(Conflict):
+        donations().record_donation(campaign["id"], gift, VOLUNTEER)
+    assert donations().get_campaign(campaign["id"]) == before
+    assert donations_db.count(Donation) == 0 and donations_db.outbox("donation_received") == []
+    # Up to the ceiling itself is taken.
+    exact = cash(5_000) if counter == "cash" else goods((counter, 5_000))
+    donations().record_donation(campaign["id"], exact, VOLUNTEER)

@@ -89,3 +89,28 @@ def test_a_service_refusing_the_gateways_assertion_is_our_500_and_tells_the_clie
     assert (status, error["code"]) == (500, "internal_error")
     assert "vouch" not in json.dumps(error) and "expired" not in json.dumps(error)
     assert "it has expired" in caplog.text and "CALLER_SIGNING_KEY" in caplog.text
+
+
+def test_a_client_that_left_mid_answer_logs_no_traceback():
+    """Every closed event stream ends in a failed write: no fault of ours, and no 1 KB traceback each."""
+    from services.gateway.http import _RedactingLog
+
+    lines = []
+
+    class Sink:
+        def info(self, message):
+            lines.append(("info", message))
+
+        def debug(self, message):
+            lines.append(("debug", message))
+
+        def error(self, message):
+            lines.append(("error", message))
+
+    log = _RedactingLog(Sink())
+    log.info('Traceback (most recent call last):\n  File "wsgi.py"\nBrokenPipeError: [Errno 32] Broken pipe\n')
+    log.info("Traceback (most recent call last):\n  ...\nConnectionResetError: [Errno 104] reset\n")
+    log.info("Traceback (most recent call last):\n  ...\nRuntimeError: a fault of ours\n")
+    log.error("chunked encoding error")  # the rest of eventlet's log passes through
+    assert [level for level, _ in lines] == ["debug", "debug", "info", "error"]
+    assert "RuntimeError" in lines[2][1]

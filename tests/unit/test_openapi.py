@@ -169,12 +169,32 @@ def test_idempotent_writes_document_the_idempotency_key_header(spec, routes):
         parameters = spec["paths"][openapi_path(route.path)][route.method.lower()]["parameters"]
         headers = [p for p in parameters if p["in"] == "header"]
         if route.idempotent:
-            assert headers == [{"in": "header", "name": "Idempotency-Key", "required": False,
+            assert headers == [{"in": "header", "name": "Idempotency-Key", "required": route.key_required,
                                 "description": headers[0]["description"],
                                 "schema": {"type": "string", "minLength": 1, "maxLength": 100}}], name
         else:
             assert headers == [], name
     assert any(route.idempotent for _name, route in routes)
+
+
+def test_money_and_goods_writes_require_the_idempotency_key(spec, routes):
+    """A keyless retry of a donation was recorded twice: the key is required, and documented so."""
+    required = sorted(name for name, route in routes if route.key_required)
+    assert required == ["dispatch_goods", "record_donation"]
+    for path in ("/api/v1/campaigns/{campaign_id}/donations", "/api/v1/campaigns/{campaign_id}/dispatches"):
+        (header,) = [p for p in spec["paths"][path]["post"]["parameters"] if p["in"] == "header"]
+        assert header["required"] is True and "idempotency_key_required" in header["description"]
+
+
+def test_a_body_not_sent_as_json_is_a_documented_415(spec, routes):
+    for name, route in routes:
+        responses = spec["paths"][openapi_path(route.path)][route.method.lower()]["responses"]
+        assert ("415" in responses) is (route.body_schema is not None), name
+
+
+def test_a_stream_past_the_accounts_bound_is_a_documented_429_with_retry_after(spec):
+    for path in ("/api/v1/me/alerts/stream", "/api/v1/events/stream"):
+        assert spec["paths"][path]["get"]["responses"]["429"]["headers"]["Retry-After"]
 
 
 def test_every_answer_has_its_content_type(spec):

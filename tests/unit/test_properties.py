@@ -26,7 +26,7 @@ from services.common.errors import Conflict, InvalidInput, NotFound
 from services.contracts.donations import ITEM_CATEGORIES
 from services.donations import domain as donations_domain
 from services.donations import models as donation_models
-from services.donations.domain import MAX_AMOUNT_FEN
+from services.donations.domain import MAX_AMOUNT_FEN, MAX_ITEM_QUANTITY
 from services.donations.service import DonationsService
 from services.welfare import domain as welfare_domain
 from services.welfare import models as welfare_models
@@ -44,7 +44,7 @@ ASSIGNEE = {"id": "member-a", "roles": ["member"]}
 
 amounts = st.integers(min_value=1, max_value=MAX_AMOUNT_FEN)
 categories = st.sampled_from(ITEM_CATEGORIES)
-quantities = st.integers(min_value=1, max_value=1_000_000)
+quantities = st.integers(min_value=1, max_value=MAX_ITEM_QUANTITY)
 
 
 @contextmanager

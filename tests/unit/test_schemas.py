@@ -1,4 +1,5 @@
 """The shapes services accept: RPC input, HTTP bodies and the event contract."""
+import json
 import re
 from datetime import datetime
 
@@ -8,7 +9,7 @@ from marshmallow import ValidationError
 from services import contracts
 from services.common.envelope import make_envelope
 from services.common.errors import InvalidInput
-from services.common.schemas import NUL_MESSAGE, load_or_raise, require_id
+from services.common.schemas import UNSTORABLE_MESSAGE, load_or_raise, require_id
 from services.gateway.schemas import MemberCreateSchema
 from services.welfare.schemas import CaseOpenSchema, HouseholdCreateSchema
 
@@ -262,7 +263,47 @@ def test_a_nul_character_anywhere_in_rpc_input_is_refused_field_by_field():
     with pytest.raises(InvalidInput) as refused:
         load_or_raise(HouseholdCreateSchema(), {**good, "address": "Room\x001", "people": [
             {"name": "王\x00", "relation": "self", "birth_year": 1950}]})
-    assert refused.value.details["fields"] == {"address": [NUL_MESSAGE], "people": [NUL_MESSAGE]}
+    assert refused.value.details["fields"] == {"address": [UNSTORABLE_MESSAGE], "people": [UNSTORABLE_MESSAGE]}
     with pytest.raises(InvalidInput):
         require_id("\x00")
     assert load_or_raise(HouseholdCreateSchema(), good)["address"] == "Room 1"
+
+
+@pytest.mark.parametrize("text", ["\ud800", "a\udfffb", "\udc80"])
+def test_a_lone_surrogate_is_refused_like_a_nul_character(text):
+    """No UTF-8 has a lone surrogate: neither SQLite, PostgreSQL nor a log file can take it."""
+    good = {"compound": "Xingfu Garden", "address": "Room 1", "people": [
+        {"name": "王", "relation": "self", "birth_year": 1950}]}
+    with pytest.raises(InvalidInput) as refused:
+        load_or_raise(HouseholdCreateSchema(), {**good, "address": text, "people": [
+            {"name": "王", "relation": text, "birth_year": 1950}]})
+    assert refused.value.details["fields"] == {"address": [UNSTORABLE_MESSAGE], "people": [UNSTORABLE_MESSAGE]}
+    with pytest.raises(InvalidInput):
+        require_id(text)
+    # A key is a field too; its name is echoed escaped, so that the error itself can be sent and logged.
+    with pytest.raises(InvalidInput) as refused:
+        load_or_raise(HouseholdCreateSchema(), {**good, text: 1})
+    (name,) = refused.value.details["fields"]
+    assert name == text.encode("utf-8", "backslashreplace").decode()
+    json.dumps(refused.value.details, ensure_ascii=False).encode("utf-8")  # it can be sent and logged
+    # A whole surrogate pair, decoded as JSON does, is a character like any other.
+    assert load_or_raise(HouseholdCreateSchema(), {**good, "address": json.loads('"\\ud83c\\udfe0 1"')})
+
+
+def test_input_nested_deeper_than_the_bound_is_refused_naming_the_field():
+    from services.common.strict_json import DEPTH_MESSAGE, MAX_DEPTH
+
+    deep = "x"
+    for _ in range(MAX_DEPTH):
+        deep = [deep]
+    good = {"compound": "Xingfu Garden", "address": "Room 1", "people": [
+        {"name": "王", "relation": "self", "birth_year": 1950}]}
+    with pytest.raises(InvalidInput) as refused:
+        load_or_raise(HouseholdCreateSchema(), {**good, "people": deep})
+    assert refused.value.details["fields"] == {"people": [DEPTH_MESSAGE]}
+    very_deep = []
+    for _ in range(5000):  # past the recursion limit
+        very_deep = [very_deep]
+    with pytest.raises(InvalidInput) as refused:
+        load_or_raise(HouseholdCreateSchema(), {**good, "people": very_deep})
+    assert refused.value.details["fields"] == {"people": [DEPTH_MESSAGE]}
