@@ -10,11 +10,7 @@ import base64
 import hashlib
 import hmac
 import json
-import select
-import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -24,6 +20,7 @@ from services.common import deadletters
 from tests.conftest import wait_for
 from tests.e2e.conftest import HOUSEHOLD, open_case, running_stack, timed
 from tests.e2e.test_patrol import make_zone, report_ok, set_team
+from tests.webhook_receivers import Receiver, drip
 
 # The receivers listen on 127.0.0.2, which the operator's allow-list opens (over plain http);
 # everything else inside, 127.0.0.1 included, stays refused.
@@ -35,65 +32,6 @@ def stack(module_vhost, tmp_path_factory):
     with running_stack(module_vhost, tmp_path_factory.mktemp("linli-webhooks") / "var",
                        LINLI_WEBHOOK_ALLOW_HTTP="true", LINLI_WEBHOOK_ALLOW_HOSTS=RECEIVER_HOST) as stack:
         yield stack
-
-
-def hung_up(connection, wait: float) -> bool:
-    """Whether the sender closed the connection, within `wait` seconds."""
-    readable, _, _ = select.select([connection], [], [], wait)
-    return bool(readable) and connection.recv(1, socket.MSG_PEEK) == b""
-
-
-class Receiver:
-    """A local HTTP endpoint. By default it answers 200 and records every
-    request; `answer(handler)` answers otherwise (after the request is read)."""
-
-    def __init__(self, answer=None):
-        self.requests: list[tuple[dict, bytes]] = []
-        self.open = 0
-        self.most_open = 0
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self):
-                receiver.open += 1
-                receiver.most_open = max(receiver.most_open, receiver.open)
-                try:
-                    body = self.rfile.read(int(self.headers["Content-Length"]))
-                    receiver.requests.append((dict(self.headers), body))
-                    if answer is not None:
-                        answer(self)
-                    else:
-                        self.send_response(200)
-                        self.send_header("Content-Length", "0")
-                        self.end_headers()
-                except OSError:
-                    pass  # the sender hung up
-                finally:
-                    receiver.open -= 1
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer((RECEIVER_HOST, 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://{RECEIVER_HOST}:{self.server.server_port}/hook"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def drip(handler):
-    """200 and its headers at once, then the body a byte every 2 s, while the sender listens."""
-    handler.send_response(200)
-    handler.send_header("Content-Length", str(10 ** 9))
-    handler.end_headers()
-    while not hung_up(handler.connection, 2):
-        handler.wfile.write(b"x")
-        handler.wfile.flush()
 
 
 def put(client, path, body):
@@ -112,7 +50,7 @@ INSIDE = ["http://169.254.169.254/latest/meta-data/", "http://localhost:15672/ap
 
 def test_a_members_alert_reaches_their_webhook_signed_and_without_personal_data(stack, admin, register):
     member, profile = register()
-    receiver = Receiver()
+    receiver = Receiver(host=RECEIVER_HOST)
     try:
         # Set: the secret is shown this once.
         answer = put(member, "/me/webhook", {"url": receiver.url})
@@ -192,7 +130,7 @@ def test_a_dripping_and_a_flooding_receiver_hold_up_no_one_and_grow_nothing(stac
             handler.wfile.write(chunk)
             written.append(len(chunk))
 
-    dripping, flooding = Receiver(drip), Receiver(flood)
+    dripping, flooding = Receiver(answer=drip, host=RECEIVER_HOST), Receiver(answer=flood, host=RECEIVER_HOST)
     pid = stack.processes[("notifications", 0)].pid
     try:
         assert put(leader, "/me/webhook", {"url": dripping.url}).status_code == 200

@@ -9,13 +9,10 @@ import base64
 import hashlib
 import hmac
 import json
-import select as io_select
 import socket
 import ssl
-import threading
 import time
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -38,6 +35,7 @@ from services.notifications.models import Alert, Webhook, WebhookDelivery
 from services.notifications.outbound import Policy
 from services.notifications.service import NotificationsService
 from tests.conftest import wait_for
+from tests.webhook_receivers import Receiver, drip
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 CONFIG = {"LOCAL_TIMEZONE": "Asia/Shanghai"}
@@ -485,54 +483,6 @@ def test_writing_an_alert_waits_on_no_webhook_and_touches_no_network(notificatio
 
 # -- one delivery, to real local receivers ------------------------------------------------
 
-class Receiver:
-    """A local HTTP endpoint (green under the suite's monkey-patching). `answer(handler)`
-    writes the response; by default the statuses given, in turn (the last one thereafter)."""
-
-    def __init__(self, *statuses: int, answer=None, tls: ssl.SSLContext | None = None):
-        self.requests: list[tuple[dict, bytes]] = []
-        self.open = 0
-        self.most_open = 0
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self):
-                receiver.open += 1
-                receiver.most_open = max(receiver.most_open, receiver.open)
-                try:
-                    body = self.rfile.read(int(self.headers["Content-Length"]))
-                    receiver.requests.append((dict(self.headers), body))
-                    if answer is not None:
-                        answer(self)
-                    else:
-                        self.send_response(statuses[min(len(receiver.requests), len(statuses)) - 1])
-                        self.send_header("Content-Length", "0")
-                        self.end_headers()
-                except OSError:
-                    pass  # the sender hung up, as it may
-                finally:
-                    receiver.open -= 1
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        if tls is not None:
-            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
-        self.port = self.server.server_port
-        self.url = f"http://127.0.0.1:{self.port}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def receiver():
     made = []
@@ -702,20 +652,9 @@ def test_a_redirect_is_not_followed(notifications, notifications_db, sender, rec
     assert delivery(notifications_db, delivery_id).status == "pending"
 
 
-def hung_up(connection, wait: float) -> bool:
-    """Whether the sender closed the connection, within `wait` seconds (a receiver's pause)."""
-    readable, _, _ = io_select.select([connection], [], [], wait)
-    return bool(readable) and connection.recv(1, socket.MSG_PEEK) == b""
-
-
-def drip(handler):
-    """Headers at once, then a byte every 2 s, for as long as the sender listens."""
-    handler.send_response(200 if handler.path == "/ok" else 500)
-    handler.send_header("Content-Length", str(10 ** 9))
-    handler.end_headers()
-    while not hung_up(handler.connection, 2):
-        handler.wfile.write(b"x")
-        handler.wfile.flush()
+def failing_drip(handler):
+    """500 and its headers at once, then a byte every 2 s, for as long as the sender listens."""
+    drip(handler, status=500)
 
 
 def slow_headers(handler):
@@ -726,7 +665,7 @@ def slow_headers(handler):
         handler.wfile.flush()
 
 
-@pytest.mark.parametrize("answer, error", [(drip, "HTTP 500"), (slow_headers, "Timeout")])
+@pytest.mark.parametrize("answer, error", [(failing_drip, "HTTP 500"), (slow_headers, "Timeout")])
 def test_a_slow_receiver_gets_one_deadline_for_the_whole_request(notifications, notifications_db, sender, receiver,
                                                                  answer, error):
     """Each read is quick, but the request as a whole is over at the deadline (2 s here)."""
@@ -741,7 +680,7 @@ def test_a_slow_receiver_gets_one_deadline_for_the_whole_request(notifications, 
 def test_a_dripping_200_is_delivered_without_waiting_for_its_body(notifications, notifications_db, sender,
                                                                    receiver):
     hook = receiver(answer=drip)
-    _, delivery_id = queued(notifications, notifications_db, hook.url.replace("/hook", "/ok"))
+    _, delivery_id = queued(notifications, notifications_db, hook.url)
     assert send_due(sender, notifications_db) == [None]
     assert delivery(notifications_db, delivery_id).status == "delivered"
 
@@ -793,7 +732,7 @@ def test_a_delivery_cancelled_while_under_way_stays_cancelled(notifications, not
 
 def test_a_receiver_gets_its_share_at_once_and_the_rest_wait_without_holding_up_others(
         notifications, notifications_db, sender, receiver):
-    slow, quick = receiver(answer=drip), receiver(200)
+    slow, quick = receiver(answer=failing_drip), receiver(200)
     notifications().set_webhook("leader", {"url": slow.url})
     for n in range(14):
         notifications().on_case_opened(case_opened(f"case-{n}", assignee_id="leader"))
