@@ -12,6 +12,9 @@ from tests.conftest import wait_for
 from tests.e2e.conftest import ADMIN_PASSWORD, login, query, running_stack, timed
 from tests.e2e.test_donations import campaign_of, donate, new_campaign
 
+# Minutes of broker restarts, alarms, TLS nodes, killed instances or fuzzing: `make test-slow`.
+pytestmark = pytest.mark.slow
+
 RPC_TIMEOUT = 2.0
 # The deadline, plus the HTTP round trip on a busy 2-core machine.
 ANSWER_BOUND = RPC_TIMEOUT + 3.0

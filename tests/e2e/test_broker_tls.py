@@ -14,6 +14,9 @@ from tests.broker_node import BrokerNode
 from tests.conftest import wait_for
 from tests.e2e.conftest import ADMIN_PASSWORD, linli, login, open_case, running_stack
 
+# Minutes of broker restarts, alarms, TLS nodes, killed instances or fuzzing: `make test-slow`.
+pytestmark = pytest.mark.slow
+
 
 def openssl(*args: str, cwd):
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)

@@ -32,6 +32,9 @@ from services.gateway.service import GatewayService
 from tests.conftest import wait_for
 from tests.e2e.conftest import Client, new_key, open_case
 
+# Minutes of broker restarts, alarms, TLS nodes, killed instances or fuzzing: `make test-slow`.
+pytestmark = pytest.mark.slow
+
 # The admin last: its examples close the case, the campaign, the incident.
 ROLES = ("anonymous", "viewer", "volunteer", "zone_leader", "party_member", "admin")
 # Examples per operation: more where the caller may act (deeper into the

@@ -19,6 +19,9 @@ from tests.conftest import wait_for
 from tests.e2e.conftest import ADMIN_PASSWORD, HOUSEHOLD, login, query, running_stack
 from tests.e2e.test_donations import new_campaign
 
+# Minutes of broker restarts, alarms, TLS nodes, killed instances or fuzzing: `make test-slow`.
+pytestmark = pytest.mark.slow
+
 SCALE = {"donations": 2, "welfare": 2, "notifications": 2, "patrol": 2, "gateway": 2}
 LOAD_SECONDS = 24
 AUDIT_QUEUE = "scale-out-audit"  # a copy of every event, to count publishes

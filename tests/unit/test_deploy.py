@@ -49,10 +49,21 @@ USER_SECRET_KEYS = {"username", "password"}
 
 # -- loading -----------------------------------------------------------------------------
 
+class PlainYaml(yaml.SafeLoader):
+    """YAML as compose and Kubernetes read it: without the `${VAR:default}`
+    resolver that nameko adds to every SafeLoader once a config is loaded
+    (otherwise `${X:?message}` here would depend on which test ran first)."""
+
+
+PlainYaml.yaml_implicit_resolvers = {
+    first: [rule for rule in rules if rule[0] != "!env_var"]
+    for first, rules in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
 def k8s_documents() -> list[tuple[str, dict]]:
     documents = []
     for path in sorted(K8S.glob("*.yaml")):
-        for index, document in enumerate(yaml.safe_load_all(path.read_text())):
+        for index, document in enumerate(yaml.load_all(path.read_text(), Loader=PlainYaml)):
             if document is not None:
                 documents.append((f"{path.name}#{index}", document))
     return documents
@@ -90,7 +101,7 @@ def the_one(kind: str) -> dict:
 
 
 def compose() -> dict:
-    return yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())  # safe_load merges `<<: *linli`
+    return yaml.load((DEPLOY / "docker-compose.yml").read_text(), Loader=PlainYaml)  # merges `<<: *linli`
 
 
 def config_reads(service: str) -> dict[str, str]:
