@@ -1,21 +1,25 @@
 # One target per thing a person does. `make run` and `make test` need nothing
-# but Python 3.11 with venv; the broker is found, started or installed.
+# but Python (3.11, 3.12 or 3.13) with venv; the broker is found, started or installed.
+# Another Python: `make unit PYTHON=python3.13 VENV=.venv-3.13`.
+PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# The pinned set every install takes (make, CI, the Dockerfile); `make lock` renews it.
+CONSTRAINTS := constraints.txt
 PYTEST_ARGS ?=
 # The PostgreSQL server `make test-postgres` makes its throwaway databases on.
 LINLI_TEST_POSTGRES ?= postgresql://postgres@127.0.0.1:5432
 
-.PHONY: run test test-slow test-postgres fault bench lint broker browser postgres install clean
+.PHONY: run unit integration e2e test test-slow test-postgres fault bench lint lock broker browser postgres install clean
 
-$(VENV)/.installed: pyproject.toml
-	@python3 -c 'import ensurepip, venv' 2>/dev/null || { \
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv; \
 	  else echo "make: Python's venv module is missing: sudo apt-get install python3-venv" >&2; exit 1; fi; }
-	python3 -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -c $(CONSTRAINTS) -e ".[test]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -31,6 +35,18 @@ postgres:
 
 run: install broker
 	$(VENV)/bin/linli up --demo
+
+# The unit tests alone: under a minute, no broker, no browser.
+unit: install
+	$(PY) -m pytest tests/unit -m "not slow" $(PYTEST_ARGS)
+
+# The services' consumers and RPC against the real RabbitMQ (no processes): about 2 minutes.
+integration: install broker
+	$(PY) -m pytest tests/integration -m "not fault and not slow" $(PYTEST_ARGS)
+
+# The whole stack as processes, HTTP and the browser: about 5 minutes.
+e2e: install broker browser
+	$(PY) -m pytest tests/e2e -m "not fault and not slow" $(PYTEST_ARGS)
 
 # Everything but the slow and the fault runs: about 8 minutes on 2 cores.
 test: install broker browser
@@ -53,6 +69,13 @@ bench: install broker
 
 lint: install
 	$(VENV)/bin/ruff check services tests bench
+
+# Renew constraints.txt: the newest releases pyproject.toml's ranges admit, in a fresh venv.
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install -q --upgrade pip && .venv-lock/bin/pip install -q -e ".[test]"
+	{ sed -n '1,2p' $(CONSTRAINTS); .venv-lock/bin/pip freeze --exclude-editable --all | grep -v '^pip=='; } > $(CONSTRAINTS).new
+	mv $(CONSTRAINTS).new $(CONSTRAINTS) && rm -rf .venv-lock
 
 clean:
 	rm -rf var .pytest_cache

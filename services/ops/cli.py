@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated")  # nameko imports it; setuptools>=81 warns
 
 from services.common import config as linli_config  # noqa: E402
 from services import contracts  # noqa: E402

@@ -80,7 +80,8 @@ def service_env(var_dir: Path, base: dict | None = None) -> dict:
     env = dict(os.environ if base is None else base)
     env.setdefault("AMQP_URI", linli_config.DEFAULT_AMQP_URI)
     env = linli_config.with_amqp_ssl(env)
-    env.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")  # eventlet's notice, once per process
+    # eventlet's notice, and setuptools' about nameko's import of pkg_resources, once per process
+    env.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning,ignore:pkg_resources is deprecated:UserWarning")
     for service in SERVICES:
         env.setdefault(f"LINLI_{service.upper()}_DB", f"sqlite:///{(var_dir / f'{service}.db').resolve()}")
     if not env.get("LINLI_JWT_SECRET"):

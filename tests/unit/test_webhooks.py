@@ -818,11 +818,18 @@ def certificate(tmp_path_factory):
     ca = (x509.CertificateBuilder().subject_name(name("linli test CA")).issuer_name(name("linli test CA"))
           .public_key(ca_key.public_key()).serial_number(1).not_valid_before(now - timedelta(days=1))
           .not_valid_after(now + timedelta(days=1))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(ca_key, hashes.SHA256()))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
+                                       data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                       crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
     cert = (x509.CertificateBuilder().subject_name(name("receiver.test")).issuer_name(ca.subject)
             .public_key(key.public_key()).serial_number(2).not_valid_before(now - timedelta(days=1))
             .not_valid_after(now + timedelta(days=1))
             .add_extension(x509.SubjectAlternativeName([x509.DNSName("receiver.test")]), critical=False)
+            # Python 3.13 checks strictly (VERIFY_X509_STRICT), as real CAs' certificates allow.
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
             .sign(ca_key, hashes.SHA256()))
     folder = tmp_path_factory.mktemp("tls")
     (folder / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
