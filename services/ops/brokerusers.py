@@ -140,6 +140,10 @@ class Management:
         for rule in rules:
             self._call("PUT", path, json=rule)
 
+    def close_connections(self, name: str):
+        """Close every connection this user has open (a password change alone keeps them)."""
+        self._call("DELETE", f"connections/username/{quote(name, safe='')}")
+
     def users_of(self, vhost: str) -> list[str]:
         answer = requests.get(f"{self.url}/api/vhosts/{quote(vhost, safe='')}/permissions", auth=self.auth,
                               timeout=10, verify=self.verify)
@@ -164,16 +168,19 @@ def password_variable(service: str) -> str:
 
 
 def ensure(management: Management, amqp_uri: str, services, passwords_file: Path,
-           env: dict | None = None) -> dict[str, str]:
+           env: dict | None = None, rotate: bool = False) -> dict[str, str]:
     """Make (or bring up to date) each service's user for AMQP_URI's vhost, with
     its permissions. Passwords: LINLI_<SERVICE>_BROKER_PASSWORD from `env` where
     given (deploy/docker-compose.yml), else random; kept in `passwords_file`
-    (0600) and reused. Returns each service's AMQP_URI."""
+    (0600) and reused. `rotate`: new random ones (where `env` gives none), and
+    whatever connections the users still had are closed. Returns each service's AMQP_URI."""
     vhost = vhost_of(amqp_uri)
     passwords = _passwords(passwords_file)
     uris = {}
     for service in services:
         name = username(service, vhost)
+        if rotate:
+            passwords.pop(name, None)
         if (env or {}).get(password_variable(service)):
             passwords[name] = env[password_variable(service)]
         password = passwords.setdefault(name, secrets.token_urlsafe(24))
@@ -185,6 +192,9 @@ def ensure(management: Management, amqp_uri: str, services, passwords_file: Path
     with os.fdopen(descriptor, "w") as out:
         json.dump(passwords, out, indent=1)
     os.chmod(passwords_file, 0o600)
+    if rotate:
+        for service in services:
+            management.close_connections(username(service, vhost))
     return uris
 
 

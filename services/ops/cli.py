@@ -181,11 +181,23 @@ def cmd_broker_users(args) -> int:
     from services.ops.stack import BROKER_PASSWORDS
 
     stack = Stack(Path(args.var))
+    if args.rotate:
+        running = stack.already_running()
+        if running:
+            # A running process keeps the old password and would fail at its next reconnect.
+            print(f"linli: Linli is running on this broker ({', '.join(running)}); stop it, rotate, start it again",
+                  file=sys.stderr)
+            return 1
+        given = [brokerusers.password_variable(s) for s in SERVICES if stack.env.get(brokerusers.password_variable(s))]
+        if given:
+            print(f"linli: {', '.join(given)} set: those passwords are changed where they are set, not here",
+                  file=sys.stderr)
     management = brokerusers.Management(stack.env["AMQP_URI"], stack.env.get("LINLI_AMQP_MANAGEMENT_URL"))
-    brokerusers.ensure(management, stack.env["AMQP_URI"], SERVICES, stack.var_dir / BROKER_PASSWORDS, stack.env)
+    brokerusers.ensure(management, stack.env["AMQP_URI"], SERVICES, stack.var_dir / BROKER_PASSWORDS, stack.env,
+                       rotate=args.rotate)
     vhost = brokerusers.vhost_of(stack.env["AMQP_URI"])
-    print(f"linli: broker users {', '.join(brokerusers.username(s, vhost) for s in SERVICES)} ready "
-          f"(passwords in {stack.var_dir / BROKER_PASSWORDS})")
+    print(f"linli: broker users {', '.join(brokerusers.username(s, vhost) for s in SERVICES)} ready, "
+          f"{'with new passwords ' if args.rotate else ''}(passwords in {stack.var_dir / BROKER_PASSWORDS})")
     return 0
 
 
@@ -262,6 +274,9 @@ def parser() -> argparse.ArgumentParser:
 
     users = commands.add_parser("broker-users", help="make each service's broker user and its permissions "
                                 "(as AMQP_URI's administrator; `linli up` does it too)")
+    users.add_argument("--rotate", action="store_true",
+                       help="give every service a new random password and close the users' connections "
+                            "(stop Linli first)")
     users.set_defaults(func=cmd_broker_users)
 
     topology = commands.add_parser("topology", help="declare every event queue and dead-letter queue")

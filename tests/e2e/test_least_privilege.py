@@ -82,3 +82,15 @@ def test_the_broker_passwords_are_reused_by_the_next_prepare(stack, module_vhost
     # The running processes' users still log in: a new write goes through every service.
     answer = admin.post("/zones", {"name": f"Zone {uuid.uuid4().hex[:6]}", "compounds": [uuid.uuid4().hex[:8]]})
     assert answer.status_code == 201, answer.text
+
+
+def test_rotating_the_broker_passwords_is_refused_while_linli_runs(stack, admin):
+    """A running process keeps its password and could not reconnect after a
+    rotation: `linli broker-users --rotate` says to stop Linli first, and changes nothing."""
+    from tests.e2e.conftest import linli
+
+    before = (stack.var_dir / BROKER_PASSWORDS).read_text()
+    rotated = linli(stack.env, "--var", str(stack.var_dir), "broker-users", "--rotate")
+    assert rotated.returncode == 1 and "stop it, rotate, start it again" in rotated.stderr
+    assert (stack.var_dir / BROKER_PASSWORDS).read_text() == before
+    assert admin.get("/zones").status_code == 200

@@ -241,3 +241,32 @@ def test_a_consumer_retries_and_dead_letters_as_its_own_user(start_service, serv
     letters = wait_for(lambda: deadletters.list_dead_letters(vhost.amqp_uri), timeout=20, what="the dead letter")
     assert [(letter["event_id"], letter["attempts"]) for letter in letters] == [(envelope["id"], 3)]
     assert vhost.depth("evt-welfare-case_opened--notifications.on_case_opened") == 0
+
+
+def test_rotating_gives_new_passwords_refuses_the_old_and_closes_what_was_open(vhost, tmp_path):
+    """`linli broker-users --rotate`, after a password may have leaked: the old
+    one no longer logs in, and a connection made with it is closed."""
+    management = brokerusers.Management(vhost.amqp_uri, vhost.management_url)
+    passwords = tmp_path / "broker-passwords.json"
+    old = brokerusers.ensure(management, vhost.amqp_uri, ["donations"], passwords)["donations"]
+    held = Connection(old)
+    held.connect()
+
+    new = brokerusers.ensure(management, vhost.amqp_uri, ["donations"], passwords, rotate=True)["donations"]
+
+    assert new != old and new.split("@")[0].split(":")[-1] in passwords.read_text()
+    with pytest.raises(AccessRefused):
+        Connection(old).connect()
+    with Connection(new) as connection:
+        connection.connect()
+
+    def held_is_closed():
+        try:
+            held.drain_events(timeout=0.2)
+        except TimeoutError:  # still open, nothing to read
+            return False
+        except Exception:  # the broker closed it
+            return True
+        return False
+    wait_for(held_is_closed, timeout=10, what="the connection made with the old password closed")
+    held.release()
