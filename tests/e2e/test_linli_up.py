@@ -12,10 +12,11 @@ import threading
 import time
 from datetime import timedelta
 
+import pytest
 import requests
 
 from services.ops import demo
-from services.ops.stack import SERVICES
+from services.ops.stack import SERVICES, Stack, service_env
 from tests import databases
 from tests.conftest import wait_for
 from tests.e2e.conftest import ADMIN_PASSWORD, free_port, linli, login, new_key
@@ -103,6 +104,7 @@ def test_linli_up_demo_serves_the_demo_world_and_stops_cleanly_on_ctrl_c(module_
     assert sorted(passwords) == sorted(f"linli-{service}@{module_vhost.name}" for service in SERVICES)
 
 
+@pytest.mark.slow  # about 20 s: a whole stack started by linli up
 def test_a_killed_service_is_started_again_and_counted_while_linli_up_keeps_running(module_vhost, tmp_path):
     port, metrics_port = free_port(), free_ports(5)
     var = tmp_path / "var"
@@ -143,6 +145,12 @@ def test_a_killed_service_is_started_again_and_counted_while_linli_up_keeps_runn
         metrics = requests.get(f"http://127.0.0.1:{metrics_port + 4}/metrics", timeout=5).text
         assert 'linli_service_restarts_total{service="donations"} 1.0' in metrics
         assert 'linli_service_restarts_total{service="patrol"} 0.0' in metrics
+
+        # A second gateway on the same port fails at start, rather than share it (nameko's SO_REUSEPORT).
+        second = subprocess.run(
+            Stack(var).command("gateway"), env=service_env(var, env) | {"LINLI_HTTP_PORT": str(port)},
+            capture_output=True, text=True, timeout=60)
+        assert second.returncode != 0 and "Address already in use" in second.stderr, second.stderr[-2000:]
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
