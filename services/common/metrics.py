@@ -23,6 +23,9 @@ HTTP_REQUESTS = Counter("linli_http_requests_total", "HTTP requests to the gatew
 DEAD_LETTERS = Gauge("linli_dead_letter_depth", "Messages waiting in a dead-letter queue", ["queue"])
 HTTP_SHED = Counter("linli_http_shed_total", "Requests refused with a 503 because the gateway (scope "
                     "gateway) or a service behind it (scope: its name) had too many in flight", ["scope"])
+# Counted by `linli up` (services/ops/stack.py), served on its own port: see the README.
+SERVICE_RESTARTS = Counter("linli_service_restarts_total", "Processes of a service that exited and were started "
+                           "again by linli up", ["service"])
 HTTP_SECONDS = Histogram("linli_http_request_seconds", "How long the gateway takes to answer", ["route"])
 
 

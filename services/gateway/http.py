@@ -232,6 +232,17 @@ class JsonWebServer(WebServer):
         super().setup()
         self.admission = gateway_admission(self.container.config)
 
+    def start(self):
+        """nameko's, but the port is this process's alone: nameko listens with
+        SO_REUSEPORT, so a second gateway on a taken port would share it silently
+        (and answer for another stack) rather than fail at start."""
+        if not self._starting:
+            self._starting = True
+            self._sock = eventlet.listen(self.bind_addr, reuse_port=False)
+            self._sock.settimeout(None)  # as nameko: https://github.com/celery/kombu/issues/838
+            self._serv = self.get_wsgi_server(self._sock, self.get_wsgi_app())
+            self._gt = self.container.spawn_managed_thread(self.run)
+
     def get_wsgi_app(self):
         return JsonWsgiApp(self)
 

@@ -41,6 +41,14 @@ def cmd_up(args) -> int:
 
     stack = Stack(Path(args.var), scale=_scale(args.scale), port=args.port, metrics_port=args.metrics_port)
     print(f"linli: broker {_safe_uri(stack.env['AMQP_URI'])}; data and logs in {stack.var_dir}/")
+    busy = stack.busy_ports()
+    if busy:
+        for host, port, what in busy:
+            print(f"linli: port {port} on {host} ({what}) is taken by another program, or another Linli.",
+                  file=sys.stderr)
+        print("linli: nothing started. Pick other ports: --port N for the gateway (instance n takes N + n), "
+              "--metrics-port N for the metrics (N to N + 4; 0: none).", file=sys.stderr)
+        return 1
     on_sqlite = scaled_on_sqlite(stack)
     if on_sqlite:
         print(f"linli: warning: several instances of {', '.join(on_sqlite)} on SQLite: they share one file "
@@ -64,9 +72,42 @@ def cmd_up(args) -> int:
     if args.demo:
         accounts.create_admin(stack.db_url("gateway"), *demo.DEMO_ADMIN, name="Community office",
                               amqp_uri=stack.broker)
+    if stack.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(stack.supervisor_metrics_port, addr="127.0.0.1")  # linli_service_restarts_total
+
+    # Ctrl-C and SIGTERM only ask: the loops below stop the stack between two
+    # supervision rounds, never in the middle of one (a process half started).
+    stopping = []
+    signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     stack.start()
     print(f"linli: started {', '.join(stack.alive())}; waiting until ready ...")
+    try:
+        code = _serve(stack, args, demo, stopping)
+    except _Stopping:
+        code = 0
+    print("\nlinli: stopping ...")
+    stack.stop()
+    print("linli: stopped")
+    return code
 
+
+class _Stopping(Exception):
+    """Ctrl-C or SIGTERM."""
+
+
+def _supervise(stack: Stack, stopping: list) -> int:
+    """One round of `Stack.supervise_once`, its news on stderr; raises _Stopping when asked to stop."""
+    if stopping:
+        raise _Stopping
+    return stack.supervise_once(lambda text: print(f"linli: {text}", file=sys.stderr, flush=True))
+
+
+def _serve(stack: Stack, args, demo, stopping: list) -> int:
+    """Wait until ready (restarting what exits meanwhile), load the demo, then
+    supervise until asked to stop. Returns the exit code."""
     last = {}
 
     def progress(checks):
@@ -74,30 +115,23 @@ def cmd_up(args) -> int:
         if checks != last:
             print("linli:   " + ", ".join(f"{k}: {v}" for k, v in sorted(checks.items())))
             last = checks
+        _supervise(stack, stopping)
+        if stack.cannot_start():
+            raise RuntimeError(f"{', '.join(stack.cannot_start())} cannot start (see above)")
 
-    stopping = False
-
-    def stop(*_):
-        nonlocal stopping
-        if not stopping:
-            stopping = True
-            print("\nlinli: stopping ...")
-            stack.stop()
-            print("linli: stopped")
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    try:
-        if not stack.wait_ready(timeout=args.timeout, progress=progress):
-            print(f"linli: not ready after {args.timeout}s; logs in {stack.var_dir / 'log'}", file=sys.stderr)
-            stack.stop()
-            return 1
-    except RuntimeError as exc:
-        print(f"linli: {exc}", file=sys.stderr)
-        for service, index in list(stack.processes):
-            print(f"--- {service}-{index} ---\n{stack.log_tail(service, index)}", file=sys.stderr)
-        stack.stop()
+    deadline = time.monotonic() + args.timeout
+    while True:
+        try:
+            ready = stack.wait_ready(timeout=max(0.0, deadline - time.monotonic()), progress=progress)
+            break
+        except RuntimeError as exc:
+            # wait_ready saw a process exit: supervision starts it again, unless it cannot start.
+            if stack.cannot_start() or not _supervise(stack, stopping):
+                print(f"linli: {exc}; stopping: a service that cannot start is most likely misconfigured "
+                      f"(logs in {stack.var_dir / 'log'})", file=sys.stderr)
+                return 1
+    if not ready:
+        print(f"linli: not ready after {args.timeout}s; logs in {stack.var_dir / 'log'}", file=sys.stderr)
         return 1
     if args.demo:
         loaded = demo.load(stack.url)
@@ -105,19 +139,16 @@ def cmd_up(args) -> int:
     print(f"\nLinli is ready at {stack.url}/  (API {stack.url}/api/v1, OpenAPI {stack.url}/api/v1/openapi.json)")
     if stack.metrics_port:
         ports = ", ".join(f"{service} :{stack.metrics_port_of(service)}" for service in BACKENDS)
-        print(f"Metrics: gateway {stack.url}/api/v1/metrics; {ports}")
+        print(f"Metrics: gateway {stack.url}/api/v1/metrics; {ports}; restarts (linli up) "
+              f":{stack.supervisor_metrics_port}")
     if args.demo:
         print("Demo logins:")
         for username, password, what in demo.DEMO_LOGINS:
             print(f"  {username:10} {password:20} {what}")
-    print("Ctrl-C stops everything.")
+    print("Ctrl-C stops everything; a service that exits is started again.", flush=True)
     while True:
-        for name, up in stack.alive().items():
-            if not up:
-                print(f"linli: {name} exited; see {stack.var_dir / 'log'}. Stopping.", file=sys.stderr)
-                stack.stop()
-                return 1
-        time.sleep(1)
+        _supervise(stack, stopping)
+        time.sleep(0.5)
 
 
 def _safe_uri(uri: str) -> str:

@@ -3,10 +3,12 @@ service runs as its own `nameko run` process, any number of instances each,
 as its own broker user; what it keeps in var/ is readable by its owner only."""
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,6 +20,7 @@ from amqp.exceptions import ChannelError
 from services.common import broker, caller
 from services.common import config as linli_config
 from services.common import events, migrations
+from services.common.metrics import SERVICE_RESTARTS
 from services.ops import brokerusers
 
 BACKENDS = ("patrol", "donations", "welfare", "notifications")
@@ -35,6 +38,28 @@ GATEWAY_ONLY = ("LINLI_JWT_SECRET", "LINLI_CALLER_SIGNING_KEY")
 # var/ holds personal data (SQLite files, logs) and secrets: its owner's only.
 PRIVATE_UMASK = 0o077
 BROKER_PASSWORDS = "broker-passwords.json"
+# A service that exited this many times in a row, each soon after it started, cannot start (see supervise_once).
+CANNOT_START_AFTER = 5
+
+
+class Backoff:
+    """How long to wait before starting again a process that exited: 1, 2, 4 ...
+    seconds, at most `cap`; back to the first once it had run `steady` seconds."""
+
+    def __init__(self, first: float = 1, cap: float = 30, steady: float = 60):
+        self.first, self.cap, self.steady = first, cap, steady
+        self.failures = 0  # exits in a row, each before the process ran steadily
+
+    def delay(self, ran_for: float) -> float:
+        """The wait after an exit of a process that had run `ran_for` seconds."""
+        if ran_for >= self.steady:
+            self.failures = 0
+        self.failures += 1
+        return min(self.cap, self.first * 2 ** (self.failures - 1))
+
+
+def exit_status(returncode: int) -> str:
+    return f"killed by {signal.Signals(-returncode).name}" if returncode < 0 else f"exit code {returncode}"
 
 
 @contextlib.contextmanager
@@ -119,6 +144,12 @@ class Stack:
         self.port = int(self.env.get("LINLI_HTTP_PORT", 8000))
         self.scale = {service: 1 for service in SERVICES} | (scale or {})
         self.processes: dict[tuple[str, int], subprocess.Popen] = {}
+        # Supervision (supervise_once): when each process started, its back-off, and
+        # the processes that exited and are waiting to start again (at a monotonic time).
+        self.started_at: dict[tuple[str, int], float] = {}
+        self.backoffs: dict[tuple[str, int], Backoff] = {}
+        self.restart_due: dict[tuple[str, int], float] = {}
+        self.restarts: collections.Counter[str] = collections.Counter()  # per service
         # Each backend process serves its metrics on its own port from here (0: none).
         self.metrics_port = metrics_port
 
@@ -161,6 +192,7 @@ class Stack:
 
     def start(self):
         for service in SERVICES:
+            SERVICE_RESTARTS.labels(service)  # 0 until one restarts
             for index in range(self.scale[service]):
                 self.start_process(service, index)
 
@@ -168,8 +200,7 @@ class Stack:
         if self.broker_users and not self.service_uris:
             raise RuntimeError("prepare() makes the services' broker users: call it first")
         log_path = self.var_dir / "log" / f"{service}-{index}.log"
-        command = [sys.executable, "-m", "nameko", "run",
-                   "--config", str(linli_config.config_path(service)), SERVICE_CLASSES[service]]
+        command = self.command(service)
         descriptor = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(descriptor, "ab") as log:
             # umask: SQLite's -wal and -shm files, made by the process, are its owner's only too.
@@ -177,7 +208,12 @@ class Stack:
                                        stderr=subprocess.STDOUT, cwd=self.var_dir.parent, start_new_session=True,
                                        umask=PRIVATE_UMASK)
         self.processes[(service, index)] = process
+        self.started_at[(service, index)] = time.monotonic()
         return process
+
+    def command(self, service: str) -> list[str]:
+        return [sys.executable, "-m", "nameko", "run", "--config", str(linli_config.config_path(service)),
+                SERVICE_CLASSES[service]]
 
     def process_env(self, service: str, index: int = 0) -> dict:
         """The environment of one process: the stack's, with its own broker user."""
@@ -197,6 +233,70 @@ class Stack:
         """patrol 9100, donations 9101, welfare 9102, notifications 9103; a
         second instance of each ten above (the gateway: /api/v1/metrics)."""
         return self.metrics_port + BACKENDS.index(service) + 10 * index
+
+    @property
+    def supervisor_metrics_port(self) -> int:
+        """`linli up`'s own (its restarts): 9104, next to the backends'."""
+        return self.metrics_port + len(BACKENDS)
+
+    def ports(self) -> list[tuple[str, int, str]]:
+        """(host, port, what listens there) for every port the stack's processes take."""
+        host = self.env.get("LINLI_HTTP_HOST", "127.0.0.1")
+        ports = [(host, self.port + index, f"gateway-{index}") for index in range(self.scale["gateway"])]
+        if self.metrics_port:
+            ports += [("127.0.0.1", self.metrics_port_of(service, index), f"{service}-{index} metrics")
+                      for service in BACKENDS for index in range(self.scale[service])]
+            ports.append(("127.0.0.1", self.supervisor_metrics_port, "linli up's metrics"))
+        return ports
+
+    def busy_ports(self) -> list[tuple[str, int, str]]:
+        """Those of ports() that something holds already. The bind is tried without
+        SO_REUSEPORT, which any listener on the port (with it or not) refuses."""
+        busy = []
+        for host, port, what in self.ports():
+            with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+                # SO_REUSEADDR, as the services set it: a port left in TIME_WAIT by a stopped stack is free.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    sock.bind((host, port))
+                except OSError:
+                    busy.append((host, port, what))
+        return busy
+
+    def supervise_once(self, say=print) -> int:
+        """Start again each process that exited, once its back-off (Backoff) has
+        passed; `say` hears each exit, with its log file and the service's restart
+        count (linli_service_restarts_total), and, after CANNOT_START_AFTER quick
+        exits in a row, the tail of its log. Returns how many exits it saw."""
+        now = time.monotonic()
+        exits = 0
+        for key, process in list(self.processes.items()):
+            if process.poll() is None:
+                continue
+            exits += 1
+            service, index = key
+            del self.processes[key]
+            backoff = self.backoffs.setdefault(key, Backoff())
+            delay = backoff.delay(now - self.started_at.pop(key, now))
+            self.restart_due[key] = now + delay
+            self.restarts[service] += 1
+            SERVICE_RESTARTS.labels(service).inc()
+            log = self.var_dir / "log" / f"{service}-{index}.log"
+            say(f"{service}-{index} exited ({exit_status(process.returncode)}); restarting in {delay:g}s "
+                f"({service} restarts: {self.restarts[service]}); its log: {log}")
+            if backoff.failures == CANNOT_START_AFTER:
+                say(f"{service}-{index} cannot start: it exited {CANNOT_START_AFTER} times in a row, each within "
+                    f"{backoff.steady:g}s of starting. The end of {log}:\n{self.log_tail(service, index)}")
+        for key, due in list(self.restart_due.items()):
+            if now >= due:
+                del self.restart_due[key]
+                self.start_process(*key)
+        return exits
+
+    def cannot_start(self) -> list[str]:
+        """Processes that exited CANNOT_START_AFTER times or more in a row, each soon after it started."""
+        return [f"{service}-{index}" for (service, index), backoff in self.backoffs.items()
+                if backoff.failures >= CANNOT_START_AFTER]
 
     def kill(self, service: str, index: int = 0):
         """SIGKILL one process, as a crash would."""
@@ -251,6 +351,7 @@ class Stack:
                 process.kill()
                 process.wait()
         self.processes.clear()
+        self.restart_due.clear()
 
     def log_tail(self, service: str, index: int = 0, lines: int = 30) -> str:
         path = self.var_dir / "log" / f"{service}-{index}.log"
