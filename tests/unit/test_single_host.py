@@ -95,13 +95,28 @@ def test_the_target_starts_every_service_after_prepare_as_the_service_user():
 
 
 def test_install_script_parses_and_uses_the_units_paths():
+    """It cannot run here (it installs system-wide, as root): it parses, and it
+    puts things where the units, the nginx site and the operator's wrapper look."""
+    for script in ("install.sh", "linli"):
+        checked = subprocess.run(["bash", "-n", str(SINGLE_HOST / script)], capture_output=True, text=True)
+        assert checked.returncode == 0, checked.stderr
     install = (SINGLE_HOST / "install.sh").read_text()
-    assert subprocess.run(["bash", "-n", str(SINGLE_HOST / "install.sh")], capture_output=True).returncode == 0
-    for name in UNITS:
-        assert name in install
-    for path in (VAR, "/etc/linli/linli.env", "/etc/linli/tls/cert.pem", "/etc/linli/tls/key.pem",
-                 INSTALLED_LINLI.rsplit("/bin/", 1)[0]):
-        assert path in install, path
+    folders = dict(re.findall(r"^(PREFIX|VAR|ETC|UNITS)=(\S+)$", install, flags=re.M))
+    assert folders == {"PREFIX": "/opt/linli", "VAR": VAR, "ETC": "/etc/linli", "UNITS": "/etc/systemd/system"}
+    for name, value in folders.items():
+        install = install.replace(f"${name}", value)
+    assert f"for unit in {' '.join(UNITS)}; do" in install
+    assert f"{INSTALLED_LINLI.rsplit('/bin/', 1)[0]}/bin/pip\" install -q -e" in install
+    site = proxy.SINGLE_HOST_SITE.read_text()
+    for path in re.findall(r"ssl_certificate(?:_key)? (\S+);", site):
+        assert f'"{path}"' in install, path
+    for setting in ("EnvironmentFile", "ReadWritePaths"):
+        assert f"{unit('linli@.service')['Service'][setting]}" in install
+    assert re.search(r"^LINLI_TRUSTED_PROXIES=127\.0\.0\.1$", install, flags=re.M)
+    assert "upstream linli_gateway {\n    server 127.0.0.1:8000;" in site
+    assert re.search(r"^LINLI_HTTP_HOST=127\.0\.0\.1\nLINLI_HTTP_PORT=8000$", install, flags=re.M)
+    wrapper = (SINGLE_HOST / "linli").read_text()
+    assert f"{INSTALLED_LINLI} --var {VAR}" in wrapper and "/etc/linli/linli.env" in wrapper
 
 
 def nginx_check(tmp_path: Path, site: Path) -> subprocess.CompletedProcess:
