@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 NGINX = "/usr/sbin/nginx"
+CURL = "/usr/bin/curl"
 DEBIAN_MAIN = Path("/etc/nginx/nginx.conf")
 ROOT = Path(__file__).resolve().parents[1]
 SINGLE_HOST_SITE = ROOT / "deploy" / "single-host" / "nginx-linli.conf"
@@ -25,6 +26,7 @@ def require_nginx():
     """A missing nginx fails the run, never skips it."""
     assert os.access(NGINX, os.X_OK), f"no {NGINX}: run `bash deploy/ensure-proxy.sh` (apt-get install nginx)"
     assert DEBIAN_MAIN.is_file(), f"no {DEBIAN_MAIN}: Debian's nginx package is incomplete"
+    assert os.access(CURL, os.X_OK), f"no {CURL}: run `bash deploy/ensure-proxy.sh` (apt-get install curl)"
 
 
 def make_certificate(folder: Path, name: str = "localhost") -> tuple[Path, Path, Path]:
