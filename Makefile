@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 # The PostgreSQL server `make test-postgres` makes its throwaway databases on.
 LINLI_TEST_POSTGRES ?= postgresql://postgres@127.0.0.1:5432
 
-.PHONY: run test test-slow test-postgres fault bench lint broker browser postgres install clean
+.PHONY: run test test-slow test-postgres fault bench lint broker browser proxy postgres install clean
 
 $(VENV)/.installed: pyproject.toml
 	@python3 -c 'import ensurepip, venv' 2>/dev/null || { \
@@ -26,6 +26,10 @@ broker:
 browser:
 	bash deploy/ensure-chromium.sh
 
+# nginx (and curl) for deploy/single-host/'s tests.
+proxy:
+	bash deploy/ensure-proxy.sh
+
 postgres:
 	LINLI_TEST_POSTGRES=$(LINLI_TEST_POSTGRES) bash deploy/ensure-postgres.sh
 
@@ -33,15 +37,16 @@ run: install broker
 	$(VENV)/bin/linli up --demo
 
 # Everything but the slow and the fault runs: about 8 minutes on 2 cores.
-test: install broker browser
+test: install broker browser proxy
 	$(PY) -m pytest -m "not fault and not slow" $(PYTEST_ARGS)
 
-# Broker restarts and alarms, a TLS node, killed instances, the API fuzzed: about 5 minutes.
-test-slow: install broker browser
+# Broker restarts and alarms, a TLS node, killed instances, the API fuzzed, the single-host stack
+# behind nginx: about 6 minutes.
+test-slow: install broker browser proxy
 	$(PY) -m pytest -m "slow and not fault" $(PYTEST_ARGS)
 
 # The same suite with every service's data in PostgreSQL (a new database per stack).
-test-postgres: install broker browser postgres
+test-postgres: install broker browser proxy postgres
 	LINLI_TEST_POSTGRES=$(LINLI_TEST_POSTGRES) $(PY) -m pytest -m "not fault" $(PYTEST_ARGS)
 
 fault: install broker

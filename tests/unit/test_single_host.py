@@ -57,13 +57,18 @@ def test_the_units_pass_systemd_analyze_verify(tmp_path):
 
 
 def test_a_broken_unit_fails_the_check(tmp_path):
-    """The check above can fail: a misspelt key, or an ExecStart that is not there."""
+    """The check above can fail: a misspelt key, an ExecStart that is not there."""
+    linli = Path(sys.executable).parent / "linli"
     (tmp_path / "linli@.service").write_text((SINGLE_HOST / "linli@.service").read_text()
-                                             .replace("Restart=always", "Restrat=always"))
-    result = subprocess.run([analyze(), "verify", "--man=no", "--recursive-errors=yes", "./linli@gateway.service"],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=60)
-    assert "Restrat" in result.stderr
-    assert INSTALLED_LINLI in result.stderr and result.returncode != 0  # not on this machine
+                                             .replace("Restart=always", "Restrat=always")
+                                             .replace(INSTALLED_LINLI, str(linli)))
+    (tmp_path / "linli-prepare.service").write_text((SINGLE_HOST / "linli-prepare.service").read_text()
+                                                    .replace(INSTALLED_LINLI, str(tmp_path / "no-linli")))
+    for name, complaint in (("linli@gateway.service", "Unknown key 'Restrat'"),
+                            ("linli-prepare.service", f"Command {tmp_path / 'no-linli'} is not executable")):
+        result = subprocess.run([analyze(), "verify", "--man=no", "--recursive-errors=yes", f"./{name}"],
+                                cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert result.returncode != 0 and complaint in result.stderr, result.stderr
 
 
 def test_the_target_starts_every_service_after_prepare_as_the_service_user():
