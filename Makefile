@@ -26,7 +26,7 @@ broker:
 browser:
 	bash deploy/ensure-chromium.sh
 
-# nginx (and curl) for deploy/single-host/'s tests.
+# nginx, curl and systemd-analyze for deploy/single-host/'s tests.
 proxy:
 	bash deploy/ensure-proxy.sh
 
