@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # The PostgreSQL server `make test-postgres` makes its throwaway databases on.
 LINLI_TEST_POSTGRES ?= postgresql://postgres@127.0.0.1:5432
 
-.PHONY: run unit integration e2e test test-slow test-postgres fault bench lint lock broker browser postgres install clean
+.PHONY: run unit integration e2e test test-slow test-postgres fault bench lint lock broker browser proxy postgres install clean
 
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
@@ -30,14 +30,18 @@ broker:
 browser:
 	bash deploy/ensure-chromium.sh
 
+# nginx, curl and systemd-analyze for deploy/single-host/'s tests.
+proxy:
+	bash deploy/ensure-proxy.sh
+
 postgres:
 	LINLI_TEST_POSTGRES=$(LINLI_TEST_POSTGRES) bash deploy/ensure-postgres.sh
 
 run: install broker
 	$(VENV)/bin/linli up --demo
 
-# The unit tests alone: under a minute, no broker, no browser.
-unit: install
+# The unit tests alone: under a minute, no broker, no browser (nginx and systemd-analyze check deploy/).
+unit: install proxy
 	$(PY) -m pytest tests/unit -m "not slow" $(PYTEST_ARGS)
 
 # The services' consumers and RPC against the real RabbitMQ (no processes): about 2 minutes.
@@ -49,15 +53,16 @@ e2e: install broker browser
 	$(PY) -m pytest tests/e2e -m "not fault and not slow" $(PYTEST_ARGS)
 
 # Everything but the slow and the fault runs: about 8 minutes on 2 cores.
-test: install broker browser
+test: install broker browser proxy
 	$(PY) -m pytest -m "not fault and not slow" $(PYTEST_ARGS)
 
-# Broker restarts and alarms, a TLS node, killed instances, the API fuzzed: about 5 minutes.
-test-slow: install broker browser
+# Broker restarts and alarms, a TLS node, killed instances, the API fuzzed, the single-host stack
+# behind nginx: about 6 minutes.
+test-slow: install broker browser proxy
 	$(PY) -m pytest -m "slow and not fault" $(PYTEST_ARGS)
 
 # The same suite with every service's data in PostgreSQL (a new database per stack).
-test-postgres: install broker browser postgres
+test-postgres: install broker browser proxy postgres
 	LINLI_TEST_POSTGRES=$(LINLI_TEST_POSTGRES) $(PY) -m pytest -m "not fault" $(PYTEST_ARGS)
 
 fault: install broker

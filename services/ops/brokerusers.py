@@ -167,6 +167,13 @@ def password_variable(service: str) -> str:
     return f"LINLI_{service.upper()}_BROKER_PASSWORD"
 
 
+def known_uri(amqp_uri: str, service: str, passwords_file: Path) -> str | None:
+    """The service's AMQP_URI as its own user, whose password `ensure` kept;
+    None if it has not made that user yet."""
+    password = _passwords(passwords_file).get(username(service, vhost_of(amqp_uri)))
+    return with_user(amqp_uri, username(service, vhost_of(amqp_uri)), password) if password else None
+
+
 def ensure(management: Management, amqp_uri: str, services, passwords_file: Path,
            env: dict | None = None, rotate: bool = False) -> dict[str, str]:
     """Make (or bring up to date) each service's user for AMQP_URI's vhost, with

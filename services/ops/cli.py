@@ -151,6 +151,53 @@ def _serve(stack: Stack, args, demo, stopping: list) -> int:
         time.sleep(0.5)
 
 
+def cmd_prepare(args) -> int:
+    """What `linli up` does before starting anything (migrations, queues, each
+    service's broker user), alone: systemd's linli-prepare.service runs it."""
+    stack = Stack(Path(args.var), broker_users=not args.no_broker_users)
+    deadline = time.monotonic() + args.wait
+    while True:
+        try:
+            stack.prepare()
+            break
+        except Exception as exc:
+            if time.monotonic() < deadline:  # at boot the broker may still be starting
+                time.sleep(2)
+                continue
+            print(f"linli: cannot prepare ({type(exc).__name__}: {exc}). Is the broker running at "
+                  f"{_safe_uri(stack.env['AMQP_URI'])}? Each service's broker user is made through RabbitMQ's"
+                  " management API (LINLI_AMQP_MANAGEMENT_URL, default port 15672) by AMQP_URI's user,"
+                  " an administrator.", file=sys.stderr)
+            return 1
+    users = "each service's broker user" if stack.broker_users else "no broker users (--no-broker-users)"
+    print(f"linli: prepared {_safe_uri(stack.env['AMQP_URI'])}: databases migrated, queues declared, {users}; "
+          f"secrets in {stack.var_dir}/")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    """One service in the foreground, as systemd runs it: exactly the
+    environment `linli up` gives that service, then nameko in this process's
+    place (so that signals and the exit status are nameko's own)."""
+    from services.ops import brokerusers
+    from services.ops.stack import BROKER_PASSWORDS, SERVICE_CLASSES
+
+    stack = Stack(Path(args.var), metrics_port=args.metrics_port, broker_users=not args.no_broker_users)
+    if stack.broker_users:
+        uri = brokerusers.known_uri(stack.env["AMQP_URI"], args.service, stack.var_dir / BROKER_PASSWORDS)
+        if uri is None:
+            print(f"linli: no broker user for {args.service} in {stack.var_dir / BROKER_PASSWORDS}: "
+                  "run `linli prepare` first", file=sys.stderr)
+            return 1
+        stack.service_uris = {args.service: uri}
+    env = stack.process_env(args.service)
+    command = [sys.executable, "-m", "nameko", "run", "--config",
+               str(linli_config.config_path(args.service)), SERVICE_CLASSES[args.service]]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, command, env)
+
+
 def _safe_uri(uri: str) -> str:
     scheme, _, rest = uri.partition("://")
     return f"{scheme}://{rest.rpartition('@')[2]}"
@@ -291,6 +338,22 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--metrics-port", type=int, default=9100,
                     help="first port for the services' Prometheus metrics (0: none; default 9100)")
     up.set_defaults(func=cmd_up)
+
+    prepare = commands.add_parser("prepare", help="migrate every database, declare every queue, make each "
+                                  "service's broker user: what `linli up` does first (systemd: linli-prepare)")
+    prepare.add_argument("--wait", type=float, default=0, metavar="SECONDS",
+                         help="keep trying this long while the broker or database does not answer (default 0)")
+    prepare.add_argument("--no-broker-users", action="store_true",
+                         help="services connect as AMQP_URI's user (a broker without the management API)")
+    prepare.set_defaults(func=cmd_prepare)
+
+    serve = commands.add_parser("serve", help="run one service in the foreground with the environment `linli up` "
+                                "would give it (systemd: linli@SERVICE); `linli prepare` first")
+    serve.add_argument("service", choices=SERVICES)
+    serve.add_argument("--metrics-port", type=int, default=9100,
+                       help="first port for the backends' Prometheus metrics, as `linli up` (0: none; default 9100)")
+    serve.add_argument("--no-broker-users", action="store_true", help="connect as AMQP_URI's user")
+    serve.set_defaults(func=cmd_serve)
 
     admin = commands.add_parser("admin", help="accounts").add_subparsers(dest="action", required=True)
     create = admin.add_parser("create", help="add an admin account; the password is asked for, or read "

@@ -381,12 +381,13 @@ def test_autoscalers_target_deployments_that_exist_and_can_be_measured():
 
 
 def test_scaled_compose_services_publish_no_host_port():
-    """Two containers cannot both bind one host port: the proxy publishes :8000."""
+    """Two containers cannot both bind one host port: the proxy publishes HTTPS
+    (and :80, which redirects), in front of the gateways' :8000."""
     services = compose()["services"]
     for name, service in services.items():
         if service.get("deploy", {}).get("replicas", 1) > 1:
             assert "ports" not in service, name
-    assert services["proxy"]["ports"] == ["8000:8000"]
+    assert services["proxy"]["ports"] == ["443:443", "80:80"]
     assert "gateway:8000" in (DEPLOY / "nginx.conf").read_text()
 
 
