@@ -34,6 +34,7 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
+from amqp.exceptions import NotAllowed
 from sqlalchemy import MetaData, create_engine, inspect, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
@@ -374,7 +375,9 @@ def _running(env: dict) -> dict[str, int] | None:
                     "AMQP_SSL": linli_config.amqp_ssl(env)}
     try:
         return probe.already_running()
-    except (OSError, ConnectionError, TimeoutError):
+    except NotAllowed:  # no such vhost: nothing runs there
+        return {}
+    except Exception:  # refused, unreachable, not allowed in: unknown
         return None
 
 
