@@ -81,8 +81,9 @@ def test_a_backup_taken_while_another_process_writes_is_one_moment_across_the_da
     assert writer.returncode == 0
 
     assert manifest["pause_seconds"] < 1
-    handled = {row[0] for row in rows(tmp_path / "backup" / "notifications.db", "SELECT event_id FROM processed_events")}
-    published = {row[0] for row in rows(tmp_path / "backup" / "donations.db", "SELECT id FROM outbox")}
+    copy = tmp_path / "backup"
+    handled = {row[0] for row in rows(copy / "notifications.db", "SELECT event_id FROM processed_events")}
+    published = {row[0] for row in rows(copy / "donations.db", "SELECT id FROM outbox")}
     assert handled, "the backup was taken before any write"
     assert len(published) < written, "the writer went on after the backup"
     # Nothing handled that was not yet published; at most the one event between its two commits in flight.
@@ -93,7 +94,8 @@ def test_a_backup_taken_while_another_process_writes_is_one_moment_across_the_da
     unsent = {row[0] for row in rows(tmp_path / "restored" / "donations.db",
                                      "SELECT id FROM outbox WHERE sent_at IS NULL")}
     assert unsent == published - handled and again == len(unsent)
-    assert rows(tmp_path / "restored" / "notifications.db", "SELECT count(*) FROM processed_events") == [(len(handled),)]
+    restored_handled = rows(tmp_path / "restored" / "notifications.db", "SELECT count(*) FROM processed_events")
+    assert restored_handled == [(len(handled),)]
 
 
 def test_a_backup_and_what_restore_writes_are_their_owners_only(var, tmp_path):
