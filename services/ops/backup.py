@@ -34,11 +34,13 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-from amqp.exceptions import NotAllowed
+from amqp.exceptions import ChannelError, NotAllowed
 from sqlalchemy import MetaData, create_engine, inspect, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from services.common import broker, events
+from services.common import config as linli_config
 from services.common.db import KernelTables
 from services.contracts import SUBSCRIPTIONS
 from services.ops.stack import BROKER_PASSWORDS, SERVICES, Stack, make_private, private_files
@@ -365,19 +367,34 @@ def _occupied(var_dir: Path, urls: dict[str, str]) -> list[str]:
     return taken
 
 
-def _running(env: dict) -> dict[str, int] | None:
-    """Services consuming on the target's broker vhost; None when the broker does not answer."""
-    probe = Stack.__new__(Stack)  # only the broker settings: no var/ made, no secret generated
-    from services.common import config as linli_config
-
+def _broker_state(env: dict) -> tuple[dict[str, int], dict[str, int]] | None:
+    """(services consuming on the target's broker vhost, event queues there that
+    hold messages); None when the broker does not answer."""
     env = linli_config.with_amqp_ssl(dict(env))
-    probe.broker = {"AMQP_URI": env.get("AMQP_URI", linli_config.DEFAULT_AMQP_URI),
-                    "AMQP_SSL": linli_config.amqp_ssl(env)}
+    settings = {"AMQP_URI": env.get("AMQP_URI", linli_config.DEFAULT_AMQP_URI),
+                "AMQP_SSL": linli_config.amqp_ssl(env)}
+    probe = Stack.__new__(Stack)  # only the broker settings: no var/ made, no secret generated
+    probe.broker = settings
     try:
-        return probe.already_running()
-    except NotAllowed:  # no such vhost: nothing runs there
-        return {}
-    except Exception:  # refused, unreachable, not allowed in: unknown
+        running = probe.already_running()
+        waiting = {}
+        with broker.connection(settings) as connection:
+            for sub in SUBSCRIPTIONS:
+                for queue in (events.queue_name(sub), events.dead_letter_queue_name(events.queue_name(sub))):
+                    channel = connection.channel()
+                    try:
+                        _name, messages, _consumers = channel.queue_declare(queue, passive=True)
+                        if messages:
+                            waiting[queue] = messages
+                    except ChannelError:  # never declared here
+                        pass
+                    finally:
+                        if channel.is_open:
+                            channel.close()
+        return running, waiting
+    except NotAllowed:  # no such vhost: nothing runs there, nothing waits
+        return {}, {}
+    except Exception:  # refused, unreachable: unknown
         return None
 
 
@@ -397,11 +414,16 @@ def restore(source: Path, var_dir: Path, env: dict | None = None, force: bool = 
         if backed_up != target:
             raise BackupError(f"{service} was backed up from {backed_up}, but its database here is {target} "
                               f"(LINLI_{service.upper()}_DB): restore into the same kind")
-    running = _running(env)
-    if running is None:
-        _say(progress, "warning: the broker does not answer, so whether Linli runs could not be checked")
-    elif running:
-        raise BackupError(f"Linli is running on this broker vhost ({', '.join(running)}): stop it first")
+    state = _broker_state(env)
+    if state is None:
+        _say(progress, "warning: the broker does not answer, so whether Linli runs there could not be checked")
+    elif state[0]:
+        raise BackupError(f"Linli is running on this broker vhost ({', '.join(state[0])}): stop it first")
+    elif state[1]:
+        # Events from after the backup's moment: handled, they would act on rows the restore takes away.
+        raise BackupError(f"the broker vhost still holds {sum(state[1].values())} event(s) of the stack that ran "
+                          f"there ({', '.join(sorted(state[1]))}); restore onto a new vhost (AMQP_URI=.../NEW) "
+                          "or purge those queues first")
     if var_dir.exists():
         taken = _occupied(var_dir, urls)
         if taken and not force:
