@@ -37,6 +37,7 @@ from pathlib import Path
 from amqp.exceptions import ChannelError, NotAllowed
 from sqlalchemy import MetaData, create_engine, inspect, select, update
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from services.common import broker, events
@@ -117,6 +118,8 @@ class SqliteSource:
         if not self.path.is_file():
             raise BackupError(f"{service}: no database at {self.path}")
         self.writer = sqlite3.connect(self.path, timeout=LOCK_WAIT_SECONDS, isolation_level=None)
+        # As the services open it (a no-op then): in WAL, the snapshot read below holds up no writer.
+        self.writer.execute("PRAGMA journal_mode=WAL")
         self.reader = sqlite3.connect(self.path, isolation_level=None)
         self.filename = f"{service}.db"
 
@@ -157,8 +160,11 @@ class PostgresSource:
         self.service = service
         self.url = url
         self.filename = f"{service}.dump"
-        self.locker = _psycopg2_connect(url)
-        self.reader = _psycopg2_connect(url)
+        try:
+            self.locker = _psycopg2_connect(url)
+            self.reader = _psycopg2_connect(url)
+        except Exception as exc:
+            raise BackupError(f"{service}: cannot reach its PostgreSQL database ({str(exc).strip()})") from None
         with self.locker.cursor() as cursor:
             cursor.execute("SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = current_schema()")
             self.tables = [row[0] for row in cursor.fetchall()]
@@ -362,6 +368,8 @@ def _occupied(var_dir: Path, urls: dict[str, str]) -> list[str]:
             try:
                 if inspect(engine).get_table_names():
                     taken.append(f"{service}'s PostgreSQL database")
+            except SQLAlchemyError as exc:
+                raise BackupError(f"{service}: cannot reach its PostgreSQL database ({exc.orig or exc})") from None
             finally:
                 engine.dispose()
     return taken
@@ -438,13 +446,19 @@ def restore(source: Path, var_dir: Path, env: dict | None = None, force: bool = 
             shutil.copyfile(source / "secrets" / name, temporary)
             temporary.chmod(0o600)
             os.replace(temporary, var_dir / name)
+        done = []
         for service in SERVICES:
             entry = manifest["databases"][service]
             _say(progress, f"restoring {service} ({entry['kind']}, {entry['bytes'] / 1024:.0f} KiB) ...")
-            if entry["kind"] == "sqlite":
-                _restore_sqlite(source / entry["file"], _sqlite_path(urls[service]))
-            else:
-                _restore_postgres(service, source / entry["file"], urls[service], force)
+            try:
+                if entry["kind"] == "sqlite":
+                    _restore_sqlite(source / entry["file"], _sqlite_path(urls[service]))
+                else:
+                    _restore_postgres(service, source / entry["file"], urls[service], force)
+            except (BackupError, OSError) as exc:
+                raise BackupError(f"{exc}; restored before it: {', '.join(done) or 'no database'} (and the "
+                                  "secrets): once the cause is fixed, restore again with --force") from None
+            done.append(service)
         again = mark_unconsumed_for_publishing(urls)
         make_private(var_dir)
     _say(progress, f"{again} event(s) that a consumer had not handled at the backup's moment will be published "
