@@ -416,12 +416,6 @@ def restore(source: Path, var_dir: Path, env: dict | None = None, force: bool = 
     source, var_dir = Path(source), Path(var_dir)
     _say(progress, f"checking the backup in {source} ...")
     manifest = read_manifest(source)
-    urls = database_urls(var_dir, env)
-    for service in SERVICES:
-        backed_up, target = manifest["databases"][service]["kind"], _kind(urls[service])
-        if backed_up != target:
-            raise BackupError(f"{service} was backed up from {backed_up}, but its database here is {target} "
-                              f"(LINLI_{service.upper()}_DB): restore into the same kind")
     state = _broker_state(env)
     if state is None:
         _say(progress, "warning: the broker does not answer, so whether Linli runs there could not be checked")
@@ -432,6 +426,12 @@ def restore(source: Path, var_dir: Path, env: dict | None = None, force: bool = 
         raise BackupError(f"the broker vhost still holds {sum(state[1].values())} event(s) of the stack that ran "
                           f"there ({', '.join(sorted(state[1]))}); restore onto a new vhost (AMQP_URI=.../NEW) "
                           "or purge those queues first")
+    urls = database_urls(var_dir, env)
+    for service in SERVICES:
+        backed_up, target = manifest["databases"][service]["kind"], _kind(urls[service])
+        if backed_up != target:
+            raise BackupError(f"{service} was backed up from {backed_up}, but its database here is {target} "
+                              f"(LINLI_{service.upper()}_DB): restore into the same kind")
     if var_dir.exists():
         taken = _occupied(var_dir, urls)
         if taken and not force:
