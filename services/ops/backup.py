@@ -247,8 +247,6 @@ def backup(var_dir: Path, destination: Path, env: dict | None = None, progress=p
     var_dir, destination = Path(var_dir), Path(destination)
     if destination.exists():
         raise BackupError(f"{destination} exists already: give a new folder")
-    if not var_dir.is_dir():
-        raise BackupError(f"no var folder at {var_dir}")
     urls = database_urls(var_dir, env)
     partial = destination.with_name(destination.name + ".partial")
     if partial.exists():
@@ -367,7 +365,7 @@ def _occupied(var_dir: Path, urls: dict[str, str]) -> list[str]:
             engine = create_engine(url, poolclass=NullPool)
             try:
                 if inspect(engine).get_table_names():
-                    taken.append(f"{service}'s PostgreSQL database")
+                    taken.append(f"the PostgreSQL database of {service}")
             except SQLAlchemyError as exc:
                 raise BackupError(f"{service}: cannot reach its PostgreSQL database ({exc.orig or exc})") from None
             finally:
