@@ -118,8 +118,6 @@ class SqliteSource:
         if not self.path.is_file():
             raise BackupError(f"{service}: no database at {self.path}")
         self.writer = sqlite3.connect(self.path, timeout=LOCK_WAIT_SECONDS, isolation_level=None)
-        # As the services open it (a no-op then): in WAL, the snapshot read below holds up no writer.
-        self.writer.execute("PRAGMA journal_mode=WAL")
         self.reader = sqlite3.connect(self.path, isolation_level=None)
         self.filename = f"{service}.db"
 
@@ -131,7 +129,8 @@ class SqliteSource:
             raise Busy(self.service) from exc
 
     def snapshot(self):
-        # In WAL mode a read transaction sees the database as of its first read, however long it lasts.
+        # The services keep their files in WAL mode (services/common/db.py), where a read transaction
+        # sees the database as of its first read, however long it lasts, and holds up no writer.
         self.reader.execute("BEGIN")
         self.reader.execute("SELECT count(*) FROM sqlite_master").fetchall()
 
@@ -221,22 +220,25 @@ def _pause_all(sources, progress) -> float:
         attempt += 1
         paused = []
         started = time.monotonic()
+        busy = False
         try:
             for source in sources:
                 source.pause()
                 paused.append(source)
             for source in sources:
                 source.snapshot()
-            return time.monotonic() - started
         except Busy:
-            if time.monotonic() > deadline:
-                raise BackupError(f"could not pause writes in every database at once in {ATTEMPTS_FOR} s "
-                                  "(a long transaction?)") from None
-            if attempt % 10 == 0:
-                _say(progress, f"still waiting for a moment without writes under way ({attempt} attempts)")
+            busy = True
         finally:
             for source in paused:
                 source.resume()
+        if not busy:
+            return time.monotonic() - started
+        if time.monotonic() > deadline:
+            raise BackupError(f"could not pause writes in every database at once in {ATTEMPTS_FOR} s "
+                              "(a long transaction?)")
+        if attempt % 10 == 0:
+            _say(progress, f"still waiting for a moment without writes under way ({attempt} attempts)")
         time.sleep(random.uniform(0.05, 0.2))
 
 

@@ -183,3 +183,41 @@ def test_restore_overwrites_a_var_that_holds_data_only_when_told(var, tmp_path):
 
     backup.restore(tmp_path / "backup", var, env=NO_BROKER, force=True, progress=None)
     assert rows(var / "gateway.db", "SELECT id FROM outbox") == []
+
+
+HOLDER = """
+import sqlite3, sys, time
+connection = sqlite3.connect(sys.argv[1], isolation_level=None)
+connection.execute("BEGIN IMMEDIATE")
+print("holding", flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def hold_write_lock(database: Path, seconds: float) -> subprocess.Popen:
+    """Another process in a write transaction of `seconds` (a long write)."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(database), str(seconds)],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "holding"
+    return holder
+
+
+def test_a_long_write_makes_the_backup_wait_for_it_without_pausing_the_others_meanwhile(var, tmp_path):
+    holder = hold_write_lock(var / "welfare.db", 1.5)
+    started = time.monotonic()
+    manifest = backup.backup(var, tmp_path / "backup", env={}, progress=None)
+    holder.wait(timeout=10)
+    assert time.monotonic() - started > 1  # it waited for the write to end
+    assert manifest["pause_seconds"] < 1   # but held the other databases only while trying
+
+
+def test_a_write_that_never_ends_is_a_clear_error_and_no_backup(var, tmp_path, monkeypatch):
+    monkeypatch.setattr(backup, "ATTEMPTS_FOR", 1)
+    holder = hold_write_lock(var / "donations.db", 5)
+    try:
+        with pytest.raises(backup.BackupError, match="could not pause writes in every database at once"):
+            backup.backup(var, tmp_path / "backup", env={}, progress=None)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not (tmp_path / "backup").exists() and not (tmp_path / "backup.partial").exists()
