@@ -256,7 +256,7 @@ def cmd_restore(args) -> int:
     try:
         backup.restore(Path(args.source), Path(args.var), force=args.force, progress=_progress)
     except backup.BackupError as exc:
-        print(f"linli: restore refused: {exc}", file=sys.stderr)
+        print(f"linli: cannot restore: {exc}", file=sys.stderr)
         return 1
     print(f"linli: restored {args.source} into {args.var}; `linli up` starts it")
     return 0
