@@ -324,6 +324,35 @@ def cmd_events_tail(args) -> int:
         return 0
 
 
+def _progress(message: str):
+    print(f"linli: {message}", flush=True)
+
+
+def cmd_backup(args) -> int:
+    from services.ops import backup
+
+    try:
+        manifest = backup.backup(Path(args.var), Path(args.destination), progress=_progress)
+    except backup.BackupError as exc:
+        print(f"linli: backup failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"linli: backup written to {args.destination} (writes paused {manifest['pause_seconds'] * 1000:.0f} ms); "
+          "it holds personal data and secrets: keep it as safe as var/")
+    return 0
+
+
+def cmd_restore(args) -> int:
+    from services.ops import backup
+
+    try:
+        backup.restore(Path(args.source), Path(args.var), force=args.force, progress=_progress)
+    except backup.BackupError as exc:
+        print(f"linli: cannot restore: {exc}", file=sys.stderr)
+        return 1
+    print(f"linli: restored {args.source} into {args.var}; `linli up` starts it")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="linli", description=__doc__)
     top.add_argument("--var", default="var", help="folder for SQLite files, logs and secrets (default ./var)")
@@ -385,6 +414,18 @@ def parser() -> argparse.ArgumentParser:
     events_tail.add_argument("--json", action="store_true", help="one JSON object a line")
     events_tail.add_argument("--count", type=int, default=None, help="stop after this many events")
     events_tail.set_defaults(func=cmd_events_tail)
+
+    backup = commands.add_parser("backup", help="one consistent snapshot of every service's database and the "
+                                 "secrets in var/, into a new folder (writes pause for milliseconds)")
+    backup.add_argument("destination", help="a new folder for the backup")
+    backup.set_defaults(func=cmd_backup)
+
+    restore = commands.add_parser("restore", help="bring a backup back into a stopped stack: a new var folder "
+                                  "and empty databases, unless --force")
+    restore.add_argument("source", help="a folder `linli backup` wrote")
+    restore.add_argument("--force", action="store_true",
+                         help="overwrite the databases and secrets that the target holds already")
+    restore.set_defaults(func=cmd_restore)
 
     dlq = commands.add_parser("dlq", help="dead letters").add_subparsers(dest="action", required=True)
     dlq_list = dlq.add_parser("list", help="show dead letters (ids and types, never payloads)")
