@@ -44,7 +44,7 @@ from services.common import broker, events
 from services.common import config as linli_config
 from services.common.db import KernelTables
 from services.contracts import SUBSCRIPTIONS
-from services.ops.stack import BROKER_PASSWORDS, SERVICES, Stack, make_private, private_files
+from services.ops.stack import BROKER_PASSWORDS, SERVICES, make_private, private_files, running_on
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -381,10 +381,8 @@ def _broker_state(env: dict) -> tuple[dict[str, int], dict[str, int]] | None:
     env = linli_config.with_amqp_ssl(dict(env))
     settings = {"AMQP_URI": env.get("AMQP_URI", linli_config.DEFAULT_AMQP_URI),
                 "AMQP_SSL": linli_config.amqp_ssl(env)}
-    probe = Stack.__new__(Stack)  # only the broker settings: no var/ made, no secret generated
-    probe.broker = settings
     try:
-        running = probe.already_running()
+        running = running_on(settings)
         waiting = {}
         with broker.connection(settings) as connection:
             for sub in SUBSCRIPTIONS:

@@ -124,6 +124,25 @@ def caller_key_pair(var_dir: Path) -> tuple[str, str]:
     return private_pem, caller.public_pem_of(caller.load_signing_key(private_pem))
 
 
+def running_on(broker_settings: dict) -> dict[str, int]:
+    """Services that already consume RPC on this broker vhost: a second
+    stack there would share their queues (and answer from other databases)."""
+    running = {}
+    with broker.connection(broker_settings) as connection:
+        for service in SERVICES:
+            channel = connection.channel()
+            try:
+                _name, _messages, consumers = channel.queue_declare(f"rpc-{service}", passive=True)
+                if consumers:
+                    running[service] = consumers
+            except ChannelError:  # no such queue: never ran here
+                pass
+            finally:
+                if channel.is_open:
+                    channel.close()
+    return running
+
+
 class Stack:
     def __init__(self, var_dir: Path, env: dict | None = None, scale: dict[str, int] | None = None,
                  port: int | None = None, metrics_port: int = 0, broker_users: bool = True):
@@ -173,22 +192,7 @@ class Stack:
                                                        self.var_dir / BROKER_PASSWORDS, self.env)
 
     def already_running(self) -> dict[str, int]:
-        """Services that already consume RPC on this broker vhost: a second
-        stack there would share their queues (and answer from other databases)."""
-        running = {}
-        with broker.connection(self.broker) as connection:
-            for service in SERVICES:
-                channel = connection.channel()
-                try:
-                    _name, _messages, consumers = channel.queue_declare(f"rpc-{service}", passive=True)
-                    if consumers:
-                        running[service] = consumers
-                except ChannelError:  # no such queue: never ran here
-                    pass
-                finally:
-                    if channel.is_open:
-                        channel.close()
-        return running
+        return running_on(self.broker)
 
     def start(self):
         for service in SERVICES:
