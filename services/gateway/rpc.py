@@ -1,7 +1,8 @@
 """RPC to the other services with a deadline: nameko 2's proxy waits forever,
 and a client must get a 503 instead. And with a bound on the calls in flight
-to each service: past it, a call is refused at once with a 503 and Retry-After
-(load shedding) rather than queued behind the service's backlog. And each call
+to each service: past it, a call waits for a slot only if it can expect one
+within the admission deadline, else it is refused at once with a 503 and
+Retry-After (load shedding) rather than queued behind the service's backlog. And each call
 vouched for (services/common/caller.py): the services refuse any other."""
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from nameko.rpc import RpcProxy
 from services.common import caller
 from services.common import config as linli_config
 from services.common.errors import Unavailable
-from services.gateway.http import DEFAULT_ADMISSION_WAIT, Admission
+from services.gateway.http import Admission, admission_deadline
 
 # Probes are never shed: a busy service is still a ready one.
 UNBOUNDED_METHODS = frozenset({"ping"})
@@ -67,15 +68,16 @@ def _answer_or_error(method, args, kwargs):
 class ServiceRpc(RpcProxy):
     """Like RpcProxy, but every call gives up after RPC_TIMEOUT seconds, and at
     most MAX_IN_FLIGHT_PER_SERVICE calls to the service are in flight from this
-    process (0: no bound); one more waits ADMISSION_WAIT seconds at most. Every
+    process (0: no bound); one more waits only as Admission judges (within
+    ADMISSION_DEADLINE, measured on this service's calls). Every
     call carries the gateway's signed assertion, valid a little past the deadline."""
 
     def setup(self):
         super().setup()
         config = self.container.config
         self.timeout = float(linli_config.setting(config, "RPC_TIMEOUT"))
-        self.admission = Admission(int(config.get("MAX_IN_FLIGHT_PER_SERVICE") or 0),
-                                   float(config.get("ADMISSION_WAIT", DEFAULT_ADMISSION_WAIT)), self.target_service)
+        self.admission = Admission(int(config.get("MAX_IN_FLIGHT_PER_SERVICE") or 0), admission_deadline(config),
+                                   self.target_service)
         self.signer = caller.signer_from_config(config, lifetime=self.timeout + caller.LIFETIME_MARGIN)
 
     def get_dependency(self, worker_ctx):
