@@ -45,7 +45,7 @@ LISTEN_BACKLOG = 1024  # connections the kernel holds until the server accepts t
 # LINLI_GATEWAY_ADMISSION_DEADLINE.
 DEFAULT_ADMISSION_DEADLINE = 5.0  # seconds a request may wait for a slot; expected to wait longer: refused at once
 ASSUMED_SERVICE_SECONDS = 0.1     # how long a request holds its slot, before anything was measured
-SMOOTHING = 0.2                   # weight of each new measurement in that average
+SMOOTHING = 0.2                   # weight of each new measurement in the moving average
 MAX_RETRY_AFTER = 30
 WORKERS_KEPT_FOR_EVENTS = 2       # of max_workers: the alert and feed consumers always find one
 
@@ -53,33 +53,32 @@ WORKERS_KEPT_FOR_EVENTS = 2       # of max_workers: the alert and feed consumers
 class Admission:
     """At most `limit` requests at once. One that finds no free slot waits for
     one if it can expect to get it within `deadline` seconds, else it is
-    refused at once: Unavailable (503, Retry-After). The expected wait is
-    (requests waiting ahead of it + 1) / the rate slots free up, that rate
-    being limit / how long a request holds a slot: the moving average of the
-    last ones, or the mean age of those in flight now if longer (a stalled
-    backend shows there before anything completes). A waiter is never kept
-    past the deadline. A limit of 0 admits everything."""
+    refused at once: Unavailable (503, Retry-After). Its expected wait is
+    (requests waiting ahead of it + 1) × the interval at which slots free up
+    while all are taken: a moving average of the intervals measured (before
+    any, limit slots each held ASSUMED_SERVICE_SECONDS), or the time since a
+    slot last freed up if longer (a stalled backend shows at once). What
+    counts is how fast the queue drains, whatever kinds of request are in it.
+    A waiter is never kept past the deadline. A limit of 0 admits everything."""
 
     def __init__(self, limit: int, deadline: float, scope: str, clock=time.monotonic):
         self.limit = max(0, int(limit))
         self.deadline = max(0.0, float(deadline))
         self.scope = scope  # for the metric and the message: "gateway" or a service's name
-        self.service_seconds = ASSUMED_SERVICE_SECONDS  # the moving average of a slot's holding time
+        self.interval = ASSUMED_SERVICE_SECONDS / max(1, self.limit)  # seconds between slots freeing up
         self._clock = clock
         self._slots = Semaphore(self.limit) if self.limit else None
         self._waiting = 0
-        self._held_since: dict[object, float] = {}  # each request in flight: when it got its slot
+        self._full_since = clock()  # when a slot last freed up, or the last free one was taken
 
     @property
     def in_flight(self) -> int:
         return self.limit - self._slots.counter if self._slots is not None else 0
 
     def expected_wait(self) -> float:
-        """Seconds one more request would wait for a slot, all slots being taken."""
-        now = self._clock()
-        ages = [now - since for since in self._held_since.values()]
-        held = max(self.service_seconds, sum(ages) / len(ages) if ages else 0.0)
-        return (self._waiting + 1) * held / max(1, self.limit)
+        """Seconds one more request would wait for a slot."""
+        silent = self._clock() - self._full_since if self._slots is not None and self._slots.locked() else 0.0
+        return (self._waiting + 1) * max(self.interval, silent)
 
     @contextlib.contextmanager
     def admit(self):
@@ -93,18 +92,20 @@ class Admission:
                 self._refuse(expected)
             self._waiting += 1
             try:
-                admitted = self._slots.acquire(timeout=self.deadline)
+                admitted = self._slots.acquire(timeout=self.deadline) if self.deadline else False
             finally:
                 self._waiting -= 1
             if not admitted:
                 self._refuse(self.expected_wait())
-        token, started = object(), self._clock()
-        self._held_since[token] = started
+        elif self._slots.locked():  # took the last free slot: all are taken from now
+            self._full_since = self._clock()
         try:
             yield
         finally:
-            del self._held_since[token]
-            self.service_seconds += SMOOTHING * (self._clock() - started - self.service_seconds)
+            now = self._clock()
+            if self._slots.locked():  # all were taken: one interval measured
+                self.interval += SMOOTHING * (now - self._full_since - self.interval)
+                self._full_since = now
             self._slots.release()
 
     def _refuse(self, expected: float):

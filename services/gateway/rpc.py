@@ -50,6 +50,9 @@ class _DeadlineProxy:
         except eventlet.Timeout:
             attempt.kill()  # returns at once; a stuck close ends when the broker unblocks
             raise Unavailable(f"The {self._service_name} service did not answer in time.")
+        except BaseException:  # the caller gave up first (killed by a probe's shorter deadline): so does the call
+            attempt.kill()
+            raise
         if error is not None:
             raise error
         return answer

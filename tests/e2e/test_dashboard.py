@@ -34,7 +34,7 @@ def test_the_summary_answers_with_one_service_stopped(stack, admin):
         assert body["patrol"]["available"] and body["welfare"]["available"]
     finally:
         stack.start_process("donations")
-        wait_for(lambda: requests.get(stack.url + "/api/v1/ready", timeout=10).status_code == 200,
+        wait_for(lambda: requests.get(stack.url + "/api/v1/health/services", timeout=10).status_code == 200,
                  timeout=30, what="donations back")
 
 

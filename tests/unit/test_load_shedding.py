@@ -28,19 +28,32 @@ class Clock:
         return self.now
 
 
-def hold(admission: Admission, release: Event, clock: Clock | None = None, seconds: float = 0.0):
-    """A request that holds its slot until `release` is sent (and `seconds` on the fake clock)."""
+def hold(admission: Admission, release: Event, clock: Clock | None = None):
+    """A request that holds its slot until `release` is sent."""
     with admission.admit():
         release.wait()
-        if clock is not None:
-            clock.now += seconds
 
 
-def measure(admission: Admission, clock: Clock, seconds: float, count: int):
-    """`count` requests one after another, each holding its slot `seconds`."""
-    for _ in range(count):
+def saturate(admission: Admission, clock: Clock, interval: float, count: int):
+    """All slots taken, and `count` requests queued behind them; one slot frees
+    up every `interval` seconds until all are served."""
+    admitted = []  # each admitted request's event: send it, and that request is done
+
+    def one():
         with admission.admit():
-            clock.now += seconds
+            done = Event()
+            admitted.append(done)
+            done.wait()
+
+    requests = [eventlet.spawn(one) for _ in range(admission.limit + count)]
+    eventlet.sleep(0)
+    for _ in range(admission.limit + count):
+        clock.now += interval
+        admitted.pop(0).send()
+        eventlet.sleep(0)
+        eventlet.sleep(0)
+    for request in requests:
+        request.wait()
 
 
 def test_before_any_measurement_a_sane_service_time_is_assumed():
@@ -48,25 +61,26 @@ def test_before_any_measurement_a_sane_service_time_is_assumed():
     assert admission.expected_wait() == pytest.approx(ASSUMED_SERVICE_SECONDS / 4)
 
 
-def test_the_service_time_is_a_moving_average_of_how_long_slots_are_held():
+def test_the_interval_is_a_moving_average_of_slots_freeing_up_while_all_are_taken():
     clock = Clock()
     admission = Admission(2, 5.0, "gateway", clock=clock)
-    measure(admission, clock, 0.02, 40)
-    assert admission.service_seconds == pytest.approx(0.02, rel=0.01)
-    assert admission.expected_wait() == pytest.approx(0.01, rel=0.01)  # one waiter, two slots freeing
-    measure(admission, clock, 1.0, 1)  # one slow request moves it, but not all the way
-    assert 0.1 < admission.service_seconds < 0.5
+    saturate(admission, clock, 0.01, 40)
+    assert admission.interval == pytest.approx(0.01, rel=0.01)
+    assert admission.expected_wait() == admission.interval  # slots are free now: nothing is silent
+    with admission.admit():  # requests one at a time, slots to spare: nothing to measure
+        clock.now += 1.0
+    assert admission.interval == pytest.approx(0.01, rel=0.01)
 
 
-def test_requests_stuck_in_flight_count_before_they_complete():
+def test_a_stalled_scope_shows_before_anything_frees_up():
     clock = Clock()
     admission = Admission(2, 5.0, "gateway", clock=clock)
-    measure(admission, clock, 0.02, 40)
+    saturate(admission, clock, 0.01, 40)
     release = Event()
     holders = [eventlet.spawn(hold, admission, release) for _ in range(2)]
     eventlet.sleep(0)
-    clock.now += 4  # a stalled backend: nothing has come back for 4 s
-    assert admission.expected_wait() == pytest.approx(4 / 2)
+    clock.now += 4  # a stalled backend: no slot has freed up for 4 s
+    assert admission.expected_wait() == pytest.approx(4)
     release.send()
     for holder in holders:
         holder.wait()
@@ -94,14 +108,15 @@ def test_a_request_expected_to_wait_past_the_deadline_is_refused_at_once():
 def test_a_burst_the_measured_rate_serves_within_the_deadline_waits_and_is_served_in_full():
     clock = Clock()
     admission = Admission(2, 0.5, "gateway", clock=clock)
-    measure(admission, clock, 0.01, 60)  # 200 per second through two slots
+    for _ in range(6):  # 200 per second through two slots, in small bursts (0.05 s assumed at first)
+        saturate(admission, clock, 0.005, 8)
     release = Event()
-    holders = [eventlet.spawn(hold, admission, release, clock, 0.01) for _ in range(2)]
+    holders = [eventlet.spawn(hold, admission, release, clock) for _ in range(2)]
     eventlet.sleep(0)
-    # The k-th waiter expects k × 0.01 s / 2 (a shade more: the average still remembers the
-    # 0.1 s assumed): 99 of them fit in the 0.5 s (a fixed waiting room of "as many again as
-    # may run" would have refused all but 2).
-    burst = [eventlet.spawn(hold, admission, release, clock, 0.01) for _ in range(99)]
+    # The k-th waiter expects k × 0.005 s (a shade more: the average still remembers the
+    # 0.05 s assumed): 99 of them fit in the 0.5 s (a fixed waiting room of "as many
+    # again as may run" would have refused all but 2).
+    burst = [eventlet.spawn(hold, admission, release, clock) for _ in range(99)]
     eventlet.sleep(0)
     with pytest.raises(Unavailable):  # the 100th would wait a shade over 0.5 s
         with admission.admit():
@@ -192,10 +207,10 @@ def answer_at_once(route: ApiEntrypoint, count: int) -> list[tuple[int, float, o
 
 
 def test_a_saturated_gateway_answers_503_with_retry_after_at_once_and_serves_what_it_admitted():
-    # 0.3 s a request through two slots: with a deadline of 0.4 s, two may wait (0.15 s, 0.3 s
-    # expected once measured); the rest are refused at once.
+    # 0.3 s a request through two slots, a slot free every 0.15 s: with a deadline of 0.4 s,
+    # two may wait (0.15 s, 0.3 s expected); the rest are refused at once.
     admission = Admission(2, 0.4, "gateway")
-    admission.service_seconds = 0.3
+    admission.interval = 0.15
     route = route_answering_slowly(admission, 0.3)
     answers = answer_at_once(route, 8)
     admitted = [(r, s) for r, s in answers if r.status_code == 201]
