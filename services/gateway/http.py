@@ -56,9 +56,10 @@ class Admission:
     refused at once: Unavailable (503, Retry-After). Its expected wait is
     (requests waiting ahead of it + 1) × the interval at which slots free up
     while all are taken: a moving average of the intervals measured (before
-    any, limit slots each held ASSUMED_SERVICE_SECONDS), or the time since a
-    slot last freed up if longer (a stalled backend shows at once). What
-    counts is how fast the queue drains, whatever kinds of request are in it.
+    any, limit slots each held ASSUMED_SERVICE_SECONDS), and the time since a
+    slot last freed up counts as if one freed up now (a stalled backend shows
+    before anything completes). What counts is how fast the queue drains,
+    whatever kinds of request are in it.
     A waiter is never kept past the deadline. A limit of 0 admits everything."""
 
     def __init__(self, limit: int, deadline: float, scope: str, clock=time.monotonic):
@@ -77,22 +78,27 @@ class Admission:
 
     def expected_wait(self) -> float:
         """Seconds one more request would wait for a slot."""
-        silent = self._clock() - self._full_since if self._slots is not None and self._slots.locked() else 0.0
-        return (self._waiting + 1) * max(self.interval, silent)
+        interval = self.interval
+        if self._slots is not None and self._slots.locked():  # as the average would be, were a slot freed now
+            interval = max(interval, interval + SMOOTHING * (self._clock() - self._full_since - interval))
+        return (self._waiting + 1) * interval
 
     @contextlib.contextmanager
-    def admit(self):
+    def admit(self, wait_until: float | None = None):
+        """`wait_until`: the request has waited in another Admission already,
+        and waits here only for what is left of its deadline (on this clock)."""
         if self._slots is None:
             yield
             return
         # A free slot goes to whoever waits for it first, not to a newcomer.
         if self._waiting or not self._slots.acquire(blocking=False):
+            deadline = self.deadline if wait_until is None else min(self.deadline, wait_until - self._clock())
             expected = self.expected_wait()
-            if expected > self.deadline:
+            if expected > deadline:
                 self._refuse(expected)
             self._waiting += 1
             try:
-                admitted = self._slots.acquire(timeout=self.deadline) if self.deadline else False
+                admitted = self._slots.acquire(timeout=deadline) if deadline > 0 else False
             finally:
                 self._waiting -= 1
             if not admitted:
@@ -337,6 +343,8 @@ class ApiEntrypoint(HttpRequestHandler):
     def handle_request(self, request):
         started = time.perf_counter()
         if self.shed:
+            # What is left of this deadline, the request may wait for a service's slot (ServiceRpc).
+            request.wait_until = time.monotonic() + self.server.admission.deadline
             try:
                 with self.server.admission.admit():
                     response = self._answer(request)

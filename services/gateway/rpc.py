@@ -19,11 +19,13 @@ UNBOUNDED_METHODS = frozenset({"ping"})
 
 
 class _DeadlineProxy:
-    def __init__(self, proxy, service_name: str, timeout: float, admission: Admission):
+    def __init__(self, proxy, service_name: str, timeout: float, admission: Admission,
+                 wait_until: float | None = None):
         self._proxy = proxy
         self._service_name = service_name
         self._timeout = timeout
         self._admission = admission
+        self._wait_until = wait_until  # the request's admission deadline, partly spent in the gateway's
 
     def __getattr__(self, method_name):
         method = getattr(self._proxy, method_name)
@@ -32,7 +34,7 @@ class _DeadlineProxy:
             return lambda *args, **kwargs: self._call(method, args, kwargs)
 
         def call(*args, **kwargs):
-            with self._admission.admit():
+            with self._admission.admit(self._wait_until):
                 return self._call(method, args, kwargs)
 
         return call
@@ -71,8 +73,9 @@ def _answer_or_error(method, args, kwargs):
 class ServiceRpc(RpcProxy):
     """Like RpcProxy, but every call gives up after RPC_TIMEOUT seconds, and at
     most MAX_IN_FLIGHT_PER_SERVICE calls to the service are in flight from this
-    process (0: no bound); one more waits only as Admission judges (within
-    ADMISSION_DEADLINE, measured on this service's calls). Every
+    process (0: no bound); one more waits only as Admission judges (measured
+    on this service's calls), within what is left of the request's
+    ADMISSION_DEADLINE after its wait in the gateway. Every
     call carries the gateway's signed assertion, valid a little past the deadline."""
 
     def setup(self):
@@ -86,4 +89,7 @@ class ServiceRpc(RpcProxy):
     def get_dependency(self, worker_ctx):
         proxy = caller.VouchedServiceProxy(worker_ctx, self.target_service, self.rpc_reply_listener, self.signer,
                                            **self.options)
-        return _DeadlineProxy(proxy, self.target_service, self.timeout, self.admission)
+        # An API request's worker has the request as its first argument (ApiEntrypoint).
+        request = worker_ctx.args[0] if worker_ctx.args else None
+        return _DeadlineProxy(proxy, self.target_service, self.timeout, self.admission,
+                              getattr(request, "wait_until", None))

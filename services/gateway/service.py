@@ -634,7 +634,11 @@ class GatewayService(KernelEntrypoints):
             for name, thread in running.items():
                 results[name] = thread.wait()
         for name, thread in running.items():
-            if name not in results:
+            if name in results:
+                continue
+            if thread.dead:  # done while an earlier one was still waited for
+                results[name] = thread.wait()
+            else:
                 thread.kill()
                 results[name] = "unavailable (timeout)"
         return results

@@ -6,6 +6,7 @@ stalled service's callers are never kept past the deadline, and every refused
 write, retried with its Idempotency-Key once the service is back, is recorded
 exactly once. And readiness is the gateway's own: a stalled backend shows in
 /health/services, not in /ready."""
+import contextlib
 import os
 import signal
 import statistics
@@ -21,8 +22,10 @@ from tests.e2e.conftest import running_stack, timed
 from tests.e2e.test_donations import campaign_of, donate, new_campaign
 
 RPC_TIMEOUT = 3
-SMALL_DEADLINE = 0.5   # for the run past capacity
-PROBE_BOUND = 1.5      # "within a second", and the HTTP round trip on a busy 2-core machine
+SMALL_DEADLINE = 0.5      # for the run past capacity
+GENEROUS_DEADLINE = 15.0  # for the 250 gifts on a busy shared machine (the default is 5 s)
+PROBE_BOUND = 1.5         # "within a second", and the HTTP round trip on a busy 2-core machine
+SLACK = 1.5               # the same for a busy answer
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +41,24 @@ def is_shed(answer) -> bool:
             and answer.json()["error"]["code"] == "unavailable" and "busy" in answer.json()["error"]["message"])
 
 
+@contextlib.contextmanager
+def gateway_deadline(stack, seconds: float):
+    """The stack's gateway restarted with another admission deadline; with the default again after."""
+    def restart(deadline: float | None):
+        stack.stop_process("gateway")
+        stack.env.pop("LINLI_GATEWAY_ADMISSION_DEADLINE", None)
+        if deadline is not None:
+            stack.env["LINLI_GATEWAY_ADMISSION_DEADLINE"] = str(deadline)
+        stack.start_process("gateway")
+        assert stack.wait_ready(timeout=60)
+
+    restart(seconds)
+    try:
+        yield stack
+    finally:
+        restart(None)
+
+
 def gifts_at_once(client, campaign_id: str, count: int) -> list[tuple[dict, object, float]]:
     """`count` gifts, each from its own client (its own connection, its own key), all at once; none retried."""
     gifts = [{"kind": "cash", "amount_fen": 100 + n} for n in range(count)]
@@ -50,11 +71,16 @@ def gifts_at_once(client, campaign_id: str, count: int) -> list[tuple[dict, obje
 def test_a_burst_of_250_gifts_is_answered_in_full(stack, admin, register):
     volunteer, _ = register()
     campaign = new_campaign(admin)
-    answered = gifts_at_once(volunteer, campaign["id"], 250)
+    # Only 16 could have waited in the old fixed waiting room, whatever the deadline. This
+    # machine is shared: at times the burst takes three times its 1-2 s, so a generous deadline.
+    with gateway_deadline(stack, GENEROUS_DEADLINE):
+        answered = gifts_at_once(volunteer, campaign["id"], 250)
     statuses = [answer.status_code for _, answer, _ in answered]
     print(f"\n250 gifts at once: {statuses.count(201)} answered 201 in at most "
           f"{max(seconds for *_, seconds in answered):.2f} s")
-    assert statuses == [201] * 250, {status: statuses.count(status) for status in set(statuses)}
+    refusals = [(answer.json()["error"]["message"], answer.headers.get("Retry-After"), round(seconds, 2))
+                for _, answer, seconds in answered if answer.status_code != 201]
+    assert statuses == [201] * 250, refusals
     assert campaign_of(admin, campaign["id"])["totals"] == {
         "cash_fen": sum(gift["amount_fen"] for gift, _, _ in answered), "items": {}, "donations": 250}
 
@@ -97,12 +123,16 @@ def test_a_stalled_service_sheds_its_callers_within_the_deadline_and_loses_nothi
     try:
         with ThreadPoolExecutor(len(gifts)) as pool:
             answers = list(pool.map(lambda gift: timed(lambda: donate(volunteer, campaign["id"], *gift)), gifts))
-        # Every one 503: those let through time out at the RPC deadline, the rest are
-        # refused, none later than the 5 s admission deadline (nothing queues for ever).
+        # Every one 503: refused as busy, having waited 5 s (the default deadline) at
+        # most; or let through to the stalled service, and timed out at the RPC deadline.
         assert all(answer.status_code == 503 for answer, _ in answers), [a.text for a, _ in answers]
         shed = [seconds for answer, seconds in answers if is_shed(answer)]
+        timed_out = [seconds for answer, seconds in answers if not is_shed(answer)]
+        print(f"\n20 gifts to a stalled service: {len(shed)} refused in at most {max(shed):.2f} s, "
+              f"{len(timed_out)} timed out in at most {max(timed_out):.2f} s")
         assert shed, "none was refused as busy"
-        assert max(seconds for _, seconds in answers) < 5 + 2
+        assert max(shed) < 5 + SLACK
+        assert max(timed_out) < 5 + RPC_TIMEOUT + SLACK
         # The probes and the gateway's own answers go on.
         for probe in ("/health", "/ready", "/metrics"):
             answer, seconds = timed(lambda probe=probe: requests.get(stack.url + "/api/v1" + probe, timeout=5))
@@ -124,28 +154,11 @@ def test_a_stalled_service_sheds_its_callers_within_the_deadline_and_loses_nothi
         "cash_fen": sum(gift["amount_fen"] for gift, _ in gifts), "items": {}, "donations": len(gifts)}
 
 
-@pytest.fixture
-def hurried_gateway(stack):
-    """The stack's gateway restarted with a small admission deadline; the default again after."""
-    def restart(deadline: float | None):
-        stack.stop_process("gateway")
-        stack.env.pop("LINLI_GATEWAY_ADMISSION_DEADLINE", None)
-        if deadline is not None:
-            stack.env["LINLI_GATEWAY_ADMISSION_DEADLINE"] = str(deadline)
-        stack.start_process("gateway")
-        assert stack.wait_ready(timeout=60)
-
-    restart(SMALL_DEADLINE)
-    try:
-        yield stack
-    finally:
-        restart(None)
-
-
-def test_past_capacity_the_gateway_refuses_at_once_and_keeps_what_it_accepted(hurried_gateway, admin, register):
+def test_past_capacity_the_gateway_refuses_at_once_and_keeps_what_it_accepted(stack, admin, register):
     volunteer, _ = register()
     campaign = new_campaign(admin)
-    answered = gifts_at_once(volunteer, campaign["id"], 400)
+    with gateway_deadline(stack, SMALL_DEADLINE):
+        answered = gifts_at_once(volunteer, campaign["id"], 400)
     accepted = [(gift, seconds) for gift, answer, seconds in answered if answer.status_code == 201]
     refused = [(answer, seconds) for _, answer, seconds in answered if answer.status_code != 201]
     refused_seconds = sorted(seconds for _, seconds in refused)

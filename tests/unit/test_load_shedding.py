@@ -14,7 +14,9 @@ import pytest
 from eventlet.event import Event
 
 from services.common.errors import Unavailable
-from services.gateway.http import ASSUMED_SERVICE_SECONDS, Admission, ApiEntrypoint, gateway_admission, json_response
+from services.gateway.http import (
+    ASSUMED_SERVICE_SECONDS, SMOOTHING, Admission, ApiEntrypoint, gateway_admission, json_response,
+)
 from services.gateway.rpc import _DeadlineProxy
 
 
@@ -80,7 +82,7 @@ def test_a_stalled_scope_shows_before_anything_frees_up():
     holders = [eventlet.spawn(hold, admission, release) for _ in range(2)]
     eventlet.sleep(0)
     clock.now += 4  # a stalled backend: no slot has freed up for 4 s
-    assert admission.expected_wait() == pytest.approx(4)
+    assert admission.expected_wait() == pytest.approx(0.01 + SMOOTHING * (4 - 0.01), rel=0.01)
     release.send()
     for holder in holders:
         holder.wait()
@@ -93,14 +95,14 @@ def test_a_request_expected_to_wait_past_the_deadline_is_refused_at_once():
     release = Event()
     holder = eventlet.spawn(hold, admission, release)
     eventlet.sleep(0)
-    clock.now += 3.5  # the one in flight has held its slot for 3.5 s
+    clock.now += 15  # the one in flight has held its slot for 15 s: as if slots freed up every 3.08 s
     started = time.monotonic()
     with pytest.raises(Unavailable) as refused:
         with admission.admit():
             pass
     assert time.monotonic() - started < 0.05
     assert "donations service is busy" in refused.value.message
-    assert refused.value.details == {"retry_after": 3}  # 3.5 s expected, 1 s of it would be waited: ~3 s on
+    assert refused.value.details == {"retry_after": 3}  # 3.08 s expected, 1 s of it would be waited: ~3 s on
     release.send()
     holder.wait()
 
@@ -143,6 +145,23 @@ def test_a_waiter_is_never_kept_past_the_deadline():
     assert admission.in_flight == 0
     with admission.admit():  # the slot is back
         pass
+
+
+def test_a_request_that_waited_in_the_gateway_waits_for_its_service_only_what_is_left():
+    admission = Admission(1, 5.0, "donations")
+    release = Event()
+    holder = eventlet.spawn(hold, admission, release)
+    eventlet.sleep(0)
+    started = time.monotonic()
+    with pytest.raises(Unavailable):
+        with admission.admit(wait_until=started + 0.2):  # 4.8 s of its 5 s already spent
+            pass
+    assert 0.18 < time.monotonic() - started < 0.4
+    with pytest.raises(Unavailable):  # nothing left: refused at once
+        with admission.admit(wait_until=time.monotonic()):
+            pass
+    release.send()
+    holder.wait()
 
 
 def test_a_slot_freed_within_the_wait_admits_the_waiter():
