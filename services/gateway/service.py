@@ -13,10 +13,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.wrappers import Response
 from nameko.dependency_providers import Config
 from nameko.events import BROADCAST, event_handler
+from nameko.exceptions import RpcTimeout
 from nameko.messaging import consume
 from nameko.rpc import get_rpc_exchange
 from nameko.standalone.events import get_event_exchange
-from nameko.exceptions import RpcTimeout
 from sqlalchemy import select, text
 
 from services import contracts

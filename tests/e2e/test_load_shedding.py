@@ -164,9 +164,12 @@ def test_past_capacity_the_gateway_refuses_at_once_and_keeps_what_it_accepted(st
     refused = [(answer, seconds) for _, answer, seconds in answered if answer.status_code != 201]
     refused_seconds = sorted(seconds for _, seconds in refused)
     print(f"\n400 gifts at once, {SMALL_DEADLINE} s deadline: {len(accepted)} accepted, {len(refused)} refused; "
-          f"refusals' median {statistics.median(refused_seconds):.3f} s, max {refused_seconds[-1]:.3f} s")
+          f"refusals' median {statistics.median(refused_seconds):.3f} s, "
+          f"90th percentile {refused_seconds[int(len(refused_seconds) * 0.9)]:.3f} s, max {refused_seconds[-1]:.3f} s")
     assert accepted and refused
     assert all(is_shed(answer) for answer, _ in refused), {answer.text for answer, _ in refused}
+    # Refused at once, not after a wait (those that waited and found no slot in time are
+    # refused at the deadline: a few, where the estimate was too hopeful).
     assert statistics.median(refused_seconds) < SMALL_DEADLINE / 2
     assert campaign_of(admin, campaign["id"])["totals"] == {
         "cash_fen": sum(gift["amount_fen"] for gift, _ in accepted), "items": {}, "donations": len(accepted)}
