@@ -45,7 +45,7 @@ LISTEN_BACKLOG = 1024  # connections the kernel holds until the server accepts t
 # LINLI_GATEWAY_ADMISSION_DEADLINE.
 DEFAULT_ADMISSION_DEADLINE = 5.0  # seconds a request may wait for a slot; expected to wait longer: refused at once
 ASSUMED_SERVICE_SECONDS = 0.1     # how long a request holds its slot, before anything was measured
-SMOOTHING = 0.2                   # weight of each new measurement in the moving average
+SMOOTHING = 0.1                   # weight of each new measurement in the moving average
 MAX_RETRY_AFTER = 30
 WORKERS_KEPT_FOR_EVENTS = 2       # of max_workers: the alert and feed consumers always find one
 
@@ -56,10 +56,10 @@ class Admission:
     refused at once: Unavailable (503, Retry-After). Its expected wait is
     (requests waiting ahead of it + 1) × the interval at which slots free up
     while all are taken: a moving average of the intervals measured (before
-    any, limit slots each held ASSUMED_SERVICE_SECONDS), and the time since a
-    slot last freed up counts as if one freed up now (a stalled backend shows
-    before anything completes). What counts is how fast the queue drains,
-    whatever kinds of request are in it.
+    any, limit slots each held ASSUMED_SERVICE_SECONDS), or, if longer, the
+    mean age of the requests in flight over limit (a stalled backend shows
+    before anything completes, and one slow gap does not). What counts is how
+    fast the queue drains, whatever kinds of request are in it.
     A waiter is never kept past the deadline. A limit of 0 admits everything."""
 
     def __init__(self, limit: int, deadline: float, scope: str, clock=time.monotonic):
@@ -71,6 +71,7 @@ class Admission:
         self._slots = Semaphore(self.limit) if self.limit else None
         self._waiting = 0
         self._full_since = clock()  # when a slot last freed up, or the last free one was taken
+        self._held_since: dict[object, float] = {}  # each request in flight: when it got its slot
 
     @property
     def in_flight(self) -> int:
@@ -78,10 +79,10 @@ class Admission:
 
     def expected_wait(self) -> float:
         """Seconds one more request would wait for a slot."""
-        interval = self.interval
-        if self._slots is not None and self._slots.locked():  # as the average would be, were a slot freed now
-            interval = max(interval, interval + SMOOTHING * (self._clock() - self._full_since - interval))
-        return (self._waiting + 1) * interval
+        now = self._clock()
+        ages = [now - since for since in self._held_since.values()]
+        stalled = sum(ages) / len(ages) / self.limit if ages else 0.0
+        return (self._waiting + 1) * max(self.interval, stalled)
 
     @contextlib.contextmanager
     def admit(self, wait_until: float | None = None):
@@ -105,11 +106,14 @@ class Admission:
                 self._refuse(self.expected_wait())
         elif self._slots.locked():  # took the last free slot: all are taken from now
             self._full_since = self._clock()
+        token = object()
+        self._held_since[token] = self._clock()
         try:
             yield
         finally:
+            del self._held_since[token]
             now = self._clock()
-            if self._slots.locked():  # all were taken: one interval measured
+            if self._waiting or self._slots.locked():  # all were taken (or are, once the waiters wake): measured
                 self.interval += SMOOTHING * (now - self._full_since - self.interval)
                 self._full_since = now
             self._slots.release()

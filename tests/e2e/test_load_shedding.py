@@ -68,7 +68,7 @@ def gifts_at_once(client, campaign_id: str, count: int) -> list[tuple[dict, obje
     return [(gift, answer, seconds) for gift, (answer, seconds) in zip(gifts, answers, strict=True)]
 
 
-@pytest.mark.slow  # about 20 s, two restarts of the gateway included
+@pytest.mark.slow  # 13 to 20 s here, two restarts of the gateway included
 def test_a_burst_of_250_gifts_is_answered_in_full(stack, admin, register):
     volunteer, _ = register()
     campaign = new_campaign(admin)
