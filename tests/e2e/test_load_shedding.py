@@ -68,12 +68,12 @@ def gifts_at_once(client, campaign_id: str, count: int) -> list[tuple[dict, obje
     return [(gift, answer, seconds) for gift, (answer, seconds) in zip(gifts, answers, strict=True)]
 
 
-@pytest.mark.slow  # 13 to 20 s here, two restarts of the gateway included
 def test_a_burst_of_250_gifts_is_answered_in_full(stack, admin, register):
     volunteer, _ = register()
     campaign = new_campaign(admin)
-    # Only 16 could have waited in the old fixed waiting room, whatever the deadline. This
-    # machine is shared: at times the burst takes three times its 1-2 s, so a generous deadline.
+    # The old fixed waiting room took 8 beyond the 8 in flight, whatever its wait. The burst
+    # is 1-2 s of work (at the default 5 s deadline, three in a row on this machine: 750 of 750
+    # answered), but the machine is shared and at times takes five times as long: a generous one.
     with gateway_deadline(stack, GENEROUS_DEADLINE):
         answered = gifts_at_once(volunteer, campaign["id"], 250)
     statuses = [answer.status_code for _, answer, _ in answered]
