@@ -46,15 +46,14 @@ LISTEN_BACKLOG = 1024  # connections the kernel holds until the server accepts t
 DEFAULT_ADMISSION_DEADLINE = 5.0  # seconds a request may wait for a slot; expected to wait longer: refused at once
 ASSUMED_SERVICE_SECONDS = 0.1     # how long a request holds its slot, before anything was measured
 SMOOTHING = 0.1                   # weight of each new measurement in the moving average
-HEADROOM = 0.8                    # of the deadline, what a waiter may expect: an estimate a little short is no matter
 MAX_RETRY_AFTER = 30
 WORKERS_KEPT_FOR_EVENTS = 2       # of max_workers: the alert and feed consumers always find one
 
 
 class Admission:
     """At most `limit` requests at once. One that finds no free slot waits for
-    one if it can expect to get it well within `deadline` seconds (HEADROOM),
-    else it is refused at once: Unavailable (503, Retry-After). Its expected wait is
+    one if it can expect to get it within `deadline` seconds, else it is
+    refused at once: Unavailable (503, Retry-After). Its expected wait is
     (requests waiting ahead of it + 1) × the interval at which slots free up
     while all are taken: a moving average of the intervals measured (before
     any, limit slots each held ASSUMED_SERVICE_SECONDS), or, if longer, the
@@ -96,7 +95,7 @@ class Admission:
         if self._waiting or not self._slots.acquire(blocking=False):
             deadline = self.deadline if wait_until is None else min(self.deadline, wait_until - self._clock())
             expected = self.expected_wait()
-            if expected > deadline * HEADROOM:
+            if expected > deadline:
                 self._refuse(expected)
             self._waiting += 1
             try:
@@ -123,7 +122,7 @@ class Admission:
         HTTP_SHED.labels(self.scope).inc()
         what = "The gateway is" if self.scope == "gateway" else f"The {self.scope} service is"
         # When the queue would be short enough again, roughly.
-        retry_after = min(MAX_RETRY_AFTER, max(1, math.ceil(expected - self.deadline * HEADROOM)))
+        retry_after = min(MAX_RETRY_AFTER, max(1, math.ceil(expected - self.deadline)))
         raise Unavailable(f"{what} busy; try again in a moment.", {"retry_after": retry_after})
 
 
