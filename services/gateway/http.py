@@ -56,10 +56,10 @@ class Admission:
     refused at once: Unavailable (503, Retry-After). Its expected wait is
     (requests waiting ahead of it + 1) × the interval at which slots free up
     while all are taken: a moving average of the intervals measured (before
-    any, limit slots each held ASSUMED_SERVICE_SECONDS), or, if longer, the
-    mean age of the requests in flight over limit (a stalled backend shows
-    before anything completes, and one slow gap does not). What counts is how
-    fast the queue drains, whatever kinds of request are in it.
+    any, limit slots each held ASSUMED_SERVICE_SECONDS). What counts is how
+    fast the queue drains, whatever kinds of request are in it. And it is at
+    least as long as no slot has freed up: a stalled backend is not expected
+    to free one within the deadline once it has freed none for as long.
     A waiter is never kept past the deadline. A limit of 0 admits everything."""
 
     def __init__(self, limit: int, deadline: float, scope: str, clock=time.monotonic):
@@ -71,7 +71,6 @@ class Admission:
         self._slots = Semaphore(self.limit) if self.limit else None
         self._waiting = 0
         self._full_since = clock()  # when a slot last freed up, or the last free one was taken
-        self._held_since: dict[object, float] = {}  # each request in flight: when it got its slot
 
     @property
     def in_flight(self) -> int:
@@ -79,10 +78,8 @@ class Admission:
 
     def expected_wait(self) -> float:
         """Seconds one more request would wait for a slot."""
-        now = self._clock()
-        ages = [now - since for since in self._held_since.values()]
-        stalled = sum(ages) / len(ages) / self.limit if ages else 0.0
-        return (self._waiting + 1) * max(self.interval, stalled)
+        silent = self._clock() - self._full_since if self._slots is not None and self._slots.locked() else 0.0
+        return max((self._waiting + 1) * self.interval, silent)
 
     @contextlib.contextmanager
     def admit(self, wait_until: float | None = None):
@@ -106,12 +103,9 @@ class Admission:
                 self._refuse(self.expected_wait())
         elif self._slots.locked():  # took the last free slot: all are taken from now
             self._full_since = self._clock()
-        token = object()
-        self._held_since[token] = self._clock()
         try:
             yield
         finally:
-            del self._held_since[token]
             now = self._clock()
             if self._waiting or self._slots.locked():  # all were taken (or are, once the waiters wake): measured
                 self.interval += SMOOTHING * (now - self._full_since - self.interval)

@@ -79,12 +79,12 @@ def test_a_stalled_scope_shows_before_anything_frees_up():
     admission = Admission(2, 5.0, "gateway", clock=clock)
     saturate(admission, clock, 0.01, 80)
     release = Event()
-    holders = [eventlet.spawn(hold, admission, release) for _ in range(2)]
+    holders = [eventlet.spawn(hold, admission, release) for _ in range(2 + 39)]  # 2 in flight, 39 waiting
     eventlet.sleep(0)
-    clock.now += 0.015  # the two in flight for 15 ms: as a slot frees up every 10 ms, nothing amiss
-    assert admission.expected_wait() == pytest.approx(0.01, rel=0.01)
-    clock.now += 4  # a stalled backend: nothing has come back for 4 s
-    assert admission.expected_wait() == pytest.approx(4.015 / 2)
+    clock.now += 0.2  # no slot freed for 0.2 s (a busy moment): the 40th in line still expects 0.4 s
+    assert admission.expected_wait() == pytest.approx(0.4, rel=0.01)
+    clock.now += 4  # a stalled backend: nothing has come back for 4.2 s, so nothing expected sooner
+    assert admission.expected_wait() == pytest.approx(4.2)
     release.send()
     for holder in holders:
         holder.wait()
@@ -97,7 +97,7 @@ def test_a_request_expected_to_wait_past_the_deadline_is_refused_at_once():
     release = Event()
     holder = eventlet.spawn(hold, admission, release)
     eventlet.sleep(0)
-    clock.now += 3.5  # the one in flight has held its slot for 3.5 s
+    clock.now += 3.5  # the one in flight has held its slot for 3.5 s: a stall
     started = time.monotonic()
     with pytest.raises(Unavailable) as refused:
         with admission.admit():
