@@ -92,8 +92,10 @@ def test_the_feed_goes_on_after_the_broker_restarts(stack, admin, register):
 
 
 def _ready(stack) -> bool:
+    """The gateway ready, and every service answering it."""
     try:
-        return requests.get(stack.url + "/api/v1/ready", timeout=5).status_code == 200
+        return all(requests.get(stack.url + path, timeout=5).status_code == 200
+                   for path in ("/api/v1/ready", "/api/v1/health/services"))
     except requests.RequestException:
         return False
 
