@@ -590,7 +590,7 @@ class GatewayService(KernelEntrypoints):
         broker takes a message, each within a second. The backends are not
         asked (see /health/services): one slow service does not take the
         whole API out of a load balancer."""
-        checks = self._answer_within(READY_TIMEOUT, {"database": self._check_database, "broker": self._check_broker})
+        checks = answer_within(READY_TIMEOUT, {"database": self._check_database, "broker": self._check_broker})
         ready = all(result == "ok" for result in checks.values())
         body = {"status": "ready" if ready else "not_ready", "checks": checks}
         if ready:
@@ -602,7 +602,7 @@ class GatewayService(KernelEntrypoints):
         """Each backend service, asked at once to answer a ping within a
         second: `ok`, or why not (e.g. `unavailable (timeout)`); 503 unless
         every one answers."""
-        checks = self._answer_within(READY_TIMEOUT, {service: partial(self._check_service, service)
+        checks = answer_within(READY_TIMEOUT, {service: partial(self._check_service, service)
                                                      for service in BACKEND_SERVICES})
         healthy = all(result == "ok" for result in checks.values())
         body = {"status": "ok" if healthy else "degraded", "services": checks}
@@ -624,25 +624,6 @@ class GatewayService(KernelEntrypoints):
             log.warning("metrics: dead-letter depths unavailable (%s)", type(exc).__name__)
         return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
 
-    def _answer_within(self, seconds: float, checks: dict) -> dict[str, str]:
-        """Run the checks at once, each `ok` or why not, in `seconds` at most
-        whatever they do: one still running then is `unavailable (timeout)`
-        (and stopped; a stuck close of a connection ends in its own time)."""
-        running = {name: eventlet.spawn(_why_not, check) for name, check in checks.items()}
-        results = {}
-        with eventlet.Timeout(seconds, False):
-            for name, thread in running.items():
-                results[name] = thread.wait()
-        for name, thread in running.items():
-            if name in results:
-                continue
-            if thread.dead:  # done while an earlier one was still waited for
-                results[name] = thread.wait()
-            else:
-                thread.kill()
-                results[name] = "unavailable (timeout)"
-        return results
-
     def _check_database(self):
         self.db.session.execute(text("SELECT 1"))
 
@@ -656,6 +637,26 @@ class GatewayService(KernelEntrypoints):
 
     def _check_service(self, service: str):
         getattr(self, service).ping()
+
+
+def answer_within(seconds: float, checks: dict) -> dict[str, str]:
+    """Run the checks at once, each `ok` or why not, in `seconds` at most
+    whatever they do: one still running then is `unavailable (timeout)`
+    (and stopped; a stuck close of a connection ends in its own time)."""
+    running = {name: eventlet.spawn(_why_not, check) for name, check in checks.items()}
+    results = {}
+    with eventlet.Timeout(seconds, False):
+        for name, thread in running.items():
+            results[name] = thread.wait()
+    for name, thread in running.items():
+        if name in results:
+            continue
+        if thread.dead:  # done while an earlier one was still waited for
+            results[name] = thread.wait()
+        else:
+            thread.kill()
+            results[name] = "unavailable (timeout)"
+    return results
 
 
 def _why_not(check) -> str:
