@@ -21,8 +21,9 @@ EVENTS_PUBLISHED = Counter("linli_events_published_total", "Events the outbox re
 EVENTS_CONSUMED = Counter("linli_events_consumed_total", "Events a handler took in", ["queue", "outcome"])
 HTTP_REQUESTS = Counter("linli_http_requests_total", "HTTP requests to the gateway", ["route", "method", "status"])
 DEAD_LETTERS = Gauge("linli_dead_letter_depth", "Messages waiting in a dead-letter queue", ["queue"])
-HTTP_SHED = Counter("linli_http_shed_total", "Requests refused with a 503 because the gateway (scope "
-                    "gateway) or a service behind it (scope: its name) had too many in flight", ["scope"])
+HTTP_SHED = Counter("linli_http_shed_total", "Requests refused with a 503 because a slot in the gateway "
+                    "(scope gateway) or for a service behind it (scope: its name) was not expected within the "
+                    "admission deadline", ["scope"])
 # Counted by `linli up` (services/ops/stack.py), served on its own port: see the README.
 SERVICE_RESTARTS = Counter("linli_service_restarts_total", "Processes of a service that exited and were started "
                            "again by linli up", ["service"])

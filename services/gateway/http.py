@@ -8,6 +8,7 @@ import contextlib
 import ipaddress
 import json
 import logging
+import math
 import re
 import time
 import uuid
@@ -37,56 +38,86 @@ log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
 MAX_BODY_BYTES = 256 * 1024
+LISTEN_BACKLOG = 1024  # connections the kernel holds until the server accepts them
 
 # Load shedding (see Admission). Defaults; deploy/config/gateway.yml sets them
 # from LINLI_GATEWAY_MAX_IN_FLIGHT, LINLI_GATEWAY_MAX_IN_FLIGHT_PER_SERVICE and
-# LINLI_GATEWAY_ADMISSION_WAIT.
-DEFAULT_ADMISSION_WAIT = 1.0    # seconds a waiting request may wait for a slot before it is refused
-WORKERS_KEPT_FOR_EVENTS = 2     # of max_workers: the alert and feed consumers always find one
-RETRY_AFTER_SECONDS = 1
+# LINLI_GATEWAY_ADMISSION_DEADLINE.
+DEFAULT_ADMISSION_DEADLINE = 5.0  # seconds a request may wait for a slot; expected to wait longer: refused at once
+ASSUMED_SERVICE_SECONDS = 0.1     # how long a request holds its slot, before anything was measured
+SMOOTHING = 0.1                   # weight of each new measurement in the moving average
+MAX_RETRY_AFTER = 30
+WORKERS_KEPT_FOR_EVENTS = 2       # of max_workers: the alert and feed consumers always find one
 
 
 class Admission:
-    """At most `limit` requests at once, and at most as many again waiting for
-    a slot, each for `wait` seconds at most. Past that a request is refused at
-    once: Unavailable (503, Retry-After), rather than queued without bound.
-    A limit of 0 admits everything."""
+    """At most `limit` requests at once. One that finds no free slot waits for
+    one if it can expect to get it within `deadline` seconds, else it is
+    refused at once: Unavailable (503, Retry-After). Its expected wait is
+    (requests waiting ahead of it + 1) × the interval at which slots free up
+    while all are taken: a moving average of the intervals measured (before
+    any, limit slots each held ASSUMED_SERVICE_SECONDS). What counts is how
+    fast the queue drains, whatever kinds of request are in it. And it is at
+    least as long as no slot has freed up: a stalled backend is not expected
+    to free one within the deadline once it has freed none for as long.
+    A waiter is never kept past the deadline. A limit of 0 admits everything."""
 
-    def __init__(self, limit: int, wait: float, scope: str):
+    def __init__(self, limit: int, deadline: float, scope: str, clock=time.monotonic):
         self.limit = max(0, int(limit))
-        self.wait = max(0.0, float(wait))
+        self.deadline = max(0.0, float(deadline))
         self.scope = scope  # for the metric and the message: "gateway" or a service's name
+        self.interval = ASSUMED_SERVICE_SECONDS / max(1, self.limit)  # seconds between slots freeing up
+        self._clock = clock
         self._slots = Semaphore(self.limit) if self.limit else None
         self._waiting = 0
+        self._full_since = clock()  # when a slot last freed up, or the last free one was taken
 
     @property
     def in_flight(self) -> int:
         return self.limit - self._slots.counter if self._slots is not None else 0
 
+    def expected_wait(self) -> float:
+        """Seconds one more request would wait for a slot."""
+        silent = self._clock() - self._full_since if self._slots is not None and self._slots.locked() else 0.0
+        return max((self._waiting + 1) * self.interval, silent)
+
     @contextlib.contextmanager
-    def admit(self):
+    def admit(self, wait_until: float | None = None):
+        """`wait_until`: the request has waited in another Admission already,
+        and waits here only for what is left of its deadline (on this clock)."""
         if self._slots is None:
             yield
             return
-        if not self._slots.acquire(blocking=False):
-            if self._waiting >= self.limit or not self.wait:
-                self._refuse()
+        # A free slot goes to whoever waits for it first, not to a newcomer.
+        if self._waiting or not self._slots.acquire(blocking=False):
+            deadline = self.deadline if wait_until is None else min(self.deadline, wait_until - self._clock())
+            expected = self.expected_wait()
+            if expected > deadline:
+                self._refuse(expected)
             self._waiting += 1
             try:
-                admitted = self._slots.acquire(timeout=self.wait)
+                admitted = self._slots.acquire(timeout=deadline) if deadline > 0 else False
             finally:
                 self._waiting -= 1
             if not admitted:
-                self._refuse()
+                self._refuse(self.expected_wait())
+        elif self._slots.locked():  # took the last free slot: all are taken from now
+            self._full_since = self._clock()
         try:
             yield
         finally:
+            now = self._clock()
+            if self._waiting or self._slots.locked():  # all were taken (or are, once the waiters wake): measured
+                self.interval += SMOOTHING * (now - self._full_since - self.interval)
+                self._full_since = now
             self._slots.release()
 
-    def _refuse(self):
+    def _refuse(self, expected: float):
         HTTP_SHED.labels(self.scope).inc()
         what = "The gateway is" if self.scope == "gateway" else f"The {self.scope} service is"
-        raise Unavailable(f"{what} busy; try again in a moment.", {"retry_after": RETRY_AFTER_SECONDS})
+        # When the queue would be short enough again, roughly.
+        retry_after = min(MAX_RETRY_AFTER, max(1, math.ceil(expected - self.deadline)))
+        raise Unavailable(f"{what} busy; try again in a moment.", {"retry_after": retry_after})
 
 
 def trusted_proxies(config: dict) -> list:
@@ -219,7 +250,13 @@ def gateway_admission(config: dict) -> Admission:
     share that pool: some workers are kept for them."""
     most = max(1, int(config.get("max_workers", 10)) - WORKERS_KEPT_FOR_EVENTS)
     limit = min(int(config.get("MAX_IN_FLIGHT") or 0) or most, most)
-    return Admission(limit, float(config.get("ADMISSION_WAIT", DEFAULT_ADMISSION_WAIT)), "gateway")
+    return Admission(limit, admission_deadline(config), "gateway")
+
+
+def admission_deadline(config: dict) -> float:
+    """ADMISSION_DEADLINE (env LINLI_GATEWAY_ADMISSION_DEADLINE): the longest a
+    request may wait for a slot, in the gateway or for a service."""
+    return float(config.get("ADMISSION_DEADLINE", DEFAULT_ADMISSION_DEADLINE))
 
 
 class JsonWebServer(WebServer):
@@ -233,12 +270,15 @@ class JsonWebServer(WebServer):
         self.admission = gateway_admission(self.container.config)
 
     def start(self):
-        """nameko's, but the port is this process's alone: nameko listens with
-        SO_REUSEPORT, so a second gateway on a taken port would share it silently
-        (and answer for another stack) rather than fail at start."""
+        """nameko's, but the port is this process's alone, and with a longer listen
+        backlog than eventlet's 50. nameko listens with SO_REUSEPORT, so a second
+        gateway on a taken port would share it silently (and answer for another
+        stack) rather than fail at start. And a burst of connections at once (250
+        clients) would see some dropped and retried by the kernel a second or more
+        later; the kernel caps the backlog at net.core.somaxconn."""
         if not self._starting:
             self._starting = True
-            self._sock = eventlet.listen(self.bind_addr, reuse_port=False)
+            self._sock = eventlet.listen(self.bind_addr, backlog=LISTEN_BACKLOG, reuse_port=False)
             self._sock.settimeout(None)  # as nameko: https://github.com/celery/kombu/issues/838
             self._serv = self.get_wsgi_server(self._sock, self.get_wsgi_app())
             self._gt = self.container.spawn_managed_thread(self.run)
@@ -303,6 +343,8 @@ class ApiEntrypoint(HttpRequestHandler):
     def handle_request(self, request):
         started = time.perf_counter()
         if self.shed:
+            # What is left of this deadline, the request may wait for a service's slot (ServiceRpc).
+            request.wait_until = time.monotonic() + self.server.admission.deadline
             try:
                 with self.server.admission.admit():
                     response = self._answer(request)

@@ -12,7 +12,7 @@ from marshmallow import fields
 from services.common.idempotency import MAX_KEY_LENGTH
 from services.common.schemas import Moment, UtcDateTime
 from services.gateway.http import ApiEntrypoint
-from services.gateway.schemas import ErrorSchema, NotReadySchema
+from services.gateway.schemas import ErrorSchema, NotReadySchema, ServicesDegradedSchema
 
 _PATH_PARAM = re.compile(r"<(?:[a-z]+:)?([a-z_]+)>")
 
@@ -45,7 +45,7 @@ _IDEMPOTENCY_KEY_REQUIRED = {
     "description": "Required (else 400 `idempotency_key_required`): a new UUID per intended write, the same one "
                    "on a retry, which then returns the first answer and writes nothing twice"}
 # An error answer with more than the one shape, by (operationId, status).
-_ERROR_SCHEMAS = {("ready", "503"): "NotReady"}
+_ERROR_SCHEMAS = {("ready", "503"): "NotReady", ("services_health", "503"): "ServicesDegraded"}
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before trying again",
                                 "schema": {"type": "integer", "minimum": 1}}}
 _ACCESS_TOKEN = {"in": "query", "name": "access_token", "required": False,
@@ -88,6 +88,7 @@ def build_spec(service_cls) -> dict:
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     spec.components.schema("Error", schema=ErrorSchema)
     spec.components.schema("NotReady", schema=NotReadySchema)
+    spec.components.schema("ServicesDegraded", schema=ServicesDegradedSchema)
     for name, route in api_routes(service_cls):
         path = _PATH_PARAM.sub(r"{\1}", route.path)
         operation = {

@@ -1,7 +1,8 @@
 """RPC to the other services with a deadline: nameko 2's proxy waits forever,
 and a client must get a 503 instead. And with a bound on the calls in flight
-to each service: past it, a call is refused at once with a 503 and Retry-After
-(load shedding) rather than queued behind the service's backlog. And each call
+to each service: past it, a call waits for a slot only if it can expect one
+within the admission deadline, else it is refused at once with a 503 and
+Retry-After (load shedding) rather than queued behind the service's backlog. And each call
 vouched for (services/common/caller.py): the services refuse any other."""
 from __future__ import annotations
 
@@ -11,18 +12,20 @@ from nameko.rpc import RpcProxy
 from services.common import caller
 from services.common import config as linli_config
 from services.common.errors import Unavailable
-from services.gateway.http import DEFAULT_ADMISSION_WAIT, Admission
+from services.gateway.http import Admission, admission_deadline
 
 # Probes are never shed: a busy service is still a ready one.
 UNBOUNDED_METHODS = frozenset({"ping"})
 
 
 class _DeadlineProxy:
-    def __init__(self, proxy, service_name: str, timeout: float, admission: Admission):
+    def __init__(self, proxy, service_name: str, timeout: float, admission: Admission,
+                 wait_until: float | None = None):
         self._proxy = proxy
         self._service_name = service_name
         self._timeout = timeout
         self._admission = admission
+        self._wait_until = wait_until  # the request's admission deadline, partly spent in the gateway's
 
     def __getattr__(self, method_name):
         method = getattr(self._proxy, method_name)
@@ -31,7 +34,7 @@ class _DeadlineProxy:
             return lambda *args, **kwargs: self._call(method, args, kwargs)
 
         def call(*args, **kwargs):
-            with self._admission.admit():
+            with self._admission.admit(self._wait_until):
                 return self._call(method, args, kwargs)
 
         return call
@@ -49,6 +52,9 @@ class _DeadlineProxy:
         except eventlet.Timeout:
             attempt.kill()  # returns at once; a stuck close ends when the broker unblocks
             raise Unavailable(f"The {self._service_name} service did not answer in time.")
+        except BaseException:  # the caller gave up first (killed by a probe's shorter deadline): so does the call
+            attempt.kill()
+            raise
         if error is not None:
             raise error
         return answer
@@ -67,18 +73,23 @@ def _answer_or_error(method, args, kwargs):
 class ServiceRpc(RpcProxy):
     """Like RpcProxy, but every call gives up after RPC_TIMEOUT seconds, and at
     most MAX_IN_FLIGHT_PER_SERVICE calls to the service are in flight from this
-    process (0: no bound); one more waits ADMISSION_WAIT seconds at most. Every
+    process (0: no bound); one more waits only as Admission judges (measured
+    on this service's calls), within what is left of the request's
+    ADMISSION_DEADLINE after its wait in the gateway. Every
     call carries the gateway's signed assertion, valid a little past the deadline."""
 
     def setup(self):
         super().setup()
         config = self.container.config
         self.timeout = float(linli_config.setting(config, "RPC_TIMEOUT"))
-        self.admission = Admission(int(config.get("MAX_IN_FLIGHT_PER_SERVICE") or 0),
-                                   float(config.get("ADMISSION_WAIT", DEFAULT_ADMISSION_WAIT)), self.target_service)
+        self.admission = Admission(int(config.get("MAX_IN_FLIGHT_PER_SERVICE") or 0), admission_deadline(config),
+                                   self.target_service)
         self.signer = caller.signer_from_config(config, lifetime=self.timeout + caller.LIFETIME_MARGIN)
 
     def get_dependency(self, worker_ctx):
         proxy = caller.VouchedServiceProxy(worker_ctx, self.target_service, self.rpc_reply_listener, self.signer,
                                            **self.options)
-        return _DeadlineProxy(proxy, self.target_service, self.timeout, self.admission)
+        # An API request's worker has the request as its first argument (ApiEntrypoint).
+        request = worker_ctx.args[0] if worker_ctx.args else None
+        return _DeadlineProxy(proxy, self.target_service, self.timeout, self.admission,
+                              getattr(request, "wait_until", None))

@@ -110,6 +110,16 @@ class NotReadySchema(ErrorSchema, ReadySchema):
     """/ready's 503: the error shape, and the same status and checks as a 200."""
 
 
+class ServicesHealthSchema(Schema):
+    status = fields.String(metadata={"description": "`ok`, or `degraded` when a service does not answer"})
+    services = fields.Dict(keys=fields.String(), values=fields.String(),
+                           metadata={"description": "each backend: `ok`, or e.g. `unavailable (timeout)`"})
+
+
+class ServicesDegradedSchema(ErrorSchema, ServicesHealthSchema):
+    """/health/services' 503: the error shape, and the same status and services as a 200."""
+
+
 class FeedQuerySchema(Schema):
     source = fields.String(load_default=None, validate=validate.OneOf(sorted(PRODUCERS)))
 

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import logging
 import uuid
+from functools import partial
 from pathlib import Path
 
 import eventlet
-from kombu import Queue, binding
+from kombu import Producer, Queue, binding
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.wrappers import Response
 from nameko.dependency_providers import Config
 from nameko.events import BROADCAST, event_handler
+from nameko.exceptions import RpcTimeout
 from nameko.messaging import consume
+from nameko.rpc import get_rpc_exchange
 from nameko.standalone.events import get_event_exchange
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from services import contracts
 from services.common import broker
@@ -36,7 +39,7 @@ from services.gateway.rpc import ServiceRpc
 from services.gateway.schemas import (
     AUDIT_FILTERS, AuditListSchema, AuditQuerySchema, FeedQuerySchema, HealthSchema, MemberCreateSchema,
     MemberListSchema, MemberSchema, MemberUpdateSchema, PasswordChangeSchema, PasswordSetSchema, ReadySchema,
-    TokenRequestSchema, TokenSchema,
+    ServicesHealthSchema, TokenRequestSchema, TokenSchema,
 )
 from services.gateway.streams import FEED, Streams, sse_response
 from services.donations.schemas import (
@@ -70,7 +73,8 @@ FEED_QUEUE = Queue(
 
 DEFAULT_TOKEN_TTL = 12 * 3600
 DEFAULT_RECEIPT_LOOKUPS, DEFAULT_RECEIPT_WINDOW = 20, 60  # per address: a family checking its receipts, not a guesser
-PROBE_TIMEOUT = 3.0  # readiness, the dashboard's parts, dead-letter depths
+PROBE_TIMEOUT = 3.0  # the dashboard's parts, dead-letter depths
+READY_TIMEOUT = 0.8  # readiness and each service's health: a probe's answer within a second
 BACKEND_SERVICES = ("patrol", "donations", "welfare", "notifications")
 
 
@@ -582,16 +586,29 @@ class GatewayService(KernelEntrypoints):
 
     @api("GET", "/ready", roles=None, response=ReadySchema, shed=False)
     def ready(self, request):
-        """Readiness: the broker and every service answer."""
-        checks = {"broker": self._check_broker()}
-        pool = eventlet.GreenPool()
-        for service, result in zip(BACKEND_SERVICES, pool.imap(self._check_service, BACKEND_SERVICES), strict=True):
-            checks[service] = result
+        """Readiness of this gateway process: its database answers and the
+        broker takes a message, each within a second. The backends are not
+        asked (see /health/services): one slow service does not take the
+        whole API out of a load balancer."""
+        checks = answer_within(READY_TIMEOUT, {"database": self._check_database, "broker": self._check_broker})
         ready = all(result == "ok" for result in checks.values())
         body = {"status": "ready" if ready else "not_ready", "checks": checks}
         if ready:
             return body
         return json_response({**error_payload("not_ready", "Not every part answers yet.", checks), **body}, 503)
+
+    @api("GET", "/health/services", roles=None, response=ServicesHealthSchema, shed=False)
+    def services_health(self, request):
+        """Each backend service, asked at once to answer a ping within a
+        second: `ok`, or why not (e.g. `unavailable (timeout)`); 503 unless
+        every one answers."""
+        checks = answer_within(READY_TIMEOUT, {service: partial(self._check_service, service)
+                                                     for service in BACKEND_SERVICES})
+        healthy = all(result == "ok" for result in checks.values())
+        body = {"status": "ok" if healthy else "degraded", "services": checks}
+        if healthy:
+            return body
+        return json_response({**error_payload("degraded", "Not every service answers.", checks), **body}, 503)
 
     @api("GET", "/metrics", roles=None, in_openapi=False, shed=False)
     def prometheus_metrics(self, request):
@@ -607,14 +624,47 @@ class GatewayService(KernelEntrypoints):
             log.warning("metrics: dead-letter depths unavailable (%s)", type(exc).__name__)
         return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
 
-    def _check_broker(self) -> str:
-        try:
-            with eventlet.Timeout(PROBE_TIMEOUT), broker.connection(self.config) as connection:
-                connection.ensure_connection(max_retries=1)
-            return "ok"
-        except (Exception, eventlet.Timeout) as exc:
-            return f"unavailable ({type(exc).__name__})"
+    def _check_database(self):
+        self.db.session.execute(text("SELECT 1"))
 
-    def _check_service(self, service: str) -> str:
-        _answer, failure = self._ask_briefly(service, "ping")
-        return f"unavailable ({failure})" if failure else "ok"
+    def _check_broker(self):
+        """The broker takes a message from this process (and confirms it): a
+        broker that blocks publishers (a memory or disk alarm) is not ready."""
+        with broker.connection(self.config, transport_options={"confirm_publish": True}) as connection:
+            # To nameko's RPC exchange with a key of a reply nobody waits for: the
+            # broker drops it; the gateway's broker user may publish nothing else there.
+            Producer(connection).publish(b"", exchange=get_rpc_exchange(self.config), routing_key=str(uuid.uuid4()))
+
+    def _check_service(self, service: str):
+        getattr(self, service).ping()
+
+
+def answer_within(seconds: float, checks: dict) -> dict[str, str]:
+    """Run the checks at once, each `ok` or why not, in `seconds` at most
+    whatever they do: one still running then is `unavailable (timeout)`
+    (and stopped; a stuck close of a connection ends in its own time)."""
+    running = {name: eventlet.spawn(_why_not, check) for name, check in checks.items()}
+    results = {}
+    with eventlet.Timeout(seconds, False):
+        for name, thread in running.items():
+            results[name] = thread.wait()
+    for name, thread in running.items():
+        if name in results:
+            continue
+        if thread.dead:  # done while an earlier one was still waited for
+            results[name] = thread.wait()
+        else:
+            thread.kill()
+            results[name] = "unavailable (timeout)"
+    return results
+
+
+def _why_not(check) -> str:
+    """`ok` if check() returns, else `unavailable (why)`."""
+    try:
+        check()
+        return "ok"
+    except (RpcTimeout, eventlet.Timeout, Unavailable):  # Unavailable: the RPC deadline passed (a ping is never shed)
+        return "unavailable (timeout)"
+    except Exception as exc:
+        return f"unavailable ({type(exc).__name__})"

@@ -324,19 +324,23 @@ class Stack:
                 for (service, index), process in self.processes.items()}
 
     def wait_ready(self, timeout: float = 60, progress=None) -> bool:
-        """Poll /api/v1/ready until 200; `progress(checks)` hears each answer."""
+        """Poll until every service answers: the gateway's /api/v1/ready (its
+        database, the broker) and /api/v1/health/services (each backend) both
+        200. `progress(checks)` hears each answer: the gateway's checks and
+        each service's state."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             dead = [name for name, up in self.alive().items() if not up]
             if dead:
                 raise RuntimeError(f"exited during start: {', '.join(dead)} (see {self.var_dir / 'log'})")
             try:
-                answer = requests.get(self.url + "/api/v1/ready", timeout=5)
-                if answer.status_code == 200:
+                ready = requests.get(self.url + "/api/v1/ready", timeout=5)
+                services = requests.get(self.url + "/api/v1/health/services", timeout=5)
+                if ready.status_code == 200 and services.status_code == 200:
                     return True
                 if progress:
-                    progress(answer.json().get("checks", {}))
-            except requests.RequestException:
+                    progress(ready.json().get("checks", {}) | services.json().get("services", {}))
+            except (requests.RequestException, ValueError):  # not listening yet, or not yet answering JSON
                 if progress:
                     progress({"gateway": "starting"})
             time.sleep(0.5)

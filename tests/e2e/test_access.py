@@ -22,6 +22,7 @@ WHO_MAY = {  # route: (who may call it, what they get with an empty body and unk
     ("POST", "/auth/token"): (PUBLIC, 400),
     ("GET", "/health"): (PUBLIC, 200),
     ("GET", "/ready"): (PUBLIC, 200),
+    ("GET", "/health/services"): (PUBLIC, 200),
     ("GET", "/openapi.json"): (PUBLIC, 200),
     ("GET", "/receipts/<receipt_no>"): (PUBLIC, 400),
     ("GET", "/me"): (ANY, 200),

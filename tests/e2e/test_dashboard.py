@@ -34,7 +34,7 @@ def test_the_summary_answers_with_one_service_stopped(stack, admin):
         assert body["patrol"]["available"] and body["welfare"]["available"]
     finally:
         stack.start_process("donations")
-        wait_for(lambda: requests.get(stack.url + "/api/v1/ready", timeout=10).status_code == 200,
+        wait_for(lambda: requests.get(stack.url + "/api/v1/health/services", timeout=10).status_code == 200,
                  timeout=30, what="donations back")
 
 
@@ -92,8 +92,10 @@ def test_the_feed_goes_on_after_the_broker_restarts(stack, admin, register):
 
 
 def _ready(stack) -> bool:
+    """The gateway ready, and every service answering it."""
     try:
-        return requests.get(stack.url + "/api/v1/ready", timeout=5).status_code == 200
+        return all(requests.get(stack.url + path, timeout=5).status_code == 200
+                   for path in ("/api/v1/ready", "/api/v1/health/services"))
     except requests.RequestException:
         return False
 

@@ -104,8 +104,11 @@ def test_health_ready_and_the_openapi_document(stack):
     assert requests.get(stack.url + "/api/v1/health", timeout=5).json() == {"status": "ok"}
     ready = requests.get(stack.url + "/api/v1/ready", timeout=10)
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"broker": "ok", "patrol": "ok", "donations": "ok", "welfare": "ok",
-                                      "notifications": "ok"}
+    assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
+    services = requests.get(stack.url + "/api/v1/health/services", timeout=10)
+    assert services.status_code == 200
+    assert services.json() == {"status": "ok", "services": {"patrol": "ok", "donations": "ok", "welfare": "ok",
+                                                            "notifications": "ok"}}
     spec = requests.get(stack.url + "/api/v1/openapi.json", timeout=5).json()
     for path, method in [("/api/v1/auth/token", "post"), ("/api/v1/members", "post"),
                          ("/api/v1/members/{member_id}", "get"), ("/api/v1/me/alerts", "get"),

@@ -1,8 +1,10 @@
 """Load shedding in the gateway: past its bound on requests in flight (per
-process, and per service behind it) as many again may wait a moment for a
-slot; past that a request is answered 503 with Retry-After in the one error
-shape at once, instead of queueing without bound; what is admitted goes
-through; probes and streams are never shed."""
+process, and per service behind it) a request waits for a slot only if it can
+expect one within the admission deadline, judged from how fast slots have
+been freeing up; otherwise it is answered 503 with Retry-After in the one
+error shape at once, instead of queueing without bound. A burst the measured
+rate serves within the deadline is served in full; no waiter is kept past the
+deadline; probes and streams are never shed."""
 import json
 import time
 from types import SimpleNamespace
@@ -12,60 +14,178 @@ import pytest
 from eventlet.event import Event
 
 from services.common.errors import Unavailable
-from services.gateway.http import Admission, ApiEntrypoint, gateway_admission, json_response
+from services.gateway.http import (
+    ASSUMED_SERVICE_SECONDS, Admission, ApiEntrypoint, gateway_admission, json_response,
+)
 from services.gateway.rpc import _DeadlineProxy
 
 
-def test_an_admission_refuses_past_its_limit_after_a_short_wait():
-    admission = Admission(2, 0.03, "gateway")
-    with admission.admit(), admission.admit():
-        assert admission.in_flight == 2
-        started = time.monotonic()
-        with pytest.raises(Unavailable) as refused:
-            with admission.admit():
-                pass
-        assert 0.02 < time.monotonic() - started < 0.2
-        assert refused.value.details == {"retry_after": 1}
-        assert "busy" in refused.value.message
+class Clock:
+    """The admission's clock, moved by the test."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def hold(admission: Admission, release: Event, clock: Clock | None = None):
+    """A request that holds its slot until `release` is sent."""
+    with admission.admit():
+        release.wait()
+
+
+def saturate(admission: Admission, clock: Clock, interval: float, count: int):
+    """All slots taken, and `count` requests queued behind them; one slot frees
+    up every `interval` seconds until all are served."""
+    admitted = []  # each admitted request's event: send it, and that request is done
+
+    def one():
+        with admission.admit():
+            done = Event()
+            admitted.append(done)
+            done.wait()
+
+    requests = [eventlet.spawn(one) for _ in range(admission.limit + count)]
+    eventlet.sleep(0)
+    for _ in range(admission.limit + count):
+        clock.now += interval
+        admitted.pop(0).send()
+        eventlet.sleep(0)
+        eventlet.sleep(0)
+    for request in requests:
+        request.wait()
+
+
+def test_before_any_measurement_a_sane_service_time_is_assumed():
+    admission = Admission(4, 5.0, "gateway", clock=Clock())
+    assert admission.expected_wait() == pytest.approx(ASSUMED_SERVICE_SECONDS / 4)
+
+
+def test_the_interval_is_a_moving_average_of_slots_freeing_up_while_all_are_taken():
+    clock = Clock()
+    admission = Admission(2, 5.0, "gateway", clock=clock)
+    saturate(admission, clock, 0.01, 80)
+    assert admission.interval == pytest.approx(0.01, rel=0.01)
+    assert admission.expected_wait() == admission.interval  # slots are free now: nothing is silent
+    with admission.admit():  # requests one at a time, slots to spare: nothing to measure
+        clock.now += 1.0
+    assert admission.interval == pytest.approx(0.01, rel=0.01)
+
+
+def test_a_stalled_scope_shows_before_anything_frees_up():
+    clock = Clock()
+    admission = Admission(2, 5.0, "gateway", clock=clock)
+    saturate(admission, clock, 0.01, 80)
+    release = Event()
+    holders = [eventlet.spawn(hold, admission, release) for _ in range(2 + 39)]  # 2 in flight, 39 waiting
+    eventlet.sleep(0)
+    clock.now += 0.2  # no slot freed for 0.2 s (a busy moment): the 40th in line still expects 0.4 s
+    assert admission.expected_wait() == pytest.approx(0.4, rel=0.01)
+    clock.now += 4  # a stalled backend: nothing has come back for 4.2 s, so nothing expected sooner
+    assert admission.expected_wait() == pytest.approx(4.2)
+    release.send()
+    for holder in holders:
+        holder.wait()
     assert admission.in_flight == 0
-    with admission.admit():  # the slots are back
+
+
+def test_a_request_expected_to_wait_past_the_deadline_is_refused_at_once():
+    clock = Clock()
+    admission = Admission(1, 1.0, "donations", clock=clock)
+    release = Event()
+    holder = eventlet.spawn(hold, admission, release)
+    eventlet.sleep(0)
+    clock.now += 3.5  # the one in flight has held its slot for 3.5 s: a stall
+    started = time.monotonic()
+    with pytest.raises(Unavailable) as refused:
+        with admission.admit():
+            pass
+    assert time.monotonic() - started < 0.05
+    assert "donations service is busy" in refused.value.message
+    assert refused.value.details == {"retry_after": 3}  # 3.5 s expected, 1 s of it would be waited: ~3 s on
+    release.send()
+    holder.wait()
+
+
+def test_a_burst_the_measured_rate_serves_within_the_deadline_waits_and_is_served_in_full():
+    clock = Clock()
+    admission = Admission(2, 0.5, "gateway", clock=clock)
+    for _ in range(12):  # 200 per second through two slots, in small bursts (0.05 s assumed at first)
+        saturate(admission, clock, 0.005, 8)
+    release = Event()
+    holders = [eventlet.spawn(hold, admission, release, clock) for _ in range(2)]
+    eventlet.sleep(0)
+    # The k-th waiter expects k × 0.005 s (a shade more: the average still remembers the
+    # 0.05 s assumed): 99 of them fit in the 0.5 s (a fixed waiting room of "as many
+    # again as may run" would have refused all but 2).
+    burst = [eventlet.spawn(hold, admission, release, clock) for _ in range(99)]
+    eventlet.sleep(0)
+    with pytest.raises(Unavailable):  # the 100th would wait a shade over 0.5 s
+        with admission.admit():
+            pass
+    release.send()
+    for request in holders + burst:
+        request.wait()  # none refused
+    assert admission.in_flight == 0
+
+
+def test_a_waiter_is_never_kept_past_the_deadline():
+    admission = Admission(1, 0.2, "welfare")  # the real clock: 0.1 s assumed, so one may wait
+    release = Event()
+    holder = eventlet.spawn(hold, admission, release)
+    eventlet.sleep(0)
+    started = time.monotonic()
+    with pytest.raises(Unavailable) as refused:
+        with admission.admit():
+            pass
+    assert 0.18 < time.monotonic() - started < 0.4
+    assert refused.value.details["retry_after"] >= 1
+    release.send()
+    holder.wait()
+    assert admission.in_flight == 0
+    with admission.admit():  # the slot is back
         pass
 
 
-def test_as_many_may_wait_as_may_run_and_one_more_is_refused_at_once():
-    admission = Admission(1, 5.0, "gateway")
+def test_a_request_that_waited_in_the_gateway_waits_for_its_service_only_what_is_left():
+    admission = Admission(1, 5.0, "donations")
     release = Event()
-
-    def hold():
-        with admission.admit():
-            release.wait()
-
-    holder, waiter = eventlet.spawn(hold), eventlet.spawn(hold)
-    eventlet.sleep(0.01)  # one in flight, one waiting
+    holder = eventlet.spawn(hold, admission, release)
+    eventlet.sleep(0)
     started = time.monotonic()
     with pytest.raises(Unavailable):
-        with admission.admit():
+        with admission.admit(wait_until=started + 0.2):  # 4.8 s of its 5 s already spent
             pass
-    assert time.monotonic() - started < 0.05  # not the 5 s wait: there is no room to wait
+    assert 0.18 < time.monotonic() - started < 0.4
+    with pytest.raises(Unavailable):  # nothing left: refused at once
+        with admission.admit(wait_until=time.monotonic()):
+            pass
     release.send()
     holder.wait()
-    waiter.wait()
-    assert admission.in_flight == 0
 
 
 def test_a_slot_freed_within_the_wait_admits_the_waiter():
     admission = Admission(1, 0.5, "donations")
     release = Event()
-
-    def hold():
-        with admission.admit():
-            release.wait()
-
-    holder = eventlet.spawn(hold)
+    holder = eventlet.spawn(hold, admission, release)
     eventlet.sleep(0)
     eventlet.spawn_after(0.05, release.send)
     with admission.admit():  # waits about 0.05 s, then gets the slot
         assert admission.in_flight == 1
+    holder.wait()
+
+
+def test_a_deadline_of_zero_refuses_whatever_finds_no_free_slot():
+    admission = Admission(1, 0, "gateway")
+    release = Event()
+    holder = eventlet.spawn(hold, admission, release)
+    eventlet.sleep(0)
+    with pytest.raises(Unavailable):
+        with admission.admit():
+            pass
+    release.send()
     holder.wait()
 
 
@@ -83,6 +203,11 @@ def test_a_limit_of_zero_admits_everything():
 ])
 def test_the_gateway_bound_keeps_workers_for_the_event_handlers(config, limit):
     assert gateway_admission(config).limit == limit
+
+
+def test_the_deadline_is_one_setting_with_a_default_of_a_few_seconds():
+    assert gateway_admission({"max_workers": 10}).deadline == 5.0
+    assert gateway_admission({"max_workers": 10, "ADMISSION_DEADLINE": "0.5"}).deadline == 0.5
 
 
 def route_answering_slowly(admission: Admission, seconds: float, **kwargs) -> ApiEntrypoint:
@@ -103,22 +228,26 @@ def answer_at_once(route: ApiEntrypoint, count: int) -> list[tuple[int, float, o
 
 
 def test_a_saturated_gateway_answers_503_with_retry_after_at_once_and_serves_what_it_admitted():
-    route = route_answering_slowly(Admission(2, 0.02, "gateway"), 0.3)
-    answers = answer_at_once(route, 6)
+    # 0.3 s a request through two slots, a slot free every 0.15 s: with a deadline of 0.4 s,
+    # two may wait (0.15 s, 0.3 s expected); the rest are refused at once.
+    admission = Admission(2, 0.4, "gateway")
+    admission.interval = 0.15
+    route = route_answering_slowly(admission, 0.3)
+    answers = answer_at_once(route, 8)
     admitted = [(r, s) for r, s in answers if r.status_code == 201]
     shed = [(r, s) for r, s in answers if r.status_code == 503]
-    assert len(admitted) == 2 and len(shed) == 4
+    assert len(admitted) == 4 and len(shed) == 4
     for response, seconds in shed:
-        assert seconds < 0.15  # the short wait, not the 0.3 s the admitted take
+        assert seconds < 0.1  # at once, not after a wait
         assert response.headers["Retry-After"] == "1"
         error = json.loads(response.get_data())["error"]
         assert error["code"] == "unavailable" and error["details"] == {"retry_after": 1}
-    assert all(seconds >= 0.29 for _, seconds in admitted)
+    assert sorted(round(seconds, 1) for _, seconds in admitted) == [0.3, 0.3, 0.6, 0.6]
 
 
 @pytest.mark.parametrize("kwargs", [{"shed": False}, {"event_stream": True}])
 def test_probes_and_streams_are_never_shed(kwargs):
-    route = route_answering_slowly(Admission(1, 0.01, "gateway"), 0.05, **kwargs)
+    route = route_answering_slowly(Admission(1, 0, "gateway"), 0.05, **kwargs)
     assert [r.status_code for r, _ in answer_at_once(route, 4)] == [201] * 4
 
 
@@ -135,17 +264,17 @@ class StalledProxy:
 
 def test_calls_to_one_service_past_its_bound_are_shed_and_probes_still_pass():
     backend = StalledProxy()
-    admission = Admission(1, 0.02, "donations")
+    admission = Admission(1, 0.02, "donations")  # 0.1 s assumed per call: more than the deadline
     proxy = _DeadlineProxy(backend, "donations", 5, admission)
     first = eventlet.spawn(proxy.record_donation, "c1", {})
     eventlet.sleep(0.01)
     started = time.monotonic()
     with pytest.raises(Unavailable) as refused:
         proxy.record_donation("c1", {})
-    assert time.monotonic() - started < 0.15
+    assert time.monotonic() - started < 0.05
     assert refused.value.details["retry_after"] == 1
     assert "donations service is busy" in refused.value.message
-    probe = eventlet.spawn(proxy.ping)  # not bounded: readiness must not fail because the service is busy
+    probe = eventlet.spawn(proxy.ping)  # not bounded: a busy service still answers a probe
     eventlet.sleep(0.01)
     backend.answer.send({"receipt_no": "X-000001"})
     assert first.wait() == {"receipt_no": "X-000001"}

@@ -11,6 +11,7 @@ PUBLIC = {
     ("post", "/api/v1/auth/token"),
     ("get", "/api/v1/health"),
     ("get", "/api/v1/ready"),
+    ("get", "/api/v1/health/services"),
     ("get", "/api/v1/openapi.json"),
     ("get", "/api/v1/receipts/{receipt_no}"),  # a donor looks up a receipt by number and code
     ("get", "/api/v1/public/summary"),  # the transparency page's figures
@@ -214,6 +215,9 @@ def test_the_error_shape_has_code_message_and_details(spec):
     not_ready = spec["paths"]["/api/v1/ready"]["get"]["responses"]["503"]["content"]["application/json"]["schema"]
     assert resolve(spec, not_ready)["required"] == ["error"]
     assert {"status", "checks"} <= set(resolve(spec, not_ready)["properties"])
+    degraded = spec["paths"]["/api/v1/health/services"]["get"]["responses"]["503"]["content"]["application/json"]
+    assert resolve(spec, degraded["schema"])["required"] == ["error"]
+    assert {"status", "services"} <= set(resolve(spec, degraded["schema"])["properties"])
 
 
 def test_a_webhook_url_is_a_uri(spec):
