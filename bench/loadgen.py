@@ -16,6 +16,8 @@ The spec (JSON on stdin):
                   answers, on up to `max_connections` (overload, shedding);
                   latency counts from the scheduled time, so a client that
                   fell behind does not hide the server's queue
+                  "burst": `count` requests at once, each on a connection of
+                  its own, none retried (a crowd at the donation table)
     duration      seconds measured, after `warmup` seconds not counted
     timeout       seconds after which a request counts as hung (and is dropped)
     record        a field of each 2xx answer's JSON to return with the send time
@@ -252,14 +254,21 @@ class LoadGenerator:
         for connection in idle:
             connection.close()
 
+    async def burst(self, count: int):
+        begin = time.monotonic()
+        self.window = (begin, begin + 1)  # every request starts at `begin`: all are counted
+        await asyncio.gather(*(self.one(None, begin) for _ in range(count)))
+
     def result(self, cpu_seconds: float, wall: float) -> dict:
         duration = self.window[1] - self.window[0]
         # closed loop: 2xx answered inside the window; open loop: the 2xx of the requests
         # scheduled in the window, over the time until the last of them was answered
         span = duration if self.spec["mode"] == "closed" else max(duration, self.last_ok - self.window[0])
+        if self.spec["mode"] == "burst":  # from the burst to its last 2xx answer
+            span = max(1e-3, self.last_ok - self.window[0])
         return {
             "mode": self.spec["mode"], "duration_s": round(duration, 2),
-            "connections": self.spec.get("connections"), "rate": self.spec.get("rate"),
+            "connections": self.spec.get("connections"), "rate": self.spec.get("rate"), "count": self.spec.get("count"),
             "sent": self.sent, "answered": self.answered, "status": self.status, "errors": self.errors,
             "hung": self.hung, "waited_for_connection": self.waited_for_connection,
             "ok_per_s": round((self.ok_in_window if self.spec["mode"] == "closed" else len(self.ok_ms)) / span, 1),
@@ -277,6 +286,8 @@ async def main_async(spec: dict) -> dict:
     warmup, duration = float(spec.get("warmup", 1)), float(spec["duration"])
     if spec["mode"] == "closed":
         await generator.closed_loop(int(spec["connections"]), warmup, duration)
+    elif spec["mode"] == "burst":
+        await generator.burst(int(spec["count"]))
     else:
         await generator.open_loop(float(spec["rate"]), int(spec.get("max_connections", 256)), warmup, duration)
     usage = resource.getrusage(resource.RUSAGE_SELF)

@@ -437,6 +437,24 @@ class Bench:
             self.settle()
         self.report["open_loop"] = {"max_rate": max_rate, "max_at_connections": best["connections"], **steps}
 
+    def burst(self):
+        progress(f"6. bursts of {self.args.burst} requests at once, none retried; "
+                 "donation writes at the default admission deadline, and the bare path")
+        bursts = []
+        for count in self.args.burst:
+            for target in ("donations", "bare"):
+                result = self.load(target, mode="burst", count=count, warmup=0, duration=0, timeout=30)
+                result["target"] = target
+                bursts.append(result)
+                shed = result["latency_shed_ms"]
+                progress(f"   {target:9} {count:>5} at once: {result['status']} errors {result['errors']}; "
+                         f"last 2xx after {result['answer_span_s']:.2f} s, 2xx p50 "
+                         f"{result['latency_ok_ms'].get('p50', 0):.0f} ms; shed p50 {shed.get('p50', 0):.0f}"
+                         f" max {shed.get('max', 0):.0f} ms")
+                self.settle()
+        self.report["burst"] = bursts
+        self.report["admission_deadline"] = os.environ.get("LINLI_GATEWAY_ADMISSION_DEADLINE", "unset: 5 s")
+
     def settle(self, timeout: float = 60):
         """After an overload: wait until the gateway answers a read quickly again."""
         deadline = time.monotonic() + timeout
@@ -750,6 +768,21 @@ def markdown(report: dict) -> str:
                          f" / {r['latency_ok_ms'].get('p99', 0):.1f} | {shed} of {r['sent']} | "
                          f"{r['latency_shed_ms'].get('p99', '')} | {other or ''} | {r['hung']} | {cpu(r)} |")
         lines.append("")
+    if report.get("burst"):
+        lines += ["## Bursts: requests at once, each on its own connection, none retried", "",
+                  "Donation writes through the gateway at its admission deadline "
+                  f"(`LINLI_GATEWAY_ADMISSION_DEADLINE` {report['admission_deadline']}), "
+                  "and the bare path beside them.", "",
+                  "| path | at once | 2xx | shed (429/503) | other | last 2xx after s | 2xx p50 / p99 ms | "
+                  "shed p50 / max ms |", "|---|---|---|---|---|---|---|---|"]
+        for r in report["burst"]:
+            ok, shed = r["latency_ok_ms"], r["latency_shed_ms"]
+            other = {k: v for k, v in r["status"].items() if not k.startswith("2") and k not in ("429", "503")}
+            other.update(r["errors"])
+            lines.append(f"| {r['target']} | {r['count']} | {ok['n']} | {shed['n']} | {other or ''} | "
+                         f"{r['answer_span_s']:.2f} | {ok.get('p50', 0):.0f} / {ok.get('p99', 0):.0f} | "
+                         f"{shed.get('p50', 0):.0f} / {shed.get('max', 0):.0f} |")
+        lines.append("")
     if report.get("scaling"):
         lines += [f"## Donation instances (closed loop, {report['scaling'][0]['connections']} connections)", "",
                   "| instances | ok/s | p50 ms | p95 ms | p99 ms | non-2xx | cpu |", "|---|---|---|---|---|---|---|"]
@@ -862,7 +895,9 @@ def main() -> int:
     parser.add_argument("--postgres", default=os.environ.get("LINLI_BENCH_POSTGRES"), metavar="SERVER_URL",
                         help="PostgreSQL mode: a database per service on this server, e.g. "
                              "postgresql://postgres@127.0.0.1:5432 (or LINLI_BENCH_POSTGRES); default SQLite")
-    parser.add_argument("--only", nargs="+", choices=["curve", "alerts", "open", "scaling", "totals"],
+    parser.add_argument("--burst", type=int, nargs="+", help="requests sent at once in each burst "
+                        "(default 250 1000; quick 250)")
+    parser.add_argument("--only", nargs="+", choices=["curve", "alerts", "open", "scaling", "totals", "burst"],
                         help="run only these phases (open and scaling need curve)")
     parser.add_argument("--targets", nargs="+", choices=["donations", "cases", "bare"],
                         default=["donations", "cases", "bare"],
@@ -875,13 +910,13 @@ def main() -> int:
     defaults = {"duration": 3 if quick else 10, "warmup": 1 if quick else 1,
                 "concurrency": [1, 8, 32] if quick else [1, 2, 4, 8, 16, 32, 64],
                 "sizes": [10_000, 100_000] if quick else [10_000, 1_000_000], "reads": 60 if quick else 300,
-                "alert_cases": 30 if quick else 200}
+                "alert_cases": 30 if quick else 200, "burst": [250] if quick else [250, 1000]}
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
     out = args.out or RESULTS / ("quick" if quick else "report")
     plot_path = args.plot or (RESULTS / "quick.png" if quick else REPO_ROOT / "docs" / "bench.png")
-    phases = args.only or ["curve", "alerts", "open", "scaling", "totals"]
+    phases = args.only or ["curve", "alerts", "open", "scaling", "totals", "burst"]
     if {"open", "scaling"} & set(phases) and "curve" not in phases:
         parser.error("--only open/scaling need the curve's maximum: add curve")
 
@@ -892,7 +927,7 @@ def main() -> int:
         try:
             bench.start()
             for phase, run in (("curve", bench.curve), ("alerts", bench.alert_latency), ("open", bench.open_loop),
-                               ("scaling", bench.scaling), ("totals", bench.totals)):
+                               ("scaling", bench.scaling), ("totals", bench.totals), ("burst", bench.burst)):
                 if phase in phases:
                     run()
         except (Exception, KeyboardInterrupt) as error:

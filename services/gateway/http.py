@@ -46,6 +46,10 @@ LISTEN_BACKLOG = 1024  # connections the kernel holds until the server accepts t
 DEFAULT_ADMISSION_DEADLINE = 5.0  # seconds a request may wait for a slot; expected to wait longer: refused at once
 ASSUMED_SERVICE_SECONDS = 0.1     # how long a request holds its slot, before anything was measured
 SMOOTHING = 0.1                   # weight of each new measurement in the moving average
+# Idle this long, a scope starts its next busy period from no faster than the assumption: the
+# rate measured as the last burst drained (the gateway no longer reading new requests) is
+# quicker than the next burst will see, and it would let in more than the deadline serves.
+FORGET_AFTER_SECONDS = 2.0
 MAX_RETRY_AFTER = 30
 WORKERS_KEPT_FOR_EVENTS = 2       # of max_workers: the alert and feed consumers always find one
 
@@ -60,17 +64,21 @@ class Admission:
     fast the queue drains, whatever kinds of request are in it. And it is at
     least as long as no slot has freed up: a stalled backend is not expected
     to free one within the deadline once it has freed none for as long.
-    A waiter is never kept past the deadline. A limit of 0 admits everything."""
+    A busy period after an idle one starts from no faster than the assumption
+    (FORGET_AFTER_SECONDS). A waiter is never kept past the deadline. A limit
+    of 0 admits everything."""
 
     def __init__(self, limit: int, deadline: float, scope: str, clock=time.monotonic):
         self.limit = max(0, int(limit))
         self.deadline = max(0.0, float(deadline))
         self.scope = scope  # for the metric and the message: "gateway" or a service's name
-        self.interval = ASSUMED_SERVICE_SECONDS / max(1, self.limit)  # seconds between slots freeing up
+        self.assumed = ASSUMED_SERVICE_SECONDS / max(1, self.limit)
+        self.interval = self.assumed  # seconds between slots freeing up while all are taken
         self._clock = clock
         self._slots = Semaphore(self.limit) if self.limit else None
         self._waiting = 0
         self._full_since = clock()  # when a slot last freed up, or the last free one was taken
+        self._measured_at = clock()  # the last interval measured
 
     @property
     def in_flight(self) -> int:
@@ -103,13 +111,15 @@ class Admission:
                 self._refuse(self.expected_wait())
         elif self._slots.locked():  # took the last free slot: all are taken from now
             self._full_since = self._clock()
+            if self._full_since - self._measured_at > FORGET_AFTER_SECONDS:  # a new busy period
+                self.interval = max(self.interval, self.assumed)
         try:
             yield
         finally:
             now = self._clock()
             if self._waiting or self._slots.locked():  # all were taken (or are, once the waiters wake): measured
                 self.interval += SMOOTHING * (now - self._full_since - self.interval)
-                self._full_since = now
+                self._full_since = self._measured_at = now
             self._slots.release()
 
     def _refuse(self, expected: float):

@@ -289,3 +289,36 @@ def test_a_timed_out_call_gives_its_slot_back():
         proxy.open_case({})
     assert "did not answer in time" in timed_out.value.message
     assert admission.in_flight == 0
+
+
+def test_a_busy_period_after_an_idle_one_starts_from_no_faster_than_assumed():
+    """The rate measured as the last burst drained is quicker than the next
+    burst sees (the gateway then also reads every new request): the next one
+    starts from the assumption, and refuses at once what it could not serve."""
+    clock = Clock()
+    admission = Admission(2, 5.0, "gateway", clock=clock)
+    saturate(admission, clock, 0.001, 40)  # a burst that drained fast
+    assert admission.interval < 0.002
+    clock.now += 10  # idle
+    release = Event()
+    holders = [eventlet.spawn(hold, admission, release) for _ in range(2)]  # all slots taken again
+    eventlet.sleep(0)
+    assert admission.interval == admission.assumed == pytest.approx(ASSUMED_SERVICE_SECONDS / 2)
+    release.send()
+    for holder in holders:
+        holder.wait()
+
+
+def test_a_busy_period_right_after_another_keeps_what_was_measured():
+    clock = Clock()
+    admission = Admission(2, 5.0, "gateway", clock=clock)
+    saturate(admission, clock, 0.001, 40)
+    measured = admission.interval
+    clock.now += 0.5  # less than FORGET_AFTER_SECONDS
+    release = Event()
+    holders = [eventlet.spawn(hold, admission, release) for _ in range(2)]
+    eventlet.sleep(0)
+    assert admission.interval == measured < 0.002
+    release.send()
+    for holder in holders:
+        holder.wait()
