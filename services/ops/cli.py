@@ -180,7 +180,7 @@ def cmd_serve(args) -> int:
     environment `linli up` gives that service, then nameko in this process's
     place (so that signals and the exit status are nameko's own)."""
     from services.ops import brokerusers
-    from services.ops.stack import BROKER_PASSWORDS, SERVICE_CLASSES
+    from services.ops.stack import BROKER_PASSWORDS
 
     stack = Stack(Path(args.var), metrics_port=args.metrics_port, broker_users=not args.no_broker_users)
     if stack.broker_users:
@@ -191,8 +191,7 @@ def cmd_serve(args) -> int:
             return 1
         stack.service_uris = {args.service: uri}
     env = stack.process_env(args.service)
-    command = [sys.executable, "-m", "nameko", "run", "--config",
-               str(linli_config.config_path(args.service)), SERVICE_CLASSES[args.service]]
+    command = stack.command(args.service)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, command, env)
