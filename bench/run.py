@@ -682,6 +682,12 @@ def noise(report: dict) -> list[str]:
             + ", ".join(disturbed) + ".", ""]
 
 
+def other_answers(result: dict) -> dict:
+    """What came back neither 2xx nor shed (429/503): statuses and client errors, by count."""
+    return {k: v for k, v in result["status"].items() if not k.startswith("2") and k not in ("429", "503")} | \
+        result["errors"]
+
+
 def markdown(report: dict) -> str:
     m = report["machine"]
     lines = [f"# Linli benchmark, {report['started_at']}", "",
@@ -762,8 +768,7 @@ def markdown(report: dict) -> str:
         for step in ("50%", "150%"):
             r = o[step]
             shed = sum(v for k, v in r["status"].items() if k in ("429", "503"))
-            other = {k: v for k, v in r["status"].items() if not k.startswith("2") and k not in ("429", "503")}
-            other.update(r["errors"])
+            other = other_answers(r)
             lines.append(f"| {step} | {r['rate']:.0f} | {r['ok_per_s']:.0f} | {r['latency_ok_ms'].get('p50', 0):.1f}"
                          f" / {r['latency_ok_ms'].get('p99', 0):.1f} | {shed} of {r['sent']} | "
                          f"{r['latency_shed_ms'].get('p99', '')} | {other or ''} | {r['hung']} | {cpu(r)} |")
@@ -777,8 +782,7 @@ def markdown(report: dict) -> str:
                   "shed p50 / max ms |", "|---|---|---|---|---|---|---|---|"]
         for r in report["burst"]:
             ok, shed = r["latency_ok_ms"], r["latency_shed_ms"]
-            other = {k: v for k, v in r["status"].items() if not k.startswith("2") and k not in ("429", "503")}
-            other.update(r["errors"])
+            other = other_answers(r)
             lines.append(f"| {r['target']} | {r['count']} | {ok['n']} | {shed['n']} | {other or ''} | "
                          f"{r['answer_span_s']:.2f} | {ok.get('p50', 0):.0f} / {ok.get('p99', 0):.0f} | "
                          f"{shed.get('p50', 0):.0f} / {shed.get('max', 0):.0f} |")

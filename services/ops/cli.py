@@ -64,10 +64,7 @@ def cmd_up(args) -> int:
             return 1
         stack.prepare()
     except Exception as exc:
-        print(f"linli: cannot prepare ({type(exc).__name__}: {exc}). Is the broker running?"
-              " `make broker` starts one. Each service's broker user is made through RabbitMQ's management"
-              " API (LINLI_AMQP_MANAGEMENT_URL, default port 15672) by AMQP_URI's user, an administrator.",
-              file=sys.stderr)
+        cannot_prepare(stack, exc)
         return 1
     if args.demo:
         accounts.create_admin(stack.db_url("gateway"), *demo.DEMO_ADMIN, name="Community office",
@@ -164,10 +161,7 @@ def cmd_prepare(args) -> int:
             if time.monotonic() < deadline:  # at boot the broker may still be starting
                 time.sleep(2)
                 continue
-            print(f"linli: cannot prepare ({type(exc).__name__}: {exc}). Is the broker running at "
-                  f"{_safe_uri(stack.env['AMQP_URI'])}? Each service's broker user is made through RabbitMQ's"
-                  " management API (LINLI_AMQP_MANAGEMENT_URL, default port 15672) by AMQP_URI's user,"
-                  " an administrator.", file=sys.stderr)
+            cannot_prepare(stack, exc)
             return 1
     users = "each service's broker user" if stack.broker_users else "no broker users (--no-broker-users)"
     print(f"linli: prepared {_safe_uri(stack.env['AMQP_URI'])}: databases migrated, queues declared, {users}; "
@@ -195,6 +189,13 @@ def cmd_serve(args) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, command, env)
+
+
+def cannot_prepare(stack: Stack, exc: Exception):
+    print(f"linli: cannot prepare ({type(exc).__name__}: {exc}). Is the broker running at "
+          f"{_safe_uri(stack.env['AMQP_URI'])}? `make broker` starts one. Each service's broker user is made"
+          " through RabbitMQ's management API (LINLI_AMQP_MANAGEMENT_URL, default port 15672) by AMQP_URI's user,"
+          " an administrator.", file=sys.stderr)
 
 
 def _safe_uri(uri: str) -> str:

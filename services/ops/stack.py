@@ -203,7 +203,7 @@ class Stack:
     def start_process(self, service: str, index: int = 0) -> subprocess.Popen:
         if self.broker_users and not self.service_uris:
             raise RuntimeError("prepare() makes the services' broker users: call it first")
-        log_path = self.var_dir / "log" / f"{service}-{index}.log"
+        log_path = self.log_path(service, index)
         command = self.command(service)
         descriptor = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(descriptor, "ab") as log:
@@ -285,7 +285,7 @@ class Stack:
             self.restart_due[key] = now + delay
             self.restarts[service] += 1
             SERVICE_RESTARTS.labels(service).inc()
-            log = self.var_dir / "log" / f"{service}-{index}.log"
+            log = self.log_path(service, index)
             say(f"{service}-{index} exited ({exit_status(process.returncode)}); restarting in {delay:g}s "
                 f"({service} restarts: {self.restarts[service]}); its log: {log}")
             if backoff.failures == CANNOT_START_AFTER:
@@ -361,6 +361,9 @@ class Stack:
         self.processes.clear()
         self.restart_due.clear()
 
+    def log_path(self, service: str, index: int = 0) -> Path:
+        return self.var_dir / "log" / f"{service}-{index}.log"
+
     def log_tail(self, service: str, index: int = 0, lines: int = 30) -> str:
-        path = self.var_dir / "log" / f"{service}-{index}.log"
+        path = self.log_path(service, index)
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
