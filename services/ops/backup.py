@@ -44,7 +44,9 @@ from services.common import broker, events
 from services.common import config as linli_config
 from services.common.db import KernelTables
 from services.contracts import SUBSCRIPTIONS
-from services.ops.stack import BROKER_PASSWORDS, SERVICES, make_private, private_files, running_on
+from services.ops.stack import (
+    BROKER_PASSWORDS, SERVICES, database_variable, default_database_url, make_private, private_files, running_on,
+)
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -296,8 +298,8 @@ def database_urls(var_dir: Path, env: dict | None = None) -> dict[str, str]:
     """Each service's database as `linli up` would use it: LINLI_<SERVICE>_DB,
     else var/<service>.db."""
     env = dict(os.environ if env is None else env)
-    return {service: env.get(f"LINLI_{service.upper()}_DB")
-            or f"sqlite:///{(Path(var_dir) / f'{service}.db').resolve()}" for service in SERVICES}
+    return {service: env.get(database_variable(service)) or default_database_url(var_dir, service)
+            for service in SERVICES}
 
 
 # -- restoring ---------------------------------------------------------------------------

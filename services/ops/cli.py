@@ -17,7 +17,7 @@ from services.common import config as linli_config  # noqa: E402
 from services import contracts  # noqa: E402
 from services.common import deadletters, events, migrations  # noqa: E402
 from services.gateway import accounts  # noqa: E402
-from services.ops.stack import BACKENDS, PRIVATE_UMASK, SERVICES, Stack, service_env  # noqa: E402
+from services.ops.stack import BACKENDS, PRIVATE_UMASK, SERVICES, Stack, database_variable, service_env  # noqa: E402
 
 
 def _scale(values: list[str]) -> dict[str, int]:
@@ -249,7 +249,7 @@ def cmd_migrate(args) -> int:
         return 2
     env = service_env(Path(args.var))
     for service in args.services or SERVICES:
-        migrations.upgrade(service, env[f"LINLI_{service.upper()}_DB"])
+        migrations.upgrade(service, env[database_variable(service)])
         print(f"linli: {service} migrated")
     return 0
 

@@ -98,6 +98,15 @@ def read_or_make_secret(path: Path, make) -> str:
     return path.read_text().strip()
 
 
+def database_variable(service: str) -> str:
+    return f"LINLI_{service.upper()}_DB"
+
+
+def default_database_url(var_dir: Path, service: str) -> str:
+    """A service's database when LINLI_<SERVICE>_DB names none: a SQLite file in var/."""
+    return f"sqlite:///{(Path(var_dir) / f'{service}.db').resolve()}"
+
+
 def service_env(var_dir: Path, base: dict | None = None) -> dict:
     """The environment of one stack's processes: broker, a SQLite file per
     service unless a URL is given, the token secret and the key pair that vouches
@@ -108,7 +117,7 @@ def service_env(var_dir: Path, base: dict | None = None) -> dict:
     # eventlet's notice, and setuptools' about nameko's import of pkg_resources, once per process
     env.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning,ignore:pkg_resources is deprecated:UserWarning")
     for service in SERVICES:
-        env.setdefault(f"LINLI_{service.upper()}_DB", f"sqlite:///{(var_dir / f'{service}.db').resolve()}")
+        env.setdefault(database_variable(service), default_database_url(var_dir, service))
     if not env.get("LINLI_JWT_SECRET"):
         env["LINLI_JWT_SECRET"] = read_or_make_secret(var_dir / "jwt-secret", lambda: secrets.token_urlsafe(32))
     if not env.get("LINLI_CALLER_SIGNING_KEY") and not env.get("LINLI_CALLER_PUBLIC_KEY"):
@@ -177,7 +186,7 @@ class Stack:
         return f"http://127.0.0.1:{self.port}"
 
     def db_url(self, service: str) -> str:
-        return self.env[f"LINLI_{service.upper()}_DB"]
+        return self.env[database_variable(service)]
 
     def prepare(self):
         """Migrate every database, declare every queue and make each service's
