@@ -474,5 +474,26 @@ def require_json(request):
                                {"fields": {"Content-Type": ["Not application/json."]}})
 
 
-def html_response(html: str) -> Response:
-    return Response(html, mimetype="text/html", headers={"Cache-Control": "no-cache"})
+# Pages run only the scripts and styles the gateway serves from /static/: no inline script, no other
+# site's; they talk only to this origin, cannot be framed, and tell no other site where they were.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+                               "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+                               "frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+}
+
+
+def html_response(html: str, inline_allowed: bool = False) -> Response:
+    headers = {"Cache-Control": "no-cache"} if inline_allowed else {"Cache-Control": "no-cache", **PAGE_HEADERS}
+    return Response(html, mimetype="text/html", headers=headers)
+
+
+def static_response(request, body: bytes, mimetype: str) -> Response:
+    """A page's script, style or licence: revalidated on each load (no-cache), so an
+    upgrade is seen at the next reload while an unchanged file costs a 304 at most."""
+    response = Response(body, mimetype=mimetype, headers={"Cache-Control": "no-cache", **PAGE_HEADERS})
+    response.add_etag()
+    return response.make_conditional(request)

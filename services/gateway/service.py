@@ -31,7 +31,7 @@ from services.common.service import KernelEntrypoints
 from services.contracts import notifications as notification_events
 from services.gateway import accounts, auth
 from services.gateway.auth import ADMIN, ANY_ROLE, MEMBER_OR_ADMIN
-from services.gateway.http import api, error_payload, html_response, json_response
+from services.gateway.http import api, error_payload, html_response, json_response, static_response
 from services.gateway.models import Account, kernel
 from services.gateway.openapi import build_spec
 from services.gateway.passwords import PasswordHashing
@@ -60,8 +60,13 @@ from services.welfare.schemas import (
 
 log = logging.getLogger(__name__)
 
-PAGES = {name: (Path(__file__).parent / "pages" / f"{name}.html").read_text(encoding="utf-8")
-         for name in ("dashboard", "public")}
+PAGES_DIR = Path(__file__).parent / "pages"
+PAGES = {name: (PAGES_DIR / f"{name}.html").read_text(encoding="utf-8") for name in ("dashboard", "public", "app")}
+# The pages' scripts, styles and vendored libraries, read once: /static/<path> serves exactly these.
+STATIC_TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css", ".txt": "text/plain",
+                ".md": "text/plain", ".svg": "image/svg+xml"}
+STATIC = {path.relative_to(PAGES_DIR / "static").as_posix(): (path.read_bytes(), STATIC_TYPES[path.suffix])
+          for path in sorted((PAGES_DIR / "static").rglob("*")) if path.suffix in STATIC_TYPES}
 # What the public page shows of a campaign: totals and where goods went, nothing about people.
 PUBLIC_CAMPAIGN_FIELDS = ("id", "name", "goal_fen", "starts_on", "ends_on", "status", "totals",
                           "progress_percent", "goods_sent")
@@ -558,12 +563,34 @@ class GatewayService(KernelEntrypoints):
     @api("GET", "/", roles=None, prefix="", in_openapi=False, shed=False)
     def dashboard_page(self, request):
         """The dashboard for the office's wall: counters, bars, zones, a live feed."""
-        return html_response(PAGES["dashboard"])
+        return html_response(PAGES["dashboard"], inline_allowed=True)
+
+    @api("GET", "/dashboard", roles=None, prefix="", in_openapi=False, shed=False)
+    def wall_page(self, request):
+        """The same dashboard, at an address that always stays on it (an admin opening `/` goes to /app/)."""
+        return html_response(PAGES["dashboard"], inline_allowed=True)
 
     @api("GET", "/public", roles=None, prefix="", in_openapi=False, shed=False)
     def public_page(self, request):
         """The transparency page: each drive's totals and where goods went; receipt lookup."""
-        return html_response(PAGES["public"])
+        return html_response(PAGES["public"], inline_allowed=True)
+
+    @api("GET", "/app/", roles=None, prefix="", in_openapi=False, shed=False)
+    def office_page(self, request):
+        """The community office's workspace: members, zones and teams, drives and
+        the donation table, households and cases, categories, exports."""
+        return html_response(PAGES["app"])
+
+    @api("GET", "/app", roles=None, prefix="", in_openapi=False, shed=False)
+    def office_page_slash(self, request):
+        return Response(status=308, headers={"Location": "/app/"})
+
+    @api("GET", "/static/<path:name>", roles=None, prefix="", in_openapi=False, shed=False)
+    def static_file(self, request, name):
+        """The pages' own files; anything else is a 404 (no path reaches the disk)."""
+        if name not in STATIC:
+            raise NotFound("No such file.")
+        return static_response(request, *STATIC[name])
 
     @api("GET", "/public/summary", roles=None)
     def public_summary(self, request):

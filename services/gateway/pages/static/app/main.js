@@ -1,0 +1,105 @@
+// The office's workspace: log in, then one page per daily task, found by the
+// address after `#` (so a reload or a bookmark opens the same page).
+import { render, useEffect, useState } from "/static/vendor/htm-preact.module.js";
+import { api, onBusy, session } from "./api.js";
+import { html, Field, Problem, useForm, loadCategories } from "./ui.js";
+import { DeskPage } from "./desk.js";
+import { DrivesPage } from "./drives.js";
+import { ReceiptPage } from "./receipt.js";
+import { MembersPage } from "./members.js";
+import { ZonesPage } from "./zones.js";
+import { HouseholdsPage } from "./households.js";
+import { CasesPage } from "./cases.js";
+import { CategoriesPage } from "./categories.js";
+import { AuditPage } from "./audit.js";
+
+// [hash path, nav text, page]; a page gets the rest of the path as `args`.
+const PAGES = [
+  ["desk", "捐赠登记 Donation table", DeskPage],
+  ["drives", "募捐活动 Drives", DrivesPage],
+  ["members", "成员 Members", MembersPage],
+  ["zones", "片区与巡逻队 Zones and teams", ZonesPage],
+  ["households", "住户 Households", HouseholdsPage],
+  ["cases", "帮扶个案 Cases", CasesPage],
+  ["categories", "类别 Categories", CategoriesPage],
+  ["audit", "查阅记录 Audit log", AuditPage],
+];
+const HIDDEN = [["receipt", ReceiptPage]]; // opened from a page, not the menu
+
+function route() {
+  const [name = "desk", ...args] = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  return { name, args };
+}
+
+function Login() {
+  const form = useForm({ username: "", password: "" });
+  const submit = (event) => {
+    event.preventDefault();
+    form.submit(async (values) => {
+      const token = await api("POST", "/auth/token", { body: values });
+      session.start(token.access_token);
+    });
+  };
+  return html`<form class="card login" onSubmit=${submit} aria-label="登录 Log in">
+    <h1>邻里 Linli · 社区办公 Community office</h1>
+    <${Field} label="用户名 Username" name="username" value=${form.values.username} onInput=${form.set("username")}
+      autocomplete="username" autofocus error=${form.errors.username} />
+    <${Field} label="密码 Password" name="password" type="password" value=${form.values.password}
+      onInput=${form.set("password")} autocomplete="current-password" error=${form.errors.password} />
+    <${Problem} error=${form.problem} />
+    <p><button class="primary" type="submit" disabled=${form.busy}>登录 Log in</button></p>
+  </form>`;
+}
+
+function NotForYou() {
+  return html`<main><div class="notice bad" role="alert">此工作台供社区办公室使用；您的账号没有管理员权限。
+    This workspace is for the community office: your account is not an admin.
+    <a href="/">大屏 Dashboard</a></div>
+    <button onClick=${() => session.end()}>退出 Log out</button></main>`;
+}
+
+function Busy() {
+  const [seconds, setSeconds] = useState(0);
+  useEffect(() => onBusy(setSeconds), []);
+  return seconds ? html`<div class="notice busy no-print" role="status">系统繁忙，${seconds} 秒后自动重试（不会重复登记）。
+    Busy: retrying in ${seconds} s (nothing is recorded twice).</div>` : null;
+}
+
+function App() {
+  const [, setTick] = useState(0);
+  const [where, setWhere] = useState(route);
+  const [ready, setReady] = useState(false);
+  useEffect(() => session.onChange(() => { setReady(false); setTick((t) => t + 1); }), []);
+  useEffect(() => {
+    const onHash = () => setWhere(route());
+    addEventListener("hashchange", onHash);
+    return () => removeEventListener("hashchange", onHash);
+  }, []);
+  const loggedIn = Boolean(session.token);
+  useEffect(() => {
+    // The community's categories label every page: load them before the first one shows.
+    if (loggedIn && !ready) loadCategories(true).then(() => setReady(true), () => setReady(true));
+  }, [loggedIn, ready]);
+  if (!loggedIn) return html`<${Login} />`;
+  if (!session.roles().includes("admin")) return html`<${NotForYou} />`;
+  const page = PAGES.find(([name]) => name === where.name) || HIDDEN.find(([name]) => name === where.name);
+  const Page = page ? page[page.length - 1] : null;
+  return html`
+    <header class="top no-print">
+      <span class="brand">邻里 Linli</span>
+      <nav aria-label="页面 Pages">
+        ${PAGES.map(([name, text]) => html`<a href=${"#/" + name}
+          aria-current=${where.name === name ? "page" : undefined}>${text}</a>`)}
+        <a href="/dashboard">大屏 Dashboard</a>
+      </nav>
+      <button onClick=${() => session.end()}>退出 Log out</button>
+    </header>
+    <${Busy} />
+    <main>
+      ${!ready ? html`<p class="loading">正在加载 Loading…</p>`
+        : Page ? html`<${Page} args=${where.args} key=${where.name} />`
+        : html`<p>没有这个页面。No such page. <a href="#/desk">捐赠登记 Donation table</a></p>`}
+    </main>`;
+}
+
+render(html`<${App} />`, document.getElementById("app"));

@@ -1,0 +1,138 @@
+// The pieces every page is made of: labelled fields whose errors stand next to
+// them, buttons that say what they do, and the community's words for codes.
+import { html, useEffect, useState, useCallback } from "/static/vendor/htm-preact.module.js";
+import { api, ApiError } from "./api.js";
+
+export { html };
+
+let fieldCount = 0;
+const nextId = () => `f${++fieldCount}`;
+
+/** `<${Field} label="金额 Amount" name="amount" value=... onInput=... error=${errors.amount} />` */
+export function Field({ label, name, type = "text", value, onInput, error, hint, ...rest }) {
+  const [id] = useState(nextId);
+  const errors = [].concat(error || []);
+  return html`<label class="field" for=${id}>${label}
+    ${type === "textarea"
+      ? html`<textarea id=${id} name=${name} value=${value ?? ""} aria-invalid=${errors.length > 0}
+          aria-describedby=${errors.length ? id + "-e" : undefined}
+          onInput=${(e) => onInput && onInput(e.currentTarget.value)} ...${rest}></textarea>`
+      : html`<input id=${id} name=${name} type=${type} value=${value ?? ""} aria-invalid=${errors.length > 0}
+          aria-describedby=${errors.length ? id + "-e" : undefined}
+          onInput=${(e) => onInput && onInput(type === "checkbox" ? e.currentTarget.checked : e.currentTarget.value)}
+          ...${rest} />`}
+    ${hint && html`<span class="muted">${hint}</span>`}
+    ${errors.length > 0 && html`<span class="error" id=${id + "-e"} role="alert">${errors.join(" ")}</span>`}
+  </label>`;
+}
+
+/** A labelled `<select>`; `options` are `[value, text]` pairs. */
+export function Select({ label, name, value, onInput, options, error, blank, ...rest }) {
+  const [id] = useState(nextId);
+  const errors = [].concat(error || []);
+  return html`<label class="field" for=${id}>${label}
+    <select id=${id} name=${name} value=${value ?? ""} aria-invalid=${errors.length > 0}
+        onChange=${(e) => onInput && onInput(e.currentTarget.value)} ...${rest}>
+      ${blank !== undefined && html`<option value="">${blank}</option>`}
+      ${options.map(([v, text]) => html`<option value=${v} selected=${v === value}>${text}</option>`)}
+    </select>
+    ${errors.length > 0 && html`<span class="error" role="alert">${errors.join(" ")}</span>`}
+  </label>`;
+}
+
+export function Check({ label, checked, onInput, ...rest }) {
+  return html`<label class="check"><input type="checkbox" checked=${checked}
+    onChange=${(e) => onInput(e.currentTarget.checked)} ...${rest} /> ${label}</label>`;
+}
+
+/** What went wrong, in words; field errors are shown by their fields, the rest here. */
+export function Problem({ error }) {
+  if (!error) return null;
+  const fields = Object.entries(error.fields || {});
+  return html`<div class="notice bad" role="alert">${error.message}
+    ${fields.length > 0 && html`<ul>${fields.map(([name, msgs]) => html`<li>${name}: ${[].concat(msgs).join(" ")}</li>`)}</ul>`}
+  </div>`;
+}
+
+export function Done({ children }) {
+  return children ? html`<div class="notice good" role="status">${children}</div>` : null;
+}
+
+/**
+ * A form's state: values, each field's errors from the API, the general problem,
+ * and `submit(fn)` that runs `fn(values)` once at a time and keeps the API's
+ * field errors by the fields they concern.
+ */
+export function useForm(initial) {
+  const [values, setValues] = useState(initial);
+  const [errors, setErrors] = useState({});
+  const [problem, setProblem] = useState(null);
+  const [busy, setBusy] = useState(false);
+  const set = (name) => (value) => setValues((v) => ({ ...v, [name]: value }));
+  const submit = async (fn) => {
+    if (busy) return undefined;
+    setBusy(true); setErrors({}); setProblem(null);
+    try {
+      return await fn(values);
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+      setErrors(error.fields);
+      setProblem(error);
+      return undefined;
+    } finally {
+      setBusy(false);
+    }
+  };
+  return { values, setValues, set, errors, problem, setProblem, busy, submit,
+           reset: () => { setValues(initial); setErrors({}); setProblem(null); } };
+}
+
+/** `const [data, reload, error] = useLoad(() => api("GET", "/zones"), [deps])` */
+export function useLoad(load, deps = []) {
+  const [state, setState] = useState({ data: undefined, error: null });
+  const reload = useCallback(() => {
+    load().then((data) => setState({ data, error: null }), (error) => setState({ data: undefined, error }));
+  }, deps);
+  useEffect(reload, [reload]);
+  return [state.data, reload, state.error];
+}
+
+// -- the community's words ---------------------------------------------------------
+
+let categories = null;
+/** `{incident: [...], case: [...], goods: [...]}` from GET /categories, loaded once per page load. */
+export async function loadCategories(force = false) {
+  if (!categories || force) categories = await api("GET", "/categories");
+  return categories;
+}
+/** "违章建筑 Illegal structure" for a code; the code itself only if the list does not know it. */
+export function categoryLabel(kind, code) {
+  const found = categories && (categories[kind] || []).find((c) => c.code === code);
+  return found ? `${found.label_zh} ${found.label_en}` : code;
+}
+/** `[code, label]` pairs of a kind's categories a new record may use (not retired). */
+export function categoryOptions(kind) {
+  return ((categories && categories[kind]) || []).filter((c) => !c.retired)
+    .map((c) => [c.code, `${c.label_zh} ${c.label_en}`]);
+}
+
+export const ROLE_LABELS = { admin: "管理员 Admin", member: "志愿者 Member", viewer: "大屏 Viewer" };
+
+/** 12345 fen -> "123.45" */
+export function yuan(fen) {
+  if (fen === null || fen === undefined) return "";
+  return (fen / 100).toLocaleString("zh-CN", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+}
+/** "123.45" (yuan, as typed) -> 12345 fen, or null when it is not an amount. */
+export function toFen(text) {
+  const clean = String(text).trim().replace(/[,，\s]/g, "");
+  if (!/^\d+(\.\d{1,2})?$/.test(clean)) return null;
+  const [whole, part = ""] = clean.split(".");
+  return Number(whole) * 100 + Number((part + "00").slice(0, 2));
+}
+/** An ISO time from the API, in the reader's local time, to the minute. */
+export function when(iso) {
+  if (!iso) return "";
+  const d = new Date(iso.endsWith("Z") || iso.includes("+") ? iso : iso + "Z");
+  return d.toLocaleString("zh-CN", { dateStyle: "short", timeStyle: "short" });
+}

@@ -1,0 +1,51 @@
+"""The office's workspace at /app/ in a real Chromium, from login to result:
+each journey is a function of office_browser.py, run as its own process, and
+then checked against the API."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.e2e.conftest import ADMIN_PASSWORD
+
+BROWSER_SCRIPT = Path(__file__).with_name("office_browser.py")
+
+
+def run_journey(stack, name: str, outdir: Path, username: str = "admin", password: str = ADMIN_PASSWORD,
+                **args) -> dict:
+    """Run one journey in Chromium; its findings, or the test fails with what the page showed.
+    With LINLI_SCREENSHOTS=DIR its pictures of the pages go to DIR (docs/screenshots for the README)."""
+    outdir = Path(os.environ.get("LINLI_SCREENSHOTS") or outdir)
+    done = subprocess.run([sys.executable, str(BROWSER_SCRIPT), name, stack.url, username, password, str(outdir),
+                           json.dumps(args)], capture_output=True, text=True, timeout=240)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    assert lines, f"the browser journey {name} printed nothing:\n{done.stdout}\n{done.stderr[-3000:]}"
+    found = json.loads(lines[-1])
+    assert found["ok"], f"journey {name} failed (screenshot in {outdir}):\n{found['error']}"
+    assert found["console_errors"] == [], found["console_errors"]
+    return found
+
+
+def test_the_workspace_is_served_with_a_strict_content_security_policy(stack):
+    page = requests.get(stack.url + "/app/", timeout=10)
+    assert page.status_code == 200
+    policy = page.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+    assert "<script>" not in page.text  # only scripts from /static/, which the policy allows
+    script = requests.get(stack.url + "/static/app/main.js", timeout=10)
+    assert script.status_code == 200 and script.headers["Content-Type"].startswith("text/javascript")
+    again = requests.get(stack.url + "/static/app/main.js", headers={"If-None-Match": script.headers["ETag"]},
+                         timeout=10)
+    assert again.status_code == 304
+    for missing in ("/static/../service.py", "/static/app/nothing.js", "/static/vendor"):
+        assert requests.get(stack.url + missing, timeout=10).status_code == 404, missing
+    assert requests.get(stack.url + "/app", allow_redirects=False, timeout=10).headers["Location"] == "/app/"
+
+
+def test_an_admin_logs_in_and_every_page_of_the_menu_opens(stack, tmp_path):
+    found = run_journey(stack, "smoke", tmp_path)
+    assert "捐赠登记 Donation table" in found["menu"] and "成员 Members" in found["menu"]
