@@ -1,6 +1,238 @@
-// Placeholder until this page is built.
-import { html } from "./ui.js";
+// 帮扶个案 Cases: the list by status, category, assignee and overdue follow-up;
+// `#/cases/<id>`: the case with its visits, referrals and goods received, and what
+// the office does with it: assign, close, reopen, and confirm or dismiss a draft
+// found on patrol. Every case shown is in welfare's audit log.
+import { useEffect, useRef, useState } from "/static/vendor/htm-preact.module.js";
+import { api, all } from "./api.js";
+import { html, Field, Select, Check, Problem, Done, useForm, useLoad, categoryLabel, categoryOptions, messagesOf,
+  when } from "./ui.js";
+import { useMembers, nameOf, memberOptions, isPartyMember } from "./people.js";
 
-export function CasesPage() {
-  return html`<h1>cases</h1><p class="muted">尚未建成 Not built yet.</p>`;
+const PAGE_SIZE = 50;
+export const STATUS_LABELS = {
+  draft: "待确认 Draft", open: "待跟进 Open", in_progress: "跟进中 In progress",
+  closed: "已结案 Closed", dismissed: "已驳回 Dismissed",
+};
+const REFERRAL_LABELS = { submitted: "已提交 Submitted", approved: "已批准 Approved", rejected: "未批准 Rejected" };
+const STAGE_LABELS = { application_submitted: "已递交申请 Application submitted",
+                       documents_checked: "材料已审 Documents checked",
+                       agency_home_visit: "入户核查 Agency home visit", decision_made: "已决定 Decision made" };
+const ACTIVE = ["open", "in_progress"];
+
+const caseLink = (c) => "#/cases/" + encodeURIComponent(c.id);
+const labels = (codes) => (codes || []).map((c) => categoryLabel("case", c)).join("、");
+
+function CaseList() {
+  const [members, membersError] = useMembers();
+  const search = useForm({ status: "", category: "", assignee_id: "", compound: "", overdue: false });
+  const [found, setFound] = useState(null);
+  const run = (query, cursor) => search.submit(async () => {
+    const page = await api("GET", "/cases", { query: { ...query, limit: PAGE_SIZE, cursor } });
+    setFound((old) => ({ items: cursor ? [...old.items, ...page.items] : page.items,
+                         next_cursor: page.next_cursor, query }));
+  });
+  const current = () => {
+    const v = search.values;
+    return { status: v.status, category: v.category, assignee_id: v.assignee_id, compound: v.compound.trim(),
+             overdue: v.overdue ? "true" : "" };
+  };
+  useEffect(() => { run({}); }, []);
+  const { values: v, set, errors } = search;
+  return html`
+    <h1>帮扶个案 Cases</h1>
+    <form class="card" onSubmit=${(e) => { e.preventDefault(); run(current()); }} aria-label="筛选个案 Filter cases">
+      <div class="grid">
+        <${Select} label="状态 Status" name="status" value=${v.status} onInput=${set("status")}
+          options=${Object.entries(STATUS_LABELS)} blank="全部 All" error=${errors.status} />
+        <${Select} label="类别 Category" name="category" value=${v.category} onInput=${set("category")}
+          options=${categoryOptions("case", { retired: true })} blank="全部 All" error=${errors.category} />
+        <${Select} label="负责人 Assignee" name="assignee_id" value=${v.assignee_id} onInput=${set("assignee_id")}
+          options=${memberOptions(members, isPartyMember)} blank="全部 All" error=${errors.assignee_id} />
+        <${Field} label="小区 Compound" name="compound" value=${v.compound} onInput=${set("compound")}
+          error=${errors.compound} />
+      </div>
+      <div class="row"><${Check} label="逾期未走访 Overdue follow-up" checked=${v.overdue} onInput=${set("overdue")} /></div>
+      <${Problem} error=${search.problem || membersError} />
+      <p><button class="primary" type="submit" disabled=${search.busy}>查找 Search</button></p>
+    </form>
+    ${found && html`<div class="table-wrap"><table aria-label="个案 Cases">
+      <thead><tr><th>小区 Compound</th><th>类别 Categories</th><th>状态 Status</th><th>负责人 Assignee</th>
+        <th>最近走访 Last visit</th><th>开立 Opened</th><th></th></tr></thead>
+      <tbody>${found.items.map((c) => html`<tr key=${c.id}>
+        <td>${c.compound}</td><td>${labels(c.categories)}</td><td>${STATUS_LABELS[c.status] || c.status}</td>
+        <td>${c.assignee_id ? nameOf(members, c.assignee_id) : "—"}</td>
+        <td>${c.last_visit_on || html`<span class="muted">未走访 None</span>`}</td><td>${when(c.opened_at)}</td>
+        <td><a href=${caseLink(c)} aria-label=${`查看个案 Open case: ${c.compound} ${labels(c.categories)}`}>查看 Open</a></td>
+      </tr>`)}</tbody>
+    </table></div>
+    ${found.items.length === 0 && html`<p class="muted">没有符合的个案。No cases match.</p>`}
+    ${found.next_cursor && html`<p><button type="button" disabled=${search.busy}
+      onClick=${() => run(found.query, found.next_cursor)}>更多 More</button></p>`}`}`;
+}
+
+/** A small form of one action: its fields, its problem, one button. */
+function ActionForm({ title, button, fields, onSubmit, form }) {
+  return html`<form class="card" onSubmit=${(e) => { e.preventDefault(); form.submit(onSubmit); }}
+      aria-label=${title}>
+    <h3>${title}</h3>
+    ${fields}
+    <${Problem} error=${form.problem} />
+    <p><button class="primary" type="submit" disabled=${form.busy}>${button}</button></p>
+  </form>`;
+}
+
+function AssignForm({ kase, members, onDone }) {
+  const form = useForm({ assignee_id: "" });
+  const options = memberOptions(members, (m) => isPartyMember(m) && m.id !== kase.assignee_id);
+  return html`<${ActionForm} title="指派 Assign" button="指派 Assign" form=${form}
+    onSubmit=${async (v) => onDone(await api("POST", `/cases/${encodeURIComponent(kase.id)}/assign`,
+                                             { body: v }), "已指派 Assigned")}
+    fields=${html`<${Select} label="负责党员 Party member" name="assignee_id" value=${form.values.assignee_id}
+      onInput=${form.set("assignee_id")} options=${options} blank="— 请选择 Choose —"
+      error=${form.errors.assignee_id} />`} />`;
+}
+
+function TextAction({ kase, title, button, label, name, path, done, onDone }) {
+  const form = useForm({ [name]: "" });
+  return html`<${ActionForm} title=${title} button=${button} form=${form}
+    onSubmit=${async (v) => onDone(await api("POST", `/cases/${encodeURIComponent(kase.id)}/${path}`,
+                                             { body: { [name]: v[name].trim() } }), done)}
+    fields=${html`<${Field} label=${label} name=${name} type="textarea" value=${form.values[name]}
+      onInput=${form.set(name)} error=${form.errors[name]} />`} />`;
+}
+
+/** A draft found on patrol becomes a case: its household (found by address or name), categories, summary, party member. */
+function ConfirmForm({ kase, members, onDone }) {
+  const form = useForm({ household_id: "", categories: [], summary: kase.summary || "", assignee_id: "" });
+  const [households, setHouseholds] = useState(null);
+  const [q, setQ] = useState("");
+  const [searchProblem, setSearchProblem] = useState(null);
+  const find = async (event) => {
+    event && event.preventDefault();
+    setSearchProblem(null);
+    try {
+      setHouseholds(await all("/households", { compound: kase.compound, q: q.trim() }, 200));
+    } catch (error) {
+      setSearchProblem(error);
+    }
+  };
+  useEffect(() => { find(); }, []);
+  const toggle = (code) => (on) => form.setValues((v) => ({ ...v,
+    categories: on ? [...v.categories, code] : v.categories.filter((c) => c !== code) }));
+  const submit = (event) => {
+    event.preventDefault();
+    form.submit(async (v) => onDone(await api("POST", `/cases/${encodeURIComponent(kase.id)}/confirm`, {
+      body: { ...v, summary: v.summary.trim() } }), "已确认为个案 Confirmed as a case"));
+  };
+  const { values: v, errors } = form;
+  return html`<section class="card" aria-labelledby="confirm-h">
+    <h3 id="confirm-h">确认 Confirm</h3>
+    <form class="row" onSubmit=${find} aria-label="查找住户 Find household">
+      <${Field} label=${`查找 ${kase.compound} 的住户 Find household: 地址或姓名 Address or name`} name="q"
+        type="search" value=${q} onInput=${setQ} />
+      <button type="submit">查找住户 Find household</button>
+    </form>
+    <${Problem} error=${searchProblem} />
+    <form onSubmit=${submit} aria-label="确认个案 Confirm case">
+      <${Select} label="住户 Household" name="household_id" value=${v.household_id}
+        onInput=${form.set("household_id")} blank="— 请选择 Choose —" error=${errors.household_id}
+        options=${(households || []).map((h) => [h.id, `${h.address} · ${h.people.map((p) => p.name).join("、")}`])} />
+      <p class="muted">没有这户？No such household? <a href="#/households">新建住户 New household</a></p>
+      <fieldset><legend>类别 Categories</legend>
+        <div class="checklist">${categoryOptions("case").map(([code, label]) => html`<${Check} key=${code}
+          label=${label} checked=${v.categories.includes(code)} onInput=${toggle(code)} />`)}</div>
+        ${errors.categories && html`<span class="error" role="alert">${messagesOf(errors.categories).join(" ")}</span>`}
+      </fieldset>
+      <${Field} label="概况 Summary" name="summary" type="textarea" value=${v.summary} onInput=${form.set("summary")}
+        error=${errors.summary} />
+      <${Select} label="负责党员 Assignee (party member)" name="assignee_id" value=${v.assignee_id}
+        onInput=${form.set("assignee_id")} options=${memberOptions(members, isPartyMember)}
+        blank="— 请选择 Choose —" error=${errors.assignee_id} />
+      <${Problem} error=${form.problem} />
+      <p><button class="primary" type="submit" disabled=${form.busy}>确认 Confirm</button></p>
+    </form>
+  </section>`;
+}
+
+function Visits({ visits, members }) {
+  if (!visits.length) return html`<p class="muted">还没有走访。No visits yet.</p>`;
+  return html`<ul class="plain">${visits.map((visit) => html`<li key=${visit.id}>
+    <strong>${visit.visited_on}</strong> · ${nameOf(members, visit.logged_by)}<br />${visit.notes}</li>`)}</ul>`;
+}
+
+function Referrals({ referrals }) {
+  if (!referrals.length) return html`<p class="muted">还没有转介。No referrals yet.</p>`;
+  return html`<div class="table-wrap"><table aria-label="转介 Referrals">
+    <thead><tr><th>机构 Agency</th><th>事项 Benefit</th><th>状态 Status</th><th>进度 Stages</th><th>期限 Deadline</th></tr></thead>
+    <tbody>${referrals.map((r) => html`<tr key=${r.id}><td>${r.agency}</td><td>${r.benefit}</td>
+      <td>${REFERRAL_LABELS[r.status] || r.status}</td>
+      <td>${(r.stages || []).map((s) => html`<div>${STAGE_LABELS[s.stage] || s.stage} ${s.on}</div>`)}</td>
+      <td>${r.deadline || "—"}</td></tr>`)}</tbody>
+  </table></div>`;
+}
+
+function CaseDetail({ id }) {
+  const [members] = useMembers();
+  const [loaded, , error] = useLoad(() => api("GET", `/cases/${encodeURIComponent(id)}`), [id]);
+  const [kase, setKase] = useState(null);
+  const [done, setDone] = useState("");
+  const status = useRef(null);
+  useEffect(() => { if (loaded) setKase(loaded); }, [loaded]);
+  if (error) return html`<h1>个案 Case</h1><${Problem} error=${error} />
+    <p><a href="#/cases">返回个案 Back to cases</a></p>`;
+  if (!kase) return html`<h1>个案 Case</h1><p class="loading">正在加载 Loading…</p>`;
+  const acted = (changed, words) => {
+    setKase(changed);
+    setDone(`${words}: ${STATUS_LABELS[changed.status] || changed.status}`);
+    setTimeout(() => status.current?.focus());
+  };
+  const isActive = ACTIVE.includes(kase.status);
+  return html`
+    <p class="no-print"><a href="#/cases">← 帮扶个案 Cases</a></p>
+    <h1>个案 Case: ${kase.compound} · ${labels(kase.categories) || STATUS_LABELS[kase.status]}</h1>
+    <div tabindex="-1" ref=${status}><${Done}>${done}<//></div>
+    <section class="card">
+      <dl class="facts">
+        <dt>状态 Status</dt><dd><strong>${STATUS_LABELS[kase.status] || kase.status}</strong></dd>
+        <dt>小区 Compound</dt><dd>${kase.compound}</dd>
+        <dt>类别 Categories</dt><dd>${labels(kase.categories) || "—"}</dd>
+        <dt>住户 Household</dt><dd>${kase.household_id
+          ? html`<a href=${"#/households/" + encodeURIComponent(kase.household_id)}>查看住户 View household</a>`
+          : html`<span class="muted">未确认 Not yet known</span>`}</dd>
+        <dt>负责人 Assignee</dt><dd>${kase.assignee_id ? nameOf(members, kase.assignee_id) : "—"}</dd>
+        <dt>开立 Opened</dt><dd>${when(kase.opened_at)} · ${nameOf(members, kase.opened_by)}</dd>
+        ${kase.source_incident_id && html`<dt>来源 Source</dt><dd>巡逻发现 Found on patrol</dd>`}
+        <dt>最近走访 Last visit</dt><dd>${kase.last_visit_on || "—"}</dd>
+        ${kase.outcome && html`<dt>${kase.status === "dismissed" ? "驳回原因 Reason" : "结果 Outcome"}</dt>
+          <dd>${kase.outcome}</dd>`}
+        ${kase.closed_at && html`<dt>结束 Ended</dt><dd>${when(kase.closed_at)}</dd>`}
+      </dl>
+      <h2>概况 Summary</h2>
+      <p class="prewrap">${kase.summary}</p>
+      ${(kase.reopenings || []).length > 0 && html`<h2>重新打开 Reopened</h2><ul class="plain">
+        ${kase.reopenings.map((r, i) => html`<li key=${i}>${when(r.at || r.reopened_at)}
+          ${r.by || r.reopened_by ? " · " + nameOf(members, r.by || r.reopened_by) : ""} · ${r.reason}</li>`)}</ul>`}
+      <h2>走访 Visits</h2>
+      <${Visits} visits=${kase.visits || []} members=${members} />
+      <h2>转介 Referrals</h2>
+      <${Referrals} referrals=${kase.referrals || []} />
+      ${(kase.assistance || []).length > 0 && html`<h2>收到物品 Goods received</h2><ul class="plain">
+        ${kase.assistance.map((a) => html`<li key=${a.dispatch_id}>${categoryLabel("goods", a.category)} ×${a.quantity}
+          · ${when(a.received_at)}</li>`)}</ul>`}
+    </section>
+    <div class="grid actions-grid no-print">
+      ${isActive && html`<${AssignForm} kase=${kase} members=${members} onDone=${acted} />`}
+      ${isActive && html`<${TextAction} kase=${kase} title="结案 Close" button="结案 Close" label="结果 Outcome"
+        name="outcome" path="close" done="已结案 Closed" onDone=${acted} />`}
+      ${kase.status === "closed" && html`<${TextAction} kase=${kase} title="重新打开 Reopen"
+        button="重新打开 Reopen" label="原因 Reason" name="reason" path="reopen" done="已重新打开 Reopened"
+        onDone=${acted} />`}
+      ${kase.status === "draft" && html`<${ConfirmForm} kase=${kase} members=${members} onDone=${acted} />`}
+      ${kase.status === "draft" && html`<${TextAction} kase=${kase} title="驳回 Dismiss" button="驳回 Dismiss"
+        label="原因 Reason" name="reason" path="dismiss" done="已驳回 Dismissed" onDone=${acted} />`}
+    </div>`;
+}
+
+export function CasesPage({ args }) {
+  return args && args[0] ? html`<${CaseDetail} id=${args[0]} key=${args[0]} />` : html`<${CaseList} />`;
 }

@@ -11,7 +11,7 @@ const nextId = () => `f${++fieldCount}`;
 /** `<${Field} label="金额 Amount" name="amount" value=... onInput=... error=${errors.amount} />` */
 export function Field({ label, name, type = "text", value, onInput, error, hint, ...rest }) {
   const [id] = useState(nextId);
-  const errors = [].concat(error || []);
+  const errors = messagesOf(error);
   return html`<label class="field" for=${id}>${label}
     ${type === "textarea"
       ? html`<textarea id=${id} name=${name} value=${value ?? ""} aria-invalid=${errors.length > 0}
@@ -29,7 +29,7 @@ export function Field({ label, name, type = "text", value, onInput, error, hint,
 /** A labelled `<select>`; `options` are `[value, text]` pairs. */
 export function Select({ label, name, value, onInput, options, error, blank, ...rest }) {
   const [id] = useState(nextId);
-  const errors = [].concat(error || []);
+  const errors = messagesOf(error);
   return html`<label class="field" for=${id}>${label}
     <select id=${id} name=${name} value=${value ?? ""} aria-invalid=${errors.length > 0}
         onChange=${(e) => onInput && onInput(e.currentTarget.value)} ...${rest}>
@@ -48,10 +48,29 @@ export function Check({ label, checked, onInput, ...rest }) {
 /** What went wrong, in words; field errors are shown by their fields, the rest here. */
 export function Problem({ error }) {
   if (!error) return null;
-  const fields = Object.entries(error.fields || {});
+  const fields = flatErrors(error.fields || {});
   return html`<div class="notice bad" role="alert">${error.message}
     ${fields.length > 0 && html`<ul>${fields.map(([name, msgs]) => html`<li>${name}: ${[].concat(msgs).join(" ")}</li>`)}</ul>`}
   </div>`;
+}
+
+/** Nested field errors (`{people: {"0": {name: [...]}}}`) as `[["people.0.name", [...]], ...]`. */
+export function flatErrors(fields, prefix = "") {
+  return Object.entries(fields).flatMap(([name, msgs]) => (
+    msgs && typeof msgs === "object" && !Array.isArray(msgs)
+      ? flatErrors(msgs, prefix + name + ".") : [[prefix + name, msgs]]));
+}
+
+/** A field's messages as a list, also when they come per item (`{"0": ["..."]}`). */
+export function messagesOf(error) {
+  if (!error) return [];
+  if (typeof error === "object" && !Array.isArray(error)) return flatErrors(error).flatMap(([, m]) => [].concat(m));
+  return [].concat(error);
+}
+
+/** The errors of a nested field: `errorAt(form.errors, "people", 0, "name")`. */
+export function errorAt(errors, ...path) {
+  return path.reduce((at, name) => (at && typeof at === "object" ? at[name] : undefined), errors);
 }
 
 export function Done({ children }) {
@@ -110,9 +129,9 @@ export function categoryLabel(kind, code) {
   const found = categories && (categories[kind] || []).find((c) => c.code === code);
   return found ? `${found.label_zh} ${found.label_en}` : code;
 }
-/** `[code, label]` pairs of a kind's categories a new record may use (not retired). */
-export function categoryOptions(kind) {
-  return ((categories && categories[kind]) || []).filter((c) => !c.retired)
+/** `[code, label]` pairs of a kind's categories a new record may use (not retired; all with `retired`, for filters). */
+export function categoryOptions(kind, { retired = false } = {}) {
+  return ((categories && categories[kind]) || []).filter((c) => retired || !c.retired)
     .map((c) => [c.code, `${c.label_zh} ${c.label_en}`]);
 }
 
