@@ -73,11 +73,11 @@ export function AuditPage() {
       <${Select} label="来源 Source" name="source" value=${source} onInput=${setSource} options=${SOURCES} />
     </div>
     <${Problem} error=${problem || membersError} />
-    ${page && html`<div class="table-wrap"><table aria-label="查阅记录 Audit log">
+    ${page && html`<div class="table-wrap"><table class="stack" aria-label="查阅记录 Audit log">
       <thead><tr><th>时间 When</th><th>人员 Who</th><th>操作 What</th><th>对象 Record</th></tr></thead>
       <tbody>${page.items.map((entry) => html`<tr key=${entry.id}>
-        <td>${when(entry.at)}</td><td>${nameOf(members, entry.actor_id)}</td>
-        <td>${ACTIONS[entry.action] || entry.action}</td><td><${Record} entry=${entry} members=${members} /></td>
+        <td data-label="时间 When">${when(entry.at)}</td><td data-label="人员 Who">${nameOf(members, entry.actor_id)}</td>
+        <td data-label="操作 What">${ACTIONS[entry.action] || entry.action}</td><td data-label="对象 Record"><${Record} entry=${entry} members=${members} /></td>
       </tr>`)}</tbody>
     </table></div>
     ${page.items.length === 0 && html`<p class="muted">没有记录。Nothing recorded.</p>`}

@@ -55,14 +55,16 @@ function CaseList() {
       <${Problem} error=${search.problem || membersError} />
       <p><button class="primary" type="submit" disabled=${search.busy}>查找 Search</button></p>
     </form>
-    ${found && html`<div class="table-wrap"><table aria-label="个案 Cases">
+    ${found && html`<div class="table-wrap"><table class="stack" aria-label="个案 Cases">
       <thead><tr><th>小区 Compound</th><th>类别 Categories</th><th>状态 Status</th><th>负责人 Assignee</th>
         <th>最近走访 Last visit</th><th>开立 Opened</th><th></th></tr></thead>
       <tbody>${found.items.map((c) => html`<tr key=${c.id}>
-        <td>${c.compound}</td><td>${labels(c.categories)}</td><td>${STATUS_LABELS[c.status] || c.status}</td>
-        <td>${c.assignee_id ? nameOf(members, c.assignee_id) : "—"}</td>
-        <td>${c.last_visit_on || html`<span class="muted">未走访 None</span>`}</td><td>${when(c.opened_at)}</td>
-        <td><a href=${caseLink(c)} aria-label=${`查看个案 Open case: ${c.compound} ${labels(c.categories)}`}>查看 Open</a></td>
+        <td data-label="小区 Compound">${c.compound}</td><td data-label="类别 Categories">${labels(c.categories)}</td>
+        <td data-label="状态 Status">${STATUS_LABELS[c.status] || c.status}</td>
+        <td data-label="负责人 Assignee">${c.assignee_id ? nameOf(members, c.assignee_id) : "—"}</td>
+        <td data-label="最近走访 Last visit">${c.last_visit_on || html`<span class="muted">未走访 None</span>`}</td>
+        <td data-label="开立 Opened">${when(c.opened_at)}</td>
+        <td class="actions"><a href=${caseLink(c)} aria-label=${`查看个案 Open case: ${c.compound} ${labels(c.categories)}`}>查看 Open</a></td>
       </tr>`)}</tbody>
     </table></div>
     ${found.items.length === 0 && html`<p class="muted">没有符合的个案。No cases match.</p>`}
@@ -162,12 +164,12 @@ function Visits({ visits, members }) {
 
 function Referrals({ referrals }) {
   if (!referrals.length) return html`<p class="muted">还没有转介。No referrals yet.</p>`;
-  return html`<div class="table-wrap"><table aria-label="转介 Referrals">
+  return html`<div class="table-wrap"><table class="stack" aria-label="转介 Referrals">
     <thead><tr><th>机构 Agency</th><th>事项 Benefit</th><th>状态 Status</th><th>进度 Stages</th><th>期限 Deadline</th></tr></thead>
-    <tbody>${referrals.map((r) => html`<tr key=${r.id}><td>${r.agency}</td><td>${r.benefit}</td>
-      <td>${REFERRAL_LABELS[r.status] || r.status}</td>
-      <td>${(r.stages || []).map((s) => html`<div>${STAGE_LABELS[s.stage] || s.stage} ${s.on}</div>`)}</td>
-      <td>${r.deadline || "—"}</td></tr>`)}</tbody>
+    <tbody>${referrals.map((r) => html`<tr key=${r.id}><td data-label="机构 Agency">${r.agency}</td>
+      <td data-label="事项 Benefit">${r.benefit}</td><td data-label="状态 Status">${REFERRAL_LABELS[r.status] || r.status}</td>
+      <td data-label="进度 Stages">${(r.stages || []).map((s) => html`<div>${STAGE_LABELS[s.stage] || s.stage} ${s.on}</div>`)}</td>
+      <td data-label="期限 Deadline">${r.deadline || "—"}</td></tr>`)}</tbody>
   </table></div>`;
 }
 

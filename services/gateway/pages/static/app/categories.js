@@ -38,13 +38,14 @@ function RetireButton({ kind, category, onRetired }) {
 function KindTable({ kind, title, items, onChange }) {
   return html`<section class="card" aria-labelledby=${"kind-h-" + kind}>
     <h2 id=${"kind-h-" + kind}>${title}</h2>
-    <div class="table-wrap"><table aria-label=${title}>
+    <div class="table-wrap"><table class="stack" aria-label=${title}>
       <thead><tr><th>代码 Code</th><th>中文名 Chinese</th><th>英文名 English</th><th>状态 Status</th>
         <th>操作 Actions</th></tr></thead>
       <tbody>${items.map((c) => html`<tr key=${c.code}>
-        <td><code>${c.code}</code></td><td>${c.label_zh}</td><td>${c.label_en}</td>
-        <td>${c.retired ? html`<span class="tag retired">已停用 Retired</span>` : "在用 In use"}</td>
-        <td>${!c.retired && html`<${RetireButton} kind=${kind} category=${c} onRetired=${onChange} />`}</td>
+        <td data-label="代码 Code"><code>${c.code}</code></td><td data-label="中文名 Chinese">${c.label_zh}</td>
+        <td data-label="英文名 English">${c.label_en}</td>
+        <td data-label="状态 Status">${c.retired ? html`<span class="tag retired">已停用 Retired</span>` : "在用 In use"}</td>
+        <td class="actions">${!c.retired && html`<${RetireButton} kind=${kind} category=${c} onRetired=${onChange} />`}</td>
       </tr>`)}</tbody>
     </table></div>
   </section>`;

