@@ -12,7 +12,7 @@ const SOURCES = [["welfare", "帮扶 Welfare: cases and households"], ["patrol",
 // What was done, in words; an action not here shows as the service named it.
 const ACTIONS = {
   read_case: "查看个案 Read a case", list_case: "个案列表 Listed a case", read_household: "查看住户 Read a household",
-  household_search: "查找住户 Searched households", list_household: "住户列表 Listed a household",
+  household_search: "查找住户时列出 Listed in a household search", list_household: "住户列表 Listed a household",
   edit_household: "修改住户 Edited a household", update_household: "修改住户 Edited a household",
   recipients_list: "可受助个案列表 Listed cases that can receive goods",
   read_incident: "查看事件全文 Read an incident in full", list_incident: "事件列表全文 Listed an incident in full",
@@ -23,7 +23,8 @@ const ACTIONS = {
 const SHOWN = new Set(["id", "actor_id", "action", "at"]);
 const FILTER_NAMES = { q: "关键词 Keyword", role: "角色 Role", compound: "小区 Compound",
                        party_member: "党员 Party member", active: "在用 Active", status: "状态 Status",
-                       category: "类别 Category", assignee_id: "负责人 Assignee", overdue: "逾期 Overdue" };
+                       category: "类别 Category", assignee_id: "负责人 Assignee", overdue: "逾期 Overdue",
+                       rows: "行数 Rows" };
 
 /** What an entry concerns: a link where the workspace shows it, the filters of a search, else a short note. */
 function Record({ entry, members }) {
@@ -73,14 +74,14 @@ export function AuditPage() {
       <${Select} label="来源 Source" name="source" value=${source} onInput=${setSource} options=${SOURCES} />
     </div>
     <${Problem} error=${problem || membersError} />
-    ${page && html`<div class="table-wrap"><table class="stack" aria-label="查阅记录 Audit log">
+    ${page && page.items.length > 0 && html`<div class="table-wrap"><table class="stack" aria-label="查阅记录 Audit log">
       <thead><tr><th>时间 When</th><th>人员 Who</th><th>操作 What</th><th>对象 Record</th></tr></thead>
       <tbody>${page.items.map((entry) => html`<tr key=${entry.id}>
         <td data-label="时间 When">${when(entry.at)}</td><td data-label="人员 Who">${nameOf(members, entry.actor_id)}</td>
         <td data-label="操作 What">${ACTIONS[entry.action] || entry.action}</td><td data-label="对象 Record"><${Record} entry=${entry} members=${members} /></td>
       </tr>`)}</tbody>
-    </table></div>
-    ${page.items.length === 0 && html`<p class="muted">没有记录。Nothing recorded.</p>`}
+    </table></div>`}
+    ${page && html`${page.items.length === 0 && html`<p class="muted">没有记录。Nothing recorded.</p>`}
     ${page.next_cursor && html`<p><button type="button" disabled=${busy}
       onClick=${() => load(page.next_cursor)}>更多 More</button></p>`}`}
     ${busy && !page && html`<p class="loading">正在加载 Loading…</p>`}`;

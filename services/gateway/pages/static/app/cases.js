@@ -55,7 +55,7 @@ function CaseList() {
       <${Problem} error=${search.problem || membersError} />
       <p><button class="primary" type="submit" disabled=${search.busy}>查找 Search</button></p>
     </form>
-    ${found && html`<div class="table-wrap"><table class="stack" aria-label="个案 Cases">
+    ${found && found.items.length > 0 && html`<div class="table-wrap"><table class="stack" aria-label="个案 Cases">
       <thead><tr><th>小区 Compound</th><th>类别 Categories</th><th>状态 Status</th><th>负责人 Assignee</th>
         <th>最近走访 Last visit</th><th>开立 Opened</th><th></th></tr></thead>
       <tbody>${found.items.map((c) => html`<tr key=${c.id}>
@@ -66,8 +66,8 @@ function CaseList() {
         <td data-label="开立 Opened">${when(c.opened_at)}</td>
         <td class="actions"><a href=${caseLink(c)} aria-label=${`查看个案 Open case: ${c.compound} ${labels(c.categories)}`}>查看 Open</a></td>
       </tr>`)}</tbody>
-    </table></div>
-    ${found.items.length === 0 && html`<p class="muted">没有符合的个案。No cases match.</p>`}
+    </table></div>`}
+    ${found && html`${found.items.length === 0 && html`<p class="muted">没有符合的个案。No cases match.</p>`}
     ${found.next_cursor && html`<p><button type="button" disabled=${search.busy}
       onClick=${() => run(found.query, found.next_cursor)}>更多 More</button></p>`}`}`;
 }
@@ -212,8 +212,10 @@ function CaseDetail({ id }) {
       <h2>概况 Summary</h2>
       <p class="prewrap">${kase.summary}</p>
       ${(kase.reopenings || []).length > 0 && html`<h2>重新打开 Reopened</h2><ul class="plain">
-        ${kase.reopenings.map((r, i) => html`<li key=${i}>${when(r.at || r.reopened_at)}
-          ${r.by || r.reopened_by ? " · " + nameOf(members, r.by || r.reopened_by) : ""} · ${r.reason}</li>`)}</ul>`}
+        ${kase.reopenings.map((r, i) => html`<li key=${i}><strong>${when(r.reopened_at)}</strong>
+          · ${nameOf(members, r.reopened_by)} · 原因 Reason: ${r.reason}
+          ${r.previous_outcome && html`<br /><span class="muted">此前结果 Earlier outcome: ${r.previous_outcome}</span>`}
+        </li>`)}</ul>`}
       <h2>走访 Visits</h2>
       <${Visits} visits=${kase.visits || []} members=${members} />
       <h2>转介 Referrals</h2>

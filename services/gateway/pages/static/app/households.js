@@ -134,14 +134,14 @@ function HouseholdList() {
       <${Problem} error=${search.problem} />
       <p><button class="primary" type="submit" disabled=${search.busy}>查找 Search</button></p>
     </form>
-    ${found && html`<div class="table-wrap"><table class="stack" aria-label="住户 Households">
+    ${found && found.items.length > 0 && html`<div class="table-wrap"><table class="stack" aria-label="住户 Households">
       <thead><tr><th>小区 Compound</th><th>地址 Address</th><th>家庭成员 People</th><th>登记 Registered</th></tr></thead>
       <tbody>${found.items.map((h) => html`<tr key=${h.id}>
         <td data-label="小区 Compound">${h.compound}</td>
         <td data-label="地址 Address"><a href=${"#/households/" + encodeURIComponent(h.id)}>${h.address}</a></td>
         <td data-label="家庭成员 People">${names(h)}</td><td data-label="登记 Registered">${when(h.created_at)}</td></tr>`)}</tbody>
-    </table></div>
-    ${found.items.length === 0 && html`<p class="muted">没有找到住户。No households found.</p>`}
+    </table></div>`}
+    ${found && html`${found.items.length === 0 && html`<p class="muted">没有找到住户。No households found.</p>`}
     ${found.next_cursor && html`<p><button type="button" disabled=${search.busy}
       onClick=${() => run(found.query, found.next_cursor)}>更多 More</button></p>`}`}
     ${done && html`<${Done}>已登记住户 Household registered: <a href=${"#/households/" + done.id}>${done.address}</a><//>`}

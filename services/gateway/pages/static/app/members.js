@@ -202,13 +202,13 @@ export function MembersPage() {
     ${editing && html`<${EditPanel} key=${editing.id} member=${editing} onClose=${() => setEditing(null)}
       onSaved=${(m) => { replace(m); setEditing(m); loadMembers(true); }} />`}
     ${rowProblem && html`<div class="notice bad" role="alert">${rowProblem.who}: ${rowProblem.error.message}</div>`}
-    ${found && html`<div class="table-wrap"><table class="stack" aria-label="成员 Members">
+    ${found && found.items.length > 0 && html`<div class="table-wrap"><table class="stack" aria-label="成员 Members">
       <thead><tr><th>姓名 Name</th><th>用户名 Username</th><th>电话 Phone</th><th>角色 Roles</th>
         <th>党员 Party member</th><th>小区 Compound</th><th>状态 Status</th><th>操作 Actions</th></tr></thead>
       <tbody>${found.items.map((m) => html`<${MemberRow} key=${m.id} member=${m} busy=${rowBusy}
         onEdit=${(member) => { setRowProblem(null); setEditing(member); }} onToggle=${toggle} />`)}</tbody>
-    </table></div>
-    ${found.items.length === 0 && html`<p class="muted">没有找到成员。No members found.</p>`}
+    </table></div>`}
+    ${found && html`${found.items.length === 0 && html`<p class="muted">没有找到成员。No members found.</p>`}
     ${found.next_cursor && html`<p><button type="button" disabled=${search.busy}
       onClick=${() => run(found.query, found.next_cursor)}>更多 More</button></p>`}`}
     <${RegisterForm} onDone=${(m) => { loadMembers(true); setFound((old) => old && ({ ...old,
