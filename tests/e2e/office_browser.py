@@ -222,11 +222,21 @@ def household_case(office: Office, args: dict) -> dict:
     """A household registered with two people, a case opened for it with a party member
     chosen by name, assigned to another by name, closed and reopened; the list finds it
     by its assignee, and the audit log shows the reads by name."""
+    household_id, typo_error = register_household(office, args)
+    case_id = open_case_for_household(office, args)
+    work_on_case(office, args)
+    find_case_and_audit(office, args)
+    return {"household_id": household_id, "case_id": case_id, "typo_error": typo_error}
+
+
+def register_household(office: Office, args: dict) -> tuple[str, str]:
+    """A new household of two people, a typo in a birth year first (shown by its field)."""
     page = office.page
     office.open("households", "住户 Households")
     form = page.get_by_role("form", name="新建住户 New household")
     form.get_by_label("小区 Compound").fill(args["compound"])
     form.get_by_label("地址 Address").fill(args["address"])
+    form.get_by_label("联系电话 Contact phone").fill(args["phone"])
     first, second = args["people"]
     person = form.get_by_role("group", name="Person 1")
     person.get_by_label("姓名 Name").fill(first["name"])
@@ -243,14 +253,19 @@ def household_case(office: Office, args: dict) -> dict:
     form.get_by_role("button", name="新建住户 New household").click()
     first_person = form.get_by_role("group", name="Person 1")
     expect(first_person.get_by_role("alert")).to_be_visible()  # the birth year, next to its field
+    expect(first_person.get_by_label("出生年份 Birth year")).to_be_focused()
     typo_error = first_person.get_by_role("alert").inner_text()
     first_person.get_by_label("出生年份 Birth year").fill(str(first["birth_year"]))
     form.get_by_role("button", name="新建住户 New household").click()
     expect(page.get_by_role("heading", name=f"住户 Household: {args['compound']} {args['address']}")).to_be_visible()
-    household_id = page.url.rsplit("/", 1)[1]
     expect(page.get_by_role("table", name="家庭成员 People")).to_contain_text(second["name"])
     office.screenshot("household", phone=True)
-    # Open a case: categories by label, the party member by name.
+    return page.url.rsplit("/", 1)[1], typo_error
+
+
+def open_case_for_household(office: Office, args: dict) -> str:
+    """On the household's page: categories by label, the party member by name."""
+    page = office.page
     opening = page.get_by_role("form", name="开立个案 Open case")
     for label in args["categories"]:
         opening.get_by_label(label).check()
@@ -258,17 +273,20 @@ def household_case(office: Office, args: dict) -> dict:
     opening.get_by_label("负责党员 Assignee").select_option(label=args["first_assignee"])
     opening.get_by_role("button", name="开立个案 Open case").click()
     expect(page.get_by_role("heading", name=f"个案 Case: {args['compound']}")).to_be_visible()
-    case_id = page.url.rsplit("/", 1)[1]
+    expect(page.locator("dl.facts")).to_contain_text(args["first_assignee"].split(" (")[0])
+    return page.url.rsplit("/", 1)[1]
+
+
+def work_on_case(office: Office, args: dict):
+    """On the case's page: assigned to another party member by name, closed, reopened."""
+    page = office.page
     facts = page.locator("dl.facts")
     expect(facts).to_contain_text("待跟进 Open")
-    expect(facts).to_contain_text(args["first_assignee"].split(" (")[0])
-    # Assign to another party member, by name.
     assign = page.get_by_role("form", name="指派 Assign")
     assign.get_by_label("负责党员 Party member").select_option(label=args["second_assignee"])
     assign.get_by_role("button", name="指派 Assign").click()
     office.shows("已指派 Assigned")
     expect(facts).to_contain_text(args["second_assignee"].split(" (")[0])
-    # Close with an outcome, then reopen with a reason.
     closing = page.get_by_role("form", name="结案 Close")
     closing.get_by_label("结果 Outcome").fill(args["outcome"])
     closing.get_by_role("button", name="结案 Close").click()
@@ -276,14 +294,19 @@ def household_case(office: Office, args: dict) -> dict:
     expect(facts).to_contain_text(args["outcome"])
     reopening = page.get_by_role("form", name="重新打开 Reopen")
     office.refusal_expected(400)
-    reopening.get_by_role("button", name="重新打开 Reopen").click()
-    expect(reopening.get_by_role("alert").first).to_be_visible()  # a reason is needed
+    reopening.get_by_role("button", name="重新打开 Reopen").click()  # no reason yet
+    expect(reopening.get_by_role("alert").first).to_be_visible()
     reopening.get_by_label("原因 Reason").fill(args["reason"])
     reopening.get_by_role("button", name="重新打开 Reopen").click()
     office.shows("已重新打开 Reopened")
     expect(facts).to_contain_text("待跟进 Open")
+    office.shows(args["reason"])
     office.screenshot("case", phone=True)
-    # The list, filtered by the assignee's name.
+
+
+def find_case_and_audit(office: Office, args: dict):
+    """The list filtered by the assignee's name finds the case; the audit log names the reader."""
+    page = office.page
     office.open("cases", "帮扶个案 Cases")
     office.field("负责人 Assignee").select_option(label=args["second_assignee"])
     office.button("查找 Search").click()
@@ -291,12 +314,10 @@ def household_case(office: Office, args: dict) -> dict:
     expect(cases.get_by_role("row")).to_have_count(2)
     expect(cases).to_contain_text(args["categories"][0])
     office.screenshot("cases", phone=True)
-    # The audit log: the reads, by the admin's name.
     office.open("audit", "查阅记录 Audit log")
     audit = page.get_by_role("table", name="查阅记录 Audit log")
     expect(audit).to_contain_text("查看个案 Read a case")
     office.screenshot("audit", phone=True)
-    return {"household_id": household_id, "case_id": case_id, "typo_error": typo_error}
 
 
 def main(name: str, url: str, username: str, password: str, outdir: str, raw_args: str = "{}") -> int:

@@ -3,7 +3,7 @@
 // workspace has a page for them.
 import { useEffect, useState } from "/static/vendor/htm-preact.module.js";
 import { api } from "./api.js";
-import { html, Select, Problem, when } from "./ui.js";
+import { html, Select, Problem, ROLE_LABELS, when } from "./ui.js";
 import { useMembers, nameOf } from "./people.js";
 
 const PAGE_SIZE = 50;
@@ -26,6 +26,15 @@ const FILTER_NAMES = { q: "关键词 Keyword", role: "角色 Role", compound: "�
                        category: "类别 Category", assignee_id: "负责人 Assignee", overdue: "逾期 Overdue",
                        rows: "行数 Rows" };
 
+/** A search's filter in words: a person by name, a role by its label, yes or no. */
+function filterValue(name, value, members) {
+  if (name.endsWith("_id")) return nameOf(members, value);
+  if (name === "role") return ROLE_LABELS[value] || value;
+  if (value === true || value === "true") return "是 Yes";
+  if (value === false || value === "false") return "否 No";
+  return value;
+}
+
 /** What an entry concerns: a link where the workspace shows it, the filters of a search, else a short note. */
 function Record({ entry, members }) {
   const parts = [];
@@ -39,7 +48,7 @@ function Record({ entry, members }) {
     else if (name === "campaign_id") parts.push(html`<a href=${"#/drives/" + encodeURIComponent(value)}>募捐活动 Drive</a>`);
     else if (value && typeof value === "object") {
       const shown = Object.entries(value).filter(([, v]) => v !== null && v !== "" && v !== undefined)
-        .map(([k, v]) => `${FILTER_NAMES[k] || k}: ${k.endsWith("_id") ? nameOf(members, v) : v}`);
+        .map(([k, v]) => `${FILTER_NAMES[k] || k}: ${filterValue(k, v, members)}`);
       parts.push(html`<span>${shown.length ? shown.join("; ") : "全部 All"}</span>`);
     } else parts.push(html`<span>${FILTER_NAMES[name] || name}: ${value}</span>`);
   }

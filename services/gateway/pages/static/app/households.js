@@ -85,7 +85,7 @@ export function HouseholdForm({ household, title, action, onSaved, onCancel }) {
       setKey(newKey());
       if (!household) form.reset();
       onSaved(saved);
-    }).then(() => box.current?.querySelector("[aria-invalid=true]")?.focus());
+    }).then(() => setTimeout(() => box.current?.querySelector("[aria-invalid=true]")?.focus()));
   };
   const { values: v, set, errors } = form;
   return html`<form class="card" ref=${box} onSubmit=${submit} aria-label=${title}>
