@@ -124,7 +124,8 @@ def add_category(office: Office, args: dict) -> dict:
     office.field("英文名称 English label").fill(args["label_en"])
     office.button("新增类别 Add category").click()
     office.shows(f"已新增 Added: {args['label_zh']} {args['label_en']}")
-    incidents = page.get_by_role("table", name="事件 Incident")
+    incidents_card = page.get_by_role("region", name="事件 Incident")
+    incidents = incidents_card.get_by_role("table")
     row = incidents.get_by_role("row").filter(has_text=args["code"])
     expect(row).to_contain_text(args["label_zh"])
     expect(row).to_contain_text(args["label_en"])
@@ -132,7 +133,7 @@ def add_category(office: Office, args: dict) -> dict:
     hardship.get_by_role("button", name="停用 Retire").click()
     office.refusal_expected(409)
     hardship.get_by_role("button", name="确认停用 Confirm retire").click()
-    refusal = hardship.get_by_role("alert")
+    refusal = incidents_card.get_by_role("alert")
     expect(refusal).to_be_visible()
     office.screenshot("categories", phone=True)
     return {"listed": row.count(), "hardship_refusal": refusal.inner_text()}

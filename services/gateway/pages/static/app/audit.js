@@ -3,7 +3,7 @@
 // workspace has a page for them.
 import { useEffect, useState } from "/static/vendor/htm-preact.module.js";
 import { api } from "./api.js";
-import { html, Select, Problem, ROLE_LABELS, when } from "./ui.js";
+import { html, Guarded, Select, Problem, ROLE_LABELS, when } from "./ui.js";
 import { useMembers, nameOf } from "./people.js";
 
 const PAGE_SIZE = 50;
@@ -45,7 +45,9 @@ function Record({ entry, members }) {
       parts.push(html`<a href=${"#/households/" + encodeURIComponent(value)}>住户 Household</a>`);
     } else if (name === "incident_id") parts.push(html`<span>事件 Incident …${String(value).slice(-6)}</span>`);
     else if (name === "patrol_id") parts.push(html`<span>巡逻 Patrol …${String(value).slice(-6)}</span>`);
-    else if (name === "campaign_id") parts.push(html`<a href=${"#/drives/" + encodeURIComponent(value)}>募捐活动 Drive</a>`);
+    else if (name === "campaign_id") {
+      parts.push(html`<a href=${"#/drives/" + encodeURIComponent(value)}>募捐活动 Drive</a>`);
+    }
     else if (value && typeof value === "object") {
       const shown = Object.entries(value).filter(([, v]) => v !== null && v !== "" && v !== undefined)
         .map(([k, v]) => `${FILTER_NAMES[k] || k}: ${filterValue(k, v, members)}`);
@@ -55,7 +57,7 @@ function Record({ entry, members }) {
   return parts.length ? parts.map((p, i) => html`${i ? " · " : ""}${p}`) : html`<span class="muted">—</span>`;
 }
 
-export function AuditPage() {
+function AuditBody() {
   const [members, membersError] = useMembers();
   const [source, setSource] = useState("welfare");
   const [page, setPage] = useState(null);
@@ -87,11 +89,16 @@ export function AuditPage() {
       <thead><tr><th>时间 When</th><th>人员 Who</th><th>操作 What</th><th>对象 Record</th></tr></thead>
       <tbody>${page.items.map((entry) => html`<tr key=${entry.id}>
         <td data-label="时间 When">${when(entry.at)}</td><td data-label="人员 Who">${nameOf(members, entry.actor_id)}</td>
-        <td data-label="操作 What">${ACTIONS[entry.action] || entry.action}</td><td data-label="对象 Record"><${Record} entry=${entry} members=${members} /></td>
+        <td data-label="操作 What">${ACTIONS[entry.action] || entry.action}</td>
+        <td data-label="对象 Record"><${Record} entry=${entry} members=${members} /></td>
       </tr>`)}</tbody>
     </table></div>`}
     ${page && html`${page.items.length === 0 && html`<p class="muted">没有记录。Nothing recorded.</p>`}
     ${page.next_cursor && html`<p><button type="button" disabled=${busy}
       onClick=${() => load(page.next_cursor)}>更多 More</button></p>`}`}
     ${busy && !page && html`<p class="loading">正在加载 Loading…</p>`}`;
+}
+
+export function AuditPage(props) {
+  return html`<${Guarded}><${AuditBody} ...${props} /><//>`;
 }

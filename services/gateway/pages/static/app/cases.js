@@ -4,8 +4,9 @@
 // found on patrol. Every case shown is in welfare's audit log.
 import { useEffect, useRef, useState } from "/static/vendor/htm-preact.module.js";
 import { api, all } from "./api.js";
-import { html, Field, Select, Check, Problem, Done, useForm, useLoad, categoryLabel, categoryOptions, messagesOf,
-  when } from "./ui.js";
+import {
+  html, Guarded, Field, Select, Check, Problem, Done, useForm, useLoad, categoryLabel, categoryOptions, messagesOf, when,
+} from "./ui.js";
 import { useMembers, nameOf, memberOptions, isPartyMember } from "./people.js";
 
 const PAGE_SIZE = 50;
@@ -64,7 +65,8 @@ function CaseList() {
         <td data-label="负责人 Assignee">${c.assignee_id ? nameOf(members, c.assignee_id) : "—"}</td>
         <td data-label="最近走访 Last visit">${c.last_visit_on || html`<span class="muted">未走访 None</span>`}</td>
         <td data-label="开立 Opened">${when(c.opened_at)}</td>
-        <td class="actions"><a href=${caseLink(c)} aria-label=${`查看个案 Open case: ${c.compound} ${labels(c.categories)}`}>查看 Open</a></td>
+        <td class="actions"><a href=${caseLink(c)}
+          aria-label=${`查看个案 Open case: ${c.compound} ${labels(c.categories)}`}>查看 Open</a></td>
       </tr>`)}</tbody>
     </table></div>`}
     ${found && html`${found.items.length === 0 && html`<p class="muted">没有符合的个案。No cases match.</p>`}
@@ -103,7 +105,8 @@ function TextAction({ kase, title, button, label, name, path, done, onDone }) {
       onInput=${form.set(name)} error=${form.errors[name]} />`} />`;
 }
 
-/** A draft found on patrol becomes a case: its household (found by address or name), categories, summary, party member. */
+/** A draft found on patrol becomes a case: its household (found by address or name), categories,
+ * summary and party member. */
 function ConfirmForm({ kase, members, onDone }) {
   const form = useForm({ household_id: "", categories: [], summary: kase.summary || "", assignee_id: "" });
   const [households, setHouseholds] = useState(null);
@@ -165,10 +168,13 @@ function Visits({ visits, members }) {
 function Referrals({ referrals }) {
   if (!referrals.length) return html`<p class="muted">还没有转介。No referrals yet.</p>`;
   return html`<div class="table-wrap"><table class="stack" aria-label="转介 Referrals">
-    <thead><tr><th>机构 Agency</th><th>事项 Benefit</th><th>状态 Status</th><th>进度 Stages</th><th>期限 Deadline</th></tr></thead>
+    <thead><tr><th>机构 Agency</th><th>事项 Benefit</th><th>状态 Status</th><th>进度 Stages</th>
+      <th>期限 Deadline</th></tr></thead>
     <tbody>${referrals.map((r) => html`<tr key=${r.id}><td data-label="机构 Agency">${r.agency}</td>
-      <td data-label="事项 Benefit">${r.benefit}</td><td data-label="状态 Status">${REFERRAL_LABELS[r.status] || r.status}</td>
-      <td data-label="进度 Stages">${(r.stages || []).map((s) => html`<div>${STAGE_LABELS[s.stage] || s.stage} ${s.on}</div>`)}</td>
+      <td data-label="事项 Benefit">${r.benefit}</td>
+      <td data-label="状态 Status">${REFERRAL_LABELS[r.status] || r.status}</td>
+      <td data-label="进度 Stages">${(r.stages || []).map((s) => html`<div>${STAGE_LABELS[s.stage] || s.stage}
+        ${s.on}</div>`)}</td>
       <td data-label="期限 Deadline">${r.deadline || "—"}</td></tr>`)}</tbody>
   </table></div>`;
 }
@@ -237,6 +243,10 @@ function CaseDetail({ id }) {
     </div>`;
 }
 
-export function CasesPage({ args }) {
+function CasesBody({ args }) {
   return args && args[0] ? html`<${CaseDetail} id=${args[0]} key=${args[0]} />` : html`<${CaseList} />`;
+}
+
+export function CasesPage(props) {
+  return html`<${Guarded}><${CasesBody} ...${props} /><//>`;
 }

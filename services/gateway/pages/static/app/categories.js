@@ -2,25 +2,24 @@
 // one or retiring one reloads the labels every page shows (loadCategories).
 import { useEffect, useRef, useState } from "/static/vendor/htm-preact.module.js";
 import { api, newKey } from "./api.js";
-import { html, Field, Select, Problem, Done, useForm, useLoad, loadCategories } from "./ui.js";
+import { html, Guarded, Field, Select, Problem, Done, useForm, useLoad, loadCategories } from "./ui.js";
 
 const KINDS = [["incident", "事件 Incident"], ["case", "个案 Case"], ["goods", "物品 Goods"]];
 
 /** 停用 Retire takes two presses: the first asks, the second retires. */
-function RetireButton({ kind, category, onRetired }) {
+function RetireButton({ kind, category, onRetired, onProblem }) {
   const [asking, setAsking] = useState(false);
   const [busy, setBusy] = useState(false);
-  const [problem, setProblem] = useState(null);
   const confirm = useRef(null);
   useEffect(() => { if (asking) confirm.current?.focus(); }, [asking]);
   const label = `${category.label_zh} ${category.label_en}`;
   const retire = async () => {
     setBusy(true);
-    setProblem(null);
+    onProblem(null);
     try {
       onRetired(await api("POST", `/categories/${kind}/${encodeURIComponent(category.code)}/retire`));
     } catch (error) {
-      setProblem(error);
+      onProblem({ label, error });
       setAsking(false);
     } finally {
       setBusy(false);
@@ -31,21 +30,22 @@ function RetireButton({ kind, category, onRetired }) {
             aria-label=${`确认停用 Confirm retire ${label}`}>确认停用 Confirm retire</button>
           <button type="button" onClick=${() => setAsking(false)}>取消 Cancel</button>`
       : html`<button type="button" onClick=${() => setAsking(true)}
-            aria-label=${`停用 Retire ${label}`}>停用 Retire</button>`}
-    <${Problem} error=${problem} />`;
+            aria-label=${`停用 Retire ${label}`}>停用 Retire</button>`}`;
 }
 
 function KindTable({ kind, title, items, onChange }) {
+  const [problem, setProblem] = useState(null); // {label, error}: a retirement refused
   return html`<section class="card" aria-labelledby=${"kind-h-" + kind}>
     <h2 id=${"kind-h-" + kind}>${title}</h2>
-    <div class="table-wrap"><table class="stack" aria-label=${title}>
-      <thead><tr><th>代码 Code</th><th>中文名 Chinese</th><th>英文名 English</th><th>状态 Status</th>
+    ${problem && html`<div class="notice bad" role="alert">${problem.label}: ${problem.error.message}</div>`}
+    <div class="table-wrap"><table class="kinds" aria-label=${title}>
+      <thead><tr><th>名称 Label <span class="muted">· 代码 Code</span></th><th>状态 Status</th>
         <th>操作 Actions</th></tr></thead>
       <tbody>${items.map((c) => html`<tr key=${c.code}>
-        <td data-label="代码 Code"><code>${c.code}</code></td><td data-label="中文名 Chinese">${c.label_zh}</td>
-        <td data-label="英文名 English">${c.label_en}</td>
-        <td data-label="状态 Status">${c.retired ? html`<span class="tag retired">已停用 Retired</span>` : "在用 In use"}</td>
-        <td class="actions">${!c.retired && html`<${RetireButton} kind=${kind} category=${c} onRetired=${onChange} />`}</td>
+        <td><span lang="zh">${c.label_zh}</span> ${c.label_en}<br /><code class="muted">${c.code}</code></td>
+        <td>${c.retired ? html`<span class="tag retired">已停用 Retired</span>` : "在用 In use"}</td>
+        <td class="actions">${!c.retired && html`<${RetireButton} kind=${kind} category=${c} onRetired=${onChange}
+          onProblem=${setProblem} />`}</td>
       </tr>`)}</tbody>
     </table></div>
   </section>`;
@@ -88,7 +88,7 @@ function AddForm({ onDone }) {
   </form>`;
 }
 
-export function CategoriesPage() {
+function CategoriesBody() {
   const [categories, reload, error] = useLoad(() => loadCategories(true));
   const changed = reload; // asks GET /categories again: this page and every other show the change
   return html`
@@ -100,4 +100,8 @@ export function CategoriesPage() {
     ${categories && KINDS.map(([kind, title]) => html`<${KindTable} key=${kind} kind=${kind} title=${title}
       items=${categories[kind] || []} onChange=${changed} />`)}
     <${AddForm} onDone=${changed} />`;
+}
+
+export function CategoriesPage(props) {
+  return html`<${Guarded}><${CategoriesBody} ...${props} /><//>`;
 }

@@ -4,7 +4,7 @@
 // asked for only when the office searches.
 import { useEffect, useRef, useState } from "/static/vendor/htm-preact.module.js";
 import { api, newKey } from "./api.js";
-import { html, Field, Select, Check, Problem, Done, useForm, useLoad, categoryOptions, errorAt, messagesOf,
+import { html, Guarded, Field, Select, Check, Problem, Done, useForm, useLoad, categoryOptions, errorAt, messagesOf,
   when } from "./ui.js";
 import { useMembers, memberOptions, isPartyMember } from "./people.js";
 
@@ -40,7 +40,7 @@ function PeopleRows({ form }) {
   const box = useRef(null);
   const add = () => {
     form.setValues((v) => ({ ...v, people: [...v.people, { ...NO_ONE }] }));
-    setTimeout(() => { const all = box.current?.querySelectorAll("fieldset"); all?.[all.length - 1]?.querySelector("input")?.focus(); });
+    setTimeout(() => [...(box.current?.querySelectorAll("fieldset") || [])].pop()?.querySelector("input")?.focus());
   };
   const remove = (i) => {
     form.setValues((v) => ({ ...v, people: v.people.filter((_, j) => j !== i) }));
@@ -139,7 +139,8 @@ function HouseholdList() {
       <tbody>${found.items.map((h) => html`<tr key=${h.id}>
         <td data-label="小区 Compound">${h.compound}</td>
         <td data-label="地址 Address"><a href=${"#/households/" + encodeURIComponent(h.id)}>${h.address}</a></td>
-        <td data-label="家庭成员 People">${names(h)}</td><td data-label="登记 Registered">${when(h.created_at)}</td></tr>`)}</tbody>
+        <td data-label="家庭成员 People">${names(h)}</td>
+        <td data-label="登记 Registered">${when(h.created_at)}</td></tr>`)}</tbody>
     </table></div>`}
     ${found && html`${found.items.length === 0 && html`<p class="muted">没有找到住户。No households found.</p>`}
     ${found.next_cursor && html`<p><button type="button" disabled=${search.busy}
@@ -222,6 +223,10 @@ function HouseholdDetail({ id }) {
     <${OpenCaseForm} household=${household} />`;
 }
 
-export function HouseholdsPage({ args }) {
+function HouseholdsBody({ args }) {
   return args && args[0] ? html`<${HouseholdDetail} id=${args[0]} key=${args[0]} />` : html`<${HouseholdList} />`;
+}
+
+export function HouseholdsPage(props) {
+  return html`<${Guarded}><${HouseholdsBody} ...${props} /><//>`;
 }

@@ -4,7 +4,7 @@
 // gateway audits it (GET /audit?source=accounts).
 import { useEffect, useRef, useState } from "/static/vendor/htm-preact.module.js";
 import { api, newKey } from "./api.js";
-import { html, Field, Select, Check, Problem, Done, useForm, ROLE_LABELS } from "./ui.js";
+import { html, Guarded, Field, Select, Check, Problem, Done, useForm, ROLE_LABELS } from "./ui.js";
 import { loadMembers } from "./people.js";
 
 const PAGE_SIZE = 50;
@@ -147,7 +147,7 @@ function MemberRow({ member, onEdit, onToggle, busy }) {
   </tr>`;
 }
 
-export function MembersPage() {
+function MembersBody() {
   const search = useForm({ q: "", role: "", compound: "", party_member: "", active: "" });
   const [found, setFound] = useState(null); // {items, next_cursor, query}
   const [editing, setEditing] = useState(null);
@@ -213,4 +213,8 @@ export function MembersPage() {
       onClick=${() => run(found.query, found.next_cursor)}>更多 More</button></p>`}`}
     <${RegisterForm} onDone=${(m) => { loadMembers(true); setFound((old) => old && ({ ...old,
       items: [m, ...old.items.filter((x) => x.id !== m.id)] })); }} />`;
+}
+
+export function MembersPage(props) {
+  return html`<${Guarded}><${MembersBody} ...${props} /><//>`;
 }

@@ -1,6 +1,6 @@
 // The pieces every page is made of: labelled fields whose errors stand next to
 // them, buttons that say what they do, and the community's words for codes.
-import { html, useEffect, useState, useCallback } from "/static/vendor/htm-preact.module.js";
+import { html, useEffect, useState, useCallback, useErrorBoundary } from "/static/vendor/htm-preact.module.js";
 import { api, ApiError } from "./api.js";
 
 export { html };
@@ -71,6 +71,15 @@ export function messagesOf(error) {
 /** The errors of a nested field: `errorAt(form.errors, "people", 0, "name")`. */
 export function errorAt(errors, ...path) {
   return path.reduce((at, name) => (at && typeof at === "object" ? at[name] : undefined), errors);
+}
+
+/** A page's body that fails while drawing shows what happened, never a blank page. */
+export function Guarded({ children }) {
+  const [error, reset] = useErrorBoundary((e) => console.warn(e));
+  if (!error) return children;
+  return html`<div class="notice bad" role="alert">此页出错了，请刷新重试。Something went wrong on this page:
+    reload it and try again. <span class="muted">(${String(error.message || error)})</span>
+    <p><button type="button" onClick=${reset}>重试 Try again</button></p></div>`;
 }
 
 export function Done({ children }) {

@@ -2,7 +2,7 @@
 // was last patrolled; a new zone; a zone's team chosen from the members by name.
 import { useEffect, useRef, useState } from "/static/vendor/htm-preact.module.js";
 import { api, all, newKey } from "./api.js";
-import { html, Field, Select, Check, Problem, Done, useForm, useLoad, when } from "./ui.js";
+import { html, Guarded, Field, Select, Check, Problem, Done, useForm, useLoad, messagesOf, when } from "./ui.js";
 import { useMembers, nameOf, memberOptions, canPatrol } from "./people.js";
 
 /** "幸福花园\n阳光小区, 和平里" -> ["幸福花园", "阳光小区", "和平里"] */
@@ -78,7 +78,8 @@ function TeamForm({ zone, members, onSaved, onClose }) {
           checked=${form.values.member_ids.includes(id)} onInput=${toggle(id)} />`)}
         ${shown.length === 0 && html`<p class="muted">没有符合的成员。No member matches.</p>`}
       </div>
-      ${form.errors.member_ids && html`<span class="error" role="alert">${[].concat(form.errors.member_ids).join(" ")}</span>`}
+      ${form.errors.member_ids && html`<span class="error" role="alert">
+        ${messagesOf(form.errors.member_ids).join(" ")}</span>`}
     </fieldset>
     <${Problem} error=${form.problem} />
     <p class="row"><button class="primary" type="submit" disabled=${form.busy}>保存巡逻队 Save team</button>
@@ -118,7 +119,7 @@ function ZoneCard({ zone, members, coverage, days, onSaved }) {
   </section>`;
 }
 
-export function ZonesPage() {
+function ZonesBody() {
   const [members, membersError] = useMembers();
   const [zones, setZones] = useState(null);
   const [problem, setProblem] = useState(null);
@@ -135,4 +136,8 @@ export function ZonesPage() {
     ${zones && zones.map((zone) => html`<${ZoneCard} key=${zone.id} zone=${zone} members=${members}
       coverage=${byZone[zone.id]} days=${coverage && coverage.days} onSaved=${saved} />`)}
     <${NewZoneForm} onDone=${(zone) => { setZones((old) => [zone, ...(old || [])]); reloadCoverage(); }} />`;
+}
+
+export function ZonesPage(props) {
+  return html`<${Guarded}><${ZonesBody} ...${props} /><//>`;
 }
