@@ -306,7 +306,8 @@ def work_on_case(office: Office, args: dict):
 
 
 def find_case_and_audit(office: Office, args: dict):
-    """The list filtered by the assignee's name finds the case; the audit log names the reader."""
+    """The list filtered by the assignee's name finds the case, a person's name finds the
+    household; the audit log names the reader."""
     page = office.page
     office.open("cases", "帮扶个案 Cases")
     office.field("负责人 Assignee").select_option(label=args["second_assignee"])
@@ -315,6 +316,11 @@ def find_case_and_audit(office: Office, args: dict):
     expect(cases.get_by_role("row")).to_have_count(2)
     expect(cases).to_contain_text(args["categories"][0])
     office.screenshot("cases", phone=True)
+    office.open("households", "住户 Households")
+    office.field("地址或姓名 Address or name").fill(args["people"][1]["name"])
+    office.button("查找 Search").click()
+    expect(page.get_by_role("table", name="住户 Households")).to_contain_text(args["address"])
+    office.screenshot("households", phone=True)
     office.open("audit", "查阅记录 Audit log")
     audit = page.get_by_role("table", name="查阅记录 Audit log")
     expect(audit).to_contain_text("查看个案 Read a case")

@@ -5,7 +5,8 @@
 import { useEffect, useRef, useState } from "/static/vendor/htm-preact.module.js";
 import { api, all } from "./api.js";
 import {
-  html, Guarded, Field, Select, Check, Problem, Done, useForm, useLoad, categoryLabel, categoryOptions, messagesOf, when,
+  html, Guarded, Field, Select, Check, Problem, Done, useForm, useLoad, categoryLabel, categoryOptions, messagesOf,
+  when,
 } from "./ui.js";
 import { useMembers, nameOf, memberOptions, isPartyMember } from "./people.js";
 
