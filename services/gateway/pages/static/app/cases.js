@@ -75,9 +75,13 @@ function CaseList() {
       onClick=${() => run(found.query, found.next_cursor)}>更多 More</button></p>`}`}`;
 }
 
-/** A small form of one action: its fields, its problem, one button. */
+/** A small form of one action: its fields, its problem, one button; emptied once done. */
 function ActionForm({ title, button, fields, onSubmit, form }) {
-  return html`<form class="card" onSubmit=${(e) => { e.preventDefault(); form.submit(onSubmit); }}
+  const submit = (event) => {
+    event.preventDefault();
+    form.submit(async (values) => { await onSubmit(values); form.reset(); });
+  };
+  return html`<form class="card" onSubmit=${submit}
       aria-label=${title}>
     <h3>${title}</h3>
     ${fields}

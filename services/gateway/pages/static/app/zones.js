@@ -72,7 +72,7 @@ function TeamForm({ zone, members, onSaved, onClose }) {
       options=${options} blank="— 请选择 Choose —" error=${form.errors.leader_id} />
     <fieldset><legend>队员 Members (${form.values.member_ids.filter((m) => m !== form.values.leader_id).length})</legend>
       <${Field} label="筛选 Filter by name or compound" name="filter" type="search" value=${filter}
-        onInput=${setFilter} />
+        onInput=${setFilter} onKeyDown=${(e) => { if (e.key === "Enter") e.preventDefault(); }} />
       <div class="checklist">
         ${shown.map(([id, label]) => html`<${Check} key=${id} label=${label}
           checked=${form.values.member_ids.includes(id)} onInput=${toggle(id)} />`)}
