@@ -113,8 +113,9 @@ class DonationsService(KernelEntrypoints):
 
     @rpc
     def campaign_summary(self, campaign_id: str) -> dict:
-        """One campaign as summary() shows it (its summary export)."""
-        return self._summaries([self._campaign(campaign_id)])[0]
+        """One campaign as summary() shows it, with its code (for its summary export's file name)."""
+        campaign = self._campaign(campaign_id)
+        return {**self._summaries([campaign])[0], "code": campaign.code}
 
     def _summaries(self, campaigns: list[Campaign]) -> list[dict]:
         sent = self.db.session.execute(
