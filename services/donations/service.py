@@ -298,8 +298,9 @@ class DonationsService(KernelEntrypoints):
                     uow.session.rollback()
                     in_stock = uow.session.scalar(select(Stock.received - Stock.dispatched).where(
                         Stock.campaign_id == donation.campaign_id, Stock.category == category)) or 0
+                    # Details as a dispatch's shortfall tells them (text: RPC carries strings).
                     raise Conflict(domain.unvoidable(category, quantity, in_stock),
-                                   {"category": category, "quantity": quantity, "in_stock": in_stock})
+                                   {"stock": {category: f"{quantity} in this gift, {in_stock} in stock"}})
             uow.emit(events.DONATION_VOIDED, {
                 "campaign_id": donation.campaign_id, "donation_id": donation.id, "receipt_no": donation.receipt_no,
                 "kind": donation.kind, "amount_fen": donation.amount_fen,
