@@ -62,7 +62,8 @@ def summary_rows(campaign: dict) -> list[tuple]:
         ("善款(元) cash (yuan)", "", "", yuan(totals["cash_fen"])),
         ("进度 progress %", "", "", campaign["progress_percent"]),
         ("捐赠笔数 donations", "", "", totals["donations"]),
-        *(("收到物资 goods received", category, "", quantity) for category, quantity in sorted(totals["items"].items())),
+        *(("收到物资 goods received", category, "", quantity)
+          for category, quantity in sorted(totals["items"].items())),
         *(("送出物资 goods sent", sent["category"], sent["to"], sent["quantity"]) for sent in campaign["goods_sent"]),
     ]
 

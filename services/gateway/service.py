@@ -37,9 +37,9 @@ from services.gateway.openapi import build_spec
 from services.gateway.passwords import PasswordHashing
 from services.gateway.rpc import ServiceRpc
 from services.gateway.schemas import (
-    AUDIT_FILTERS, AuditListSchema, AuditQuerySchema, ExportQuerySchema, FeedQuerySchema, HealthSchema, MemberCreateSchema,
-    MemberListSchema, MemberSchema, MemberUpdateSchema, PasswordChangeSchema, PasswordSetSchema, ReadySchema,
-    ServicesHealthSchema, TokenRequestSchema, TokenSchema,
+    AUDIT_FILTERS, AuditListSchema, AuditQuerySchema, ExportQuerySchema, FeedQuerySchema, HealthSchema,
+    MemberCreateSchema, MemberListSchema, MemberSchema, MemberUpdateSchema, PasswordChangeSchema, PasswordSetSchema,
+    ReadySchema, ServicesHealthSchema, TokenRequestSchema, TokenSchema,
 )
 from services.gateway.streams import FEED, Streams, sse_response
 from services.donations.schemas import (
