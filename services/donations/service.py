@@ -213,7 +213,6 @@ class DonationsService(KernelEntrypoints):
             # The columns this needs, not the whole campaign with its stock.
             campaign = uow.session.execute(select(
                 Campaign.id, Campaign.code, Campaign.status, Campaign.starts_on, Campaign.ends_on,
-                Campaign.goal_fen, Campaign.created_by,
             ).where(Campaign.id == require_id(campaign_id, "campaign_id"))).one_or_none()
             if campaign is None:
                 raise NotFound("No such campaign.")
@@ -229,10 +228,12 @@ class DonationsService(KernelEntrypoints):
                     last_receipt_seq=Campaign.last_receipt_seq + 1,
                     cash_fen=Campaign.cash_fen + amount,
                     donation_count=Campaign.donation_count + 1,
-                ).returning(Campaign.last_receipt_seq, Campaign.cash_fen, Campaign.donation_count)).one_or_none()
+                ).returning(Campaign.last_receipt_seq, Campaign.cash_fen, Campaign.donation_count,
+                            Campaign.goal_fen)).one_or_none()
             if taken is None:
                 raise Conflict("The campaign is closed: it takes no more donations.")
-            seq, cash_after, donations_after = taken
+            # The goal as of this row lock: an edit of the goal committed meanwhile counts.
+            seq, cash_after, donations_after, goal_fen = taken
             # Checked after adding, under the row locks: a gift past the totals' bound is rolled back.
             self._apply(domain.check_within_totals, cash_after)
             for category, quantity in domain.count_items(items).items():
@@ -254,7 +255,7 @@ class DonationsService(KernelEntrypoints):
                 "kind": donation.kind, "amount_fen": donation.amount_fen,
                 "items": [{"category": c, "quantity": q} for c, q in domain.count_items(items).items()],
                 "cash_fen_total": cash_after, "donations_total": donations_after})
-            if domain.goal_newly_reached(cash_after - amount, cash_after, campaign.goal_fen):
+            if domain.goal_newly_reached(cash_after - amount, cash_after, goal_fen):
                 self._goal_reached(uow, campaign.id)
             uow.commit()
         return shared(DonationSchema).dump(donation)
