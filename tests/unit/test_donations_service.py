@@ -807,6 +807,15 @@ def test_a_goal_lowered_to_what_was_raised_announces_it_once(donations, donation
         {"campaign_id": drive["id"], "goal_fen": 50_000, "cash_fen": 60_000, "created_by": "admin-1"}]
 
 
+def test_a_gift_that_reaches_a_lowered_goal_announces_it_with_the_new_goal(donations, donations_db):
+    drive = donations().create_campaign(campaign_payload(goal_fen=100_000), ADMIN)
+    donations().record_donation(drive["id"], cash(40_000), VOLUNTEER)
+    donations().update_campaign(drive["id"], {"goal_fen": 50_000}, ADMIN)
+    assert donations_db.outbox("goal_reached") == []
+    donations().record_donation(drive["id"], cash(20_000), VOLUNTEER)
+    assert [row["envelope"]["data"]["goal_fen"] for row in donations_db.outbox("goal_reached")] == [50_000]
+
+
 # -- the ledger and its audit -----------------------------------------------------------------
 
 def test_the_ledger_has_every_gift_oldest_first_with_names_and_voids(donations, donations_db, campaign):
