@@ -4,6 +4,8 @@ nothing), the drive edited, and both exports downloaded in both formats and
 read back as a spreadsheet program would; the ledger export is in the audit."""
 import csv
 import io
+import subprocess
+import sys
 
 import openpyxl
 import requests
@@ -11,6 +13,20 @@ import requests
 from tests.e2e.conftest import new_key
 from tests.e2e.test_donations import campaign_of, dispatch, donated, new_campaign, public_receipt
 
+# The public page opened from a printed receipt's link, in headless Chromium
+# (a process of its own: Playwright and eventlet do not mix): what it shows.
+READ_THE_PAGE = """
+import sys
+from playwright.sync_api import sync_playwright
+with sync_playwright() as playwright:
+    browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                                         args=["--no-sandbox", "--disable-gpu"])
+    page = browser.new_page()
+    page.goto(sys.argv[1])
+    page.wait_for_function("document.getElementById('receipt-result').textContent.length > 0", timeout=15000)
+    print(page.inner_text("#receipt-result"))
+    browser.close()
+"""
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 HOSTILE_DONOR = "=HYPERLINK(\"http://evil.example\",\"点我\")"
 
@@ -128,3 +144,14 @@ def test_a_gift_is_voided_and_both_exports_show_the_drive(stack, admin):
     entries = audit.json()["items"]
     assert [(e["action"], e["campaign_id"], e["rows"]) for e in entries] == [("export_ledger", cid, 3)] * 2
     assert admin.get("/audit", params={"campaign_id": cid}).json()["items"] == entries
+
+
+def test_the_printed_receipts_link_opens_the_public_page_on_that_receipt(stack, admin):
+    drive = new_campaign(admin)
+    gift = donated(admin, drive["id"], {"kind": "cash", "amount_fen": 8_800, "donor_name": "张伟"})
+    assert void(admin, drive["id"], gift["receipt_no"]).status_code == 200
+    shown = subprocess.run([sys.executable, "-c", READ_THE_PAGE, stack.url + gift["lookup_path"]],
+                           capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert gift["receipt_no"] in shown.stdout and "88.00" in shown.stdout
+    assert "Voided" in shown.stdout and "张伟" not in shown.stdout
