@@ -165,5 +165,10 @@ AuditListSchema = page_of(AuditEntrySchema)
 
 
 class ExportQuerySchema(Schema):
-    format = fields.String(required=True, validate=validate.OneOf(FORMATS),
-                           metadata={"description": "csv (UTF-8 with a BOM) or xlsx"})
+    """`?format=` on a route that can answer with a file instead of JSON."""
+    format = fields.String(validate=validate.OneOf(FORMATS), metadata={
+        "description": "csv (UTF-8 with a BOM) or xlsx: the whole list as a file; without it, JSON"})
+
+
+class DonationListQuerySchema(PageSchema, ExportQuerySchema):
+    """A page of a drive's gifts as JSON, or with `format` the whole ledger as a file (admin)."""

@@ -37,7 +37,8 @@ from services.gateway.openapi import build_spec
 from services.gateway.passwords import PasswordHashing
 from services.gateway.rpc import ServiceRpc
 from services.gateway.schemas import (
-    AUDIT_FILTERS, AuditListSchema, AuditQuerySchema, ExportQuerySchema, FeedQuerySchema, HealthSchema,
+    AUDIT_FILTERS, AuditListSchema, AuditQuerySchema, DonationListQuerySchema, ExportQuerySchema, FeedQuerySchema,
+    HealthSchema,
     MemberCreateSchema, MemberListSchema, MemberSchema, MemberUpdateSchema, PasswordChangeSchema, PasswordSetSchema,
     ReadySchema, ServicesHealthSchema, TokenRequestSchema, TokenSchema,
 )
@@ -356,12 +357,14 @@ class GatewayService(KernelEntrypoints):
         lowered to what was raised announces goal_reached, if it never was."""
         return self.donations.update_campaign(campaign_id, request.body, request.principal)
 
-    @api("GET", "/campaigns/<campaign_id>/summary/export", roles=ADMIN, query=ExportQuerySchema, download=True)
-    def export_summary(self, request, campaign_id):
-        """The drive's public summary (totals, goods per category, goods sent
-        and where) as a file: `?format=csv` or `xlsx`."""
+    @api("GET", "/campaigns/<campaign_id>/summary", roles=ADMIN, query=ExportQuerySchema, download=True)
+    def campaign_public_summary(self, request, campaign_id):
+        """The drive as the public page shows it (totals, goods per category, goods
+        sent and where); with `?format=csv` or `xlsx` as a file to post or print."""
         campaign = self.donations.campaign_summary(campaign_id)
         public = {key: campaign[key] for key in PUBLIC_CAMPAIGN_FIELDS}
+        if "format" not in request.query:
+            return public
         return self._export(request.query["format"], exports.SUMMARY_HEADER, exports.summary_rows(public),
                             campaign["code"], "summary")
 
@@ -378,19 +381,20 @@ class GatewayService(KernelEntrypoints):
         return self.donations.record_donation(campaign_id, request.body, request.principal,
                                               idempotency_key=request.idempotency_key)
 
-    @api("GET", "/campaigns/<campaign_id>/donations", roles=MEMBER_OR_ADMIN, query=PageSchema,
-         response=DonationListSchema)
+    @api("GET", "/campaigns/<campaign_id>/donations", roles=MEMBER_OR_ADMIN, query=DonationListQuerySchema,
+         response=DonationListSchema, download=True)
     def list_donations(self, request, campaign_id):
-        """Donations, newest first; an anonymous donor's name is never kept."""
-        return self.donations.list_donations(campaign_id, request.query_params)
-
-    @api("GET", "/campaigns/<campaign_id>/donations/export", roles=ADMIN, query=ExportQuerySchema, download=True)
-    def export_ledger(self, request, campaign_id):
-        """Every gift of the drive, oldest first, voided ones too, with donors'
-        names, as a file: `?format=csv` or `xlsx`. Audited (GET /audit?source=donations)."""
-        ledger = self.donations.ledger(campaign_id, request.principal)
-        return self._export(request.query["format"], exports.LEDGER_HEADER, exports.ledger_rows(ledger),
-                            ledger["campaign"]["code"], "ledger")
+        """Donations, newest first; an anonymous donor's name is never kept. With
+        `?format=csv` or `xlsx` (admin): the whole ledger as a file, oldest first,
+        voided gifts too, with donors' names; each export is audited
+        (GET /audit?source=donations)."""
+        fmt = request.query.get("format")
+        if fmt is None:
+            return self.donations.list_donations(campaign_id, {key: value for key, value in
+                                                               request.query_params.items() if key != "format"})
+        ledger = self.donations.ledger(campaign_id, request.principal)  # the office only: others get a 403
+        return self._export(fmt, exports.LEDGER_HEADER, exports.ledger_rows(ledger), ledger["campaign"]["code"],
+                            "ledger")
 
     def _export(self, fmt: str, header: tuple, rows: list[tuple], code: str, what: str):
         return file_response(exports.render(fmt, header, rows, what), exports.CONTENT_TYPES[fmt],
