@@ -18,6 +18,7 @@ from services.common.clock import naive_utcnow
 from services.common.db import UnitOfWork, make_engine
 from services.common.errors import Conflict, NotFound
 from services.common.outbox import Relay
+from services.common.pagination import paginate
 from services.contracts import gateway as events
 from services.gateway.models import Account, AddressWindow, AuditEntry, LoginAttempts, kernel
 
@@ -122,6 +123,11 @@ def audit_search(session, actor_id: str, filters: dict):
     """A search that returned names and phones in bulk: who, when, with which
     filters (the caller commits, before the answer leaves)."""
     session.add(AuditEntry(actor_id=actor_id, action="member_search", filters=filters, at=naive_utcnow()))
+
+
+def audit_page(session, paging: dict) -> dict:
+    """One page of the searches audited, newest first."""
+    return paginate(session, select(AuditEntry), paging, AuditEntry.at, AuditEntry.id)
 
 
 def set_password(session, account: Account, password_hash: str):

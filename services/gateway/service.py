@@ -32,7 +32,7 @@ from services.contracts import notifications as notification_events
 from services.gateway import accounts, auth
 from services.gateway.auth import ADMIN, ANY_ROLE, MEMBER_OR_ADMIN
 from services.gateway.http import api, error_payload, html_response, json_response
-from services.gateway.models import Account, AuditEntry, kernel
+from services.gateway.models import Account, kernel
 from services.gateway.openapi import build_spec
 from services.gateway.passwords import PasswordHashing
 from services.gateway.rpc import ServiceRpc
@@ -531,8 +531,7 @@ class GatewayService(KernelEntrypoints):
         source = query["source"] or next(
             (source for source, names in AUDIT_FILTERS.items() if any(query[name] for name in names)), "welfare")
         if source == "accounts":  # the gateway's own
-            result = paginate(self.db.session, select(AuditEntry), query, AuditEntry.at, AuditEntry.id)
-            return AuditListSchema().dump(result)
+            return AuditListSchema().dump(accounts.audit_page(self.db.session, query))
         others = {name for other, names in AUDIT_FILTERS.items() if other != source for name in names}
         params = {key: value for key, value in request.query_params.items() if key not in others | {"source"}}
         return getattr(self, source).list_audit(request.principal, params)
