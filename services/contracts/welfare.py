@@ -8,6 +8,7 @@ CASE_ASSIGNED = "case_assigned"
 VISIT_LOGGED = "visit_logged"
 REFERRAL_UPDATED = "referral_updated"
 CASE_CLOSED = "case_closed"
+CASE_REOPENED = "case_reopened"
 FOLLOWUP_OVERDUE = "followup_overdue"
 REFERRAL_OVERDUE = "referral_overdue"
 
@@ -44,6 +45,13 @@ class ReferralUpdated(Schema):
 
 class CaseClosed(CaseOpened):
     pass
+
+
+class CaseReopened(Schema):
+    """A closed case taken up again. The reason stays home: it is about the household."""
+    case_id = fields.String(required=True)
+    compound = fields.String(required=True)
+    categories = fields.List(fields.String(), required=True)
 
 
 class FollowupOverdue(Schema):
@@ -83,6 +91,7 @@ SCHEMAS = {
     VISIT_LOGGED: VisitLogged,
     REFERRAL_UPDATED: ReferralUpdated,
     CASE_CLOSED: CaseClosed,
+    CASE_REOPENED: CaseReopened,
     FOLLOWUP_OVERDUE: FollowupOverdue,
     REFERRAL_OVERDUE: ReferralOverdue,
 }

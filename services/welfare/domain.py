@@ -17,7 +17,10 @@ class CaseStatus:
     CLOSED = "closed"
     DISMISSED = "dismissed"
 
-    ACTIVE = (OPEN, IN_PROGRESS)
+    ACTIVE = (OPEN, IN_PROGRESS)  # confirmed and not closed: worked on, and may receive goods
+
+
+CASE_STATUSES = (CaseStatus.DRAFT, CaseStatus.OPEN, CaseStatus.IN_PROGRESS, CaseStatus.CLOSED, CaseStatus.DISMISSED)
 
 
 class ReferralStatus:
@@ -57,6 +60,7 @@ CASE_TRANSITIONS = {
     (CaseStatus.IN_PROGRESS, "visit"): CaseStatus.IN_PROGRESS,
     (CaseStatus.IN_PROGRESS, "refer"): CaseStatus.IN_PROGRESS,
     (CaseStatus.IN_PROGRESS, "close"): CaseStatus.CLOSED,
+    (CaseStatus.CLOSED, "reopen"): CaseStatus.OPEN,  # the office's: need came back, or closed by mistake
 }
 
 

@@ -35,6 +35,7 @@ class Household(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     compound: Mapped[str] = mapped_column(String(100), index=True)
     address: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(20), nullable=True)  # whom the office calls there
     created_at: Mapped[datetime] = mapped_column(DateTime, default=naive_utcnow)
     people: Mapped[list[Person]] = relationship(
         order_by=Person.position, cascade="all, delete-orphan", lazy="selectin")
@@ -84,6 +85,23 @@ class Case(Base):
     assistance: Mapped[list[Assistance]] = relationship(order_by=Assistance.received_at, lazy="selectin")
     visits: Mapped[list["Visit"]] = relationship(order_by="Visit.visited_on", lazy="selectin")
     referrals: Mapped[list["Referral"]] = relationship(order_by="Referral.submitted_at", lazy="selectin")
+    reopenings: Mapped[list["Reopening"]] = relationship(order_by="Reopening.reopened_at", lazy="selectin")
+
+
+class Reopening(Base):
+    """A closed case taken up again: why, by whom, and the closing it undid
+    (the case's own outcome and closing time are cleared, so they are kept here)."""
+
+    __tablename__ = "case_reopenings"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    reopened_by: Mapped[str] = mapped_column(String(32))
+    reopened_at: Mapped[datetime] = mapped_column(DateTime, default=naive_utcnow)
+    previous_outcome: Mapped[str | None] = mapped_column(Text, nullable=True)
+    previous_closed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    previous_closed_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class Visit(Base):
