@@ -2,6 +2,7 @@
 the welfare service's schemas, alerts the notifications service's."""
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from services.common.categories import CategoryCreateSchema, CategorySchema  # noqa: F401 -- the routes' shapes
 from services.common.pagination import PageSchema, page_of
 from services.common.schemas import ROLES, UtcDateTime
 from services.contracts import PRODUCERS
@@ -156,3 +157,12 @@ class AuditEntrySchema(WelfareAuditEntrySchema, PatrolAuditEntrySchema):
 
 
 AuditListSchema = page_of(AuditEntrySchema)
+
+
+class CategoriesSchema(Schema):
+    """Every kind's categories, each in the order its service lists them,
+    retired ones too (old records keep them): incident (patrol), case
+    (welfare), goods (donations)."""
+    incident = fields.List(fields.Nested(CategorySchema))
+    case = fields.List(fields.Nested(CategorySchema))
+    goods = fields.List(fields.Nested(CategorySchema))
