@@ -15,7 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from services.common.errors import Conflict, InvalidInput, NotFound
 from services.common.idempotency import idempotent
-from services.common.schemas import is_id, load_actor, load_or_raise, require_admin, shared
+from services.common.schemas import load_actor, load_or_raise, require_admin, require_id, shared
 from services.common.service import rpc
 from services.contracts.categories import CATEGORY_ADDED, CATEGORY_RETIRED, category_code
 
@@ -117,7 +117,7 @@ class CategoryEntrypoints:
         require_admin(load_actor(actor))
         model, kind = self.category_model, self.category_kind
         with self.db.unit_of_work() as uow:
-            category = uow.session.get(model, code) if is_id(code) else None
+            category = uow.session.get(model, require_id(code, "code"))
             if category is None:
                 raise NotFound(f"No {kind} category has the code {code}.")
             if code in self.kept_categories:

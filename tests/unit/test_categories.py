@@ -166,10 +166,12 @@ def test_retiring_marks_it_retired_and_announces_it_once(owner):
     assert events_of(db, "category_retired") == [{"kind": kind, "code": "illegal_structure"}]
 
 
-def test_retiring_an_unknown_code_is_not_found(owner):
+def test_retiring_an_unknown_code_is_not_found_and_a_code_that_is_no_string_invalid_input(owner):
     kind, service, db = owner
-    for code in ("graffiti", "", None, "x" * 100):
-        with pytest.raises(NotFound):
+    with pytest.raises(NotFound, match=f"No {kind} category has the code graffiti"):
+        service().retire_category("graffiti", ADMIN)
+    for code in ("", None, 5, "x" * 100):
+        with pytest.raises(InvalidInput):
             service().retire_category(code, ADMIN)
     assert db.outbox() == []
 
