@@ -1,6 +1,8 @@
 """Events published by the welfare service. No names, conditions or notes."""
 from marshmallow import Schema, fields, validate
 
+from services.contracts.categories import SCHEMAS as CATEGORY_SCHEMAS, category_code
+
 CASE_OPENED = "case_opened"
 CASE_DRAFTED = "case_drafted"
 CASE_DISMISSED = "case_dismissed"
@@ -12,14 +14,12 @@ CASE_REOPENED = "case_reopened"
 FOLLOWUP_OVERDUE = "followup_overdue"
 REFERRAL_OVERDUE = "referral_overdue"
 
-CATEGORIES = ("low_income", "disability", "elderly", "illness", "other")
-
 
 class CaseOpened(Schema):
     case_id = fields.String(required=True)
     household_id = fields.String(required=True)
     compound = fields.String(required=True)
-    categories = fields.List(fields.String(validate=validate.OneOf(CATEGORIES)), required=True)
+    categories = fields.List(category_code(), required=True)
     assignee_id = fields.String(required=True)
     status = fields.String(required=True)
 
@@ -94,4 +94,5 @@ SCHEMAS = {
     CASE_REOPENED: CaseReopened,
     FOLLOWUP_OVERDUE: FollowupOverdue,
     REFERRAL_OVERDUE: ReferralOverdue,
+    **CATEGORY_SCHEMAS,
 }

@@ -2,6 +2,7 @@
 the welfare service's schemas, alerts the notifications service's."""
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from services.common.categories import CategoryCreateSchema, CategorySchema  # noqa: F401 -- the routes' shapes
 from services.common.pagination import PageSchema, page_of
 from services.common.schemas import ROLES, UtcDateTime, phone_number
 from services.contracts import PRODUCERS
@@ -182,3 +183,12 @@ class ExportQuerySchema(Schema):
 
 class DonationListQuerySchema(PageSchema, ExportQuerySchema):
     """A page of a drive's gifts as JSON, or with `format` the whole ledger as a file (admin)."""
+
+
+class CategoriesSchema(Schema):
+    """Every kind's categories, each in the order its service lists them,
+    retired ones too (old records keep them): incident (patrol), case
+    (welfare), goods (donations)."""
+    incident = fields.List(fields.Nested(CategorySchema))
+    case = fields.List(fields.Nested(CategorySchema))
+    goods = fields.List(fields.Nested(CategorySchema))

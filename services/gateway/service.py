@@ -29,6 +29,7 @@ from services.common.errors import InvalidInput, NotAuthenticated, NotFound, Too
 from services.common.pagination import PageSchema, paginate
 from services.common.service import KernelEntrypoints
 from services.contracts import notifications as notification_events
+from services.contracts.categories import KINDS, OWNERS
 from services.gateway import accounts, auth, exports
 from services.gateway.auth import ADMIN, ANY_ROLE, MEMBER_OR_ADMIN
 from services.gateway.http import api, error_payload, file_response, html_response, json_response, static_response
@@ -37,10 +38,10 @@ from services.gateway.openapi import build_spec
 from services.gateway.passwords import PasswordHashing
 from services.gateway.rpc import ServiceRpc
 from services.gateway.schemas import (
-    AUDIT_FILTERS, AuditListSchema, AuditQuerySchema, DonationListQuerySchema, ExportQuerySchema, FeedQuerySchema,
-    HealthSchema, MemberCreateSchema, MemberListSchema, MemberQuerySchema, MemberSchema, MemberUpdateSchema,
-    PasswordChangeSchema, PasswordSetSchema,
-    ReadySchema, ServicesHealthSchema, TokenRequestSchema, TokenSchema,
+    AUDIT_FILTERS, AuditListSchema, AuditQuerySchema, CategoriesSchema, CategoryCreateSchema, CategorySchema,
+    DonationListQuerySchema, ExportQuerySchema, FeedQuerySchema, HealthSchema, MemberCreateSchema, MemberListSchema,
+    MemberQuerySchema, MemberSchema, MemberUpdateSchema, PasswordChangeSchema, PasswordSetSchema, ReadySchema,
+    ServicesHealthSchema, TokenRequestSchema, TokenSchema,
 )
 from services.gateway.streams import FEED, Streams, sse_response
 from services.donations.schemas import (
@@ -602,6 +603,35 @@ class GatewayService(KernelEntrypoints):
         if unknown:
             raise InvalidInput("Not every id is a registered member.",
                                {"fields": {field: [f"No registered member has the id {m}." for m in unknown]}})
+
+    # -- the community's categories ------------------------------------------------
+
+    @api("GET", "/categories", roles=ANY_ROLE, response=CategoriesSchema)
+    def list_categories(self, request):
+        """Every kind of category with its Chinese and English labels, asked of
+        the three services that own them at once: incident, case, goods."""
+        pool = eventlet.GreenPool()
+        answers = pool.imap(lambda kind: getattr(self, OWNERS[kind]).list_categories(), KINDS)
+        return dict(zip(KINDS, answers, strict=True))
+
+    @api("POST", "/categories/<kind>", roles=ADMIN, body=CategoryCreateSchema, response=CategorySchema,
+         status=201, idempotent=True)
+    def add_category(self, request, kind):
+        """A new category of a kind (incident, case or goods): `{code, label_zh,
+        label_en}`; a code taken already, retired or not, is a 409."""
+        return self._category_owner(kind).add_category(request.body, request.principal,
+                                                       idempotency_key=request.idempotency_key)
+
+    @api("POST", "/categories/<kind>/<code>/retire", roles=ADMIN, response=CategorySchema)
+    def retire_category(self, request, kind, code):
+        """No new records of this category; old ones keep it. Twice is a 409,
+        and so is the incident category hardship (it makes draft cases in welfare)."""
+        return self._category_owner(kind).retire_category(code, request.principal)
+
+    def _category_owner(self, kind: str):
+        if kind not in OWNERS:
+            raise NotFound(f"No such kind of category: one of {', '.join(KINDS)}.")
+        return getattr(self, OWNERS[kind])
 
     # -- the dashboard -------------------------------------------------------------
 

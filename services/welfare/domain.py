@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 
-from services.contracts.welfare import CATEGORIES
+# A case's categories: each at most once, and a case needs no more than this many.
+MAX_CASE_CATEGORIES = 20
 
 
 class RuleBroken(Exception):
@@ -98,14 +99,15 @@ def due_followup(status: str, lapse_started: datetime, alerted_for: datetime | N
             and alerted_for != lapse_started)
 
 
-def normalise_categories(categories: list[str]) -> list[str]:
-    """Known categories, each once, in the canonical order."""
-    unknown = sorted(set(categories) - set(CATEGORIES))
+def normalise_categories(categories: list[str], listed: list[str]) -> list[str]:
+    """A case's categories each once, in the order the community lists them
+    (`listed`: its category codes in order; the service checks that each is known)."""
+    unknown = sorted(set(categories) - set(listed))
     if unknown:
         raise ValueError(f"Unknown categories: {', '.join(unknown)}.")
     if not categories:
         raise ValueError("A case needs at least one category.")
-    return [c for c in CATEGORIES if c in categories]
+    return [c for c in listed if c in categories]
 
 
 def may_see_case(actor_id: str, actor_is_admin: bool, assignee_id: str) -> bool:

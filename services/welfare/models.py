@@ -6,6 +6,7 @@ from datetime import date, datetime
 from sqlalchemy import JSON, Date, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from services.common.categories import CategoryColumns
 from services.common.clock import naive_utcnow
 from services.common.db import KernelTables, new_id
 
@@ -15,6 +16,10 @@ class Base(DeclarativeBase):
 
 
 kernel = KernelTables(Base.metadata)
+
+
+class Category(CategoryColumns, Base):
+    """The community's case categories (services/common/categories.py)."""
 
 
 class Person(Base):

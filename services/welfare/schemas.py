@@ -4,8 +4,8 @@ from marshmallow import Schema, fields, validate
 
 from services.common.pagination import PageSchema, page_of
 from services.common.schemas import UtcDateTime, phone_number
-from services.contracts.welfare import CATEGORIES
-from services.welfare.domain import CASE_STATUSES, REFERRAL_STAGES
+from services.contracts.categories import category_code
+from services.welfare.domain import CASE_STATUSES, MAX_CASE_CATEGORIES, REFERRAL_STAGES
 
 
 class PersonSchema(Schema):
@@ -60,8 +60,7 @@ class HouseholdQuerySchema(PageSchema):
 
 class CaseOpenSchema(Schema):
     household_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    categories = fields.List(fields.String(validate=validate.OneOf(CATEGORIES)), required=True,
-                             validate=validate.Length(min=1, max=len(CATEGORIES)))
+    categories = fields.List(category_code(), required=True, validate=validate.Length(min=1, max=MAX_CASE_CATEGORIES))
     summary = fields.String(required=True, validate=validate.Length(min=1, max=2000))
     assignee_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
 

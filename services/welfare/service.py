@@ -13,6 +13,7 @@ from nameko.timer import timer
 from sqlalchemy import String, and_, cast, func, insert, not_, or_, select, update
 
 from services import contracts
+from services.common.categories import CategoryEntrypoints, require_categories
 from services.common.clock import naive_utcnow
 from services.common.db import Database, UnitOfWork, get_by_id
 from services.common.errors import Conflict, InvalidInput, NotFound
@@ -26,7 +27,7 @@ from services.contracts import patrol as patrol_events
 from services.contracts import welfare as events
 from services.welfare import domain
 from services.welfare.models import (
-    Assistance, AuditEntry, Case, Household, Person, Referral, Reopening, Visit, kernel,
+    Assistance, AuditEntry, Case, Category, Household, Person, Referral, Reopening, Visit, kernel,
 )
 from services.welfare.schemas import (
     AuditEntrySchema, AuditQuerySchema, CaseAssignSchema, CaseCloseSchema, CaseDismissSchema, CaseOpenSchema,
@@ -65,10 +66,12 @@ def people(persons: list[dict]) -> list[Person]:
     return [Person(position=i, **person) for i, person in enumerate(persons)]
 
 
-class WelfareService(KernelEntrypoints):
+class WelfareService(CategoryEntrypoints, KernelEntrypoints):
     name = "welfare"
     config = Config()
     db = Database(kernel)
+    category_kind = "case"
+    category_model = Category
 
     # -- households ---------------------------------------------------------------
 
@@ -150,11 +153,8 @@ class WelfareService(KernelEntrypoints):
         actor = load_actor(actor)
         require_admin(actor)
         data = load_or_raise(CaseOpenSchema(), payload)
-        try:
-            categories = domain.normalise_categories(data["categories"])
-        except ValueError as exc:
-            raise InvalidInput(str(exc), {"fields": {"categories": [str(exc)]}})
         with self.db.unit_of_work() as uow:
+            categories = self._case_categories(uow.session, data["categories"])
             household = uow.session.get(Household, data["household_id"])
             if household is None:
                 raise InvalidInput("No such household.",
@@ -204,10 +204,7 @@ class WelfareService(KernelEntrypoints):
                 raise InvalidInput("No such household.",
                                    {"fields": {"household_id": ["No household has this id."]}})
             self._move(case, "confirm")
-            try:
-                case.categories = domain.normalise_categories(data["categories"])
-            except ValueError as exc:
-                raise InvalidInput(str(exc), {"fields": {"categories": [str(exc)]}})
+            case.categories = self._case_categories(uow.session, data["categories"])
             case.household, case.household_id, case.compound = household, household.id, household.compound
             case.summary, case.assignee_id = data["summary"], data["assignee_id"]
             case.opened_at = case.lapse_started_at = naive_utcnow()
@@ -453,6 +450,16 @@ class WelfareService(KernelEntrypoints):
             raise NotFound("No such case.")
         return case
 
+    def _case_categories(self, session, categories: list[str]) -> list[str]:
+        """Known, active categories, each once, in the order they are listed; else InvalidInput."""
+        require_categories(session, Category, self.category_kind, "categories", categories)
+        listed = session.scalars(select(Category.code).where(Category.code.in_(set(categories)))
+                                 .order_by(Category.position, Category.code)).all()
+        try:
+            return domain.normalise_categories(categories, listed)
+        except ValueError as exc:
+            raise InvalidInput(str(exc), {"fields": {"categories": [str(exc)]}})
+
     @staticmethod
     def _move(case: Case, action: str):
         try:
@@ -474,8 +481,12 @@ class WelfareService(KernelEntrypoints):
             for category in categories:
                 by_category[category] = by_category.get(category, 0) + 1
         overdue = session.scalar(select(func.count()).select_from(Case).where(followup_overdue()))
+        # Every active category (0 if no case has it), and a retired one while cases still have it.
+        listed = session.execute(select(Category.code, Category.retired)
+                                 .order_by(Category.position, Category.code)).all()
+        shown = [code for code, retired in listed if not retired or by_category.get(code)]
         return {"open_cases_by_status": {status: by_status.get(status, 0) for status in active},
-                "open_cases_by_category": {c: by_category.get(c, 0) for c in events.CATEGORIES},
+                "open_cases_by_category": {c: by_category.get(c, 0) for c in shown},
                 "followups_overdue": overdue}
 
     # -- the audit log ------------------------------------------------------------
