@@ -147,24 +147,24 @@ def register_member(office: Office, args: dict) -> dict:
     office.open("members", "成员 Members")
     office.count_mouse_events()
     office.field("用户名 Username").focus()
-    page.keyboard.type(args["username"])
+    page.keyboard.type(args["account"])
     page.keyboard.press("Tab")
     page.keyboard.type("a-long-initial-password")
     page.keyboard.press("Tab")
-    page.keyboard.type(args["name"])
+    page.keyboard.type(args["full_name"])
     page.keyboard.press("Tab")
     page.keyboard.type(args["phone"])
     page.keyboard.press("Tab")
     page.keyboard.type(args["compound"])
     page.keyboard.press("Enter")
-    office.shows(f"已登记 Registered: {args['name']}")
+    office.shows(f"已登记 Registered: {args['full_name']}")
     keyboard_only = office.mouse_events() == 0
     # Found by the digits of the phone, typed without its spaces.
     office.field("关键词 Name, phone or username").fill(args["search"])
     office.button("查找 Search").click()
     table = page.get_by_role("table", name="成员 Members")
     expect(table.get_by_role("row")).to_have_count(2)  # the header and the one found
-    row = table.get_by_role("row").filter(has_text=args["name"])
+    row = table.get_by_role("row").filter(has_text=args["full_name"])
     expect(row).to_contain_text(args["phone"])
     expect(row).to_contain_text("志愿者 Member")
     # Edit: a party member now.

@@ -36,7 +36,7 @@ def test_the_office_adds_a_category_and_sees_it_listed(stack, admin, tmp_path):
 
 def test_the_office_registers_a_member_and_finds_them_by_phone(stack, admin, tmp_path):
     username = f"li.{_unique()}"
-    found = run_journey(stack, "register_member", tmp_path, username=username, name="李明华",
+    found = run_journey(stack, "register_member", tmp_path, account=username, full_name="李明华",
                         phone="138 0013 8000", search="13800138000", compound="和平里")
     assert found["keyboard_only"]
     assert "last active admin" in found["last_admin_refusal"]
