@@ -227,7 +227,8 @@ def household_case(office: Office, args: dict) -> dict:
     case_id = open_case_for_household(office, args)
     work_on_case(office, args)
     find_case_and_audit(office, args)
-    return {"household_id": household_id, "case_id": case_id, "typo_error": typo_error}
+    confirmed_id = confirm_draft(office, args)
+    return {"household_id": household_id, "case_id": case_id, "typo_error": typo_error, "confirmed_id": confirmed_id}
 
 
 def register_household(office: Office, args: dict) -> tuple[str, str]:
@@ -325,6 +326,26 @@ def find_case_and_audit(office: Office, args: dict):
     audit = page.get_by_role("table", name="查阅记录 Audit log")
     expect(audit).to_contain_text("查看个案 Read a case")
     office.screenshot("audit", phone=True)
+
+def confirm_draft(office: Office, args: dict) -> str:
+    """A hardship found on patrol is a draft: the office confirms it for the household
+    (found in the draft's compound), with a category and a party member by name."""
+    page = office.page
+    office.open("cases", "帮扶个案 Cases")
+    office.field("状态 Status").select_option(label="待确认 Draft")
+    office.button("查找 Search").click()
+    page.get_by_role("table", name="个案 Cases").get_by_role("link", name="查看个案 Open case").first.click()
+    expect(page.locator("dl.facts")).to_contain_text("待确认 Draft")
+    confirm = page.get_by_role("form", name="确认个案 Confirm case")
+    names = "、".join(person["name"] for person in args["people"])
+    confirm.get_by_label("住户 Household").select_option(label=f"{args['address']} · {names}")
+    confirm.get_by_label(args["categories"][0]).check()
+    confirm.get_by_label("概况 Summary").fill(args["summary"])
+    confirm.get_by_label("负责党员 Assignee").select_option(label=args["first_assignee"])
+    confirm.get_by_role("button", name="确认 Confirm").click()
+    office.shows("已确认为个案 Confirmed as a case")
+    expect(page.locator("dl.facts")).to_contain_text("待跟进 Open")
+    return page.url.rsplit("/", 1)[1]
 
 
 def main(name: str, url: str, username: str, password: str, outdir: str, raw_args: str = "{}") -> int:

@@ -5,6 +5,7 @@ import uuid
 
 import pytest
 
+from tests.conftest import wait_for
 from tests.e2e.conftest import login
 from tests.e2e.test_office_pages import run_journey
 
@@ -58,9 +59,20 @@ def test_the_office_creates_a_zone_and_builds_its_team_by_name(stack, admin, peo
     assert sorted(zones[zone]["team"]["member_ids"]) == sorted([people["赵东"]["id"], people["刘洋"]["id"]])
 
 
+def _a_draft_found_on_patrol(admin, compound: str) -> dict:
+    """A hardship incident reported in a zone of `compound` becomes a draft case in welfare."""
+    zone = admin.post("/zones", {"name": f"Zone {_unique()}", "compounds": [compound]})
+    assert zone.status_code == 201, zone.text
+    incident = admin.post("/incidents", {"zone_id": zone.json()["id"], "compound": compound, "category": "hardship",
+                                         "description": "一位老人独居，家中没有暖气。", "severity": "medium"})
+    assert incident.status_code == 201, incident.text
+    return wait_for(lambda: admin.get("/cases", params={"status": "draft"}).json()["items"], what="the draft case")[0]
+
+
 def test_the_office_opens_a_case_for_a_new_household_and_assigns_it_by_name(stack, admin, people, tmp_path):
     address = f"3号楼2单元401 Building 3-2-401 {_unique()}"
     label = {name: f"{name} ({m['compound']})" for name, m in people.items()}
+    draft = _a_draft_found_on_patrol(admin, "幸福花园")
     found = run_journey(
         stack, "household_case", tmp_path, compound="幸福花园", address=address, phone="010-6543 2100",
         people=[{"name": "李秀英", "relation": "母亲 mother", "birth_year": 1946, "conditions": ["行动不便", "独居"]},
@@ -80,3 +92,7 @@ def test_the_office_opens_a_case_for_a_new_household_and_assigns_it_by_name(stac
     assert case["status"] == "open"
     assert [(r["reason"], r["previous_outcome"]) for r in case["reopenings"]] == [
         ("病情加重 The illness got worse", "低保已批 Allowance granted")]
+    confirmed = admin.get(f"/cases/{draft['id']}").json()
+    assert found["confirmed_id"] == draft["id"]
+    assert (confirmed["status"], confirmed["household_id"], confirmed["assignee_id"], confirmed["categories"]) == (
+        "open", found["household_id"], people["王芳"]["id"], ["elderly"])
