@@ -606,10 +606,11 @@ class GatewayService(KernelEntrypoints):
 
     # -- the community's categories ------------------------------------------------
 
-    @api("GET", "/categories", roles=ANY_ROLE, response=CategoriesSchema)
+    @api("GET", "/categories", roles=None, response=CategoriesSchema)
     def list_categories(self, request):
-        """Every kind of category with its Chinese and English labels, asked of
-        the three services that own them at once: incident, case, goods."""
+        """Public, no login (the transparency page labels goods with it): every
+        kind of category with its Chinese and English labels, asked of the three
+        services that own them at once: incident, case, goods."""
         pool = eventlet.GreenPool()
         answers = pool.imap(lambda kind: getattr(self, OWNERS[kind]).list_categories(), KINDS)
         return dict(zip(KINDS, answers, strict=True))
@@ -677,18 +678,19 @@ class GatewayService(KernelEntrypoints):
 
     @api("GET", "/", roles=None, prefix="", in_openapi=False, shed=False)
     def dashboard_page(self, request):
-        """The dashboard for the office's wall: counters, bars, zones, a live feed."""
-        return html_response(PAGES["dashboard"], inline_allowed=True)
+        """The dashboard for the office's wall: counters, bars, zones, a live feed.
+        An admin who logs in here goes on to the office's workspace at /app/."""
+        return html_response(PAGES["dashboard"])
 
     @api("GET", "/dashboard", roles=None, prefix="", in_openapi=False, shed=False)
     def wall_page(self, request):
         """The same dashboard, at an address that always stays on it (an admin opening `/` goes to /app/)."""
-        return html_response(PAGES["dashboard"], inline_allowed=True)
+        return html_response(PAGES["dashboard"])
 
     @api("GET", "/public", roles=None, prefix="", in_openapi=False, shed=False)
     def public_page(self, request):
         """The transparency page: each drive's totals and where goods went; receipt lookup."""
-        return html_response(PAGES["public"], inline_allowed=True)
+        return html_response(PAGES["public"])
 
     @api("GET", "/app/", roles=None, prefix="", in_openapi=False, shed=False)
     def office_page(self, request):

@@ -90,7 +90,10 @@ def smoke(office: Office, args: dict) -> dict:
     names = []
     for link in office.page.get_by_role("navigation").get_by_role("link").all():
         names.append(link.inner_text())
-    return {"menu": names}
+    office.page.goto(office.url + "/")
+    office.page.wait_for_url("**/app/**")
+    expect(office.page.get_by_role("button", name="退出 Log out")).to_be_visible()
+    return {"menu": names, "root_leads_to": office.page.url.split("#")[0]}
 
 
 def main(name: str, url: str, username: str, password: str, outdir: str, raw_args: str = "{}") -> int:
