@@ -72,9 +72,9 @@ def test_c_d_a_gift_is_voided_on_the_drive_page_and_the_ledger_shows_it(stack, a
     assert set(by_receipt) == {gift["receipt_no"] for gift in queue["gifts"]}
 
 
-def test_a_drive_is_opened_edited_and_closed_from_its_pages(stack, admin, tmp_path):
+def test_e_a_drive_is_opened_edited_and_closed_from_its_pages(stack, admin, tmp_path):
     name = f"春节慰问 New year {new_key()[:6]}"
-    run_journey(stack, "drives_manage", tmp_path, name=name, ends_on=str(date.today() + timedelta(days=20)))
+    run_journey(stack, "drives_manage", tmp_path, drive_name=name, ends_on=str(date.today() + timedelta(days=20)))
     drives = admin.get("/campaigns").json()["items"]
     [opened] = [d for d in drives if d["name"].startswith(name)]
     assert opened["name"] == name + " 二期 II"

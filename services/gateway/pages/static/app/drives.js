@@ -188,6 +188,8 @@ function Gifts({ id, onVoided }) {
 function VoidForm({ id, gift, onVoided, onCancel }) {
   const form = useForm({ reason: "" });
   const key = useRef(newKey());
+  const formRef = useRef(null);
+  useEffect(() => formRef.current.elements.reason.focus(), []);
   const submit = (event) => {
     event.preventDefault();
     if (!form.values.reason.trim()) {
@@ -200,9 +202,9 @@ function VoidForm({ id, gift, onVoided, onCancel }) {
                          { key: key.current, body: { reason: form.values.reason.trim() } }));
     });
   };
-  return html`<form onSubmit=${submit} aria-label=${`作废 Void ${gift.receipt_no}`}>
+  return html`<form ref=${formRef} onSubmit=${submit} aria-label=${`作废 Void ${gift.receipt_no}`}>
     <${Field} label="作废原因 Reason" name="reason" value=${form.values.reason} onInput=${form.set("reason")}
-      autofocus error=${form.errors.reason} />
+      error=${form.errors.reason} />
     <${Problem} error=${form.problem} shown=${["reason"]} />
     <div class="confirm"><button class="primary" type="submit" disabled=${form.busy}>确认作废 Void</button>
       <button type="button" onClick=${onCancel}>取消 Cancel</button></div>
