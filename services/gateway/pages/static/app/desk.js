@@ -168,12 +168,14 @@ function GiftForm({ campaign, onRecorded }) {
     </form>
     <section class="card" aria-labelledby="recent-h">
       <h2 id="recent-h">刚登记 Just recorded</h2>
-      ${recent.length === 0 ? html`<p class="muted">还没有。None yet.</p>` : html`<div class="table-wrap"><table>
+      ${recent.length === 0 ? html`<p class="muted">还没有。None yet.</p>` : html`<div class="table-wrap"><table class="stack">
         <thead><tr><th>收据编号 Receipt no.</th><th>金额或物品 Amount or goods</th><th>捐赠人 Donor</th>
           <th>核验码 Code</th><th>收据 Receipt</th></tr></thead>
         <tbody>${recent.map((gift) => html`<tr key=${gift.receipt_no}>
-          <td>${gift.receipt_no}</td><td>${giftText(gift)}</td><td>${donorText(gift)}</td>
-          <td><code>${gift.verification_code}</code></td>
+          <td data-label="收据编号 Receipt no.">${gift.receipt_no}</td>
+          <td data-label="金额或物品 Amount or goods">${giftText(gift)}</td>
+          <td data-label="捐赠人 Donor">${donorText(gift)}</td>
+          <td data-label="核验码 Code"><code>${gift.verification_code}</code></td>
           <td><a href=${`#/receipt/${encodeURIComponent(campaign.id)}/${encodeURIComponent(gift.receipt_no)}`}>
             打印收据 Print receipt</a></td></tr>`)}</tbody></table></div>`}
     </section>`;

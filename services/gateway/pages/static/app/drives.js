@@ -40,15 +40,17 @@ function DriveList() {
   return html`<h1>募捐活动 Drives</h1>
     <${Problem} error=${error} />
     ${drives && (drives.length === 0 ? html`<p class="muted">还没有募捐活动。No drives yet.</p>`
-      : html`<div class="table-wrap card"><table class="drive-list">
+      : html`<div class="table-wrap card"><table class="drive-list stack">
         <thead><tr><th>名称 Name</th><th>日期 Dates</th><th>状态 Status</th><th class="num">目标 Goal</th>
           <th class="num">已收现金 Cash</th><th>进度 Progress</th><th class="num">笔数 Gifts</th></tr></thead>
         <tbody>${drives.map((d) => html`<tr key=${d.id}>
           <td><a href=${`#/drives/${encodeURIComponent(d.id)}`}>${d.name}</a></td>
-          <td>${d.starts_on} – ${d.ends_on}</td><td>${STATUS[d.status] || d.status}</td>
-          <td class="num">¥${yuan(d.goal_fen)}</td><td class="num">¥${yuan(d.totals.cash_fen)}</td>
-          <td>${d.progress_percent}%<${Progress} percent=${d.progress_percent} /></td>
-          <td class="num">${d.totals.donations}</td></tr>`)}</tbody></table></div>`)}
+          <td data-label="日期 Dates">${d.starts_on} – ${d.ends_on}</td>
+          <td data-label="状态 Status">${STATUS[d.status] || d.status}</td>
+          <td class="num" data-label="目标 Goal">¥${yuan(d.goal_fen)}</td>
+          <td class="num" data-label="已收现金 Cash">¥${yuan(d.totals.cash_fen)}</td>
+          <td data-label="进度 Progress">${d.progress_percent}%<${Progress} percent=${d.progress_percent} /></td>
+          <td class="num" data-label="笔数 Gifts">${d.totals.donations}</td></tr>`)}</tbody></table></div>`)}
     <${NewDrive} onOpened=${reload} />`;
 }
 
@@ -93,8 +95,7 @@ function NewDrive({ onOpened }) {
         onInput=${form.set("ends_on")} error=${form.errors.ends_on} />
     </div>
     <${Problem} error=${form.problem} shown=${["name", "goal", "starts_on", "ends_on"]} />
-    ${opened && html`<${Done}>已开始 Opened: <a href=${`#/drives/${encodeURIComponent(opened.id)}`}>${opened.name}</a>
-      · <a href=${`#/desk/${encodeURIComponent(opened.id)}`}>去登记 To the donation table</a><//>`}
+    ${opened && html`<${Done}>已开始 Opened: <a href=${`#/drives/${encodeURIComponent(opened.id)}`}>${opened.name}</a>${" · "}<a href=${`#/desk/${encodeURIComponent(opened.id)}`}>去登记 To the donation table</a><//>`}
     <p><button class="primary" type="submit" disabled=${form.busy}>开始 Open</button></p>
   </form>`;
 }
@@ -169,13 +170,14 @@ function Gifts({ id, onVoided }) {
     <h2 id="gifts-h">捐赠记录 Gifts</h2>
     <${Problem} error=${problem} />
     ${cursor !== undefined && gifts.length === 0 && html`<p class="muted">还没有捐赠。No gifts yet.</p>`}
-    ${gifts.length > 0 && html`<div class="table-wrap"><table>
+    ${gifts.length > 0 && html`<div class="table-wrap"><table class="stack">
       <thead><tr><th>收据编号 Receipt no.</th><th>日期 Date</th><th>金额或物品 Amount or goods</th>
         <th>捐赠人 Donor</th><th>操作 Actions</th></tr></thead>
       <tbody>${gifts.map((gift) => html`<tr key=${gift.receipt_no}>
-        <td><a href=${`#/receipt/${encodeURIComponent(id)}/${encodeURIComponent(gift.receipt_no)}`}>${gift.receipt_no}</a>
+        <td data-label="收据编号 Receipt no."><a href=${`#/receipt/${encodeURIComponent(id)}/${encodeURIComponent(gift.receipt_no)}`}>${gift.receipt_no}</a>
           ${gift.voided && html` <span class="tag voided">已作废 Voided</span>`}</td>
-        <td>${when(gift.created_at)}</td><td>${giftText(gift)}</td><td>${donorText(gift)}</td>
+        <td data-label="日期 Date">${when(gift.created_at)}</td>
+        <td data-label="金额或物品 Amount or goods">${giftText(gift)}</td><td data-label="捐赠人 Donor">${donorText(gift)}</td>
         <td class="actions">${gift.voided ? html`<span class="muted">${gift.void_reason || ""}</span>`
           : voiding === gift.receipt_no
             ? html`<${VoidForm} id=${id} gift=${gift} onVoided=${voided} onCancel=${() => setVoiding(null)} />`
@@ -230,11 +232,11 @@ function Stock({ campaign, onSent }) {
     <h3>已发出 Sent</h3>
     <${Problem} error=${error} />
     ${dispatches && (dispatches.length === 0 ? html`<p class="muted">还没有发出物品。Nothing sent yet.</p>`
-      : html`<div class="table-wrap"><table>
+      : html`<div class="table-wrap"><table class="stack">
         <thead><tr><th>日期 Date</th><th>发往 To</th><th>物品 Goods</th></tr></thead>
-        <tbody>${dispatches.map((d) => html`<tr key=${d.id}><td>${when(d.created_at)}</td>
-          <td>${d.case_id ? "帮扶个案 A hardship case" : d.destination}</td>
-          <td>${d.items.map((i) => `${categoryLabel("goods", i.category)} × ${i.quantity}`).join("；")}</td></tr>`)}
+        <tbody>${dispatches.map((d) => html`<tr key=${d.id}><td data-label="日期 Date">${when(d.created_at)}</td>
+          <td data-label="发往 To">${d.case_id ? "帮扶个案 A hardship case" : d.destination}</td>
+          <td data-label="物品 Goods">${d.items.map((i) => `${categoryLabel("goods", i.category)} × ${i.quantity}`).join("；")}</td></tr>`)}
         </tbody></table></div>`)}
   </section>`;
 }
