@@ -188,6 +188,7 @@ def receipt_print(office: Office, args: dict) -> dict:
     receipt = page.get_by_role("article", name="收据 Receipt")
     expect(receipt).to_have_class("receipt roll")
     page.wait_for_function("() => window.__prints === 1")
+    office.screenshot("receipt-roll")
     office.button("打印 Print (A5)").click()
     expect(receipt).to_have_class("receipt")
     page.wait_for_function("() => window.__prints === 2")
@@ -196,6 +197,7 @@ def receipt_print(office: Office, args: dict) -> dict:
     expect(page.get_by_role("navigation")).to_be_hidden()
     expect(office.button("打印 Print (A5)")).to_be_hidden()
     expect(receipt).to_be_visible()
+    page.screenshot(path=str(office.outdir / "receipt-print.png"), full_page=True)
     pdf = office.outdir / "receipt-a5.pdf"
     page.pdf(path=str(pdf), format="A5", print_background=True)
     page.emulate_media(media="screen")
@@ -219,12 +221,23 @@ def drive_corrections(office: Office, args: dict) -> dict:
     office.shows("已发出 Sent")
     expect(page.get_by_role("row").filter(has_text="东区安置点 East shelter")).to_contain_text("× 2")
 
+    office.field("发往 To").select_option("case")  # chosen by compound, categories and summary: no name
+    case = office.field("帮扶个案 Hardship case")
+    expect(case.locator("option", has_text=args["case_summary"])).to_have_count(1)
+    case.select_option(label=case.locator("option", has_text=args["case_summary"]).inner_text())
+    office.field("物品类别 Category").select_option(args["goods_category"])
+    office.field("数量 Quantity").fill("1")
+    office.button("发出 Send").click()
+    expect(page.get_by_role("row").filter(has_text="帮扶个案 A hardship case")).to_contain_text("× 1")
+    expect(page.get_by_text(args["case_person"])).to_have_count(0)
+
     goods_row = page.get_by_role("row").filter(has_text=args["goods_receipt"])
     goods_row.get_by_role("button", name="作废 Void").click()
     office.field("作废原因 Reason").fill("登记错了 Wrong entry")
     goods_row.get_by_role("button", name="确认作废 Void").click()
     expect(goods_row.get_by_role("alert")).to_contain_text("dispatched")
     goods_row.get_by_role("button", name="取消 Cancel").click()
+    expect(goods_row.get_by_role("button", name="作废 Void")).to_be_focused()
     # Chromium logs the refusal as a failed resource: expected here, and only this one.
     refused = [e for e in office.console_errors if "409" in e]
     assert len(refused) == 1, office.console_errors
@@ -238,6 +251,7 @@ def drive_corrections(office: Office, args: dict) -> dict:
     office.field("作废原因 Reason").fill(args["reason"])
     office.page.keyboard.press("Enter")
     expect(row.get_by_text("已作废 Voided")).to_be_visible()
+    expect(row.get_by_role("link", name=args["receipt_no"])).to_be_focused()
     expect(page.locator(".drive-cash")).to_have_text("¥35.50")
     expect(page.locator(".drive-count")).to_have_text("2")
     expect(row.get_by_role("button", name="作废 Void")).to_have_count(0)

@@ -6,7 +6,7 @@ from datetime import date, timedelta
 import openpyxl
 import pytest
 
-from tests.e2e.conftest import new_key
+from tests.e2e.conftest import HOUSEHOLD, new_key, open_case
 from tests.e2e.test_office_pages import run_journey
 
 
@@ -52,14 +52,21 @@ def test_b_a_receipt_prints_alone_with_its_code_and_a_qr_code_of_its_public_look
     assert found["pdf_bytes"] > 5000
 
 
-def test_c_d_a_gift_is_voided_on_the_drive_page_and_the_ledger_shows_it(stack, admin, drive, queue, tmp_path):
+def test_c_d_a_gift_is_voided_on_the_drive_page_and_the_ledger_shows_it(stack, admin, register, drive, queue,
+                                                                        tmp_path):
     cash, goods, _ = queue["gifts"]
+    _, member = register()
+    case = open_case(admin, member["id"])
     found = run_journey(stack, "drive_corrections", tmp_path, campaign_id=drive["id"], receipt_no=cash["receipt_no"],
                         goods_receipt=goods["receipt_no"], goods_category=queue["goods_category"],
+                        case_summary=case["summary"], case_person=HOUSEHOLD["people"][0]["name"],
                         reason="金额记错 Wrong amount")
     campaign = admin.get(f"/campaigns/{drive['id']}").json()
     assert campaign["totals"]["cash_fen"] == 3550 and campaign["totals"]["donations"] == 2
-    assert campaign["stock"] == {queue["goods_category"]: 1}  # 3 in, 2 sent, the goods gift not voided
+    assert campaign["stock"] == {queue["goods_category"]: 0}  # 3 in, 3 sent: the goods gift could not be voided
+    sent = admin.get(f"/campaigns/{drive['id']}/dispatches").json()["items"]
+    assert {(d["destination"], d["case_id"], d["items"][0]["quantity"]) for d in sent} == {
+        ("东区安置点 East shelter", None, 2), (None, case["id"], 1)}
     voided = admin.get(f"/campaigns/{drive['id']}/donations/{cash['receipt_no']}").json()
     assert voided["voided"] and voided["void_reason"] == "金额记错 Wrong amount"
     assert found["ledger_name"].endswith(".xlsx")

@@ -161,11 +161,18 @@ function Gifts({ id, onVoided }) {
     }, setProblem);
   };
   useEffect(() => more(undefined), [id]);
+  // After voiding or not, the cursor goes back to the gift's row (its receipt link, or its Void button).
+  const refocus = (no, what) => setTimeout(() => {
+    const target = document.querySelector(`[data-${what}="${CSS.escape(no)}"]`);
+    if (target) target.focus();
+  }, 0);
   const voided = (gift) => {
     setGifts((list) => list.map((g) => (g.receipt_no === gift.receipt_no ? gift : g)));
     setVoiding(null);
     onVoided();
+    refocus(gift.receipt_no, "receipt");
   };
+  const cancel = () => { refocus(voiding, "void"); setVoiding(null); };
   return html`<section class="card" aria-labelledby="gifts-h">
     <h2 id="gifts-h">捐赠记录 Gifts</h2>
     <${Problem} error=${problem} />
@@ -174,14 +181,15 @@ function Gifts({ id, onVoided }) {
       <thead><tr><th>收据编号 Receipt no.</th><th>日期 Date</th><th>金额或物品 Amount or goods</th>
         <th>捐赠人 Donor</th><th>操作 Actions</th></tr></thead>
       <tbody>${gifts.map((gift) => html`<tr key=${gift.receipt_no}>
-        <td data-label="收据编号 Receipt no."><a href=${`#/receipt/${encodeURIComponent(id)}/${encodeURIComponent(gift.receipt_no)}`}>${gift.receipt_no}</a>
+        <td data-label="收据编号 Receipt no."><a href=${`#/receipt/${encodeURIComponent(id)}/${encodeURIComponent(gift.receipt_no)}`}
+          data-receipt=${gift.receipt_no}>${gift.receipt_no}</a>
           ${gift.voided && html` <span class="tag voided">已作废 Voided</span>`}</td>
         <td data-label="日期 Date">${when(gift.created_at)}</td>
         <td data-label="金额或物品 Amount or goods">${giftText(gift)}</td><td data-label="捐赠人 Donor">${donorText(gift)}</td>
-        <td class="actions">${gift.voided ? html`<span class="muted">${gift.void_reason || ""}</span>`
+        <td class="actions">${gift.voided ? html`<span class="muted">作废原因 Reason: ${gift.void_reason || ""}</span>`
           : voiding === gift.receipt_no
-            ? html`<${VoidForm} id=${id} gift=${gift} onVoided=${voided} onCancel=${() => setVoiding(null)} />`
-            : html`<button onClick=${() => setVoiding(gift.receipt_no)}>作废 Void</button>`}</td>
+            ? html`<${VoidForm} id=${id} gift=${gift} onVoided=${voided} onCancel=${cancel} />`
+            : html`<button data-void=${gift.receipt_no} onClick=${() => setVoiding(gift.receipt_no)}>作废 Void</button>`}</td>
       </tr>`)}</tbody></table></div>`}
     ${cursor && html`<p><button onClick=${() => more(cursor)}>更多 More</button></p>`}
   </section>`;
