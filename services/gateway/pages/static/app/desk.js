@@ -1,12 +1,13 @@
 // The donation table: a queue of residents, one screen, the keyboard alone. Each gift
 // is one form sent with its own Idempotency-Key, so a double Enter or a retried lost
 // answer never counts a gift twice.
-import { useEffect, useRef, useState } from "/static/vendor/htm-preact.module.js";
+import { useCallback, useEffect, useRef, useState } from "/static/vendor/htm-preact.module.js";
 import { all, api, newKey, ApiError } from "./api.js";
 import { html, Field, Select, Check, Problem, useForm, useLoad, categoryLabel, categoryOptions, yuan, toFen }
   from "./ui.js";
 
 export const KINDS = [["cash", "现金 Cash"], ["in_kind", "物品 Goods"]];
+const REFRESH_MS = 30_000;
 const BLANK = { kind: "cash", amount: "", category: "", quantity: "", donor: "", anonymous: false };
 // The form's fields whose errors stand beside them (Problem does not repeat them).
 const FIELDS = ["amount", "category", "quantity", "donor"];
@@ -43,10 +44,24 @@ export function fieldErrors(fields, names) {
 export function DeskPage({ args }) {
   const [campaignId] = args;
   const [drives, , drivesError] = useLoad(() => all("/campaigns"), []);
-  const [campaign, reloadCampaign, campaignError] = useLoad(
-    () => (campaignId ? api("GET", `/campaigns/${encodeURIComponent(campaignId)}`) : Promise.resolve(null)),
-    [campaignId]);
+  const [campaign, setCampaign] = useState(null);
+  const [campaignError, setCampaignError] = useState(null);
+  const shown = useRef(campaignId);
+  shown.current = campaignId; // an answer about a drive chosen before is dropped
+  // A refresh that fails keeps what is on screen (and the gift being typed) and says why.
+  const reloadCampaign = useCallback(() => {
+    if (!campaignId) return;
+    api("GET", `/campaigns/${encodeURIComponent(campaignId)}`).then((found) => {
+      if (found.id === shown.current) { setCampaign(found); setCampaignError(null); }
+    }, setCampaignError);
+  }, [campaignId]);
+  useEffect(() => { setCampaign(null); reloadCampaign(); }, [reloadCampaign]);
   const open = (drives || []).filter((d) => d.status === "open");
+  useEffect(() => {
+    // Other tables record gifts to the same drive: the total follows them.
+    const timer = setInterval(reloadCampaign, REFRESH_MS);
+    return () => clearInterval(timer);
+  }, [reloadCampaign]);
   useEffect(() => {
     // One open drive: the table is for it.
     if (!campaignId && drives && open.length === 1) location.replace(`#/desk/${encodeURIComponent(open[0].id)}`);
@@ -141,6 +156,13 @@ function GiftForm({ campaign, onRecorded }) {
       } catch (error) {
         if (error instanceof ApiError) {
           error.fields = fieldErrors(error.fields, { amount_fen: "amount", donor_name: "donor", anonymous: "donor" });
+          if (error.code === "idempotency_key_reused") {
+            // The first try was recorded but its answer was lost, and the form was changed since:
+            // the next press is a gift of its own.
+            key.current = newKey();
+            error.message = "上一次登记已经成功（回答丢失了），请在活动的捐赠记录里核对后再登记。"
+              + " The first try was recorded (its answer was lost): check the drive's gifts before recording again.";
+          }
         }
         throw error;
       } finally {
