@@ -261,12 +261,16 @@ def drive_corrections(office: Office, args: dict) -> dict:
         office.button("导出台账 Export ledger (XLSX)").click()
     ledger = office.outdir / "ledger.xlsx"
     download.value.save_as(str(ledger))
+    with page.expect_download() as summary_download:
+        office.button("导出公示 Export summary (CSV)").click()
+    summary = office.outdir / "summary.csv"
+    summary_download.value.save_as(str(summary))
 
     row.get_by_role("link", name=args["receipt_no"]).click()
     expect(page.get_by_role("heading", name="捐赠收据 Donation receipt")).to_be_visible()
     office.shows("已作废 VOIDED")
     office.screenshot("receipt-voided")
-    return {"ledger": str(ledger), "ledger_name": download.value.suggested_filename}
+    return {"ledger": str(ledger), "ledger_name": download.value.suggested_filename, "summary": str(summary)}
 
 
 @journey

@@ -2,6 +2,7 @@
 recorded with the keyboard alone, a receipt printed, a gift voided, the ledger
 downloaded; each journey's findings checked against the API."""
 from datetime import date, timedelta
+from pathlib import Path
 
 import openpyxl
 import pytest
@@ -77,6 +78,8 @@ def test_c_d_a_gift_is_voided_on_the_drive_page_and_the_ledger_shows_it(stack, a
     voided_column = next(name for name in header if "voided" in name)
     assert {no for no, row in by_receipt.items() if row[voided_column] == "yes"} == {cash["receipt_no"]}
     assert set(by_receipt) == {gift["receipt_no"] for gift in queue["gifts"]}
+    summary = Path(found["summary"]).read_text(encoding="utf-8")
+    assert summary.startswith("\ufeff") and drive["name"] in summary
 
 
 def test_e_a_drive_is_opened_edited_and_closed_from_its_pages(stack, admin, tmp_path):
