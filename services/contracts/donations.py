@@ -4,7 +4,9 @@ from marshmallow import Schema, fields, validate
 
 CAMPAIGN_CREATED = "campaign_created"
 CAMPAIGN_CLOSED = "campaign_closed"
+CAMPAIGN_UPDATED = "campaign_updated"
 DONATION_RECEIVED = "donation_received"
+DONATION_VOIDED = "donation_voided"
 GOAL_REACHED = "goal_reached"
 ITEMS_DISPATCHED = "items_dispatched"
 
@@ -24,6 +26,10 @@ class CampaignCreated(Schema):
     ends_on = fields.String(required=True)
 
 
+class CampaignUpdated(CampaignCreated):
+    """The drive as it is after the change (its name, goal and dates)."""
+
+
 class CampaignClosed(Schema):
     campaign_id = fields.String(required=True)
 
@@ -37,6 +43,11 @@ class DonationReceived(Schema):
     items = fields.List(fields.Nested(ItemCount), required=True)
     cash_fen_total = fields.Integer(required=True, strict=True)
     donations_total = fields.Integer(required=True, strict=True)
+
+
+class DonationVoided(DonationReceived):
+    """A gift recorded in error, voided: what it had counted, and the drive's
+    totals after it no longer does. Never the donor's name nor the reason."""
 
 
 class GoalReached(Schema):
@@ -58,7 +69,9 @@ class ItemsDispatched(Schema):
 SCHEMAS = {
     CAMPAIGN_CREATED: CampaignCreated,
     CAMPAIGN_CLOSED: CampaignClosed,
+    CAMPAIGN_UPDATED: CampaignUpdated,
     DONATION_RECEIVED: DonationReceived,
+    DONATION_VOIDED: DonationVoided,
     GOAL_REACHED: GoalReached,
     ITEMS_DISPATCHED: ItemsDispatched,
 }

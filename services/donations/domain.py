@@ -50,6 +50,18 @@ def check_open(status: str):
         raise RuleBroken("The campaign is closed already.")
 
 
+def check_editable(status: str, changing: set[str]):
+    """A closed drive's goal and dates are its record: it can still be renamed (a typo)."""
+    if status != CampaignStatus.OPEN and changing - {"name"}:
+        raise RuleBroken("The campaign is closed: only its name can change.")
+
+
+def unvoidable(category: str, quantity: int, in_stock: int) -> str:
+    """Why goods of a gift cannot be voided: some were sent out already."""
+    return (f"Cannot void this gift: it brought {quantity} {category}, and only {in_stock} {category} "
+            f"are left in stock (the rest were dispatched). Nothing was changed.")
+
+
 def count_items(items: list[dict]) -> dict[str, int]:
     """Quantities per category, a category given twice counted once."""
     counts: dict[str, int] = {}

@@ -94,6 +94,11 @@ class Donation(Base):
     anonymous: Mapped[bool] = mapped_column(Boolean, default=False)
     recorded_by: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=naive_utcnow)
+    # A gift recorded in error (a typo, a bounced transfer) is voided, never deleted: its
+    # receipt keeps its number (the sequence stays gap-free) and says it was voided.
+    voided_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    voided_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    void_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
     items: Mapped[list[DonationItem]] = relationship(order_by=DonationItem.position, lazy="selectin")
 
 
@@ -117,3 +122,18 @@ class Dispatch(Base):
     created_by: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=naive_utcnow)
     items: Mapped[list[DispatchItem]] = relationship(lazy="selectin")
+
+
+class AuditEntry(Base):
+    """Who read a drive's donors' names in bulk (the ledger export), and when:
+    ids only, never a name. Readable by admins."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_at", "at", "id"), Index("ix_audit_campaign", "campaign_id", "at"))
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    actor_id: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(40))
+    campaign_id: Mapped[str] = mapped_column(String(32))
+    rows: Mapped[int] = mapped_column(BigInteger)  # how many gifts the read showed
+    at: Mapped[datetime] = mapped_column(DateTime, default=naive_utcnow)

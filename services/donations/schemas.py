@@ -2,7 +2,7 @@
 bodies with these same schemas and documents them in its OpenAPI."""
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from services.common.pagination import page_of
+from services.common.pagination import PageSchema, page_of
 from services.common.schemas import UtcDateTime
 from services.contracts.donations import ITEM_CATEGORIES
 from services.donations.domain import MAX_AMOUNT_FEN, MAX_ITEM_LINES, MAX_ITEM_QUANTITY
@@ -10,16 +10,43 @@ from services.donations.domain import MAX_AMOUNT_FEN, MAX_ITEM_LINES, MAX_ITEM_Q
 _CATEGORY = validate.OneOf(ITEM_CATEGORIES)
 
 
-class CampaignCreateSchema(Schema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    goal_fen = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=MAX_AMOUNT_FEN))
-    starts_on = fields.Date(required=True)
-    ends_on = fields.Date(required=True)
+_CAMPAIGN_NAME = validate.Length(min=1, max=200)
+_GOAL_FEN = validate.Range(min=1, max=MAX_AMOUNT_FEN)
 
+
+class _CampaignDates(Schema):
     @validates_schema
     def _ends_after_start(self, data, **_kwargs):
         if "starts_on" in data and "ends_on" in data and data["ends_on"] < data["starts_on"]:
             raise ValidationError("A campaign cannot end before it starts.", "ends_on")
+
+
+class CampaignCreateSchema(_CampaignDates):
+    name = fields.String(required=True, validate=_CAMPAIGN_NAME)
+    goal_fen = fields.Integer(required=True, strict=True, validate=_GOAL_FEN)
+    starts_on = fields.Date(required=True)
+    ends_on = fields.Date(required=True)
+
+
+class CampaignUpdateSchema(_CampaignDates):
+    """A drive's name, goal or dates, by the same rules as when it was opened;
+    only the fields sent change (at least one). A closed drive can only be
+    renamed. The dates are checked again against the stored ones by the service."""
+    name = fields.String(validate=_CAMPAIGN_NAME)
+    goal_fen = fields.Integer(strict=True, validate=_GOAL_FEN)
+    starts_on = fields.Date()
+    ends_on = fields.Date()
+
+    @validates_schema
+    def _something_to_change(self, data, **_kwargs):
+        if not data:
+            raise ValidationError("Send at least one of name, goal_fen, starts_on, ends_on.", "_schema")
+
+
+class VoidSchema(Schema):
+    """Why a gift recorded in error is voided (kept with it, shown to the office only)."""
+    reason = fields.String(required=True, validate=[
+        validate.Length(min=1, max=500), validate.Regexp(r"(?s).*\S", error="Say why the gift is voided.")])
 
 
 class TotalsSchema(Schema):
@@ -86,11 +113,24 @@ class DonationSchema(Schema):
     anonymous = fields.Boolean()
     recorded_by = fields.String()
     created_at = UtcDateTime()
+    voided = fields.Method("_voided", metadata={"description": "recorded in error and voided: counted nowhere"})
+    voided_at = UtcDateTime(allow_none=True)
+    void_reason = fields.String(allow_none=True)
+    lookup_path = fields.Method("_lookup_path", metadata={
+        "description": "where anyone holding the printed receipt can look it up (number and code in the query)"})
+
+    @staticmethod
+    def _voided(donation) -> bool:
+        return donation.voided_at is not None
+
+    @staticmethod
+    def _lookup_path(donation) -> str:
+        return f"/public?receipt={donation.receipt_no}&code={donation.verification_code}"
 
 
 class DonationListItemSchema(DonationSchema):
     class Meta:
-        exclude = ("verification_code",)
+        exclude = ("verification_code", "lookup_path")  # the code is on the paper receipt only
 
 
 DonationListSchema = page_of(DonationListItemSchema, "DonationListSchema")
@@ -145,3 +185,41 @@ class ReceiptSchema(Schema):
     items = fields.List(fields.Nested(DispatchItemSchema))
     received_at = fields.String()
     goods_sent = fields.List(fields.Nested(SentGoodsSchema))
+    voided = fields.Boolean()
+    voided_at = fields.String(allow_none=True)
+
+
+class LedgerRowSchema(Schema):
+    """One gift as the office's ledger export shows it (names included: audited)."""
+    receipt_no = fields.String()
+    recorded_on = fields.String(metadata={"description": "local date and time, YYYY-MM-DD HH:MM"})
+    kind = fields.String()
+    amount_fen = fields.Integer(allow_none=True)
+    items = fields.List(fields.Nested(DispatchItemSchema))
+    donor_name = fields.String(allow_none=True)
+    anonymous = fields.Boolean()
+    voided = fields.Boolean()
+    void_reason = fields.String(allow_none=True)
+
+
+class LedgerSchema(Schema):
+    """Every gift of a drive, oldest first, voided ones too."""
+    campaign = fields.Dict(keys=fields.String(), values=fields.String())
+    rows = fields.List(fields.Nested(LedgerRowSchema))
+
+
+class AuditQuerySchema(PageSchema):
+    campaign_id = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
+
+
+class AuditEntrySchema(Schema):
+    """One bulk read of a drive's donors' names (its ledger export)."""
+    id = fields.String()
+    actor_id = fields.String()
+    action = fields.String()
+    campaign_id = fields.String(allow_none=True)
+    rows = fields.Integer(allow_none=True)
+    at = UtcDateTime()
+
+
+AuditListSchema = page_of(AuditEntrySchema, "DonationsAuditListSchema")

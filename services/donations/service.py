@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hmac
 import math
-from datetime import datetime
+from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 from nameko.dependency_providers import Config
@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from services.common.clock import isoformat, naive_utcnow
 from services.common.db import Database, get_by_id
-from services.common.errors import Conflict, NotFound
+from services.common.errors import Conflict, InvalidInput, NotFound
 from services.common.idempotency import idempotent
 from services.common.pagination import PageSchema, paginate
 from services.common.schemas import load_actor, load_or_raise, require_admin, require_id, shared
@@ -23,11 +23,12 @@ from services.contracts import donations as events
 from services.contracts.donations import ITEM_CATEGORIES
 from services.donations import domain
 from services.donations.models import (
-    Campaign, Dispatch, DispatchItem, Donation, DonationItem, Stock, kernel,
+    AuditEntry, Campaign, Dispatch, DispatchItem, Donation, DonationItem, Stock, kernel,
 )
 from services.donations.schemas import (
-    CampaignCreateSchema, CampaignSchema, DispatchCreateSchema, DispatchSchema, DonationCreateSchema,
-    DonationListItemSchema, DonationSchema, ReceiptQuerySchema,
+    AuditEntrySchema, AuditQuerySchema, CampaignCreateSchema, CampaignSchema, CampaignUpdateSchema,
+    DispatchCreateSchema, DispatchSchema, DonationCreateSchema, DonationListItemSchema, DonationSchema,
+    LedgerSchema, ReceiptQuerySchema, VoidSchema,
 )
 
 CAMPAIGN_CODE_LENGTH = 6
@@ -53,10 +54,12 @@ class DonationsService(KernelEntrypoints):
     config = Config()
     db = Database(kernel)
 
-    def _today(self):
+    def _zone(self) -> ZoneInfo:
         """Campaign dates are the community's calendar days, not UTC's."""
-        zone = ZoneInfo(self.config.get("LOCAL_TIMEZONE", "Asia/Shanghai"))
-        return datetime.now(zone).date()
+        return ZoneInfo(self.config.get("LOCAL_TIMEZONE", "Asia/Shanghai"))
+
+    def _today(self):
+        return datetime.now(self._zone()).date()
 
     # -- campaigns ----------------------------------------------------------------
 
@@ -106,6 +109,15 @@ class DonationsService(KernelEntrypoints):
         and counts only: a case is "a household in need")."""
         campaigns = self.db.session.scalars(
             select(Campaign).order_by(Campaign.created_at.desc()).limit(50)).all()
+        return {"campaigns": self._summaries(campaigns)}
+
+    @rpc
+    def campaign_summary(self, campaign_id: str) -> dict:
+        """One campaign as summary() shows it, with its code (for its summary export's file name)."""
+        campaign = self._campaign(campaign_id)
+        return {**self._summaries([campaign])[0], "code": campaign.code}
+
+    def _summaries(self, campaigns: list[Campaign]) -> list[dict]:
         sent = self.db.session.execute(
             select(Dispatch.campaign_id, Dispatch.destination, Dispatch.case_id, DispatchItem.category,
                    func.sum(DispatchItem.quantity))
@@ -117,11 +129,11 @@ class DonationsService(KernelEntrypoints):
             key = (CASE_DESTINATION if case_id else destination, category)
             per_campaign = goods_sent.setdefault(campaign_id, {})
             per_campaign[key] = per_campaign.get(key, 0) + int(quantity)
-        return {"campaigns": [{
+        return [{
             **{k: v for k, v in campaign_view(c).items() if k not in ("created_by", "code")},
             "goods_sent": [{"to": to, "category": category, "quantity": quantity}
                            for (to, category), quantity in sorted(goods_sent.get(c.id, {}).items())],
-        } for c in campaigns]}
+        } for c in campaigns]
 
     def _campaign(self, campaign_id: str, session=None) -> Campaign:
         campaign = get_by_id(session or self.db.session, Campaign, campaign_id)
@@ -140,6 +152,51 @@ class DonationsService(KernelEntrypoints):
             uow.commit()
         return campaign_view(campaign)
 
+    @rpc
+    def update_campaign(self, campaign_id: str, payload: dict, actor: dict) -> dict:
+        """Change a drive's name, goal or dates (only the fields sent). A closed
+        drive can only be renamed (409). A goal lowered to what the drive has
+        already raised announces goal_reached then, if it never was."""
+        require_admin(load_actor(actor))
+        data = load_or_raise(shared(CampaignUpdateSchema), payload)
+        with self.db.unit_of_work() as uow:
+            campaign = uow.session.scalar(select(Campaign).where(
+                Campaign.id == require_id(campaign_id, "campaign_id")).with_for_update())
+            if campaign is None:
+                raise NotFound("No such campaign.")
+            self._apply(domain.check_editable, campaign.status, set(data))
+            starts_on, ends_on = data.get("starts_on", campaign.starts_on), data.get("ends_on", campaign.ends_on)
+            try:
+                domain.check_dates(starts_on, ends_on)
+            except ValueError as exc:
+                field = "ends_on" if "ends_on" in data else "starts_on"
+                raise InvalidInput(str(exc), {"fields": {field: [str(exc)]}})
+            for column, value in data.items():
+                setattr(campaign, column, value)
+            uow.session.flush()
+            uow.emit(events.CAMPAIGN_UPDATED, {
+                "campaign_id": campaign.id, "name": campaign.name, "goal_fen": campaign.goal_fen,
+                "starts_on": campaign.starts_on.isoformat(), "ends_on": campaign.ends_on.isoformat()})
+            if "goal_fen" in data:
+                self._goal_reached(uow, campaign.id)
+            uow.session.refresh(campaign)
+            uow.commit()
+        return campaign_view(campaign)
+
+    def _goal_reached(self, uow, campaign_id: str):
+        """Announce goal_reached if the cash total is at the goal and it never
+        was announced: at most once per drive, ever (a void that takes the total
+        below the goal, and a gift that reaches it again, alert no one). One
+        conditional statement: two gifts at once cannot both announce it."""
+        reached = uow.session.execute(update(Campaign).where(
+            Campaign.id == campaign_id, Campaign.goal_reached_at.is_(None), Campaign.cash_fen >= Campaign.goal_fen,
+        ).values(goal_reached_at=naive_utcnow()).returning(
+            Campaign.goal_fen, Campaign.cash_fen, Campaign.created_by)).one_or_none()
+        if reached is not None:
+            goal_fen, cash_fen, created_by = reached
+            uow.emit(events.GOAL_REACHED, {"campaign_id": campaign_id, "goal_fen": goal_fen,
+                                           "cash_fen": cash_fen, "created_by": created_by})
+
     # -- donations ------------------------------------------------------------------
 
     @rpc
@@ -156,7 +213,6 @@ class DonationsService(KernelEntrypoints):
             # The columns this needs, not the whole campaign with its stock.
             campaign = uow.session.execute(select(
                 Campaign.id, Campaign.code, Campaign.status, Campaign.starts_on, Campaign.ends_on,
-                Campaign.goal_fen, Campaign.created_by,
             ).where(Campaign.id == require_id(campaign_id, "campaign_id"))).one_or_none()
             if campaign is None:
                 raise NotFound("No such campaign.")
@@ -172,10 +228,12 @@ class DonationsService(KernelEntrypoints):
                     last_receipt_seq=Campaign.last_receipt_seq + 1,
                     cash_fen=Campaign.cash_fen + amount,
                     donation_count=Campaign.donation_count + 1,
-                ).returning(Campaign.last_receipt_seq, Campaign.cash_fen, Campaign.donation_count)).one_or_none()
+                ).returning(Campaign.last_receipt_seq, Campaign.cash_fen, Campaign.donation_count,
+                            Campaign.goal_fen)).one_or_none()
             if taken is None:
                 raise Conflict("The campaign is closed: it takes no more donations.")
-            seq, cash_after, donations_after = taken
+            # The goal as of this row lock: an edit of the goal committed meanwhile counts.
+            seq, cash_after, donations_after, goal_fen = taken
             # Checked after adding, under the row locks: a gift past the totals' bound is rolled back.
             self._apply(domain.check_within_totals, cash_after)
             for category, quantity in domain.count_items(items).items():
@@ -197,13 +255,100 @@ class DonationsService(KernelEntrypoints):
                 "kind": donation.kind, "amount_fen": donation.amount_fen,
                 "items": [{"category": c, "quantity": q} for c, q in domain.count_items(items).items()],
                 "cash_fen_total": cash_after, "donations_total": donations_after})
-            if domain.goal_newly_reached(cash_after - amount, cash_after, campaign.goal_fen):
-                uow.session.execute(update(Campaign).where(Campaign.id == campaign.id)
-                                    .values(goal_reached_at=naive_utcnow()))
-                uow.emit(events.GOAL_REACHED, {"campaign_id": campaign.id, "goal_fen": campaign.goal_fen,
-                                               "cash_fen": cash_after, "created_by": campaign.created_by})
+            if domain.goal_newly_reached(cash_after - amount, cash_after, goal_fen):
+                self._goal_reached(uow, campaign.id)
             uow.commit()
         return shared(DonationSchema).dump(donation)
+
+    @rpc
+    @idempotent
+    def void_donation(self, campaign_id: str, receipt_no: str, payload: dict, actor: dict) -> dict:
+        """Void a gift recorded in error, with the reason: the campaign's totals
+        and stock go down in the same transaction, nothing is deleted, and the
+        receipt keeps its number and says it was voided. Twice: 409. Goods of
+        which too many were dispatched already: 409, and nothing changes."""
+        actor = load_actor(actor)
+        require_admin(actor)
+        reason = load_or_raise(shared(VoidSchema), payload)["reason"]
+        with self.db.unit_of_work() as uow:
+            donation = uow.session.scalar(select(Donation).where(
+                Donation.campaign_id == require_id(campaign_id, "campaign_id"),
+                Donation.receipt_no == receipt_no)) if isinstance(receipt_no, str) else None
+            if donation is None:
+                raise NotFound("No such receipt in this campaign.")
+            # Each step a conditional statement, in the order a donation locks rows
+            # (the gift, its campaign, then stock): a void racing a void, a dispatch
+            # or a gift cannot count twice, go negative, or deadlock.
+            marked = uow.session.execute(update(Donation).where(
+                Donation.id == donation.id, Donation.voided_at.is_(None),
+            ).values(voided_at=naive_utcnow(), voided_by=actor["id"], void_reason=reason))
+            if marked.rowcount != 1:
+                raise Conflict("This gift is already voided.")
+            amount = donation.amount_fen or 0
+            cash_after, donations_after = uow.session.execute(update(Campaign).where(
+                Campaign.id == donation.campaign_id).values(
+                cash_fen=Campaign.cash_fen - amount, donation_count=Campaign.donation_count - 1,
+            ).returning(Campaign.cash_fen, Campaign.donation_count)).one()
+            items = domain.count_items([{"category": i.category, "quantity": i.quantity} for i in donation.items])
+            for category, quantity in items.items():
+                taken = uow.session.execute(update(Stock).where(
+                    Stock.campaign_id == donation.campaign_id, Stock.category == category,
+                    Stock.received - Stock.dispatched >= quantity,
+                ).values(received=Stock.received - quantity))
+                if taken.rowcount != 1:
+                    uow.session.rollback()
+                    in_stock = uow.session.scalar(select(Stock.received - Stock.dispatched).where(
+                        Stock.campaign_id == donation.campaign_id, Stock.category == category)) or 0
+                    # Details as a dispatch's shortfall tells them (text: RPC carries strings).
+                    raise Conflict(domain.unvoidable(category, quantity, in_stock),
+                                   {"stock": {category: f"{quantity} in this gift, {in_stock} in stock"}})
+            uow.emit(events.DONATION_VOIDED, {
+                "campaign_id": donation.campaign_id, "donation_id": donation.id, "receipt_no": donation.receipt_no,
+                "kind": donation.kind, "amount_fen": donation.amount_fen,
+                "items": [{"category": c, "quantity": q} for c, q in items.items()],
+                "cash_fen_total": cash_after, "donations_total": donations_after})
+            uow.session.refresh(donation)
+            uow.commit()
+        return shared(DonationSchema).dump(donation)
+
+    @rpc
+    def ledger(self, campaign_id: str, actor: dict) -> dict:
+        """Every gift of a drive, oldest first, voided ones too, with donors'
+        names: the office's ledger export. A bulk read of names, so audited
+        (who, which drive, how many gifts, when; never a name)."""
+        actor = load_actor(actor)
+        require_admin(actor)
+        zone = self._zone()
+        with self.db.unit_of_work() as uow:
+            campaign = self._campaign(campaign_id, uow.session)
+            gifts = uow.session.scalars(
+                select(Donation).where(Donation.campaign_id == campaign.id).order_by(Donation.seq)).all()
+            uow.session.add(AuditEntry(actor_id=actor["id"], action="export_ledger", campaign_id=campaign.id,
+                                       rows=len(gifts), at=naive_utcnow()))
+            uow.commit()
+        return shared(LedgerSchema).dump({
+            "campaign": {"id": campaign.id, "code": campaign.code, "name": campaign.name},
+            "rows": [{
+                "receipt_no": gift.receipt_no,
+                "recorded_on": gift.created_at.replace(tzinfo=timezone.utc).astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+                "kind": gift.kind, "amount_fen": gift.amount_fen,
+                "items": [{"category": c, "quantity": q} for c, q in domain.count_items(
+                    [{"category": i.category, "quantity": i.quantity} for i in gift.items]).items()],
+                "donor_name": gift.donor_name, "anonymous": gift.anonymous,
+                "voided": gift.voided_at is not None, "void_reason": gift.void_reason,
+            } for gift in gifts]})
+
+    @rpc
+    def list_audit(self, actor: dict, query: dict | None = None) -> dict:
+        """Who exported which drive's ledger (its donors' names), newest first (admins only)."""
+        require_admin(load_actor(actor))
+        query = load_or_raise(shared(AuditQuerySchema), query)
+        statement = select(AuditEntry)
+        if query["campaign_id"]:
+            statement = statement.where(AuditEntry.campaign_id == query["campaign_id"])
+        result = paginate(self.db.session, statement, query, AuditEntry.at, AuditEntry.id)
+        return {"items": shared(AuditEntrySchema, many=True).dump(result["items"]),
+                "next_cursor": result["next_cursor"]}
 
     @rpc
     def list_donations(self, campaign_id: str, paging: dict | None = None) -> dict:
@@ -246,6 +391,8 @@ class DonationsService(KernelEntrypoints):
                                                       for i in donation.items]).items()],
             "received_at": isoformat(donation.created_at),
             "goods_sent": self._goods_sent(campaign.id, categories) if categories else [],
+            "voided": donation.voided_at is not None,
+            "voided_at": isoformat(donation.voided_at) if donation.voided_at else None,
         }
 
     def _goods_sent(self, campaign_id: str, categories: set[str]) -> list[dict]:

@@ -323,7 +323,7 @@ class ApiEntrypoint(HttpRequestHandler):
                  response: type[Schema] | None = None, status: int = 200,
                  summary: str = "", prefix: str = API_PREFIX, in_openapi: bool = True,
                  idempotent: bool = False, key_required: bool = False, event_stream: bool = False,
-                 shed: bool = True, **kwargs):
+                 download: bool = False, shed: bool = True, **kwargs):
         kwargs.setdefault("expected_exceptions", EXPECTED_ERRORS)
         super().__init__(method, prefix + path, **kwargs)
         self.path = prefix + path
@@ -338,6 +338,7 @@ class ApiEntrypoint(HttpRequestHandler):
         self.key_required = key_required  # and takes no write without one
         # Answers with server-sent events; takes the token as ?access_token= too (EventSource sends no headers).
         self.event_stream = event_stream
+        self.download = download  # answers with a file (CSV or XLSX, by ?format=), not JSON
         # Refused with a 503 when the gateway is saturated (JsonWebServer.admission);
         # probes, metrics and the long-lived streams are always admitted.
         self.shed = shed and not event_stream
@@ -472,6 +473,12 @@ def require_json(request):
         return
     raise UnsupportedMediaType("Send the body as JSON, with 'Content-Type: application/json'.",
                                {"fields": {"Content-Type": ["Not application/json."]}})
+
+
+def file_response(content: bytes, content_type: str, filename: str) -> Response:
+    """A download: saved under `filename` (ASCII), never cached (it may hold names)."""
+    return Response(content, content_type=content_type, headers={
+        "Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})
 
 
 # Pages run only the scripts and styles the gateway serves from /static/: no inline script, no other

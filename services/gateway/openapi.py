@@ -11,6 +11,7 @@ from marshmallow import fields
 
 from services.common.idempotency import MAX_KEY_LENGTH
 from services.common.schemas import Moment, UtcDateTime
+from services.gateway.exports import CONTENT_TYPES
 from services.gateway.http import ApiEntrypoint
 from services.gateway.schemas import ErrorSchema, NotReadySchema, ServicesDegradedSchema
 
@@ -109,6 +110,9 @@ def build_spec(service_cls) -> dict:
                 "application/json": {"schema": route.body_schema}}}
         if route.event_stream:
             content = {"text/event-stream": {"schema": {"type": "string"}}}
+        elif route.download:  # one of these, as ?format= asks
+            content = {content_type.split(";")[0]: {"schema": {"type": "string", "format": "binary"}}
+                       for content_type in CONTENT_TYPES.values()}
         else:
             content = {"application/json": {"schema": route.response_schema or {"type": "object"}}}
         operation["responses"][str(route.status)] = {"description": "OK", "content": content}

@@ -5,7 +5,9 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from services.common.pagination import PageSchema, page_of
 from services.common.schemas import ROLES, UtcDateTime
 from services.contracts import PRODUCERS
+from services.donations.schemas import AuditEntrySchema as DonationsAuditEntrySchema
 from services.gateway import passwords
+from services.gateway.exports import FORMATS
 from services.patrol.schemas import AuditEntrySchema as PatrolAuditEntrySchema
 from services.welfare.schemas import AuditEntrySchema as WelfareAuditEntrySchema
 
@@ -126,15 +128,18 @@ class FeedQuerySchema(Schema):
 
 _AUDIT_ID = validate.Length(min=1, max=64)
 # Which service keeps the audit a filter belongs to.
-AUDIT_FILTERS = {"welfare": ("case_id",), "patrol": ("incident_id", "patrol_id")}
+AUDIT_FILTERS = {"welfare": ("case_id",), "patrol": ("incident_id", "patrol_id"), "donations": ("campaign_id",)}
 
 
 class AuditQuerySchema(PageSchema):
-    """One service's audit at a time: welfare's (reads of cases and households)
-    or patrol's (full reads of incidents' descriptions and patrols' notes)."""
+    """One service's audit at a time: welfare's (reads of cases and households),
+    patrol's (full reads of incidents' descriptions and patrols' notes) or
+    donations' (ledger exports: a drive's donors' names read in bulk)."""
     source = fields.String(load_default=None, validate=validate.OneOf(sorted(AUDIT_FILTERS)), metadata={
-        "description": "welfare (the default) or patrol; incident_id or patrol_id imply patrol"})
+        "description": "welfare (the default), patrol or donations; incident_id or patrol_id imply patrol, "
+                       "campaign_id donations"})
     case_id = fields.String(load_default=None, validate=_AUDIT_ID)
+    campaign_id = fields.String(load_default=None, validate=_AUDIT_ID)
     incident_id = fields.String(load_default=None, validate=_AUDIT_ID)
     patrol_id = fields.String(load_default=None, validate=_AUDIT_ID)
 
@@ -145,14 +150,20 @@ class AuditQuerySchema(PageSchema):
             wanted.add(data["source"])
         if len(wanted) > 1:
             raise ValidationError({name: ["Not with the filters of another audit (case_id vs incident_id, "
-                                          "patrol_id) or another source."]
+                                          "patrol_id vs campaign_id) or another source."]
                                    for names in AUDIT_FILTERS.values() for name in names if data.get(name)}
                                   or {"source": ["Not with these filters."]})
 
 
-class AuditEntrySchema(WelfareAuditEntrySchema, PatrolAuditEntrySchema):
-    """A read of personal details: which case or household (welfare), or
-    which incident or patrol (patrol), by whom, when."""
+class AuditEntrySchema(WelfareAuditEntrySchema, PatrolAuditEntrySchema, DonationsAuditEntrySchema):
+    """A read of personal details: which case or household (welfare), which
+    incident or patrol (patrol), or which drive's ledger and how many gifts
+    (donations), by whom, when."""
 
 
 AuditListSchema = page_of(AuditEntrySchema)
+
+
+class ExportQuerySchema(Schema):
+    format = fields.String(required=True, validate=validate.OneOf(FORMATS),
+                           metadata={"description": "csv (UTF-8 with a BOM) or xlsx"})

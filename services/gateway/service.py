@@ -29,22 +29,23 @@ from services.common.errors import InvalidInput, NotAuthenticated, NotFound, Too
 from services.common.pagination import PageSchema, paginate
 from services.common.service import KernelEntrypoints
 from services.contracts import notifications as notification_events
-from services.gateway import accounts, auth
+from services.gateway import accounts, auth, exports
 from services.gateway.auth import ADMIN, ANY_ROLE, MEMBER_OR_ADMIN
-from services.gateway.http import api, error_payload, html_response, json_response, static_response
+from services.gateway.http import api, error_payload, file_response, html_response, json_response, static_response
 from services.gateway.models import Account, kernel
 from services.gateway.openapi import build_spec
 from services.gateway.passwords import PasswordHashing
 from services.gateway.rpc import ServiceRpc
 from services.gateway.schemas import (
-    AUDIT_FILTERS, AuditListSchema, AuditQuerySchema, FeedQuerySchema, HealthSchema, MemberCreateSchema,
-    MemberListSchema, MemberSchema, MemberUpdateSchema, PasswordChangeSchema, PasswordSetSchema, ReadySchema,
-    ServicesHealthSchema, TokenRequestSchema, TokenSchema,
+    AUDIT_FILTERS, AuditListSchema, AuditQuerySchema, ExportQuerySchema, FeedQuerySchema, HealthSchema,
+    MemberCreateSchema, MemberListSchema, MemberSchema, MemberUpdateSchema, PasswordChangeSchema, PasswordSetSchema,
+    ReadySchema, ServicesHealthSchema, TokenRequestSchema, TokenSchema,
 )
 from services.gateway.streams import FEED, Streams, sse_response
 from services.donations.schemas import (
-    CampaignCreateSchema, CampaignListSchema, CampaignSchema, DispatchCreateSchema, DispatchListSchema,
-    DispatchSchema, DonationCreateSchema, DonationListSchema, DonationSchema, ReceiptQuerySchema, ReceiptSchema,
+    CampaignCreateSchema, CampaignListSchema, CampaignSchema, CampaignUpdateSchema, DispatchCreateSchema,
+    DispatchListSchema, DispatchSchema, DonationCreateSchema, DonationListSchema, DonationSchema,
+    ReceiptQuerySchema, ReceiptSchema, VoidSchema,
 )
 from services.notifications.schemas import AlertListSchema, AlertSchema, WebhookSchema, WebhookSetSchema
 from services.patrol.schemas import (
@@ -348,6 +349,22 @@ class GatewayService(KernelEntrypoints):
         """A drive with live totals (cash, items per category, donations) and progress."""
         return self.donations.get_campaign(campaign_id)
 
+    @api("PATCH", "/campaigns/<campaign_id>", roles=ADMIN, body=CampaignUpdateSchema, response=CampaignSchema)
+    def update_campaign(self, request, campaign_id):
+        """Change a drive's name, goal or dates (only the fields sent, by the
+        rules of opening one). A closed drive can only be renamed (409). A goal
+        lowered to what was raised announces goal_reached, if it never was."""
+        return self.donations.update_campaign(campaign_id, request.body, request.principal)
+
+    @api("GET", "/campaigns/<campaign_id>/summary/export", roles=ADMIN, query=ExportQuerySchema, download=True)
+    def export_summary(self, request, campaign_id):
+        """The drive's public summary (totals, goods per category, goods sent
+        and where) as a file: `?format=csv` or `xlsx`."""
+        campaign = self.donations.campaign_summary(campaign_id)
+        public = {key: campaign[key] for key in PUBLIC_CAMPAIGN_FIELDS}
+        return self._export(request.query["format"], exports.SUMMARY_HEADER, exports.summary_rows(public),
+                            campaign["code"], "summary")
+
     @api("POST", "/campaigns/<campaign_id>/close", roles=ADMIN, response=CampaignSchema)
     def close_campaign(self, request, campaign_id):
         """Stop taking donations (goods can still be dispatched)."""
@@ -366,6 +383,28 @@ class GatewayService(KernelEntrypoints):
     def list_donations(self, request, campaign_id):
         """Donations, newest first; an anonymous donor's name is never kept."""
         return self.donations.list_donations(campaign_id, request.query_params)
+
+    @api("GET", "/campaigns/<campaign_id>/donations/export", roles=ADMIN, query=ExportQuerySchema, download=True)
+    def export_ledger(self, request, campaign_id):
+        """Every gift of the drive, oldest first, voided ones too, with donors'
+        names, as a file: `?format=csv` or `xlsx`. Audited (GET /audit?source=donations)."""
+        ledger = self.donations.ledger(campaign_id, request.principal)
+        return self._export(request.query["format"], exports.LEDGER_HEADER, exports.ledger_rows(ledger),
+                            ledger["campaign"]["code"], "ledger")
+
+    def _export(self, fmt: str, header: tuple, rows: list[tuple], code: str, what: str):
+        return file_response(exports.render(fmt, header, rows, what), exports.CONTENT_TYPES[fmt],
+                             exports.filename(f"linli-{code}", what, fmt=fmt))
+
+    @api("POST", "/campaigns/<campaign_id>/donations/<receipt_no>/void", roles=ADMIN, body=VoidSchema,
+         response=DonationSchema, idempotent=True)
+    def void_donation(self, request, campaign_id, receipt_no):
+        """Void a gift recorded in error, with the reason: the drive's totals
+        and stock go down; the receipt keeps its number and shows it voided.
+        409 if it is voided already, or if its goods were dispatched so that
+        too few are left in stock (then nothing changes)."""
+        return self.donations.void_donation(campaign_id, receipt_no, request.body, request.principal,
+                                            idempotency_key=request.idempotency_key)
 
     @api("GET", "/campaigns/<campaign_id>/donations/<receipt_no>", roles=MEMBER_OR_ADMIN,
          response=DonationSchema)
@@ -492,7 +531,8 @@ class GatewayService(KernelEntrypoints):
     def list_audit(self, request):
         """Who read whose personal details, and when: cases and households
         (filter by case_id), or with `source=patrol` (or incident_id, patrol_id)
-        incidents' descriptions and patrols' notes read in full."""
+        incidents' descriptions and patrols' notes read in full, or with
+        `source=donations` (or campaign_id) drives' ledgers exported."""
         query = request.query
         source = query["source"] or next(
             (source for source, names in AUDIT_FILTERS.items() if any(query[name] for name in names)), "welfare")

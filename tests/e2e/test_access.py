@@ -54,10 +54,14 @@ WHO_MAY = {  # route: (who may call it, what they get with an empty body and unk
     ("POST", "/campaigns"): (ADMIN, 400),
     ("GET", "/campaigns"): (ANY, 200),
     ("GET", "/campaigns/<campaign_id>"): (ANY, 404),
+    ("PATCH", "/campaigns/<campaign_id>"): (ADMIN, 400),  # an empty body changes nothing
+    ("GET", "/campaigns/<campaign_id>/summary/export"): (ADMIN, 400),  # no ?format=
     ("POST", "/campaigns/<campaign_id>/close"): (ADMIN, 404),
     ("POST", "/campaigns/<campaign_id>/donations"): (MEMBERS, 400),
     ("GET", "/campaigns/<campaign_id>/donations"): (MEMBERS, 404),
     ("GET", "/campaigns/<campaign_id>/donations/<receipt_no>"): (MEMBERS, 404),
+    ("GET", "/campaigns/<campaign_id>/donations/export"): (ADMIN, 400),  # no ?format=
+    ("POST", "/campaigns/<campaign_id>/donations/<receipt_no>/void"): (ADMIN, 400),  # no reason
     ("POST", "/campaigns/<campaign_id>/dispatches"): (ADMIN, 400),
     ("GET", "/campaigns/<campaign_id>/dispatches"): (MEMBERS, 404),
     ("POST", "/households"): (ADMIN, 400),

@@ -198,9 +198,16 @@ def test_a_stream_past_the_accounts_bound_is_a_documented_429_with_retry_after(s
         assert spec["paths"][path]["get"]["responses"]["429"]["headers"]["Retry-After"]
 
 
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+DOWNLOADS = {"/api/v1/campaigns/{campaign_id}/donations/export", "/api/v1/campaigns/{campaign_id}/summary/export"}
+
+
 def test_every_answer_has_its_content_type(spec):
     for method, path, operation in operations(spec):
         for status, response in operation["responses"].items():
+            if path in DOWNLOADS and status == "200":  # a file, as ?format= asks
+                assert set(response["content"]) == {"text/csv", XLSX}, (method, path, status)
+                continue
             assert len(response["content"]) == 1, (method, path, status)
     assert set(spec["paths"]["/api/v1/events/stream"]["get"]["responses"]["200"]["content"]) == {"text/event-stream"}
     assert set(spec["paths"]["/api/v1/me/alerts/stream"]["get"]["responses"]["200"]["content"]) == {
@@ -246,3 +253,16 @@ def test_streams_document_the_token_in_the_query(spec):
         assert "access_token" in query
     cases = spec["paths"]["/api/v1/cases"]["get"]["parameters"]
     assert "access_token" not in [p["name"] for p in cases]
+
+
+def test_exports_document_the_format_and_their_files(spec, routes):
+    downloads = {openapi_path(route.path) for _name, route in routes if route.download}
+    assert downloads == DOWNLOADS
+    for path in DOWNLOADS:
+        operation = spec["paths"][path]["get"]
+        (fmt,) = [p for p in operation["parameters"] if p["in"] == "query"]
+        assert fmt["name"] == "format" and fmt["required"] is True
+        assert fmt["schema"]["enum"] == ["csv", "xlsx"]
+        assert operation["responses"]["200"]["content"]["text/csv"]["schema"] == {"type": "string",
+                                                                                   "format": "binary"}
+        assert operation["description"] == "Roles: admin."
