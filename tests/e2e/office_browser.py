@@ -104,7 +104,7 @@ def _receipt_rows(office: Office):
 def desk_queue(office: Office, args: dict) -> dict:
     """A queue at the donation table, with the keyboard alone: cash with a name (after a
     mistyped amount), goods, then anonymous cash with Record pressed twice."""
-    page, keys = office.page, office.page.keyboard
+    keys = office.page.keyboard
     office.open(f"desk/{args['campaign_id']}", "捐赠登记 Donation table")
     kind = office.field("类型 Kind")
     expect(kind).to_be_focused()  # the table opens ready for the first gift

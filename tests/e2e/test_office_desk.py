@@ -72,9 +72,9 @@ def test_c_d_a_gift_is_voided_on_the_drive_page_and_the_ledger_shows_it(stack, a
     assert voided["voided"] and voided["void_reason"] == "金额记错 Wrong amount"
     assert found["ledger_name"].endswith(".xlsx")
     sheet = openpyxl.load_workbook(found["ledger"]).active
-    header, *rows = [[cell for cell in row] for row in sheet.iter_rows(values_only=True)]
+    header, *rows = [list(row) for row in sheet.iter_rows(values_only=True)]
     assert len(rows) == 3
-    by_receipt = {row[0]: dict(zip(header, row)) for row in rows}
+    by_receipt = {row[0]: dict(zip(header, row, strict=True)) for row in rows}
     voided_column = next(name for name in header if "voided" in name)
     assert {no for no, row in by_receipt.items() if row[voided_column] == "yes"} == {cash["receipt_no"]}
     assert set(by_receipt) == {gift["receipt_no"] for gift in queue["gifts"]}
