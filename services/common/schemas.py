@@ -58,6 +58,13 @@ class Moment(fields.Field):
         return moment
 
 
+def phone_number(**kwargs) -> fields.String:
+    """A phone number as people write one (a member's, a household's contact):
+    digits, spaces and '-', an optional leading '+'; at most 20 characters, as stored."""
+    return fields.String(allow_none=True, validate=validate.Regexp(
+        r"^\+?[0-9][0-9 -]{4,18}\Z", error="A phone number: digits, spaces, '-', an optional '+'."), **kwargs)
+
+
 MAX_ID_LENGTH = 64
 
 # Text no database here can store: PostgreSQL refuses the NUL character in

@@ -76,6 +76,7 @@ FEED_IDS = frozenset({
 })
 FEED_FIELDS = FEED_IDS | frozenset({
     "compound", "compounds", "category", "categories", "severity", "status", "kind", "referral_status", "to",
+    "code",  # a category's code (category_added, category_retired): the only events with a `code`
     "roles", "party_member", "ref", "items",
     "amount_fen", "goal_fen", "cash_fen", "cash_fen_total", "donations_total", "days", "minutes_unacknowledged",
     "started_at", "finished_at", "last_patrol_at", "starts_on", "ends_on", "visited_on", "last_visit_on",

@@ -2,6 +2,8 @@
 receipt numbers only: never a donor's name, nor a dispatch's destination text."""
 from marshmallow import Schema, fields, validate
 
+from services.contracts.categories import SCHEMAS as CATEGORY_SCHEMAS, category_code
+
 CAMPAIGN_CREATED = "campaign_created"
 CAMPAIGN_CLOSED = "campaign_closed"
 CAMPAIGN_UPDATED = "campaign_updated"
@@ -10,11 +12,9 @@ DONATION_VOIDED = "donation_voided"
 GOAL_REACHED = "goal_reached"
 ITEMS_DISPATCHED = "items_dispatched"
 
-ITEM_CATEGORIES = ("clothing", "bedding", "food", "water", "medicine", "tents", "other")
-
 
 class ItemCount(Schema):
-    category = fields.String(required=True, validate=validate.OneOf(ITEM_CATEGORIES))
+    category = category_code(required=True)
     quantity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
 
 
@@ -74,4 +74,5 @@ SCHEMAS = {
     DONATION_VOIDED: DonationVoided,
     GOAL_REACHED: GoalReached,
     ITEMS_DISPATCHED: ItemsDispatched,
+    **CATEGORY_SCHEMAS,
 }

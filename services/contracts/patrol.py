@@ -2,6 +2,8 @@
 and status only: never an incident's description, resolution or a patrol's notes."""
 from marshmallow import Schema, fields, validate
 
+from services.contracts.categories import SCHEMAS as CATEGORY_SCHEMAS, category_code
+
 ZONE_CREATED = "zone_created"
 TEAM_ASSIGNED = "team_assigned"
 PATROL_STARTED = "patrol_started"
@@ -12,7 +14,6 @@ INCIDENT_ESCALATED = "incident_escalated"
 INCIDENT_RESOLVED = "incident_resolved"
 ZONE_UNCOVERED = "zone_uncovered"
 
-INCIDENT_CATEGORIES = ("dispute", "unsafe_structure", "stranger", "fire_hazard", "hardship", "other")
 SEVERITIES = ("low", "medium", "high")
 
 
@@ -43,7 +44,7 @@ class Incident(Schema):
     incident_id = fields.String(required=True)
     zone_id = fields.String(required=True)
     compound = fields.String(required=True)
-    category = fields.String(required=True, validate=validate.OneOf(INCIDENT_CATEGORIES))
+    category = category_code(required=True)
     severity = fields.String(required=True, validate=validate.OneOf(SEVERITIES))
     status = fields.String(required=True)
     # The zone's leader when it happened (None if the zone has no team yet): who is alerted.
@@ -83,4 +84,5 @@ SCHEMAS = {
     INCIDENT_ESCALATED: IncidentEscalated,
     INCIDENT_RESOLVED: IncidentResolved,
     ZONE_UNCOVERED: ZoneUncovered,
+    **CATEGORY_SCHEMAS,
 }

@@ -1,6 +1,8 @@
 """Events published by the welfare service. No names, conditions or notes."""
 from marshmallow import Schema, fields, validate
 
+from services.contracts.categories import SCHEMAS as CATEGORY_SCHEMAS, category_code
+
 CASE_OPENED = "case_opened"
 CASE_DRAFTED = "case_drafted"
 CASE_DISMISSED = "case_dismissed"
@@ -8,17 +10,16 @@ CASE_ASSIGNED = "case_assigned"
 VISIT_LOGGED = "visit_logged"
 REFERRAL_UPDATED = "referral_updated"
 CASE_CLOSED = "case_closed"
+CASE_REOPENED = "case_reopened"
 FOLLOWUP_OVERDUE = "followup_overdue"
 REFERRAL_OVERDUE = "referral_overdue"
-
-CATEGORIES = ("low_income", "disability", "elderly", "illness", "other")
 
 
 class CaseOpened(Schema):
     case_id = fields.String(required=True)
     household_id = fields.String(required=True)
     compound = fields.String(required=True)
-    categories = fields.List(fields.String(validate=validate.OneOf(CATEGORIES)), required=True)
+    categories = fields.List(category_code(), required=True)
     assignee_id = fields.String(required=True)
     status = fields.String(required=True)
 
@@ -44,6 +45,13 @@ class ReferralUpdated(Schema):
 
 class CaseClosed(CaseOpened):
     pass
+
+
+class CaseReopened(Schema):
+    """A closed case taken up again. The reason stays home: it is about the household."""
+    case_id = fields.String(required=True)
+    compound = fields.String(required=True)
+    categories = fields.List(fields.String(), required=True)
 
 
 class FollowupOverdue(Schema):
@@ -83,6 +91,8 @@ SCHEMAS = {
     VISIT_LOGGED: VisitLogged,
     REFERRAL_UPDATED: ReferralUpdated,
     CASE_CLOSED: CaseClosed,
+    CASE_REOPENED: CaseReopened,
     FOLLOWUP_OVERDUE: FollowupOverdue,
     REFERRAL_OVERDUE: ReferralOverdue,
+    **CATEGORY_SCHEMAS,
 }

@@ -10,6 +10,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from services.common.categories import CategoryColumns
 from services.common.clock import naive_utcnow
 from services.common.db import KernelTables, new_id
 
@@ -32,6 +33,10 @@ class Base(DeclarativeBase):
 
 
 kernel = KernelTables(Base.metadata)
+
+
+class Category(CategoryColumns, Base):
+    """The community's goods categories (services/common/categories.py)."""
 
 
 class Stock(Base):

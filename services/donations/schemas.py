@@ -4,10 +4,8 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from services.common.pagination import PageSchema, page_of
 from services.common.schemas import UtcDateTime
-from services.contracts.donations import ITEM_CATEGORIES
+from services.contracts.categories import category_code
 from services.donations.domain import MAX_AMOUNT_FEN, MAX_ITEM_LINES, MAX_ITEM_QUANTITY
-
-_CATEGORY = validate.OneOf(ITEM_CATEGORIES)
 
 
 _CAMPAIGN_NAME = validate.Length(min=1, max=200)
@@ -71,7 +69,7 @@ CampaignListSchema = page_of(CampaignSchema)
 
 
 class DonatedItemSchema(Schema):
-    category = fields.String(required=True, validate=_CATEGORY)
+    category = category_code(required=True)
     quantity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=MAX_ITEM_QUANTITY))
     description = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
 
@@ -137,7 +135,7 @@ DonationListSchema = page_of(DonationListItemSchema, "DonationListSchema")
 
 
 class DispatchItemSchema(Schema):
-    category = fields.String(required=True, validate=_CATEGORY)
+    category = category_code(required=True)
     quantity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=MAX_ITEM_QUANTITY))
 
 

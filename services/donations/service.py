@@ -10,8 +10,10 @@ from zoneinfo import ZoneInfo
 
 from nameko.dependency_providers import Config
 from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from services.common.categories import CategoryEntrypoints, problems
 from services.common.clock import isoformat, naive_utcnow
 from services.common.db import Database, get_by_id
 from services.common.errors import Conflict, InvalidInput, NotFound
@@ -20,10 +22,9 @@ from services.common.pagination import PageSchema, paginate
 from services.common.schemas import load_actor, load_or_raise, require_admin, require_id, shared
 from services.common.service import KernelEntrypoints, rpc
 from services.contracts import donations as events
-from services.contracts.donations import ITEM_CATEGORIES
 from services.donations import domain
 from services.donations.models import (
-    AuditEntry, Campaign, Dispatch, DispatchItem, Donation, DonationItem, Stock, kernel,
+    AuditEntry, Campaign, Category, Dispatch, DispatchItem, Donation, DonationItem, Stock, kernel,
 )
 from services.donations.schemas import (
     AuditEntrySchema, AuditQuerySchema, CampaignCreateSchema, CampaignSchema, CampaignUpdateSchema,
@@ -49,10 +50,12 @@ def campaign_view(campaign: Campaign) -> dict:
     })
 
 
-class DonationsService(KernelEntrypoints):
+class DonationsService(CategoryEntrypoints, KernelEntrypoints):
     name = "donations"
     config = Config()
     db = Database(kernel)
+    category_kind = "goods"
+    category_model = Category
 
     def _zone(self) -> ZoneInfo:
         """Campaign dates are the community's calendar days, not UTC's."""
@@ -81,8 +84,6 @@ class DonationsService(KernelEntrypoints):
             campaign = Campaign(code=domain.new_code(CAMPAIGN_CODE_LENGTH), status=domain.CampaignStatus.OPEN,
                                 created_by=actor["id"], created_at=naive_utcnow(), cash_fen=0,
                                 donation_count=0, last_receipt_seq=0, **data)
-            # One stock row per category from the start: later changes are plain conditional updates.
-            campaign.stock = [Stock(category=c, received=0, dispatched=0) for c in ITEM_CATEGORIES]
             uow.session.add(campaign)
             uow.session.flush()
             uow.emit(events.CAMPAIGN_CREATED, {
@@ -210,6 +211,7 @@ class DonationsService(KernelEntrypoints):
             data["donor_name"] = None  # an anonymous donor's name is not kept at all
         items = data["items"] or []
         with self.db.unit_of_work() as uow:
+            self._require_goods(uow.session, items)
             # The columns this needs, not the whole campaign with its stock.
             campaign = uow.session.execute(select(
                 Campaign.id, Campaign.code, Campaign.status, Campaign.starts_on, Campaign.ends_on,
@@ -237,10 +239,7 @@ class DonationsService(KernelEntrypoints):
             # Checked after adding, under the row locks: a gift past the totals' bound is rolled back.
             self._apply(domain.check_within_totals, cash_after)
             for category, quantity in domain.count_items(items).items():
-                received = uow.session.execute(update(Stock).where(
-                    Stock.campaign_id == campaign.id, Stock.category == category,
-                ).values(received=Stock.received + quantity).returning(Stock.received)).scalar()
-                self._apply(domain.check_within_totals, received or 0)
+                self._apply(domain.check_within_totals, self._receive(uow.session, campaign.id, category, quantity))
             donation = Donation(
                 campaign_id=campaign.id, seq=seq, receipt_no=domain.receipt_no(campaign.code, seq),
                 verification_code=domain.new_code(domain.VERIFICATION_CODE_LENGTH), kind=data["kind"],
@@ -259,6 +258,31 @@ class DonationsService(KernelEntrypoints):
                 self._goal_reached(uow, campaign.id)
             uow.commit()
         return shared(DonationSchema).dump(donation)
+
+    @staticmethod
+    def _receive(session, campaign_id: str, category: str, quantity: int) -> int:
+        """Add goods to a campaign's stock of a category; the stock received after.
+        A category's row is made by its first gift, as an insert that does
+        nothing if the row is there: two first gifts at once (whoever commits
+        first) both count, and neither fails."""
+        add = update(Stock).where(Stock.campaign_id == campaign_id, Stock.category == category) \
+            .values(received=Stock.received + quantity).returning(Stock.received)
+        received = session.execute(add).scalar()
+        if received is None:
+            dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+            session.execute(dialect.insert(Stock).values(
+                campaign_id=campaign_id, category=category, received=0, dispatched=0).on_conflict_do_nothing())
+            received = session.execute(add).scalar()
+        return received
+
+    def _require_goods(self, session, items: list[dict], retired_ok: bool = False):
+        """InvalidInput naming each line whose category is unknown, or retired
+        (but goods of a retired category still in stock may leave)."""
+        found = problems(session, Category, self.category_kind, {item["category"] for item in items}, retired_ok)
+        if found:
+            raise InvalidInput(next(iter(found.values())), {"fields": {"items": {
+                i: {"category": [found[item["category"]]]} for i, item in enumerate(items)
+                if item["category"] in found}}})
 
     @rpc
     @idempotent
@@ -420,6 +444,7 @@ class DonationsService(KernelEntrypoints):
         wanted = domain.count_items(data["items"])
         with self.db.unit_of_work() as uow:
             campaign = self._campaign(campaign_id, uow.session)
+            self._require_goods(uow.session, data["items"], retired_ok=True)
             for category, quantity in wanted.items():
                 taken = uow.session.execute(update(Stock).where(
                     Stock.campaign_id == campaign.id, Stock.category == category,

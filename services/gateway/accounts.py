@@ -3,11 +3,13 @@ after failed logins, shared by the HTTP routes and `linli admin create`.
 Passwords are stored only as werkzeug scrypt hashes."""
 from __future__ import annotations
 
+import json
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import String, cast, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -16,8 +18,9 @@ from services.common.clock import naive_utcnow
 from services.common.db import UnitOfWork, make_engine
 from services.common.errors import Conflict, NotFound
 from services.common.outbox import Relay
+from services.common.pagination import paginate
 from services.contracts import gateway as events
-from services.gateway.models import Account, AddressWindow, LoginAttempts, kernel
+from services.gateway.models import Account, AddressWindow, AuditEntry, LoginAttempts, kernel
 
 # Checked against when the username is unknown, so both failures take as long.
 _DUMMY_HASH = generate_password_hash("not-a-real-password")
@@ -86,6 +89,45 @@ def update_member(uow: UnitOfWork, member_id: str, changes: dict) -> Account:
             "party_member": account.party_member, "compound": account.compound,
         })
     return account
+
+
+# What people put between a phone number's digits, and may or may not type when searching.
+_PHONE_SEPARATORS = re.compile(r"[ -]")
+
+
+def search(filters: dict):
+    """The accounts a member search finds, as a query to page through. `q`:
+    part of the name or username in any case, or part of the phone with
+    spaces and dashes ignored on both sides ("13912345678" finds
+    "139 1234-5678"); `role`, `compound`, `party_member`, `active`: equal."""
+    statement = select(Account)
+    q = filters.get("q")
+    if q:
+        matches = [func.lower(column).contains(q.lower(), autoescape=True)
+                   for column in (Account.name, Account.username)]
+        digits = _PHONE_SEPARATORS.sub("", q)
+        if digits:
+            bare_phone = func.replace(func.replace(Account.phone, " ", ""), "-", "")
+            matches.append(bare_phone.contains(digits, autoescape=True))
+        statement = statement.where(or_(*matches))
+    if filters.get("role"):
+        # roles is a JSON list of names: the name, quoted as JSON writes it, is in its text.
+        statement = statement.where(cast(Account.roles, String).contains(json.dumps(filters["role"]), autoescape=True))
+    for name in ("compound", "party_member", "active"):
+        if filters.get(name) is not None:
+            statement = statement.where(getattr(Account, name) == filters[name])
+    return statement
+
+
+def audit_search(session, actor_id: str, filters: dict):
+    """A search that returned names and phones in bulk: who, when, with which
+    filters (the caller commits, before the answer leaves)."""
+    session.add(AuditEntry(actor_id=actor_id, action="member_search", filters=filters, at=naive_utcnow()))
+
+
+def audit_page(session, paging: dict) -> dict:
+    """One page of the searches audited, newest first."""
+    return paginate(session, select(AuditEntry), paging, AuditEntry.at, AuditEntry.id)
 
 
 def set_password(session, account: Account, password_hash: str):

@@ -1,4 +1,5 @@
-"""The gateway's tables: accounts of members, admins and dashboard viewers."""
+"""The gateway's tables: accounts of members, admins and dashboard viewers,
+and the audit of searches through them."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -59,3 +60,16 @@ class AddressWindow(Base):
     address: Mapped[str] = mapped_column(String(64), primary_key=True)
     started_at: Mapped[datetime] = mapped_column(DateTime, index=True)
     hits: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AuditEntry(Base):
+    """A search of the accounts that returned personal data in bulk (names,
+    phones): who, when, with which filters. Readable by admins (GET /audit?source=accounts)."""
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_at", "at", "id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    actor_id: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(40))
+    filters: Mapped[dict] = mapped_column(JSON)
+    at: Mapped[datetime] = mapped_column(DateTime, default=naive_utcnow)

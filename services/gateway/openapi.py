@@ -110,9 +110,10 @@ def build_spec(service_cls) -> dict:
                 "application/json": {"schema": route.body_schema}}}
         if route.event_stream:
             content = {"text/event-stream": {"schema": {"type": "string"}}}
-        elif route.download:  # one of these, as ?format= asks
-            content = {content_type.split(";")[0]: {"schema": {"type": "string", "format": "binary"}}
-                       for content_type in CONTENT_TYPES.values()}
+        elif route.download:  # JSON, or with ?format= one of these files
+            content = {"application/json": {"schema": route.response_schema or {"type": "object"}},
+                       **{content_type.split(";")[0]: {"schema": {"type": "string", "format": "binary"}}
+                          for content_type in CONTENT_TYPES.values()}}
         else:
             content = {"application/json": {"schema": route.response_schema or {"type": "object"}}}
         operation["responses"][str(route.status)] = {"description": "OK", "content": content}

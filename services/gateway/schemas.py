@@ -2,8 +2,9 @@
 the welfare service's schemas, alerts the notifications service's."""
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from services.common.categories import CategoryCreateSchema, CategorySchema  # noqa: F401 -- the routes' shapes
 from services.common.pagination import PageSchema, page_of
-from services.common.schemas import ROLES, UtcDateTime
+from services.common.schemas import ROLES, UtcDateTime, phone_number
 from services.contracts import PRODUCERS
 from services.donations.schemas import AuditEntrySchema as DonationsAuditEntrySchema
 from services.gateway import passwords
@@ -32,11 +33,6 @@ def _name(**kwargs):
     return fields.String(validate=validate.Length(min=1, max=100), **kwargs)
 
 
-def _phone(**kwargs):
-    return fields.String(allow_none=True, validate=validate.Regexp(
-        r"^\+?[0-9][0-9 -]{4,18}\Z", error="A phone number: digits, spaces, '-', an optional '+'."), **kwargs)
-
-
 def _roles(**kwargs):
     return fields.List(fields.String(validate=validate.OneOf(ROLES)),
                        validate=validate.Length(min=1, max=len(ROLES)), **kwargs)
@@ -51,7 +47,7 @@ class MemberCreateSchema(Schema):
         r"^[a-z0-9_.-]{3,40}\Z", error="3 to 40 of a-z, 0-9, '_', '.', '-'."))
     password = new_password()
     name = _name(required=True)
-    phone = _phone(load_default=None)
+    phone = phone_number(load_default=None)
     roles = _roles(load_default=lambda: ["member"])
     party_member = fields.Boolean(load_default=False)
     compound = _compound(load_default=None)
@@ -70,7 +66,7 @@ class MemberUpdateSchema(Schema):
     roles = _roles()
     party_member = fields.Boolean()
     name = _name()
-    phone = _phone()
+    phone = phone_number()
     compound = _compound()
 
 
@@ -86,6 +82,16 @@ class PasswordChangeSchema(Schema):
 
 
 MemberListSchema = page_of(MemberSchema)
+
+
+class MemberQuerySchema(PageSchema):
+    """Filters of the members list. A search with `q` is audited (`member_search`)."""
+    q = fields.String(load_default=None, validate=validate.Length(min=1, max=100), metadata={
+        "description": "part of the name or username (any case), or of the phone (spaces and dashes ignored)"})
+    role = fields.String(load_default=None, validate=validate.OneOf(ROLES))
+    compound = fields.String(load_default=None, validate=validate.Length(min=1, max=100))
+    party_member = fields.Boolean(load_default=None, allow_none=True)
+    active = fields.Boolean(load_default=None, allow_none=True)
 
 
 class ErrorBodySchema(Schema):
@@ -127,18 +133,21 @@ class FeedQuerySchema(Schema):
 
 
 _AUDIT_ID = validate.Length(min=1, max=64)
-# Which service keeps the audit a filter belongs to.
-AUDIT_FILTERS = {"welfare": ("case_id",), "patrol": ("incident_id", "patrol_id"), "donations": ("campaign_id",)}
+# Which audit a filter belongs to: a service's, or the gateway's own (accounts).
+AUDIT_FILTERS = {"welfare": ("case_id", "household_id"), "patrol": ("incident_id", "patrol_id"),
+                 "donations": ("campaign_id",), "accounts": ()}
 
 
 class AuditQuerySchema(PageSchema):
-    """One service's audit at a time: welfare's (reads of cases and households),
-    patrol's (full reads of incidents' descriptions and patrols' notes) or
-    donations' (ledger exports: a drive's donors' names read in bulk)."""
+    """One audit at a time: welfare's (reads of cases and households),
+    patrol's (full reads of incidents' descriptions and patrols' notes),
+    donations' (ledger exports: a drive's donors' names read in bulk) or the
+    gateway's own (searches of the members)."""
     source = fields.String(load_default=None, validate=validate.OneOf(sorted(AUDIT_FILTERS)), metadata={
-        "description": "welfare (the default), patrol or donations; incident_id or patrol_id imply patrol, "
-                       "campaign_id donations"})
+        "description": "welfare (the default), patrol, donations or accounts; case_id or household_id imply "
+                       "welfare, incident_id or patrol_id patrol, campaign_id donations"})
     case_id = fields.String(load_default=None, validate=_AUDIT_ID)
+    household_id = fields.String(load_default=None, validate=_AUDIT_ID)
     campaign_id = fields.String(load_default=None, validate=_AUDIT_ID)
     incident_id = fields.String(load_default=None, validate=_AUDIT_ID)
     patrol_id = fields.String(load_default=None, validate=_AUDIT_ID)
@@ -149,21 +158,37 @@ class AuditQuerySchema(PageSchema):
         if data.get("source"):
             wanted.add(data["source"])
         if len(wanted) > 1:
-            raise ValidationError({name: ["Not with the filters of another audit (case_id vs incident_id, "
-                                          "patrol_id vs campaign_id) or another source."]
+            raise ValidationError({name: ["Not with the filters of another audit (case_id, household_id vs "
+                                          "incident_id, patrol_id vs campaign_id) or another source."]
                                    for names in AUDIT_FILTERS.values() for name in names if data.get(name)}
                                   or {"source": ["Not with these filters."]})
 
 
 class AuditEntrySchema(WelfareAuditEntrySchema, PatrolAuditEntrySchema, DonationsAuditEntrySchema):
     """A read of personal details: which case or household (welfare), which
-    incident or patrol (patrol), or which drive's ledger and how many gifts
-    (donations), by whom, when."""
+    incident or patrol (patrol), which drive's ledger and how many gifts
+    (donations), or a search of the members with its filters (accounts); by
+    whom, when."""
+    filters = fields.Dict(metadata={"description": "accounts: the filters of the search"})
 
 
 AuditListSchema = page_of(AuditEntrySchema)
 
 
 class ExportQuerySchema(Schema):
-    format = fields.String(required=True, validate=validate.OneOf(FORMATS),
-                           metadata={"description": "csv (UTF-8 with a BOM) or xlsx"})
+    """`?format=` on a route that can answer with a file instead of JSON."""
+    format = fields.String(validate=validate.OneOf(FORMATS), metadata={
+        "description": "csv (UTF-8 with a BOM) or xlsx: the whole list as a file; without it, JSON"})
+
+
+class DonationListQuerySchema(PageSchema, ExportQuerySchema):
+    """A page of a drive's gifts as JSON, or with `format` the whole ledger as a file (admin)."""
+
+
+class CategoriesSchema(Schema):
+    """Every kind's categories, each in the order its service lists them,
+    retired ones too (old records keep them): incident (patrol), case
+    (welfare), goods (donations)."""
+    incident = fields.List(fields.Nested(CategorySchema))
+    case = fields.List(fields.Nested(CategorySchema))
+    goods = fields.List(fields.Nested(CategorySchema))

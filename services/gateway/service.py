@@ -29,6 +29,7 @@ from services.common.errors import InvalidInput, NotAuthenticated, NotFound, Too
 from services.common.pagination import PageSchema, paginate
 from services.common.service import KernelEntrypoints
 from services.contracts import notifications as notification_events
+from services.contracts.categories import KINDS, OWNERS
 from services.gateway import accounts, auth, exports
 from services.gateway.auth import ADMIN, ANY_ROLE, MEMBER_OR_ADMIN
 from services.gateway.http import api, error_payload, file_response, html_response, json_response, static_response
@@ -37,9 +38,10 @@ from services.gateway.openapi import build_spec
 from services.gateway.passwords import PasswordHashing
 from services.gateway.rpc import ServiceRpc
 from services.gateway.schemas import (
-    AUDIT_FILTERS, AuditListSchema, AuditQuerySchema, ExportQuerySchema, FeedQuerySchema, HealthSchema,
-    MemberCreateSchema, MemberListSchema, MemberSchema, MemberUpdateSchema, PasswordChangeSchema, PasswordSetSchema,
-    ReadySchema, ServicesHealthSchema, TokenRequestSchema, TokenSchema,
+    AUDIT_FILTERS, AuditListSchema, AuditQuerySchema, CategoriesSchema, CategoryCreateSchema, CategorySchema,
+    DonationListQuerySchema, ExportQuerySchema, FeedQuerySchema, HealthSchema, MemberCreateSchema, MemberListSchema,
+    MemberQuerySchema, MemberSchema, MemberUpdateSchema, PasswordChangeSchema, PasswordSetSchema, ReadySchema,
+    ServicesHealthSchema, TokenRequestSchema, TokenSchema,
 )
 from services.gateway.streams import FEED, Streams, sse_response
 from services.donations.schemas import (
@@ -54,9 +56,10 @@ from services.patrol.schemas import (
     PatrolSchema, PatrolStartSchema, TeamSchema, ZoneCreateSchema, ZoneListSchema, ZoneSchema,
 )
 from services.welfare.schemas import (
-    CaseAssignSchema, CaseCloseSchema, CaseDismissSchema, CaseListSchema,
-    CaseOpenSchema, CaseSchema, HouseholdCreateSchema, HouseholdSchema, ReferralCreateSchema, ReferralDecisionSchema,
-    ReferralSchema, ReferralStageSchema, VisitCreateSchema, VisitSchema,
+    CaseAssignSchema, CaseCloseSchema, CaseDismissSchema, CaseListSchema, CaseOpenSchema, CaseQuerySchema,
+    CaseReopenSchema, CaseSchema, HouseholdCreateSchema, HouseholdListSchema, HouseholdQuerySchema, HouseholdSchema,
+    HouseholdUpdateSchema, RecipientListSchema, ReferralCreateSchema, ReferralDecisionSchema, ReferralSchema,
+    ReferralStageSchema, VisitCreateSchema, VisitSchema,
 )
 
 log = logging.getLogger(__name__)
@@ -177,10 +180,19 @@ class GatewayService(KernelEntrypoints):
                                 int(self.config.get("TOKEN_TTL_SECONDS", DEFAULT_TOKEN_TTL)),
                                 session_version=account.session_version)
 
-    @api("GET", "/members", roles=ADMIN, query=PageSchema, response=MemberListSchema)
+    @api("GET", "/members", roles=ADMIN, query=MemberQuerySchema, response=MemberListSchema)
     def list_members(self, request):
-        """Every account, newest first."""
-        result = paginate(self.db.session, select(Account), request.query, Account.created_at, Account.id)
+        """Accounts, newest first: `q` finds part of a name or username (any
+        case) or of a phone (spaces and dashes ignored); `role`, `compound`,
+        `party_member`, `active` narrow the list. Each search with `q` is
+        audited (`member_search`, with its filters: GET /audit?source=accounts)."""
+        filters = {name: value for name, value in request.query.items()
+                   if name not in ("limit", "cursor") and value is not None}
+        session = self.db.session
+        result = paginate(session, accounts.search(filters), request.query, Account.created_at, Account.id)
+        if "q" in filters:
+            accounts.audit_search(session, request.principal["id"], filters)
+            session.commit()
         return MemberListSchema().dump(result)
 
     @api("GET", "/members/<member_id>", roles=ADMIN, response=MemberSchema)
@@ -356,12 +368,14 @@ class GatewayService(KernelEntrypoints):
         lowered to what was raised announces goal_reached, if it never was."""
         return self.donations.update_campaign(campaign_id, request.body, request.principal)
 
-    @api("GET", "/campaigns/<campaign_id>/summary/export", roles=ADMIN, query=ExportQuerySchema, download=True)
-    def export_summary(self, request, campaign_id):
-        """The drive's public summary (totals, goods per category, goods sent
-        and where) as a file: `?format=csv` or `xlsx`."""
+    @api("GET", "/campaigns/<campaign_id>/summary", roles=ADMIN, query=ExportQuerySchema, download=True)
+    def campaign_public_summary(self, request, campaign_id):
+        """The drive as the public page shows it (totals, goods per category, goods
+        sent and where); with `?format=csv` or `xlsx` as a file to post or print."""
         campaign = self.donations.campaign_summary(campaign_id)
         public = {key: campaign[key] for key in PUBLIC_CAMPAIGN_FIELDS}
+        if "format" not in request.query:
+            return public
         return self._export(request.query["format"], exports.SUMMARY_HEADER, exports.summary_rows(public),
                             campaign["code"], "summary")
 
@@ -378,19 +392,20 @@ class GatewayService(KernelEntrypoints):
         return self.donations.record_donation(campaign_id, request.body, request.principal,
                                               idempotency_key=request.idempotency_key)
 
-    @api("GET", "/campaigns/<campaign_id>/donations", roles=MEMBER_OR_ADMIN, query=PageSchema,
-         response=DonationListSchema)
+    @api("GET", "/campaigns/<campaign_id>/donations", roles=MEMBER_OR_ADMIN, query=DonationListQuerySchema,
+         response=DonationListSchema, download=True)
     def list_donations(self, request, campaign_id):
-        """Donations, newest first; an anonymous donor's name is never kept."""
-        return self.donations.list_donations(campaign_id, request.query_params)
-
-    @api("GET", "/campaigns/<campaign_id>/donations/export", roles=ADMIN, query=ExportQuerySchema, download=True)
-    def export_ledger(self, request, campaign_id):
-        """Every gift of the drive, oldest first, voided ones too, with donors'
-        names, as a file: `?format=csv` or `xlsx`. Audited (GET /audit?source=donations)."""
-        ledger = self.donations.ledger(campaign_id, request.principal)
-        return self._export(request.query["format"], exports.LEDGER_HEADER, exports.ledger_rows(ledger),
-                            ledger["campaign"]["code"], "ledger")
+        """Donations, newest first; an anonymous donor's name is never kept. With
+        `?format=csv` or `xlsx` (admin): the whole ledger as a file, oldest first,
+        voided gifts too, with donors' names; each export is audited
+        (GET /audit?source=donations)."""
+        fmt = request.query.get("format")
+        if fmt is None:
+            return self.donations.list_donations(campaign_id, {key: value for key, value in
+                                                               request.query_params.items() if key != "format"})
+        ledger = self.donations.ledger(campaign_id, request.principal)  # the office only: others get a 403
+        return self._export(fmt, exports.LEDGER_HEADER, exports.ledger_rows(ledger), ledger["campaign"]["code"],
+                            "ledger")
 
     def _export(self, fmt: str, header: tuple, rows: list[tuple], code: str, what: str):
         return file_response(exports.render(fmt, header, rows, what), exports.CONTENT_TYPES[fmt],
@@ -418,8 +433,8 @@ class GatewayService(KernelEntrypoints):
         """Send goods to a place or to a hardship case; 409 past the stock. An
         Idempotency-Key header is required."""
         if request.payload["case_id"] is not None:
-            try:
-                self.welfare.get_case(request.payload["case_id"], request.principal)
+            try:  # a draft, closed or dismissed case: welfare's 409, naming case_id
+                self.welfare.check_goods_recipient(request.payload["case_id"], request.principal)
             except NotFound:
                 raise InvalidInput("No such case.", {"fields": {"case_id": ["No case has this id."]}})
         return self.donations.dispatch(campaign_id, request.body, request.principal,
@@ -455,10 +470,23 @@ class GatewayService(KernelEntrypoints):
         return self.welfare.create_household(request.body, request.principal,
                                             idempotency_key=request.idempotency_key)
 
+    @api("GET", "/households", roles=ADMIN, query=HouseholdQuerySchema, response=HouseholdListSchema)
+    def list_households(self, request):
+        """Households with their people, newest first; `compound`, and `q`: part
+        of the address or of anyone's name (any case). Each household listed is
+        audited (`household_search`)."""
+        return self.welfare.list_households(request.principal, request.query_params)
+
     @api("GET", "/households/<household_id>", roles=ADMIN, response=HouseholdSchema)
     def get_household(self, request, household_id):
         """One household and its people."""
         return self.welfare.get_household(household_id, request.principal)
+
+    @api("PATCH", "/households/<household_id>", roles=ADMIN, body=HouseholdUpdateSchema, response=HouseholdSchema)
+    def update_household(self, request, household_id):
+        """Change any of compound, address, phone, people (the list sent
+        replaces the old one); audited (`edit_household`)."""
+        return self.welfare.update_household(household_id, request.body, request.principal)
 
     @api("POST", "/cases", roles=ADMIN, body=CaseOpenSchema, response=CaseSchema, status=201, idempotent=True)
     def open_case(self, request):
@@ -466,10 +494,19 @@ class GatewayService(KernelEntrypoints):
         self._require_party_member(request.payload["assignee_id"])
         return self.welfare.open_case(request.body, request.principal, idempotency_key=request.idempotency_key)
 
-    @api("GET", "/cases", roles=MEMBER_OR_ADMIN, query=PageSchema, response=CaseListSchema)
+    @api("GET", "/cases", roles=MEMBER_OR_ADMIN, query=CaseQuerySchema, response=CaseListSchema)
     def list_cases(self, request):
-        """Cases, newest first: an admin sees all, a member only their own."""
+        """Cases, newest first, by status, category, assignee_id, compound,
+        overdue (a follow-up visit due: the cases the follow-up alert was
+        raised for): an admin sees all, a member only their own."""
         return self.welfare.list_cases(request.principal, request.query_params)
+
+    @api("GET", "/cases/recipients", roles=ADMIN, query=PageSchema, response=RecipientListSchema)
+    def list_recipients(self, request):
+        """Cases that can receive goods (open or in progress), newest first:
+        compound, categories and summary, no household or names; for the
+        donation office to choose one. Each listing is audited (`recipients_list`)."""
+        return self.welfare.list_recipients(request.principal, request.query_params)
 
     @api("GET", "/cases/<case_id>", roles=MEMBER_OR_ADMIN, response=CaseSchema)
     def get_case(self, request, case_id):
@@ -527,15 +564,24 @@ class GatewayService(KernelEntrypoints):
         """Close the case with its outcome; closing a closed case is a 409."""
         return self.welfare.close_case(case_id, request.body, request.principal)
 
+    @api("POST", "/cases/<case_id>/reopen", roles=ADMIN, body=CaseReopenSchema, response=CaseSchema)
+    def reopen_case(self, request, case_id):
+        """A closed case back to open, with its assignee, for a reason (kept,
+        with the outcome it had, in the case's reopenings); 409 unless closed."""
+        return self.welfare.reopen_case(case_id, request.body, request.principal)
+
     @api("GET", "/audit", roles=ADMIN, query=AuditQuerySchema, response=AuditListSchema)
     def list_audit(self, request):
         """Who read whose personal details, and when: cases and households
-        (filter by case_id), or with `source=patrol` (or incident_id, patrol_id)
-        incidents' descriptions and patrols' notes read in full, or with
-        `source=donations` (or campaign_id) drives' ledgers exported."""
+        (filter by case_id or household_id), with `source=patrol` (or
+        incident_id, patrol_id) incidents' descriptions and patrols' notes read
+        in full, with `source=donations` (or campaign_id) drives' ledgers
+        exported, with `source=accounts` searches of the members and their filters."""
         query = request.query
         source = query["source"] or next(
             (source for source, names in AUDIT_FILTERS.items() if any(query[name] for name in names)), "welfare")
+        if source == "accounts":  # the gateway's own
+            return AuditListSchema().dump(accounts.audit_page(self.db.session, query))
         others = {name for other, names in AUDIT_FILTERS.items() if other != source for name in names}
         params = {key: value for key, value in request.query_params.items() if key not in others | {"source"}}
         return getattr(self, source).list_audit(request.principal, params)
@@ -557,6 +603,35 @@ class GatewayService(KernelEntrypoints):
         if unknown:
             raise InvalidInput("Not every id is a registered member.",
                                {"fields": {field: [f"No registered member has the id {m}." for m in unknown]}})
+
+    # -- the community's categories ------------------------------------------------
+
+    @api("GET", "/categories", roles=ANY_ROLE, response=CategoriesSchema)
+    def list_categories(self, request):
+        """Every kind of category with its Chinese and English labels, asked of
+        the three services that own them at once: incident, case, goods."""
+        pool = eventlet.GreenPool()
+        answers = pool.imap(lambda kind: getattr(self, OWNERS[kind]).list_categories(), KINDS)
+        return dict(zip(KINDS, answers, strict=True))
+
+    @api("POST", "/categories/<kind>", roles=ADMIN, body=CategoryCreateSchema, response=CategorySchema,
+         status=201, idempotent=True)
+    def add_category(self, request, kind):
+        """A new category of a kind (incident, case or goods): `{code, label_zh,
+        label_en}`; a code taken already, retired or not, is a 409."""
+        return self._category_owner(kind).add_category(request.body, request.principal,
+                                                       idempotency_key=request.idempotency_key)
+
+    @api("POST", "/categories/<kind>/<code>/retire", roles=ADMIN, response=CategorySchema)
+    def retire_category(self, request, kind, code):
+        """No new records of this category; old ones keep it. Twice is a 409,
+        and so is the incident category hardship (it makes draft cases in welfare)."""
+        return self._category_owner(kind).retire_category(code, request.principal)
+
+    def _category_owner(self, kind: str):
+        if kind not in OWNERS:
+            raise NotFound(f"No such kind of category: one of {', '.join(KINDS)}.")
+        return getattr(self, OWNERS[kind])
 
     # -- the dashboard -------------------------------------------------------------
 

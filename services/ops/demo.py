@@ -56,6 +56,25 @@ GOODS = [("clothing", 5, "winter coats"), ("clothing", 4, "sweaters"), ("bedding
 # 270 items: 180 of clothing, 90 of bedding
 
 
+# The patrol work the community remembers most from its year: illegal
+# structures, a category of its own (added through the API, as an office would).
+ILLEGAL_STRUCTURE = {"code": "illegal_structure", "label_zh": "違章建築", "label_en": "Illegal structure"}
+INCIDENTS = [  # zone (index in ZONES), compound, what was seen, severity
+    (0, "Heping Li", "A rooftop extension going up on Building 7 without a permit; scaffolding over the path.",
+     "medium"),
+    (2, "Kangle Yuan", "A brick shed built out over the fire lane behind Building 2.", "high"),
+]
+
+
+def load_incidents(api: str, headers: dict, zone_ids: list[str]):
+    requests.post(api + "/categories/incident", json=ILLEGAL_STRUCTURE, timeout=10,
+                  headers={**headers, "Idempotency-Key": "demo-category-illegal-structure"}).raise_for_status()
+    for number, (zone, compound, description, severity) in enumerate(INCIDENTS):
+        requests.post(api + "/incidents", timeout=10, headers={**headers, "Idempotency-Key": f"demo-incident-{number}"},
+                      json={"zone_id": zone_ids[zone], "compound": compound, "category": ILLEGAL_STRUCTURE["code"],
+                            "description": description, "severity": severity}).raise_for_status()
+
+
 def load_drive(api: str, headers: dict, case_id: str):
     from datetime import datetime, timedelta
     from zoneinfo import ZoneInfo
@@ -87,7 +106,7 @@ def load(base_url: str) -> bool:
     token = requests.post(api + "/auth/token", json=dict(zip(("username", "password"), DEMO_ADMIN, strict=True)),
                           timeout=10).json()["access_token"]
     headers = {"Authorization": f"Bearer {token}"}
-    ids = {}
+    ids, zone_ids = {}, []
     for member in MEMBERS:
         answer = requests.post(api + "/members", json=member, headers=headers, timeout=10)
         if answer.status_code == 409:
@@ -105,8 +124,10 @@ def load(base_url: str) -> bool:
         zone = requests.post(api + "/zones", json={"name": zone_name, "compounds": compounds},
                              headers=headers, timeout=10)
         zone.raise_for_status()
+        zone_ids.append(zone.json()["id"])
         requests.put(f"{api}/zones/{zone.json()['id']}/team", headers=headers, timeout=10,
                      json={"leader_id": team_ids[0], "member_ids": team_ids[1:]}).raise_for_status()
+    load_incidents(api, headers, zone_ids)
     household = requests.post(api + "/households", json=HOUSEHOLD, headers=headers, timeout=10)
     household.raise_for_status()
     case = requests.post(api + "/cases", headers=headers, timeout=10, json={

@@ -6,6 +6,7 @@ from datetime import datetime
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from services.common.categories import CategoryColumns
 from services.common.clock import naive_utcnow
 from services.common.db import KernelTables, new_id
 
@@ -15,6 +16,10 @@ class Base(DeclarativeBase):
 
 
 kernel = KernelTables(Base.metadata)
+
+
+class Category(CategoryColumns, Base):
+    """The community's incident categories (services/common/categories.py)."""
 
 
 class ZoneCompound(Base):

@@ -4,7 +4,8 @@ from marshmallow import Schema, fields, validate
 
 from services.common.pagination import PageSchema, page_of
 from services.common.schemas import Moment, UtcDateTime
-from services.contracts.patrol import INCIDENT_CATEGORIES, SEVERITIES
+from services.contracts.categories import category_code
+from services.contracts.patrol import SEVERITIES
 
 _ID = validate.Length(min=1, max=64)
 _NAME = validate.Length(min=1, max=100)
@@ -88,7 +89,7 @@ PatrolListSchema = page_of(PatrolSchema)
 class IncidentReportSchema(Schema):
     zone_id = fields.String(required=True, validate=_ID)
     compound = fields.String(required=True, validate=_NAME)
-    category = fields.String(required=True, validate=validate.OneOf(INCIDENT_CATEGORIES))
+    category = category_code(required=True)
     description = fields.String(required=True, validate=validate.Length(min=1, max=4000))
     severity = fields.String(required=True, validate=validate.OneOf(SEVERITIES))
 

@@ -11,6 +11,7 @@ from nameko.timer import timer
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from services.common.categories import CategoryEntrypoints, require_categories
 from services.common.clock import isoformat, naive_utcnow
 from services.common.db import Database, UnitOfWork, get_by_id
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -20,7 +21,7 @@ from services.common.schemas import is_admin, load_actor, load_or_raise, require
 from services.common.service import KernelEntrypoints, rpc
 from services.contracts import patrol as events
 from services.patrol import domain
-from services.patrol.models import AuditEntry, Incident, Patrol, Zone, ZoneCompound, kernel
+from services.patrol.models import AuditEntry, Category, Incident, Patrol, Zone, ZoneCompound, kernel
 from services.patrol.schemas import (
     AuditEntrySchema, AuditQuerySchema, CoverageQuerySchema, IncidentQuerySchema, IncidentReportSchema,
     IncidentResolveSchema, IncidentSchema, PatrolFinishSchema, PatrolQuerySchema, PatrolSchema, PatrolStartSchema,
@@ -50,10 +51,13 @@ def _audit(uow: UnitOfWork, action: str, actor: dict, key: str, ids: list[str]):
             {"actor_id": actor["id"], "action": action, key: record_id, "at": now} for record_id in ids])
 
 
-class PatrolService(KernelEntrypoints):
+class PatrolService(CategoryEntrypoints, KernelEntrypoints):
     name = "patrol"
     config = Config()
     db = Database(kernel)
+    category_kind = "incident"
+    category_model = Category
+    kept_categories = {"hardship": "it makes draft hardship cases in welfare"}
 
     # -- zones and teams ----------------------------------------------------------
 
@@ -237,6 +241,7 @@ class PatrolService(KernelEntrypoints):
             if data["compound"] not in zone.compounds:
                 raise InvalidInput("That compound is not in this zone.",
                                    {"fields": {"compound": [f"Not one of: {', '.join(zone.compounds)}."]}})
+            require_categories(uow.session, Category, self.category_kind, "category", [data["category"]])
             patrol_id = uow.session.scalar(select(Patrol.id).where(
                 Patrol.member_id == actor["id"], Patrol.zone_id == zone.id, Patrol.finished_at.is_(None)))
             incident = Incident(zone_id=zone.id, compound=data["compound"], category=data["category"],

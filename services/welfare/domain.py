@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 
-from services.contracts.welfare import CATEGORIES
+# A case's categories: each at most once, and a case needs no more than this many.
+MAX_CASE_CATEGORIES = 20
 
 
 class RuleBroken(Exception):
@@ -17,7 +18,10 @@ class CaseStatus:
     CLOSED = "closed"
     DISMISSED = "dismissed"
 
-    ACTIVE = (OPEN, IN_PROGRESS)
+    ACTIVE = (OPEN, IN_PROGRESS)  # confirmed and not closed: worked on, and may receive goods
+
+
+CASE_STATUSES = (CaseStatus.DRAFT, CaseStatus.OPEN, CaseStatus.IN_PROGRESS, CaseStatus.CLOSED, CaseStatus.DISMISSED)
 
 
 class ReferralStatus:
@@ -57,6 +61,7 @@ CASE_TRANSITIONS = {
     (CaseStatus.IN_PROGRESS, "visit"): CaseStatus.IN_PROGRESS,
     (CaseStatus.IN_PROGRESS, "refer"): CaseStatus.IN_PROGRESS,
     (CaseStatus.IN_PROGRESS, "close"): CaseStatus.CLOSED,
+    (CaseStatus.CLOSED, "reopen"): CaseStatus.OPEN,  # the office's: need came back, or closed by mistake
 }
 
 
@@ -94,14 +99,15 @@ def due_followup(status: str, lapse_started: datetime, alerted_for: datetime | N
             and alerted_for != lapse_started)
 
 
-def normalise_categories(categories: list[str]) -> list[str]:
-    """Known categories, each once, in the canonical order."""
-    unknown = sorted(set(categories) - set(CATEGORIES))
+def normalise_categories(categories: list[str], listed: list[str]) -> list[str]:
+    """A case's categories each once, in the order the community lists them
+    (`listed`: its category codes in order; the service checks that each is known)."""
+    unknown = sorted(set(categories) - set(listed))
     if unknown:
         raise ValueError(f"Unknown categories: {', '.join(unknown)}.")
     if not categories:
         raise ValueError("A case needs at least one category.")
-    return [c for c in CATEGORIES if c in categories]
+    return [c for c in listed if c in categories]
 
 
 def may_see_case(actor_id: str, actor_is_admin: bool, assignee_id: str) -> bool:

@@ -6,6 +6,7 @@ from datetime import date, datetime
 from sqlalchemy import JSON, Date, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from services.common.categories import CategoryColumns
 from services.common.clock import naive_utcnow
 from services.common.db import KernelTables, new_id
 
@@ -15,6 +16,10 @@ class Base(DeclarativeBase):
 
 
 kernel = KernelTables(Base.metadata)
+
+
+class Category(CategoryColumns, Base):
+    """The community's case categories (services/common/categories.py)."""
 
 
 class Person(Base):
@@ -35,6 +40,7 @@ class Household(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     compound: Mapped[str] = mapped_column(String(100), index=True)
     address: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(20), nullable=True)  # whom the office calls there
     created_at: Mapped[datetime] = mapped_column(DateTime, default=naive_utcnow)
     people: Mapped[list[Person]] = relationship(
         order_by=Person.position, cascade="all, delete-orphan", lazy="selectin")
@@ -84,6 +90,23 @@ class Case(Base):
     assistance: Mapped[list[Assistance]] = relationship(order_by=Assistance.received_at, lazy="selectin")
     visits: Mapped[list["Visit"]] = relationship(order_by="Visit.visited_on", lazy="selectin")
     referrals: Mapped[list["Referral"]] = relationship(order_by="Referral.submitted_at", lazy="selectin")
+    reopenings: Mapped[list["Reopening"]] = relationship(order_by="Reopening.reopened_at", lazy="selectin")
+
+
+class Reopening(Base):
+    """A closed case taken up again: why, by whom, and the closing it undid
+    (the case's own outcome and closing time are cleared, so they are kept here)."""
+
+    __tablename__ = "case_reopenings"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    reopened_by: Mapped[str] = mapped_column(String(32))
+    reopened_at: Mapped[datetime] = mapped_column(DateTime, default=naive_utcnow)
+    previous_outcome: Mapped[str | None] = mapped_column(Text, nullable=True)
+    previous_closed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    previous_closed_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class Visit(Base):

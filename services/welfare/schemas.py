@@ -3,9 +3,9 @@ bodies with these same schemas, and documents them in its OpenAPI."""
 from marshmallow import Schema, fields, validate
 
 from services.common.pagination import PageSchema, page_of
-from services.common.schemas import UtcDateTime
-from services.contracts.welfare import CATEGORIES
-from services.welfare.domain import REFERRAL_STAGES
+from services.common.schemas import UtcDateTime, phone_number
+from services.contracts.categories import category_code
+from services.welfare.domain import CASE_STATUSES, MAX_CASE_CATEGORIES, REFERRAL_STAGES
 
 
 class PersonSchema(Schema):
@@ -16,11 +16,32 @@ class PersonSchema(Schema):
                              load_default=list, validate=validate.Length(max=20))
 
 
+def _compound(**kwargs):
+    return fields.String(validate=validate.Length(min=1, max=100), **kwargs)
+
+
+def _address(**kwargs):
+    return fields.String(validate=validate.Length(min=1, max=200), **kwargs)
+
+
+def _people(**kwargs):
+    return fields.List(fields.Nested(PersonSchema), validate=validate.Length(min=1, max=30), **kwargs)
+
+
 class HouseholdCreateSchema(Schema):
-    compound = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    address = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    people = fields.List(fields.Nested(PersonSchema), required=True,
-                         validate=validate.Length(min=1, max=30))
+    compound = _compound(required=True)
+    address = _address(required=True)
+    phone = phone_number(load_default=None, metadata={"description": "a contact phone, optional"})
+    people = _people(required=True)
+
+
+class HouseholdUpdateSchema(Schema):
+    """What the office may change of a household; only the fields sent change.
+    `people` replaces the whole list (the same rules as when created)."""
+    compound = _compound()
+    address = _address()
+    phone = phone_number()
+    people = _people()
 
 
 class HouseholdSchema(HouseholdCreateSchema):
@@ -28,10 +49,18 @@ class HouseholdSchema(HouseholdCreateSchema):
     created_at = UtcDateTime(dump_only=True)
 
 
+HouseholdListSchema = page_of(HouseholdSchema)
+
+
+class HouseholdQuerySchema(PageSchema):
+    compound = fields.String(load_default=None, validate=validate.Length(min=1, max=100))
+    q = fields.String(load_default=None, validate=validate.Length(min=1, max=100), metadata={
+        "description": "part of the address or of any person's name, in any case"})
+
+
 class CaseOpenSchema(Schema):
     household_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    categories = fields.List(fields.String(validate=validate.OneOf(CATEGORIES)), required=True,
-                             validate=validate.Length(min=1, max=len(CATEGORIES)))
+    categories = fields.List(category_code(), required=True, validate=validate.Length(min=1, max=MAX_CASE_CATEGORIES))
     summary = fields.String(required=True, validate=validate.Length(min=1, max=2000))
     assignee_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
 
@@ -100,6 +129,20 @@ class CaseDismissSchema(Schema):
     reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
 
 
+class CaseReopenSchema(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+
+
+class ReopeningSchema(Schema):
+    """A closed case taken up again, and the closing it undid."""
+    reason = fields.String()
+    reopened_by = fields.String()
+    reopened_at = UtcDateTime()
+    previous_outcome = fields.String(allow_none=True)
+    previous_closed_at = UtcDateTime(allow_none=True)
+    previous_closed_by = fields.String(allow_none=True)
+
+
 class CaseSchema(CaseOpenSchema):
     id = fields.String(dump_only=True)
     status = fields.String(dump_only=True)
@@ -113,13 +156,40 @@ class CaseSchema(CaseOpenSchema):
     last_visit_on = fields.Date(dump_only=True, allow_none=True)
     outcome = fields.String(dump_only=True, allow_none=True)
     closed_at = UtcDateTime(dump_only=True, allow_none=True)
+    reopenings = fields.List(fields.Nested(ReopeningSchema), dump_only=True)
 
 
 CaseListSchema = page_of(CaseSchema)
 
 
+class CaseQuerySchema(PageSchema):
+    """Filters of the cases list; a member's list holds only their own cases whatever they ask."""
+    status = fields.String(load_default=None, validate=validate.OneOf(CASE_STATUSES))
+    category = fields.String(load_default=None, validate=validate.Length(min=1, max=40),
+                             metadata={"description": "a category code; cases with it among theirs"})
+    assignee_id = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
+    compound = fields.String(load_default=None, validate=validate.Length(min=1, max=100))
+    overdue = fields.Boolean(load_default=None, allow_none=True, metadata={
+        "description": "true: cases whose follow-up visit is overdue (the ones the follow-up alert was raised "
+                       "for and not visited since); false: the others"})
+
+
+class RecipientSchema(Schema):
+    """A case goods may be sent to, as the donation office chooses one: no
+    household, no names."""
+    id = fields.String()
+    compound = fields.String()
+    categories = fields.List(fields.String())
+    summary = fields.String()
+    opened_at = UtcDateTime()
+
+
+RecipientListSchema = page_of(RecipientSchema)
+
+
 class AuditQuerySchema(PageSchema):
     case_id = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
+    household_id = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
 
 
 class AuditEntrySchema(Schema):

@@ -4,14 +4,16 @@ fall due, and an audit of who read whose details. Every change commits with
 its event in the outbox."""
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from nameko.dependency_providers import Config
 from nameko.timer import timer
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import String, and_, cast, func, insert, not_, or_, select, update
 
 from services import contracts
+from services.common.categories import CategoryEntrypoints, require_categories
 from services.common.clock import naive_utcnow
 from services.common.db import Database, UnitOfWork, get_by_id
 from services.common.errors import Conflict, InvalidInput, NotFound
@@ -25,16 +27,32 @@ from services.contracts import patrol as patrol_events
 from services.contracts import welfare as events
 from services.welfare import domain
 from services.welfare.models import (
-    Assistance, AuditEntry, Case, Household, Person, Referral, Visit, kernel,
+    Assistance, AuditEntry, Case, Category, Household, Person, Referral, Reopening, Visit, kernel,
 )
 from services.welfare.schemas import (
     AuditEntrySchema, AuditQuerySchema, CaseAssignSchema, CaseCloseSchema, CaseDismissSchema, CaseOpenSchema,
-    CaseSchema,
-    HouseholdCreateSchema, HouseholdSchema, ReferralCreateSchema, ReferralDecisionSchema, ReferralSchema,
-    ReferralStageSchema, VisitCreateSchema, VisitSchema,
+    CaseQuerySchema, CaseReopenSchema, CaseSchema,
+    HouseholdCreateSchema, HouseholdQuerySchema, HouseholdSchema, HouseholdUpdateSchema, RecipientSchema,
+    ReferralCreateSchema, ReferralDecisionSchema, ReferralSchema, ReferralStageSchema, VisitCreateSchema, VisitSchema,
 )
 
 SWEEP_INTERVAL_SECONDS = 2
+
+
+def followup_overdue():
+    """The one home of "this case's follow-up visit is overdue", for the
+    dashboard's count and the cases filter: the sweep found it so and alerted
+    for its current lapse (the alert is claimed by setting followup_alerted_for
+    to the lapse's start), and it is still being worked on. A visit starts a
+    new lapse, which ends it. So nothing but the sweep does the arithmetic of
+    FOLLOWUP_AFTER_DAYS (a second or two behind it, at most)."""
+    return and_(Case.status.in_(domain.CaseStatus.ACTIVE), Case.followup_alerted_for.is_not(None),
+                Case.followup_alerted_for == Case.lapse_started_at)
+
+
+def contains(column, text: str):
+    """`column` holds `text`, in any case (LIKE's wildcards in it are literal)."""
+    return func.lower(column).contains(text.lower(), autoescape=True)
 
 
 def case_event(case: Case) -> dict:
@@ -43,10 +61,17 @@ def case_event(case: Case) -> dict:
             "categories": case.categories, "assignee_id": case.assignee_id, "status": case.status}
 
 
-class WelfareService(KernelEntrypoints):
+def people(persons: list[dict]) -> list[Person]:
+    """A household's people as sent, in their order."""
+    return [Person(position=i, **person) for i, person in enumerate(persons)]
+
+
+class WelfareService(CategoryEntrypoints, KernelEntrypoints):
     name = "welfare"
     config = Config()
     db = Database(kernel)
+    category_kind = "case"
+    category_model = Category
 
     # -- households ---------------------------------------------------------------
 
@@ -57,9 +82,8 @@ class WelfareService(KernelEntrypoints):
         require_admin(actor)
         data = load_or_raise(HouseholdCreateSchema(), payload)
         with self.db.unit_of_work() as uow:
-            household = Household(compound=data["compound"], address=data["address"], people=[
-                Person(position=i, **person) for i, person in enumerate(data["people"])
-            ])
+            household = Household(compound=data["compound"], address=data["address"], phone=data["phone"],
+                                  people=people(data["people"]))
             uow.session.add(household)
             uow.commit()
         return HouseholdSchema().dump(household)
@@ -76,6 +100,49 @@ class WelfareService(KernelEntrypoints):
             uow.commit()
         return HouseholdSchema().dump(household)
 
+    @rpc
+    def update_household(self, household_id: str, payload: dict, actor: dict) -> dict:
+        """The office corrects a household: compound, address, contact phone,
+        or its people (the list sent replaces the old one). Audited: the
+        answer shows the household in full. Its cases keep the compound they
+        were opened in."""
+        actor = load_actor(actor)
+        require_admin(actor)
+        data = load_or_raise(HouseholdUpdateSchema(), payload)
+        with self.db.unit_of_work() as uow:
+            household = get_by_id(uow.session, Household, household_id)
+            if household is None:
+                raise NotFound("No such household.")
+            for field in ("compound", "address", "phone"):
+                if field in data:
+                    setattr(household, field, data[field])
+            if "people" in data:
+                household.people = people(data["people"])
+            uow.session.flush()
+            self._audit(uow, actor, "edit_household", household_id=household.id)
+            uow.commit()
+        return HouseholdSchema().dump(household)
+
+    @rpc
+    def list_households(self, actor: dict, query: dict | None = None) -> dict:
+        """Households with their people, newest first; `compound`, and `q`: part
+        of the address or of anyone's name. Each household listed is audited
+        (`household_search`), so the log says who saw which household."""
+        actor = load_actor(actor)
+        require_admin(actor)
+        query = load_or_raise(HouseholdQuerySchema(), query)
+        statement = select(Household)
+        if query["compound"]:
+            statement = statement.where(Household.compound == query["compound"])
+        if query["q"]:
+            statement = statement.where(or_(contains(Household.address, query["q"]),
+                                            Household.people.any(contains(Person.name, query["q"]))))
+        with self.db.unit_of_work() as uow:
+            result = paginate(uow.session, statement, query, Household.created_at, Household.id)
+            self._audit_many(uow, actor, "household_search", "household_id", [h.id for h in result["items"]])
+            uow.commit()
+        return {"items": HouseholdSchema(many=True).dump(result["items"]), "next_cursor": result["next_cursor"]}
+
     # -- cases ------------------------------------------------------------------------
 
     @rpc
@@ -86,11 +153,8 @@ class WelfareService(KernelEntrypoints):
         actor = load_actor(actor)
         require_admin(actor)
         data = load_or_raise(CaseOpenSchema(), payload)
-        try:
-            categories = domain.normalise_categories(data["categories"])
-        except ValueError as exc:
-            raise InvalidInput(str(exc), {"fields": {"categories": [str(exc)]}})
         with self.db.unit_of_work() as uow:
+            categories = self._case_categories(uow.session, data["categories"])
             household = uow.session.get(Household, data["household_id"])
             if household is None:
                 raise InvalidInput("No such household.",
@@ -140,10 +204,7 @@ class WelfareService(KernelEntrypoints):
                 raise InvalidInput("No such household.",
                                    {"fields": {"household_id": ["No household has this id."]}})
             self._move(case, "confirm")
-            try:
-                case.categories = domain.normalise_categories(data["categories"])
-            except ValueError as exc:
-                raise InvalidInput(str(exc), {"fields": {"categories": [str(exc)]}})
+            case.categories = self._case_categories(uow.session, data["categories"])
             case.household, case.household_id, case.compound = household, household.id, household.compound
             case.summary, case.assignee_id = data["summary"], data["assignee_id"]
             case.opened_at = case.lapse_started_at = naive_utcnow()
@@ -174,18 +235,62 @@ class WelfareService(KernelEntrypoints):
         return CaseSchema().dump(case)
 
     @rpc
-    def list_cases(self, actor: dict, paging: dict | None = None) -> dict:
+    def list_cases(self, actor: dict, query: dict | None = None) -> dict:
+        """Cases newest first, by status, category, assignee, compound, and
+        whether a follow-up is overdue; a member's only their own. Each case
+        listed is audited."""
         actor = load_actor(actor)
-        paging = load_or_raise(PageSchema(), paging)
-        query = select(Case)
+        query = load_or_raise(CaseQuerySchema(), query)
+        statement = select(Case)
         if not is_admin(actor):
-            query = query.where(Case.assignee_id == actor["id"])
+            statement = statement.where(Case.assignee_id == actor["id"])
+        for name in ("status", "assignee_id", "compound"):
+            if query[name] is not None:
+                statement = statement.where(getattr(Case, name) == query[name])
+        if query["category"] is not None:
+            # categories is a JSON list of codes: the code, quoted as JSON writes it, is in its text.
+            statement = statement.where(cast(Case.categories, String).contains(
+                json.dumps(query["category"]), autoescape=True))
+        if query["overdue"] is not None:
+            statement = statement.where(followup_overdue() if query["overdue"] else not_(followup_overdue()))
         with self.db.unit_of_work() as uow:
-            result = paginate(uow.session, query, paging, Case.opened_at, Case.id)
-            for case in result["items"]:
-                self._audit(uow, actor, "list_case", case_id=case.id)
+            result = paginate(uow.session, statement, query, Case.opened_at, Case.id)
+            self._audit_many(uow, actor, "list_case", "case_id", [case.id for case in result["items"]])
             uow.commit()
         return {"items": CaseSchema(many=True).dump(result["items"]), "next_cursor": result["next_cursor"]}
+
+    @rpc
+    def list_recipients(self, actor: dict, paging: dict | None = None) -> dict:
+        """Cases that can receive goods (confirmed, not closed), newest first,
+        as the donation office chooses one: compound, categories, summary; no
+        household, no names. A summary may still tell a lot: each listing is
+        one `recipients_list` audit entry."""
+        actor = load_actor(actor)
+        require_admin(actor)
+        paging = load_or_raise(PageSchema(), paging)
+        statement = select(Case).where(Case.status.in_(domain.CaseStatus.ACTIVE))
+        with self.db.unit_of_work() as uow:
+            result = paginate(uow.session, statement, paging, Case.opened_at, Case.id)
+            self._audit(uow, actor, "recipients_list")
+            uow.commit()
+        return {"items": RecipientSchema(many=True).dump(result["items"]), "next_cursor": result["next_cursor"]}
+
+    @rpc
+    def check_goods_recipient(self, case_id: str, actor: dict) -> dict:
+        """Whether goods may be dispatched to this case, and nothing about it:
+        NotFound for no such case, Conflict (naming case_id) for one not
+        confirmed or closed. Not audited: it shows no personal details."""
+        actor = load_actor(actor)
+        require_admin(actor)
+        case = get_by_id(self.db.session, Case, case_id)
+        if case is None:
+            raise NotFound("No such case.")
+        if case.status not in domain.CaseStatus.ACTIVE:
+            message = f"A {case.status} case cannot receive goods."
+            if case.status == domain.CaseStatus.DRAFT:
+                message += " Confirm it first."
+            raise Conflict(message, {"fields": {"case_id": [message]}})
+        return {"case_id": case.id, "status": case.status}
 
     @rpc
     def assign_case(self, case_id: str, payload: dict, actor: dict) -> dict:
@@ -303,6 +408,28 @@ class WelfareService(KernelEntrypoints):
             uow.commit()
         return CaseSchema().dump(case)
 
+    @rpc
+    def reopen_case(self, case_id: str, payload: dict, actor: dict) -> dict:
+        """A closed case goes back to open, with its assignee, for a reason
+        (kept, with the closing it undoes, in the case's reopenings). Its
+        follow-up clock starts again from now."""
+        actor = load_actor(actor)
+        require_admin(actor)
+        data = load_or_raise(CaseReopenSchema(), payload)
+        with self.db.unit_of_work() as uow:
+            case = self._case(uow, case_id)
+            self._move(case, "reopen")  # only a closed case: else a 409 saying what it is
+            now = naive_utcnow()
+            case.reopenings.append(Reopening(reason=data["reason"], reopened_by=actor["id"], reopened_at=now,
+                                             previous_outcome=case.outcome, previous_closed_at=case.closed_at,
+                                             previous_closed_by=case.closed_by))
+            case.outcome = case.closed_at = case.closed_by = None
+            case.lapse_started_at = now
+            uow.emit(events.CASE_REOPENED, {"case_id": case.id, "compound": case.compound,
+                                            "categories": case.categories})
+            uow.commit()
+        return CaseSchema().dump(case)
+
     def _case(self, uow: UnitOfWork, case_id: str) -> Case:
         case = get_by_id(uow.session, Case, case_id)
         if case is None:
@@ -322,6 +449,16 @@ class WelfareService(KernelEntrypoints):
         if not domain.may_work_on_case(actor["id"], is_admin(actor), case.assignee_id):
             raise NotFound("No such case.")
         return case
+
+    def _case_categories(self, session, categories: list[str]) -> list[str]:
+        """Known, active categories, each once, in the order they are listed; else InvalidInput."""
+        require_categories(session, Category, self.category_kind, "categories", categories)
+        listed = session.scalars(select(Category.code).where(Category.code.in_(set(categories)))
+                                 .order_by(Category.position, Category.code)).all()
+        try:
+            return domain.normalise_categories(categories, listed)
+        except ValueError as exc:
+            raise InvalidInput(str(exc), {"fields": {"categories": [str(exc)]}})
 
     @staticmethod
     def _move(case: Case, action: str):
@@ -343,11 +480,13 @@ class WelfareService(KernelEntrypoints):
                 Case.status.in_(domain.CaseStatus.ACTIVE))):
             for category in categories:
                 by_category[category] = by_category.get(category, 0) + 1
-        cutoff = naive_utcnow() - timedelta(days=float(self.config.get("FOLLOWUP_AFTER_DAYS", 30)))
-        overdue = session.scalar(select(func.count()).select_from(Case).where(
-            Case.status.in_(domain.CaseStatus.ACTIVE), Case.lapse_started_at <= cutoff))
+        overdue = session.scalar(select(func.count()).select_from(Case).where(followup_overdue()))
+        # Every active category (0 if no case has it), and a retired one while cases still have it.
+        listed = session.execute(select(Category.code, Category.retired)
+                                 .order_by(Category.position, Category.code)).all()
+        shown = [code for code, retired in listed if not retired or by_category.get(code)]
         return {"open_cases_by_status": {status: by_status.get(status, 0) for status in active},
-                "open_cases_by_category": {c: by_category.get(c, 0) for c in events.CATEGORIES},
+                "open_cases_by_category": {c: by_category.get(c, 0) for c in shown},
                 "followups_overdue": overdue}
 
     # -- the audit log ------------------------------------------------------------
@@ -358,14 +497,23 @@ class WelfareService(KernelEntrypoints):
         uow.session.add(AuditEntry(actor_id=actor["id"], action=action, case_id=case_id,
                                    household_id=household_id, at=naive_utcnow()))
 
+    @staticmethod
+    def _audit_many(uow: UnitOfWork, actor: dict, action: str, key: str, ids: list[str]):
+        """One entry per record shown (`key`: case_id or household_id), in one statement."""
+        if ids:
+            now = naive_utcnow()
+            uow.session.execute(insert(AuditEntry), [
+                {"actor_id": actor["id"], "action": action, key: record_id, "at": now} for record_id in ids])
+
     @rpc
     def list_audit(self, actor: dict, query: dict | None = None) -> dict:
-        """Who read which case's details, newest first (admins only)."""
+        """Who read which case's or household's details, newest first (admins only)."""
         require_admin(load_actor(actor))
         query = load_or_raise(AuditQuerySchema(), query)
         statement = select(AuditEntry)
-        if query["case_id"]:
-            statement = statement.where(AuditEntry.case_id == query["case_id"])
+        for name in ("case_id", "household_id"):
+            if query[name]:
+                statement = statement.where(getattr(AuditEntry, name) == query[name])
         result = paginate(self.db.session, statement, query, AuditEntry.at, AuditEntry.id)
         return {"items": AuditEntrySchema(many=True).dump(result["items"]), "next_cursor": result["next_cursor"]}
 

@@ -55,7 +55,7 @@ def xlsx_rows(answer) -> list[list]:
     return [["" if value is None else value for value in row] for row in sheet.iter_rows(values_only=True)]
 
 
-def test_a_gift_is_voided_and_both_exports_show_the_drive(stack, admin):
+def test_a_gift_is_voided_and_both_exports_show_the_drive(stack, admin, register):
     drive = new_campaign(admin, goal_fen=50_000)
     cid = drive["id"]
     wrong = donated(admin, cid, {"kind": "cash", "amount_fen": 100_000, "donor_name": "张伟"})
@@ -107,7 +107,7 @@ def test_a_gift_is_voided_and_both_exports_show_the_drive(stack, admin):
 
     # The ledger, in both formats: every gift, oldest first, the void and its reason.
     code = drive["code"]
-    as_csv = download(admin, f"/campaigns/{cid}/donations/export", "csv")
+    as_csv = download(admin, f"/campaigns/{cid}/donations", "csv")
     assert as_csv.headers["Content-Disposition"] == f'attachment; filename="linli-{code}-ledger.csv"'
     header, *rows = csv_rows(as_csv)
     assert header[0] == "收据号 receipt" and len(header) == 8
@@ -115,28 +115,35 @@ def test_a_gift_is_voided_and_both_exports_show_the_drive(stack, admin):
     assert rows[0][2:] == ["cash", "1000.00", "", "张伟", "yes", "Typed 1,000 yuan for 100 打错金额"]
     assert rows[1][2:] == ["cash", "100.00", "", "'" + HOSTILE_DONOR, "", ""]
     assert rows[2][2:] == ["in_kind", "", "clothing ×3; bedding ×2", "匿名 Anonymous", "", ""]
-    as_xlsx = download(admin, f"/campaigns/{cid}/donations/export", "xlsx")
+    as_xlsx = download(admin, f"/campaigns/{cid}/donations", "xlsx")
     assert as_xlsx.headers["Content-Disposition"] == f'attachment; filename="linli-{code}-ledger.xlsx"'
     header, *rows = xlsx_rows(as_xlsx)
     assert [row[0] for row in rows] == [wrong["receipt_no"], right["receipt_no"], clothes["receipt_no"]]
     assert rows[0][3] == 1000.0 and rows[0][6] == "yes" and rows[1][5] == "'" + HOSTILE_DONOR
 
     # The summary, in both formats: the public figures.
-    header, *rows = csv_rows(download(admin, f"/campaigns/{cid}/summary/export", "csv"))
+    header, *rows = csv_rows(download(admin, f"/campaigns/{cid}/summary", "csv"))
     assert len(header) == 4
     assert ["善款(元) cash (yuan)", "", "", "100.00"] in rows and ["捐赠笔数 donations", "", "", "2"] in rows
     assert ["收到物资 goods received", "clothing", "", "3"] in rows
     assert ["送出物资 goods sent", "clothing", "Shelter", "2"] in rows
-    as_xlsx = download(admin, f"/campaigns/{cid}/summary/export", "xlsx")
+    as_xlsx = download(admin, f"/campaigns/{cid}/summary", "xlsx")
     assert as_xlsx.headers["Content-Disposition"] == f'attachment; filename="linli-{code}-summary.xlsx"'
     rows = xlsx_rows(as_xlsx)
     assert ["活动 drive", "", "", "Flood relief 洪水救灾"] in rows and ["善款(元) cash (yuan)", "", "", 100.0] in rows
     assert "张伟" not in str(rows)
 
-    # A format not asked or unknown: 400 naming it.
-    for params in ({}, {"format": "pdf"}):
-        answer = admin.get(f"/campaigns/{cid}/donations/export", params=params)
-        assert answer.status_code == 400 and "format" in answer.json()["error"]["details"]["fields"]
+    # An unknown format: 400 naming it. Without one, the list and the summary answer JSON.
+    answer = admin.get(f"/campaigns/{cid}/donations", params={"format": "pdf"})
+    assert answer.status_code == 400 and "format" in answer.json()["error"]["details"]["fields"]
+    assert [d["receipt_no"] for d in admin.get(f"/campaigns/{cid}/donations").json()["items"]] == [
+        clothes["receipt_no"], right["receipt_no"], wrong["receipt_no"]]
+    summary = admin.get(f"/campaigns/{cid}/summary").json()
+    assert summary["totals"]["cash_fen"] == 10_000 and summary["name"] == "Flood relief 洪水救灾"
+    # A member may list the gifts but not export the ledger with the donors' names.
+    member, _ = register(party_member=False)
+    refused = member.get(f"/campaigns/{cid}/donations", params={"format": "csv"})
+    assert refused.status_code == 403, refused.text
 
     # The two ledger exports are in the audit; the summary, which names no one, is not.
     audit = admin.get("/audit", params={"source": "donations", "campaign_id": cid})

@@ -82,6 +82,11 @@ def test_linli_up_demo_serves_the_demo_world_and_stops_cleanly_on_ctrl_c(module_
         alerts = wait_for(lambda: member.get("/me/alerts").json()["items"], timeout=15, what="the demo alert")
         case = member.get(f"/cases/{alerts[0]['ref']['id']}").json()
         assert case["categories"] == ["low_income", "disability", "elderly", "illness"]
+        # The community's own category, and the illegal structures found on patrol.
+        office = login(f"http://127.0.0.1:{port}", *demo.DEMO_ADMIN)
+        assert {**demo.ILLEGAL_STRUCTURE, "retired": False} in office.get("/categories").json()["incident"]
+        incidents = office.get("/incidents").json()["items"]
+        assert [i["category"] for i in incidents] == ["illegal_structure"] * len(demo.INCIDENTS)
     finally:
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=30)

@@ -374,8 +374,10 @@ def test_bad_input_and_wrong_roles_are_refused_and_write_nothing(admin, register
 
     # Incidents: a compound of the zone, a known category and severity, an existing zone.
     assert_error(report(member, zone, compound=unique("Elsewhere")), 400, "invalid_input", ("compound",))
-    assert_error(report(member, zone, severity="apocalyptic", category="aliens"),
+    assert_error(report(member, zone, severity="apocalyptic", category="Aliens!"),
                  400, "invalid_input", ("severity", "category"))
+    # A code of the right shape that patrol does not have: patrol itself says so.
+    assert_error(report(member, zone, category="aliens"), 400, "invalid_input", ("category",))
     assert_error(report(member, {"id": "no-such-zone", "compounds": zone["compounds"]}),
                  400, "invalid_input", ("zone_id",))
     assert_error(member.post("/incidents", {}), 400, "invalid_input",

@@ -63,6 +63,11 @@ def malformed_calls(known):
         ("welfare", "log_visit", (case, {"visited_on": "yesterday", "notes": ""}, ADMIN), InvalidInput),
         ("welfare", "add_referral", (case, {"agency": None}, ADMIN), InvalidInput),
         ("welfare", "close_case", (case, {"outcome": ["a"]}, ADMIN), InvalidInput),
+        ("patrol", "add_category", ({"code": "ok_code", "label_zh": 5, "label_en": "x"}, ADMIN), InvalidInput),
+        ("welfare", "add_category", ({"code": "Not A Code", "label_zh": "x", "label_en": "x"}, ADMIN), InvalidInput),
+        ("donations", "add_category", ({"code": "heaters", "label_zh": "x", "label_en": "x"}, MEMBER), Forbidden),
+        ("donations", "retire_category", ({"code": "tents"}, ADMIN), InvalidInput),
+        ("patrol", "retire_category", ("other", MEMBER), Forbidden),
         ("notifications", "set_webhook", (known["member"], {"url": "ftp://example.org"}), InvalidInput),
         ("notifications", "set_webhook", (known["member"], {**WEBHOOK, "quiet_hours": "night"}), InvalidInput),
         # Ids that are not ids.
@@ -85,6 +90,7 @@ def malformed_calls(known):
         ("donations", "close_campaign", ("no-such-campaign", ADMIN), NotFound),
         ("welfare", "log_visit", ("no-such-case", {"visited_on": "2026-11-01", "notes": "n"}, ADMIN), NotFound),
         ("patrol", "get_incident", ("no-such-incident", ADMIN), NotFound),
+        ("welfare", "retire_category", ("no_such_category", ADMIN), NotFound),
         # Calls that do not fit the method at all.
         ("patrol", "create_zone", (ZONE,), IncorrectSignature),
         ("donations", "record_donation", (campaign, {}, MEMBER, None, "extra"), IncorrectSignature),

@@ -3,10 +3,12 @@ or PostgreSQL under `make test-postgres`), and a stand-in for the per-worker
 database a nameko worker is given."""
 from __future__ import annotations
 
+import importlib.util
 import json
+from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -113,9 +115,27 @@ class ServiceDb:
             return len(session.scalars(select(model)).all())
 
 
+def category_seed(service: str) -> tuple:
+    """(code, label_zh, label_en) of the categories the service's migration
+    seeds: the unit databases are made from the models, and get the same."""
+    path, = (Path(__file__).parents[2] / "services" / service / "migrations" / "versions").glob("*_categories.py")
+    spec = importlib.util.spec_from_file_location(f"{service}_categories_migration", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.SEED
+
+
+def seed_categories(db: "ServiceDb") -> "ServiceDb":
+    with db.engine.begin() as connection:
+        connection.execute(insert(db.base.metadata.tables["categories"]), [
+            {"code": code, "label_zh": zh, "label_en": en, "retired": False, "position": i}
+            for i, (code, zh, en) in enumerate(category_seed(db.source))])
+    return db
+
+
 @pytest.fixture
 def welfare_db():
-    db = ServiceDb(welfare_models.Base, welfare_models.kernel, "welfare")
+    db = seed_categories(ServiceDb(welfare_models.Base, welfare_models.kernel, "welfare"))
     yield db
     db.release()
 
@@ -137,7 +157,7 @@ def gateway_db():
 
 @pytest.fixture
 def patrol_db():
-    db = ServiceDb(patrol_models.Base, patrol_models.kernel, "patrol")
+    db = seed_categories(ServiceDb(patrol_models.Base, patrol_models.kernel, "patrol"))
     yield db
     db.release()
 
@@ -146,6 +166,6 @@ def patrol_db():
 def donations_db():
     from services.donations import models as donation_models
 
-    db = ServiceDb(donation_models.Base, donation_models.kernel, "donations")
+    db = seed_categories(ServiceDb(donation_models.Base, donation_models.kernel, "donations"))
     yield db
     db.release()

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from nameko.testing.services import worker_factory
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from services.common import idempotency
@@ -616,8 +616,8 @@ def test_a_gift_past_the_campaign_ceiling_is_refused_and_counts_nothing(donation
         if counter == "cash":
             connection.execute(update(Campaign).values(cash_fen=MAX_CAMPAIGN_TOTAL - 5_000))
         else:
-            connection.execute(update(Stock).where(Stock.category == counter)
-                               .values(received=MAX_CAMPAIGN_TOTAL - 5_000))
+            connection.execute(insert(Stock).values(campaign_id=campaign["id"], category=counter,
+                                                    received=MAX_CAMPAIGN_TOTAL - 5_000, dispatched=0))
     before = donations().get_campaign(campaign["id"])
     with pytest.raises(Conflict):
         donations().record_donation(campaign["id"], gift, VOLUNTEER)

@@ -54,7 +54,7 @@ def test_an_error_in_the_unit_rolls_back_both(welfare_db):
 
 
 @pytest.mark.parametrize("event_type, data", [
-    ("case_opened", case_opened_data(categories=["homeless"])),          # not a category
+    ("case_opened", case_opened_data(categories=["Homeless!"])),         # not a category code
     ("case_opened", {"case_id": "c1"}),                                  # fields missing
     ("case_opened", case_opened_data(summary="Wang Guifang, 80, alone")),  # personal data
     ("case_exploded", case_opened_data()),                               # not an event

@@ -32,23 +32,26 @@ def test_illegal_moves_break_a_rule(status, action):
     assert status in str(raised.value) and action in str(raised.value)
 
 
-def test_categories_come_back_in_canonical_order():
-    assert normalise_categories(["other", "elderly", "low_income", "disability"]) == [
-        "low_income", "disability", "elderly", "other"]
+LISTED = ["low_income", "disability", "elderly", "illness", "other", "illegal_structure"]
+
+
+def test_categories_come_back_in_the_order_they_are_listed():
+    assert normalise_categories(["illegal_structure", "other", "elderly", "low_income", "disability"], LISTED) == [
+        "low_income", "disability", "elderly", "other", "illegal_structure"]
 
 
 def test_duplicate_categories_are_kept_once():
-    assert normalise_categories(["illness", "elderly", "illness", "elderly"]) == ["elderly", "illness"]
+    assert normalise_categories(["illness", "elderly", "illness", "elderly"], LISTED) == ["elderly", "illness"]
 
 
 def test_unknown_categories_are_rejected_by_name():
     with pytest.raises(ValueError, match="homeless"):
-        normalise_categories(["elderly", "homeless"])
+        normalise_categories(["elderly", "homeless"], LISTED)
 
 
 def test_no_category_is_rejected():
     with pytest.raises(ValueError, match="at least one"):
-        normalise_categories([])
+        normalise_categories([], LISTED)
 
 
 @pytest.mark.parametrize("actor_id, is_admin, assignee_id, expected", [

@@ -11,7 +11,7 @@ from services.welfare.domain import (
 )
 
 OPEN, IN_PROGRESS, CLOSED = CaseStatus.OPEN, CaseStatus.IN_PROGRESS, CaseStatus.CLOSED
-ACTIONS = ("assign", "visit", "refer", "close")
+ACTIONS = ("assign", "visit", "refer", "close", "reopen")
 
 # Every (status, action) pair; None marks an illegal move.
 EXPECTED = {
@@ -19,14 +19,17 @@ EXPECTED = {
     (OPEN, "visit"): IN_PROGRESS,         # the first visit starts the work
     (OPEN, "refer"): IN_PROGRESS,         # so does the first referral
     (OPEN, "close"): CLOSED,
+    (OPEN, "reopen"): None,               # only a closed case is reopened
     (IN_PROGRESS, "assign"): IN_PROGRESS,
     (IN_PROGRESS, "visit"): IN_PROGRESS,
     (IN_PROGRESS, "refer"): IN_PROGRESS,
     (IN_PROGRESS, "close"): CLOSED,
+    (IN_PROGRESS, "reopen"): None,
     (CLOSED, "assign"): None,
     (CLOSED, "visit"): None,
     (CLOSED, "refer"): None,
     (CLOSED, "close"): None,
+    (CLOSED, "reopen"): OPEN,             # need came back, or closed by mistake: the office takes it up again
 }
 
 
@@ -47,7 +50,7 @@ def test_nothing_is_done_to_a_closed_case(status, action):
 
 
 @pytest.mark.parametrize("status, action", [
-    (OPEN, "reopen"), (IN_PROGRESS, "delete"), (CLOSED, "reopen"), ("draft", "visit"), ("", "close"),
+    (OPEN, "reopen"), (IN_PROGRESS, "delete"), (CLOSED, "delete"), ("draft", "visit"), ("", "close"),
 ])
 def test_an_unknown_status_or_action_is_illegal(status, action):
     with pytest.raises(RuleBroken):

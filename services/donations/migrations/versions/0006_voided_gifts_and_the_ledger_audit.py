@@ -5,7 +5,7 @@ void_reason); a drive's ledger export, a bulk read of donors' names, is audited
 in audit_log (ids and a count, never a name).
 
 Revision ID: 0006
-Revises: 0004 (re-pointed to 0005 when merged after the categories' migration)
+Revises: 0005
 Create Date: 2026-12-03 09:10:00
 
 """
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision: str = '0006'
-down_revision: Union[str, Sequence[str], None] = '0004'
+down_revision: Union[str, Sequence[str], None] = '0005'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -1,0 +1,131 @@
+"""A community's own categories, one kind per owning service (patrol:
+incident, welfare: case, donations: goods; services/contracts/categories.py).
+
+Each owning service keeps a `categories` table (its columns: CategoryColumns,
+created and seeded by the service's migration), answers the three RPCs of
+CategoryEntrypoints, and checks at its own writes, with require_categories,
+that a record's category is known and not retired. Retiring hides a code
+from new records only: old records keep it and read back as they were."""
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+from sqlalchemy import Boolean, Integer, String, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column
+
+from services.common.errors import Conflict, InvalidInput, NotFound
+from services.common.idempotency import idempotent
+from services.common.schemas import load_actor, load_or_raise, require_admin, require_id, shared
+from services.common.service import rpc
+from services.contracts.categories import CATEGORY_ADDED, CATEGORY_RETIRED, category_code
+
+MAX_LABEL_LENGTH = 40
+
+
+class _Label(fields.String):
+    """A label as shown on the wall: trimmed, then 1 to 40 characters."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return super()._deserialize(value, attr, data, **kwargs).strip()
+
+
+class CategoryCreateSchema(Schema):
+    code = category_code(required=True)
+    label_zh = _Label(required=True, validate=validate.Length(min=1, max=MAX_LABEL_LENGTH))
+    label_en = _Label(required=True, validate=validate.Length(min=1, max=MAX_LABEL_LENGTH))
+
+
+class CategorySchema(CategoryCreateSchema):
+    retired = fields.Boolean(dump_only=True, metadata={
+        "description": "A retired category takes no new records; old records keep it."})
+
+
+class CategoryColumns:
+    """The `categories` table of an owning service (mixed into its model)."""
+
+    __tablename__ = "categories"
+
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    label_zh: Mapped[str] = mapped_column(String(MAX_LABEL_LENGTH))
+    label_en: Mapped[str] = mapped_column(String(MAX_LABEL_LENGTH))
+    retired: Mapped[bool] = mapped_column(Boolean, default=False)
+    position: Mapped[int] = mapped_column(Integer)  # the order they are listed in: the seed's, then as added
+
+
+def problems(session, model, kind: str, codes, retired_ok: bool = False) -> dict[str, str]:
+    """Why each of `codes` may not go on a new record (unknown, or retired
+    unless `retired_ok`); empty when all may."""
+    wanted = set(codes)
+    retired = dict(session.execute(select(model.code, model.retired).where(model.code.in_(wanted))).all())
+    found = {}
+    for code in sorted(wanted):
+        if code not in retired:
+            found[code] = f"No {kind} category has the code {code}; GET /categories lists them."
+        elif retired[code] and not retired_ok:
+            found[code] = (f"The {kind} category {code} is retired: it takes no new records; "
+                           "GET /categories lists the others.")
+    return found
+
+
+def require_categories(session, model, kind: str, field: str, codes) -> None:
+    """InvalidInput naming `field` unless every code is a known, active category."""
+    found = problems(session, model, kind, codes)
+    if found:
+        raise InvalidInput(next(iter(found.values())), {"fields": {field: list(found.values())}})
+
+
+class CategoryEntrypoints:
+    """Mixed into an owning service, which sets `category_kind` and
+    `category_model` (and `kept_categories`: codes it never retires, with why)."""
+
+    category_kind: str
+    category_model: type
+    kept_categories: dict[str, str] = {}
+
+    @rpc
+    def list_categories(self) -> list[dict]:
+        """Every category of this kind in order, retired ones too (old records use them)."""
+        model = self.category_model
+        rows = self.db.session.scalars(select(model).order_by(model.position, model.code)).all()
+        return shared(CategorySchema, many=True).dump(rows)
+
+    @rpc
+    @idempotent
+    def add_category(self, payload: dict, actor: dict) -> dict:
+        require_admin(load_actor(actor))
+        data = load_or_raise(shared(CategoryCreateSchema), payload)
+        model, kind = self.category_model, self.category_kind
+        taken = Conflict(f"The {kind} category {data['code']} exists already (retired ones keep their code).",
+                         {"fields": {"code": ["Taken."]}})
+        with self.db.unit_of_work() as uow:
+            if uow.session.get(model, data["code"]) is not None:
+                raise taken
+            last = uow.session.scalar(select(func.max(model.position)))
+            category = model(**data, retired=False, position=0 if last is None else last + 1)
+            uow.session.add(category)
+            try:
+                uow.session.flush()
+            except IntegrityError:  # the same code added at once elsewhere
+                raise taken
+            uow.emit(CATEGORY_ADDED, {"kind": kind, "code": category.code})
+            uow.commit()
+        return shared(CategorySchema).dump(category)
+
+    @rpc
+    def retire_category(self, code: str, actor: dict) -> dict:
+        """No new records of this category; old ones keep it."""
+        require_admin(load_actor(actor))
+        model, kind = self.category_model, self.category_kind
+        with self.db.unit_of_work() as uow:
+            category = uow.session.get(model, require_id(code, "code"))
+            if category is None:
+                raise NotFound(f"No {kind} category has the code {code}.")
+            if code in self.kept_categories:
+                raise Conflict(f"The {kind} category {code} cannot be retired: {self.kept_categories[code]}.")
+            claimed = uow.session.execute(update(model).where(model.code == code, model.retired.is_(False))
+                                          .values(retired=True))
+            if claimed.rowcount != 1:
+                raise Conflict(f"The {kind} category {code} is retired already.")
+            uow.emit(CATEGORY_RETIRED, {"kind": kind, "code": code})
+            uow.commit()
+        return {**shared(CategorySchema).dump(category), "retired": True}
