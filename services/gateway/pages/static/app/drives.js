@@ -130,9 +130,10 @@ function DrivePage({ id }) {
 
 function Exports({ id }) {
   const [problem, setProblem] = useState(null);
+  // The ledger is the gifts' list as a file, the summary the drive's public facts as one.
   const get = (what, format) => () => {
     setProblem(null);
-    download(`${path(id)}/${what}/export`, { format }).catch(setProblem);
+    download(`${path(id)}/${what}`, { format }).catch(setProblem);
   };
   return html`<section class="card no-print" aria-labelledby="exports-h">
     <h2 id="exports-h">导出 Exports</h2>
