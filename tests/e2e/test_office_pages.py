@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import requests
 
 from tests.e2e.conftest import ADMIN_PASSWORD
