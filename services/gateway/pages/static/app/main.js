@@ -102,4 +102,6 @@ function App() {
     </main>`;
 }
 
-render(html`<${App} />`, document.getElementById("app"));
+const root = document.getElementById("app");
+root.replaceChildren(); // the page's own "Loading…": Preact would leave it below the app
+render(html`<${App} />`, root);
