@@ -376,7 +376,7 @@ class GatewayService(KernelEntrypoints):
         public = {key: campaign[key] for key in PUBLIC_CAMPAIGN_FIELDS}
         if "format" not in request.query:
             return public
-        return self._export(request.query["format"], exports.SUMMARY_HEADER, exports.summary_rows(public),
+        return self._export(request.query["format"], exports.SUMMARY_HEADER, exports.summary_rows(public, self._goods_labels()),
                             campaign["code"], "summary")
 
     @api("POST", "/campaigns/<campaign_id>/close", roles=ADMIN, response=CampaignSchema)
@@ -404,8 +404,12 @@ class GatewayService(KernelEntrypoints):
             return self.donations.list_donations(campaign_id, {key: value for key, value in
                                                                request.query_params.items() if key != "format"})
         ledger = self.donations.ledger(campaign_id, request.principal)  # the office only: others get a 403
-        return self._export(fmt, exports.LEDGER_HEADER, exports.ledger_rows(ledger), ledger["campaign"]["code"],
+        return self._export(fmt, exports.LEDGER_HEADER, exports.ledger_rows(ledger, self._goods_labels()), ledger["campaign"]["code"],
                             "ledger")
+
+    def _goods_labels(self) -> dict[str, str]:
+        """Goods categories by the community's words, for a file people read: code -> "衣物 Clothing"."""
+        return {c["code"]: f"{c['label_zh']} {c['label_en']}" for c in self.donations.list_categories()}
 
     def _export(self, fmt: str, header: tuple, rows: list[tuple], code: str, what: str):
         return file_response(exports.render(fmt, header, rows, what), exports.CONTENT_TYPES[fmt],
