@@ -37,20 +37,20 @@ def yuan(fen: int | None) -> Decimal | None:
     return None if fen is None else (Decimal(fen) / 100).quantize(Decimal("0.01"))
 
 
-def goods(items: list[dict]) -> str:
-    """`clothing ×3; bedding ×2`"""
-    return "; ".join(f"{item['category']} ×{item['quantity']}" for item in items)
+def goods(items: list[dict], labels: dict[str, str]) -> str:
+    """`衣物 Clothing ×3; 被褥 Bedding ×2`: each category by its label (`labels`: code -> label)."""
+    return "; ".join(f"{labels.get(item['category'], item['category'])} ×{item['quantity']}" for item in items)
 
 
-def ledger_rows(ledger: dict) -> list[tuple]:
+def ledger_rows(ledger: dict, labels: dict[str, str]) -> list[tuple]:
     """One row per gift, oldest first, as LEDGER_HEADER names the columns."""
-    return [(row["receipt_no"], row["recorded_on"], row["kind"], yuan(row["amount_fen"]), goods(row["items"]),
+    return [(row["receipt_no"], row["recorded_on"], row["kind"], yuan(row["amount_fen"]), goods(row["items"], labels),
              ANONYMOUS if row["anonymous"] or not row["donor_name"] else row["donor_name"],
              "yes" if row["voided"] else "", row["void_reason"] or "")
             for row in ledger["rows"]]
 
 
-def summary_rows(campaign: dict) -> list[tuple]:
+def summary_rows(campaign: dict, labels: dict[str, str]) -> list[tuple]:
     """A drive's public summary (what /public/summary shows), as SUMMARY_HEADER names the columns."""
     totals = campaign["totals"]
     return [
@@ -62,9 +62,10 @@ def summary_rows(campaign: dict) -> list[tuple]:
         ("善款(元) cash (yuan)", "", "", yuan(totals["cash_fen"])),
         ("进度 progress %", "", "", campaign["progress_percent"]),
         ("捐赠笔数 donations", "", "", totals["donations"]),
-        *(("收到物资 goods received", category, "", quantity)
+        *(("收到物资 goods received", labels.get(category, category), "", quantity)
           for category, quantity in sorted(totals["items"].items())),
-        *(("送出物资 goods sent", sent["category"], sent["to"], sent["quantity"]) for sent in campaign["goods_sent"]),
+        *(("送出物资 goods sent", labels.get(sent["category"], sent["category"]), sent["to"], sent["quantity"])
+          for sent in campaign["goods_sent"]),
     ]
 
 

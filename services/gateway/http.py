@@ -493,9 +493,8 @@ PAGE_HEADERS = {
 }
 
 
-def html_response(html: str, inline_allowed: bool = False) -> Response:
-    headers = {"Cache-Control": "no-cache"} if inline_allowed else {"Cache-Control": "no-cache", **PAGE_HEADERS}
-    return Response(html, mimetype="text/html", headers=headers)
+def html_response(html: str) -> Response:
+    return Response(html, mimetype="text/html", headers={"Cache-Control": "no-cache", **PAGE_HEADERS})
 
 
 def static_response(request, body: bytes, mimetype: str) -> Response:

@@ -376,7 +376,7 @@ class GatewayService(KernelEntrypoints):
         public = {key: campaign[key] for key in PUBLIC_CAMPAIGN_FIELDS}
         if "format" not in request.query:
             return public
-        return self._export(request.query["format"], exports.SUMMARY_HEADER, exports.summary_rows(public),
+        return self._export(request.query["format"], exports.SUMMARY_HEADER, exports.summary_rows(public, self._goods_labels()),
                             campaign["code"], "summary")
 
     @api("POST", "/campaigns/<campaign_id>/close", roles=ADMIN, response=CampaignSchema)
@@ -404,8 +404,12 @@ class GatewayService(KernelEntrypoints):
             return self.donations.list_donations(campaign_id, {key: value for key, value in
                                                                request.query_params.items() if key != "format"})
         ledger = self.donations.ledger(campaign_id, request.principal)  # the office only: others get a 403
-        return self._export(fmt, exports.LEDGER_HEADER, exports.ledger_rows(ledger), ledger["campaign"]["code"],
+        return self._export(fmt, exports.LEDGER_HEADER, exports.ledger_rows(ledger, self._goods_labels()), ledger["campaign"]["code"],
                             "ledger")
+
+    def _goods_labels(self) -> dict[str, str]:
+        """Goods categories by the community's words, for a file people read: code -> "衣物 Clothing"."""
+        return {c["code"]: f"{c['label_zh']} {c['label_en']}" for c in self.donations.list_categories()}
 
     def _export(self, fmt: str, header: tuple, rows: list[tuple], code: str, what: str):
         return file_response(exports.render(fmt, header, rows, what), exports.CONTENT_TYPES[fmt],
@@ -606,10 +610,11 @@ class GatewayService(KernelEntrypoints):
 
     # -- the community's categories ------------------------------------------------
 
-    @api("GET", "/categories", roles=ANY_ROLE, response=CategoriesSchema)
+    @api("GET", "/categories", roles=None, response=CategoriesSchema)
     def list_categories(self, request):
-        """Every kind of category with its Chinese and English labels, asked of
-        the three services that own them at once: incident, case, goods."""
+        """Public, no login (the transparency page labels goods with it): every
+        kind of category with its Chinese and English labels, asked of the three
+        services that own them at once: incident, case, goods."""
         pool = eventlet.GreenPool()
         answers = pool.imap(lambda kind: getattr(self, OWNERS[kind]).list_categories(), KINDS)
         return dict(zip(KINDS, answers, strict=True))
@@ -677,18 +682,19 @@ class GatewayService(KernelEntrypoints):
 
     @api("GET", "/", roles=None, prefix="", in_openapi=False, shed=False)
     def dashboard_page(self, request):
-        """The dashboard for the office's wall: counters, bars, zones, a live feed."""
-        return html_response(PAGES["dashboard"], inline_allowed=True)
+        """The dashboard for the office's wall: counters, bars, zones, a live feed.
+        An admin who logs in here goes on to the office's workspace at /app/."""
+        return html_response(PAGES["dashboard"])
 
     @api("GET", "/dashboard", roles=None, prefix="", in_openapi=False, shed=False)
     def wall_page(self, request):
         """The same dashboard, at an address that always stays on it (an admin opening `/` goes to /app/)."""
-        return html_response(PAGES["dashboard"], inline_allowed=True)
+        return html_response(PAGES["dashboard"])
 
     @api("GET", "/public", roles=None, prefix="", in_openapi=False, shed=False)
     def public_page(self, request):
         """The transparency page: each drive's totals and where goods went; receipt lookup."""
-        return html_response(PAGES["public"], inline_allowed=True)
+        return html_response(PAGES["public"])
 
     @api("GET", "/app/", roles=None, prefix="", in_openapi=False, shed=False)
     def office_page(self, request):

@@ -81,7 +81,7 @@ WHO_MAY = {  # route: (who may call it, what they get with an empty body and unk
     ("PATCH", "/referrals/<referral_id>"): (MEMBERS, 400),
     ("POST", "/referrals/<referral_id>/stages"): (MEMBERS, 400),
     ("GET", "/audit"): (ADMIN, 200),
-    ("GET", "/categories"): (ANY, 200),
+    ("GET", "/categories"): (PUBLIC, 200),
     ("POST", "/categories/<kind>"): (ADMIN, 400),
     ("POST", "/categories/<kind>/<code>/retire"): (ADMIN, 404),
     ("GET", "/dashboard/summary"): (ANY, 200),

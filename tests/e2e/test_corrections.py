@@ -114,7 +114,7 @@ def test_a_gift_is_voided_and_both_exports_show_the_drive(stack, admin, register
     assert [row[0] for row in rows] == [wrong["receipt_no"], right["receipt_no"], clothes["receipt_no"]]
     assert rows[0][2:] == ["cash", "1000.00", "", "张伟", "yes", "Typed 1,000 yuan for 100 打错金额"]
     assert rows[1][2:] == ["cash", "100.00", "", "'" + HOSTILE_DONOR, "", ""]
-    assert rows[2][2:] == ["in_kind", "", "clothing ×3; bedding ×2", "匿名 Anonymous", "", ""]
+    assert rows[2][2:] == ["in_kind", "", "衣物 Clothing ×3; 被褥 Bedding ×2", "匿名 Anonymous", "", ""]
     as_xlsx = download(admin, f"/campaigns/{cid}/donations", "xlsx")
     assert as_xlsx.headers["Content-Disposition"] == f'attachment; filename="linli-{code}-ledger.xlsx"'
     header, *rows = xlsx_rows(as_xlsx)
@@ -125,8 +125,8 @@ def test_a_gift_is_voided_and_both_exports_show_the_drive(stack, admin, register
     header, *rows = csv_rows(download(admin, f"/campaigns/{cid}/summary", "csv"))
     assert len(header) == 4
     assert ["善款(元) cash (yuan)", "", "", "100.00"] in rows and ["捐赠笔数 donations", "", "", "2"] in rows
-    assert ["收到物资 goods received", "clothing", "", "3"] in rows
-    assert ["送出物资 goods sent", "clothing", "Shelter", "2"] in rows
+    assert ["收到物资 goods received", "衣物 Clothing", "", "3"] in rows
+    assert ["送出物资 goods sent", "衣物 Clothing", "Shelter", "2"] in rows
     as_xlsx = download(admin, f"/campaigns/{cid}/summary", "xlsx")
     assert as_xlsx.headers["Content-Disposition"] == f'attachment; filename="linli-{code}-summary.xlsx"'
     rows = xlsx_rows(as_xlsx)

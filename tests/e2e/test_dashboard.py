@@ -103,9 +103,12 @@ def _ready(stack) -> bool:
 def test_the_pages_are_served_without_a_build_step(stack):
     dashboard = requests.get(stack.url + "/", timeout=10)
     assert dashboard.status_code == 200 and dashboard.headers["Content-Type"].startswith("text/html")
-    assert "EventSource" in dashboard.text and "reconnecting" in dashboard.text and "社区看板" in dashboard.text
+    assert "社区看板" in dashboard.text and '<script src="/static/dashboard.js">' in dashboard.text
+    script = requests.get(stack.url + "/static/dashboard.js", timeout=10).text
+    assert "EventSource" in script and "reconnecting" in script
     public = requests.get(stack.url + "/public", timeout=10)
-    assert public.status_code == 200 and "/api/v1/public/summary" in public.text and "收据" in public.text
+    assert public.status_code == 200 and "收据" in public.text
+    assert "/api/v1/public/summary" in requests.get(stack.url + "/static/public.js", timeout=10).text
 
 
 def test_the_public_figures_carry_no_one_personal(stack, admin, register):

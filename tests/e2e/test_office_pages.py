@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import requests
 
 from tests.e2e.conftest import ADMIN_PASSWORD
@@ -30,12 +29,15 @@ def run_journey(stack, name: str, outdir: Path, username: str = "admin", passwor
     return found
 
 
-def test_the_workspace_is_served_with_a_strict_content_security_policy(stack):
-    page = requests.get(stack.url + "/app/", timeout=10)
-    assert page.status_code == 200
-    policy = page.headers["Content-Security-Policy"]
-    assert "script-src 'self'" in policy and "unsafe-inline" not in policy
-    assert "<script>" not in page.text  # only scripts from /static/, which the policy allows
+def test_every_page_is_served_with_a_strict_content_security_policy(stack):
+    for path in ("/app/", "/", "/dashboard", "/public"):
+        page = requests.get(stack.url + path, timeout=10)
+        assert page.status_code == 200, path
+        policy = page.headers["Content-Security-Policy"]
+        assert "script-src 'self'" in policy and "style-src 'self'" in policy and "unsafe-inline" not in policy
+        assert page.headers["Referrer-Policy"] == "no-referrer"
+        # Only scripts and styles from /static/, which the policy allows: none inline.
+        assert "<script>" not in page.text and "<style>" not in page.text and "style=" not in page.text, path
     script = requests.get(stack.url + "/static/app/main.js", timeout=10)
     assert script.status_code == 200 and script.headers["Content-Type"].startswith("text/javascript")
     again = requests.get(stack.url + "/static/app/main.js", headers={"If-None-Match": script.headers["ETag"]},
@@ -49,3 +51,4 @@ def test_the_workspace_is_served_with_a_strict_content_security_policy(stack):
 def test_an_admin_logs_in_and_every_page_of_the_menu_opens(stack, tmp_path):
     found = run_journey(stack, "smoke", tmp_path)
     assert "捐赠登记 Donation table" in found["menu"] and "成员 Members" in found["menu"]
+    assert found["root_leads_to"].endswith("/app/")  # an admin opening `/` is taken to the workspace

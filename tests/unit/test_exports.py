@@ -65,10 +65,12 @@ def test_ledger_rows_say_yuan_goods_donor_and_void():
          "items": [{"category": "clothing", "quantity": 3}, {"category": "bedding", "quantity": 2}],
          "donor_name": None, "anonymous": True, "voided": False, "void_reason": None},
     ]}
-    rows = exports.ledger_rows(ledger)
+    rows = exports.ledger_rows(ledger, {"clothing": "衣物 Clothing"})
     assert rows == [
         ("K7QW2M-000001", "2026-12-03 16:05", "cash", Decimal("1000.01"), "", "张伟", "yes", "=typo"),
-        ("K7QW2M-000002", "2026-12-03 16:06", "in_kind", None, "clothing ×3; bedding ×2", "匿名 Anonymous", "", ""),
+        # By label; a code the labels do not know (not expected) stays readable as itself.
+        ("K7QW2M-000002", "2026-12-03 16:06", "in_kind", None, "衣物 Clothing ×3; bedding ×2", "匿名 Anonymous", "",
+         ""),
     ]
     assert read_csv(exports.render("csv", exports.LEDGER_HEADER, rows, "ledger"))[1][7] == "'=typo"
 
@@ -78,10 +80,11 @@ def test_summary_rows_are_the_public_figures():
                 "ends_on": "2026-12-31", "status": "open", "progress_percent": 12.5,
                 "totals": {"cash_fen": 200_000, "items": {"water": 10, "bedding": 2}, "donations": 3},
                 "goods_sent": [{"to": "a household in need (hardship case)", "category": "water", "quantity": 4}]}
-    rows = exports.summary_rows(campaign)
+    rows = exports.summary_rows(campaign, {"water": "饮用水 Water", "bedding": "被褥 Bedding"})
     assert ("目标(元) goal (yuan)", "", "", Decimal("16000.00")) in rows
     assert ("善款(元) cash (yuan)", "", "", Decimal("2000.00")) in rows
     assert ("捐赠笔数 donations", "", "", 3) in rows
-    assert [row[1:] for row in rows if row[0] == "收到物资 goods received"] == [("bedding", "", 2), ("water", "", 10)]
+    assert [row[1:] for row in rows if row[0] == "收到物资 goods received"] == [("被褥 Bedding", "", 2),
+                                                                                   ("饮用水 Water", "", 10)]
     assert [row[1:] for row in rows if row[0] == "送出物资 goods sent"] == [
-        ("water", "a household in need (hardship case)", 4)]
+        ("饮用水 Water", "a household in need (hardship case)", 4)]

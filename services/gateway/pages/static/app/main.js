@@ -103,5 +103,5 @@ function App() {
 }
 
 const root = document.getElementById("app");
-root.textContent = ""; // the "Loading…" the HTML shows until this script runs: Preact's render leaves it
+root.replaceChildren(); // the page's own "Loading…": Preact would leave it below the app
 render(html`<${App} />`, root);

@@ -45,26 +45,28 @@ export function Check({ label, checked, onInput, ...rest }) {
     onChange=${(e) => onInput(e.currentTarget.checked)} ...${rest} /> ${label}</label>`;
 }
 
-/** What went wrong, in words; field errors are shown by their fields, the rest here. */
-export function Problem({ error }) {
+/** What went wrong, in words; field errors are shown by their fields, the rest here
+ * (`shown`: the names of the fields the form shows its errors beside, not repeated here). */
+export function Problem({ error, shown = [] }) {
   if (!error) return null;
-  const fields = flatErrors(error.fields || {});
+  const fields = flatFields(error.fields || {}).filter(([name]) => !shown.includes(name));
   return html`<div class="notice bad" role="alert">${error.message}
-    ${fields.length > 0 && html`<ul>${fields.map(([name, msgs]) => html`<li>${name}: ${[].concat(msgs).join(" ")}</li>`)}</ul>`}
+    ${fields.length > 0 && html`<ul>${fields.map(([name, msgs]) => html`<li>${name}: ${msgs.join(" ")}</li>`)}</ul>`}
   </div>`;
 }
 
-/** Nested field errors (`{people: {"0": {name: [...]}}}`) as `[["people.0.name", [...]], ...]`. */
-export function flatErrors(fields, prefix = "") {
+/** The API's field errors as `[name, [messages]]` pairs; a nested list's are named by their path
+ * (`{items: {0: {quantity: [...]}}}` -> `["items.0.quantity", [...]]`). */
+export function flatFields(fields, prefix = "") {
   return Object.entries(fields).flatMap(([name, msgs]) => (
     msgs && typeof msgs === "object" && !Array.isArray(msgs)
-      ? flatErrors(msgs, prefix + name + ".") : [[prefix + name, msgs]]));
+      ? flatFields(msgs, prefix + name + ".") : [[prefix + name, [].concat(msgs)]]));
 }
 
 /** A field's messages as a list, also when they come per item (`{"0": ["..."]}`). */
 export function messagesOf(error) {
   if (!error) return [];
-  if (typeof error === "object" && !Array.isArray(error)) return flatErrors(error).flatMap(([, m]) => [].concat(m));
+  if (typeof error === "object" && !Array.isArray(error)) return flatFields(error).flatMap(([, m]) => m);
   return [].concat(error);
 }
 
@@ -111,7 +113,7 @@ export function useForm(initial) {
       setBusy(false);
     }
   };
-  return { values, setValues, set, errors, problem, setProblem, busy, submit,
+  return { values, setValues, set, errors, setErrors, problem, setProblem, busy, submit,
            reset: () => { setValues(initial); setErrors({}); setProblem(null); } };
 }
 
