@@ -54,7 +54,8 @@ function CaseList() {
           error=${errors.compound} />
       </div>
       <div class="row"><${Check} label="逾期未走访 Overdue follow-up" checked=${v.overdue} onInput=${set("overdue")} /></div>
-      <${Problem} error=${search.problem || membersError} />
+      <${Problem} error=${search.problem || membersError}
+        shown=${["status", "category", "assignee_id", "compound"]} />
       <p><button class="primary" type="submit" disabled=${search.busy}>查找 Search</button></p>
     </form>
     ${found && found.items.length > 0 && html`<div class="table-wrap"><table class="stack" aria-label="个案 Cases">
@@ -85,7 +86,7 @@ function ActionForm({ title, button, fields, onSubmit, form }) {
       aria-label=${title}>
     <h3>${title}</h3>
     ${fields}
-    <${Problem} error=${form.problem} />
+    <${Problem} error=${form.problem} shown=${Object.keys(form.values)} />
     <p><button class="primary" type="submit" disabled=${form.busy}>${button}</button></p>
   </form>`;
 }
@@ -158,7 +159,7 @@ function ConfirmForm({ kase, members, onDone }) {
       <${Select} label="负责党员 Assignee (party member)" name="assignee_id" value=${v.assignee_id}
         onInput=${form.set("assignee_id")} options=${memberOptions(members, isPartyMember)}
         blank="— 请选择 Choose —" error=${errors.assignee_id} />
-      <${Problem} error=${form.problem} />
+      <${Problem} error=${form.problem} shown=${Object.keys(v)} />
       <p><button class="primary" type="submit" disabled=${form.busy}>确认 Confirm</button></p>
     </form>
   </section>`;

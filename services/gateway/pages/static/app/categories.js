@@ -82,7 +82,7 @@ function AddForm({ onDone }) {
       <${Field} label="英文名称 English label" name="label_en" value=${v.label_en} onInput=${set("label_en")}
         error=${errors.label_en} />
     </div>
-    <${Problem} error=${form.problem} />
+    <${Problem} error=${form.problem} shown=${["kind", "code", "label_zh", "label_en"]} />
     <${Done}>${done}<//>
     <p><button class="primary" type="submit" disabled=${form.busy}>新增类别 Add category</button></p>
   </form>`;

@@ -4,8 +4,10 @@
 // asked for only when the office searches.
 import { useEffect, useRef, useState } from "/static/vendor/htm-preact.module.js";
 import { api, newKey } from "./api.js";
-import { html, Guarded, Field, Select, Check, Problem, Done, useForm, useLoad, categoryOptions, errorAt, messagesOf,
-  when } from "./ui.js";
+import {
+  html, Guarded, Field, Select, Check, Problem, Done, useForm, useLoad, categoryOptions, errorAt, flatFields,
+  messagesOf, when,
+} from "./ui.js";
 import { useMembers, memberOptions, isPartyMember } from "./people.js";
 
 const PAGE_SIZE = 50;
@@ -68,6 +70,10 @@ function PeopleRows({ form }) {
   </div>`;
 }
 
+/** The fields of a household's errors its form shows beside them (each person's too). */
+const shownByFields = (errors) => flatFields(errors).map(([name]) => name)
+  .filter((name) => ["compound", "address", "phone"].includes(name) || name.startsWith("people"));
+
 /** New or edited household: compound, address, contact phone, people. */
 export function HouseholdForm({ household, title, action, onSaved, onCancel }) {
   const form = useForm(householdForm(household));
@@ -100,7 +106,7 @@ export function HouseholdForm({ household, title, action, onSaved, onCancel }) {
     </div>
     <h3>家庭成员 People</h3>
     <${PeopleRows} form=${form} />
-    <${Problem} error=${form.problem} />
+    <${Problem} error=${form.problem} shown=${shownByFields(form.errors)} />
     <p class="row"><button class="primary" type="submit" disabled=${form.busy}>${action}</button>
       ${onCancel && html`<button type="button" onClick=${onCancel}>取消 Cancel</button>`}</p>
   </form>`;
@@ -131,7 +137,7 @@ function HouseholdList() {
           onInput=${search.set("q")} error=${search.errors.q} />
       </div>
       <p class="muted">住户资料的每次查阅都会记录。Every look at households is in the audit log.</p>
-      <${Problem} error=${search.problem} />
+      <${Problem} error=${search.problem} shown=${["compound", "q"]} />
       <p><button class="primary" type="submit" disabled=${search.busy}>查找 Search</button></p>
     </form>
     ${found && found.items.length > 0 && html`<div class="table-wrap"><table class="stack" aria-label="住户 Households">
@@ -179,7 +185,7 @@ function OpenCaseForm({ household }) {
     <${Select} label="负责党员 Assignee (party member)" name="assignee_id" value=${v.assignee_id}
       onInput=${form.set("assignee_id")} options=${memberOptions(members, isPartyMember)}
       blank="— 请选择 Choose —" error=${errors.assignee_id} />
-    <${Problem} error=${form.problem || membersError} />
+    <${Problem} error=${form.problem || membersError} shown=${["categories", "summary", "assignee_id"]} />
     <p><button class="primary" type="submit" disabled=${form.busy}>开立个案 Open case</button></p>
   </form>`;
 }

@@ -65,7 +65,7 @@ function RegisterForm({ onDone }) {
       <${RoleChecks} roles=${v.roles} onInput=${set("roles")} error=${errors.roles} />
       <${Check} label="党员 Party member" checked=${v.party_member} onInput=${set("party_member")} />
     </div>
-    <${Problem} error=${form.problem} />
+    <${Problem} error=${form.problem} shown=${Object.keys(BLANK)} />
     <${Done}>${done}<//>
     <p><button class="primary" type="submit" disabled=${form.busy}>登记成员 Register member</button></p>
   </form>`;
@@ -114,7 +114,7 @@ function EditPanel({ member, onSaved, onClose }) {
         <${RoleChecks} roles=${v.roles} onInput=${set("roles")} error=${errors.roles} />
         <${Check} label="党员 Party member" checked=${v.party_member} onInput=${set("party_member")} />
       </div>
-      <${Problem} error=${form.problem} />
+      <${Problem} error=${form.problem} shown=${["name", "phone", "compound", "roles"]} />
       <p class="row"><button class="primary" type="submit" disabled=${form.busy}>保存 Save</button>
         <button type="button" onClick=${onClose}>关闭 Close</button></p>
     </form>
@@ -123,7 +123,7 @@ function EditPanel({ member, onSaved, onClose }) {
         onInput=${pw.set("new_password")} autocomplete="new-password" error=${pw.errors.new_password} />
       <button type="submit" disabled=${pw.busy}>重置密码 Reset password</button>
     </form>
-    <${Problem} error=${pw.problem} />
+    <${Problem} error=${pw.problem} shown=${["new_password"]} />
     <${Done}>${done}<//>
   </section>`;
 }
@@ -196,7 +196,7 @@ function MembersBody() {
         <${Select} label="在用 Active" name="active" value=${v.active} onInput=${set("active")} options=${YES_NO}
           blank="全部 All" error=${errors.active} />
       </div>
-      <${Problem} error=${search.problem} />
+      <${Problem} error=${search.problem} shown=${["q", "role", "compound", "party_member", "active"]} />
       <p><button class="primary" type="submit" disabled=${search.busy}>查找 Search</button></p>
     </form>
     ${editing && html`<${EditPanel} key=${editing.id} member=${editing} onClose=${() => setEditing(null)}

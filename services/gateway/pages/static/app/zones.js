@@ -35,7 +35,7 @@ function NewZoneForm({ onDone }) {
         onInput=${form.set("compounds")} hint="每行一个，或用逗号分开 One per line, or comma separated"
         error=${form.errors.compounds} />
     </div>
-    <${Problem} error=${form.problem} />
+    <${Problem} error=${form.problem} shown=${["name", "compounds"]} />
     <${Done}>${done}<//>
     <p><button class="primary" type="submit" disabled=${form.busy}>新建片区 New zone</button></p>
   </form>`;
@@ -81,7 +81,7 @@ function TeamForm({ zone, members, onSaved, onClose }) {
       ${form.errors.member_ids && html`<span class="error" role="alert">
         ${messagesOf(form.errors.member_ids).join(" ")}</span>`}
     </fieldset>
-    <${Problem} error=${form.problem} />
+    <${Problem} error=${form.problem} shown=${["leader_id", "member_ids"]} />
     <p class="row"><button class="primary" type="submit" disabled=${form.busy}>保存巡逻队 Save team</button>
       <button type="button" onClick=${onClose}>取消 Cancel</button></p>
   </form>`;
