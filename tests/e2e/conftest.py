@@ -18,6 +18,7 @@ from sqlalchemy.pool import NullPool
 
 from services.ops.stack import SERVICES, Stack
 from tests import databases
+from tests.conftest import _new_vhost
 
 ADMIN_PASSWORD = "e2e-admin-password"
 
@@ -98,6 +99,19 @@ def table_names(stack: Stack, service: str) -> list[str]:
 def stack(module_vhost, tmp_path_factory):
     with running_stack(module_vhost, tmp_path_factory.mktemp("linli") / "var") as stack:
         yield stack
+
+
+@pytest.fixture(scope="session")
+def office_stack(request, tmp_path_factory):
+    """One stack for the modules that play the office's day (its API and its pages):
+    each makes its own drives, members and households and counts only those, so
+    they share one and save a start each (a module's `stack` fixture returns it)."""
+    vhost = _new_vhost(request)
+    try:
+        with running_stack(vhost, tmp_path_factory.mktemp("office") / "var") as stack:
+            yield stack
+    finally:
+        vhost.delete()
 
 
 class Client:

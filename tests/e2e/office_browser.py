@@ -191,6 +191,37 @@ def desk_queue(office: Office, args: dict) -> dict:
 
 
 @journey
+def desk_lost_answer(office: Office, args: dict) -> dict:
+    """A gift whose first answer is lost: the gateway records it, but the page is told
+    503 (Retry-After: 1), as when a proxy or the network drops the answer. The page
+    must try again by itself with the same Idempotency-Key and show one gift."""
+    keys_sent, answers = [], []
+
+    def lose_the_first_answer(route):
+        keys_sent.append(route.request.headers.get("idempotency-key"))
+        real = route.fetch()  # the gift reaches the real gateway and is recorded
+        answers.append(real.status)
+        if len(keys_sent) == 1:
+            route.fulfill(status=503, headers={"Retry-After": "1", "Content-Type": "application/json"},
+                          body='{"error": {"code": "unavailable", "message": "lost on the way"}}')
+        else:
+            route.fulfill(response=real)
+
+    office.refusal_expected(503)
+    office.page.route("**/api/v1/campaigns/*/donations", lambda route: lose_the_first_answer(route)
+                      if route.request.method == "POST" else route.continue_())
+    office.open(f"desk/{args['campaign_id']}", "捐赠登记 Donation table")
+    keys = office.page.keyboard
+    keys.press("Tab")
+    keys.type(args["amount_yuan"])
+    keys.press("Enter")
+    office.shows("Busy: retrying")  # the page says what it is doing
+    expect(_receipt_rows(office)).to_have_count(1)
+    return {"keys_sent": keys_sent, "answers": answers,
+            "receipt_no": _receipt_rows(office).nth(0).locator("td").nth(0).inner_text()}
+
+
+@journey
 def receipt_print(office: Office, args: dict) -> dict:
     """A receipt on screen, its two print layouts, and what a printer gets: the receipt alone."""
     page = office.page

@@ -240,6 +240,7 @@ def zones_p90(client: Client, seconds: float) -> tuple[float, int]:
     return p90(samples), len(samples)
 
 
+@pytest.mark.slow  # about 9 s of a login flood
 def test_a_login_flood_leaves_other_routes_fast(stack, admin):
     idle, idle_count = zones_p90(admin, 3)
     stop, answers, lock = threading.Event(), [], threading.Lock()

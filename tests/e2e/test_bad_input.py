@@ -1,5 +1,6 @@
 """Bad input and wrong roles get a clear 4xx in the one error shape, and
 nothing is written."""
+import pytest
 import base64
 from concurrent.futures import ThreadPoolExecutor
 
@@ -195,6 +196,7 @@ def test_a_donation_or_dispatch_without_an_idempotency_key_is_refused_naming_the
     assert admin.get(f"/campaigns/{campaign['id']}/dispatches").json()["items"] == []
 
 
+@pytest.mark.slow  # about 12 s of the largest gifts
 def test_no_sequence_of_valid_gifts_overflows_a_counter(stack, admin, register):
     """On PostgreSQL the 43rd gift of 1,000,000 items overflowed a stock counter
     ("integer out of range", a 500). A line is now at most 100,000 items, and

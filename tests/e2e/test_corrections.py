@@ -8,10 +8,18 @@ import subprocess
 import sys
 
 import openpyxl
+import pytest
 import requests
 
 from tests.e2e.conftest import new_key
 from tests.e2e.test_donations import campaign_of, dispatch, donated, new_campaign, public_receipt
+
+
+@pytest.fixture(scope="module")
+def stack(office_stack):
+    """The office's shared stack (tests/e2e/conftest.py)."""
+    return office_stack
+
 
 # The public page opened from a printed receipt's link, in headless Chromium
 # (a process of its own: Playwright and eventlet do not mix): what it shows.
@@ -23,7 +31,8 @@ with sync_playwright() as playwright:
                                          args=["--no-sandbox", "--disable-gpu"])
     page = browser.new_page()
     page.goto(sys.argv[1])
-    page.wait_for_function("document.getElementById('receipt-result').textContent.length > 0", timeout=15000)
+    # (wait_for_function with a string would be an eval, which the page's CSP forbids, rightly)
+    page.locator("#receipt-result p").first.wait_for(timeout=15000)
     print(page.inner_text("#receipt-result"))
     browser.close()
 """

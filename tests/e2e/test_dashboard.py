@@ -1,6 +1,7 @@
 """The dashboard's data through the gateway: the summary from every service
 (and what it says with one of them stopped), the live redacted event feed, and
 the feed going on after the broker restarts."""
+import pytest
 import subprocess
 
 import requests
@@ -72,6 +73,7 @@ def test_the_live_feed_shows_every_event_without_personal_data(stack, admin, reg
     assert requests.get(stack.url + "/api/v1/events/stream", timeout=5).status_code == 401
 
 
+@pytest.mark.slow  # about 14 s: a broker restart
 def test_the_feed_goes_on_after_the_broker_restarts(stack, admin, register):
     viewer, _ = register(roles=["viewer"], party_member=False)
     stream = EventStream(stack.url + "/api/v1/events/stream", viewer.token)

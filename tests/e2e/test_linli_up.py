@@ -58,6 +58,7 @@ class Output:
         return "".join(self.lines)
 
 
+@pytest.mark.slow  # about 20 s: the demo loaded through a whole stack
 def test_linli_up_demo_serves_the_demo_world_and_stops_cleanly_on_ctrl_c(module_vhost, tmp_path):
     port = free_port()
     env = dict(os.environ, AMQP_URI=module_vhost.amqp_uri, PYTHONUNBUFFERED="1",

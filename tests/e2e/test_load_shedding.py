@@ -28,6 +28,9 @@ PROBE_BOUND = 1.5         # "within a second", and the HTTP round trip on a busy
 SLACK = 1.5               # the same for a busy answer
 
 
+# About a minute in all (bursts of hundreds of gifts, a stalled service): in `make test-slow`.
+pytestmark = pytest.mark.slow
+
 @pytest.fixture(scope="module")
 def stack(module_vhost, tmp_path_factory):
     # The admission settings are the defaults (5 s deadline): what an office runs.

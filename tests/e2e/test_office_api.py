@@ -8,10 +8,17 @@ import uuid
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 import requests
 
 from tests.conftest import wait_for
 from tests.e2e.conftest import new_key
+
+
+@pytest.fixture(scope="module")
+def stack(office_stack):
+    """The office's shared stack (tests/e2e/conftest.py)."""
+    return office_stack
 
 
 def patch(client, path, body):

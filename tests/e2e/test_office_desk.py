@@ -12,6 +12,12 @@ from tests.e2e.test_office_pages import run_journey
 
 
 @pytest.fixture(scope="module")
+def stack(office_stack):
+    """The office's shared stack (tests/e2e/conftest.py)."""
+    return office_stack
+
+
+@pytest.fixture(scope="module")
 def drive(admin) -> dict:
     today = date.today()
     answer = admin.post("/campaigns", {"name": "冬衣募捐 Winter clothes", "goal_fen": 1_000_000,
@@ -43,6 +49,19 @@ def test_a_queue_of_three_gifts_is_recorded_with_the_keyboard_alone_and_counted_
     for shown in queue["gifts"]:  # the codes on screen are the receipts'
         receipt = admin.get(f"/campaigns/{drive['id']}/donations/{shown['receipt_no']}").json()
         assert receipt["verification_code"] == shown["code"]
+
+
+def test_a_gift_whose_answer_is_lost_is_retried_by_the_page_with_its_key_and_counted_once(stack, admin, tmp_path):
+    today = date.today()
+    other = admin.post("/campaigns", {"name": "失联重试 Lost answers", "goal_fen": 100_000,
+                                      "starts_on": str(today), "ends_on": str(today + timedelta(days=3))},
+                       key=new_key()).json()
+    found = run_journey(stack, "desk_lost_answer", tmp_path, campaign_id=other["id"], amount_yuan="12.34")
+    assert len(found["keys_sent"]) == 2 and found["keys_sent"][0] == found["keys_sent"][1]  # the same key again
+    assert found["answers"] == [201, 201]  # the second is the first's answer, replayed
+    assert admin.get(f"/campaigns/{other['id']}").json()["totals"] == {"cash_fen": 1234, "donations": 1, "items": {}}
+    assert [g["receipt_no"] for g in admin.get(f"/campaigns/{other['id']}/donations").json()["items"]] == [
+        found["receipt_no"]]
 
 
 def test_b_a_receipt_prints_alone_with_its_code_and_a_qr_code_of_its_public_lookup(stack, drive, queue, tmp_path):

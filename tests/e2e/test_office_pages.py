@@ -7,9 +7,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.e2e.conftest import ADMIN_PASSWORD
+
+
+@pytest.fixture(scope="module")
+def stack(office_stack):
+    """The office's shared stack (tests/e2e/conftest.py)."""
+    return office_stack
+
 
 BROWSER_SCRIPT = Path(__file__).with_name("office_browser.py")
 

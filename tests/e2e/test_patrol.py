@@ -277,6 +277,7 @@ def test_free_text_is_read_by_the_zones_team_the_writer_and_the_office_and_each_
 
 # -- 2. escalation ------------------------------------------------------------------------------
 
+@pytest.mark.slow  # about 11 s; tests/integration/test_patrol_events.py covers escalation
 def test_an_incident_nobody_acknowledges_escalates_to_the_office_once(admin, register):
     leader, leader_profile = register()
     member, member_profile = register()
@@ -314,6 +315,7 @@ def test_an_incident_nobody_acknowledges_escalates_to_the_office_once(admin, reg
 
 # -- 3. coverage lapse --------------------------------------------------------------------------
 
+@pytest.mark.slow  # about 16 s; tests/integration/test_patrol_events.py covers an uncovered zone
 def test_a_zone_nobody_patrols_alerts_its_leader_once(admin, register):
     leader, leader_profile = register()
     member, member_profile = register()

@@ -122,6 +122,7 @@ def admin_id(admin) -> str:
     return admin.get("/me").json()["id"]
 
 
+@pytest.mark.slow  # about 20 s of waiting for the sweep; integration covers the rule
 def test_a_case_unvisited_too_long_alerts_its_assignee_once(admin, register):
     member, profile = register()
     case = open_case(admin, profile["id"])

@@ -2,6 +2,7 @@
 (deploy/single-host/), against the real broker: prepare makes everything a
 service needs and can run again; serve becomes that service's nameko process,
 connected as its own broker user; prepare without a broker says so."""
+import pytest
 import json
 import os
 import signal
@@ -38,6 +39,7 @@ def consumers(amqp_uri: str, queue: str) -> int:
                 channel.close()
 
 
+@pytest.mark.slow  # about 11 s: prepare, then every service served
 def test_prepare_then_serve_as_the_units_do(vhost, tmp_path):
     var = tmp_path / "var"
     # What /etc/linli/linli.env gives: the broker as its administrator, the databases; no secrets.

@@ -5,6 +5,7 @@ taking a flood of alerts, every other member's alert is in their inbox within
 a second, the inbox answers at once, and nothing is dead-lettered. Real
 broker, real local HTTP receivers (allow-listed: webhooks reach public
 addresses only)."""
+import pytest
 import base64
 import hashlib
 import hmac
@@ -103,6 +104,7 @@ def incident_reported(incident_id: str, leader_id: str) -> dict:
         "severity": "medium", "status": "open", "leader_id": leader_id, "reported_by": "t" * 32})
 
 
+@pytest.mark.slow  # about 20 s; tests/e2e/test_webhooks.py drips too, shorter
 def test_a_dripping_receiver_under_a_flood_stalls_no_one_else_and_loses_nothing(start_service, service_config):
     """Issue 13: a zone leader's webhook drips its answer while a teammate
     reports 14 incidents. Before, each delivery held a database connection for

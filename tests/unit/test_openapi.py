@@ -14,6 +14,7 @@ PUBLIC = {
     ("get", "/api/v1/health/services"),
     ("get", "/api/v1/openapi.json"),
     ("get", "/api/v1/receipts/{receipt_no}"),  # a donor looks up a receipt by number and code
+    ("get", "/api/v1/categories"),  # labels, nothing personal: the transparency page shows goods by them
     ("get", "/api/v1/public/summary"),  # the transparency page's figures
 }
 
