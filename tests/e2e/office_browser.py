@@ -211,9 +211,12 @@ def desk_lost_answer(office: Office, args: dict) -> dict:
     office.page.route("**/api/v1/campaigns/*/donations", lambda route: lose_the_first_answer(route)
                       if route.request.method == "POST" else route.continue_())
     office.open(f"desk/{args['campaign_id']}", "捐赠登记 Donation table")
+    expect(office.field("类型 Kind")).to_be_focused()  # the table is ready for a gift
     keys = office.page.keyboard
     keys.press("Tab")
     keys.type(args["amount_yuan"])
+    keys.press("Tab")
+    keys.type("陈静")
     keys.press("Enter")
     office.shows("Busy: retrying")  # the page says what it is doing
     expect(_receipt_rows(office)).to_have_count(1)
