@@ -128,8 +128,6 @@ function ConfirmForm({ kase, members, onDone }) {
     }
   };
   useEffect(() => { find(); }, []);
-  const toggle = (code) => (on) => form.setValues((v) => ({ ...v,
-    categories: on ? [...v.categories, code] : v.categories.filter((c) => c !== code) }));
   const submit = (event) => {
     event.preventDefault();
     form.submit(async (v) => onDone(await api("POST", `/cases/${encodeURIComponent(kase.id)}/confirm`, {
@@ -149,20 +147,30 @@ function ConfirmForm({ kase, members, onDone }) {
         onInput=${form.set("household_id")} blank="— 请选择 Choose —" error=${errors.household_id}
         options=${(households || []).map((h) => [h.id, `${h.address} · ${h.people.map((p) => p.name).join("、")}`])} />
       <p class="muted">没有这户？No such household? <a href="#/households">新建住户 New household</a></p>
-      <fieldset><legend>类别 Categories</legend>
-        <div class="checklist">${categoryOptions("case").map(([code, label]) => html`<${Check} key=${code}
-          label=${label} checked=${v.categories.includes(code)} onInput=${toggle(code)} />`)}</div>
-        ${errors.categories && html`<span class="error" role="alert">${messagesOf(errors.categories).join(" ")}</span>`}
-      </fieldset>
-      <${Field} label="概况 Summary" name="summary" type="textarea" value=${v.summary} onInput=${form.set("summary")}
-        error=${errors.summary} />
-      <${Select} label="负责党员 Assignee (party member)" name="assignee_id" value=${v.assignee_id}
-        onInput=${form.set("assignee_id")} options=${memberOptions(members, isPartyMember)}
-        blank="— 请选择 Choose —" error=${errors.assignee_id} />
+      <${CaseFields} form=${form} members=${members} />
       <${Problem} error=${form.problem} shown=${Object.keys(v)} />
       <p><button class="primary" type="submit" disabled=${form.busy}>确认 Confirm</button></p>
     </form>
   </section>`;
+}
+
+/** What a case is about and who takes it, as opening a case and confirming a draft both ask it:
+ * its categories (checkboxes by label), a summary, the party member chosen by name. */
+export function CaseFields({ form, members }) {
+  const { values: v, errors } = form;
+  const toggle = (code) => (on) => form.setValues((old) => ({ ...old,
+    categories: on ? [...old.categories, code] : old.categories.filter((c) => c !== code) }));
+  return html`
+    <fieldset><legend>类别 Categories</legend>
+      <div class="checklist">${categoryOptions("case").map(([code, label]) => html`<${Check} key=${code}
+        label=${label} checked=${v.categories.includes(code)} onInput=${toggle(code)} />`)}</div>
+      ${errors.categories && html`<span class="error" role="alert">${messagesOf(errors.categories).join(" ")}</span>`}
+    </fieldset>
+    <${Field} label="概况 Summary" name="summary" type="textarea" value=${v.summary} onInput=${form.set("summary")}
+      error=${errors.summary} />
+    <${Select} label="负责党员 Assignee (party member)" name="assignee_id" value=${v.assignee_id}
+      onInput=${form.set("assignee_id")} options=${memberOptions(members, isPartyMember)}
+      blank="— 请选择 Choose —" error=${errors.assignee_id} />`;
 }
 
 function Visits({ visits, members }) {

@@ -5,10 +5,10 @@
 import { useEffect, useRef, useState } from "/static/vendor/htm-preact.module.js";
 import { api, newKey } from "./api.js";
 import {
-  html, Guarded, Field, Select, Check, Problem, Done, useForm, useLoad, categoryOptions, errorAt, flatFields,
-  messagesOf, when,
+  html, Guarded, Field, Problem, Done, useForm, useLoad, errorAt, flatFields, when,
 } from "./ui.js";
-import { useMembers, memberOptions, isPartyMember } from "./people.js";
+import { useMembers } from "./people.js";
+import { CaseFields } from "./cases.js";
 
 const PAGE_SIZE = 50;
 const NO_ONE = { name: "", relation: "", birth_year: "", conditions: "" };
@@ -161,8 +161,6 @@ function OpenCaseForm({ household }) {
   const [members, membersError] = useMembers();
   const form = useForm({ categories: [], summary: "", assignee_id: "" });
   const [key, setKey] = useState(newKey);
-  const toggle = (code) => (on) => form.setValues((v) => ({ ...v,
-    categories: on ? [...v.categories, code] : v.categories.filter((c) => c !== code) }));
   const submit = (event) => {
     event.preventDefault();
     form.submit(async (v) => {
@@ -172,19 +170,9 @@ function OpenCaseForm({ household }) {
       location.hash = "#/cases/" + encodeURIComponent(opened.id);
     });
   };
-  const { values: v, errors } = form;
   return html`<form class="card" onSubmit=${submit} aria-labelledby="open-case-h">
     <h2 id="open-case-h">开立个案 Open case</h2>
-    <fieldset><legend>类别 Categories</legend>
-      <div class="checklist">${categoryOptions("case").map(([code, label]) => html`<${Check} key=${code}
-        label=${label} checked=${v.categories.includes(code)} onInput=${toggle(code)} />`)}</div>
-      ${errors.categories && html`<span class="error" role="alert">${messagesOf(errors.categories).join(" ")}</span>`}
-    </fieldset>
-    <${Field} label="概况 Summary" name="summary" type="textarea" value=${v.summary} onInput=${form.set("summary")}
-      error=${errors.summary} />
-    <${Select} label="负责党员 Assignee (party member)" name="assignee_id" value=${v.assignee_id}
-      onInput=${form.set("assignee_id")} options=${memberOptions(members, isPartyMember)}
-      blank="— 请选择 Choose —" error=${errors.assignee_id} />
+    <${CaseFields} form=${form} members=${members} />
     <${Problem} error=${form.problem || membersError} shown=${["categories", "summary", "assignee_id"]} />
     <p><button class="primary" type="submit" disabled=${form.busy}>开立个案 Open case</button></p>
   </form>`;

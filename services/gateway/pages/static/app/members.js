@@ -11,6 +11,26 @@ const PAGE_SIZE = 50;
 const ROLE_OPTIONS = Object.entries(ROLE_LABELS);
 const YES_NO = [["true", "是 Yes"], ["false", "否 No"]];
 
+/** Who a member is, as registering and editing both ask it: name, phone, compound. */
+function ProfileFields({ form }) {
+  const { values: v, set, errors } = form;
+  return html`
+    <${Field} label="姓名 Name" name="name" value=${v.name} onInput=${set("name")} error=${errors.name} />
+    <${Field} label="电话 Phone" name="phone" type="tel" value=${v.phone} onInput=${set("phone")}
+      error=${errors.phone} />
+    <${Field} label="小区 Compound" name="compound" value=${v.compound} onInput=${set("compound")}
+      error=${errors.compound} />`;
+}
+
+/** What a member may do: roles, and whether they are a party member. */
+function RolesRow({ form }) {
+  const { values: v, set, errors } = form;
+  return html`<div class="row">
+    <${RoleChecks} roles=${v.roles} onInput=${set("roles")} error=${errors.roles} />
+    <${Check} label="党员 Party member" checked=${v.party_member} onInput=${set("party_member")} />
+  </div>`;
+}
+
 /** Roles as checkboxes; at least one stays ticked (the API needs one). */
 function RoleChecks({ roles, onInput, error }) {
   const toggle = (role) => (on) => onInput(on ? [...new Set([...roles, role])] : roles.filter((r) => r !== role));
@@ -55,16 +75,9 @@ function RegisterForm({ onDone }) {
       <${Field} label="初始密码 Password" name="password" type="password" value=${v.password}
         onInput=${set("password")} autocomplete="new-password" hint="至少 10 位 At least 10 characters"
         error=${errors.password} />
-      <${Field} label="姓名 Name" name="name" value=${v.name} onInput=${set("name")} error=${errors.name} />
-      <${Field} label="电话 Phone" name="phone" type="tel" value=${v.phone} onInput=${set("phone")}
-        error=${errors.phone} />
-      <${Field} label="小区 Compound" name="compound" value=${v.compound} onInput=${set("compound")}
-        error=${errors.compound} />
+      <${ProfileFields} form=${form} />
     </div>
-    <div class="row">
-      <${RoleChecks} roles=${v.roles} onInput=${set("roles")} error=${errors.roles} />
-      <${Check} label="党员 Party member" checked=${v.party_member} onInput=${set("party_member")} />
-    </div>
+    <${RolesRow} form=${form} />
     <${Problem} error=${form.problem} shown=${Object.keys(BLANK)} />
     <${Done}>${done}<//>
     <p><button class="primary" type="submit" disabled=${form.busy}>登记成员 Register member</button></p>
@@ -99,21 +112,13 @@ function EditPanel({ member, onSaved, onClose }) {
       setDone(`已重置密码 Password reset for ${member.name}: 其已登录的设备需重新登录 their sessions have ended.`);
     });
   };
-  const { values: v, set, errors } = form;
   return html`<section class="card" ref=${box} aria-labelledby="edit-h">
     <h2 id="edit-h">编辑成员 Edit member: ${member.name} <span class="muted">(${member.username})</span></h2>
     <form onSubmit=${save}>
       <div class="grid">
-        <${Field} label="姓名 Name" name="name" value=${v.name} onInput=${set("name")} error=${errors.name} />
-        <${Field} label="电话 Phone" name="phone" type="tel" value=${v.phone} onInput=${set("phone")}
-          error=${errors.phone} />
-        <${Field} label="小区 Compound" name="compound" value=${v.compound} onInput=${set("compound")}
-          error=${errors.compound} />
+        <${ProfileFields} form=${form} />
       </div>
-      <div class="row">
-        <${RoleChecks} roles=${v.roles} onInput=${set("roles")} error=${errors.roles} />
-        <${Check} label="党员 Party member" checked=${v.party_member} onInput=${set("party_member")} />
-      </div>
+      <${RolesRow} form=${form} />
       <${Problem} error=${form.problem} shown=${["name", "phone", "compound", "roles"]} />
       <p class="row"><button class="primary" type="submit" disabled=${form.busy}>保存 Save</button>
         <button type="button" onClick=${onClose}>关闭 Close</button></p>
