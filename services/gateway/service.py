@@ -376,8 +376,8 @@ class GatewayService(KernelEntrypoints):
         public = {key: campaign[key] for key in PUBLIC_CAMPAIGN_FIELDS}
         if "format" not in request.query:
             return public
-        return self._export(request.query["format"], exports.SUMMARY_HEADER, exports.summary_rows(public, self._goods_labels()),
-                            campaign["code"], "summary")
+        rows = exports.summary_rows(public, self._goods_labels())
+        return self._export(request.query["format"], exports.SUMMARY_HEADER, rows, campaign["code"], "summary")
 
     @api("POST", "/campaigns/<campaign_id>/close", roles=ADMIN, response=CampaignSchema)
     def close_campaign(self, request, campaign_id):
@@ -404,8 +404,8 @@ class GatewayService(KernelEntrypoints):
             return self.donations.list_donations(campaign_id, {key: value for key, value in
                                                                request.query_params.items() if key != "format"})
         ledger = self.donations.ledger(campaign_id, request.principal)  # the office only: others get a 403
-        return self._export(fmt, exports.LEDGER_HEADER, exports.ledger_rows(ledger, self._goods_labels()), ledger["campaign"]["code"],
-                            "ledger")
+        rows = exports.ledger_rows(ledger, self._goods_labels())
+        return self._export(fmt, exports.LEDGER_HEADER, rows, ledger["campaign"]["code"], "ledger")
 
     def _goods_labels(self) -> dict[str, str]:
         """Goods categories by the community's words, for a file people read: code -> "衣物 Clothing"."""
