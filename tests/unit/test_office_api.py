@@ -259,8 +259,7 @@ def test_a_closed_case_is_reopened_with_its_assignee_and_the_closing_kept(welfar
 
 
 @pytest.mark.parametrize("how", ["open", "in_progress", "draft"])
-def test_reopening_a_case_that_is_not_closed_is_a_conflict_and_changes_nothing(  # noqa: F811
-        welfare, welfare_db, case, how):
+def test_reopening_a_case_not_closed_is_a_conflict_and_changes_nothing(welfare, welfare_db, case, how):  # noqa: F811
     case_id = case["id"]
     if how == "in_progress":
         visit(welfare, case_id)
