@@ -103,9 +103,10 @@ def stack(module_vhost, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def office_stack(request, tmp_path_factory):
-    """One stack for the modules that play the office's day (its API and its pages):
-    each makes its own drives, members and households and counts only those, so
-    they share one and save a start each (a module's `stack` fixture returns it)."""
+    """One stack for the modules that play the office's day (its API and its pages)
+    and the first path: each makes its own drives, members, households and cases
+    and counts only those, so they share one and save a start each (a module's
+    `stack` fixture returns it)."""
     vhost = _new_vhost(request)
     try:
         with running_stack(vhost, tmp_path_factory.mktemp("office") / "var") as stack:

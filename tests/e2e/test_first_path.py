@@ -1,7 +1,15 @@
 """The walking skeleton's story through the gateway: an admin opens a hardship
 case; its party member, and only they, is alerted in the inbox and live."""
+import pytest
+
 from tests.conftest import wait_for
 from tests.e2e.conftest import EventStream, open_case
+
+
+@pytest.fixture(scope="module")
+def stack(office_stack):
+    """The shared stack (tests/e2e/conftest.py): these tests count only their own members and cases."""
+    return office_stack
 
 
 def test_a_new_case_alerts_its_party_member_and_no_one_else(stack, admin, register):
