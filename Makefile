@@ -52,12 +52,12 @@ integration: install broker
 e2e: install broker browser
 	$(PY) -m pytest tests/e2e -m "not fault and not slow" $(PYTEST_ARGS)
 
-# Everything but the slow and the fault runs: about 8 minutes on 2 cores.
+# Everything but the slow and the fault runs: about 9 minutes on 2 cores.
 test: install broker browser proxy
 	$(PY) -m pytest -m "not fault and not slow" $(PYTEST_ARGS)
 
 # Broker restarts and alarms, a TLS node, killed instances, the API fuzzed, the single-host stack
-# behind nginx: about 6 minutes.
+# behind nginx, bursts past capacity, the sweeps end to end: about 11 minutes.
 test-slow: install broker browser proxy
 	$(PY) -m pytest -m "slow and not fault" $(PYTEST_ARGS)
 
