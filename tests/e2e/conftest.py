@@ -168,11 +168,12 @@ HOUSEHOLD = {"compound": "Xingfu Garden", "address": "Building 3, Unit 2, Room 4
     {"name": "李强", "relation": "son", "birth_year": 1975, "conditions": ["severe mental illness"]}]}
 
 
-def open_case(admin: Client, assignee_id: str) -> dict:
+def open_case(admin: Client, assignee_id: str,
+              summary: str = "Minimum-living allowance and a disability certificate.") -> dict:
     household = admin.post("/households", HOUSEHOLD)
     assert household.status_code == 201, household.text
     case = admin.post("/cases", {"household_id": household.json()["id"], "categories": ["elderly", "illness"],
-                                 "summary": "Minimum-living allowance and a disability certificate.",
+                                 "summary": summary,
                                  "assignee_id": assignee_id})
     assert case.status_code == 201, case.text
     return case.json()

@@ -76,7 +76,8 @@ def test_c_d_a_gift_is_voided_on_the_drive_page_and_the_ledger_shows_it(stack, a
                                                                         tmp_path):
     cash, goods, _ = queue["gifts"]
     _, member = register()
-    case = open_case(admin, member["id"])
+    # A summary of its own: the page shows cases by summary, and the shared stack holds others' cases.
+    case = open_case(admin, member["id"], summary=f"Winter coats for a family of three ({drive['code']}).")
     found = run_journey(stack, "drive_corrections", tmp_path, campaign_id=drive["id"], receipt_no=cash["receipt_no"],
                         goods_receipt=goods["receipt_no"], goods_category=queue["goods_category"],
                         case_summary=case["summary"], case_person=HOUSEHOLD["people"][0]["name"],
