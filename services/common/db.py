@@ -12,7 +12,7 @@ import eventlet.patcher
 import psycogreen.eventlet
 from nameko.extensions import DependencyProvider
 from sqlalchemy import (
-    Column, DateTime, Index, MetaData, String, Table, Text, create_engine, event, insert,
+    Column, DateTime, Index, MetaData, String, Table, Text, cast, create_engine, event, func, insert,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -38,6 +38,18 @@ def get_by_id(session: Session, model, row_id):
     """The row with this id, or None; an id that is not an id (bad RPC input)
     is InvalidInput rather than a failure in the database."""
     return session.get(model, require_id(row_id, f"{model.__name__.lower()}_id"))
+
+
+def contains_text(column, text: str):
+    """`column` holds `text`, in any case (LIKE's wildcards in `text` are literal).
+    On SQLite, lower() folds ASCII only; Chinese has no case to fold."""
+    return func.lower(column).contains(text.lower(), autoescape=True)
+
+
+def json_list_has(column, value: str):
+    """A JSON column holding a list of strings has `value` among them: the
+    value, quoted as JSON writes it, is in the column's text (SQLite and PostgreSQL alike)."""
+    return cast(column, String).contains(json.dumps(value), autoescape=True)
 
 
 class KernelTables:

@@ -3,19 +3,18 @@ after failed logins, shared by the HTTP routes and `linli admin create`.
 Passwords are stored only as werkzeug scrypt hashes."""
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import String, cast, delete, func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from services.common.clock import naive_utcnow
-from services.common.db import UnitOfWork, make_engine
+from services.common.db import UnitOfWork, contains_text, json_list_has, make_engine
 from services.common.errors import Conflict, NotFound
 from services.common.outbox import Relay
 from services.common.pagination import paginate
@@ -103,16 +102,14 @@ def search(filters: dict):
     statement = select(Account)
     q = filters.get("q")
     if q:
-        matches = [func.lower(column).contains(q.lower(), autoescape=True)
-                   for column in (Account.name, Account.username)]
+        matches = [contains_text(column, q) for column in (Account.name, Account.username)]
         digits = _PHONE_SEPARATORS.sub("", q)
         if digits:
             bare_phone = func.replace(func.replace(Account.phone, " ", ""), "-", "")
             matches.append(bare_phone.contains(digits, autoescape=True))
         statement = statement.where(or_(*matches))
     if filters.get("role"):
-        # roles is a JSON list of names: the name, quoted as JSON writes it, is in its text.
-        statement = statement.where(cast(Account.roles, String).contains(json.dumps(filters["role"]), autoescape=True))
+        statement = statement.where(json_list_has(Account.roles, filters["role"]))
     for name in ("compound", "party_member", "active"):
         if filters.get(name) is not None:
             statement = statement.where(getattr(Account, name) == filters[name])

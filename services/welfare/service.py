@@ -4,18 +4,17 @@ fall due, and an audit of who read whose details. Every change commits with
 its event in the outbox."""
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from nameko.dependency_providers import Config
 from nameko.timer import timer
-from sqlalchemy import String, and_, cast, func, insert, not_, or_, select, update
+from sqlalchemy import and_, func, insert, not_, or_, select, update
 
 from services import contracts
 from services.common.categories import CategoryEntrypoints, require_categories
 from services.common.clock import naive_utcnow
-from services.common.db import Database, UnitOfWork, get_by_id
+from services.common.db import Database, UnitOfWork, contains_text, get_by_id, json_list_has
 from services.common.errors import Conflict, InvalidInput, NotFound
 from services.common.events import reliable_event_handler
 from services.common.idempotency import idempotent
@@ -48,11 +47,6 @@ def followup_overdue():
     FOLLOWUP_AFTER_DAYS (a second or two behind it, at most)."""
     return and_(Case.status.in_(domain.CaseStatus.ACTIVE), Case.followup_alerted_for.is_not(None),
                 Case.followup_alerted_for == Case.lapse_started_at)
-
-
-def contains(column, text: str):
-    """`column` holds `text`, in any case (LIKE's wildcards in it are literal)."""
-    return func.lower(column).contains(text.lower(), autoescape=True)
 
 
 def case_event(case: Case) -> dict:
@@ -135,8 +129,8 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
         if query["compound"]:
             statement = statement.where(Household.compound == query["compound"])
         if query["q"]:
-            statement = statement.where(or_(contains(Household.address, query["q"]),
-                                            Household.people.any(contains(Person.name, query["q"]))))
+            statement = statement.where(or_(contains_text(Household.address, query["q"]),
+                                            Household.people.any(contains_text(Person.name, query["q"]))))
         with self.db.unit_of_work() as uow:
             result = paginate(uow.session, statement, query, Household.created_at, Household.id)
             self._audit_many(uow, actor, "household_search", "household_id", [h.id for h in result["items"]])
@@ -248,9 +242,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
             if query[name] is not None:
                 statement = statement.where(getattr(Case, name) == query[name])
         if query["category"] is not None:
-            # categories is a JSON list of codes: the code, quoted as JSON writes it, is in its text.
-            statement = statement.where(cast(Case.categories, String).contains(
-                json.dumps(query["category"]), autoescape=True))
+            statement = statement.where(json_list_has(Case.categories, query["category"]))
         if query["overdue"] is not None:
             statement = statement.where(followup_overdue() if query["overdue"] else not_(followup_overdue()))
         with self.db.unit_of_work() as uow:
