@@ -12,7 +12,7 @@ from services.common import caller
 from services.common.errors import CallerNotVouched
 from tests.e2e.conftest import HOUSEHOLD, open_case, rpc_config
 from tests.e2e.test_donations import donated, new_campaign
-from tests.e2e.test_rpc_boundary import row_counts
+from tests.e2e.test_rpc_boundary import row_counts, settled_row_counts
 from tests.vouching import signer, vouched_rpc
 
 NOBODY = {"id": "nobody-at-all", "roles": ["admin"]}
@@ -52,7 +52,7 @@ def test_a_call_the_gateway_did_not_vouch_for_does_nothing(stack, admin, registe
     volunteer, _ = register()
     campaign = new_campaign(admin)
     receipt = donated(volunteer, campaign["id"], {"kind": "cash", "amount_fen": 5_000, "donor_name": "陈静"})
-    before = row_counts(stack)
+    before = settled_row_counts(stack)
 
     with ClusterRpcProxy({"AMQP_URI": stack.env["AMQP_URI"]}, timeout=15) as rpc:
         for call in (lambda: rpc.welfare.get_household(household_id, NOBODY),
@@ -81,7 +81,7 @@ def test_an_assertion_is_good_for_its_own_call_once_and_for_no_other(stack, admi
     case_a, case_b = open_case(admin, member["id"])["id"], open_case(admin, member["id"])["id"]
     sign = signer(stack.env["LINLI_CALLER_SIGNING_KEY"], lifetime=15)
     captured = sign.vouch("welfare", "get_case", (case_a, admin_principal), {})
-    before = row_counts(stack)
+    before = settled_row_counts(stack)
 
     with vouched_rpc(rpc_config(stack), timeout=15, sign=Replayed(captured)) as rpc:
         misapplied = {
@@ -110,7 +110,7 @@ def test_an_expired_or_forged_assertion_is_refused(stack, admin, register, admin
     case = open_case(admin, member["id"])["id"]
     stale = signer(stack.env["LINLI_CALLER_SIGNING_KEY"], lifetime=15, clock=lambda: time.time() - 60)
     other_key, _public = caller.generate_key_pair()
-    before = row_counts(stack)
+    before = settled_row_counts(stack)
     for sign, expected in ((stale, "it has expired"), (signer(other_key), "its signature is not the gateway's")):
         with vouched_rpc(rpc_config(stack), timeout=15, sign=sign) as rpc:
             with pytest.raises(CallerNotVouched) as raised:
