@@ -10,11 +10,12 @@ export const session = {
   start(token) { sessionStorage.setItem(TOKEN_KEY, token); listeners.forEach((fn) => fn()); },
   end() { sessionStorage.removeItem(TOKEN_KEY); listeners.forEach((fn) => fn()); },
   onChange(fn) { listeners.add(fn); return () => listeners.delete(fn); },
-  /** The roles the token was issued with (for showing the right pages; the gateway decides). */
-  roles() {
-    try { return JSON.parse(atob(this.token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))).roles || []; }
-    catch { return []; }
+  /** The token's claims (`sub`, `roles`), for showing the right pages; the gateway decides. */
+  claims() {
+    try { return JSON.parse(atob(this.token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))) || {}; }
+    catch { return {}; }
   },
+  roles() { return this.claims().roles || []; },
 };
 
 /** An answer that was not a success, in words: `message` for a person, `fields` by field name. */

@@ -1,5 +1,8 @@
-// The office's workspace: log in, then one page per daily task, found by the
-// address after `#` (so a reload or a bookmark opens the same page).
+// Linli's workspace: log in, then one page per daily task, found by the address
+// after `#` (so a reload or a bookmark opens the same page). The office (admin)
+// gets its desk pages and the field pages; a member (a party member visiting
+// households, a patrol volunteer or leader) gets the field pages, made for a
+// phone; the wall screen's viewer account is sent to the dashboard.
 import { render, useEffect, useState } from "/static/vendor/htm-preact.module.js";
 import { api, onBusy, session } from "./api.js";
 import { html, Field, Problem, useForm, loadCategories } from "./ui.js";
@@ -12,9 +15,14 @@ import { HouseholdsPage } from "./households.js";
 import { CasesPage } from "./cases.js";
 import { CategoriesPage } from "./categories.js";
 import { AuditPage } from "./audit.js";
+import { MyCasesPage } from "./mycases.js";
+import { PatrolPage } from "./patrol.js";
+import { IncidentsPage } from "./incidents.js";
+import { AlertsPage } from "./alerts.js";
+import { PendingSends } from "./pending.js";
 
 // [hash path, nav text, page]; a page gets the rest of the path as `args`.
-const PAGES = [
+const OFFICE_PAGES = [
   ["desk", "捐赠登记 Donation table", DeskPage],
   ["drives", "募捐活动 Drives", DrivesPage],
   ["members", "成员 Members", MembersPage],
@@ -24,10 +32,24 @@ const PAGES = [
   ["categories", "类别 Categories", CategoriesPage],
   ["audit", "查阅记录 Audit log", AuditPage],
 ];
+// In the field, on a phone: an admin sees them too (to acknowledge for an absent leader).
+const FIELD_PAGES = [
+  ["mine", "我的个案 My cases", MyCasesPage],
+  ["patrol", "巡逻 Patrol", PatrolPage],
+  ["incidents", "事件 Incidents", IncidentsPage],
+  ["alerts", "提醒 Alerts", AlertsPage],
+];
 const HIDDEN = [["receipt", ReceiptPage]]; // opened from a page, not the menu
 
+/** The menu a role gets, and the page an empty address opens. */
+function pagesFor(roles) {
+  if (roles.includes("admin")) return { pages: [...OFFICE_PAGES, ...FIELD_PAGES], home: "desk" };
+  if (roles.includes("member")) return { pages: FIELD_PAGES, home: "mine" };
+  return { pages: [], home: null };
+}
+
 function route() {
-  const [name = "desk", ...args] = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  const [name = "", ...args] = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
   return { name, args };
 }
 
@@ -52,9 +74,9 @@ function Login() {
 }
 
 function NotForYou() {
-  return html`<main><div class="notice bad" role="alert">此工作台供社区办公室使用；您的账号没有管理员权限。
-    This workspace is for the community office: your account is not an admin.
-    <a href="/">大屏 Dashboard</a></div>
+  return html`<main><div class="notice bad" role="alert">此账号用于大屏，不能办理事务。
+    This account is for the wall screen: it has no pages here.
+    <a href="/dashboard">大屏 Dashboard</a></div>
     <button onClick=${() => session.end()}>退出 Log out</button></main>`;
 }
 
@@ -81,24 +103,27 @@ function App() {
     if (loggedIn && !ready) loadCategories(true).then(() => setReady(true), () => setReady(true));
   }, [loggedIn, ready]);
   if (!loggedIn) return html`<${Login} />`;
-  if (!session.roles().includes("admin")) return html`<${NotForYou} />`;
-  const page = PAGES.find(([name]) => name === where.name) || HIDDEN.find(([name]) => name === where.name);
+  const { pages, home } = pagesFor(session.roles());
+  if (!home) return html`<${NotForYou} />`;
+  const name = where.name || home;
+  const page = pages.find(([n]) => n === name) || HIDDEN.find(([n]) => n === name);
   const Page = page ? page[page.length - 1] : null;
   return html`
     <header class="top no-print">
       <span class="brand">邻里 Linli</span>
       <nav aria-label="页面 Pages">
-        ${PAGES.map(([name, text]) => html`<a href=${"#/" + name}
-          aria-current=${where.name === name ? "page" : undefined}>${text}</a>`)}
-        <a href="/dashboard">大屏 Dashboard</a>
+        ${pages.map(([n, text]) => html`<a href=${"#/" + n}
+          aria-current=${name === n ? "page" : undefined}>${text}</a>`)}
+        ${home === "desk" && html`<a href="/dashboard">大屏 Dashboard</a>`}
       </nav>
       <button onClick=${() => session.end()}>退出 Log out</button>
     </header>
     <${Busy} />
+    <${PendingSends} />
     <main>
       ${!ready ? html`<p class="loading">正在加载 Loading…</p>`
-        : Page ? html`<${Page} args=${where.args} key=${where.name} />`
-        : html`<p>没有这个页面。No such page. <a href="#/desk">捐赠登记 Donation table</a></p>`}
+        : Page ? html`<${Page} args=${where.args} key=${name} />`
+        : html`<p>没有这个页面。No such page. <a href=${"#/" + home}>${pages[0][1]}</a></p>`}
     </main>`;
 }
 
