@@ -18,6 +18,10 @@ from services.gateway.models import Account
 ANY_ROLE = ("admin", "member", "viewer")
 ADMIN = ("admin",)
 MEMBER_OR_ADMIN = ("admin", "member")
+# A wall screen's device token (services/gateway/devices.py) carries this role alone: it reads the
+# dashboard and the live feed (WALL), nothing else, not even what a viewer's login may read.
+DEVICE = "device"
+WALL = (*ANY_ROLE, DEVICE)
 
 MIN_SECRET_LENGTH = 32  # HS256 wants a key of at least 256 bits
 
@@ -32,12 +36,25 @@ def issue_token(secret: str, account_id: str, roles: list[str], ttl_seconds: int
 
 
 def principal_from_token(secret: str, token: str) -> dict:
+    """The token's claims as a principal to check (AccountStates or, for a
+    device's token, DeviceStates); a 401 if it is not one of ours or expired."""
     try:
         claims = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["exp", "sub"]})
     except jwt.ExpiredSignatureError:
+        try:
+            kind = jwt.decode(token, secret, algorithms=["HS256"], options={"verify_exp": False}).get("kind")
+        except jwt.InvalidTokenError:
+            kind = None
+        if kind == DEVICE:
+            raise NotAuthenticated("This screen's token has expired: ask the office for a new one.",
+                                   {"reason": "expired"})
         raise NotAuthenticated("The token has expired: ask for a new one at /api/v1/auth/token.")
     except jwt.InvalidTokenError:
         raise NotAuthenticated("The token is not valid.")
+    if claims.get("kind") == DEVICE:
+        if not isinstance(claims["sub"], str):
+            raise NotAuthenticated("The token is not valid.")
+        return {"id": claims["sub"], "device": True}
     roles = claims.get("roles")
     session_version = claims.get("sv", 0)  # tokens from before sessions could end: the first session
     if not isinstance(roles, list) or not isinstance(session_version, int) or isinstance(session_version, bool):

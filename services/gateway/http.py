@@ -33,6 +33,7 @@ from services.common.metrics import HTTP_REQUESTS, HTTP_SECONDS, HTTP_SHED
 from services.common.schemas import field_name, refuse_unstorable, shared
 from services.common.service import EXPECTED_ERRORS
 from services.gateway import auth
+from services.gateway.devices import DeviceStates
 
 log = logging.getLogger(__name__)
 
@@ -317,6 +318,7 @@ class ApiEntrypoint(HttpRequestHandler):
 
     server = JsonWebServer()
     accounts = auth.AccountStates()
+    devices = DeviceStates()
 
     def __init__(self, method: str, path: str, *, roles: tuple[str, ...] | None,
                  body: type[Schema] | None = None, query: type[Schema] | None = None,
@@ -403,8 +405,13 @@ class ApiEntrypoint(HttpRequestHandler):
         if token is None:
             raise NotAuthenticated("Log in first: send 'Authorization: Bearer <token>'.")
         claims = auth.principal_from_token(self.container.config["JWT_SECRET"], token)
-        principal = self.accounts.principal(claims)
+        states = self.devices if claims.get("device") else self.accounts
+        principal = states.principal(claims)
         auth.authorize(principal, self.roles)
+        if self.event_stream:
+            # Asked again while the stream is open (streams.sse_response): a revoked
+            # device, a disabled account or an ended session loses its open stream too.
+            request.recheck = lambda: states.principal(claims)
         return principal
 
     def _load_body(self, request) -> tuple[dict | None, dict | None]:

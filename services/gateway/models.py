@@ -73,3 +73,21 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(40))
     filters: Mapped[dict] = mapped_column(JSON)
     at: Mapped[datetime] = mapped_column(DateTime, default=naive_utcnow)
+
+
+class Device(Base):
+    """A screen the office set up (the wall at the office's door): it holds a
+    signed token naming this row, good until `expires_at` unless revoked. The
+    token itself is never stored; it reads the dashboard and the feed, nothing else."""
+    __tablename__ = "devices"
+    __table_args__ = (Index("ix_devices_created", "created_at", "id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100))
+    created_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=naive_utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    revoked_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # Written at most once a minute per gateway process (DeviceStates), not on every request.
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

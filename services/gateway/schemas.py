@@ -7,7 +7,7 @@ from services.common.pagination import PageSchema, page_of
 from services.common.schemas import ROLES, UtcDateTime, phone_number
 from services.contracts import PRODUCERS
 from services.donations.schemas import AuditEntrySchema as DonationsAuditEntrySchema
-from services.gateway import passwords
+from services.gateway import devices, passwords
 from services.gateway.exports import FORMATS
 from services.patrol.schemas import AuditEntrySchema as PatrolAuditEntrySchema
 from services.welfare.schemas import AuditEntrySchema as WelfareAuditEntrySchema
@@ -192,3 +192,36 @@ class CategoriesSchema(Schema):
     incident = fields.List(fields.Nested(CategorySchema))
     case = fields.List(fields.Nested(CategorySchema))
     goods = fields.List(fields.Nested(CategorySchema))
+
+
+def _not_a_boolean(value):
+    if isinstance(value, bool):  # JSON's true is no number of days
+        raise ValidationError("Not a valid integer.")
+
+
+class DeviceCreateSchema(Schema):
+    """A wall screen's device token: `name` says which screen ("大厅大屏 Hall screen"),
+    `days` how long it holds (default 365, at most 730)."""
+    name = fields.String(required=True, validate=[
+        validate.Length(min=1, max=100), validate.Regexp(r"(?s).*\S", error="Give the screen a name.")])
+    days = fields.Integer(load_default=devices.DEFAULT_DAYS, strict=True,
+                          validate=[_not_a_boolean, validate.Range(min=1, max=devices.MAX_DAYS)])
+
+
+class DeviceSchema(Schema):
+    """A device as the office sees it: never its token."""
+    id = fields.String()
+    name = fields.String()
+    created_by = fields.String()
+    created_at = UtcDateTime()
+    expires_at = UtcDateTime()
+    revoked_at = UtcDateTime(allow_none=True)
+    last_seen_at = UtcDateTime(allow_none=True, metadata={"description": "to the minute"})
+    status = fields.String(metadata={"description": "active, revoked or expired"})
+
+
+class DeviceIssuedSchema(DeviceSchema):
+    token = fields.String(metadata={"description": "shown this once: the screen's bearer token"})
+
+
+DeviceListSchema = page_of(DeviceSchema)

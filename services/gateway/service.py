@@ -30,8 +30,8 @@ from services.common.pagination import PageSchema, paginate
 from services.common.service import KernelEntrypoints
 from services.contracts import notifications as notification_events
 from services.contracts.categories import KINDS, OWNERS
-from services.gateway import accounts, auth, exports
-from services.gateway.auth import ADMIN, ANY_ROLE, MEMBER_OR_ADMIN
+from services.gateway import accounts, auth, devices, exports
+from services.gateway.auth import ADMIN, ANY_ROLE, MEMBER_OR_ADMIN, WALL
 from services.gateway.http import api, error_payload, file_response, html_response, json_response, static_response
 from services.gateway.models import Account, kernel
 from services.gateway.openapi import build_spec
@@ -39,7 +39,7 @@ from services.gateway.passwords import PasswordHashing
 from services.gateway.rpc import ServiceRpc
 from services.gateway.schemas import (
     AUDIT_FILTERS, AuditListSchema, AuditQuerySchema, CategoriesSchema, CategoryCreateSchema, CategorySchema,
-    DonationListQuerySchema, ExportQuerySchema, FeedQuerySchema, HealthSchema, MemberCreateSchema, MemberListSchema,
+    DeviceCreateSchema, DeviceIssuedSchema, DeviceListSchema, DeviceSchema, DonationListQuerySchema, ExportQuerySchema, FeedQuerySchema, HealthSchema, MemberCreateSchema, MemberListSchema,
     MemberQuerySchema, MemberSchema, MemberUpdateSchema, PasswordChangeSchema, PasswordSetSchema, ReadySchema,
     ServicesHealthSchema, TokenRequestSchema, TokenSchema,
 )
@@ -638,18 +638,43 @@ class GatewayService(KernelEntrypoints):
             raise NotFound(f"No such kind of category: one of {', '.join(KINDS)}.")
         return getattr(self, OWNERS[kind])
 
+    # -- the wall screens' device tokens ---------------------------------------------
+
+    @api("POST", "/devices", roles=ADMIN, body=DeviceCreateSchema, response=DeviceIssuedSchema, status=201)
+    def issue_device(self, request):
+        """A wall screen's token: `{name, days}` (days 1–730, default 365). The
+        token is shown this once; it reads the dashboard summary and the live
+        feed, nothing else. Audited (`device_issued`, GET /audit?source=accounts)."""
+        issued = devices.issue(self.db.session, self.config["JWT_SECRET"], request.principal["id"],
+                               request.payload["name"].strip(), request.payload["days"])
+        return DeviceIssuedSchema().dump(issued)
+
+    @api("GET", "/devices", roles=ADMIN, query=PageSchema, response=DeviceListSchema)
+    def list_devices(self, request):
+        """The wall screens' tokens, newest first, without the tokens: name,
+        who issued it and when, expiry, revoked, last seen (to the minute), status."""
+        return DeviceListSchema().dump(devices.page(self.db.session, request.query))
+
+    @api("DELETE", "/devices/<device_id>", roles=ADMIN, response=DeviceSchema)
+    def revoke_device(self, request, device_id):
+        """Revoke a screen's token: refused (401) within a second, and its open
+        feed closed. Again: the same answer, nothing changes. Audited (`device_revoked`)."""
+        return DeviceSchema().dump(devices.revoke(self.db.session, request.principal["id"], device_id))
+
     # -- the dashboard -------------------------------------------------------------
 
-    @api("GET", "/dashboard/summary", roles=ANY_ROLE)
+    @api("GET", "/dashboard/summary", roles=WALL)
     def dashboard_summary(self, request):
         """Aggregates from every service, asked at once. A service that does not
-        answer in time is marked `{"available": false}`; the rest is there."""
+        answer in time is marked `{"available": false}`; the rest is there.
+        `timezone`: the community's (LINLI_TIMEZONE), in which the wall shows times."""
         parts = ("patrol", "donations", "welfare")
         pool = eventlet.GreenPool()
         answers = dict(zip(parts, pool.imap(self._summary_of, parts), strict=True))
-        return {**answers, "generated_at": isoformat(naive_utcnow())}
+        return {**answers, "generated_at": isoformat(naive_utcnow()),
+                "timezone": self.config.get("LOCAL_TIMEZONE") or "Asia/Shanghai"}
 
-    @api("GET", "/events/stream", roles=ANY_ROLE, query=FeedQuerySchema, event_stream=True)
+    @api("GET", "/events/stream", roles=WALL, query=FeedQuerySchema, event_stream=True)
     def stream_events(self, request):
         """Everything that happens, live, as server-sent events (`event: event`,
         data: the envelope with personal data removed); `?source=` narrows it."""

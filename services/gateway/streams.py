@@ -6,15 +6,22 @@ a heartbeat finds a client that went away."""
 from __future__ import annotations
 
 import json
+import logging
+import time
 from collections import Counter, defaultdict
 
 from eventlet.queue import Empty, LightQueue
 from nameko.extensions import DependencyProvider, SharedExtension
 from werkzeug.wrappers import Response
 
-from services.common.errors import TooManyRequests
+from services.common.errors import NotAuthenticated, TooManyRequests
+
+log = logging.getLogger(__name__)
 
 QUEUE_BOUND = 100
+# How often an open stream asks again whether its token still holds (a revoked
+# wall screen, a disabled account): its stream ends within about this long.
+RECHECK_SECONDS = 1.0
 # Defaults; deploy/config/gateway.yml sets them from LINLI_STREAM_HEARTBEAT_SECONDS
 # and LINLI_STREAMS_PER_ACCOUNT.
 HEARTBEAT_SECONDS = 15.0
@@ -156,20 +163,45 @@ def sse_response(request, hub: Hub, key: str, event: str, missed=None, wanted=No
     def frame(message: dict) -> str:
         return f"id: {message['id']}\nevent: {event}\ndata: {json.dumps(message, ensure_ascii=False)}\n\n"
 
+    recheck = getattr(request, "recheck", None)  # set by the HTTP layer: the caller's token, asked again
+
+    def refused() -> NotAuthenticated | None:
+        try:
+            recheck()
+        except NotAuthenticated as exc:
+            return exc
+        except Exception as exc:  # the database did not answer: the stream goes on, asked again next time
+            log.warning("stream: could not check its token again (%s)", type(exc).__name__)
+        return None
+
     def frames():
         yield ": connected\n\n"
         sent = set()
         for message in backlog:
             sent.add(message["id"])
             yield frame(message)
+        written = checked = time.monotonic()
         while True:
             try:
-                message = queue.get(timeout=heartbeat)
+                message = queue.get(timeout=heartbeat if recheck is None else min(heartbeat, RECHECK_SECONDS))
             except Empty:
-                yield ": ping\n\n"
+                message = None
+            now = time.monotonic()
+            if recheck is not None and now - checked >= RECHECK_SECONDS:
+                checked = now
+                exc = refused()
+                if exc is not None:  # said once, then the stream ends; the client's reconnect gets the 401
+                    yield (f"event: closed\ndata: "
+                           f"{json.dumps({'message': exc.message, **exc.details}, ensure_ascii=False)}\n\n")
+                    return
+            if message is None:
+                if now - written >= heartbeat:
+                    written = now
+                    yield ": ping\n\n"
                 continue
             # It may have come in the backlog already.
             if message["id"] not in sent and (wanted is None or wanted(message)):
+                written = now
                 yield frame(message)
 
     return Response(_EventStream(frames(), release), mimetype="text/event-stream",
