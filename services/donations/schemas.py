@@ -179,6 +179,14 @@ class SentGoodsSchema(Schema):
     quantity = fields.Integer()
 
 
+class SentDispatchSchema(Schema):
+    """One dispatch as the public sees it: when, where (a case is "a household in need"), what."""
+    sent_at = fields.String()
+    sent_on = fields.String(metadata={"description": "the day, in the community's time zone"})
+    to = fields.String()
+    items = fields.List(fields.Nested(DispatchItemSchema))
+
+
 class ReceiptSchema(Schema):
     """What anyone holding a receipt's number and code may see: no names."""
     receipt_no = fields.String()
@@ -187,7 +195,11 @@ class ReceiptSchema(Schema):
     amount_fen = fields.Integer(allow_none=True)
     items = fields.List(fields.Nested(DispatchItemSchema))
     received_at = fields.String()
-    goods_sent = fields.List(fields.Nested(SentGoodsSchema))
+    received_on = fields.String(metadata={"description": "the day, in the community's time zone"})
+    goods_sent = fields.List(fields.Nested(SentGoodsSchema), metadata={
+        "description": "goods of the gift's kinds sent after it was recorded, by destination"})
+    dispatches = fields.List(fields.Nested(SentDispatchSchema), metadata={
+        "description": "those dispatches, newest first (20 at most), with their dates"})
     voided = fields.Boolean()
     voided_at = fields.String(allow_none=True)
 

@@ -35,6 +35,7 @@ from services.donations.schemas import (
 CAMPAIGN_CODE_LENGTH = 6
 # Where a dispatch to a welfare case went, as a receipt tells it: never whose household.
 CASE_DESTINATION = "a household in need (hardship case)"
+SHOWN_DISPATCHES = 20  # per drive, newest first, on the public page and a receipt
 
 
 def campaign_view(campaign: Campaign) -> dict:
@@ -130,11 +131,46 @@ class DonationsService(CategoryEntrypoints, KernelEntrypoints):
             key = (CASE_DESTINATION if case_id else destination, category)
             per_campaign = goods_sent.setdefault(campaign_id, {})
             per_campaign[key] = per_campaign.get(key, 0) + int(quantity)
+        dispatches = self._dispatches([c.id for c in campaigns])
         return [{
             **{k: v for k, v in campaign_view(c).items() if k not in ("created_by", "code")},
             "goods_sent": [{"to": to, "category": category, "quantity": quantity}
                            for (to, category), quantity in sorted(goods_sent.get(c.id, {}).items())],
+            "dispatches": dispatches.get(c.id, []),
         } for c in campaigns]
+
+    def _dispatches(self, campaign_ids: list[str], categories: set[str] | None = None,
+                    after: datetime | None = None) -> dict[str, list[dict]]:
+        """Each campaign's dispatches, newest first (SHOWN_DISPATCHES at most),
+        with when and where they went: `{sent_at, sent_on, to, items}`, sent_on
+        the community's calendar day, a case "a household in need". With
+        `categories`, only those goods; with `after`, only dispatches made after
+        that moment (a receipt: never goods sent before the gift existed)."""
+        statement = (select(Dispatch.campaign_id, Dispatch.id, Dispatch.created_at, Dispatch.destination,
+                            Dispatch.case_id, DispatchItem.category, DispatchItem.quantity)
+                     .join(DispatchItem, DispatchItem.dispatch_id == Dispatch.id)
+                     .where(Dispatch.campaign_id.in_(campaign_ids))
+                     .order_by(Dispatch.created_at.desc(), Dispatch.id.desc(), DispatchItem.category))
+        if categories is not None:
+            statement = statement.where(DispatchItem.category.in_(categories))
+        if after is not None:
+            statement = statement.where(Dispatch.created_at > after)
+        found: dict[str, dict[str, dict]] = {}
+        for campaign_id, dispatch_id, created_at, destination, case_id, category, quantity in \
+                self.db.session.execute(statement):
+            per_campaign = found.setdefault(campaign_id, {})
+            if dispatch_id not in per_campaign:
+                if len(per_campaign) >= SHOWN_DISPATCHES:
+                    continue
+                per_campaign[dispatch_id] = {
+                    "sent_at": isoformat(created_at), "sent_on": self._local_day(created_at).isoformat(),
+                    "to": CASE_DESTINATION if case_id else destination, "items": []}
+            per_campaign[dispatch_id]["items"].append({"category": category, "quantity": quantity})
+        return {campaign_id: list(per_campaign.values()) for campaign_id, per_campaign in found.items()}
+
+    def _local_day(self, moment: datetime):
+        """The community's calendar day of a stored (naive UTC) moment."""
+        return moment.replace(tzinfo=timezone.utc).astimezone(self._zone()).date()
 
     def _campaign(self, campaign_id: str, session=None) -> Campaign:
         campaign = get_by_id(session or self.db.session, Campaign, campaign_id)
@@ -405,6 +441,8 @@ class DonationsService(CategoryEntrypoints, KernelEntrypoints):
             raise NotFound("No receipt has this number and code.")
         campaign = self.db.session.get(Campaign, donation.campaign_id)
         categories = {item.category for item in donation.items}
+        # Goods are pooled: where goods of the gift's kinds went, but only once the gift was there.
+        after = donation.created_at
         return {
             "receipt_no": donation.receipt_no,
             "campaign": {"id": campaign.id, "name": campaign.name},
@@ -414,19 +452,24 @@ class DonationsService(CategoryEntrypoints, KernelEntrypoints):
                       for c, q in domain.count_items([{"category": i.category, "quantity": i.quantity}
                                                       for i in donation.items]).items()],
             "received_at": isoformat(donation.created_at),
-            "goods_sent": self._goods_sent(campaign.id, categories) if categories else [],
+            "received_on": self._local_day(donation.created_at).isoformat(),
+            "goods_sent": self._goods_sent(campaign.id, categories, after) if categories else [],
+            "dispatches": self._dispatches([campaign.id], categories, after).get(campaign.id, [])
+            if categories else [],
             "voided": donation.voided_at is not None,
             "voided_at": isoformat(donation.voided_at) if donation.voided_at else None,
         }
 
-    def _goods_sent(self, campaign_id: str, categories: set[str]) -> list[dict]:
-        """Where the campaign sent goods of these categories (goods are pooled:
-        this is what became of the donor's kind of gift)."""
+    def _goods_sent(self, campaign_id: str, categories: set[str], after: datetime) -> list[dict]:
+        """Where the campaign sent goods of these categories after `after`, the
+        gift's moment (goods are pooled: this is what became of the donor's
+        kind of gift; what left before it was there cannot have been it)."""
         sent: dict[tuple[str, str], int] = {}
         rows = self.db.session.execute(
             select(DispatchItem.category, DispatchItem.quantity, Dispatch.destination, Dispatch.case_id)
             .join(Dispatch, Dispatch.id == DispatchItem.dispatch_id)
-            .where(Dispatch.campaign_id == campaign_id, DispatchItem.category.in_(categories))).all()
+            .where(Dispatch.campaign_id == campaign_id, DispatchItem.category.in_(categories),
+                   Dispatch.created_at > after)).all()
         for category, quantity, destination, case_id in rows:
             key = (category, CASE_DESTINATION if case_id else destination)
             sent[key] = sent.get(key, 0) + quantity

@@ -73,7 +73,7 @@ STATIC = {path.relative_to(PAGES_DIR / "static").as_posix(): (path.read_bytes(),
           for path in sorted((PAGES_DIR / "static").rglob("*")) if path.suffix in STATIC_TYPES}
 # What the public page shows of a campaign: totals and where goods went, nothing about people.
 PUBLIC_CAMPAIGN_FIELDS = ("id", "name", "goal_fen", "starts_on", "ends_on", "status", "totals",
-                          "progress_percent", "goods_sent")
+                          "progress_percent", "goods_sent", "dispatches")
 
 # One queue per gateway process, bound to every service's event exchange.
 FEED_QUEUE = Queue(

@@ -553,6 +553,32 @@ def test_a_receipt_shows_the_goods_and_where_they_went_never_a_name_or_a_case(do
         assert secret not in text, f"{secret!r} shown on a receipt"
 
 
+def test_a_receipt_never_shows_goods_sent_before_the_gift_was_recorded(donations, campaign):
+    """Goods are pooled, but what left before a gift existed cannot have been it."""
+    first = donations().record_donation(campaign["id"], goods(("bedding", 5)), VOLUNTEER)
+    donations().dispatch(campaign["id"], {"destination": "Shelter 1", "items": [
+        {"category": "bedding", "quantity": 2}]}, ADMIN)
+    later = donations().record_donation(campaign["id"], goods(("bedding", 1), ("water", 3)), VOLUNTEER)
+    donations().dispatch(campaign["id"], {"case_id": CASE_ID, "items": [
+        {"category": "bedding", "quantity": 1}, {"category": "water", "quantity": 3}]}, ADMIN)
+
+    before = donations().get_receipt(first["receipt_no"], {"code": first["verification_code"]})
+    assert [(d["to"], d["items"]) for d in before["dispatches"]] == [
+        (CASE_DESTINATION, [{"category": "bedding", "quantity": 1}]),  # newest first; not its water
+        ("Shelter 1", [{"category": "bedding", "quantity": 2}])]
+    after = donations().get_receipt(later["receipt_no"], {"code": later["verification_code"]})
+    assert after["goods_sent"] == [{"category": "bedding", "to": CASE_DESTINATION, "quantity": 1},
+                                   {"category": "water", "to": CASE_DESTINATION, "quantity": 3}]
+    assert len(after["dispatches"]) == 1
+    sent = after["dispatches"][0]
+    assert sent["sent_at"] > after["received_at"] and sent["sent_on"] == after["received_on"] == str(today())
+    # The public summary lists every dispatch with its date, newest first.
+    shown = next(c for c in donations().summary()["campaigns"] if c["id"] == campaign["id"])
+    assert [d["to"] for d in shown["dispatches"]] == [CASE_DESTINATION, "Shelter 1"]
+    assert all(d["sent_on"] == str(today()) for d in shown["dispatches"])
+    assert CASE_ID not in json.dumps(shown) + json.dumps(after)
+
+
 def test_a_cash_receipt_shows_the_amount_and_no_name(donations, campaign):
     gift = donations().record_donation(campaign["id"], cash(16_000_00), VOLUNTEER)
     receipt = donations().get_receipt(gift["receipt_no"], {"code": gift["verification_code"]})
