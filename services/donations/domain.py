@@ -51,8 +51,9 @@ def check_open(status: str):
 
 
 def check_editable(status: str, changing: set[str]):
-    """A closed drive's goal and dates are its record: it can still be renamed (a typo)."""
-    if status != CampaignStatus.OPEN and changing - {"name"}:
+    """A closed drive's goal and dates are its record: it can still be renamed (a typo),
+    or marked a test drive (or not)."""
+    if status != CampaignStatus.OPEN and changing - {"name", "test"}:
         raise RuleBroken("The campaign is closed: only its name can change.")
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import (
-    BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint,
+    BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint, false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -67,6 +67,9 @@ class Campaign(Base):
     donation_count: Mapped[int] = mapped_column(BigInteger, default=0)
     last_receipt_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     goal_reached_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # A drive opened to try Linli out (a training, a check after an upgrade): the wall shows it
+    # apart from the running drives, the public page leaves it out.
+    test: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     stock: Mapped[list[Stock]] = relationship(order_by=Stock.category, lazy="selectin")
 
 

@@ -24,6 +24,8 @@ class CampaignCreateSchema(_CampaignDates):
     goal_fen = fields.Integer(required=True, strict=True, validate=_GOAL_FEN)
     starts_on = fields.Date(required=True)
     ends_on = fields.Date(required=True)
+    test = fields.Boolean(load_default=False, metadata={
+        "description": "a drive to try things out: apart on the wall, not on the public page"})
 
 
 class CampaignUpdateSchema(_CampaignDates):
@@ -34,11 +36,12 @@ class CampaignUpdateSchema(_CampaignDates):
     goal_fen = fields.Integer(strict=True, validate=_GOAL_FEN)
     starts_on = fields.Date()
     ends_on = fields.Date()
+    test = fields.Boolean()
 
     @validates_schema
     def _something_to_change(self, data, **_kwargs):
         if not data:
-            raise ValidationError("Send at least one of name, goal_fen, starts_on, ends_on.", "_schema")
+            raise ValidationError("Send at least one of name, goal_fen, starts_on, ends_on, test.", "_schema")
 
 
 def _said(text: str):

@@ -43,7 +43,7 @@ def campaign_view(campaign: Campaign) -> dict:
     return shared(CampaignSchema).dump({
         **{column: getattr(campaign, column) for column in (
             "id", "code", "name", "goal_fen", "starts_on", "ends_on", "status", "created_by",
-            "created_at", "goal_reached_at")},
+            "created_at", "goal_reached_at", "test")},
         "totals": {"cash_fen": campaign.cash_fen, "items": received, "donations": campaign.donation_count},
         # Rounded down: 99.99% must not read as 100 while the goal is not reached.
         "progress_percent": math.floor(1000 * campaign.cash_fen / campaign.goal_fen) / 10,

@@ -741,9 +741,11 @@ class GatewayService(KernelEntrypoints):
     @api("GET", "/public/summary", roles=None)
     def public_summary(self, request):
         """Public, no login: each drive's totals, items, and where goods were
-        sent (destinations and counts only). Built from the same aggregates."""
+        sent (destinations and counts only), and its dispatches with their
+        dates. Built from the same aggregates. Test drives are left out."""
         return {"campaigns": [{key: campaign[key] for key in PUBLIC_CAMPAIGN_FIELDS}
-                              for campaign in self.donations.summary()["campaigns"]]}
+                              for campaign in self.donations.summary()["campaigns"]
+                              if not campaign.get("test")]}  # a drive to try things out is no one's gift
 
     # -- the API itself and operations ------------------------------------------
 
