@@ -8,6 +8,14 @@ function table(rows, head) {
   return t;
 }
 
+// Where goods went, each dispatch with its day (the community's calendar), newest first.
+const destination = (to) => to === "a household in need (hardship case)" ? "困难家庭 a household in need" : to;
+function sent(dispatches, none) {
+  if (!dispatches.length) { const p = el("p", none); p.className = "quiet"; return p; }
+  return table(dispatches.map((d) => [d.sent_on, destination(d.to), d.items.map((i) => `${goods(i.category)} ${i.quantity}`).join(", ")]),
+               ["日期 date", "去向 to", "物资 goods"]);
+}
+
 // Goods are shown by the community's labels ("衣物 Clothing"), never by code.
 let goodsLabels = {};
 const goods = (code) => goodsLabels[code] || code;
@@ -23,7 +31,7 @@ labelsLoaded.then(() => fetch("/api/v1/public/summary")).then((a) => a.json()).t
     sec.append(bar, el("h3", "物资 Goods received"),
       table(Object.entries(c.totals.items).map(([code, n]) => [goods(code), n]), ["类别 category", "数量 quantity"]),
       el("h3", "去向 Where goods went"),
-      table(c.goods_sent.map((g) => [g.to, goods(g.category), g.quantity]), ["去向 to", "类别 category", "数量 quantity"]));
+      sent(c.dispatches, "尚未送出物资 No goods sent yet."));
     return sec;
   }));
 });
@@ -35,9 +43,13 @@ async function lookUp(event) {
   const r = await answer.json();
   const out = $("receipt-result");
   if (!answer.ok) { out.replaceChildren(el("p", r.error.message)); out.firstChild.className = "error"; return; }
-  out.replaceChildren(el("p", `${r.receipt_no} · ${r.campaign.name} · ${r.received_at.slice(0, 10)} · ` +
-    (r.kind === "cash" ? `¥${yuan(r.amount_fen)}` : r.items.map((i) => `${goods(i.category)} ${i.quantity}`).join(", "))),
-    table(r.goods_sent.map((g) => [goods(g.category), g.to, g.quantity]), ["类别 category", "去向 to", "数量 quantity"]));
+  out.replaceChildren(el("p", `${r.receipt_no} · ${r.campaign.name} · ${r.received_on} · ` +
+    (r.kind === "cash" ? `¥${yuan(r.amount_fen)}` : r.items.map((i) => `${goods(i.category)} ${i.quantity}`).join(", "))));
+  if (r.kind !== "cash") {
+    // Goods are pooled: where goods of these kinds went after this gift was recorded, never before.
+    out.append(el("h3", "此类物资的去向 Where goods of these kinds went since"),
+               sent(r.dispatches, "此后尚未送出此类物资 None sent since this gift."));
+  }
   if (r.voided) {
     const note = el("p", `已作废 Voided ${r.voided_at.slice(0, 10)}: 此笔捐赠已更正，不计入总数 this gift was recorded in error and is not counted.`);
     note.className = "error"; out.prepend(note);
