@@ -17,6 +17,7 @@ from services.gateway.service import GatewayService
 from tests.e2e.conftest import Client
 
 PUBLIC, ANY, MEMBERS, ADMIN = "public", "admin member viewer", "admin member", "admin"
+WALL = "admin member viewer device"  # a wall screen's device token reads these two and nothing else
 
 WHO_MAY = {  # route: (who may call it, what they get with an empty body and unknown ids)
     ("POST", "/auth/token"): (PUBLIC, 400),
@@ -84,8 +85,11 @@ WHO_MAY = {  # route: (who may call it, what they get with an empty body and unk
     ("GET", "/categories"): (PUBLIC, 200),
     ("POST", "/categories/<kind>"): (ADMIN, 400),
     ("POST", "/categories/<kind>/<code>/retire"): (ADMIN, 404),
-    ("GET", "/dashboard/summary"): (ANY, 200),
-    ("GET", "/events/stream"): (ANY, 200),
+    ("GET", "/dashboard/summary"): (WALL, 200),
+    ("GET", "/events/stream"): (WALL, 200),
+    ("POST", "/devices"): (ADMIN, 400),
+    ("GET", "/devices"): (ADMIN, 200),
+    ("DELETE", "/devices/<device_id>"): (ADMIN, 404),
     ("GET", "/public/summary"): (PUBLIC, 200),
 }
 
@@ -121,6 +125,7 @@ def tokens(stack, admin, register):
     return {
         "admin": admin.token, "member": member,
         "viewer": register(roles=["viewer"], party_member=False)[0].token, "no token": None,
+        "device": admin.post("/devices", {"name": "Wall screen"}).json()["token"],
         "expired": forged({"sub": admin_id, "roles": ["admin"], "iat": now - 7200, "exp": now - 60}, secret),
         "another key": forged({"sub": admin_id, "roles": ["admin"], "iat": now, "exp": now + 600},
                               "another-secret-that-is-also-32-characters-long"),
@@ -129,7 +134,7 @@ def tokens(stack, admin, register):
     }
 
 
-ROLES = ("admin", "member", "viewer")
+ROLES = ("admin", "member", "viewer", "device")
 NOT_A_LOGIN = ("no token", "expired", "another key", "tampered", "unsigned")
 
 
