@@ -179,3 +179,72 @@ def test_the_public_page_lists_dispatches_with_dates_and_a_receipt_only_those_af
     screen = Client(stack.url, issue(admin)["token"])
     assert next(c for c in ok(screen.get("/dashboard/summary"))["donations"]["campaigns"]
                 if c["id"] == trial["id"])["test"] is True
+
+
+WALL_BROWSER = Path(__file__).with_name("wall_browser.py")
+
+
+def run_wall_journey(stack, name: str, outdir: Path, **args) -> dict:
+    """One journey of wall_browser.py in Chromium; its findings, or the test fails with what the page showed.
+    With LINLI_SCREENSHOTS=DIR its pictures go to DIR (docs/screenshots for the README)."""
+    outdir = Path(os.environ.get("LINLI_SCREENSHOTS") or outdir)
+    done = subprocess.run([sys.executable, str(WALL_BROWSER), name, stack.url, str(outdir), json.dumps(args)],
+                          capture_output=True, text=True, timeout=240)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    assert lines, f"the browser journey {name} printed nothing:\n{done.stdout}\n{done.stderr[-3000:]}"
+    found = json.loads(lines[-1])
+    assert found["ok"], f"journey {name} failed (screenshot in {outdir}):\n{found['error']}"
+    assert found["console_errors"] == [], found["console_errors"]
+    return found
+
+
+def test_the_wall_screen_is_live_with_its_device_token_and_offline_within_seconds_of_its_revocation(
+        stack, admin, tmp_path):
+    today = date.today()
+    drive = "抗震救災"
+    campaign = ok(admin.post("/campaigns", {"name": drive, "goal_fen": 1_000_000,
+                                            "starts_on": (today - timedelta(days=1)).isoformat(),
+                                            "ends_on": (today + timedelta(days=30)).isoformat()}), 201)
+    ok(admin.post("/campaigns", {"name": "试用 Trial", "goal_fen": 100, "test": True,
+                                 "starts_on": today.isoformat(), "ends_on": today.isoformat()}), 201)
+    device = issue(admin, name="大厅大屏 Hall screen")
+    found = run_wall_journey(stack, "wall", tmp_path, token=device["token"], device_id=device["id"],
+                             admin_token=admin.token, campaign_id=campaign["id"], drive_name=drive, key=new_key())
+    assert found["alone_before_login"] and found["kept_after_reload"]
+    # In words, at the community's time (the browser runs in UTC; Shanghai is 8 hours ahead).
+    shanghai = datetime.now(timezone(timedelta(hours=8)))
+    stamp, _, words = found["feed_line"].partition(" ")
+    assert words == f"收到捐款 Gift ¥666.00 · {drive}", found["feed_line"]
+    moment = datetime.strptime(stamp, "%H:%M:%S").replace(year=shanghai.year, month=shanghai.month,
+                                                           day=shanghai.day, tzinfo=shanghai.tzinfo)
+    assert abs((moment - shanghai).total_seconds() % 86400) < 120 or \
+        abs((moment - shanghai).total_seconds() % 86400) > 86400 - 120, (stamp, shanghai)
+    assert "Asia/Shanghai" in found["updated"]
+    assert drive in found["campaigns"] and "试用 Trial" not in found["campaigns"]
+    assert "测试 test · 试用 Trial" in found["other_campaigns"]
+    # Revoked: offline, and why, within a few seconds; the token is forgotten, the sign-in shows alone.
+    assert found["offline_after_s"] < 5, found
+    assert "已被撤销" in found["notice"] and found["forgot_token"]
+
+
+def test_the_public_page_on_a_phone_shows_dated_dispatches_and_a_receipt_only_what_left_after_it(
+        stack, admin, tmp_path):
+    today = date.today()
+    drive = "冬衣棉被 Winter quilts"
+    campaign = ok(admin.post("/campaigns", {"name": drive, "goal_fen": 100_000,
+                                            "starts_on": (today - timedelta(days=1)).isoformat(),
+                                            "ends_on": (today + timedelta(days=1)).isoformat()}), 201)
+    gifts, sent = f"/campaigns/{campaign['id']}/donations", f"/campaigns/{campaign['id']}/dispatches"
+    early = ok(admin.post(gifts, {"kind": "in_kind", "items": [{"category": "bedding", "quantity": 4}]},
+                          key=new_key()), 201)
+    ok(admin.post(sent, {"destination": "Shelter 5", "items": [{"category": "bedding", "quantity": 2}]},
+                  key=new_key()), 201)
+    late = ok(admin.post(gifts, {"kind": "in_kind", "items": [{"category": "bedding", "quantity": 1}]},
+                         key=new_key()), 201)
+    found = run_wall_journey(stack, "public", tmp_path, drive_name=drive, early=early, late=late)
+    local_today = datetime.now(timezone(timedelta(hours=8))).date().isoformat()
+    assert local_today in found["dispatch_row"] and "Shelter 5" in found["dispatch_row"], found
+    assert found["scroll_width"] <= 360
+    assert "Shelter 5" in found["receipts"]["early"] and local_today in found["receipts"]["early"]
+    assert "Shelter 5" not in found["receipts"]["late"]
+    assert "此后尚未送出此类物资 None sent since this gift." in found["receipts"]["late"]

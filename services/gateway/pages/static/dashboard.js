@@ -216,7 +216,11 @@ function connectFeed() {
   stream.addEventListener("event", (message) => {
     const e = JSON.parse(message.data);
     if (e.type === "category_added" || e.type === "category_retired") { loadCategories(); }
-    $("feed").prepend(line(`${clockTime(e.occurred_at)}  ${said(e)}`));
+    const li = line(" " + said(e));
+    const at = document.createElement("time");
+    at.dateTime = e.occurred_at; at.textContent = clockTime(e.occurred_at);
+    li.prepend(at);
+    $("feed").prepend(li);
     while ($("feed").children.length > 50) { $("feed").lastChild.remove(); }
     clearTimeout(refresh); refresh = setTimeout(loadSummary, 300);
   });
