@@ -10,8 +10,9 @@ function table(rows, head) {
 
 // Where goods went, each dispatch with its day (the community's calendar), newest first.
 const destination = (to) => to === "a household in need (hardship case)" ? "困难家庭 a household in need" : to;
+function quiet(text) { const p = el("p", text); p.className = "quiet"; return p; }
 function sent(dispatches, none) {
-  if (!dispatches.length) { const p = el("p", none); p.className = "quiet"; return p; }
+  if (!dispatches.length) { return quiet(none); }
   return table(dispatches.map((d) => [d.sent_on, destination(d.to), d.items.map((i) => `${goods(i.category)} ${i.quantity}`).join(", ")]),
                ["日期 date", "去向 to", "物资 goods"]);
 }
@@ -29,7 +30,9 @@ labelsLoaded.then(() => fetch("/api/v1/public/summary")).then((a) => a.json()).t
     sec.append(el("h2", c.name), el("p", `善款 Cash: ¥${yuan(c.totals.cash_fen)} / 目标 goal ¥${yuan(c.goal_fen)} · ${c.totals.donations} 笔 donations · ${c.starts_on} – ${c.ends_on}`));
     const bar = el("div"); bar.className = "bar"; const span = el("span"); span.style.width = Math.min(100, c.progress_percent) + "%"; bar.append(span);
     sec.append(bar, el("h3", "物资 Goods received"),
-      table(Object.entries(c.totals.items).map(([code, n]) => [goods(code), n]), ["类别 category", "数量 quantity"]),
+      Object.keys(c.totals.items).length
+        ? table(Object.entries(c.totals.items).map(([code, n]) => [goods(code), n]), ["类别 category", "数量 quantity"])
+        : quiet("尚未收到物资 No goods received yet."),
       el("h3", "去向 Where goods went"),
       sent(c.dispatches, "尚未送出物资 No goods sent yet."));
     return sec;
@@ -47,7 +50,7 @@ async function lookUp(event) {
     (r.kind === "cash" ? `¥${yuan(r.amount_fen)}` : r.items.map((i) => `${goods(i.category)} ${i.quantity}`).join(", "))));
   if (r.kind !== "cash") {
     // Goods are pooled: where goods of these kinds went after this gift was recorded, never before.
-    out.append(el("h3", "此类物资的去向 Where goods of these kinds went since"),
+    out.append(el("h3", "此后同类物资的去向 Where goods of these kinds went after this gift"),
                sent(r.dispatches, "此后尚未送出此类物资 None sent since this gift."));
   }
   if (r.voided) {
