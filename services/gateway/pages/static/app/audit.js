@@ -19,15 +19,17 @@ const ACTIONS = {
   read_patrol: "查看巡逻记录 Read a patrol's notes", list_patrol: "巡逻列表全文 Listed a patrol's notes",
   ledger_export: "导出捐赠明细 Exported a drive's ledger", export_ledger: "导出捐赠明细 Exported a drive's ledger",
   ledger: "读取捐赠明细 Read a drive's ledger", member_search: "查找成员 Searched members",
+  device_issued: "发放大屏令牌 Issued a wall screen's token", device_revoked: "撤销大屏令牌 Revoked a wall screen's token",
 };
 const SHOWN = new Set(["id", "actor_id", "action", "at"]);
 const FILTER_NAMES = { q: "关键词 Keyword", role: "角色 Role", compound: "小区 Compound",
                        party_member: "党员 Party member", active: "在用 Active", status: "状态 Status",
                        category: "类别 Category", assignee_id: "负责人 Assignee", overdue: "逾期 Overdue",
-                       rows: "行数 Rows" };
+                       rows: "行数 Rows", name: "名称 Name", days: "天数 Days", device_id: "大屏 Screen" };
 
 /** A search's filter in words: a person by name, a role by its label, yes or no. */
 function filterValue(name, value, members) {
+  if (name === "device_id") return "…" + String(value).slice(-6);
   if (name.endsWith("_id")) return nameOf(members, value);
   if (name === "role") return ROLE_LABELS[value] || value;
   if (value === true || value === "true") return "是 Yes";

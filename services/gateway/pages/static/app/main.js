@@ -15,6 +15,7 @@ import { HouseholdsPage } from "./households.js";
 import { CasesPage } from "./cases.js";
 import { CategoriesPage } from "./categories.js";
 import { AuditPage } from "./audit.js";
+import { DevicesPage } from "./devices.js";
 import { MyCasesPage } from "./mycases.js";
 import { PatrolPage } from "./patrol.js";
 import { IncidentsPage } from "./incidents.js";
@@ -31,6 +32,7 @@ const OFFICE_PAGES = [
   ["cases", "帮扶个案 Cases", CasesPage],
   ["categories", "类别 Categories", CategoriesPage],
   ["audit", "查阅记录 Audit log", AuditPage],
+  ["devices", "大屏设备 Wall screens", DevicesPage],
 ];
 // In the field, on a phone: an admin sees them too (to acknowledge for an absent leader).
 const FIELD_PAGES = [
