@@ -124,6 +124,21 @@ def test_an_expired_device_token_is_refused_saying_so(stack, admin):
     assert Client(stack.url, made_up).get("/dashboard/summary").status_code == 401
 
 
+def test_a_disabled_accounts_open_feed_is_closed_too(stack, admin, register):
+    """The same re-check as a device's: disabling an account ends the streams it holds open."""
+    viewer, profile = register(roles=["viewer"], party_member=False)
+    stream = requests.get(stack.url + "/api/v1/events/stream", params={"access_token": viewer.token},
+                          stream=True, timeout=(5, 30))
+    assert stream.status_code == 200
+    frames, ended = [], threading.Event()
+    threading.Thread(target=read_stream, args=(stream, frames, ended), daemon=True).start()
+    disabled = requests.patch(f"{admin.api}/members/{profile['id']}", json={"active": False},
+                              headers=admin.headers, timeout=15)
+    assert disabled.status_code == 200, disabled.text
+    assert ended.wait(5), "a disabled account's stream is still open"
+    assert "event: closed" in frames and any("This account is disabled" in f for f in frames)
+
+
 @pytest.mark.parametrize("body, field", [
     ({}, "name"), ({"name": ""}, "name"), ({"name": "   "}, "name"), ({"name": "x" * 101}, "name"),
     ({"name": "Hall", "days": 0}, "days"), ({"name": "Hall", "days": 731}, "days"),
