@@ -39,7 +39,8 @@ from services.gateway.passwords import PasswordHashing
 from services.gateway.rpc import ServiceRpc
 from services.gateway.schemas import (
     AUDIT_FILTERS, AuditListSchema, AuditQuerySchema, CategoriesSchema, CategoryCreateSchema, CategorySchema,
-    DeviceCreateSchema, DeviceIssuedSchema, DeviceListSchema, DeviceSchema, DonationListQuerySchema, ExportQuerySchema, FeedQuerySchema, HealthSchema, MemberCreateSchema, MemberListSchema,
+    DeviceCreateSchema, DeviceIssuedSchema, DeviceListSchema, DeviceSchema, DonationListQuerySchema,
+    ExportQuerySchema, FeedQuerySchema, HealthSchema, MemberCreateSchema, MemberListSchema,
     MemberQuerySchema, MemberSchema, MemberUpdateSchema, PasswordChangeSchema, PasswordSetSchema, ReadySchema,
     ServicesHealthSchema, TokenRequestSchema, TokenSchema,
 )
