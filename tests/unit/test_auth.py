@@ -346,6 +346,42 @@ def test_a_disabled_account_or_an_ended_session_is_refused(gateway_db):
         states.principal({**claims, "id": "no-such-account"})
 
 
+# -- a wall screen's device token --------------------------------------------------------
+
+def test_a_device_token_names_its_device_with_the_device_role_alone_until_revoked(gateway_db):
+    from services.gateway import devices
+    issued = devices.issue(gateway_db.session, SECRET, "office-1", "大厅大屏 Hall screen", days=365)
+    assert issued["expires_at"] - issued["created_at"] == timedelta(days=365)
+    claims = auth.principal_from_token(SECRET, issued["token"])
+    assert claims == {"id": issued["id"], "device": True}
+    states = devices.DeviceStates(max_age=0.2)
+    states.engine = gateway_db.engine
+    principal = states.principal(claims)
+    assert principal["roles"] == [auth.DEVICE]
+    with pytest.raises(Forbidden):
+        auth.authorize(principal, auth.ANY_ROLE)  # not even what a viewer's login may read
+    auth.authorize(principal, auth.WALL)
+    assert devices.revoke(gateway_db.session, "office-1", issued["id"])["status"] == "revoked"
+    time.sleep(0.25)
+    with pytest.raises(NotAuthenticated) as refused:
+        states.principal(claims)
+    assert refused.value.details == {"reason": "revoked"}
+    with pytest.raises(NotAuthenticated):
+        states.principal({"id": "no-such-device", "device": True})
+
+
+def test_an_expired_device_token_says_so():
+    now = int(time.time())
+    stale = jwt.encode({"sub": "dev-1", "kind": "device", "exp": now - 60}, SECRET, algorithm="HS256")
+    with pytest.raises(NotAuthenticated) as refused:
+        auth.principal_from_token(SECRET, stale)
+    assert refused.value.details == {"reason": "expired"}
+    # A person's expired login keeps its own message.
+    with pytest.raises(NotAuthenticated, match="/api/v1/auth/token"):
+        auth.principal_from_token(SECRET, jwt.encode({"sub": "acc-1", "roles": [], "exp": now - 60}, SECRET,
+                                                     algorithm="HS256"))
+
+
 # -- delays after failed logins ------------------------------------------------------
 
 LIMITS = accounts.LoginLimits(free_failures=3, max_delay=60, forget_after=900, address_failures=10,
