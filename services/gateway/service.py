@@ -262,7 +262,7 @@ class GatewayService(KernelEntrypoints):
         data = contracts.validate(envelope)["data"]
         self.alert_streams.publish(data["member_id"], {
             "id": data["alert_id"], "kind": data["kind"], "message": data["message"],
-            "ref": data["ref"], "created_at": data["created_at"], "acked_at": None,
+            "compound": data["compound"], "ref": data["ref"], "created_at": data["created_at"], "acked_at": None,
         })
 
     # -- zones, teams, patrols and incidents -------------------------------------

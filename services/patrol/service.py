@@ -11,7 +11,7 @@ from nameko.timer import timer
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from services.common.categories import CategoryEntrypoints, require_categories
+from services.common.categories import CategoryEntrypoints, labels, require_categories
 from services.common.clock import isoformat, naive_utcnow
 from services.common.db import Database, UnitOfWork, get_by_id
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -251,10 +251,16 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
             uow.session.add(incident)
             uow.session.flush()
             uow.emit(events.INCIDENT_REPORTED, {**self._incident_event(incident, zone),
-                                                "reported_by": actor["id"]})
+                                                "reported_by": actor["id"],
+                                                "category_label": self._category_label(uow, incident)})
             shown = self._show_incidents([incident], actor, uow.session)[0]
             uow.commit()
         return shown
+
+    @staticmethod
+    def _category_label(uow: UnitOfWork, incident: Incident) -> str:
+        """For the alerts: the category in words (services/notifications/domain.py)."""
+        return labels(uow.session, Category, [incident.category])[0]
 
     @staticmethod
     def _incident_event(incident: Incident, zone: Zone) -> dict:
@@ -425,6 +431,7 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
                     zone = uow.session.get(Zone, incident.zone_id)
                     uow.emit(events.INCIDENT_ESCALATED, {
                         **self._incident_event(incident, zone),
+                        "category_label": self._category_label(uow, incident),
                         "minutes_unacknowledged": round((now - incident.reported_at).total_seconds() / 60, 1)})
             uow.commit()
 

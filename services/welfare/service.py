@@ -12,7 +12,7 @@ from nameko.timer import timer
 from sqlalchemy import and_, func, insert, not_, or_, select, update
 
 from services import contracts
-from services.common.categories import CategoryEntrypoints, require_categories
+from services.common.categories import CategoryEntrypoints, labels, require_categories
 from services.common.clock import naive_utcnow
 from services.common.db import Database, UnitOfWork, contains_text, get_by_id, json_list_has
 from services.common.errors import Conflict, InvalidInput, NotFound
@@ -66,6 +66,11 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
     db = Database(kernel)
     category_kind = "case"
     category_model = Category
+
+    @staticmethod
+    def _labels_for_alert(uow: UnitOfWork, case: Case) -> dict:
+        """The categories in words, for the assignee's alert (never on the feed)."""
+        return {"category_labels": labels(uow.session, Category, case.categories)}
 
     # -- households ---------------------------------------------------------------
 
@@ -159,7 +164,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
                         opened_by=actor["id"], opened_at=opened_at, lapse_started_at=opened_at)
             uow.session.add(case)
             uow.session.flush()
-            uow.emit(events.CASE_OPENED, case_event(case))
+            uow.emit(events.CASE_OPENED, {**case_event(case), **self._labels_for_alert(uow, case)})
             uow.commit()
         return CaseSchema().dump(case)
 
@@ -202,7 +207,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
             case.household, case.household_id, case.compound = household, household.id, household.compound
             case.summary, case.assignee_id = data["summary"], data["assignee_id"]
             case.opened_at = case.lapse_started_at = naive_utcnow()
-            uow.emit(events.CASE_OPENED, case_event(case))
+            uow.emit(events.CASE_OPENED, {**case_event(case), **self._labels_for_alert(uow, case)})
             uow.commit()
         return CaseSchema().dump(case)
 
@@ -298,7 +303,8 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
                 raise Conflict("The case is assigned to this member already.")
             previous = case.assignee_id
             case.assignee_id = data["assignee_id"]
-            uow.emit(events.CASE_ASSIGNED, {**case_event(case), "previous_assignee_id": previous})
+            uow.emit(events.CASE_ASSIGNED, {**case_event(case), "previous_assignee_id": previous,
+                                            **self._labels_for_alert(uow, case)})
             uow.commit()
         return CaseSchema().dump(case)
 
@@ -552,9 +558,11 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
                 ).values(overdue_alerted_at=naive_utcnow()))
                 case = uow.session.get(Case, referral.case_id)
                 if claimed.rowcount == 1 and case.status in domain.CaseStatus.ACTIVE:
+                    # Agency and benefit for the assignee's alert only (never on the feed).
                     uow.emit(events.REFERRAL_OVERDUE, {
                         "case_id": case.id, "referral_id": referral.id, "assignee_id": case.assignee_id,
-                        "deadline": referral.deadline.isoformat()})
+                        "deadline": referral.deadline.isoformat(), "compound": case.compound,
+                        "agency": referral.agency, "benefit": referral.benefit})
             uow.commit()
 
     def _flag_overdue_followups(self):
