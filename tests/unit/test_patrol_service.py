@@ -323,7 +323,7 @@ def test_report_incident_returns_it_and_announces_it_to_the_leader_without_the_d
     assert rows[0]["envelope"]["data"] == {
         "incident_id": incident["id"], "zone_id": zone["id"], "compound": "Pine Court",
         "category": "fire_hazard", "severity": "high", "status": "open", "leader_id": "lead",
-        "reported_by": "m1"}
+        "reported_by": "m1", "category_label": "消防隐患 Fire hazard"}  # the label: for the alert's words
     text = json.dumps(rows[0]["envelope"], ensure_ascii=False)
     for fragment in (DESCRIPTION, "Zhang", "gas cylinders", "Building 5"):
         assert fragment not in text
