@@ -48,8 +48,8 @@ def test_alerts_say_what_and_where_and_only_the_kind_compound_and_a_link_leave(s
         secret = answer.json()["secret"]
         # The community's own category, with its labels.
         code = f"illegal_{uuid.uuid4().hex[:8]}"
-        added = admin.post("/categories/incident", {"code": code, "label_zh": "违章建筑", "label_en": "Illegal structure"},
-                           key=new_key())
+        added = admin.post("/categories/incident",
+                           {"code": code, "label_zh": "违章建筑", "label_en": "Illegal structure"}, key=new_key())
         assert added.status_code == 201, added.text
 
         # A zone with a leader: the leader's alert names the compound, the category's label and the severity.
@@ -69,7 +69,8 @@ def test_alerts_say_what_and_where_and_only_the_kind_compound_and_a_link_leave(s
         wait_for(lambda: receiver.requests, timeout=15, what="the alert at the leader's webhook")
         [(headers, body)] = receiver.requests
         assert StandardWebhook(secret).verify(body, headers) == {
-            "kind": "incident_reported", "compound": compound, "link": f"{OFFICE_PUBLIC_URL}/app/#/alerts/{alert['id']}"}
+            "kind": "incident_reported", "compound": compound,
+            "link": f"{OFFICE_PUBLIC_URL}/app/#/alerts/{alert['id']}"}
         text = body.decode()
         assert [words for words in WORDS + (leader_view["id"], "Bicycles") if words in text] == []
 
@@ -92,7 +93,8 @@ def test_alerts_say_what_and_where_and_only_the_kind_compound_and_a_link_leave(s
 
         # The live feed: the alerts' kinds, refs and compounds, never their words.
         wait_for(lambda: [e for e in feed.events if e["data"]["type"] == "alert_created"
-                          and e["data"]["data"]["ref"]["id"] == case["id"]], timeout=10, what="the case's alert on the feed")
+                          and e["data"]["data"]["ref"]["id"] == case["id"]],
+                 timeout=10, what="the case's alert on the feed")
         shown = json.dumps(feed.events, ensure_ascii=False)
         assert [words for words in WORDS if words in shown] == []
         assert '"message"' not in shown and "category_label" not in shown

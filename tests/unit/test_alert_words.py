@@ -41,7 +41,8 @@ def test_an_incident_names_its_compound_category_and_severity():
 
 def test_an_incident_from_an_older_producer_says_its_category_code():
     [leader] = domain.alerts_for_incident_reported(incident(category_label=None, severity="low"), ADMINS)
-    assert leader.message == "幸福花园 Xingfu Garden：illegal_structure · 轻微 Low — 片区有新上报 New incident in your zone"
+    assert leader.message == ("幸福花园 Xingfu Garden：illegal_structure · 轻微 Low — "
+                              "片区有新上报 New incident in your zone")
 
 
 @pytest.mark.parametrize("severity, kind", [("low", "incident_reported"), ("medium", "incident_reported"),

@@ -159,13 +159,15 @@ def test_two_incidents_make_two_sets_of_alerts(notifications, notifications_db, 
 
 def test_no_leader_and_low_severity_alerts_every_admin_at_once(notifications, notifications_db, community):
     """Issue 16: no one would hear of it until the escalation, 30 minutes later."""
-    notifications().on_incident_reported(incident(severity="low", leader_id=None, category_label="消防隐患 Fire hazard"))
+    notifications().on_incident_reported(incident(severity="low", leader_id=None,
+                                                  category_label="消防隐患 Fire hazard"))
     assert alerts(notifications_db) == [("admin-1", "incident_reported", "incident", "inc-1"),
                                         ("admin-2", "incident_reported", "incident", "inc-1")]
     assert announced(notifications_db) == [("admin-1", "incident_reported"), ("admin-2", "incident_reported")]
     for row in notifications_db.outbox("alert_created"):
         assert row["envelope"]["data"]["message"] == (
-            "Pine Court：消防隐患 Fire hazard · 轻微 Low — 片区无负责人，有新上报 New incident in a zone without a leader")
+            "Pine Court：消防隐患 Fire hazard · 轻微 Low — "
+            "片区无负责人，有新上报 New incident in a zone without a leader")
 
 
 def test_no_leader_and_high_severity_gives_each_admin_one_urgent_alert(notifications, notifications_db, community):
