@@ -517,6 +517,13 @@ class GatewayService(KernelEntrypoints):
         """One case; another member's case is a 404."""
         return self.welfare.get_case(case_id, request.principal)
 
+    @api("GET", "/cases/<case_id>/household", roles=MEMBER_OR_ADMIN, response=HouseholdSchema)
+    def get_case_household(self, request, case_id):
+        """The case's household (address, people, contact phone) for its party
+        member to visit: the assignee while the case is theirs, and admins;
+        anyone else gets a 404. Audited (`read_household`, `GET /audit?household_id=`)."""
+        return self.welfare.get_case_household(case_id, request.principal)
+
     # Accounts live here, so the gateway resolves who an assignee or a team member is.
 
     @api("POST", "/cases/<case_id>/confirm", roles=ADMIN, body=CaseOpenSchema, response=CaseSchema)
