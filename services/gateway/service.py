@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from functools import partial
+from html import escape
 from pathlib import Path
 
 import eventlet
@@ -706,8 +707,10 @@ class GatewayService(KernelEntrypoints):
     @api("GET", "/app/", roles=None, prefix="", in_openapi=False, shed=False)
     def office_page(self, request):
         """The community office's workspace: members, zones and teams, drives and
-        the donation table, households and cases, categories, exports."""
-        return html_response(PAGES["app"])
+        the donation table, households and cases, categories, exports. The
+        community's time zone rides along, so a form's "today" is its today."""
+        timezone = escape(self.config.get("LOCAL_TIMEZONE", "Asia/Shanghai"), quote=True)
+        return html_response(PAGES["app"].replace("{timezone}", timezone))
 
     @api("GET", "/app", roles=None, prefix="", in_openapi=False, shed=False)
     def office_page_slash(self, request):
