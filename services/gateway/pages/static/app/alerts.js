@@ -100,7 +100,7 @@ function Alerts() {
   );
   const replace = (changed) => setAlerts((old) => old.map((a) => (a.id === changed.id ? changed : a)));
   const unread = (alerts || []).filter((a) => !a.acked_at).length;
-  return html`
+  return html`<div class="mine-page">
     <h1>提醒 Alerts</h1>
     <p class=${"live-state " + (live ? "is-live" : "not-live")} role="status">${live
       ? "● 实时 Live: new alerts appear here by themselves."
@@ -111,7 +111,7 @@ function Alerts() {
     ${alerts && alerts.length === 0 && html`<p class="muted">没有提醒。No alerts.</p>`}
     ${alerts && alerts.length > 0 && html`<ul class="alert-list" aria-label="提醒 Alerts">
       ${alerts.map((a) => html`<${AlertItem} key=${a.id} alert=${a} onAck=${replace} />`)}</ul>`}
-    ${cursor && html`<p><button type="button" class="big" onClick=${() => load(cursor)}>更多 More</button></p>`}`;
+    ${cursor && html`<p><button type="button" class="big" onClick=${() => load(cursor)}>更多 More</button></p>`}</div>`;
 }
 
 /** Alerts by id, newest first: what is shown already, with `fresh` added or updated. */

@@ -26,8 +26,8 @@ function NextDue({ kase }) {
   if (!kase.next_visit_due) return html`<span class="muted">—</span>`;
   const day = communityDay(kase.next_visit_due);
   return isOverdue(kase)
-    ? html`<strong class="overdue">逾期 Overdue · ${day}</strong>`
-    : html`<span>${day}</span>`;
+    ? html`<strong class="overdue nowrap">逾期 Overdue · ${day}</strong>`
+    : html`<span class="nowrap">${day}</span>`;
 }
 
 // -- the list -------------------------------------------------------------------------
@@ -44,7 +44,7 @@ function CaseList() {
   const open = cases.filter((c) => ACTIVE.includes(c.status))
     .sort((a, b) => (a.next_visit_due || "9").localeCompare(b.next_visit_due || "9"));
   const closed = cases.filter((c) => c.status === "closed");
-  return html`
+  return html`<div class="mine-page">
     <h1>我的个案 My cases</h1>
     ${open.length === 0 && html`<p class="muted">现在没有要跟进的个案。No open cases for you now.</p>`}
     <ul class="mine-list" aria-label="进行中的个案 Open cases">
@@ -52,7 +52,7 @@ function CaseList() {
     </ul>
     ${closed.length > 0 && html`<details class="mine-closed"><summary>已结案 Closed (${closed.length})</summary>
       <ul class="mine-list">${closed.map((c) => html`<li key=${c.id}><${CaseCard} kase=${c} /></li>`)}</ul>
-    </details>`}`;
+    </details>`}</div>`;
 }
 
 function CaseCard({ kase }) {
@@ -83,8 +83,8 @@ function Household({ household, problem }) {
           拨打 Call ${household.phone}</a></p>`
       : html`<p class="muted">没有联系电话 No contact phone</p>`}
     <ul class="plain" aria-label="家庭成员 People">
-      ${household.people.map((p, i) => html`<li key=${i}><strong>${p.name}</strong> · ${p.relation}
-        · ${year - p.birth_year} 岁 years
+      ${household.people.map((p, i) => html`<li key=${i}><strong>${p.name}</strong>${` · ${p.relation} · `}${
+        year - p.birth_year} 岁 years
         ${p.conditions && p.conditions.length > 0 && html`<br /><span class="muted">${p.conditions.join("、")}</span>`}
       </li>`)}
     </ul>
@@ -218,7 +218,7 @@ function CaseView({ id }) {
   const active = ACTIVE.includes(kase.status);
   const referrals = kase.referrals || [];
   const visits = [...(kase.visits || [])].sort((a, b) => b.visited_on.localeCompare(a.visited_on));
-  return html`
+  return html`<div class="mine-page">
     <p class="no-print"><a class="back" href="#/mine">← 我的个案 My cases</a></p>
     <h1>${kase.compound} · ${labels(kase.categories)}</h1>
     <p><span class="tag">${STATUS_LABELS[kase.status] || kase.status}</span>
@@ -245,7 +245,7 @@ function CaseView({ id }) {
     </section>
     ${active && html`<${ReferralForm} kase=${kase} onDone=${reload} />`}
     ${active && html`<${CloseForm} kase=${kase} onDone=${reload} />`}
-    ${kase.closed_at && html`<${Done}>已结案 Closed ${when(kase.closed_at)}<//>`}`;
+    ${kase.closed_at && html`<${Done}>已结案 Closed ${when(kase.closed_at)}<//>`}</div>`;
 }
 
 function MyCasesBody({ args }) {
