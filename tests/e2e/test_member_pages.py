@@ -13,6 +13,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import requests
 
 BROWSER_SCRIPT = Path(__file__).with_name("member_browser.py")
 # A long address in Chinese, as a stairwell's directions are: it must wrap, not widen the page.
@@ -46,6 +47,8 @@ def test_a_party_member_works_a_new_case_from_its_alert_on_a_phone(stack, admin,
                                                        "conditions": ["卧床 bedridden"]}]})
     assert household.status_code == 201, household.text
     today = datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()  # the stack's LINLI_TIMEZONE
+    # The page dates its forms by the community's calendar, which it is served with.
+    assert '<meta name="linli-timezone" content="Asia/Shanghai">' in requests.get(stack.url + "/app/", timeout=10).text
 
     found = run_member_journey(
         stack, "member_phone", tmp_path, profile["username"], "member-password",

@@ -5,6 +5,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from nameko.testing.services import worker_factory
 from sqlalchemy.orm import Session
 
 from services.common.clock import naive_utcnow
@@ -12,12 +13,38 @@ from services.common.errors import Conflict, InvalidInput, NotFound
 from services.welfare import domain
 from services.welfare.domain import REFERRAL_STAGES, RuleBroken, StageDateInvalid
 from services.welfare.models import AuditEntry, Referral
-from tests.unit.test_welfare_lifecycle import (  # noqa: F401 (fixtures)
-    ADMIN, FOLLOWUP_AFTER_DAYS, HOUSEHOLD, MEMBER_A, MEMBER_B, case, household, notifications, open_case, refer,
-    stored_case, visit, welfare,
+from services.welfare.service import WelfareService
+from tests.unit.test_welfare_lifecycle import (
+    ADMIN, FOLLOWUP_AFTER_DAYS, HOUSEHOLD, MEMBER_A, MEMBER_B, open_case, refer, stored_case, visit,
 )
 
 TODAY = date(2026, 5, 20)
+
+
+@pytest.fixture
+def welfare(welfare_db):
+    """Each call makes a new worker with a session of its own (`after_days`: the follow-up rule's)."""
+    workers = []
+
+    def new_worker(after_days=FOLLOWUP_AFTER_DAYS):
+        db = welfare_db.worker()
+        workers.append(db)
+        return worker_factory(WelfareService, db=db, config={"FOLLOWUP_AFTER_DAYS": after_days})
+
+    yield new_worker
+    for db in workers:
+        db.close()
+
+
+@pytest.fixture
+def household(welfare):
+    return welfare().create_household(HOUSEHOLD, ADMIN)
+
+
+@pytest.fixture
+def case(welfare, household):
+    """An open case of the household, paired with member A."""
+    return open_case(welfare, household["id"])
 
 
 def on(days_ago: int) -> date:
@@ -34,7 +61,7 @@ def test_the_next_stage_is_the_first_not_recorded():
 
 def test_each_stage_in_order_is_taken_on_days_that_do_not_go_back():
     recorded = []
-    for days_ago, stage in zip((9, 9, 4, 0), REFERRAL_STAGES):  # the same day as the one before is fine
+    for days_ago, stage in zip((9, 9, 4, 0), REFERRAL_STAGES, strict=True):  # the same day as the one before is fine
         domain.check_stage("submitted", recorded, stage, on(days_ago), TODAY)
         recorded.append((stage, on(days_ago)))
 
@@ -167,9 +194,9 @@ def test_a_visit_moves_the_next_one_on_and_a_closed_case_is_due_none(welfare, ca
 
 def test_the_sweep_alerts_exactly_when_the_case_says_it_is_due(welfare, welfare_db, household):
     """One rule: a case whose next_visit_due has passed is the one the sweep alerts."""
-    case = open_case(welfare, household["id"])
+    opened = open_case(welfare, household["id"])
     after_days = 0.00001  # about a second
-    shown = welfare(after_days).get_case(case["id"], ADMIN)
+    shown = welfare(after_days).get_case(opened["id"], ADMIN)
     assert not welfare_db.outbox("followup_overdue")
     while naive_utcnow() < due(shown):
         welfare(after_days).sweep()
