@@ -568,7 +568,9 @@ class GatewayService(KernelEntrypoints):
          response=ReferralSchema)
     def record_referral_stage(self, request, referral_id):
         """A stage the agency reached, on a date: application_submitted,
-        documents_checked, agency_home_visit, decision_made (in that order)."""
+        documents_checked, agency_home_visit, decision_made, in that order and
+        none skipped (else 409 naming the next); the date not before the
+        previous stage's nor after today in the community's calendar (else 400)."""
         return self.welfare.record_referral_stage(referral_id, request.body, request.principal)
 
     @api("POST", "/cases/<case_id>/close", roles=MEMBER_OR_ADMIN, body=CaseCloseSchema, response=CaseSchema)
