@@ -85,7 +85,7 @@ function Alerts() {
   const [alerts, setAlerts] = useState(null);
   const [cursor, setCursor] = useState(null);
   const [problem, setProblem] = useState(null);
-  const [live, setLive] = useState(false);
+  const [live, setLive] = useState(null); // null: connecting for the first time
   const [paged, setPaged] = useState(false); // "More" was pressed: a reload keeps its cursor
   const load = (after) => api("GET", "/me/alerts", { query: { limit: PAGE_SIZE, cursor: after } }).then((page) => {
     setProblem(null);
@@ -102,9 +102,10 @@ function Alerts() {
   const unread = (alerts || []).filter((a) => !a.acked_at).length;
   return html`<div class="mine-page">
     <h1>提醒 Alerts</h1>
-    <p class=${"live-state " + (live ? "is-live" : "not-live")} role="status">${live
-      ? "● 实时 Live: new alerts appear here by themselves."
-      : "○ 未连接，正在重连… Not live: reconnecting… (reload to see new alerts meanwhile)"}</p>
+    <p class=${"live-state " + (live ? "is-live" : "not-live")} role="status">${
+      live ? "● 实时 Live: new alerts appear here by themselves."
+      : live === null ? "○ 正在连接… Connecting…"
+      : "○ 未连接，正在重连… Not live: reconnecting… (new alerts show once it is back)"}</p>
     <${Problem} error=${problem} />
     ${alerts === null && !problem && html`<p class="loading">正在加载 Loading…</p>`}
     ${alerts && html`<p class="muted">${unread} 条未读 unread · 共 ${alerts.length} 条 shown</p>`}
