@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from functools import partial
+from html import escape
 from pathlib import Path
 
 import eventlet
@@ -517,6 +518,13 @@ class GatewayService(KernelEntrypoints):
         """One case; another member's case is a 404."""
         return self.welfare.get_case(case_id, request.principal)
 
+    @api("GET", "/cases/<case_id>/household", roles=MEMBER_OR_ADMIN, response=HouseholdSchema)
+    def get_case_household(self, request, case_id):
+        """The case's household (address, people, contact phone) for its party
+        member to visit: the assignee while the case is theirs, and admins;
+        anyone else gets a 404. Audited (`read_household`, `GET /audit?household_id=`)."""
+        return self.welfare.get_case_household(case_id, request.principal)
+
     # Accounts live here, so the gateway resolves who an assignee or a team member is.
 
     @api("POST", "/cases/<case_id>/confirm", roles=ADMIN, body=CaseOpenSchema, response=CaseSchema)
@@ -560,7 +568,9 @@ class GatewayService(KernelEntrypoints):
          response=ReferralSchema)
     def record_referral_stage(self, request, referral_id):
         """A stage the agency reached, on a date: application_submitted,
-        documents_checked, agency_home_visit, decision_made (in that order)."""
+        documents_checked, agency_home_visit, decision_made, in that order and
+        none skipped (else 409 naming the next); the date not before the
+        previous stage's nor after today in the community's calendar (else 400)."""
         return self.welfare.record_referral_stage(referral_id, request.body, request.principal)
 
     @api("POST", "/cases/<case_id>/close", roles=MEMBER_OR_ADMIN, body=CaseCloseSchema, response=CaseSchema)
@@ -699,8 +709,10 @@ class GatewayService(KernelEntrypoints):
     @api("GET", "/app/", roles=None, prefix="", in_openapi=False, shed=False)
     def office_page(self, request):
         """The community office's workspace: members, zones and teams, drives and
-        the donation table, households and cases, categories, exports."""
-        return html_response(PAGES["app"])
+        the donation table, households and cases, categories, exports. The
+        community's time zone rides along, so a form's "today" is its today."""
+        timezone = escape(self.config.get("LOCAL_TIMEZONE", "Asia/Shanghai"), quote=True)
+        return html_response(PAGES["app"].replace("{timezone}", timezone))
 
     @api("GET", "/app", roles=None, prefix="", in_openapi=False, shed=False)
     def office_page_slash(self, request):
