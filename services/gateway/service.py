@@ -334,7 +334,8 @@ class GatewayService(KernelEntrypoints):
 
     @api("POST", "/incidents/<incident_id>/ack", roles=MEMBER_OR_ADMIN, response=IncidentSchema)
     def acknowledge_incident(self, request, incident_id):
-        """The zone's leader has seen it: it will not escalate."""
+        """The zone's leader (or the office, for a leader who is away) has seen
+        it: it will not escalate. `acked_by` records who."""
         return self.patrol.acknowledge_incident(incident_id, request.principal)
 
     @api("POST", "/incidents/<incident_id>/resolve", roles=MEMBER_OR_ADMIN, body=IncidentResolveSchema,

@@ -306,12 +306,13 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
 
     @rpc
     def acknowledge_incident(self, incident_id: str, actor: dict) -> dict:
-        """The zone's leader has seen it: it will not escalate. Twice is harmless."""
+        """The zone's leader (or the office) has seen it: it will not escalate.
+        acked_by records who. Twice is harmless."""
         actor = load_actor(actor)
         with self.db.unit_of_work() as uow:
             incident = self._incident(incident_id, uow.session)
             zone = uow.session.get(Zone, incident.zone_id)
-            self._apply(domain.check_may_acknowledge, actor["id"], zone.leader_id)
+            self._apply(domain.check_may_acknowledge, actor["id"], is_admin(actor), zone.leader_id)
             if incident.acked_at is None and incident.status == domain.IncidentStatus.OPEN:
                 incident.acked_at, incident.acked_by = naive_utcnow(), actor["id"]
                 uow.emit(events.INCIDENT_ACKNOWLEDGED, {**self._incident_event(incident, zone),

@@ -392,10 +392,10 @@ def test_an_invalid_incident_is_invalid_input_naming_the_field(patrol, patrol_db
     assert patrol_db.count(Incident) == 0
 
 
-def test_only_the_leader_acknowledges(patrol, patrol_db):
+def test_only_the_leader_or_an_admin_acknowledges(patrol, patrol_db):
     zone = make_zone(patrol)
     incident = report(patrol, zone, M1)
-    for actor in (M1, M2, OUTSIDER, ADMIN):
+    for actor in (M1, M2, OUTSIDER):
         with pytest.raises(Forbidden):
             patrol().acknowledge_incident(incident["id"], actor)
     assert stored(patrol_db, Incident, incident["id"]).acked_at is None
@@ -407,6 +407,18 @@ def test_only_the_leader_acknowledges(patrol, patrol_db):
     assert again["acked_at"] == acked["acked_at"]
     data = event_data(patrol_db, "incident_acknowledged")
     assert len(data) == 1 and data[0]["acknowledged_by"] == "lead"
+
+
+def test_an_admin_acknowledges_for_a_zone_without_a_leader_and_it_does_not_escalate(patrol, patrol_db):
+    zone = make_zone(patrol, leader=None)
+    incident = report(patrol, zone, ADMIN)
+    acked = patrol().acknowledge_incident(incident["id"], ADMIN)
+    assert acked["acked_by"] == ADMIN["id"] and acked["status"] == "open"
+    data = event_data(patrol_db, "incident_acknowledged")
+    assert len(data) == 1 and data[0]["acknowledged_by"] == ADMIN["id"] and data[0]["leader_id"] is None
+    set_column(patrol_db, Incident, incident["id"], reported_at=naive_utcnow() - timedelta(days=2))
+    patrol().sweep()
+    assert patrol_db.outbox("incident_escalated") == []
 
 
 def test_the_leader_resolves_once_and_the_resolution_is_not_announced(patrol, patrol_db):
