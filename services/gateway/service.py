@@ -296,16 +296,18 @@ class GatewayService(KernelEntrypoints):
         self._require_members("member_ids", team["member_ids"])
         return self.patrol.assign_team(zone_id, request.body, request.principal)
 
-    @api("POST", "/patrols", roles=MEMBER_OR_ADMIN, body=PatrolStartSchema, response=PatrolSchema, status=201)
+    @api("POST", "/patrols", roles=MEMBER_OR_ADMIN, body=PatrolStartSchema, response=PatrolSchema, status=201,
+         idempotent=True)
     def start_patrol(self, request):
         """Start a patrol shift in one's own zone (one at a time)."""
-        return self.patrol.start_patrol(request.body, request.principal)
+        return self.patrol.start_patrol(request.body, request.principal, idempotency_key=request.idempotency_key)
 
     @api("POST", "/patrols/<patrol_id>/finish", roles=MEMBER_OR_ADMIN, body=PatrolFinishSchema,
-         response=PatrolSchema)
+         response=PatrolSchema, idempotent=True)
     def finish_patrol(self, request, patrol_id):
         """Finish one's patrol, with notes."""
-        return self.patrol.finish_patrol(patrol_id, request.body, request.principal)
+        return self.patrol.finish_patrol(patrol_id, request.body, request.principal,
+                                         idempotency_key=request.idempotency_key)
 
     @api("GET", "/patrols", roles=MEMBER_OR_ADMIN, query=PatrolQuerySchema, response=PatrolListSchema)
     def list_patrols(self, request):
@@ -322,7 +324,7 @@ class GatewayService(KernelEntrypoints):
 
     @api("GET", "/incidents", roles=MEMBER_OR_ADMIN, query=IncidentQuerySchema, response=IncidentListSchema)
     def list_incidents(self, request):
-        """Incidents, newest first; filter by zone, status, and time (since, until).
+        """Incidents, newest first; filter by zone, status, reporter, and time (since, until).
         Descriptions only to the zone's team, the reporter and admins (audited)."""
         return self.patrol.list_incidents(request.principal, request.query_params)
 
@@ -339,10 +341,11 @@ class GatewayService(KernelEntrypoints):
         return self.patrol.acknowledge_incident(incident_id, request.principal)
 
     @api("POST", "/incidents/<incident_id>/resolve", roles=MEMBER_OR_ADMIN, body=IncidentResolveSchema,
-         response=IncidentSchema)
+         response=IncidentSchema, idempotent=True)
     def resolve_incident(self, request, incident_id):
         """How the problem was settled (the zone's leader, or the office)."""
-        return self.patrol.resolve_incident(incident_id, request.body, request.principal)
+        return self.patrol.resolve_incident(incident_id, request.body, request.principal,
+                                            idempotency_key=request.idempotency_key)
 
     # -- donation drives ---------------------------------------------------------------
 

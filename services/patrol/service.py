@@ -163,6 +163,7 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
     # -- patrols ------------------------------------------------------------------------
 
     @rpc
+    @idempotent
     def start_patrol(self, payload: dict, actor: dict) -> dict:
         actor = load_actor(actor)
         data = load_or_raise(PatrolStartSchema(), payload)
@@ -187,6 +188,7 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
         return shown
 
     @rpc
+    @idempotent
     def finish_patrol(self, patrol_id: str, payload: dict, actor: dict) -> dict:
         actor = load_actor(actor)
         data = load_or_raise(PatrolFinishSchema(), payload)
@@ -294,6 +296,8 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
             statement = statement.where(Incident.zone_id == query["zone_id"])
         if query["status"]:
             statement = statement.where(Incident.status == query["status"])
+        if query["reported_by"]:
+            statement = statement.where(Incident.reported_by == query["reported_by"])
         if query["since"]:
             statement = statement.where(Incident.reported_at >= query["since"])
         if query["until"]:
@@ -322,6 +326,7 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
         return shown
 
     @rpc
+    @idempotent
     def resolve_incident(self, incident_id: str, payload: dict, actor: dict) -> dict:
         actor = load_actor(actor)
         data = load_or_raise(IncidentResolveSchema(), payload)

@@ -288,6 +288,20 @@ def test_finishing_twice_is_a_conflict(patrol, patrol_db):
     assert len(patrol_db.outbox("patrol_finished")) == 1
 
 
+def test_a_keyed_start_finish_or_resolution_sent_again_counts_once(patrol, patrol_db):
+    """A phone that lost the answer sends the same write again with its key (pending.js)."""
+    zone = make_zone(patrol)
+    shift = patrol().start_patrol({"zone_id": zone["id"]}, M1, idempotency_key="start-1")
+    assert patrol().start_patrol({"zone_id": zone["id"]}, M1, idempotency_key="start-1") == shift
+    done = patrol().finish_patrol(shift["id"], {"notes": NOTES}, M1, idempotency_key="finish-1")
+    assert patrol().finish_patrol(shift["id"], {"notes": NOTES}, M1, idempotency_key="finish-1") == done
+    incident = report(patrol, zone, M1)
+    resolved = patrol().resolve_incident(incident["id"], {"resolution": RESOLUTION}, LEAD, idempotency_key="r-1")
+    assert patrol().resolve_incident(incident["id"], {"resolution": RESOLUTION}, LEAD,
+                                     idempotency_key="r-1") == resolved
+    assert [len(patrol_db.outbox(t)) for t in ("patrol_started", "patrol_finished", "incident_resolved")] == [1, 1, 1]
+
+
 def test_finishing_an_unknown_patrol_is_not_found(patrol):
     with pytest.raises(NotFound):
         patrol().finish_patrol("no-such-patrol", {}, M1)
@@ -506,6 +520,14 @@ def test_list_incidents_newest_first_and_by_zone_and_status(patrol, three_incide
     assert listed(patrol, {"status": "open"}) == [third, second]
     assert listed(patrol, {"status": "resolved"}) == [first]
     assert listed(patrol, {"zone_id": three_incidents["north"]["id"], "status": "open"}) == [second]
+
+
+def test_list_incidents_by_reporter(patrol, three_incidents):
+    first, second, third = three_incidents["ids"]
+    mine = report(patrol, three_incidents["south"], LEAD)
+    assert listed(patrol, {"reported_by": "lead"}) == [mine["id"]]
+    assert listed(patrol, {"reported_by": "m1"}) == [third, second, first]
+    assert listed(patrol, {"reported_by": "m1", "status": "resolved"}) == [first]
 
 
 def test_list_incidents_by_time(patrol, three_incidents):
