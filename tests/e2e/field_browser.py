@@ -55,6 +55,7 @@ def patrol_day(office: Office, args: dict) -> dict:
     office.open("patrol", "巡逻 Patrol")
     office.shows(zone)
     phone_check(office, "patrol", found)
+    picture(office, "patrol-start-phone")
     office.button(f"开始巡逻 Start patrol: {zone}").click()
     expect(page.get_by_role("heading", name="正在巡逻 On patrol")).to_be_visible()
     expect(office.button("开始巡逻 Start patrol")).to_have_count(0)  # one patrol at a time
@@ -78,13 +79,32 @@ def patrol_day(office: Office, args: dict) -> dict:
     office.shows("巡逻已结束 Patrol finished")
     expect(office.button(f"开始巡逻 Start patrol: {zone}")).to_be_visible()  # a new one may start
 
+    # One bar of signal, then none: the report is kept on the phone and sent once the network is back.
+    page.context.set_offline(True)
+    report.get_by_label("小区 Compound").select_option(label=args["offline_compound"])
+    report.get_by_label("类别 Category").select_option(label=category)
+    report.get_by_text("低 Low").click()
+    report.get_by_label("情况描述 Description").fill(args["offline_description"])
+    report.get_by_role("button", name="报告 Report").click()
+    expect(report.get_by_text("No network: kept on this phone")).to_be_visible(timeout=30_000)
+    waiting = page.get_by_text("1 waiting to be sent", exact=False)
+    expect(waiting).to_be_visible()
+    page.context.set_offline(False)  # the browser's "online": pending.js sends it by itself
+    expect(waiting).to_have_count(0)
+    # Chromium logs each request that found no network: those were the point, not a fault.
+    office.expected_refusals += ["net::ERR_INTERNET_DISCONNECTED"] * sum(
+        "ERR_INTERNET_DISCONNECTED" in text for text in office.console_errors)
+
     office.open("incidents", "事件 Incidents")
     mine = page.get_by_role("region", name="我报告的 My reports")
-    expect(mine.get_by_role("article")).to_have_count(1)
-    expect(mine.get_by_text(category)).to_be_visible()
-    expect(mine.get_by_text("未确认 Not yet")).to_be_visible()
+    expect(mine.get_by_role("article")).to_have_count(2)
+    reported = mine.get_by_role("article", name=f"{compound} {category}")
+    expect(reported.get_by_text("未解决 Open", exact=True)).to_be_visible()
+    expect(reported.get_by_text("未确认 Not yet")).to_be_visible()
+    expect(reported.get_by_text(args["description"])).to_be_visible()
     expect(mine.get_by_role("button", name="确认收到 Acknowledge")).to_have_count(0)  # not the leader's
     phone_check(office, "incidents_volunteer", found)
+    picture(office, "incidents-mine-phone")
 
     # -- the zone's leader ---------------------------------------------------------------------
     log_in_as(office, args["leader_username"], args["leader_password"])
@@ -105,11 +125,13 @@ def patrol_day(office: Office, args: dict) -> dict:
     resolve = page.get_by_role("form", name="解决 Resolve")
     resolve.get_by_label("处理结果 Resolution").fill(args["resolution"])
     phone_check(office, "incident", found)
+    picture(office, "incident-phone")
     resolve.get_by_role("button", name="标为已解决 Resolve").click()
     office.shows("已解决。Resolved.")
     expect(page.get_by_text("未解决 Open")).to_have_count(0)
+    expect(page.get_by_text("已解决 Resolved", exact=True)).to_be_visible()
     office.shows(args["resolution"])
-    picture(office, "incident-phone")
+    phone_check(office, "incident_resolved", found)
     found["incident_url"] = page.url
 
     # -- the office, at a desk: zones without a leader come first ------------------------------

@@ -96,7 +96,8 @@ def test_a_volunteer_patrols_and_reports_on_a_phone_and_the_leader_acknowledges_
         zone_name=field["zone"]["name"], compound=field["compound"], category_label=field["category_label"],
         description=description, notes=notes, resolution=resolution,
         leader_username=leader["username"], leader_password="member-password", admin_password=ADMIN_PASSWORD,
-        leaderless_compound=leaderless["compounds"][0])
+        leaderless_compound=leaderless["compounds"][0], offline_compound=field["zone"]["compounds"][1],
+        offline_description="路灯不亮 (sent without a network)")
 
     assert all(width <= 360 for width in found["scroll_widths"].values()), found["scroll_widths"]
     assert all(small == [] for small in found["small_targets"].values()), found["small_targets"]
@@ -113,3 +114,8 @@ def test_a_volunteer_patrols_and_reports_on_a_phone_and_the_leader_acknowledges_
     assert incident["status"] == "resolved" and incident["resolved_by"] == leader["id"]
     assert incident["resolution"] == resolution
     assert found["incident_url"].endswith(f"#/incidents/{incident['id']}")
+    # The report made without a network was sent once it was back, and counted once.
+    kept = [i for i in ok(admin.get("/incidents", params={"zone_id": field["zone"]["id"]}))["items"]
+            if i["id"] != incident["id"]]
+    assert [(i["compound"], i["severity"], i["description"], i["reported_by"]) for i in kept] == [
+        (field["zone"]["compounds"][1], "low", "路灯不亮 (sent without a network)", volunteer["id"])]

@@ -35,6 +35,7 @@ const mayHandle = (incident, zone, me, admin) => admin || (zone && zone.team.lea
 
 function Facts({ incident, zone, ctx }) {
   return html`<dl class="facts">
+    <dt>状态 Status</dt><dd><strong>${STATUS_LABELS[incident.status] || incident.status}</strong></dd>
     <dt>小区 Compound</dt><dd class="wrap">${incident.compound}${zone ? ` · ${zone.name}` : ""}
       ${zone && !zone.team.leader_id && html` <span class="tag retired">无队长 No leader</span>`}</dd>
     <dt>报告 Reported</dt><dd>${when(incident.reported_at)} · ${who(incident.reported_by, ctx)}</dd>
@@ -59,8 +60,7 @@ function Heading({ incident, level = "h2" }) {
   const text = categoryLabel("incident", incident.category);
   return html`<${level} class="incident-h">
     <span class=${"tag sev sev-" + incident.severity}>${SEVERITY_LABELS[incident.severity] || incident.severity}</span>
-    ${" "}${text}
-    ${incident.status === "resolved" && html` <span class="tag">已解决 Resolved</span>`}<//>`;
+    ${" "}${text}<//>`;
 }
 
 function AckButton({ incident, onDone }) {
@@ -204,7 +204,7 @@ function IncidentPage({ id }) {
       return api("GET", `/zones/${encodeURIComponent(found.zone_id)}`).then(setZone);
     }).catch((error) => { if (error instanceof ApiError) setProblem(error); else throw error; });
   }, [id]);
-  const back = html`<p><a href="#/incidents">← 事件 Incidents</a></p>`;
+  const back = html`<p><a class="button" href="#/incidents">← 事件 Incidents</a></p>`;
   if (problem) {
     return html`${back}<h1>事件 Incident</h1>${problem.status === 404
       ? html`<p class="notice bad" role="alert">没有这个事件。No such incident.</p>` : html`<${Problem} error=${problem} />`}`;
@@ -219,7 +219,6 @@ function IncidentPage({ id }) {
       <${Heading} incident=${incident} />
       <${Facts} incident=${incident} zone=${zone} ctx=${ctx} />
       <${Description} incident=${incident} />
-      <p>状态 Status: <strong>${STATUS_LABELS[incident.status] || incident.status}</strong></p>
       <${Done}>${done}<//>
       ${handles && html`<div class="actions"><${AckButton} incident=${incident} onDone=${changed} /></div>
         <h3>解决 Resolve</h3>
