@@ -25,8 +25,8 @@ def phone_check(office: Office, page_name: str, found: dict):
     found.setdefault("scroll_widths", {})[page_name] = page.evaluate("document.documentElement.scrollWidth")
     small = page.evaluate("""(selector) => [...document.querySelectorAll(selector)]
         .filter((el) => el.offsetParent !== null && !(el.type === 'radio' && el.closest('label.choice')))
-        .map((el) => [el.tagName + ' ' + (el.getAttribute('aria-label') || el.name || el.textContent.trim()).slice(0, 40),
-                      Math.round(el.getBoundingClientRect().height)])
+        .map((el) => [el.tagName + ' ' + (el.getAttribute('aria-label') || el.name || el.textContent.trim())
+                        .slice(0, 40), Math.round(el.getBoundingClientRect().height)])
         .filter(([, h]) => h < 44)""", TOUCH_TARGETS)
     found.setdefault("small_targets", {})[page_name] = small
 
