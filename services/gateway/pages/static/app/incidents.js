@@ -165,9 +165,9 @@ function IncidentList() {
   useEffect(() => { load(); }, []);
   const zoneOf = (id) => (zones || []).find((z) => z.id === id);
   const ctx = { me, admin, members };
-  const replace = (list, set) => (answer) => set(list.map((i) => (i.id === answer.id ? answer : i)));
+  const replace = (set) => (answer) => set((old) => old.map((i) => (i.id === answer.id ? answer : i)));
   const cards = (list, set) => list.map((i) => html`<${Card} key=${i.id} incident=${i} zone=${zoneOf(i.zone_id)}
-    ctx=${{ ...ctx, zone: zoneOf(i.zone_id) }} onChanged=${replace(list, set)} />`);
+    ctx=${{ ...ctx, zone: zoneOf(i.zone_id) }} onChanged=${replace(set)} />`);
   const loading = zones === null && !problem;
   return html`
     <h1>事件 Incidents</h1>
