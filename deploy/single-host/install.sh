@@ -85,6 +85,8 @@ LINLI_TIMEZONE=Asia/Shanghai
 # The token secret and the key pair that vouches for RPC calls are made once
 # in /var/lib/linli (jwt-secret, caller-key.pem) unless given here.
 ENV
+  # Webhook bodies link back to the alert here (nginx serves this name).
+  echo "LINLI_PUBLIC_URL=https://$name" >> "$ETC/linli.env"
 fi
 
 if [ -n "$cert" ]; then

@@ -67,6 +67,15 @@ def problems(session, model, kind: str, codes, retired_ok: bool = False) -> dict
     return found
 
 
+def labels(session, model, codes) -> list[str]:
+    """Each code in words, Chinese then English ("违章建筑 Illegal structure"), as
+    events carry them for alerts; the code itself where none is known."""
+    codes = list(codes)
+    found = {code: f"{zh} {en}" for code, zh, en in session.execute(
+        select(model.code, model.label_zh, model.label_en).where(model.code.in_(set(codes)))).all()}
+    return [found.get(code, code) for code in codes]
+
+
 def require_categories(session, model, kind: str, field: str, codes) -> None:
     """InvalidInput naming `field` unless every code is a known, active category."""
     found = problems(session, model, kind, codes)

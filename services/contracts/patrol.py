@@ -53,6 +53,8 @@ class Incident(Schema):
 
 class IncidentReported(Incident):
     reported_by = fields.String(required=True)
+    # The category in words for alerts ("违章建筑 Illegal structure"); not on the feed (not in FEED_FIELDS).
+    category_label = fields.String(load_default=None, allow_none=True)
 
 
 class IncidentAcknowledged(Incident):
@@ -61,6 +63,7 @@ class IncidentAcknowledged(Incident):
 
 class IncidentEscalated(Incident):
     minutes_unacknowledged = fields.Float(required=True)
+    category_label = fields.String(load_default=None, allow_none=True)
 
 
 class IncidentResolved(Incident):

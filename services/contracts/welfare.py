@@ -22,6 +22,9 @@ class CaseOpened(Schema):
     categories = fields.List(category_code(), required=True)
     assignee_id = fields.String(required=True)
     status = fields.String(required=True)
+    # The categories in words, in their order, for the assignee's alert ("高龄独居 Elderly"): a label of
+    # hardship, so never on the feed (not in FEED_FIELDS). case_opened and case_assigned carry it.
+    category_labels = fields.List(fields.String(), load_default=None, allow_none=True)
 
 
 class CaseAssigned(CaseOpened):
@@ -63,10 +66,14 @@ class FollowupOverdue(Schema):
 
 
 class ReferralOverdue(Schema):
+    """The agency and the benefit are for the assignee's alert only: never on the feed (not in FEED_FIELDS)."""
     case_id = fields.String(required=True)
     referral_id = fields.String(required=True)
     assignee_id = fields.String(required=True)
     deadline = fields.String(required=True)
+    compound = fields.String(load_default=None, allow_none=True)
+    agency = fields.String(load_default=None, allow_none=True)
+    benefit = fields.String(load_default=None, allow_none=True)
 
 
 class CaseDrafted(Schema):

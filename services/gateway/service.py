@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from functools import partial
+from html import escape
 from pathlib import Path
 
 import eventlet
@@ -263,7 +264,7 @@ class GatewayService(KernelEntrypoints):
         data = contracts.validate(envelope)["data"]
         self.alert_streams.publish(data["member_id"], {
             "id": data["alert_id"], "kind": data["kind"], "message": data["message"],
-            "ref": data["ref"], "created_at": data["created_at"], "acked_at": None,
+            "compound": data["compound"], "ref": data["ref"], "created_at": data["created_at"], "acked_at": None,
         })
 
     # -- zones, teams, patrols and incidents -------------------------------------
@@ -296,16 +297,18 @@ class GatewayService(KernelEntrypoints):
         self._require_members("member_ids", team["member_ids"])
         return self.patrol.assign_team(zone_id, request.body, request.principal)
 
-    @api("POST", "/patrols", roles=MEMBER_OR_ADMIN, body=PatrolStartSchema, response=PatrolSchema, status=201)
+    @api("POST", "/patrols", roles=MEMBER_OR_ADMIN, body=PatrolStartSchema, response=PatrolSchema, status=201,
+         idempotent=True)
     def start_patrol(self, request):
         """Start a patrol shift in one's own zone (one at a time)."""
-        return self.patrol.start_patrol(request.body, request.principal)
+        return self.patrol.start_patrol(request.body, request.principal, idempotency_key=request.idempotency_key)
 
     @api("POST", "/patrols/<patrol_id>/finish", roles=MEMBER_OR_ADMIN, body=PatrolFinishSchema,
-         response=PatrolSchema)
+         response=PatrolSchema, idempotent=True)
     def finish_patrol(self, request, patrol_id):
         """Finish one's patrol, with notes."""
-        return self.patrol.finish_patrol(patrol_id, request.body, request.principal)
+        return self.patrol.finish_patrol(patrol_id, request.body, request.principal,
+                                         idempotency_key=request.idempotency_key)
 
     @api("GET", "/patrols", roles=MEMBER_OR_ADMIN, query=PatrolQuerySchema, response=PatrolListSchema)
     def list_patrols(self, request):
@@ -322,7 +325,7 @@ class GatewayService(KernelEntrypoints):
 
     @api("GET", "/incidents", roles=MEMBER_OR_ADMIN, query=IncidentQuerySchema, response=IncidentListSchema)
     def list_incidents(self, request):
-        """Incidents, newest first; filter by zone, status, and time (since, until).
+        """Incidents, newest first; filter by zone, status, reporter, and time (since, until).
         Descriptions only to the zone's team, the reporter and admins (audited)."""
         return self.patrol.list_incidents(request.principal, request.query_params)
 
@@ -334,14 +337,16 @@ class GatewayService(KernelEntrypoints):
 
     @api("POST", "/incidents/<incident_id>/ack", roles=MEMBER_OR_ADMIN, response=IncidentSchema)
     def acknowledge_incident(self, request, incident_id):
-        """The zone's leader has seen it: it will not escalate."""
+        """The zone's leader (or the office, for a leader who is away) has seen
+        it: it will not escalate. `acked_by` records who."""
         return self.patrol.acknowledge_incident(incident_id, request.principal)
 
     @api("POST", "/incidents/<incident_id>/resolve", roles=MEMBER_OR_ADMIN, body=IncidentResolveSchema,
-         response=IncidentSchema)
+         response=IncidentSchema, idempotent=True)
     def resolve_incident(self, request, incident_id):
         """How the problem was settled (the zone's leader, or the office)."""
-        return self.patrol.resolve_incident(incident_id, request.body, request.principal)
+        return self.patrol.resolve_incident(incident_id, request.body, request.principal,
+                                            idempotency_key=request.idempotency_key)
 
     # -- donation drives ---------------------------------------------------------------
 
@@ -518,6 +523,13 @@ class GatewayService(KernelEntrypoints):
         """One case; another member's case is a 404."""
         return self.welfare.get_case(case_id, request.principal)
 
+    @api("GET", "/cases/<case_id>/household", roles=MEMBER_OR_ADMIN, response=HouseholdSchema)
+    def get_case_household(self, request, case_id):
+        """The case's household (address, people, contact phone) for its party
+        member to visit: the assignee while the case is theirs, and admins;
+        anyone else gets a 404. Audited (`read_household`, `GET /audit?household_id=`)."""
+        return self.welfare.get_case_household(case_id, request.principal)
+
     # Accounts live here, so the gateway resolves who an assignee or a team member is.
 
     @api("POST", "/cases/<case_id>/confirm", roles=ADMIN, body=CaseOpenSchema, response=CaseSchema)
@@ -561,7 +573,9 @@ class GatewayService(KernelEntrypoints):
          response=ReferralSchema)
     def record_referral_stage(self, request, referral_id):
         """A stage the agency reached, on a date: application_submitted,
-        documents_checked, agency_home_visit, decision_made (in that order)."""
+        documents_checked, agency_home_visit, decision_made, in that order and
+        none skipped (else 409 naming the next); the date not before the
+        previous stage's nor after today in the community's calendar (else 400)."""
         return self.welfare.record_referral_stage(referral_id, request.body, request.principal)
 
     @api("POST", "/cases/<case_id>/close", roles=MEMBER_OR_ADMIN, body=CaseCloseSchema, response=CaseSchema)
@@ -725,8 +739,10 @@ class GatewayService(KernelEntrypoints):
     @api("GET", "/app/", roles=None, prefix="", in_openapi=False, shed=False)
     def office_page(self, request):
         """The community office's workspace: members, zones and teams, drives and
-        the donation table, households and cases, categories, exports."""
-        return html_response(PAGES["app"])
+        the donation table, households and cases, categories, exports. The
+        community's time zone rides along, so a form's "today" is its today."""
+        timezone = escape(self.config.get("LOCAL_TIMEZONE", "Asia/Shanghai"), quote=True)
+        return html_response(PAGES["app"].replace("{timezone}", timezone))
 
     @api("GET", "/app", roles=None, prefix="", in_openapi=False, shed=False)
     def office_page_slash(self, request):

@@ -1,10 +1,15 @@
 """Which alert an event makes, and what it says. Standard library only.
 
-Messages are fixed sentences chosen by kind: an alert never quotes a name,
-an address or a condition, so it may travel in events and logs."""
+An alert names what happened and where, in words, Chinese first then
+English: an incident its compound, category and severity; a case its
+compound and categories; a referral its agency, benefit and deadline; a
+follow-up its compound and how long since the last visit. The one home of
+that wording. The message stays inside Linli (the inbox, the member's own
+stream): it is never logged, never on the live feed, and never in a webhook
+body (see webhook_body)."""
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import NamedTuple
 
 CASE_ASSIGNED = "case_assigned"
@@ -18,18 +23,27 @@ INCIDENT_ESCALATED = "incident_escalated"
 ZONE_UNCOVERED = "zone_uncovered"
 GOAL_REACHED = "goal_reached"
 
-MESSAGES = {
-    CASE_ASSIGNED: "A hardship case has been assigned to you. 您有一个新的帮扶个案。",
-    CASE_UNASSIGNED: "A hardship case you had has been given to another party member. 您的一个帮扶个案已转交他人。",
-    FOLLOWUP_OVERDUE: "A case of yours is due a visit. 您的帮扶个案需要回访。",
-    CASE_DRAFTED: "A hardship was found on patrol: a draft case waits for you. 巡逻发现困难户，待确认。",
-    REFERRAL_OVERDUE: "A referral of a case of yours is past its deadline. 您的帮扶个案有一项转介已逾期。",
-    INCIDENT_REPORTED: "An incident was reported in your zone. 您负责的片区上报了一个问题。",
-    INCIDENT_HIGH_SEVERITY: "A high-severity incident was reported. 有紧急问题上报。",
-    INCIDENT_ESCALATED: "An incident has not been acknowledged by its zone leader in time. 有问题未及时确认，已升级。",
-    ZONE_UNCOVERED: "Your zone has not been patrolled for a while. 您负责的片区已多日未巡逻。",
-    GOAL_REACHED: "Your donation drive has reached its goal. 您发起的募捐已达到目标。",
+# What happened, by kind: the end of every message.
+HEADLINES = {
+    CASE_ASSIGNED: "新的帮扶个案交给您 A hardship case is now yours",
+    CASE_UNASSIGNED: "您的帮扶个案已转交他人 A case of yours went to another party member",
+    FOLLOWUP_OVERDUE: "需要回访 Due a visit",
+    CASE_DRAFTED: "巡逻发现困难户，待确认 Hardship found on patrol: a draft case waits",
+    REFERRAL_OVERDUE: "转介已逾期 Referral past its deadline",
+    INCIDENT_REPORTED: "片区有新上报 New incident in your zone",
+    INCIDENT_HIGH_SEVERITY: "紧急问题上报 High-severity incident",
+    INCIDENT_ESCALATED: "未及时确认，已升级 Not acknowledged in time: escalated",
+    ZONE_UNCOVERED: "您负责的片区已多日未巡逻 Your zone has not been patrolled for a while",
+    GOAL_REACHED: "您发起的募捐已达到目标 Your donation drive has reached its goal",
 }
+KINDS = tuple(sorted(HEADLINES))
+# An incident in a zone without a leader goes to every admin at once, saying so.
+NO_LEADER_HEADLINES = {
+    INCIDENT_REPORTED: "片区无负责人，有新上报 New incident in a zone without a leader",
+    INCIDENT_HIGH_SEVERITY: "紧急问题上报，片区无负责人 High-severity incident in a zone without a leader",
+}
+SEVERITY_WORDS = {"low": "轻微 Low", "medium": "一般 Medium", "high": "严重 High"}
+MAX_MESSAGE = 1000  # the alerts.message column
 
 
 class AlertSpec(NamedTuple):
@@ -37,62 +51,136 @@ class AlertSpec(NamedTuple):
     kind: str
     ref_type: str
     ref_id: str
+    message: str
+    compound: str | None = None
 
-    @property
-    def message(self) -> str:
-        return MESSAGES[self.kind]
+
+def compose(compound: str | None, details: list[str], headline: str) -> str:
+    """"幸福花园：违章建筑 Illegal structure · 严重 High — 片区有新上报 New incident in your zone".
+    What does not fit MAX_MESSAGE is cut from the details, never the headline."""
+    place = "：".join(part for part in (compound, " · ".join(d for d in details if d)) if part)
+    if not place:
+        return headline[:MAX_MESSAGE]
+    room = MAX_MESSAGE - len(headline) - len(" — ")
+    if len(place) > room:
+        place = place[:max(room - 1, 0)] + "…"
+    return f"{place} — {headline}"
+
+
+def _labels(codes: list[str] | None, labels: list[str] | None) -> str:
+    """A case's categories in words ("高龄独居 Elderly、重病 Illness"); a code where a label is missing."""
+    codes, labels = codes or [], labels or []
+    return "、".join(labels[i] if i < len(labels) and labels[i] else code for i, code in enumerate(codes))
+
+
+def _incident_details(data: dict) -> list[str]:
+    return [data.get("category_label") or data["category"],
+            SEVERITY_WORDS.get(data["severity"], data["severity"])]
+
+
+def since_last_visit(last_visit_on: str | None, today: date) -> str:
+    """"上次走访 23 天前 last visit 23 days ago", or "从未走访 never visited"."""
+    if not last_visit_on:
+        return "从未走访 never visited"
+    try:
+        days = (today - date.fromisoformat(last_visit_on)).days
+    except ValueError:
+        return f"上次走访 {last_visit_on} last visit {last_visit_on}"
+    if days <= 0:
+        return "上次走访 今天 last visit today"
+    return f"上次走访 {days} 天前 last visit {days} day{'' if days == 1 else 's'} ago"
+
+
+def _spec(member_id: str, kind: str, ref_type: str, ref_id: str, compound: str | None, details: list[str],
+          headline: str | None = None) -> AlertSpec:
+    return AlertSpec(member_id, kind, ref_type, ref_id,
+                     compose(compound, details, headline or HEADLINES[kind]), compound)
+
+
+def _case_spec(member_id: str, kind: str, data: dict) -> AlertSpec:
+    """A case's alert: its compound and its categories in words."""
+    return _spec(member_id, kind, "case", data["case_id"], data.get("compound"),
+                 [_labels(data.get("categories"), data.get("category_labels"))])
 
 
 def alert_for_case_opened(data: dict) -> AlertSpec:
     """The assignee of a new case is alerted: the case is theirs now."""
-    return AlertSpec(member_id=data["assignee_id"], kind=CASE_ASSIGNED,
-                     ref_type="case", ref_id=data["case_id"])
+    return _case_spec(data["assignee_id"], CASE_ASSIGNED, data)
 
 
 def alerts_for_incident_reported(data: dict, admin_ids: list[str]) -> list[AlertSpec]:
-    """The zone's leader, at once; every admin too when it is high-severity."""
-    alerts = []
-    if data["leader_id"]:
-        alerts.append(AlertSpec(data["leader_id"], INCIDENT_REPORTED, "incident", data["incident_id"]))
-    if data["severity"] == "high":
-        alerts += [AlertSpec(admin_id, INCIDENT_HIGH_SEVERITY, "incident", data["incident_id"])
-                   for admin_id in admin_ids]
+    """The zone's leader, at once; every admin too when it is high-severity.
+    A zone without a leader has no one to hear it: every admin is alerted at
+    once instead, one alert each (the high-severity one when it is high)."""
+    def spec(member_id, kind, headline=None):
+        return _spec(member_id, kind, "incident", data["incident_id"], data["compound"],
+                     _incident_details(data), headline)
+
+    high = data["severity"] == "high"
+    if not data["leader_id"]:
+        kind = INCIDENT_HIGH_SEVERITY if high else INCIDENT_REPORTED
+        return [spec(admin_id, kind, NO_LEADER_HEADLINES[kind]) for admin_id in admin_ids]
+    alerts = [spec(data["leader_id"], INCIDENT_REPORTED)]
+    if high:
+        alerts += [spec(admin_id, INCIDENT_HIGH_SEVERITY) for admin_id in admin_ids]
     return alerts
 
 
 def alerts_for_incident_escalated(data: dict, admin_ids: list[str]) -> list[AlertSpec]:
-    return [AlertSpec(admin_id, INCIDENT_ESCALATED, "incident", data["incident_id"]) for admin_id in admin_ids]
+    minutes = round(data.get("minutes_unacknowledged") or 0)
+    headline = (f"{minutes} 分钟未确认，已升级 Not acknowledged for {minutes} minutes: escalated"
+                if minutes else None)
+    return [_spec(admin_id, INCIDENT_ESCALATED, "incident", data["incident_id"], data["compound"],
+                  _incident_details(data), headline) for admin_id in admin_ids]
 
 
 def alerts_for_zone_uncovered(data: dict) -> list[AlertSpec]:
     if not data["leader_id"]:
         return []
-    return [AlertSpec(data["leader_id"], ZONE_UNCOVERED, "zone", data["zone_id"])]
+    days = round(data.get("days") or 0)
+    headline = (f"您负责的片区已 {days} 天未巡逻 Your zone has not been patrolled for {days} days"
+                if days else None)
+    return [_spec(data["leader_id"], ZONE_UNCOVERED, "zone", data["zone_id"], None, [], headline)]
 
 
 def alerts_for_goal_reached(data: dict) -> list[AlertSpec]:
     """The admin who opened the campaign hears it reached its goal."""
-    return [AlertSpec(data["created_by"], GOAL_REACHED, "campaign", data["campaign_id"])]
+    return [_spec(data["created_by"], GOAL_REACHED, "campaign", data["campaign_id"], None, [])]
 
 
 def alerts_for_case_assigned(data: dict) -> list[AlertSpec]:
     """A reassigned case: the new assignee has it now, the previous one no longer."""
-    return [AlertSpec(data["assignee_id"], CASE_ASSIGNED, "case", data["case_id"]),
-            AlertSpec(data["previous_assignee_id"], CASE_UNASSIGNED, "case", data["case_id"])]
+    return [_case_spec(data["assignee_id"], CASE_ASSIGNED, data),
+            _case_spec(data["previous_assignee_id"], CASE_UNASSIGNED, data)]
 
 
 def alerts_for_case_drafted(data: dict, admin_ids: list[str]) -> list[AlertSpec]:
     """The office confirms or dismisses what patrols found."""
-    return [AlertSpec(admin_id, CASE_DRAFTED, "case", data["case_id"]) for admin_id in admin_ids]
+    return [_spec(admin_id, CASE_DRAFTED, "case", data["case_id"], data["compound"], [])
+            for admin_id in admin_ids]
 
 
 def alerts_for_referral_overdue(data: dict) -> list[AlertSpec]:
-    return [AlertSpec(data["assignee_id"], REFERRAL_OVERDUE, "case", data["case_id"])]
+    """Which referral: its agency, its benefit and the deadline it missed."""
+    details = [data.get("agency"), data.get("benefit"), f"截止 {data['deadline']} deadline"]
+    return [_spec(data["assignee_id"], REFERRAL_OVERDUE, "case", data["case_id"], data.get("compound"), details)]
 
 
-def alerts_for_followup_overdue(data: dict) -> list[AlertSpec]:
-    return [AlertSpec(data["assignee_id"], FOLLOWUP_OVERDUE, "case", data["case_id"])]
+def alerts_for_followup_overdue(data: dict, today: date) -> list[AlertSpec]:
+    """How long since the last visit, counted to `today` (the office's calendar)."""
+    return [_spec(data["assignee_id"], FOLLOWUP_OVERDUE, "case", data["case_id"], data["compound"],
+                  [since_last_visit(data.get("last_visit_on"), today)])]
 
+
+def webhook_body(kind: str, compound: str | None, link: str) -> dict:
+    """All that an alert carries out of Linli (to an SMS or chat gateway):
+    its kind, the compound and a link back. No message, no name, no category."""
+    return {"kind": kind, "compound": compound, "link": link}
+
+
+def alert_link(public_url: str, alert_id: str) -> str:
+    """The alert in the workspace: <public URL>/app/#/alerts/<id>."""
+    return f"{public_url.rstrip('/')}/app/#/alerts/{alert_id}"
 
 # Never held back by quiet hours.
 URGENT_KINDS = frozenset({INCIDENT_HIGH_SEVERITY, INCIDENT_ESCALATED})

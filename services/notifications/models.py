@@ -24,7 +24,9 @@ class Alert(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     member_id: Mapped[str] = mapped_column(String(32))
     kind: Mapped[str] = mapped_column(String(40))
-    message: Mapped[str] = mapped_column(String(300))
+    # In words, Chinese first (services/notifications/domain.py): inside Linli only, never in a webhook or a log.
+    message: Mapped[str] = mapped_column(String(1000))
+    compound: Mapped[str | None] = mapped_column(String(100), nullable=True)  # where, when the event says
     ref_type: Mapped[str] = mapped_column(String(40))
     ref_id: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=naive_utcnow)

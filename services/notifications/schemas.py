@@ -6,13 +6,17 @@ from marshmallow import Schema, ValidationError, fields, validate
 from services.common.pagination import page_of
 from services.common.schemas import UtcDateTime
 from services.contracts.notifications import AlertRef
-from services.notifications.domain import MESSAGES
+from services.notifications.domain import KINDS
 
 
 class AlertSchema(Schema):
     id = fields.String()
     kind = fields.String()
-    message = fields.String()
+    message = fields.String(metadata={
+        "description": "What happened and where, in words, Chinese first then English: an incident's compound, "
+                       "category and severity; a case's compound and categories; a referral's agency, benefit "
+                       "and deadline; a follow-up's compound and days since the last visit."})
+    compound = fields.String(allow_none=True, metadata={"description": "Where, when the event names a compound."})
     ref = fields.Nested(AlertRef)
     created_at = UtcDateTime()
     acked_at = UtcDateTime(allow_none=True)
@@ -44,7 +48,7 @@ class WebhookSetSchema(Schema):
     url = fields.Url(required=True, schemes={"http", "https"}, require_tld=False,
                      validate=[validate.Length(max=500), no_credentials])
     # Per alert kind, whether it goes to the webhook too (unlisted kinds: yes).
-    kinds = fields.Dict(keys=fields.String(validate=validate.OneOf(sorted(MESSAGES))), values=fields.Boolean(),
+    kinds = fields.Dict(keys=fields.String(validate=validate.OneOf(KINDS)), values=fields.Boolean(),
                         load_default=dict)
     quiet_hours = fields.Nested(QuietHoursSchema, load_default=None, allow_none=True)
     rotate_secret = fields.Boolean(load_default=False, load_only=True)

@@ -32,6 +32,8 @@ from services.notifications.schemas import AlertSchema, WebhookSchema, WebhookSe
 log = logging.getLogger(__name__)
 
 WEBHOOK_INTERVAL_SECONDS = 1
+# Where members open Linli (LINLI_PUBLIC_URL): webhook bodies link back to it.
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 
 
 # A stream that was away longer than this many alerts reads the rest from the inbox.
@@ -57,8 +59,13 @@ class NotificationsService(KernelEntrypoints):
     @reliable_event_handler("welfare", welfare_events.FOLLOWUP_OVERDUE)
     def on_followup_overdue(self, envelope: dict):
         event = contracts.validate(envelope)
+        # Days since the last visit are counted to the day the sweep raised it, on the office's calendar.
+        try:
+            raised_on = datetime.fromisoformat(event["occurred_at"]).astimezone(self._timezone()).date()
+        except ValueError:
+            raised_on = self._local_now().date()
         self._alert_once(event, "on_followup_overdue",
-                         lambda _uow: domain.alerts_for_followup_overdue(event["data"]))
+                         lambda _uow: domain.alerts_for_followup_overdue(event["data"], raised_on))
 
     @reliable_event_handler("welfare", welfare_events.CASE_DRAFTED)
     def on_case_drafted(self, envelope: dict):
@@ -130,7 +137,8 @@ class NotificationsService(KernelEntrypoints):
                 return  # a redelivery: the alerts exist already
             for spec in specs_for(uow):
                 alert = Alert(member_id=spec.member_id, kind=spec.kind, message=spec.message,
-                              ref_type=spec.ref_type, ref_id=spec.ref_id, created_at=naive_utcnow())
+                              compound=spec.compound, ref_type=spec.ref_type, ref_id=spec.ref_id,
+                              created_at=naive_utcnow())
                 uow.session.add(alert)
                 uow.session.flush()
                 self._announce(uow, alert)
@@ -139,8 +147,11 @@ class NotificationsService(KernelEntrypoints):
 
     # -- webhooks: alerts that leave the app --------------------------------------------
 
+    def _timezone(self) -> ZoneInfo:
+        return ZoneInfo(self.config.get("LOCAL_TIMEZONE", "Asia/Shanghai"))
+
     def _local_now(self) -> datetime:
-        return datetime.now(ZoneInfo(self.config.get("LOCAL_TIMEZONE", "Asia/Shanghai")))
+        return datetime.now(self._timezone())
 
     def _queue_webhook(self, uow: UnitOfWork, alert: Alert):
         """In the alert's own transaction: a delivery for the member's webhook,
@@ -149,11 +160,15 @@ class NotificationsService(KernelEntrypoints):
         if webhook is None or not domain.goes_to_webhook(alert.kind, webhook.kinds or {}):
             return
         due_local = domain.first_attempt_at(alert.kind, self._local_now(), webhook.quiet_start, webhook.quiet_end)
-        body = {"alert": AlertSchema().dump(alert), "member_id": alert.member_id}
+        # Only the kind, the compound and a link back: the message, names and categories stay inside.
+        body = domain.webhook_body(alert.kind, alert.compound, domain.alert_link(self._public_url(), alert.id))
         uow.session.add(WebhookDelivery(
             alert_id=alert.id, member_id=alert.member_id, body=json.dumps(body, ensure_ascii=False),
             status="pending", attempts=0, created_at=naive_utcnow(),
             next_attempt_at=due_local.astimezone(timezone.utc).replace(tzinfo=None)))
+
+    def _public_url(self) -> str:
+        return self.config.get("PUBLIC_URL") or DEFAULT_PUBLIC_URL
 
     @rpc
     def set_webhook(self, member_id: str, payload: dict) -> dict:
@@ -219,7 +234,7 @@ class NotificationsService(KernelEntrypoints):
     def _announce(uow: UnitOfWork, alert: Alert):
         uow.emit(events.ALERT_CREATED, {
             "alert_id": alert.id, "member_id": alert.member_id, "kind": alert.kind,
-            "message": alert.message, "ref": alert.ref,
+            "message": alert.message, "compound": alert.compound, "ref": alert.ref,
             "created_at": isoformat(alert.created_at),
         })
 

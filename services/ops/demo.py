@@ -158,7 +158,7 @@ def load_case_history(api: str, headers: dict, case_id: str):
             ("Civil affairs bureau 民政局", "Minimum-living allowance 低保",
              ["application_submitted", "documents_checked", "agency_home_visit", "decision_made"]),
             ("Disability federation 残联", "Severe-disability certificate 残疾证",
-             ["application_submitted", "documents_checked", "decision_made"])]:
+             ["application_submitted", "documents_checked", "agency_home_visit", "decision_made"])]:
         referral = requests.post(f"{api}/cases/{case_id}/referrals", headers=headers, timeout=10,
                                  json={"agency": agency, "benefit": benefit})
         referral.raise_for_status()

@@ -56,9 +56,11 @@ def may_read_free_text(actor_id: str, actor_is_admin: bool, author_id: str,
     return actor_is_admin or actor_id == author_id or actor_id in team(leader_id, member_ids)
 
 
-def check_may_acknowledge(actor_id: str, leader_id: str | None):
-    if actor_id != leader_id:
-        raise NotAllowed("Only the zone's leader acknowledges its incidents.")
+def check_may_acknowledge(actor_id: str, actor_is_admin: bool, leader_id: str | None):
+    """The zone's leader acknowledges; the office may, for a leader who is away
+    or a zone without one (the incident then no longer escalates)."""
+    if not actor_is_admin and actor_id != leader_id:
+        raise NotAllowed("Only the zone's leader (or the office) acknowledges its incidents.")
 
 
 def check_may_resolve(actor_id: str, actor_is_admin: bool, leader_id: str | None):

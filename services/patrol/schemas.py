@@ -118,6 +118,8 @@ class IncidentSchema(IncidentReportSchema):
 class IncidentQuerySchema(PageSchema):
     zone_id = fields.String(load_default=None, validate=_ID)
     status = fields.String(load_default=None, validate=validate.OneOf(("open", "resolved")))
+    reported_by = fields.String(load_default=None, validate=_ID, metadata={
+        "description": "A member's id: the incidents they reported (a volunteer's own reports)."})
     since = Moment(load_default=None)
     until = Moment(load_default=None)
 

@@ -11,7 +11,7 @@ from nameko.timer import timer
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from services.common.categories import CategoryEntrypoints, require_categories
+from services.common.categories import CategoryEntrypoints, labels, require_categories
 from services.common.clock import isoformat, naive_utcnow
 from services.common.db import Database, UnitOfWork, get_by_id
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -163,6 +163,7 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
     # -- patrols ------------------------------------------------------------------------
 
     @rpc
+    @idempotent
     def start_patrol(self, payload: dict, actor: dict) -> dict:
         actor = load_actor(actor)
         data = load_or_raise(PatrolStartSchema(), payload)
@@ -187,6 +188,7 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
         return shown
 
     @rpc
+    @idempotent
     def finish_patrol(self, patrol_id: str, payload: dict, actor: dict) -> dict:
         actor = load_actor(actor)
         data = load_or_raise(PatrolFinishSchema(), payload)
@@ -251,10 +253,16 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
             uow.session.add(incident)
             uow.session.flush()
             uow.emit(events.INCIDENT_REPORTED, {**self._incident_event(incident, zone),
-                                                "reported_by": actor["id"]})
+                                                "reported_by": actor["id"],
+                                                "category_label": self._category_label(uow, incident)})
             shown = self._show_incidents([incident], actor, uow.session)[0]
             uow.commit()
         return shown
+
+    @staticmethod
+    def _category_label(uow: UnitOfWork, incident: Incident) -> str:
+        """For the alerts: the category in words (services/notifications/domain.py)."""
+        return labels(uow.session, Category, [incident.category])[0]
 
     @staticmethod
     def _incident_event(incident: Incident, zone: Zone) -> dict:
@@ -288,6 +296,8 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
             statement = statement.where(Incident.zone_id == query["zone_id"])
         if query["status"]:
             statement = statement.where(Incident.status == query["status"])
+        if query["reported_by"]:
+            statement = statement.where(Incident.reported_by == query["reported_by"])
         if query["since"]:
             statement = statement.where(Incident.reported_at >= query["since"])
         if query["until"]:
@@ -300,12 +310,13 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
 
     @rpc
     def acknowledge_incident(self, incident_id: str, actor: dict) -> dict:
-        """The zone's leader has seen it: it will not escalate. Twice is harmless."""
+        """The zone's leader (or the office) has seen it: it will not escalate.
+        acked_by records who. Twice is harmless."""
         actor = load_actor(actor)
         with self.db.unit_of_work() as uow:
             incident = self._incident(incident_id, uow.session)
             zone = uow.session.get(Zone, incident.zone_id)
-            self._apply(domain.check_may_acknowledge, actor["id"], zone.leader_id)
+            self._apply(domain.check_may_acknowledge, actor["id"], is_admin(actor), zone.leader_id)
             if incident.acked_at is None and incident.status == domain.IncidentStatus.OPEN:
                 incident.acked_at, incident.acked_by = naive_utcnow(), actor["id"]
                 uow.emit(events.INCIDENT_ACKNOWLEDGED, {**self._incident_event(incident, zone),
@@ -315,6 +326,7 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
         return shown
 
     @rpc
+    @idempotent
     def resolve_incident(self, incident_id: str, payload: dict, actor: dict) -> dict:
         actor = load_actor(actor)
         data = load_or_raise(IncidentResolveSchema(), payload)
@@ -425,6 +437,7 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
                     zone = uow.session.get(Zone, incident.zone_id)
                     uow.emit(events.INCIDENT_ESCALATED, {
                         **self._incident_event(incident, zone),
+                        "category_label": self._category_label(uow, incident),
                         "minutes_unacknowledged": round((now - incident.reported_at).total_seconds() / 60, 1)})
             uow.commit()
 

@@ -34,14 +34,36 @@ class ReferralStatus:
 REFERRAL_STAGES = ("application_submitted", "documents_checked", "agency_home_visit", "decision_made")
 
 
-def check_stage(status: str, done: list[str], stage: str):
-    """A stage is recorded on an undecided referral, once, and not before one already recorded."""
+class StageDateInvalid(ValueError):
+    """A stage's date is impossible (in the future, or before the stage before it); a 400 on `on`."""
+
+
+def next_stage(recorded: list[str]) -> str | None:
+    """The one stage a referral may take next: the first not yet recorded, in
+    REFERRAL_STAGES order (stages are never skipped); None once all are."""
+    return REFERRAL_STAGES[len(recorded)] if len(recorded) < len(REFERRAL_STAGES) else None
+
+
+def check_stage(status: str, recorded: list[tuple[str, date]], stage: str, on: date, today: date):
+    """A stage is recorded on an undecided referral, only the next one in
+    order, on a day not before the previous stage's and not after today (the
+    community's calendar). RuleBroken (a 409) for the order, StageDateInvalid
+    (a 400) for the date."""
     if status != ReferralStatus.SUBMITTED:
-        raise RuleBroken(f"The referral is {status} already.")
+        raise RuleBroken(f"The referral is {status} already: no more stages.")
+    done = [name for name, _ in recorded]
+    expected = next_stage(done)
     if stage in done:
         raise RuleBroken(f"The stage {stage} is recorded already.")
-    if done and REFERRAL_STAGES.index(stage) < max(REFERRAL_STAGES.index(d) for d in done):
-        raise RuleBroken(f"The stage {stage} comes before one already recorded.")
+    if stage != expected:
+        if expected is None:
+            raise RuleBroken("Every stage is recorded already: the referral waits for its decision.")
+        raise RuleBroken(f"The next stage is {expected}: stages are recorded in order, none skipped.")
+    if on > today:
+        raise StageDateInvalid(f"The date {on.isoformat()} is in the future (today is {today.isoformat()}).")
+    if recorded and on < recorded[-1][1]:
+        raise StageDateInvalid(f"The date {on.isoformat()} is before the previous stage's "
+                               f"({recorded[-1][0]}, {recorded[-1][1].isoformat()}).")
 
 
 def referral_overdue(status: str, deadline: date | None, alerted: bool, today: date) -> bool:
@@ -91,11 +113,23 @@ def lapse_start(last_visit_on: date | None, opened_at: datetime) -> datetime:
     return datetime.combine(last_visit_on, time()) if last_visit_on else opened_at
 
 
+def followup_due_at(lapse_started: datetime, after_days: float) -> datetime:
+    """When a case's next visit falls due: `after_days` after its lapse began.
+    The one home of the follow-up arithmetic: the sweep's alert, its query and
+    the case view's next_visit_due all come from here."""
+    return lapse_started + timedelta(days=after_days)
+
+
+def latest_due_lapse(now: datetime, after_days: float) -> datetime:
+    """The latest lapse start whose follow-up is due by `now` (the sweep's query bound)."""
+    return now - (followup_due_at(now, after_days) - now)
+
+
 def due_followup(status: str, lapse_started: datetime, alerted_for: datetime | None,
                  now: datetime, after_days: float) -> bool:
     """A case not visited for `after_days` is overdue, once per lapse (a lapse
     is known by its start; the next visit starts a new one)."""
-    return (status != CaseStatus.CLOSED and now - lapse_started >= timedelta(days=after_days)
+    return (status != CaseStatus.CLOSED and now >= followup_due_at(lapse_started, after_days)
             and alerted_for != lapse_started)
 
 

@@ -92,6 +92,8 @@ class ReferralCreateSchema(Schema):
 
 
 class ReferralStageSchema(Schema):
+    """The next stage in order (none skipped), on a day not before the previous
+    stage's and not in the future (the community's calendar)."""
     stage = fields.String(required=True, validate=validate.OneOf(REFERRAL_STAGES))
     on = fields.Date(required=True)
 
@@ -154,6 +156,9 @@ class CaseSchema(CaseOpenSchema):
     visits = fields.List(fields.Nested(VisitSchema), dump_only=True)
     referrals = fields.List(fields.Nested(ReferralSchema), dump_only=True)
     last_visit_on = fields.Date(dump_only=True, allow_none=True)
+    next_visit_due = UtcDateTime(dump_only=True, allow_none=True, metadata={
+        "description": "when the next visit falls due (the follow-up rule: the case is overdue from then unless "
+                       "visited); null unless open or in progress"})
     outcome = fields.String(dump_only=True, allow_none=True)
     closed_at = UtcDateTime(dump_only=True, allow_none=True)
     reopenings = fields.List(fields.Nested(ReopeningSchema), dump_only=True)

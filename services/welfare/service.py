@@ -4,7 +4,7 @@ fall due, and an audit of who read whose details. Every change commits with
 its event in the outbox."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from nameko.dependency_providers import Config
@@ -12,7 +12,7 @@ from nameko.timer import timer
 from sqlalchemy import and_, func, insert, not_, or_, select, update
 
 from services import contracts
-from services.common.categories import CategoryEntrypoints, require_categories
+from services.common.categories import CategoryEntrypoints, labels, require_categories
 from services.common.clock import naive_utcnow
 from services.common.db import Database, UnitOfWork, contains_text, get_by_id, json_list_has
 from services.common.errors import Conflict, InvalidInput, NotFound
@@ -66,6 +66,11 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
     db = Database(kernel)
     category_kind = "case"
     category_model = Category
+
+    @staticmethod
+    def _labels_for_alert(uow: UnitOfWork, case: Case) -> dict:
+        """The categories in words, for the assignee's alert (never on the feed)."""
+        return {"category_labels": labels(uow.session, Category, case.categories)}
 
     # -- households ---------------------------------------------------------------
 
@@ -159,9 +164,9 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
                         opened_by=actor["id"], opened_at=opened_at, lapse_started_at=opened_at)
             uow.session.add(case)
             uow.session.flush()
-            uow.emit(events.CASE_OPENED, case_event(case))
+            uow.emit(events.CASE_OPENED, {**case_event(case), **self._labels_for_alert(uow, case)})
             uow.commit()
-        return CaseSchema().dump(case)
+        return self._case_view(case)
 
     @reliable_event_handler("patrol", patrol_events.INCIDENT_REPORTED)
     def on_incident_reported(self, envelope: dict):
@@ -202,9 +207,9 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
             case.household, case.household_id, case.compound = household, household.id, household.compound
             case.summary, case.assignee_id = data["summary"], data["assignee_id"]
             case.opened_at = case.lapse_started_at = naive_utcnow()
-            uow.emit(events.CASE_OPENED, case_event(case))
+            uow.emit(events.CASE_OPENED, {**case_event(case), **self._labels_for_alert(uow, case)})
             uow.commit()
-        return CaseSchema().dump(case)
+        return self._case_view(case)
 
     @rpc
     def dismiss_case(self, case_id: str, payload: dict, actor: dict) -> dict:
@@ -217,7 +222,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
             case.outcome, case.closed_at, case.closed_by = data["reason"], naive_utcnow(), actor["id"]
             uow.emit(events.CASE_DISMISSED, {"case_id": case.id, "compound": case.compound, "status": case.status})
             uow.commit()
-        return CaseSchema().dump(case)
+        return self._case_view(case)
 
     @rpc
     def get_case(self, case_id: str, actor: dict) -> dict:
@@ -226,7 +231,22 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
             case = self._visible_case(uow, case_id, actor)
             self._audit(uow, actor, "read_case", case_id=case.id)
             uow.commit()
-        return CaseSchema().dump(case)
+        return self._case_view(case)
+
+    @rpc
+    def get_case_household(self, case_id: str, actor: dict) -> dict:
+        """The household of a case, for its party member to visit (address,
+        people, contact phone): the assignee, while the case is theirs, and
+        admins; to anyone else the case does not exist. Audited as an admin's
+        household read is (`read_household`), with the case it was read through."""
+        actor = load_actor(actor)
+        with self.db.unit_of_work() as uow:
+            case = self._workable_case(uow, case_id, actor)
+            if case.household is None:
+                raise NotFound("This case has no household yet: the office confirms it first.")
+            self._audit(uow, actor, "read_household", case_id=case.id, household_id=case.household.id)
+            uow.commit()
+            return HouseholdSchema().dump(case.household)
 
     @rpc
     def list_cases(self, actor: dict, query: dict | None = None) -> dict:
@@ -249,7 +269,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
             result = paginate(uow.session, statement, query, Case.opened_at, Case.id)
             self._audit_many(uow, actor, "list_case", "case_id", [case.id for case in result["items"]])
             uow.commit()
-        return {"items": CaseSchema(many=True).dump(result["items"]), "next_cursor": result["next_cursor"]}
+        return {"items": [self._case_view(case) for case in result["items"]], "next_cursor": result["next_cursor"]}
 
     @rpc
     def list_recipients(self, actor: dict, paging: dict | None = None) -> dict:
@@ -298,9 +318,10 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
                 raise Conflict("The case is assigned to this member already.")
             previous = case.assignee_id
             case.assignee_id = data["assignee_id"]
-            uow.emit(events.CASE_ASSIGNED, {**case_event(case), "previous_assignee_id": previous})
+            uow.emit(events.CASE_ASSIGNED, {**case_event(case), "previous_assignee_id": previous,
+                                            **self._labels_for_alert(uow, case)})
             uow.commit()
-        return CaseSchema().dump(case)
+        return self._case_view(case)
 
     @rpc
     @idempotent
@@ -364,7 +385,9 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
 
     @rpc
     def record_referral_stage(self, referral_id: str, payload: dict, actor: dict) -> dict:
-        """The agency moved the referral on (documents checked, its home visit ...), on a date."""
+        """The agency moved the referral on (documents checked, its home visit ...),
+        on a date: only the next stage in order, on a day not before the
+        previous stage's nor after today."""
         actor = load_actor(actor)
         data = load_or_raise(ReferralStageSchema(), payload)
         with self.db.unit_of_work() as uow:
@@ -374,10 +397,13 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
             case = self._workable_case(uow, referral.case_id, actor)
             if case.status == domain.CaseStatus.CLOSED:
                 raise Conflict("The case is closed.")
+            recorded = [(s["stage"], date.fromisoformat(s["on"])) for s in referral.stages or []]
             try:
-                domain.check_stage(referral.status, [s["stage"] for s in referral.stages or []], data["stage"])
+                domain.check_stage(referral.status, recorded, data["stage"], data["on"], self._today())
             except domain.RuleBroken as exc:
-                raise Conflict(str(exc))
+                raise Conflict(str(exc), {"next_stage": domain.next_stage([name for name, _ in recorded])})
+            except domain.StageDateInvalid as exc:
+                raise InvalidInput(str(exc), {"fields": {"on": [str(exc)]}})
             referral.stages = [*(referral.stages or []), {"stage": data["stage"], "on": data["on"].isoformat()}]
             self._referral_event(uow, referral, case)
             uow.commit()
@@ -398,7 +424,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
             case.outcome, case.closed_at, case.closed_by = data["outcome"], naive_utcnow(), actor["id"]
             uow.emit(events.CASE_CLOSED, case_event(case))
             uow.commit()
-        return CaseSchema().dump(case)
+        return self._case_view(case)
 
     @rpc
     def reopen_case(self, case_id: str, payload: dict, actor: dict) -> dict:
@@ -420,6 +446,20 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
             uow.emit(events.CASE_REOPENED, {"case_id": case.id, "compound": case.compound,
                                             "categories": case.categories})
             uow.commit()
+        return self._case_view(case)
+
+    def _today(self):
+        """Today in the community's calendar (LINLI_TIMEZONE)."""
+        return datetime.now(ZoneInfo(self.config.get("LOCAL_TIMEZONE", "Asia/Shanghai"))).date()
+
+    def _followup_after_days(self) -> float:
+        return float(self.config.get("FOLLOWUP_AFTER_DAYS", 30))
+
+    def _case_view(self, case: Case) -> dict:
+        """A case as the API shows it, with `next_visit_due`: when the follow-up
+        rule finds it overdue unless visited (only while it is worked on)."""
+        case.next_visit_due = (domain.followup_due_at(case.lapse_started_at, self._followup_after_days())
+                               if case.status in domain.CaseStatus.ACTIVE and case.lapse_started_at else None)
         return CaseSchema().dump(case)
 
     def _case(self, uow: UnitOfWork, case_id: str) -> Case:
@@ -541,7 +581,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
         self._flag_overdue_referrals()
 
     def _flag_overdue_referrals(self):
-        today = datetime.now(ZoneInfo(self.config.get("LOCAL_TIMEZONE", "Asia/Shanghai"))).date()
+        today = self._today()
         with self.db.unit_of_work() as uow:
             due = uow.session.scalars(select(Referral).where(
                 Referral.status == domain.ReferralStatus.SUBMITTED, Referral.deadline < today,
@@ -552,15 +592,17 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
                 ).values(overdue_alerted_at=naive_utcnow()))
                 case = uow.session.get(Case, referral.case_id)
                 if claimed.rowcount == 1 and case.status in domain.CaseStatus.ACTIVE:
+                    # Agency and benefit for the assignee's alert only (never on the feed).
                     uow.emit(events.REFERRAL_OVERDUE, {
                         "case_id": case.id, "referral_id": referral.id, "assignee_id": case.assignee_id,
-                        "deadline": referral.deadline.isoformat()})
+                        "deadline": referral.deadline.isoformat(), "compound": case.compound,
+                        "agency": referral.agency, "benefit": referral.benefit})
             uow.commit()
 
     def _flag_overdue_followups(self):
-        after_days = float(self.config.get("FOLLOWUP_AFTER_DAYS", 30))
+        after_days = self._followup_after_days()
         now = naive_utcnow()
-        cutoff = now - timedelta(days=after_days)
+        cutoff = domain.latest_due_lapse(now, after_days)
         not_alerted_for_this_lapse = or_(Case.followup_alerted_for.is_(None),
                                          Case.followup_alerted_for != Case.lapse_started_at)
         with self.db.unit_of_work() as uow:

@@ -101,15 +101,21 @@ def stack(module_vhost, tmp_path_factory):
         yield stack
 
 
+OFFICE_RECEIVER_HOST = "127.0.0.2"
+OFFICE_PUBLIC_URL = "https://linli.example.org"
+
+
 @pytest.fixture(scope="session")
 def office_stack(request, tmp_path_factory):
     """One stack for the modules that play the office's day (its API and its pages)
     and the first path: each makes its own drives, members, households and cases
     and counts only those, so they share one and save a start each (a module's
-    `stack` fixture returns it)."""
+    `stack` fixture returns it). Webhooks may reach OFFICE_RECEIVER_HOST over
+    plain http (a receiver in the test process), and link back to OFFICE_PUBLIC_URL."""
     vhost = _new_vhost(request)
     try:
-        with running_stack(vhost, tmp_path_factory.mktemp("office") / "var") as stack:
+        with running_stack(vhost, tmp_path_factory.mktemp("office") / "var", LINLI_WEBHOOK_ALLOW_HTTP="true",
+                           LINLI_WEBHOOK_ALLOW_HOSTS=OFFICE_RECEIVER_HOST, LINLI_PUBLIC_URL=OFFICE_PUBLIC_URL) as stack:
             yield stack
     finally:
         vhost.delete()

@@ -71,6 +71,7 @@ WHO_MAY = {  # route: (who may call it, what they get with an empty body and unk
     ("POST", "/cases"): (ADMIN, 400),
     ("GET", "/cases"): (MEMBERS, 200),
     ("GET", "/cases/<case_id>"): (MEMBERS, 404),
+    ("GET", "/cases/<case_id>/household"): (MEMBERS, 404),
     ("GET", "/cases/recipients"): (ADMIN, 200),
     ("POST", "/cases/<case_id>/reopen"): (ADMIN, 400),
     ("POST", "/cases/<case_id>/assign"): (ADMIN, 400),

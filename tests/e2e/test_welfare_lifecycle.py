@@ -140,13 +140,14 @@ def test_referral_stages_in_order_and_a_missed_deadline_alerts_the_assignee(admi
     referral = member.post(f"/cases/{case['id']}/referrals", {
         "agency": "Disability federation", "benefit": "Severe-disability certificate", "deadline": yesterday}).json()
     assert referral["stages"] == []
-    staged = member.post(f"/referrals/{referral['id']}/stages", {"stage": "documents_checked", "on": yesterday})
-    assert staged.status_code == 200 and staged.json()["stages"] == [{"stage": "documents_checked", "on": yesterday}]
-    # Stages move forward only, each once.
-    assert member.post(f"/referrals/{referral['id']}/stages",
-                       {"stage": "application_submitted", "on": yesterday}).status_code == 409
+    # Stages move forward only, none skipped, each once.
     assert member.post(f"/referrals/{referral['id']}/stages",
                        {"stage": "documents_checked", "on": yesterday}).status_code == 409
+    staged = member.post(f"/referrals/{referral['id']}/stages", {"stage": "application_submitted", "on": yesterday})
+    assert staged.status_code == 200
+    assert staged.json()["stages"] == [{"stage": "application_submitted", "on": yesterday}]
+    assert member.post(f"/referrals/{referral['id']}/stages",
+                       {"stage": "application_submitted", "on": yesterday}).status_code == 409
     assert member.post(f"/referrals/{referral['id']}/stages", {"stage": "lunch", "on": yesterday}).status_code == 400
 
     wait_for(lambda: "referral_overdue" in kinds(member, case["id"]), timeout=15, what="the deadline alert")

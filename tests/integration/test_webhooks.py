@@ -59,10 +59,11 @@ def test_a_failing_receiver_gets_the_alert_once_it_recovers_signed_and_once(star
         first_at, at = receiver.arrived
         assert at - first_at >= 1.5  # backed off before trying again
         assert first_body == body and first_headers["webhook-id"] == headers["webhook-id"]
-        alert = StandardWebhook(secret).verify(body, headers)["alert"]
+        sent = StandardWebhook(secret).verify(body, headers)
         expected = hmac.new(base64.b64decode(secret.removeprefix("whsec_")), body, hashlib.sha256).hexdigest()
         assert headers["X-Linli-Signature"] == f"sha256={expected}"  # deprecated, still sent
-        assert (alert["kind"], alert["ref"]) == ("case_assigned", {"type": "case", "id": "c" * 32})
+        assert (sent["kind"], sent["compound"]) == ("case_assigned", "Xingfu Garden")
+        assert set(sent) == {"kind", "compound", "link"}  # nothing more leaves
 
         # Delivered: later ticks send nothing more.
         for _ in range(3):

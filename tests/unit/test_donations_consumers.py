@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from services.common.envelope import make_envelope
 from services.common.errors import NotFound
 from services.contracts import donations as donation_events
-from services.notifications.domain import MESSAGES
+from services.notifications.domain import HEADLINES
 from services.notifications.models import Alert
 from services.notifications.service import NotificationsService
 from services.welfare.models import Assistance
@@ -162,7 +162,7 @@ def test_goal_reached_alerts_the_campaigns_creator_once(notifications, notificat
     notifications().on_goal_reached(redelivery(envelope))
 
     assert alerts(notifications_db) == [
-        ("admin-7", "goal_reached", "campaign", "campaign-1", MESSAGES["goal_reached"])]
+        ("admin-7", "goal_reached", "campaign", "campaign-1", HEADLINES["goal_reached"])]
     rows = notifications_db.outbox("alert_created")
     assert len(rows) == 1
     data = rows[0]["envelope"]["data"]

@@ -16,7 +16,9 @@ PERSONAL = {"name": "李秀英", "phone": "138 0000 0001", "address": "Building 
             "donor_name": "张伟", "summary": "Needs the allowance", "resolution": "Talked it over",
             "outcome": "Allowance granted", "message": "Your case", "receipt_no": "K7QW2M-000001",
             "verification_code": "4ZT6DUX9", "destination": "Room 401", "agency": "Civil affairs",
-            "benefit": "Disability certificate"}
+            "benefit": "Disability certificate",
+            # Categories in words, for alerts (issue 16): a label of hardship stays off the wall.
+            "category_label": "违章建筑 Illegal structure", "category_labels": ["重病 Illness"]}
 
 
 def filled(schema) -> dict:

@@ -10,7 +10,6 @@ from sqlalchemy.orm import Session
 
 from services.common.envelope import make_envelope
 from services.contracts import patrol as patrol_events
-from services.notifications.domain import MESSAGES
 from services.notifications.models import Alert, Member
 from services.notifications.service import NotificationsService
 
@@ -158,16 +157,26 @@ def test_two_incidents_make_two_sets_of_alerts(notifications, notifications_db, 
                                         ("lead", "incident_reported", "incident", "inc-2")]
 
 
-def test_no_leader_and_low_severity_alerts_nobody(notifications, notifications_db, community):
-    notifications().on_incident_reported(incident(severity="low", leader_id=None))
-    assert notifications_db.count(Alert) == 0
-    assert notifications_db.outbox() == []
+def test_no_leader_and_low_severity_alerts_every_admin_at_once(notifications, notifications_db, community):
+    """Issue 16: no one would hear of it until the escalation, 30 minutes later."""
+    notifications().on_incident_reported(incident(severity="low", leader_id=None,
+                                                  category_label="消防隐患 Fire hazard"))
+    assert alerts(notifications_db) == [("admin-1", "incident_reported", "incident", "inc-1"),
+                                        ("admin-2", "incident_reported", "incident", "inc-1")]
+    assert announced(notifications_db) == [("admin-1", "incident_reported"), ("admin-2", "incident_reported")]
+    for row in notifications_db.outbox("alert_created"):
+        assert row["envelope"]["data"]["message"] == (
+            "Pine Court：消防隐患 Fire hazard · 轻微 Low — "
+            "片区无负责人，有新上报 New incident in a zone without a leader")
 
 
-def test_no_leader_and_high_severity_still_alerts_the_admins(notifications, notifications_db, community):
+def test_no_leader_and_high_severity_gives_each_admin_one_urgent_alert(notifications, notifications_db, community):
     notifications().on_incident_reported(incident(severity="high", leader_id=None))
     assert [a[:2] for a in alerts(notifications_db)] == [("admin-1", "incident_high_severity"),
                                                          ("admin-2", "incident_high_severity")]
+    for row in notifications_db.outbox("alert_created"):
+        assert "片区无负责人" in row["envelope"]["data"]["message"]
+        assert "zone without a leader" in row["envelope"]["data"]["message"]
 
 
 def test_alerts_never_carry_the_incidents_description(notifications, notifications_db, community):
@@ -177,7 +186,7 @@ def test_alerts_never_carry_the_incidents_description(notifications, notificatio
     assert len(rows) == 5
     for row in rows:
         data = row["envelope"]["data"]
-        assert data["message"] == MESSAGES[data["kind"]]
+        assert data["message"].startswith("Pine Court：fire_hazard · ") and data["compound"] == "Pine Court"
         text = json.dumps(row["envelope"], ensure_ascii=False)
         for fragment in (DESCRIPTION, "Zhang", "gas cylinders", "Building 5"):
             assert fragment not in text
@@ -200,12 +209,15 @@ def test_each_alert_is_announced_once_with_its_ref(notifications, notifications_
 
 
 def test_the_leader_reads_the_incident_alert_in_their_inbox(notifications, community):
-    notifications().on_incident_reported(incident(severity="low"))
+    notifications().on_incident_reported(incident(severity="low", category="illegal_structure",
+                                                  category_label="违章建筑 Illegal structure"))
     inbox = notifications().list_alerts("lead")["items"]
     assert len(inbox) == 1
     assert inbox[0]["kind"] == "incident_reported"
     assert inbox[0]["ref"] == {"type": "incident", "id": "inc-1"}
-    assert inbox[0]["message"] == MESSAGES["incident_reported"]
+    assert inbox[0]["message"] == ("Pine Court：违章建筑 Illegal structure · 轻微 Low — "
+                                   "片区有新上报 New incident in your zone")
+    assert inbox[0]["compound"] == "Pine Court"
     assert notifications().list_alerts("admin-1")["items"] == []
 
 
@@ -236,7 +248,8 @@ def test_an_uncovered_zone_alerts_its_leader_once(notifications, notifications_d
     assert len(rows) == 1
     data = rows[0]["envelope"]["data"]
     assert data["ref"] == {"type": "zone", "id": "zone-north"}
-    assert data["message"] == MESSAGES["zone_uncovered"]
+    assert data["message"] == "您负责的片区已 7 天未巡逻 Your zone has not been patrolled for 7 days"
+    assert data["compound"] is None
 
 
 def test_a_new_lapse_of_the_same_zone_alerts_again(notifications, notifications_db, community):

@@ -70,16 +70,18 @@ def test_an_outsider_may_not_report():
         check_may_report("outsider", False, None, [])
 
 
-def test_only_the_leader_acknowledges():
-    check_may_acknowledge("lead", "lead")
+def test_the_leader_or_an_admin_acknowledges():
+    check_may_acknowledge("lead", False, "lead")
+    check_may_acknowledge("office", True, "lead")
     for actor in ("m1", "office"):
         with pytest.raises(NotAllowed):
-            check_may_acknowledge(actor, "lead")
+            check_may_acknowledge(actor, False, "lead")
 
 
-def test_nobody_acknowledges_in_a_zone_without_a_leader():
+def test_only_an_admin_acknowledges_in_a_zone_without_a_leader():
+    check_may_acknowledge("office", True, None)
     with pytest.raises(NotAllowed):
-        check_may_acknowledge("m1", None)
+        check_may_acknowledge("m1", False, None)
 
 
 def test_the_leader_or_an_admin_resolves():

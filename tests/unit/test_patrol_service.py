@@ -288,6 +288,20 @@ def test_finishing_twice_is_a_conflict(patrol, patrol_db):
     assert len(patrol_db.outbox("patrol_finished")) == 1
 
 
+def test_a_keyed_start_finish_or_resolution_sent_again_counts_once(patrol, patrol_db):
+    """A phone that lost the answer sends the same write again with its key (pending.js)."""
+    zone = make_zone(patrol)
+    shift = patrol().start_patrol({"zone_id": zone["id"]}, M1, idempotency_key="start-1")
+    assert patrol().start_patrol({"zone_id": zone["id"]}, M1, idempotency_key="start-1") == shift
+    done = patrol().finish_patrol(shift["id"], {"notes": NOTES}, M1, idempotency_key="finish-1")
+    assert patrol().finish_patrol(shift["id"], {"notes": NOTES}, M1, idempotency_key="finish-1") == done
+    incident = report(patrol, zone, M1)
+    resolved = patrol().resolve_incident(incident["id"], {"resolution": RESOLUTION}, LEAD, idempotency_key="r-1")
+    assert patrol().resolve_incident(incident["id"], {"resolution": RESOLUTION}, LEAD,
+                                     idempotency_key="r-1") == resolved
+    assert [len(patrol_db.outbox(t)) for t in ("patrol_started", "patrol_finished", "incident_resolved")] == [1, 1, 1]
+
+
 def test_finishing_an_unknown_patrol_is_not_found(patrol):
     with pytest.raises(NotFound):
         patrol().finish_patrol("no-such-patrol", {}, M1)
@@ -323,7 +337,7 @@ def test_report_incident_returns_it_and_announces_it_to_the_leader_without_the_d
     assert rows[0]["envelope"]["data"] == {
         "incident_id": incident["id"], "zone_id": zone["id"], "compound": "Pine Court",
         "category": "fire_hazard", "severity": "high", "status": "open", "leader_id": "lead",
-        "reported_by": "m1"}
+        "reported_by": "m1", "category_label": "消防隐患 Fire hazard"}  # the label: for the alert's words
     text = json.dumps(rows[0]["envelope"], ensure_ascii=False)
     for fragment in (DESCRIPTION, "Zhang", "gas cylinders", "Building 5"):
         assert fragment not in text
@@ -392,10 +406,10 @@ def test_an_invalid_incident_is_invalid_input_naming_the_field(patrol, patrol_db
     assert patrol_db.count(Incident) == 0
 
 
-def test_only_the_leader_acknowledges(patrol, patrol_db):
+def test_only_the_leader_or_an_admin_acknowledges(patrol, patrol_db):
     zone = make_zone(patrol)
     incident = report(patrol, zone, M1)
-    for actor in (M1, M2, OUTSIDER, ADMIN):
+    for actor in (M1, M2, OUTSIDER):
         with pytest.raises(Forbidden):
             patrol().acknowledge_incident(incident["id"], actor)
     assert stored(patrol_db, Incident, incident["id"]).acked_at is None
@@ -407,6 +421,18 @@ def test_only_the_leader_acknowledges(patrol, patrol_db):
     assert again["acked_at"] == acked["acked_at"]
     data = event_data(patrol_db, "incident_acknowledged")
     assert len(data) == 1 and data[0]["acknowledged_by"] == "lead"
+
+
+def test_an_admin_acknowledges_for_a_zone_without_a_leader_and_it_does_not_escalate(patrol, patrol_db):
+    zone = make_zone(patrol, leader=None)
+    incident = report(patrol, zone, ADMIN)
+    acked = patrol().acknowledge_incident(incident["id"], ADMIN)
+    assert acked["acked_by"] == ADMIN["id"] and acked["status"] == "open"
+    data = event_data(patrol_db, "incident_acknowledged")
+    assert len(data) == 1 and data[0]["acknowledged_by"] == ADMIN["id"] and data[0]["leader_id"] is None
+    set_column(patrol_db, Incident, incident["id"], reported_at=naive_utcnow() - timedelta(days=2))
+    patrol().sweep()
+    assert patrol_db.outbox("incident_escalated") == []
 
 
 def test_the_leader_resolves_once_and_the_resolution_is_not_announced(patrol, patrol_db):
@@ -494,6 +520,14 @@ def test_list_incidents_newest_first_and_by_zone_and_status(patrol, three_incide
     assert listed(patrol, {"status": "open"}) == [third, second]
     assert listed(patrol, {"status": "resolved"}) == [first]
     assert listed(patrol, {"zone_id": three_incidents["north"]["id"], "status": "open"}) == [second]
+
+
+def test_list_incidents_by_reporter(patrol, three_incidents):
+    first, second, third = three_incidents["ids"]
+    mine = report(patrol, three_incidents["south"], LEAD)
+    assert listed(patrol, {"reported_by": "lead"}) == [mine["id"]]
+    assert listed(patrol, {"reported_by": "m1"}) == [third, second, first]
+    assert listed(patrol, {"reported_by": "m1", "status": "resolved"}) == [first]
 
 
 def test_list_incidents_by_time(patrol, three_incidents):

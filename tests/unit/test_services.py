@@ -93,6 +93,7 @@ def test_open_case_stores_the_case_and_announces_it_without_personal_data(welfar
     assert envelope["data"] == {
         "case_id": case["id"], "household_id": household["id"], "compound": "Lotus Garden",
         "categories": ["low_income", "disability"], "assignee_id": "member-a", "status": "open",
+        "category_labels": ["低收入 Low income", "残疾 Disability"],  # for the assignee's alert, never the feed
     }
     text = json.dumps(envelope, ensure_ascii=False)
     personal = [HOUSEHOLD["address"], SUMMARY, "Building 3", "allowance"]

@@ -38,7 +38,7 @@ from tests.conftest import wait_for
 from tests.webhook_receivers import Receiver, drip
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-CONFIG = {"LOCAL_TIMEZONE": "Asia/Shanghai"}
+CONFIG = {"LOCAL_TIMEZONE": "Asia/Shanghai", "PUBLIC_URL": "https://linli.example.org/"}
 MEMBER = "member-a"
 URL = "https://sms.example.org/linli"
 
@@ -164,7 +164,8 @@ def notifications(notifications_db, sender):
 def case_opened(case_id="case-1", assignee_id=MEMBER):
     return make_envelope("welfare", "case_opened", {
         "case_id": case_id, "household_id": "h1", "compound": "Lotus Garden",
-        "categories": ["elderly"], "assignee_id": assignee_id, "status": "open",
+        "categories": ["elderly"], "category_labels": ["高龄独居 Elderly"], "assignee_id": assignee_id,
+        "status": "open",
     })
 
 
@@ -268,13 +269,12 @@ def test_an_alert_for_a_member_with_a_webhook_writes_one_pending_delivery(notifi
         [alert] = session.scalars(select(Alert)).all()
     assert (row.status, row.attempts, row.member_id, row.alert_id) == ("pending", 0, MEMBER, alert.id)
     assert before <= row.next_attempt_at <= after  # due now
-    body = json.loads(row.body)
-    assert body["alert"]["id"] == alert.id
-    assert body["alert"]["kind"] == "case_assigned"
-    assert body["alert"]["ref"] == {"type": "case", "id": "case-7"}
-    assert body["alert"]["message"] == domain.MESSAGES["case_assigned"]
-    # Ids only: nothing of the household travels (the event carried its compound; the body does not).
-    assert "Lotus Garden" not in row.body and "h1" not in json.dumps(body["alert"])
+    # Issue 16: the kind, the compound and a link back to the alert, nothing more: not the message, which
+    # names the case's categories of hardship (the inbox has it), nor the household or the member.
+    assert json.loads(row.body) == {"kind": "case_assigned", "compound": "Lotus Garden",
+                                    "link": f"https://linli.example.org/app/#/alerts/{alert.id}"}
+    assert alert.message == "Lotus Garden：高龄独居 Elderly — 新的帮扶个案交给您 A hardship case is now yours"
+    assert "Elderly" not in row.body and "h1" not in row.body and MEMBER not in row.body
 
 
 def test_a_redelivered_event_writes_no_second_delivery(notifications, notifications_db):
@@ -337,7 +337,7 @@ def test_quiet_hours_never_hold_an_urgent_alert(notifications, notifications_db)
     after = naive_utcnow()
 
     [row] = deliveries(notifications_db)
-    assert json.loads(row.body)["alert"]["kind"] == "incident_high_severity"
+    assert json.loads(row.body)["kind"] == "incident_high_severity"
     assert row.status == "pending"
     assert before <= row.next_attempt_at <= after
 
@@ -531,8 +531,8 @@ def test_a_receiver_that_answers_200_has_it_delivered_signed_as_standard_webhook
     assert row.delivered_at is not None
     [(headers, body)] = hook.requests
     assert body == row.body.encode()
-    # What a receiver does with the standardwebhooks library: verify, and get the alert.
-    assert StandardWebhook(secret).verify(body, headers)["alert"]["ref"] == {"type": "case", "id": "case-1"}
+    # What a receiver does with the standardwebhooks library: verify, and get what it says.
+    assert StandardWebhook(secret).verify(body, headers)["kind"] == "case_assigned"
     assert headers["webhook-id"] == delivery_id == headers["X-Linli-Delivery"]
     assert abs(int(headers["webhook-timestamp"]) - time.time()) < 5
     # The deprecated header, for one more release: HMAC of the body with the same key.
@@ -548,7 +548,7 @@ def test_a_tampered_stale_or_foreign_delivery_does_not_verify(notifications, not
     send_due(sender, notifications_db)
     [(headers, body)] = hook.requests
     with pytest.raises(WebhookVerificationError):
-        StandardWebhook(secret).verify(body.replace(b"case-1", b"case-2"), headers)
+        StandardWebhook(secret).verify(body.replace(b"case_assigned", b"case_drafted"), headers)
     with pytest.raises(WebhookVerificationError):
         StandardWebhook(outbound.new_secret()).verify(body, headers)
     stale = dict(headers, **outbound.signed_headers(secret, headers["webhook-id"], body,

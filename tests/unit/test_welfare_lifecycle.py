@@ -68,7 +68,7 @@ def notifications(notifications_db):
     def new_worker():
         db = notifications_db.worker()
         workers.append(db)
-        return worker_factory(NotificationsService, db=db)
+        return worker_factory(NotificationsService, db=db, config={"LOCAL_TIMEZONE": "Asia/Shanghai"})
 
     yield new_worker
     for db in workers:
@@ -281,7 +281,8 @@ def test_reassigning_announces_the_previous_and_the_new_assignee(welfare, welfar
     assert events(welfare_db, "case_assigned") == [{
         "case_id": case["id"], "household_id": household["id"], "compound": "Lotus Garden",
         "categories": ["low_income", "disability"], "assignee_id": "member-b",
-        "previous_assignee_id": "member-a", "status": "open"}]
+        "previous_assignee_id": "member-a", "status": "open",
+        "category_labels": ["低收入 Low income", "残疾 Disability"]}]  # for the assignees' alerts
     # The case moved: the new assignee sees it, the previous one no longer does.
     assert welfare().get_case(case["id"], MEMBER_B)["assignee_id"] == "member-b"
     with pytest.raises(NotFound):
@@ -634,3 +635,6 @@ def test_two_lapses_make_two_follow_up_alerts(notifications, notifications_db):
     notifications().on_followup_overdue(make_envelope("welfare", "followup_overdue",
                                                       dict(data, last_visit_on="2026-03-01")))
     assert alerts(notifications_db) == [("member-a", "followup_overdue", "case", "case-1")] * 2
+    messages = sorted(row["envelope"]["data"]["message"] for row in notifications_db.outbox("alert_created"))
+    assert messages[0].startswith("Lotus Garden：上次走访 ") and " days ago — 需要回访 Due a visit" in messages[0]
+    assert messages[1] == "Lotus Garden：从未走访 never visited — 需要回访 Due a visit"

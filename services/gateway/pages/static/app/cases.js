@@ -15,8 +15,8 @@ export const STATUS_LABELS = {
   draft: "待确认 Draft", open: "待跟进 Open", in_progress: "跟进中 In progress",
   closed: "已结案 Closed", dismissed: "已驳回 Dismissed",
 };
-const REFERRAL_LABELS = { submitted: "已提交 Submitted", approved: "已批准 Approved", rejected: "未批准 Rejected" };
-const STAGE_LABELS = { application_submitted: "已递交申请 Application submitted",
+export const REFERRAL_LABELS = { submitted: "已提交 Submitted", approved: "已批准 Approved", rejected: "未批准 Rejected" };
+export const STAGE_LABELS = { application_submitted: "已递交申请 Application submitted",
                        documents_checked: "材料已审 Documents checked",
                        agency_home_visit: "入户核查 Agency home visit", decision_made: "已决定 Decision made" };
 const ACTIVE = ["open", "in_progress"];

@@ -166,3 +166,21 @@ export function when(iso) {
   const d = new Date(iso.endsWith("Z") || iso.includes("+") ? iso : iso + "Z");
   return d.toLocaleString("zh-CN", { dateStyle: "short", timeStyle: "short" });
 }
+
+// -- the community's calendar ------------------------------------------------------
+// Days (a visit's, a stage's) are days where the community lives (LINLI_TIMEZONE,
+// which /app/ is served with), whatever the phone's own clock is set to.
+const COMMUNITY_ZONE = document.querySelector('meta[name="linli-timezone"]')?.content || undefined;
+
+/** A moment as a day of the community's calendar, "2026-05-20" (`at`: a Date or an ISO time; default now). */
+export function communityDay(at = new Date()) {
+  const moment = typeof at === "string" ? new Date(at.endsWith("Z") || at.includes("+") ? at : at + "Z") : at;
+  const format = (zone) => new Intl.DateTimeFormat("en-CA", { timeZone: zone, year: "numeric", month: "2-digit",
+                                                              day: "2-digit" }).formatToParts(moment);
+  let parts;
+  try { parts = format(COMMUNITY_ZONE); } catch { parts = format(undefined); }
+  const part = (type) => parts.find((p) => p.type === type).value;
+  return `${part("year")}-${part("month")}-${part("day")}`;
+}
+/** Today in the community's calendar, as an <input type=date> value. */
+export const communityToday = () => communityDay();
