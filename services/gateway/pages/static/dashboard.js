@@ -162,7 +162,9 @@ let retry = null;
 function pill(text, cls) { $("status").textContent = text; $("status").className = cls; }
 function offline(why) {
   pill("离线 offline", "offline");
-  $("status").title = why || "";
+  // Said on the board too (a wall has no mouse to hover over the pill); the figures below may be old.
+  $("trouble").hidden = !why || !token;
+  $("trouble").textContent = `离线 Offline: ${why}。数字可能不是最新的，每 5 秒重试。The figures may be out of date; retrying every 5 s.`;
   clearTimeout(retry);
   retry = setTimeout(() => { if (token) { connect(); } }, 5000);
 }
@@ -187,6 +189,7 @@ function showSignIn(notice) {
   localStorage.removeItem(DEVICE_KEY);
   sessionStorage.removeItem("linli-token");
   pill("离线 offline", "offline");
+  $("trouble").hidden = true;
   $("board").hidden = true;
   $("signin").hidden = false;
   $("notice").hidden = !notice;
@@ -197,7 +200,7 @@ function connectFeed() {
   if (source) { source.close(); }
   const stream = new EventSource(api + "/events/stream?access_token=" + encodeURIComponent(token));
   source = stream;
-  stream.onopen = () => { clearTimeout(retry); pill("实时 live", "live"); $("status").title = ""; };
+  stream.onopen = () => { clearTimeout(retry); pill("实时 live", "live"); $("trouble").hidden = true; };
   stream.onerror = () => {
     if (source !== stream) { return; }
     // Not live any more: the browser tries again by itself; the summary says whether the token still holds.
