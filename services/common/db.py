@@ -147,7 +147,7 @@ class UnitOfWork:
         """Add an event to the outbox, in this transaction. The payload is
         checked against the contract here, not at the consumer."""
         envelope = make_envelope(self.source, event_type, data, version)
-        contracts.validate(envelope)
+        contracts.validate(envelope, strict=True)
         self.session.execute(insert(self.kernel.outbox).values(
             id=envelope["id"], source=self.source, event_type=event_type,
             envelope=json.dumps(envelope), created_at=naive_utcnow(),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from marshmallow import Schema, ValidationError
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError
 
 from services.common.envelope import EnvelopeSchema
 from services.common.schemas import shared
@@ -55,11 +55,17 @@ def data_schema(source: str, event_type: str) -> Schema:
         raise ValidationError({"type": [f"Unknown event {source}.{event_type}."]})
 
 
-def validate(envelope: dict) -> dict:
+def validate(envelope: dict, *, strict: bool = False) -> dict:
     """Check an envelope and its data against the contract; return the envelope
-    with its data as loaded. Raises marshmallow.ValidationError."""
-    loaded = shared(EnvelopeSchema).load(envelope)
-    loaded["data"] = data_schema(loaded["source"], loaded["type"]).load(loaded["data"])
+    with its data as loaded. Raises marshmallow.ValidationError.
+
+    A consumer reads an event as a tolerant reader: a field it does not know
+    (one a newer producer added, while instances of two versions run side by
+    side) is left out, not refused. A producer checks what it emits with
+    `strict`: a field the contract does not name is a mistake there."""
+    unknown = RAISE if strict else EXCLUDE
+    loaded = shared(EnvelopeSchema).load(envelope, unknown=unknown)
+    loaded["data"] = data_schema(loaded["source"], loaded["type"]).load(loaded["data"], unknown=unknown)
     return loaded
 
 

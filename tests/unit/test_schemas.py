@@ -227,10 +227,22 @@ def test_data_that_breaks_the_event_schema_is_rejected():
 
 
 def test_personal_data_cannot_ride_along_in_case_opened():
+    """The producer's check (UnitOfWork.emit) refuses a field the contract does not name."""
     envelope = case_opened_envelope()
     envelope["data"]["name"] = "Wang Guifang"
-    with pytest.raises(ValidationError):
-        contracts.validate(envelope)
+    with pytest.raises(ValidationError) as raised:
+        contracts.validate(envelope, strict=True)
+    assert "name" in raised.value.messages
+
+
+def test_a_consumer_reads_a_newer_producers_event_without_the_fields_it_does_not_know():
+    """While two versions run side by side, an event with a field added by the newer
+    producer is handled by the older consumer, the field left out, not dead-lettered."""
+    envelope = case_opened_envelope()
+    envelope["data"]["added_in_a_later_version"] = "x"
+    loaded = contracts.validate(envelope)
+    assert "added_in_a_later_version" not in loaded["data"]
+    assert loaded["data"]["categories"] == ["low_income", "disability"]
 
 
 def test_make_envelope_has_the_designed_shape():

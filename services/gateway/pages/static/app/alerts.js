@@ -3,7 +3,7 @@
 // an EventSource sends no headers); the page says when it is not live and
 // reconnects by itself. Each alert links to what it is about, and is acknowledged
 // here. Its message is the API's own words: the page never composes one.
-import { useEffect, useState } from "/static/vendor/htm-preact.module.js";
+import { useEffect, useRef, useState } from "/static/vendor/htm-preact.module.js";
 import { api, session } from "./api.js";
 import { send } from "./pending.js";
 import { html, Guarded, Problem, when } from "./ui.js";
@@ -48,7 +48,10 @@ function useAlertStream(onAlert, onLive) {
   }, []);
 }
 
-function AlertItem({ alert, onAck }) {
+function AlertItem({ alert, onAck, chosen }) {
+  const item = useRef(null);
+  // Opened from a link to this alert (a webhook's message, #/alerts/<id>): shown, in sight.
+  useEffect(() => { if (chosen) item.current?.scrollIntoView({ block: "center" }); }, [chosen]);
   const [problem, setProblem] = useState(null);
   const [busy, setBusy] = useState(false);
   const [kept, setKept] = useState(false);
@@ -67,7 +70,8 @@ function AlertItem({ alert, onAck }) {
       setBusy(false);
     }
   };
-  return html`<li class=${"alert-item" + (unread ? " unread" : "")}>
+  return html`<li ref=${item} class=${"alert-item" + (unread ? " unread" : "") + (chosen ? " chosen" : "")}
+    aria-current=${chosen ? "true" : undefined}>
     <p class="alert-head">${unread && html`<span class="tag unread-tag">未读 Unread</span>`}
       <span class="muted">${when(alert.created_at)}</span></p>
     <p class="alert-message">${alert.message}</p>
@@ -81,7 +85,8 @@ function AlertItem({ alert, onAck }) {
   </li>`;
 }
 
-function Alerts() {
+function Alerts({ args }) {
+  const chosen = args && args[0];
   const [alerts, setAlerts] = useState(null);
   const [cursor, setCursor] = useState(null);
   const [problem, setProblem] = useState(null);
@@ -111,7 +116,8 @@ function Alerts() {
     ${alerts && html`<p class="muted">${unread} 条未读 unread · 共 ${alerts.length} 条 shown</p>`}
     ${alerts && alerts.length === 0 && html`<p class="muted">没有提醒。No alerts.</p>`}
     ${alerts && alerts.length > 0 && html`<ul class="alert-list" aria-label="提醒 Alerts">
-      ${alerts.map((a) => html`<${AlertItem} key=${a.id} alert=${a} onAck=${replace} />`)}</ul>`}
+      ${alerts.map((a) => html`<${AlertItem} key=${a.id} alert=${a} onAck=${replace}
+        chosen=${a.id === chosen} />`)}</ul>`}
     ${cursor && html`<p><button type="button" class="big" onClick=${() => load(cursor)}>更多 More</button></p>`}</div>`;
 }
 

@@ -41,9 +41,10 @@ export function onBusy(fn) { busyListener = fn; }
  * `api("POST", "/campaigns/x/donations", {body, key})` -> the JSON answer, or throws ApiError.
  * A 503 (the office is busy, or a service restarts) is retried after its Retry-After when that
  * is safe: a read, or a write sent with its Idempotency-Key, which then counts once whatever
- * happened to the first try. So is a write whose answer was lost on the network.
+ * happened to the first try. So is a write whose answer was lost on the network (up to
+ * `networkRetries` times: pending.js keeps a field record sooner, and sends it later).
  */
-export async function api(method, path, { body, query, key, raw = false } = {}) {
+export async function api(method, path, { body, query, key, raw = false, networkRetries = BUSY_RETRIES } = {}) {
   const url = new URL("/api/v1" + path, location.origin);
   for (const [name, value] of Object.entries(query || {})) {
     if (value !== undefined && value !== null && value !== "") url.searchParams.set(name, value);
@@ -58,7 +59,7 @@ export async function api(method, path, { body, query, key, raw = false } = {}) 
     try {
       answer = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     } catch {
-      if (retryable && attempt < BUSY_RETRIES) { busyListener(2); await sleep(2000); continue; }
+      if (retryable && attempt < networkRetries) { busyListener(2); await sleep(2000); continue; }
       busyListener(0);
       throw new ApiError(0, { code: "network", message: "网络不通，请稍后再试。The network is down: try again." });
     }

@@ -113,7 +113,7 @@ function App() {
   return html`
     <header class="top no-print">
       <span class="brand">邻里 Linli</span>
-      <nav aria-label="页面 Pages">
+      <nav aria-label="页面 Pages" class=${home === "desk" ? "office" : "field"}>
         ${pages.map(([n, text]) => html`<a href=${"#/" + n}
           aria-current=${name === n ? "page" : undefined}>${text}</a>`)}
         ${home === "desk" && html`<a href="/dashboard">大屏 Dashboard</a>`}

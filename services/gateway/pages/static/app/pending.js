@@ -8,6 +8,7 @@ import { api, ApiError, newKey, session } from "./api.js";
 
 const STORE = "linli-pending";
 const RETRY_MS = 30_000;
+const NETWORK_RETRIES = 1;
 const listeners = new Set();
 
 function read() {
@@ -28,7 +29,8 @@ const offline = (error) => error instanceof ApiError && error.status === 0;
 export async function send(method, path, body, what) {
   const key = newKey();
   try {
-    return await api(method, path, { body, key });
+    // One more try after 2 s, then kept: in a stairwell, waiting longer helps no one.
+    return await api(method, path, { body, key, networkRetries: NETWORK_RETRIES });
   } catch (error) {
     if (!offline(error)) throw error;
     write([...read(), { method, path, body, key, what, owner: session.claims().sub,
@@ -45,7 +47,7 @@ export async function sendWaiting() {
   try {
     for (const item of mine(read()).filter((i) => !i.refused)) {
       try {
-        await api(item.method, item.path, { body: item.body, key: item.key });
+        await api(item.method, item.path, { body: item.body, key: item.key, networkRetries: NETWORK_RETRIES });
         write(read().filter((i) => i.key !== item.key));
       } catch (error) {
         if (offline(error) || !session.token) break;

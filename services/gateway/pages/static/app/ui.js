@@ -160,25 +160,29 @@ export function toFen(text) {
   const [whole, part = ""] = clean.split(".");
   return Number(whole) * 100 + Number((part + "00").slice(0, 2));
 }
-/** An ISO time from the API, in the reader's local time, to the minute. */
-export function when(iso) {
-  if (!iso) return "";
-  const d = new Date(iso.endsWith("Z") || iso.includes("+") ? iso : iso + "Z");
-  return d.toLocaleString("zh-CN", { dateStyle: "short", timeStyle: "short" });
+// -- the community's clock and calendar ----------------------------------------------
+// Times and days are shown where the community lives (LINLI_TIMEZONE, which /app/
+// is served with), whatever the computer's or the phone's own clock is set to.
+const COMMUNITY_ZONE = document.querySelector('meta[name="linli-timezone"]')?.content || undefined;
+
+/** An ISO time from the API (UTC, with or without its "Z") as a Date. */
+const moment = (at) => (typeof at === "string" ? new Date(at.endsWith("Z") || at.includes("+") ? at : at + "Z") : at);
+
+/** Intl's formatter in the community's zone; the browser's own if the zone is unknown to it. */
+function inCommunity(locale, options) {
+  try { return new Intl.DateTimeFormat(locale, { ...options, timeZone: COMMUNITY_ZONE }); }
+  catch { return new Intl.DateTimeFormat(locale, options); }
 }
 
-// -- the community's calendar ------------------------------------------------------
-// Days (a visit's, a stage's) are days where the community lives (LINLI_TIMEZONE,
-// which /app/ is served with), whatever the phone's own clock is set to.
-const COMMUNITY_ZONE = document.querySelector('meta[name="linli-timezone"]')?.content || undefined;
+/** An ISO time from the API, in the community's time, to the minute. */
+export function when(iso) {
+  if (!iso) return "";
+  return inCommunity("zh-CN", { dateStyle: "short", timeStyle: "short" }).format(moment(iso));
+}
 
 /** A moment as a day of the community's calendar, "2026-05-20" (`at`: a Date or an ISO time; default now). */
 export function communityDay(at = new Date()) {
-  const moment = typeof at === "string" ? new Date(at.endsWith("Z") || at.includes("+") ? at : at + "Z") : at;
-  const format = (zone) => new Intl.DateTimeFormat("en-CA", { timeZone: zone, year: "numeric", month: "2-digit",
-                                                              day: "2-digit" }).formatToParts(moment);
-  let parts;
-  try { parts = format(COMMUNITY_ZONE); } catch { parts = format(undefined); }
+  const parts = inCommunity("en-CA", { year: "numeric", month: "2-digit", day: "2-digit" }).formatToParts(moment(at));
   const part = (type) => parts.find((p) => p.type === type).value;
   return `${part("year")}-${part("month")}-${part("day")}`;
 }
