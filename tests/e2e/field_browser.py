@@ -11,25 +11,7 @@ import sys
 
 from playwright.sync_api import expect
 
-from office_browser import DESK, Office, journey, main  # run as a script, beside it
-
-PHONE = {"width": 360, "height": 740}
-# Every control a thumb presses on these pages; a link in running text is not one.
-TOUCH_TARGETS = "main button, main a.button, main select, main input, main textarea, main label.choice"
-
-
-def phone_check(office: Office, page_name: str, found: dict):
-    """What a phone asks of every page: nothing wider than the screen, no control under 44 px."""
-    page = office.page
-    page.wait_for_timeout(150)
-    found.setdefault("scroll_widths", {})[page_name] = page.evaluate("document.documentElement.scrollWidth")
-    small = page.evaluate("""(selector) => [...document.querySelectorAll(selector)]
-        .filter((el) => el.offsetParent !== null && !(el.type === 'radio' && el.closest('label.choice')))
-        .map((el) => [el.tagName + ' ' + (el.getAttribute('aria-label') || el.name || el.textContent.trim())
-                        .slice(0, 40), Math.round(el.getBoundingClientRect().height)])
-        .filter(([, h]) => h < 44)""", TOUCH_TARGETS)
-    found.setdefault("small_targets", {})[page_name] = small
-
+from office_browser import DESK, PHONE, Office, journey, main  # run as a script, beside it
 
 def picture(office: Office, name: str):
     office.page.screenshot(path=str(office.outdir / f"{name}.png"), full_page=True)
@@ -54,7 +36,7 @@ def patrol_day(office: Office, args: dict) -> dict:
     # -- the volunteer ---------------------------------------------------------------------------
     office.open("patrol", "巡逻 Patrol")
     office.shows(zone)
-    phone_check(office, "patrol", found)
+    office.phone_check("patrol", found)
     picture(office, "patrol-start-phone")
     office.button(f"开始巡逻 Start patrol: {zone}").click()
     expect(page.get_by_role("heading", name="正在巡逻 On patrol")).to_be_visible()
@@ -67,7 +49,7 @@ def patrol_day(office: Office, args: dict) -> dict:
     report.get_by_role("button", name="报告 Report").click()
     expect(report.get_by_text("请写下情况。Say what you found.")).to_be_visible()  # by the field, nothing sent
     report.get_by_label("情况描述 Description").fill(args["description"])
-    phone_check(office, "patrol_running", found)
+    office.phone_check("patrol_running", found)
     picture(office, "patrol-phone")
     report.get_by_role("button", name="报告 Report").click()
     expect(report.get_by_text("已报告")).to_be_visible()
@@ -91,9 +73,7 @@ def patrol_day(office: Office, args: dict) -> dict:
     expect(waiting).to_be_visible()
     page.context.set_offline(False)  # the browser's "online": pending.js sends it by itself
     expect(waiting).to_have_count(0)
-    # Chromium logs each request that found no network: those were the point, not a fault.
-    office.expected_refusals += ["net::ERR_INTERNET_DISCONNECTED"] * sum(
-        "ERR_INTERNET_DISCONNECTED" in text for text in office.console_errors)
+    office.network_loss_expected()
 
     office.open("incidents", "事件 Incidents")
     mine = page.get_by_role("region", name="我报告的 My reports")
@@ -103,7 +83,7 @@ def patrol_day(office: Office, args: dict) -> dict:
     expect(reported.get_by_text("未确认 Not yet")).to_be_visible()
     expect(reported.get_by_text(args["description"])).to_be_visible()
     expect(mine.get_by_role("button", name="确认收到 Acknowledge")).to_have_count(0)  # not the leader's
-    phone_check(office, "incidents_volunteer", found)
+    office.phone_check("incidents_volunteer", found)
     picture(office, "incidents-mine-phone")
 
     # -- the zone's leader ---------------------------------------------------------------------
@@ -114,7 +94,7 @@ def patrol_day(office: Office, args: dict) -> dict:
     expect(card).to_be_visible()
     expect(card.get_by_text(args["description"])).to_be_visible()
     expect(card.get_by_text("高 High")).to_be_visible()
-    phone_check(office, "incidents_leader", found)
+    office.phone_check("incidents_leader", found)
     card.get_by_role("button", name=f"确认 Acknowledge: {compound}, {category}").click()
     expect(card.get_by_text("已确认，不会再上报")).to_be_visible()
     expect(card.get_by_text("我 Me")).to_be_visible()  # who acknowledged it
@@ -124,14 +104,14 @@ def patrol_day(office: Office, args: dict) -> dict:
     expect(page.get_by_role("heading", name="事件 Incident", exact=True)).to_be_visible()
     resolve = page.get_by_role("form", name="解决 Resolve")
     resolve.get_by_label("处理结果 Resolution").fill(args["resolution"])
-    phone_check(office, "incident", found)
+    office.phone_check("incident", found)
     picture(office, "incident-phone")
     resolve.get_by_role("button", name="标为已解决 Resolve").click()
     office.shows("已解决。Resolved.")
     expect(page.get_by_text("未解决 Open")).to_have_count(0)
     expect(page.get_by_text("已解决 Resolved", exact=True)).to_be_visible()
     office.shows(args["resolution"])
-    phone_check(office, "incident_resolved", found)
+    office.phone_check("incident_resolved", found)
     found["incident_url"] = page.url
 
     # -- the office, at a desk: zones without a leader come first ------------------------------
@@ -146,7 +126,7 @@ def patrol_day(office: Office, args: dict) -> dict:
     found["admin_first_is_leaderless"] = True
     picture(office, "incidents")
     page.set_viewport_size(PHONE)
-    phone_check(office, "incidents_office", found)
+    office.phone_check("incidents_office", found)
     return found
 
 

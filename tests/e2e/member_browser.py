@@ -8,34 +8,11 @@ Prints one JSON line ({"ok": true, ...}) with what the journey found.
 """
 from __future__ import annotations
 
-import json
 import sys
-import traceback
-from pathlib import Path
 
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-sys.path.insert(0, str(Path(__file__).parent))
-from office_browser import CHROMIUM_FLAGS, DESK, TIMEOUT_MS, Office  # noqa: E402
-
-PHONE = {"width": 360, "height": 740}
-JOURNEYS = {}
-
-# Every visible control of the page's own content, and the smallest one's height.
-SMALLEST_TARGET = """() => Math.min(...[...document.querySelectorAll(
-    'main button, main a, main input, main textarea, main summary')]
-  .filter((e) => e.offsetParent !== null).map((e) => e.getBoundingClientRect().height))"""
-
-
-def journey(fn):
-    JOURNEYS[fn.__name__] = fn
-    return fn
-
-
-def page_fits(office: Office) -> dict:
-    """How wide the page is (no sideways scrolling at 360 px) and its smallest touch target."""
-    return {"scroll_width": office.page.evaluate("() => document.documentElement.scrollWidth"),
-            "smallest_target": office.page.evaluate(SMALLEST_TARGET)}
+from office_browser import DESK, PHONE, Office, journey, main  # run as a script, beside it
 
 
 @journey
@@ -44,7 +21,8 @@ def member_phone(office: Office, args: dict) -> dict:
     alert, see where to go, log a visit, refer the household and record the referral's
     first stage; log a second visit with no network (kept, then sent); my case list;
     then acknowledge the alert."""
-    page, found = office.page, {"fits": {}}
+    page, found = office.page, {}
+    page.set_viewport_size(PHONE)
     office.open("alerts", "提醒 Alerts")
     expect(page.get_by_role("status").filter(has_text="实时 Live")).to_be_visible()
     # The office opens a case for me now (as its own page would): its alert arrives without a reload.
@@ -58,7 +36,7 @@ def member_phone(office: Office, args: dict) -> dict:
     expect(newest.get_by_role("link", name="查看个案 Open case")).to_have_attribute("href", f"#/mine/{case_id}")
     expect(newest.get_by_text("未读 Unread")).to_be_visible()
     found["alert_message"] = newest.locator(".alert-message").inner_text()
-    found["fits"]["alerts"] = page_fits(office)
+    office.phone_check("alerts", found)
     page.screenshot(path=str(office.outdir / "member-alerts-phone.png"), full_page=True)
 
     newest.get_by_role("link", name="查看个案 Open case").click()
@@ -82,7 +60,7 @@ def member_phone(office: Office, args: dict) -> dict:
     office.shows("已记录进度 Stage recorded")
     expect(page.get_by_role("form", name="记录进度 Record stage: 民政局 Civil affairs bureau")
            .get_by_role("heading")).to_have_text("下一进度 Next stage: 材料已审 Documents checked")
-    found["fits"]["case"] = page_fits(office)
+    office.phone_check("case", found)
     page.screenshot(path=str(office.outdir / "member-case-phone.png"), full_page=True)
     page.set_viewport_size(DESK)
     page.screenshot(path=str(office.outdir / "member-case.png"), full_page=True)
@@ -92,16 +70,17 @@ def member_phone(office: Office, args: dict) -> dict:
     page.context.set_offline(True)
     office.field("情况 Notes").fill("Second visit: no signal on the stairs.")
     office.button("记录走访 Log visit").click()
-    expect(page.get_by_text("No network: kept on this phone")).to_be_visible(timeout=30_000)  # after api.js' retries
+    expect(page.get_by_text("No network: kept on this phone")).to_be_visible(timeout=30_000)  # after one retry
     expect(page.get_by_text("1 waiting to be sent", exact=False)).to_be_visible()
     page.context.set_offline(False)
     expect(page.get_by_text("waiting to be sent", exact=False)).to_have_count(0, timeout=30_000)
+    office.network_loss_expected()
 
     office.open("mine", "我的个案 My cases")
     card = page.locator("a.mine-card", has_text=args["compound"]).first
     expect(card).to_have_attribute("href", f"#/mine/{case_id}")
     expect(card).to_contain_text(f"最近走访 Last visit: {args['today']}")
-    found["fits"]["mine"] = page_fits(office)
+    office.phone_check("mine", found)
     page.screenshot(path=str(office.outdir / "member-cases-phone.png"), full_page=True)
     page.set_viewport_size(DESK)
     page.screenshot(path=str(office.outdir / "member-cases.png"), full_page=True)
@@ -114,32 +93,6 @@ def member_phone(office: Office, args: dict) -> dict:
     page.set_viewport_size(DESK)
     page.screenshot(path=str(office.outdir / "member-alerts.png"), full_page=True)
     return found
-
-
-def main(name: str, url: str, username: str, password: str, outdir: str, raw_args: str = "{}") -> int:
-    out = Path(outdir)
-    out.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_FLAGS)
-        context = browser.new_context(viewport=PHONE, locale="zh-CN", has_touch=True)
-        context.set_default_timeout(TIMEOUT_MS)
-        page = context.new_page()
-        office = Office(page, url, out)
-        try:
-            office.login(username, password)
-            found = JOURNEYS[name](office, json.loads(raw_args))
-        except Exception as exc:  # the whole failure goes to the test's output
-            page.screenshot(path=str(out / f"{name}-failed.png"), full_page=True)
-            print(json.dumps({"ok": False, "error": "".join(traceback.format_exception(exc))[-4000:],
-                              "console_errors": office.console_errors}), flush=True)
-            return 1
-        finally:
-            browser.close()
-    # The requests made with the network off are logged as errors: that was the point.
-    errors = [e for e in office.unexpected_console_errors() if "ERR_INTERNET_DISCONNECTED" not in e]
-    print(json.dumps({"ok": True, "console_errors": errors, **(found or {})}),
-          flush=True)
-    return 0
 
 
 if __name__ == "__main__":

@@ -23,7 +23,10 @@ from playwright.sync_api import Page, expect, sync_playwright
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 DESK = {"width": 1280, "height": 860}
-PHONE = {"width": 390, "height": 844}
+PHONE = {"width": 360, "height": 740}  # the phones of the people in the field (issue 16)
+# Every control a thumb presses; a link in running text is not one.
+TOUCH_TARGETS = ("header.top nav a, header.top > button, main button, main a.button, main a.big-link, "
+                 "main a.mine-card, main summary, main select, main input, main textarea, main label.choice")
 TIMEOUT_MS = 15_000
 
 JOURNEYS = {}
@@ -89,6 +92,25 @@ class Office:
 
     def mouse_events(self) -> int:
         return self.page.evaluate("() => window.__mice")
+
+    def phone_check(self, page_name: str, found: dict):
+        """What a phone asks of a page: nothing wider than the screen (`found["scroll_widths"]`),
+        no control under 44 px (`found["small_targets"]`, each as [what, height])."""
+        page = self.page
+        page.wait_for_timeout(150)
+        found.setdefault("scroll_widths", {})[page_name] = page.evaluate("document.documentElement.scrollWidth")
+        small = page.evaluate("""(selector) => [...document.querySelectorAll(selector)]
+            .filter((el) => el.offsetParent !== null && !(el.type === 'radio' && el.closest('label.choice')))
+            .map((el) => [el.tagName + ' ' + (el.getAttribute('aria-label') || el.name || el.textContent.trim())
+                            .slice(0, 40), Math.round(el.getBoundingClientRect().height)])
+            .filter(([, h]) => h < 44)""", TOUCH_TARGETS)
+        found.setdefault("small_targets", {})[page_name] = small
+
+    def network_loss_expected(self):
+        """The journey took the network away on purpose: Chromium logs each request that found
+        none as a console error; those were the point, not a fault."""
+        self.expected_refusals += ["net::ERR_INTERNET_DISCONNECTED"] * sum(
+            "ERR_INTERNET_DISCONNECTED" in text for text in self.console_errors)
 
     def screenshot(self, name: str, phone: bool = False):
         """A picture of the page as it is now, at the desk's size and, with `phone`, at a phone's too."""

@@ -1,16 +1,13 @@
 """The patrol volunteer's and zone leader's phone pages (巡逻 Patrol, 事件 Incidents)
 in a real Chromium at 360×740, checked against the API; and the office
 acknowledging for a zone that has no leader. On the office's shared stack."""
-import json
-import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 import requests
 
+from tests.e2e.test_office_pages import run_journey
 from tests.e2e.conftest import ADMIN_PASSWORD, new_key
 
 SCRIPT = Path(__file__).with_name("field_browser.py")
@@ -25,19 +22,6 @@ def stack(office_stack):
 def ok(answer, status: int = 200) -> dict:
     assert answer.status_code == status, answer.text
     return answer.json()
-
-
-def run_field_journey(stack, name: str, outdir: Path, username: str, password: str, **args) -> dict:
-    """As test_office_pages.run_journey, for field_browser.py's journeys."""
-    outdir = Path(os.environ.get("LINLI_SCREENSHOTS") or outdir)
-    done = subprocess.run([sys.executable, str(SCRIPT), name, stack.url, username, password, str(outdir),
-                           json.dumps(args)], capture_output=True, text=True, timeout=240)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    assert lines, f"the browser journey {name} printed nothing:\n{done.stdout}\n{done.stderr[-3000:]}"
-    found = json.loads(lines[-1])
-    assert found["ok"], f"journey {name} failed (screenshot in {outdir}):\n{found['error']}"
-    assert found["console_errors"] == [], found["console_errors"]
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +75,8 @@ def test_a_volunteer_patrols_and_reports_on_a_phone_and_the_leader_acknowledges_
     description = "三号楼二单元楼道堆满纸箱，挡住消防通道。Boxes block the fire exit of building 3."
     notes = "巡了两圈，其余正常。Two rounds, all else in order."
     resolution = "物业已清走纸箱。The management took the boxes away."
-    found = run_field_journey(
-        stack, "patrol_day", tmp_path, volunteer["username"], "member-password",
+    found = run_journey(
+        stack, "patrol_day", tmp_path, volunteer["username"], "member-password", script=SCRIPT,
         zone_name=field["zone"]["name"], compound=field["compound"], category_label=field["category_label"],
         description=description, notes=notes, resolution=resolution,
         leader_username=leader["username"], leader_password="member-password", admin_password=ADMIN_PASSWORD,

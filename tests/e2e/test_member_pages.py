@@ -4,16 +4,14 @@ it from its alert, sees the address, logs a visit, refers the household and
 records the first stage, logs another visit with no network (kept on the phone,
 sent when it is back, once); the API then holds what the pages said. Each page
 fits the phone's width, with touch targets of at least 44 px."""
-import json
-import os
-import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 import requests
+
+from tests.e2e.test_office_pages import run_journey
 
 BROWSER_SCRIPT = Path(__file__).with_name("member_browser.py")
 # A long address in Chinese, as a stairwell's directions are: it must wrap, not widen the page.
@@ -24,19 +22,6 @@ ADDRESS = "幸福花园北区12号楼3单元401室（电梯停用，请走东侧
 def stack(office_stack):
     """The office's shared stack (tests/e2e/conftest.py)."""
     return office_stack
-
-
-def run_member_journey(stack, name: str, outdir: Path, username: str, password: str, **args) -> dict:
-    """As test_office_pages.run_journey, with member_browser.py (LINLI_SCREENSHOTS=DIR keeps the pictures)."""
-    outdir = Path(os.environ.get("LINLI_SCREENSHOTS") or outdir)
-    done = subprocess.run([sys.executable, str(BROWSER_SCRIPT), name, stack.url, username, password, str(outdir),
-                           json.dumps(args)], capture_output=True, text=True, timeout=240)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    assert lines, f"the browser journey {name} printed nothing:\n{done.stdout}\n{done.stderr[-3000:]}"
-    found = json.loads(lines[-1])
-    assert found["ok"], f"journey {name} failed (screenshot in {outdir}):\n{found['error']}"
-    assert found["console_errors"] == [], found["console_errors"]
-    return found
 
 
 def test_a_party_member_works_a_new_case_from_its_alert_on_a_phone(stack, admin, register, tmp_path):
@@ -50,16 +35,16 @@ def test_a_party_member_works_a_new_case_from_its_alert_on_a_phone(stack, admin,
     # The page dates its forms by the community's calendar, which it is served with.
     assert '<meta name="linli-timezone" content="Asia/Shanghai">' in requests.get(stack.url + "/app/", timeout=10).text
 
-    found = run_member_journey(
-        stack, "member_phone", tmp_path, profile["username"], "member-password",
+    found = run_journey(
+        stack, "member_phone", tmp_path, profile["username"], "member-password", script=BROWSER_SCRIPT,
         admin_token=admin.token, member_id=profile["id"], household_id=household.json()["id"],
         summary="独居老人，需要低保。Alone; needs the allowance.", address=ADDRESS, phone_digits="01065432100",
         compound=compound, today=today)
 
-    for page, fits in found["fits"].items():
-        assert fits["scroll_width"] <= 360, (page, fits)
-        assert fits["smallest_target"] >= 44, (page, fits)
-    assert found["alert_message"]  # the API's words, whatever they say
+    assert all(width <= 360 for width in found["scroll_widths"].values()), found["scroll_widths"]
+    assert all(small == [] for small in found["small_targets"].values()), found["small_targets"]
+    # The alert says what and where: the compound and the case's category in words.
+    assert compound in found["alert_message"] and "高龄独居 Elderly" in found["alert_message"], found
     case = member.get(f"/cases/{found['case_id']}").json()
     # The second was logged with no network, kept on the phone and sent later: once.
     assert sorted((v["visited_on"], v["logged_by"], v["notes"][:6]) for v in case["visits"]) == [

@@ -23,16 +23,23 @@ BROWSER_SCRIPT = Path(__file__).with_name("office_browser.py")
 
 
 def run_journey(stack, name: str, outdir: Path, username: str = "admin", password: str = ADMIN_PASSWORD,
-                **args) -> dict:
-    """Run one journey in Chromium; its findings, or the test fails with what the page showed.
-    With LINLI_SCREENSHOTS=DIR its pictures of the pages go to DIR (docs/screenshots for the README)."""
+                script: Path = BROWSER_SCRIPT, **args) -> dict:
+    """Run one journey of `script` (office_browser.py, or member_browser.py, field_browser.py: the
+    same command line) in Chromium, logged in as `username`; its findings, or the test fails."""
+    return run_browser(script, [name, stack.url, username, password], outdir, args)
+
+
+def run_browser(script: Path, argv: list[str], outdir: Path, args: dict) -> dict:
+    """Run a browser script (`script *argv OUTDIR JSON_ARGS`): its findings, the JSON line it printed
+    last, or the test fails with what the page showed. With LINLI_SCREENSHOTS=DIR its pictures of
+    the pages go to DIR (docs/screenshots for the README)."""
     outdir = Path(os.environ.get("LINLI_SCREENSHOTS") or outdir)
-    done = subprocess.run([sys.executable, str(BROWSER_SCRIPT), name, stack.url, username, password, str(outdir),
-                           json.dumps(args)], capture_output=True, text=True, timeout=240)
+    done = subprocess.run([sys.executable, str(script), *argv, str(outdir), json.dumps(args)],
+                          capture_output=True, text=True, timeout=240)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    assert lines, f"the browser journey {name} printed nothing:\n{done.stdout}\n{done.stderr[-3000:]}"
+    assert lines, f"the browser journey {argv[0]} printed nothing:\n{done.stdout}\n{done.stderr[-3000:]}"
     found = json.loads(lines[-1])
-    assert found["ok"], f"journey {name} failed (screenshot in {outdir}):\n{found['error']}"
+    assert found["ok"], f"journey {argv[0]} failed (screenshot in {outdir}):\n{found['error']}"
     assert found["console_errors"] == [], found["console_errors"]
     return found
 

@@ -5,9 +5,6 @@ page's dispatches with their dates, and a receipt that never shows goods sent
 before its gift. Through the gateway with every service a real process, then
 in Chromium (tests/e2e/wall_browser.py)."""
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -18,6 +15,7 @@ import jwt
 import pytest
 import requests
 
+from tests.e2e.test_office_pages import run_browser
 from tests.e2e.conftest import ADMIN_PASSWORD, Client, new_key
 
 
@@ -200,20 +198,6 @@ def test_the_public_page_lists_dispatches_with_dates_and_a_receipt_only_those_af
 WALL_BROWSER = Path(__file__).with_name("wall_browser.py")
 
 
-def run_wall_journey(stack, name: str, outdir: Path, **args) -> dict:
-    """One journey of wall_browser.py in Chromium; its findings, or the test fails with what the page showed.
-    With LINLI_SCREENSHOTS=DIR its pictures go to DIR (docs/screenshots for the README)."""
-    outdir = Path(os.environ.get("LINLI_SCREENSHOTS") or outdir)
-    done = subprocess.run([sys.executable, str(WALL_BROWSER), name, stack.url, str(outdir), json.dumps(args)],
-                          capture_output=True, text=True, timeout=240)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    assert lines, f"the browser journey {name} printed nothing:\n{done.stdout}\n{done.stderr[-3000:]}"
-    found = json.loads(lines[-1])
-    assert found["ok"], f"journey {name} failed (screenshot in {outdir}):\n{found['error']}"
-    assert found["console_errors"] == [], found["console_errors"]
-    return found
-
-
 def test_the_office_sets_up_a_wall_screen_which_is_live_and_offline_within_seconds_of_its_revocation(
         stack, admin, tmp_path):
     today = date.today()
@@ -224,8 +208,9 @@ def test_the_office_sets_up_a_wall_screen_which_is_live_and_offline_within_secon
     ok(admin.post("/campaigns", {"name": "试用 Trial", "goal_fen": 100, "test": True,
                                  "starts_on": today.isoformat(), "ends_on": today.isoformat()}), 201)
     screen_name = f"大厅大屏 Hall screen {uuid.uuid4().hex[:4]}"
-    found = run_wall_journey(stack, "wall", tmp_path, username="admin", password=ADMIN_PASSWORD,
-                             screen_name=screen_name, campaign_id=campaign["id"], drive_name=drive, key=new_key())
+    found = run_browser(WALL_BROWSER, ["wall", stack.url], tmp_path, {
+        "username": "admin", "password": ADMIN_PASSWORD, "screen_name": screen_name,
+        "campaign_id": campaign["id"], "drive_name": drive, "key": new_key()})
     device = next(d for d in ok(admin.get("/devices", params={"limit": 200}))["items"] if d["name"] == screen_name)
     assert device["status"] == "revoked" and device["last_seen_at"]
     assert found["alone_before_login"] and found["kept_after_reload"]
@@ -259,7 +244,8 @@ def test_the_public_page_on_a_phone_shows_dated_dispatches_and_a_receipt_only_wh
                   key=new_key()), 201)
     late = ok(admin.post(gifts, {"kind": "in_kind", "items": [{"category": "bedding", "quantity": 1}]},
                          key=new_key()), 201)
-    found = run_wall_journey(stack, "public", tmp_path, drive_name=drive, early=early, late=late)
+    found = run_browser(WALL_BROWSER, ["public", stack.url], tmp_path,
+                        {"drive_name": drive, "early": early, "late": late})
     local_today = datetime.now(timezone(timedelta(hours=8))).date().isoformat()
     assert local_today in found["dispatch_row"] and "Shelter 5" in found["dispatch_row"], found
     assert found["scroll_width"] <= 360
