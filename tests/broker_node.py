@@ -23,7 +23,6 @@ import json
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -32,13 +31,9 @@ import uuid
 import requests
 from kombu import Connection
 
+from tests.ports import free_port
+
 NAME_PREFIX = "linli-fault-"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class BrokerNodeError(RuntimeError):

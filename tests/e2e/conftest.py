@@ -19,14 +19,9 @@ from sqlalchemy.pool import NullPool
 from services.ops.stack import SERVICES, Stack
 from tests import databases
 from tests.conftest import _new_vhost
+from tests.ports import free_port
 
 ADMIN_PASSWORD = "e2e-admin-password"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def linli(env: dict, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -46,7 +41,7 @@ def running_stack(broker, var, *, start: bool = True, metrics_port: int = 0, rea
     env = (dict(os.environ, AMQP_URI=broker.amqp_uri, LINLI_OUTBOX_GRACE_SECONDS="1")
            | ({"LINLI_AMQP_MANAGEMENT_URL": management_url} if management_url else {})
            | databases.service_database_env(var, SERVICES) | env_overrides)
-    stack = Stack(var, env=env, port=free_port(), metrics_port=metrics_port, scale=scale,
+    stack = Stack(var, env=env, port=free_port((scale or {}).get("gateway", 1)), metrics_port=metrics_port, scale=scale,
                   broker_users=management_url is not None)
     stack.prepare()
     created = linli(stack.env, "--var", str(var), "admin", "create", "--username", "admin",

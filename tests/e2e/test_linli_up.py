@@ -3,7 +3,6 @@ loads the demo community, prints the URL and logins; Ctrl-C stops it all. A
 service that dies is started again; a port something holds is refused."""
 import json
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -21,19 +20,6 @@ from tests import databases
 from tests.conftest import wait_for
 from tests.e2e.conftest import ADMIN_PASSWORD, free_port, linli, login, new_key
 from tests.e2e.test_donations import local_today
-
-
-def free_ports(count: int) -> int:
-    """The first of `count` consecutive ports nothing holds (the metrics ports of a stack)."""
-    while True:
-        first = random.randrange(20000, 60000)
-        try:
-            for port in range(first, first + count):
-                with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", port))
-            return first
-        except OSError:
-            continue
 
 
 def linli_up_env(vhost, var) -> dict:
@@ -112,7 +98,7 @@ def test_linli_up_demo_serves_the_demo_world_and_stops_cleanly_on_ctrl_c(module_
 
 @pytest.mark.slow  # about 20 s: a whole stack started by linli up
 def test_a_killed_service_is_started_again_and_counted_while_linli_up_keeps_running(module_vhost, tmp_path):
-    port, metrics_port = free_port(), free_ports(5)
+    port, metrics_port = free_port(), free_port(5)
     var = tmp_path / "var"
     env = linli_up_env(module_vhost, var)
     created = linli(env, "--var", str(var), "admin", "create", "--username", "admin", stdin=ADMIN_PASSWORD + "\n")

@@ -36,13 +36,25 @@ def open_stream(stack, token: str, path: str) -> tuple[socket.socket, bytes]:
     return sock, head
 
 
-def sockets_of(pid: int) -> int:
-    count = 0
+def sockets_of(pid: int, port: int) -> int:
+    """How many of the process's sockets are on `port` (its HTTP port: clients' connections
+    and the listening one), not the database's or the broker's, which it opens as it needs."""
+    inodes = set()
     for fd in os.listdir(f"/proc/{pid}/fd"):
         try:
-            count += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
         except FileNotFoundError:  # closed while we looked
-            pass
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[len("socket:["):-1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as lines:
+            next(lines)  # the header
+            for line in lines:
+                fields = line.split()
+                local_port, inode = int(fields[1].rsplit(":", 1)[1], 16), fields[9]
+                count += local_port == port and inode in inodes
     return count
 
 
@@ -51,7 +63,7 @@ def test_closed_streams_release_their_sockets_within_a_minute(stack, register):
     gateway = stack.processes[("gateway", 0)].pid
     for viewer in viewers:  # each account's first request done, so the count below is of streams alone
         assert viewer.get("/me").status_code == 200
-    before = sockets_of(gateway)
+    before = sockets_of(gateway, stack.port)
 
     opened = []
     for viewer in viewers:
@@ -59,12 +71,12 @@ def test_closed_streams_release_their_sockets_within_a_minute(stack, register):
             sock, head = open_stream(stack, viewer.token, "/events/stream" if number % 2 else "/me/alerts/stream")
             assert head.startswith(b"HTTP/1.1 200"), head
             opened.append(sock)
-    assert sockets_of(gateway) >= before + len(opened) - 2  # (a request before may have left one since)
+    assert sockets_of(gateway, stack.port) >= before + len(opened) - 2  # (a request before may have left one since)
 
     for sock in opened:
         sock.close()
     closed_at = time.monotonic()
-    wait_for(lambda: sockets_of(gateway) <= before + 2, timeout=60, interval=0.5,
+    wait_for(lambda: sockets_of(gateway, stack.port) <= before + 2, timeout=60, interval=0.5,
              what=f"the gateway to close the {len(opened)} closed streams' sockets")
     print(f"{len(opened)} closed streams: sockets released after {time.monotonic() - closed_at:.1f} s "
           f"(heartbeat {HEARTBEAT_SECONDS} s)")
