@@ -1,10 +1,14 @@
 """Alerts survive the notifications process being killed while cases are opened."""
 from collections import Counter
 
+import pytest
+
 from services.common import events
 from services.contracts import SUBSCRIPTIONS
 from tests.conftest import wait_for
 from tests.e2e.conftest import open_case
+
+pytestmark = pytest.mark.slow  # a stack of its own with a process killed: in make test-slow
 
 
 def test_every_alert_arrives_once_when_notifications_is_killed_and_restarted(

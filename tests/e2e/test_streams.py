@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import wait_for
 from tests.e2e.conftest import running_stack
 
+pytestmark = pytest.mark.slow  # a stack of its own, 60 streams opened and closed: in make test-slow
 HEARTBEAT_SECONDS = 1  # 15 by default; short here, so that the test waits seconds, not half a minute
 PER_ACCOUNT = 5
 ACCOUNTS = 12
