@@ -206,9 +206,15 @@ def test_the_live_feed_arrives_through_the_proxy_as_it_happens(office):
     finally:
         stream.terminate()
         stream.wait(timeout=10)
-    # nginx's log has the path, never the token in the query string.
-    log = (office.nginx_dir / "linli-access.log").read_text()
-    assert "GET /api/v1/events/stream HTTP/2.0" in log
+    # nginx's log has the path, never the token in the query string (written once nginx has seen
+    # the client go, a moment after curl is stopped).
+    access_log = office.nginx_dir / "linli-access.log"
+
+    def logged_stream() -> str | None:
+        text = access_log.read_text()
+        return text if "GET /api/v1/events/stream HTTP/2.0" in text else None
+
+    log = wait_for(logged_stream, timeout=10, what="the stream's line in nginx's access log")
     assert token not in log and "access_token" not in log
 
 
