@@ -62,6 +62,12 @@ def rpc_config(stack: Stack) -> dict:
     return {"AMQP_URI": stack.env["AMQP_URI"], "CALLER_SIGNING_KEY": stack.env["LINLI_CALLER_SIGNING_KEY"]}
 
 
+def ok(answer, status: int = 200) -> dict:
+    """The answer's JSON, once it has the status expected (else the test fails with its text)."""
+    assert answer.status_code == status, answer.text
+    return answer.json()
+
+
 def query(stack: Stack, service: str, sql: str, *params) -> list[tuple]:
     """Read a service's database directly; `?` marks each of `params`."""
     names = iter(range(len(params)))

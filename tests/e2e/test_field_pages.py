@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from tests.e2e.test_office_pages import run_journey
-from tests.e2e.conftest import ADMIN_PASSWORD, new_key
+from tests.e2e.conftest import ADMIN_PASSWORD, new_key, ok
 
 SCRIPT = Path(__file__).with_name("field_browser.py")
 
@@ -17,11 +17,6 @@ SCRIPT = Path(__file__).with_name("field_browser.py")
 def stack(office_stack):
     """The office's shared stack (tests/e2e/conftest.py)."""
     return office_stack
-
-
-def ok(answer, status: int = 200) -> dict:
-    assert answer.status_code == status, answer.text
-    return answer.json()
 
 
 @pytest.fixture(scope="module")

@@ -7,18 +7,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.e2e.conftest import HOUSEHOLD, open_case
+from tests.e2e.conftest import HOUSEHOLD, ok, open_case
 
 
 @pytest.fixture(scope="module")
 def stack(office_stack):
     """The office's shared stack (tests/e2e/conftest.py)."""
     return office_stack
-
-
-def ok(answer, status: int = 200) -> dict:
-    assert answer.status_code == status, answer.text
-    return answer.json()
 
 
 def test_the_assignee_reads_the_household_audited_and_no_one_else_does(admin, register):

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from tests.conftest import wait_for
-from tests.e2e.conftest import new_key
+from tests.e2e.conftest import new_key, ok
 
 
 @pytest.fixture(scope="module")
@@ -23,11 +23,6 @@ def stack(office_stack):
 
 def patch(client, path, body):
     return requests.patch(client.api + path, json=body, headers=client.headers, timeout=15)
-
-
-def ok(answer, status: int = 200) -> dict:
-    assert answer.status_code == status, answer.text
-    return answer.json()
 
 
 def refused(answer, status: int, code: str, field: str | None = None) -> dict:

@@ -16,18 +16,13 @@ import pytest
 import requests
 
 from tests.e2e.test_office_pages import run_browser
-from tests.e2e.conftest import ADMIN_PASSWORD, Client, new_key
+from tests.e2e.conftest import ADMIN_PASSWORD, Client, new_key, ok
 
 
 @pytest.fixture(scope="module")
 def stack(office_stack):
     """The office's shared stack (tests/e2e/conftest.py)."""
     return office_stack
-
-
-def ok(answer, status: int = 200) -> dict:
-    assert answer.status_code == status, answer.text
-    return answer.json()
 
 
 def delete(client: Client, path: str):
