@@ -76,15 +76,16 @@ def validate(envelope: dict, *, strict: bool = False) -> dict:
 # of a household: next to a case's categories it tells anyone with the
 # dashboard's login which household lives with which hardship.
 FEED_IDS = frozenset({
-    "alert_id", "assignee_id", "campaign_id", "case_id", "dispatch_id", "donation_id", "incident_id",
-    "leader_id", "member_id", "member_ids", "patrol_id", "previous_assignee_id", "referral_id", "visit_id",
-    "zone_id",
+    "alert_id", "assignee_id", "campaign_id", "case_id", "dispatch_id", "donation_id", "group_id", "helper_ids",
+    "incident_id", "leader_id", "member_id", "member_ids", "patrol_id", "previous_assignee_id", "record_id",
+    "referral_id", "session_id", "visit_id", "zone_id",
 })
 FEED_FIELDS = FEED_IDS | frozenset({
     "compound", "compounds", "category", "categories", "severity", "status", "kind", "referral_status", "to",
     "code",  # a category's code (category_added, category_retired): the only events with a `code`
     "roles", "party_member", "ref", "items",
     "amount_fen", "goal_fen", "cash_fen", "cash_fen_total", "donations_total", "days", "minutes_unacknowledged",
+    "duration_minutes", "closed_automatically", "minutes", "participants", "source", "held_on", "served_on",
     "started_at", "finished_at", "last_patrol_at", "starts_on", "ends_on", "visited_on", "last_visit_on",
     "deadline", "created_at",
 })

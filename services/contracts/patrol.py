@@ -8,6 +8,7 @@ ZONE_CREATED = "zone_created"
 TEAM_ASSIGNED = "team_assigned"
 PATROL_STARTED = "patrol_started"
 PATROL_FINISHED = "patrol_finished"
+PATROL_CORRECTED = "patrol_corrected"
 INCIDENT_REPORTED = "incident_reported"
 INCIDENT_ACKNOWLEDGED = "incident_acknowledged"
 INCIDENT_ESCALATED = "incident_escalated"
@@ -38,6 +39,17 @@ class PatrolStarted(Schema):
 
 class PatrolFinished(PatrolStarted):
     finished_at = fields.String(required=True)
+    # What the patrol counts as service: its length, at most the cap (PATROL_CAP_HOURS). None from
+    # a producer older than the cap: a consumer then counts finished_at - started_at.
+    duration_minutes = fields.Integer(load_default=None, allow_none=True)
+    # Closed by the patrol service because it was never finished within the cap.
+    closed_automatically = fields.Boolean(load_default=False)
+
+
+class PatrolCorrected(PatrolStarted):
+    """The office set a finished patrol's times right (a forgotten patrol, a wrong tap)."""
+    finished_at = fields.String(required=True)
+    duration_minutes = fields.Integer(required=True)
 
 
 class Incident(Schema):
@@ -82,6 +94,7 @@ SCHEMAS = {
     TEAM_ASSIGNED: TeamAssigned,
     PATROL_STARTED: PatrolStarted,
     PATROL_FINISHED: PatrolFinished,
+    PATROL_CORRECTED: PatrolCorrected,
     INCIDENT_REPORTED: IncidentReported,
     INCIDENT_ACKNOWLEDGED: IncidentAcknowledged,
     INCIDENT_ESCALATED: IncidentEscalated,
