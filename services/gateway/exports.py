@@ -1,5 +1,5 @@
 """Downloads for the office's spreadsheets: a drive's ledger and its summary,
-as CSV or XLSX. Rows in, bytes out: one home for how a table becomes a file.
+as CSV or XLSX, and the monthly report as a workbook. Rows in, bytes out: one home for how a table becomes a file.
 
 A spreadsheet program runs a cell that starts with = + - @ (or a tab or a
 carriage return, which some strip first) as a formula: a donor's "name" of
@@ -72,7 +72,7 @@ def summary_rows(campaign: dict, labels: dict[str, str]) -> list[tuple]:
 def render(fmt: str, header: tuple, rows: list[tuple], sheet: str) -> bytes:
     """The table as a file: CSV (UTF-8 with a BOM, so spreadsheet programs read
     Chinese) or XLSX (one sheet, `sheet`). Cells: text, int, Decimal or None."""
-    return _csv(header, rows) if fmt == "csv" else _xlsx(header, rows, sheet)
+    return _csv(header, rows) if fmt == "csv" else workbook([(sheet, header, rows)])
 
 
 def _csv(header: tuple, rows: list[tuple]) -> bytes:
@@ -83,24 +83,123 @@ def _csv(header: tuple, rows: list[tuple]) -> bytes:
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
-def _xlsx(header: tuple, rows: list[tuple], sheet: str) -> bytes:
+def workbook(sheets: list[tuple[str, tuple, list[tuple]]]) -> bytes:
+    """XLSX with one sheet per (name, header, rows). A Decimal with one place
+    (hours) shows one decimal, any other (yuan) two."""
     out = io.BytesIO()
-    workbook = xlsxwriter.Workbook(out, {"in_memory": True})
-    worksheet = workbook.add_worksheet(sheet[:31])
-    bold, money = workbook.add_format({"bold": True}), workbook.add_format({"num_format": "0.00"})
-    for r, row in enumerate((header, *rows)):
-        for c, cell in enumerate(row):
-            if cell is None or cell == "":
-                continue
-            if isinstance(cell, str):
-                worksheet.write_string(r, c, safe_text(cell), bold if r == 0 else None)
-            elif isinstance(cell, Decimal):
-                worksheet.write_number(r, c, float(cell), money)
-            else:
-                worksheet.write_number(r, c, cell)
-    worksheet.set_column(0, len(header) - 1, 18)
-    workbook.close()
+    book = xlsxwriter.Workbook(out, {"in_memory": True})
+    bold = book.add_format({"bold": True})
+    decimals = {-1: book.add_format({"num_format": "0.0"}), -2: book.add_format({"num_format": "0.00"})}
+    for sheet, header, rows in sheets:
+        worksheet = book.add_worksheet(sheet[:31])
+        for r, row in enumerate((header, *rows)):
+            for c, cell in enumerate(row):
+                if cell is None or cell == "":
+                    continue
+                if isinstance(cell, str):
+                    worksheet.write_string(r, c, safe_text(cell), bold if r == 0 else None)
+                elif isinstance(cell, Decimal):
+                    worksheet.write_number(r, c, float(cell), decimals.get(cell.as_tuple().exponent, decimals[-2]))
+                else:
+                    worksheet.write_number(r, c, cell)
+        worksheet.set_column(0, len(header) - 1, 18)
+    book.close()
     return out.getvalue()
+
+
+# -- the monthly report (GET /reports/monthly?format=xlsx): counts only, one sheet per service's part --
+
+REPORT_HEADER = ("项目 item", "名称 name", "说明 detail", "数值 value")
+SESSION_KINDS = {"rehearsal": "排练 rehearsals", "practice": "练习 practice", "performance": "演出 performances",
+                 "match": "比赛 matches"}
+GROUP_KINDS = {"dance": "舞蹈 dance", "sport": "体育 sport", "art": "书画 art", "music": "音乐 music",
+               "other": "其他 other"}
+OUTCOMES = {"helped": "已帮扶 helped", "referred": "已转介 referred", "moved_away": "已搬离 moved away",
+            "deceased": "已去世 deceased", "declined": "本人谢绝 declined", "other": "其他 other",
+            "unspecified": "未注明 not stated"}
+SOURCES = {"patrol": "巡逻 patrols", "session": "文体活动 group sessions", "other": "其他服务 other service"}
+DRIVE_STATUS = {"open": "进行中 open", "closed": "已结束 closed"}
+TO_A_CASE = "困难家庭 a household in need"
+
+
+def hours(minutes: int) -> Decimal:
+    """Minutes as hours with one decimal (exact)."""
+    return (Decimal(minutes) / 60).quantize(Decimal("0.1"))
+
+
+def _label(entry: dict) -> str:
+    return f"{entry['label_zh']} {entry['label_en']}"
+
+
+def monthly_report_sheets(report: dict) -> list[tuple[str, tuple, list[tuple]]]:
+    """The report as the workbook's sheets: (name, REPORT_HEADER, rows)."""
+    month = ("月份 month", "", "", report["month"])
+    patrol, donations, welfare, volunteers = (report[part] for part in ("patrol", "donations", "welfare",
+                                                                          "volunteers"))
+    incidents = patrol["incidents"]
+    patrol_rows = [
+        month,
+        ("巡逻次数 patrols", "", "", patrol["patrols"]),
+        ("巡逻时长(小时) patrol hours", "", "", hours(patrol["patrol_minutes"])),
+        ("自动结束的巡逻 patrols closed automatically", "", "", patrol["patrols_closed_automatically"]),
+        ("巡逻到的片区 zones patrolled", "", f"共 of {patrol['zones_total']}", patrol["zones_covered"]),
+        *(("片区巡逻次数 patrols in a zone", zone["name"], "", zone["patrols"]) for zone in patrol["zones"]),
+        ("上报事件 incidents reported", "", "", incidents["reported"]),
+        ("解决事件 incidents resolved", "", "", incidents["resolved"]),
+        ("月底未解决 reported, unresolved at month end", "", "", incidents["open_at_month_end"]),
+        *(row for entry in patrol["incidents_by_category"] for row in (
+            ("按类别上报 reported by category", _label(entry), "", entry["reported"]),
+            ("按类别解决 resolved by category", _label(entry), "", entry["resolved"]))),
+    ]
+    donation_rows = [
+        month,
+        ("善款(元) cash (yuan)", "", "", yuan(donations["cash_fen"])),
+        ("捐赠笔数 gifts", "", "", donations["gifts"]),
+        ("作废笔数 gifts voided", "", "", donations["voided"]),
+        *(("收到物资 goods received", _label(item), "", item["quantity"]) for item in donations["items_received"]),
+        *(row for drive in donations["drives"] for row in (
+            ("募捐活动善款(元) drive's cash (yuan)", drive["name"], DRIVE_STATUS.get(drive["status"], drive["status"]),
+             yuan(drive["cash_fen"])),
+            ("募捐活动捐赠笔数 drive's gifts", drive["name"], "", drive["gifts"]))),
+        *(("送出物资 goods sent", _label(item),
+           f"{dispatch['dispatched_on']} → {TO_A_CASE if dispatch['to_case'] else dispatch['destination'] or ''}",
+           item["quantity"])
+          for dispatch in donations["dispatches"] for item in dispatch["items"]),
+    ]
+    welfare_rows = [
+        month,
+        ("新开个案 cases opened", "", "", welfare["cases_opened"]),
+        *(("按类别新开 opened by category", _label(entry), "", entry["count"])
+          for entry in welfare["cases_opened_by_category"]),
+        ("得到帮扶的个案 cases helped", "", "", welfare["cases_helped"]),
+        ("走访次数 visits", "", "", welfare["visits"]),
+        ("转介 referrals made", "", "", welfare["referrals_made"]),
+        ("转介获批 referrals granted", "", "", welfare["referrals_granted"]),
+        ("结案 cases closed", "", "", welfare["cases_closed"]),
+        *(("按结果结案 closed by outcome", OUTCOMES.get(kind, kind), "", count)
+          for kind, count in welfare["closed_by_outcome"].items()),
+        ("月底在办 open at month end", "", "", welfare["open_at_month_end"]),
+    ]
+    volunteer_rows = [
+        month,
+        ("活动的文体队伍 groups active", "", "", volunteers["groups_active"]),
+        ("活动场次 sessions", "", "", volunteers["sessions"]),
+        *(("按类型场次 sessions by kind", SESSION_KINDS.get(kind, kind), "", count)
+          for kind, count in volunteers["sessions_by_kind"].items()),
+        ("参与人次 participants", "", "", volunteers["participants"]),
+        ("志愿服务时长(小时) volunteer hours", "", "", hours(volunteers["minutes"])),
+        *(("按来源时长(小时) hours by source", SOURCES.get(source, source), "", hours(minutes))
+          for source, minutes in volunteers["minutes_by_source"].items()),
+        ("参与服务的成员 members serving", "", "", volunteers["members_serving"]),
+        *(row for group in volunteers["groups"] for row in (
+            ("队伍场次 group's sessions", group["name"], GROUP_KINDS.get(group["kind"], group["kind"]),
+             group["sessions"]),
+            ("队伍参与人次 group's participants", group["name"], "", group["participants"]))),
+    ]
+    return [("巡逻与事件 Patrols", REPORT_HEADER, patrol_rows),
+            ("募捐 Donations", REPORT_HEADER, donation_rows),
+            ("帮扶个案 Cases", REPORT_HEADER, welfare_rows),
+            ("文体与志愿 Volunteers", REPORT_HEADER, volunteer_rows)]
 
 
 def filename(*parts: str, fmt: str) -> str:

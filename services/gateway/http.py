@@ -325,7 +325,7 @@ class ApiEntrypoint(HttpRequestHandler):
                  response: type[Schema] | None = None, status: int = 200,
                  summary: str = "", prefix: str = API_PREFIX, in_openapi: bool = True,
                  idempotent: bool = False, key_required: bool = False, event_stream: bool = False,
-                 download: bool = False, shed: bool = True, **kwargs):
+                 download: bool | tuple[str, ...] = False, shed: bool = True, **kwargs):
         kwargs.setdefault("expected_exceptions", EXPECTED_ERRORS)
         super().__init__(method, prefix + path, **kwargs)
         self.path = prefix + path
@@ -340,7 +340,8 @@ class ApiEntrypoint(HttpRequestHandler):
         self.key_required = key_required  # and takes no write without one
         # Answers with server-sent events; takes the token as ?access_token= too (EventSource sends no headers).
         self.event_stream = event_stream
-        self.download = download  # answers with a file (CSV or XLSX, by ?format=), not JSON
+        # Answers with a file (by ?format=) instead of JSON: True for CSV or XLSX, or the formats it makes.
+        self.download = download
         # Refused with a 503 when the gateway is saturated (JsonWebServer.admission);
         # probes, metrics and the long-lived streams are always admitted.
         self.shed = shed and not event_stream

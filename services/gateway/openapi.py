@@ -11,7 +11,7 @@ from marshmallow import fields
 
 from services.common.idempotency import MAX_KEY_LENGTH
 from services.common.schemas import Moment, UtcDateTime
-from services.gateway.exports import CONTENT_TYPES
+from services.gateway.exports import CONTENT_TYPES, FORMATS
 from services.gateway.http import ApiEntrypoint
 from services.gateway.schemas import ErrorSchema, NotReadySchema, ServicesDegradedSchema
 
@@ -112,8 +112,8 @@ def build_spec(service_cls) -> dict:
             content = {"text/event-stream": {"schema": {"type": "string"}}}
         elif route.download:  # JSON, or with ?format= one of these files
             content = {"application/json": {"schema": route.response_schema or {"type": "object"}},
-                       **{content_type.split(";")[0]: {"schema": {"type": "string", "format": "binary"}}
-                          for content_type in CONTENT_TYPES.values()}}
+                       **{CONTENT_TYPES[fmt].split(";")[0]: {"schema": {"type": "string", "format": "binary"}}
+                          for fmt in (route.download if isinstance(route.download, tuple) else FORMATS)}}
         else:
             content = {"application/json": {"schema": route.response_schema or {"type": "object"}}}
         operation["responses"][str(route.status)] = {"description": "OK", "content": content}

@@ -181,6 +181,16 @@ class ExportQuerySchema(Schema):
         "description": "csv (UTF-8 with a BOM) or xlsx: the whole list as a file; without it, JSON"})
 
 
+class MonthlyReportQuerySchema(Schema):
+    """`?month=YYYY-MM` (required; not a month still to come: the route checks
+    that in the community's calendar) and `?format=xlsx` for the file."""
+    month = fields.String(required=True, validate=validate.Regexp(
+        r"^(19|20)\d\d-(0[1-9]|1[0-2])$", error="A month as YYYY-MM, e.g. 2026-11."),
+        metadata={"description": "the community's month, YYYY-MM"})
+    format = fields.String(validate=validate.OneOf(("xlsx",)), metadata={
+        "description": "xlsx: the report as a workbook, one sheet per section; without it, JSON"})
+
+
 class DonationListQuerySchema(PageSchema, ExportQuerySchema):
     """A page of a drive's gifts as JSON, or with `format` the whole ledger as a file (admin)."""
 

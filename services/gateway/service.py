@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import datetime
 from functools import partial
 from html import escape
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import eventlet
 from kombu import Producer, Queue, binding
@@ -42,8 +44,8 @@ from services.gateway.schemas import (
     AUDIT_FILTERS, AuditListSchema, AuditQuerySchema, CategoriesSchema, CategoryCreateSchema, CategorySchema,
     DeviceCreateSchema, DeviceIssuedSchema, DeviceListSchema, DeviceSchema, DonationListQuerySchema,
     ExportQuerySchema, FeedQuerySchema, HealthSchema, MemberCreateSchema, MemberListSchema,
-    MemberQuerySchema, MemberSchema, MemberUpdateSchema, PasswordChangeSchema, PasswordSetSchema, ReadySchema,
-    ServicesHealthSchema, TokenRequestSchema, TokenSchema,
+    MemberQuerySchema, MemberSchema, MemberUpdateSchema, MonthlyReportQuerySchema, PasswordChangeSchema,
+    PasswordSetSchema, ReadySchema, ServicesHealthSchema, TokenRequestSchema, TokenSchema,
 )
 from services.gateway.streams import FEED, Streams, sse_response
 from services.donations.schemas import (
@@ -87,6 +89,7 @@ DEFAULT_RECEIPT_LOOKUPS, DEFAULT_RECEIPT_WINDOW = 20, 60  # per address: a famil
 PROBE_TIMEOUT = 3.0  # the dashboard's parts, dead-letter depths
 READY_TIMEOUT = 0.8  # readiness and each service's health: a probe's answer within a second
 BACKEND_SERVICES = ("patrol", "donations", "welfare", "notifications")
+REPORT_PARTS = ("patrol", "donations", "welfare", "volunteers")  # each answers monthly_summary(month)
 
 
 class GatewayService(KernelEntrypoints):
@@ -96,6 +99,7 @@ class GatewayService(KernelEntrypoints):
     donations = ServiceRpc("donations")
     patrol = ServiceRpc("patrol")
     welfare = ServiceRpc("welfare")
+    volunteers = ServiceRpc("volunteers")
     notifications = ServiceRpc("notifications")
     passwords = PasswordHashing()
     alert_streams = Streams()
@@ -652,6 +656,47 @@ class GatewayService(KernelEntrypoints):
         if kind not in OWNERS:
             raise NotFound(f"No such kind of category: one of {', '.join(KINDS)}.")
         return getattr(self, OWNERS[kind])
+
+    # -- the monthly report ------------------------------------------------------------
+
+    @api("GET", "/reports/monthly", roles=ADMIN, query=MonthlyReportQuerySchema, download=("xlsx",))
+    def monthly_report(self, request):
+        """One month for the street office (`?month=YYYY-MM`, the community's
+        month; not one still to come): patrols and zones, incidents by category,
+        drives and where goods went, cases opened, helped and closed by outcome,
+        activity sessions and volunteer hours. Counts only, no one's name: each
+        service's own `monthly_summary`, asked at once. A service that does not
+        answer: 503 naming it (a report with a hole is not sent).
+        `?format=xlsx`: a workbook, one sheet per part, labelled in Chinese and English."""
+        month = request.query["month"]
+        if month > self._community_month():
+            message = "That month has not begun yet: choose this month or an earlier one."
+            raise InvalidInput(message, {"fields": {"month": [message]}})
+        pool = eventlet.GreenPool()
+        answers = dict(zip(REPORT_PARTS, pool.imap(partial(self._monthly_summary_of, month), REPORT_PARTS),
+                           strict=True))
+        silent = [part for part, answer in answers.items() if answer is None]
+        if silent:
+            raise Unavailable(f"The report is not complete: {', '.join(silent)} did not answer. "
+                              "Try again in a minute.", {"services": silent, "retry_after": 30})
+        report = {"month": month, "generated_at": isoformat(naive_utcnow()), **answers}
+        if request.query.get("format") != "xlsx":
+            return report
+        return file_response(exports.workbook(exports.monthly_report_sheets(report)), exports.CONTENT_TYPES["xlsx"],
+                             exports.filename("linli-report", month, fmt="xlsx"))
+
+    def _monthly_summary_of(self, month: str, service: str) -> dict | None:
+        """The service's own summary of the month, or None (logged) if it did not give one."""
+        try:
+            return getattr(self, service).monthly_summary(month)
+        except Exception as exc:
+            log.warning("monthly report: %s did not answer (%s)", service, type(exc).__name__)
+            return None
+
+    def _community_month(self) -> str:
+        """This month where the community lives: "2026-12"."""
+        zone = ZoneInfo(self.config.get("LOCAL_TIMEZONE") or "Asia/Shanghai")
+        return datetime.now(zone).strftime("%Y-%m")
 
     # -- the wall screens' device tokens ---------------------------------------------
 

@@ -199,16 +199,20 @@ def test_a_stream_past_the_accounts_bound_is_a_documented_429_with_retry_after(s
         assert spec["paths"][path]["get"]["responses"]["429"]["headers"]["Retry-After"]
 
 
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-DOWNLOADS = {"/api/v1/campaigns/{campaign_id}/donations": "Roles: admin, member.",
-             "/api/v1/campaigns/{campaign_id}/summary": "Roles: admin."}
+CSV_OR_XLSX = ["csv", "xlsx"]
+# path: (who may, the files ?format= asks for)
+DOWNLOADS = {"/api/v1/campaigns/{campaign_id}/donations": ("Roles: admin, member.", CSV_OR_XLSX),
+             "/api/v1/campaigns/{campaign_id}/summary": ("Roles: admin.", CSV_OR_XLSX),
+             "/api/v1/reports/monthly": ("Roles: admin.", ["xlsx"])}
+FILE_TYPES = {"csv": "text/csv", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
 
 def test_every_answer_has_its_content_type(spec):
     for method, path, operation in operations(spec):
         for status, response in operation["responses"].items():
             if path in DOWNLOADS and status == "200":  # JSON, or a file as ?format= asks
-                assert set(response["content"]) == {"application/json", "text/csv", XLSX}, (method, path, status)
+                files = {FILE_TYPES[fmt] for fmt in DOWNLOADS[path][1]}
+                assert set(response["content"]) == {"application/json", *files}, (method, path, status)
                 continue
             assert len(response["content"]) == 1, (method, path, status)
     assert set(spec["paths"]["/api/v1/events/stream"]["get"]["responses"]["200"]["content"]) == {"text/event-stream"}
@@ -260,11 +264,12 @@ def test_streams_document_the_token_in_the_query(spec):
 def test_exports_document_the_format_and_their_files(spec, routes):
     downloads = {openapi_path(route.path) for _name, route in routes if route.download}
     assert downloads == set(DOWNLOADS)
-    for path, roles in DOWNLOADS.items():
+    for path, (roles, formats) in DOWNLOADS.items():
         operation = spec["paths"][path]["get"]
         (fmt,) = [p for p in operation["parameters"] if p["in"] == "query" and p["name"] == "format"]
         assert fmt.get("required", False) is False  # without it: JSON
-        assert fmt["schema"]["enum"] == ["csv", "xlsx"]
-        assert operation["responses"]["200"]["content"]["text/csv"]["schema"] == {"type": "string",
-                                                                                   "format": "binary"}
+        assert fmt["schema"]["enum"] == formats
+        for file_type in formats:
+            assert operation["responses"]["200"]["content"][FILE_TYPES[file_type]]["schema"] == {
+                "type": "string", "format": "binary"}
         assert operation["description"] == roles
