@@ -678,7 +678,7 @@ class GatewayService(KernelEntrypoints):
         silent = [part for part, answer in answers.items() if answer is None]
         if silent:
             raise Unavailable(f"The report is not complete: {', '.join(silent)} did not answer. "
-                              "Try again in a minute.", {"services": silent, "retry_after": 30})
+                              "Try again in a minute.", {"services": silent})
         report = {"month": month, "generated_at": isoformat(naive_utcnow()), **answers}
         if request.query.get("format") != "xlsx":
             return report

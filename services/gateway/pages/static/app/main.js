@@ -21,6 +21,10 @@ import { PatrolPage } from "./patrol.js";
 import { IncidentsPage } from "./incidents.js";
 import { AlertsPage } from "./alerts.js";
 import { PendingSends } from "./pending.js";
+import { ReportPage } from "./report.js";
+import { GroupsPage } from "./groups.js";
+import { HoursPage } from "./hours.js";
+import { MyServicePage } from "./myservice.js";
 
 // [hash path, nav text, page]; a page gets the rest of the path as `args`.
 const OFFICE_PAGES = [
@@ -31,6 +35,9 @@ const OFFICE_PAGES = [
   ["households", "住户 Households", HouseholdsPage],
   ["cases", "帮扶个案 Cases", CasesPage],
   ["categories", "类别 Categories", CategoriesPage],
+  ["groups", "文体队伍 Activity groups", GroupsPage],
+  ["hours", "志愿服务时长 Service hours", HoursPage],
+  ["report", "月报 Monthly report", ReportPage],
   ["audit", "查阅记录 Audit log", AuditPage],
   ["devices", "大屏设备 Wall screens", DevicesPage],
 ];
@@ -40,6 +47,7 @@ const FIELD_PAGES = [
   ["patrol", "巡逻 Patrol", PatrolPage],
   ["incidents", "事件 Incidents", IncidentsPage],
   ["alerts", "提醒 Alerts", AlertsPage],
+  ["service", "我的服务 My service", MyServicePage],
 ];
 const HIDDEN = [["receipt", ReceiptPage]]; // opened from a page, not the menu
 
