@@ -105,6 +105,17 @@ async function loadSummary() {
     fill("other-campaigns", others.slice(0, 8).map((c) => line(
       `${driveState(c, today)} · ${c.name} · ¥${yuan(c.totals.cash_fen)} · ${c.starts_on} – ${c.ends_on}`)));
   } else { unavailable("campaigns"); fill("other-campaigns", []); }
+  // This month's activity sessions and volunteer hours (an older gateway sends no `volunteers`: unavailable).
+  if (s.volunteers && s.volunteers.available) {
+    const v = s.volunteers;
+    const hours = (minutes) => (minutes / 60).toFixed(1);
+    $("volunteers-month").textContent = v.month;
+    fill("volunteer-counters", [counter("本月活动 sessions", v.sessions), counter("参与人次 participants", v.participants),
+                                counter("服务小时 service hours", hours(v.minutes))]);
+    const by = v.minutes_by_source || {};
+    fill("service-sources", [line(`巡逻 patrols ${hours(by.patrol || 0)} · 文体活动 group sessions ${hours(by.session || 0)}` +
+                                  ` · 其他 other ${hours(by.other || 0)} 小时 hours`)]);
+  } else { $("volunteers-month").textContent = ""; unavailable("volunteer-counters"); fill("service-sources", []); }
   $("updated").textContent = `更新于 updated ${clockTime(s.generated_at)} · 时区 time zone ${zone}`;
   return true;
 }
@@ -143,6 +154,10 @@ const SAID = {
   case_reopened: (d) => join("个案重开 Case reopened", d.compound),
   followup_overdue: (d) => join("待回访 Follow-up due", d.days ? `${d.days} 天未走访 days since a visit` : ""),
   referral_overdue: () => "转介逾期 Referral past its deadline",
+  group_created: () => "新文体队伍 Activity group formed",
+  session_held: (d) => join("文体活动 Group session held", d.participants !== undefined ? `${d.participants} 人参与 took part` : ""),
+  service_recorded: (d) => join("志愿服务已记录 Service recorded", d.minutes ? `${(d.minutes / 60).toFixed(1)} 小时 hours` : ""),
+  patrol_corrected: (d) => join("巡逻时间已更正 Patrol corrected", zoneOf(d)),
   member_registered: () => "新成员 Member registered",
   member_updated: () => "成员资料更新 Member updated",
   alert_created: () => "已发提醒 Alert sent",
