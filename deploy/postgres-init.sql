@@ -4,4 +4,5 @@ CREATE DATABASE linli_welfare;
 CREATE DATABASE linli_notifications;
 CREATE DATABASE linli_patrol;
 CREATE DATABASE linli_donations;
+CREATE DATABASE linli_volunteers;
 CREATE DATABASE linli_gateway;

@@ -13,13 +13,14 @@ from marshmallow import EXCLUDE, RAISE, Schema, ValidationError
 
 from services.common.envelope import EnvelopeSchema
 from services.common.schemas import shared
-from services.contracts import donations, gateway, notifications, patrol, welfare
+from services.contracts import donations, gateway, notifications, patrol, volunteers, welfare
 
 PRODUCERS = {
     "donations": donations,
     "gateway": gateway,
     "notifications": notifications,
     "patrol": patrol,
+    "volunteers": volunteers,
     "welfare": welfare,
 }
 
@@ -45,6 +46,8 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
     Subscription("patrol", patrol.ZONE_UNCOVERED, "notifications", "on_zone_uncovered"),
     Subscription("donations", donations.GOAL_REACHED, "notifications", "on_goal_reached"),
     Subscription("donations", donations.ITEMS_DISPATCHED, "welfare", "on_items_dispatched"),
+    Subscription("patrol", patrol.PATROL_FINISHED, "volunteers", "on_patrol_finished"),
+    Subscription("patrol", patrol.PATROL_CORRECTED, "volunteers", "on_patrol_corrected"),
 )
 
 

@@ -25,6 +25,10 @@ ANONYMOUS = "匿名 Anonymous"
 LEDGER_HEADER = ("收据号 receipt", "日期 date", "类型 kind", "金额(元) amount (yuan)", "物资 goods",
                  "捐赠人 donor", "已作废 voided", "作废原因 void reason")
 SUMMARY_HEADER = ("项目 item", "类别 category", "去向 to", "数值 value")
+SERVICE_HEADER = ("日期 date", "成员 member", "来源 source", "角色 role", "小时 hours", "分钟 minutes",
+                  "内容 what")
+SOURCE_WORDS = {"patrol": "巡逻 patrol", "session": "活动 session", "other": "其他 other"}
+ROLE_WORDS = {"patrol": "巡逻 patrol", "leader": "队长 leader", "helper": "骨干 helper"}
 
 
 def safe_text(value: str) -> str:
@@ -67,6 +71,18 @@ def summary_rows(campaign: dict, labels: dict[str, str]) -> list[tuple]:
         *(("送出物资 goods sent", labels.get(sent["category"], sent["category"]), sent["to"], sent["quantity"])
           for sent in campaign["goods_sent"]),
     ]
+
+
+def hours(minutes: int) -> Decimal:
+    """Minutes as hours with one decimal, as the pages show them."""
+    return (Decimal(minutes) / 60).quantize(Decimal("0.1"))
+
+
+def service_rows(records: list[dict]) -> list[tuple]:
+    """Service records (each with its member_name), as SERVICE_HEADER names the columns."""
+    return [(r["served_on"], r["member_name"] or r["member_id"], SOURCE_WORDS.get(r["source"], r["source"]),
+             ROLE_WORDS.get(r["role"], r["role"] or ""), hours(r["minutes"]), r["minutes"], r["what"] or "")
+            for r in records]
 
 
 def render(fmt: str, header: tuple, rows: list[tuple], sheet: str) -> bytes:
@@ -120,11 +136,6 @@ OUTCOMES = {"helped": "已帮扶 helped", "referred": "已转介 referred", "mov
 SOURCES = {"patrol": "巡逻 patrols", "session": "文体活动 group sessions", "other": "其他服务 other service"}
 DRIVE_STATUS = {"open": "进行中 open", "closed": "已结束 closed"}
 TO_A_CASE = "困难家庭 a household in need"
-
-
-def hours(minutes: int) -> Decimal:
-    """Minutes as hours with one decimal (exact)."""
-    return (Decimal(minutes) / 60).quantize(Decimal("0.1"))
 
 
 def _label(entry: dict) -> str:

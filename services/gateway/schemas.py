@@ -11,6 +11,7 @@ from services.gateway import devices, passwords
 from services.gateway.exports import FORMATS
 from services.patrol.schemas import AuditEntrySchema as PatrolAuditEntrySchema
 from services.welfare.schemas import AuditEntrySchema as WelfareAuditEntrySchema
+from services.volunteers.schemas import ServiceQuerySchema
 
 
 class TokenRequestSchema(Schema):
@@ -193,6 +194,10 @@ class MonthlyReportQuerySchema(Schema):
 
 class DonationListQuerySchema(PageSchema, ExportQuerySchema):
     """A page of a drive's gifts as JSON, or with `format` the whole ledger as a file (admin)."""
+
+
+class ServiceListQuerySchema(ServiceQuerySchema, ExportQuerySchema):
+    """A page of service records as JSON, or with `format` every record the filters find as a file."""
 
 
 class CategoriesSchema(Schema):

@@ -45,7 +45,7 @@ from services.gateway.schemas import (
     DeviceCreateSchema, DeviceIssuedSchema, DeviceListSchema, DeviceSchema, DonationListQuerySchema,
     ExportQuerySchema, FeedQuerySchema, HealthSchema, MemberCreateSchema, MemberListSchema,
     MemberQuerySchema, MemberSchema, MemberUpdateSchema, MonthlyReportQuerySchema, PasswordChangeSchema,
-    PasswordSetSchema, ReadySchema, ServicesHealthSchema, TokenRequestSchema, TokenSchema,
+    PasswordSetSchema, ReadySchema, ServiceListQuerySchema, ServicesHealthSchema, TokenRequestSchema, TokenSchema,
 )
 from services.gateway.streams import FEED, Streams, sse_response
 from services.donations.schemas import (
@@ -58,6 +58,11 @@ from services.patrol.schemas import (
     CoverageQuerySchema, CoverageSchema, IncidentListSchema, IncidentQuerySchema, IncidentReportSchema,
     IncidentResolveSchema, IncidentSchema, PatrolFinishSchema, PatrolListSchema, PatrolQuerySchema,
     PatrolSchema, PatrolStartSchema, TeamSchema, ZoneCreateSchema, ZoneListSchema, ZoneSchema,
+)
+from services.volunteers.schemas import (
+    GroupCreateSchema, GroupListSchema, GroupQuerySchema, GroupSchema, GroupUpdateSchema, MyServiceQuerySchema,
+    MyServiceSchema, ServiceCreateSchema, ServiceListSchema, ServiceRecordSchema, ServiceTotalsSchema,
+    SessionCreateSchema, SessionListSchema, SessionQuerySchema, SessionSchema, TotalsQuerySchema,
 )
 from services.welfare.schemas import (
     CaseAssignSchema, CaseCloseSchema, CaseDismissSchema, CaseListSchema, CaseOpenSchema, CaseQuerySchema,
@@ -88,7 +93,7 @@ DEFAULT_TOKEN_TTL = 12 * 3600
 DEFAULT_RECEIPT_LOOKUPS, DEFAULT_RECEIPT_WINDOW = 20, 60  # per address: a family checking its receipts, not a guesser
 PROBE_TIMEOUT = 3.0  # the dashboard's parts, dead-letter depths
 READY_TIMEOUT = 0.8  # readiness and each service's health: a probe's answer within a second
-BACKEND_SERVICES = ("patrol", "donations", "welfare", "notifications")
+BACKEND_SERVICES = ("patrol", "donations", "welfare", "notifications", "volunteers")
 REPORT_PARTS = ("patrol", "donations", "welfare", "volunteers")  # each answers monthly_summary(month)
 
 
@@ -99,8 +104,8 @@ class GatewayService(KernelEntrypoints):
     donations = ServiceRpc("donations")
     patrol = ServiceRpc("patrol")
     welfare = ServiceRpc("welfare")
-    volunteers = ServiceRpc("volunteers")
     notifications = ServiceRpc("notifications")
+    volunteers = ServiceRpc("volunteers")
     passwords = PasswordHashing()
     alert_streams = Streams()
     event_feed = Streams()
@@ -627,6 +632,130 @@ class GatewayService(KernelEntrypoints):
             raise InvalidInput("Not every id is a registered member.",
                                {"fields": {field: [f"No registered member has the id {m}." for m in unknown]}})
 
+    # -- activity groups and volunteer service ---------------------------------------
+
+    @api("POST", "/groups", roles=ADMIN, body=GroupCreateSchema, response=GroupSchema, status=201, idempotent=True)
+    def create_group(self, request):
+        """An activity group (dance, sport, art, music, other) with its leader,
+        an active party member, and helpers, active members (else 400 naming the field)."""
+        self._check_group_people(request.payload)
+        group = self.volunteers.create_group(request.body, request.principal,
+                                             idempotency_key=request.idempotency_key)
+        return self._show_groups([group], request.principal)[0]
+
+    @api("GET", "/groups", roles=MEMBER_OR_ADMIN, query=GroupQuerySchema, response=GroupListSchema)
+    def list_groups(self, request):
+        """Activity groups, newest first; `active` narrows the list. Admins see
+        the leader's and helpers' names too."""
+        page = self.volunteers.list_groups(request.query_params)
+        return {**page, "items": self._show_groups(page["items"], request.principal)}
+
+    @api("GET", "/groups/<group_id>", roles=MEMBER_OR_ADMIN, response=GroupSchema)
+    def get_group(self, request, group_id):
+        """One activity group."""
+        return self._show_groups([self.volunteers.get_group(group_id)], request.principal)[0]
+
+    @api("PATCH", "/groups/<group_id>", roles=ADMIN, body=GroupUpdateSchema, response=GroupSchema)
+    def update_group(self, request, group_id):
+        """Change any of name, leader (`null` clears it: no sessions until a
+        new one), helpers (the list sent replaces the old), active."""
+        self._check_group_people(request.payload)
+        return self._show_groups([self.volunteers.update_group(group_id, request.body, request.principal)],
+                                  request.principal)[0]
+
+    @api("POST", "/groups/<group_id>/sessions", roles=MEMBER_OR_ADMIN, body=SessionCreateSchema,
+         response=SessionSchema, status=201, key_required=True)
+    def record_session(self, request, group_id):
+        """A session held (rehearsal, practice, performance, match), recorded by
+        the group's leader or the office: how many residents took part (a
+        count, never names); the leader and each helper present are credited
+        its duration. 409 when the group has no leader or is inactive; 400 for
+        a helper who is not the group's. An Idempotency-Key header is required."""
+        return self.volunteers.record_session(group_id, request.body, request.principal,
+                                              idempotency_key=request.idempotency_key)
+
+    @api("GET", "/sessions", roles=MEMBER_OR_ADMIN, query=SessionQuerySchema, response=SessionListSchema)
+    def list_sessions(self, request):
+        """Sessions, newest recorded first; by `group_id` and `month` held (YYYY-MM)."""
+        return self.volunteers.list_sessions(request.query_params)
+
+    @api("POST", "/service", roles=ADMIN, body=ServiceCreateSchema, response=ServiceRecordSchema, status=201,
+         key_required=True)
+    def record_service(self, request):
+        """Other volunteer service (weekend tutoring, the blackboard bulletin):
+        who, the date, minutes and what was done. An Idempotency-Key header is required."""
+        self._require_members("member_id", [request.payload["member_id"]])
+        return self._with_member_names(
+            [self.volunteers.record_service(request.body, request.principal,
+                                            idempotency_key=request.idempotency_key)])[0]
+
+    @api("GET", "/service", roles=ADMIN, query=ServiceListQuerySchema, response=ServiceListSchema, download=True)
+    def list_service(self, request):
+        """Every member's service records (patrols, sessions, other), newest
+        first, with their names; by `member_id`, `month`, `source`. With
+        `?format=csv` or `xlsx`: every record the filters find, as a file."""
+        params = {key: value for key, value in request.query_params.items() if key != "format"}
+        fmt = request.query.get("format")
+        if fmt is None:
+            page = self.volunteers.list_service(request.principal, params)
+            return {**page, "items": self._with_member_names(page["items"])}
+        records, params = [], {**params, "limit": "200", "cursor": None}
+        while True:
+            page = self.volunteers.list_service(request.principal, params)
+            records += page["items"]
+            if not page["next_cursor"]:
+                break
+            params["cursor"] = page["next_cursor"]
+        rows = exports.service_rows(self._with_member_names(records))
+        return self._export(fmt, exports.SERVICE_HEADER, rows, "service", request.query["month"] or "all")
+
+    @api("GET", "/service/totals", roles=ADMIN, query=TotalsQuerySchema, response=ServiceTotalsSchema)
+    def service_totals(self, request):
+        """Each member's minutes in a `month` (this month by default): in all and
+        by source (patrol, session, other), most first, with names."""
+        totals = self.volunteers.service_totals(request.query_params)
+        return {**totals, "members": self._with_member_names(totals["members"])}
+
+    @api("GET", "/me/service", roles=ANY_ROLE, query=MyServiceQuerySchema, response=MyServiceSchema)
+    def my_service(self, request):
+        """One's own volunteer service in a `year` (this year by default): the
+        total minutes, each month's by source, and the latest 50 records."""
+        return self.volunteers.my_service(request.principal, request.query_params)
+
+    def _check_group_people(self, payload: dict):
+        """The leader an active party member, each helper an active member (400 naming the field)."""
+        if payload.get("leader_id") is not None:
+            leader = self.db.session.get(Account, payload["leader_id"])
+            if leader is None or not leader.party_member or not leader.active:
+                message = "No active party member has this id."
+                raise InvalidInput(message, {"fields": {"leader_id": [message]}})
+        helper_ids = payload.get("helper_ids") or []
+        if helper_ids:
+            found = self.db.session.scalars(select(Account).where(Account.id.in_(helper_ids)))
+            active = {a.id for a in found if a.active and set(a.roles) & set(MEMBER_OR_ADMIN)}
+            unknown = [helper for helper in helper_ids if helper not in active]
+            if unknown:
+                raise InvalidInput("Not every helper is an active member.", {"fields": {"helper_ids": [
+                    f"No active member has the id {helper}." for helper in unknown]}})
+
+    def _names(self, member_ids) -> dict[str, str]:
+        ids = {member_id for member_id in member_ids if member_id}
+        if not ids:
+            return {}
+        return dict(self.db.session.execute(select(Account.id, Account.name).where(Account.id.in_(ids))).all())
+
+    def _show_groups(self, groups: list[dict], principal: dict) -> list[dict]:
+        """Groups as this caller may see them: names of the leader and helpers for admins only."""
+        if "admin" not in principal["roles"]:
+            return groups
+        names = self._names([g["leader_id"] for g in groups] + [h for g in groups for h in g["helper_ids"]])
+        return [{**group, "leader_name": names.get(group["leader_id"]),
+                 "helper_names": [names.get(helper) for helper in group["helper_ids"]]} for group in groups]
+
+    def _with_member_names(self, items: list[dict]) -> list[dict]:
+        names = self._names(item["member_id"] for item in items)
+        return [{**item, "member_name": names.get(item["member_id"])} for item in items]
+
     # -- the community's categories ------------------------------------------------
 
     @api("GET", "/categories", roles=None, response=CategoriesSchema)
@@ -728,7 +857,7 @@ class GatewayService(KernelEntrypoints):
         """Aggregates from every service, asked at once. A service that does not
         answer in time is marked `{"available": false}`; the rest is there.
         `timezone`: the community's (LINLI_TIMEZONE), in which the wall shows times."""
-        parts = ("patrol", "donations", "welfare")
+        parts = ("patrol", "donations", "welfare", "volunteers")
         pool = eventlet.GreenPool()
         answers = dict(zip(parts, pool.imap(self._summary_of, parts), strict=True))
         return {**answers, "generated_at": isoformat(naive_utcnow()),

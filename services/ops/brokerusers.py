@@ -38,7 +38,7 @@ from services import contracts
 from services.contracts import SUBSCRIPTIONS
 
 RPC_EXCHANGE = "nameko-rpc"
-BACKENDS = ("patrol", "donations", "welfare", "notifications")
+BACKENDS = ("patrol", "donations", "welfare", "notifications", "volunteers")
 GATEWAY = "gateway"
 USER_PREFIX = "linli-"
 # nameko's reply routing keys: str(uuid4()).

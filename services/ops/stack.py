@@ -23,13 +23,14 @@ from services.common import events, migrations
 from services.common.metrics import SERVICE_RESTARTS
 from services.ops import brokerusers
 
-BACKENDS = ("patrol", "donations", "welfare", "notifications")
+BACKENDS = ("patrol", "donations", "welfare", "notifications", "volunteers")
 SERVICES = BACKENDS + ("gateway",)
 SERVICE_CLASSES = {
     "patrol": "services.patrol.service:PatrolService",
     "donations": "services.donations.service:DonationsService",
     "welfare": "services.welfare.service:WelfareService",
     "notifications": "services.notifications.service:NotificationsService",
+    "volunteers": "services.volunteers.service:VolunteersService",
     "gateway": "services.gateway.service:GatewayService",
 }
 # What lets a process speak for a caller (sign tokens, vouch for RPC calls):
@@ -38,6 +39,8 @@ GATEWAY_ONLY = ("LINLI_JWT_SECRET", "LINLI_CALLER_SIGNING_KEY")
 # var/ holds personal data (SQLite files, logs) and secrets: its owner's only.
 PRIVATE_UMASK = 0o077
 BROKER_PASSWORDS = "broker-passwords.json"
+# `linli up`'s own metrics port, above the first metrics port (see Stack.metrics_port_of).
+SUPERVISOR_METRICS_OFFSET = 4
 # A service that exited this many times in a row, each soon after it started, cannot start (see supervise_once).
 CANNOT_START_AFTER = 5
 
@@ -243,14 +246,16 @@ class Stack:
         return env
 
     def metrics_port_of(self, service: str, index: int = 0) -> int:
-        """patrol 9100, donations 9101, welfare 9102, notifications 9103; a
-        second instance of each ten above (the gateway: /api/v1/metrics)."""
-        return self.metrics_port + BACKENDS.index(service) + 10 * index
+        """patrol 9100, donations 9101, welfare 9102, notifications 9103,
+        volunteers 9105 (9104 is linli up's own, as it was before volunteers
+        came); a second instance of each ten above (the gateway: /api/v1/metrics)."""
+        offset = BACKENDS.index(service)
+        return self.metrics_port + offset + (offset >= SUPERVISOR_METRICS_OFFSET) + 10 * index
 
     @property
     def supervisor_metrics_port(self) -> int:
-        """`linli up`'s own (its restarts): 9104, next to the backends'."""
-        return self.metrics_port + len(BACKENDS)
+        """`linli up`'s own (its restarts): 9104, next to the first four backends'."""
+        return self.metrics_port + SUPERVISOR_METRICS_OFFSET
 
     def ports(self) -> list[tuple[str, int, str]]:
         """(host, port, what listens there) for every port the stack's processes take."""

@@ -67,7 +67,7 @@ def test_the_stack_runs_over_tls_verifying_the_brokers_certificate(tls_node, cer
         # Every service process is connected over TLS, each as its own user.
         connections = json.loads(tls_node.ctl("list_connections", "user", "ssl", "--formatter", "json").stdout)
         users = {connection["user"]: connection["ssl"] for connection in connections}
-        for service in ("patrol", "donations", "welfare", "notifications", "gateway"):
+        for service in ("patrol", "donations", "welfare", "notifications", "volunteers", "gateway"):
             assert users.get(f"linli-{service}@/") is True, (service, users)
         assert all(connection["ssl"] for connection in connections), connections
 

@@ -17,8 +17,8 @@ def test_the_summary_gathers_every_service(admin, register):
     summary = viewer.get("/dashboard/summary")
     assert summary.status_code == 200, summary.text
     body = summary.json()
-    assert {part: body[part]["available"] for part in ("patrol", "donations", "welfare")} == {
-        "patrol": True, "donations": True, "welfare": True}
+    assert {part: body[part]["available"] for part in ("patrol", "donations", "welfare", "volunteers")} == {
+        "patrol": True, "donations": True, "welfare": True, "volunteers": True}
     assert body["welfare"]["open_cases_by_status"]["open"] >= 1
     assert body["welfare"]["open_cases_by_category"]["elderly"] >= 1
     assert set(body["patrol"]["open_incidents_by_severity"]) == {"low", "medium", "high"}

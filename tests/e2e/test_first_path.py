@@ -116,7 +116,7 @@ def test_health_ready_and_the_openapi_document(stack):
     services = requests.get(stack.url + "/api/v1/health/services", timeout=10)
     assert services.status_code == 200
     assert services.json() == {"status": "ok", "services": {"patrol": "ok", "donations": "ok", "welfare": "ok",
-                                                            "notifications": "ok"}}
+                                                            "notifications": "ok", "volunteers": "ok"}}
     spec = requests.get(stack.url + "/api/v1/openapi.json", timeout=5).json()
     for path, method in [("/api/v1/auth/token", "post"), ("/api/v1/members", "post"),
                          ("/api/v1/members/{member_id}", "get"), ("/api/v1/me/alerts", "get"),

@@ -105,7 +105,7 @@ def test_readiness_is_the_gateways_own_and_a_stalled_backend_shows_in_services_h
         assert body["error"]["code"] == "degraded"
         assert body["status"] == "degraded"
         assert body["services"] == {"patrol": "unavailable (timeout)", "donations": "ok", "welfare": "ok",
-                                    "notifications": "ok"}
+                                    "notifications": "ok", "volunteers": "ok"}
 
         campaigns, seconds = timed(lambda: admin.get("/campaigns"))  # the rest of the API goes on
         assert campaigns.status_code == 200, campaigns.text
@@ -115,7 +115,7 @@ def test_readiness_is_the_gateways_own_and_a_stalled_backend_shows_in_services_h
     healthy = wait_for(lambda: (lambda answer: answer if answer.status_code == 200 else None)(
         requests.get(stack.url + "/api/v1/health/services", timeout=5)), timeout=20, what="patrol back")
     assert healthy.json() == {"status": "ok", "services": {
-        "patrol": "ok", "donations": "ok", "welfare": "ok", "notifications": "ok"}}
+        "patrol": "ok", "donations": "ok", "welfare": "ok", "notifications": "ok", "volunteers": "ok"}}
 
 
 def test_a_stalled_service_sheds_its_callers_within_the_deadline_and_loses_nothing(stack, admin, register):

@@ -97,7 +97,7 @@ def test_a_service_cannot_read_another_services_event_queues(users):
     notifications_queue = "evt-welfare-case_opened--notifications.on_case_opened"
     assert attempt(users["notifications"], consume(notifications_queue)) is None
     assert attempt(users["notifications"], consume(notifications_queue + ".dlq")) is None
-    for service in ("patrol", "donations", "welfare", "gateway"):
+    for service in ("patrol", "donations", "welfare", "volunteers", "gateway"):
         for queue_name in (notifications_queue, notifications_queue + ".dlq"):
             refused = attempt(users[service], consume(queue_name))
             assert refused is not None and refused.reply_code == 403, (service, queue_name)
@@ -139,7 +139,7 @@ def test_what_each_service_does_is_allowed(users):
     with Connection(users["gateway"]) as connection:
         channel = connection.channel()
         feed(channel).declare()
-        for source in ("patrol", "donations", "welfare", "notifications", "gateway"):
+        for source in ("patrol", "donations", "welfare", "notifications", "volunteers", "gateway"):
             get_event_exchange(source, {})(channel).declare()
             channel.queue_bind(feed.name, f"{source}.events", "#")
         alerts = Queue(f"evt-notifications-alert_created--gateway.on_alert_created-{uuid.uuid4().hex}",

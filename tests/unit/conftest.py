@@ -163,6 +163,15 @@ def patrol_db():
 
 
 @pytest.fixture
+def volunteers_db():
+    from services.volunteers import models as volunteer_models
+
+    db = ServiceDb(volunteer_models.Base, volunteer_models.kernel, "volunteers")
+    yield db
+    db.release()
+
+
+@pytest.fixture
 def donations_db():
     from services.donations import models as donation_models
 

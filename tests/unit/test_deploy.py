@@ -29,8 +29,9 @@ K8S_VERSION = "1.30.0"
 
 # The replica counts deploy/README.md documents: compose, and in Kubernetes the
 # Deployment's count or, where an autoscaler owns it, its (min, max).
-COMPOSE_REPLICAS = {"welfare": 2, "notifications": 1, "patrol": 1, "donations": 3, "gateway": 2}
-K8S_REPLICAS = {"welfare": 2, "notifications": 1, "patrol": 1, "donations": (3, 6), "gateway": (2, 4)}
+COMPOSE_REPLICAS = {"welfare": 2, "notifications": 1, "patrol": 1, "donations": 3, "volunteers": 1, "gateway": 2}
+K8S_REPLICAS = {"welfare": 2, "notifications": 1, "patrol": 1, "donations": (3, 6), "volunteers": 1,
+                "gateway": (2, 4)}
 RABBITMQ_NODES = 3
 
 # Connections one process may hold: services/common/db.py sizes its pool to

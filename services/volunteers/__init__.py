@@ -1,0 +1,2 @@
+"""Activity groups (dance, gateball, calligraphy, choir, tai chi), their
+sessions, and every member's volunteer service hours."""

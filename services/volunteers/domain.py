@@ -1,0 +1,95 @@
+"""Rules of activity groups, their sessions and volunteer service hours. Standard library only."""
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from zoneinfo import ZoneInfo
+
+
+class RuleBroken(Exception):
+    """The change conflicts with the current state: a 409."""
+
+
+class NotAllowed(Exception):
+    """This person may not do this here: a 403."""
+
+
+class BadHelpers(ValueError):
+    """Helpers named for a session who are not the group's helpers: a 400 naming helper_ids."""
+
+    def __init__(self, unknown: list[str]):
+        super().__init__("Not every helper is one of the group's helpers.")
+        self.unknown = unknown
+
+
+class Source:
+    PATROL = "patrol"
+    SESSION = "session"
+    OTHER = "other"
+
+
+class Role:
+    PATROL = "patrol"
+    LEADER = "leader"
+    HELPER = "helper"
+
+
+def helpers_of(leader_id: str | None, helper_ids: list[str]) -> list[str]:
+    """Each helper once, in the order given, the leader left out (a leader is not their own helper)."""
+    seen: list[str] = []
+    for helper in helper_ids:
+        if helper and helper != leader_id and helper not in seen:
+            seen.append(helper)
+    return seen
+
+
+def check_may_record_session(actor_id: str, actor_is_admin: bool, leader_id: str | None):
+    """The office, or the group's own leader, records its sessions."""
+    if not actor_is_admin and (leader_id is None or actor_id != leader_id):
+        raise NotAllowed("Only the group's leader (or the office) records its sessions.")
+
+
+def check_session(group_active: bool, leader_id: str | None, present: list[str], group_helpers: list[str]):
+    """A session is held by an active group under its leader, with helpers
+    from the group's own. Raises RuleBroken (no leader, inactive) or BadHelpers."""
+    if not group_active:
+        raise RuleBroken("The group is inactive: it holds no sessions.")
+    if leader_id is None:
+        raise RuleBroken("A session needs its leader: give the group a leader first.")
+    unknown = [helper for helper in present if helper not in group_helpers]
+    if unknown:
+        raise BadHelpers(unknown)
+
+
+def _moment(text: str) -> datetime:
+    """An event's ISO 8601 time as an aware UTC datetime (no zone: UTC)."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+
+
+def patrol_minutes(started_at: str, finished_at: str, duration_minutes: int | None) -> int:
+    """What a finished patrol counts: the producer's (capped) duration when it
+    sends one, else whole minutes between start and finish; never negative."""
+    if duration_minutes is not None:
+        return max(0, int(duration_minutes))
+    seconds = (_moment(finished_at) - _moment(started_at)).total_seconds()
+    return max(0, int(seconds // 60))
+
+
+def local_date(moment: str, zone: str) -> date:
+    """The community's date of an event's time (a patrol at 23:30 UTC is the next day in Shanghai)."""
+    return _moment(moment).astimezone(ZoneInfo(zone)).date()
+
+
+def month_bounds(month: str) -> tuple[date, date]:
+    """'2026-05' -> (2026-05-01, 2026-06-01): the first day and the first day after."""
+    year, number = (int(part) for part in month.split("-"))
+    first = date(year, number, 1)
+    return first, date(year + number // 12, number % 12 + 1, 1)
+
+
+def month_of(day: date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def months_of_year(year: int) -> list[str]:
+    return [f"{year:04d}-{number:02d}" for number in range(1, 13)]
