@@ -203,7 +203,8 @@ def test_a_stream_past_the_accounts_bound_is_a_documented_429_with_retry_after(s
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 DOWNLOADS = {"/api/v1/campaigns/{campaign_id}/donations": "Roles: admin, member.",
-             "/api/v1/campaigns/{campaign_id}/summary": "Roles: admin."}
+             "/api/v1/campaigns/{campaign_id}/summary": "Roles: admin.",
+             "/api/v1/service": "Roles: admin."}
 
 
 def test_every_answer_has_its_content_type(spec):
