@@ -395,7 +395,8 @@ class ApiEntrypoint(HttpRequestHandler):
             return key
         if self.key_required:
             raise IdempotencyKeyRequired(
-                "Send an Idempotency-Key header (a new UUID per donation or dispatch; the same one on a retry).",
+                "Send an Idempotency-Key header (a new UUID per donation, dispatch, session or service "
+                "record; the same one on a retry).",
                 {"fields": {"Idempotency-Key": ["Required on this route."]}})
         return f"request-{uuid.uuid4().hex}"
 

@@ -179,11 +179,13 @@ def test_idempotent_writes_document_the_idempotency_key_header(spec, routes):
     assert any(route.idempotent for _name, route in routes)
 
 
-def test_money_and_goods_writes_require_the_idempotency_key(spec, routes):
-    """A keyless retry of a donation was recorded twice: the key is required, and documented so."""
+def test_money_and_goods_writes_and_hours_served_require_the_idempotency_key(spec, routes):
+    """A keyless retry of a donation was recorded twice: the key is required, and documented so. So
+    it is for a session and for service the office records: a retry must not count hours twice."""
     required = sorted(name for name, route in routes if route.key_required)
-    assert required == ["dispatch_goods", "record_donation"]
-    for path in ("/api/v1/campaigns/{campaign_id}/donations", "/api/v1/campaigns/{campaign_id}/dispatches"):
+    assert required == ["dispatch_goods", "record_donation", "record_service", "record_session"]
+    for path in ("/api/v1/campaigns/{campaign_id}/donations", "/api/v1/campaigns/{campaign_id}/dispatches",
+                 "/api/v1/groups/{group_id}/sessions", "/api/v1/service"):
         (header,) = [p for p in spec["paths"][path]["post"]["parameters"] if p["in"] == "header"]
         assert header["required"] is True and "idempotency_key_required" in header["description"]
 
@@ -203,6 +205,7 @@ CSV_OR_XLSX = ["csv", "xlsx"]
 # path: (who may, the files ?format= asks for)
 DOWNLOADS = {"/api/v1/campaigns/{campaign_id}/donations": ("Roles: admin, member.", CSV_OR_XLSX),
              "/api/v1/campaigns/{campaign_id}/summary": ("Roles: admin.", CSV_OR_XLSX),
+             "/api/v1/service": ("Roles: admin.", CSV_OR_XLSX),
              "/api/v1/reports/monthly": ("Roles: admin.", ["xlsx"])}
 FILE_TYPES = {"csv": "text/csv", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
