@@ -76,6 +76,17 @@ def labels(session, model, codes) -> list[str]:
     return [found.get(code, code) for code in codes]
 
 
+def labelled(session, model, counts: dict[str, dict]) -> list[dict]:
+    """Counts per category (`{code: {"reported": 3, ...}}`) as a list in the
+    categories' order, each with its code and labels (a summary's rows); a
+    code the table does not know keeps itself as its labels."""
+    known = {code: (zh, en, position) for code, zh, en, position in session.execute(
+        select(model.code, model.label_zh, model.label_en, model.position).where(model.code.in_(set(counts)))).all()}
+    order = sorted(counts, key=lambda code: (known.get(code, (None, None, len(known) + 1))[2], code))
+    return [{"category": code, "label_zh": known.get(code, (code,))[0], "label_en": known.get(code, (code, code))[1],
+             **counts[code]} for code in order]
+
+
 def require_categories(session, model, kind: str, field: str, codes) -> None:
     """InvalidInput naming `field` unless every code is a known, active category."""
     found = problems(session, model, kind, codes)

@@ -1,5 +1,11 @@
 """Time in Linli is UTC; databases store it naive (SQLite keeps no zone)."""
+import re
 from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+from services.common.errors import InvalidInput
+
+_MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
 
 
 def utcnow() -> datetime:
@@ -15,3 +21,16 @@ def isoformat(moment: datetime) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def month_bounds(month, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """A community's month ("2026-11" in `zone`, its LOCAL_TIMEZONE) as naive
+    UTC bounds [start, end) for queries on stored times. Anything but a month
+    of the years 2000 to 9998 is an InvalidInput naming `month`."""
+    found = _MONTH.fullmatch(month) if isinstance(month, str) else None
+    if found is None or not 2000 <= int(found[1]) <= 9998 or not 1 <= int(found[2]) <= 12:
+        raise InvalidInput("A month is YYYY-MM, e.g. 2026-11.", {"fields": {"month": ["A month as YYYY-MM."]}})
+    year, number = int(found[1]), int(found[2])
+    start = datetime(year, number, 1, tzinfo=zone)
+    end = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=zone)
+    return tuple(moment.astimezone(timezone.utc).replace(tzinfo=None) for moment in (start, end))

@@ -89,6 +89,7 @@ class Donation(Base):
     __table_args__ = (
         UniqueConstraint("campaign_id", "seq", name="uq_donations_gap_free_seq"),
         Index("ix_donations_campaign_created", "campaign_id", "created_at", "id"),
+        Index("ix_donations_created", "created_at"),  # a month's gifts, across drives (monthly_summary)
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)

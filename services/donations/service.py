@@ -13,8 +13,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from services.common.categories import CategoryEntrypoints, problems
-from services.common.clock import isoformat, naive_utcnow
+from services.common.categories import CategoryEntrypoints, labelled, problems
+from services.common.clock import isoformat, month_bounds, naive_utcnow
 from services.common.db import Database, get_by_id
 from services.common.errors import Conflict, InvalidInput, NotFound
 from services.common.idempotency import idempotent
@@ -167,6 +167,51 @@ class DonationsService(CategoryEntrypoints, KernelEntrypoints):
                     "to": CASE_DESTINATION if case_id else destination, "items": []}
             per_campaign[dispatch_id]["items"].append({"category": category, "quantity": quantity})
         return {campaign_id: list(per_campaign.values()) for campaign_id, per_campaign in found.items()}
+
+    @rpc
+    def monthly_summary(self, month) -> dict:
+        """For the street office's monthly report, in the community's month
+        ("2026-11"), test drives left out: cash and goods received in gifts not
+        voided, the voids made, each drive's part, and each dispatch with where
+        it went (a place's name; a case only as `to_case`). Counts only."""
+        start, end = month_bounds(month, self._zone())
+        session = self.db.session
+        real = Campaign.test.is_(False)
+        in_month = (Donation.created_at >= start) & (Donation.created_at < end) & Donation.voided_at.is_(None)
+        per_drive = {campaign_id: (int(cash or 0), gifts) for campaign_id, cash, gifts in session.execute(
+            select(Donation.campaign_id, func.sum(Donation.amount_fen), func.count())
+            .join(Campaign, Campaign.id == Donation.campaign_id).where(real, in_month)
+            .group_by(Donation.campaign_id)).all()}
+        items = {category: {"quantity": int(quantity)} for category, quantity in session.execute(
+            select(DonationItem.category, func.sum(DonationItem.quantity))
+            .join(Donation, Donation.id == DonationItem.donation_id)
+            .join(Campaign, Campaign.id == Donation.campaign_id).where(real, in_month)
+            .group_by(DonationItem.category)).all()}
+        voided = session.scalar(select(func.count()).select_from(Donation)
+                                .join(Campaign, Campaign.id == Donation.campaign_id)
+                                .where(real, Donation.voided_at >= start, Donation.voided_at < end))
+        dispatches = session.scalars(
+            select(Dispatch).join(Campaign, Campaign.id == Dispatch.campaign_id)
+            .where(real, Dispatch.created_at >= start, Dispatch.created_at < end)
+            .order_by(Dispatch.created_at, Dispatch.id)).all()
+        drive_ids = set(per_drive) | {d.campaign_id for d in dispatches}
+        drives = session.scalars(select(Campaign).where(Campaign.id.in_(drive_ids))
+                                 .order_by(Campaign.created_at, Campaign.id)).all()
+        return {
+            "month": month,
+            "cash_fen": sum(cash for cash, _ in per_drive.values()),
+            "gifts": sum(gifts for _, gifts in per_drive.values()),
+            "voided": voided,
+            "items_received": labelled(session, Category, items),
+            "drives": [{"campaign_id": c.id, "name": c.name, "status": c.status, "goal_fen": c.goal_fen,
+                        "cash_fen": per_drive.get(c.id, (0, 0))[0], "gifts": per_drive.get(c.id, (0, 0))[1]}
+                       for c in drives],
+            "dispatches": [{
+                "dispatched_on": self._local_day(d.created_at).isoformat(),
+                "destination": None if d.case_id else d.destination, "to_case": d.case_id is not None,
+                "items": labelled(session, Category, {i.category: {"quantity": i.quantity} for i in d.items}),
+            } for d in dispatches],
+        }
 
     def _local_day(self, moment: datetime):
         """The community's calendar day of a stored (naive UTC) moment."""

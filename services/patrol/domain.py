@@ -93,3 +93,61 @@ def due_uncovered_alert(last_patrol_at: datetime | None, created_at: datetime,
     if now - lapse_started < timedelta(days=days):
         return False
     return alerted_at is None or alerted_at < lapse_started
+
+
+# -- forgotten patrols ----------------------------------------------------------------
+
+DEFAULT_CAP_HOURS = 4  # a patrol not finished within this is closed by the sweep (PATROL_CAP_HOURS)
+MAX_CORRECTED_HOURS = 24
+
+
+def cap_hours(configured) -> float:
+    """The cap in force: PATROL_CAP_HOURS, or DEFAULT_CAP_HOURS when it is not set."""
+    if configured is None or configured == "":
+        return DEFAULT_CAP_HOURS
+    hours = float(configured)
+    if not 0 < hours <= MAX_CORRECTED_HOURS:
+        raise ValueError(f"PATROL_CAP_HOURS must be more than 0 and at most {MAX_CORRECTED_HOURS}, not {configured}.")
+    return hours
+
+
+def minutes_counted(started_at: datetime, finished_at: datetime, cap: float | None) -> int:
+    """What a patrol counts as service: its whole minutes, at most `cap` hours
+    (None: no cap, for times the office set right)."""
+    seconds = max(0.0, (finished_at - started_at).total_seconds())
+    if cap is not None:
+        seconds = min(seconds, cap * 3600)
+    return int(seconds // 60)
+
+
+def forgotten_before(now: datetime, cap: float) -> datetime:
+    """An unfinished patrol started before this moment is forgotten: the sweep
+    closes it at its start + the cap."""
+    return now - timedelta(hours=cap)
+
+
+def closed_at(started_at: datetime, cap: float) -> datetime:
+    """When a forgotten patrol counts as finished."""
+    return started_at + timedelta(hours=cap)
+
+
+def check_unfinished(finished_at: datetime | None, closed_automatically: bool, cap: float):
+    if finished_at is not None and closed_automatically:
+        raise RuleBroken(f"This patrol was closed automatically: it was not finished within {cap:g} hours. "
+                         "The office can correct its times; you may start a new patrol.")
+    if finished_at is not None:
+        raise RuleBroken("This patrol is finished already.")
+
+
+def correction_problems(started_at: datetime, finished_at: datetime, now: datetime) -> dict[str, list[str]]:
+    """Why the office's times for a patrol cannot stand, field by field (empty:
+    they can): finished after started, at most MAX_CORRECTED_HOURS, neither in the future."""
+    problems: dict[str, list[str]] = {}
+    for field, moment in (("started_at", started_at), ("finished_at", finished_at)):
+        if moment > now:
+            problems.setdefault(field, []).append("Not in the future.")
+    if finished_at <= started_at:
+        problems.setdefault("finished_at", []).append("After started_at.")
+    elif finished_at - started_at > timedelta(hours=MAX_CORRECTED_HOURS):
+        problems.setdefault("finished_at", []).append(f"At most {MAX_CORRECTED_HOURS} hours after started_at.")
+    return problems

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text, text
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, false, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from services.common.categories import CategoryColumns
@@ -70,6 +70,15 @@ class Patrol(Base):
     started_at: Mapped[datetime] = mapped_column(DateTime, default=naive_utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     notes: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # What the patrol counts as service, fixed when it ends (at most the cap then in force) or
+    # when the office corrects it: a later change of the cap does not rewrite past months.
+    duration_minutes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Never finished by its member: the sweep closed it at started_at + the cap. The flag is
+    # the note (the pages word it); the member's notes stay theirs alone.
+    closed_automatically: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    corrected_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    corrected_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    correction_reason: Mapped[str | None] = mapped_column(Text, nullable=True)  # free text: never in events
 
 
 class Incident(Base):

@@ -74,7 +74,23 @@ class PatrolSchema(Schema):
     started_at = UtcDateTime()
     finished_at = UtcDateTime(allow_none=True)
     notes = fields.String(allow_none=True, metadata={"description": "Null while on patrol, or when withheld."})
-    free_text_hidden = fields.Boolean(metadata={"description": _HIDDEN.format("notes", "the member on patrol")})
+    free_text_hidden = fields.Boolean(metadata={
+        "description": _HIDDEN.format("notes, correction_reason", "the member on patrol")})
+    duration_minutes = fields.Integer(allow_none=True, metadata={
+        "description": "What the patrol counts as service, in whole minutes: at most the cap (PATROL_CAP_HOURS, "
+                       "4 h by default) unless the office corrected its times. Null while on patrol."})
+    closed_automatically = fields.Boolean(metadata={
+        "description": "Never finished by its member: closed by the service at started_at + the cap."})
+    corrected_at = UtcDateTime(allow_none=True, metadata={"description": "When the office last set its times right."})
+    corrected_by = fields.String(allow_none=True)
+    correction_reason = fields.String(allow_none=True, metadata={"description": "Why, as the office wrote it."})
+
+
+class PatrolCorrectSchema(Schema):
+    """The office sets a finished patrol's times right (a forgotten patrol, a wrong tap)."""
+    started_at = Moment(required=True)
+    finished_at = Moment(required=True)
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
 
 
 class PatrolQuerySchema(PageSchema):

@@ -11,8 +11,8 @@ from nameko.timer import timer
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from services.common.categories import CategoryEntrypoints, labels, require_categories
-from services.common.clock import isoformat, naive_utcnow
+from services.common.categories import CategoryEntrypoints, labelled, labels, require_categories
+from services.common.clock import isoformat, month_bounds, naive_utcnow
 from services.common.db import Database, UnitOfWork, get_by_id
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.common.idempotency import idempotent
@@ -24,8 +24,8 @@ from services.patrol import domain
 from services.patrol.models import AuditEntry, Category, Incident, Patrol, Zone, ZoneCompound, kernel
 from services.patrol.schemas import (
     AuditEntrySchema, AuditQuerySchema, CoverageQuerySchema, IncidentQuerySchema, IncidentReportSchema,
-    IncidentResolveSchema, IncidentSchema, PatrolFinishSchema, PatrolQuerySchema, PatrolSchema, PatrolStartSchema,
-    TeamSchema, ZoneCreateSchema, ZoneSchema,
+    IncidentResolveSchema, IncidentSchema, PatrolCorrectSchema, PatrolFinishSchema, PatrolQuerySchema, PatrolSchema,
+    PatrolStartSchema, TeamSchema, ZoneCreateSchema, ZoneSchema,
 )
 SWEEP_INTERVAL_SECONDS = 2
 
@@ -143,8 +143,7 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
     def summary(self) -> dict:
         """For the dashboard: patrols today (the community's day) in all and per
         zone, coverage, open incidents by severity. Counts and ids only."""
-        zone_info = ZoneInfo(self.config.get("LOCAL_TIMEZONE", "Asia/Shanghai"))
-        local_midnight = datetime.now(zone_info).replace(hour=0, minute=0, second=0, microsecond=0)
+        local_midnight = datetime.now(self._zone_info()).replace(hour=0, minute=0, second=0, microsecond=0)
         day_started = local_midnight.astimezone(timezone.utc).replace(tzinfo=None)
         session = self.db.session
         per_zone = dict(session.execute(select(Patrol.zone_id, func.count()).where(
@@ -158,6 +157,51 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
             "zones": coverage["zones"],
             "zones_uncovered": sum(not z["covered"] for z in coverage["zones"]),
             "open_incidents_by_severity": {s: by_severity.get(s, 0) for s in events.SEVERITIES},
+        }
+
+    def _zone_info(self) -> ZoneInfo:
+        """The community's time zone: its days and months."""
+        return ZoneInfo(self.config.get("LOCAL_TIMEZONE", "Asia/Shanghai"))
+
+    @rpc
+    def monthly_summary(self, month) -> dict:
+        """For the street office's monthly report: patrols and the zones they
+        covered, incidents reported and resolved by category, in the
+        community's month ("2026-11"). Counts only."""
+        start, end = month_bounds(month, self._zone_info())
+        session = self.db.session
+        cap = self._cap_hours()
+        patrols = session.execute(select(
+            Patrol.zone_id, Patrol.started_at, Patrol.finished_at, Patrol.duration_minutes,
+            Patrol.closed_automatically).where(Patrol.started_at >= start, Patrol.started_at < end)).all()
+        per_zone: dict[str, int] = {}
+        for zone_id, *_ in patrols:
+            per_zone[zone_id] = per_zone.get(zone_id, 0) + 1
+        zones = session.execute(select(Zone.id, Zone.name).where(Zone.created_at < end).order_by(Zone.name)).all()
+
+        def by_category(moment):
+            return dict(session.execute(select(Incident.category, func.count()).where(
+                moment >= start, moment < end).group_by(Incident.category)).all())
+        reported, resolved = by_category(Incident.reported_at), by_category(Incident.resolved_at)
+        open_at_end = session.scalar(select(func.count()).select_from(Incident).where(
+            Incident.reported_at >= start, Incident.reported_at < end,
+            Incident.resolved_at.is_(None) | (Incident.resolved_at >= end)))
+        return {
+            "month": month,
+            "patrols": len(patrols),
+            # A patrol finished before minutes were stored counts from its times, capped.
+            "patrol_minutes": sum(minutes if minutes is not None else domain.minutes_counted(started, finished, cap)
+                                  for _, started, finished, minutes, _ in patrols if finished is not None),
+            "patrols_closed_automatically": sum(1 for *_, closed in patrols if closed),
+            "zones_total": len(zones),
+            "zones_covered": sum(1 for zone_id, _ in zones if per_zone.get(zone_id)),
+            "zones": [{"zone_id": zone_id, "name": name, "patrols": per_zone.get(zone_id, 0)}
+                      for zone_id, name in zones],
+            "incidents": {"reported": sum(reported.values()), "resolved": sum(resolved.values()),
+                          "open_at_month_end": open_at_end},
+            "incidents_by_category": labelled(session, Category, {
+                code: {"reported": reported.get(code, 0), "resolved": resolved.get(code, 0)}
+                for code in reported.keys() | resolved.keys()}),
         }
 
     # -- patrols ------------------------------------------------------------------------
@@ -198,13 +242,61 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
                 raise NotFound("No such patrol.")
             if patrol.member_id != actor["id"]:
                 raise Forbidden("Only the member on this patrol finishes it.")
-            if patrol.finished_at is not None:
-                raise Conflict("This patrol is finished already.")
-            patrol.finished_at = naive_utcnow()
-            patrol.notes = data["notes"]
+            cap = self._cap_hours()
+            self._apply(domain.check_unfinished, patrol.finished_at, patrol.closed_automatically, cap)
+            now = naive_utcnow()
+            minutes = domain.minutes_counted(patrol.started_at, now, cap)
+            # Conditional: the sweep may close this patrol as forgotten meanwhile. One of
+            # the two wins, and only the winner announces patrol_finished.
+            finished = uow.session.execute(update(Patrol).where(
+                Patrol.id == patrol.id, Patrol.finished_at.is_(None),
+            ).values(finished_at=now, notes=data["notes"], duration_minutes=minutes))
+            if finished.rowcount != 1:
+                raise Conflict("This patrol was closed just now (automatically, past the time allowed); "
+                               "the office can correct its times.")
+            uow.session.refresh(patrol)
             uow.emit(events.PATROL_FINISHED, {
                 "patrol_id": patrol.id, "zone_id": patrol.zone_id, "member_id": patrol.member_id,
-                "started_at": isoformat(patrol.started_at), "finished_at": isoformat(patrol.finished_at)})
+                "started_at": isoformat(patrol.started_at), "finished_at": isoformat(patrol.finished_at),
+                "duration_minutes": minutes, "closed_automatically": False})
+            shown = self._show_patrols([patrol], actor, uow.session)[0]
+            uow.commit()
+        return shown
+
+    @rpc
+    def correct_patrol(self, patrol_id: str, payload: dict, actor: dict) -> dict:
+        """The office sets a finished patrol's times right (a forgotten one, a
+        wrong tap): it then counts what those times say (the office vouches for
+        them: no cap, at most 24 hours). Who, when and why are kept; the why is
+        never announced."""
+        actor = load_actor(actor)
+        require_admin(actor)
+        data = load_or_raise(PatrolCorrectSchema(), payload)
+        reason = data["reason"].strip()
+        if not reason:
+            raise InvalidInput("Say why the times are corrected.", {"fields": {"reason": ["Not blank."]}})
+        now = naive_utcnow()
+        problems = domain.correction_problems(data["started_at"], data["finished_at"], now)
+        if problems:
+            raise InvalidInput("These times cannot be a patrol's.", {"fields": problems})
+        with self.db.unit_of_work() as uow:
+            patrol = get_by_id(uow.session, Patrol, patrol_id)
+            if patrol is None:
+                raise NotFound("No such patrol.")
+            if patrol.finished_at is None:
+                raise Conflict("This patrol is still on: only a finished patrol's times are corrected.")
+            patrol.started_at, patrol.finished_at = data["started_at"], data["finished_at"]
+            patrol.duration_minutes = domain.minutes_counted(patrol.started_at, patrol.finished_at, None)
+            patrol.corrected_at, patrol.corrected_by, patrol.correction_reason = now, actor["id"], reason
+            uow.session.flush()
+            # The zone's last patrol follows its patrols' (corrected) starts.
+            zone = self._zone(patrol.zone_id, uow.session)
+            zone.last_patrol_at = uow.session.scalar(
+                select(func.max(Patrol.started_at)).where(Patrol.zone_id == zone.id))
+            uow.emit(events.PATROL_CORRECTED, {
+                "patrol_id": patrol.id, "zone_id": patrol.zone_id, "member_id": patrol.member_id,
+                "started_at": isoformat(patrol.started_at), "finished_at": isoformat(patrol.finished_at),
+                "duration_minutes": patrol.duration_minutes})
             shown = self._show_patrols([patrol], actor, uow.session)[0]
             uow.commit()
         return shown
@@ -378,10 +470,10 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
         for patrol, item in zip(patrols, PatrolSchema(many=True).dump(patrols), strict=True):
             full = domain.may_read_free_text(actor["id"], is_admin(actor), patrol.member_id,
                                              *teams.get(patrol.zone_id, (None, [])))
-            if full and patrol.notes:  # no notes (yet): nothing was read
+            if full and (patrol.notes or patrol.correction_reason):  # no text (yet): nothing was read
                 read.append(patrol.id)
             shown.append({**item, "free_text_hidden": not full} if full else
-                         {**item, "notes": None, "free_text_hidden": True})
+                         {**item, "notes": None, "correction_reason": None, "free_text_hidden": True})
         if audit:
             _audit(*audit, actor, "patrol_id", read)
         return shown
@@ -415,13 +507,38 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
     def _uncovered_after_days(self) -> float:
         return float(self.config.get("UNCOVERED_AFTER_DAYS", 7))
 
+    def _cap_hours(self) -> float:
+        return domain.cap_hours(self.config.get("PATROL_CAP_HOURS"))
+
     @timer(interval=SWEEP_INTERVAL_SECONDS)
     def sweep(self):
-        """Escalate unacknowledged incidents and flag unpatrolled zones, each
-        once. Safe with several instances: every claim is a conditional update."""
+        """Close forgotten patrols, escalate unacknowledged incidents and flag
+        unpatrolled zones, each once. Safe with several instances: every claim
+        is a conditional update."""
         now = naive_utcnow()
+        self._close_forgotten(now, self._cap_hours())
         self._escalate(now, float(self.config.get("ESCALATE_AFTER_MINUTES", 30)))
         self._flag_uncovered(now, self._uncovered_after_days())
+
+    def _close_forgotten(self, now: datetime, cap: float):
+        """A patrol not finished within the cap ends at its start + the cap and
+        counts the cap: its member may start a new one."""
+        with self.db.unit_of_work() as uow:
+            due = uow.session.execute(select(Patrol.id, Patrol.zone_id, Patrol.member_id, Patrol.started_at).where(
+                Patrol.finished_at.is_(None), Patrol.started_at < domain.forgotten_before(now, cap)).limit(200)).all()
+            for patrol_id, zone_id, member_id, started_at in due:
+                finished_at = domain.closed_at(started_at, cap)
+                minutes = domain.minutes_counted(started_at, finished_at, cap)
+                # Only if still unfinished: a finish racing this one wins or loses whole.
+                closed = uow.session.execute(update(Patrol).where(
+                    Patrol.id == patrol_id, Patrol.finished_at.is_(None),
+                ).values(finished_at=finished_at, duration_minutes=minutes, closed_automatically=True))
+                if closed.rowcount == 1:
+                    uow.emit(events.PATROL_FINISHED, {
+                        "patrol_id": patrol_id, "zone_id": zone_id, "member_id": member_id,
+                        "started_at": isoformat(started_at), "finished_at": isoformat(finished_at),
+                        "duration_minutes": minutes, "closed_automatically": True})
+            uow.commit()
 
     def _escalate(self, now: datetime, after_minutes: float):
         cutoff = now - timedelta(minutes=after_minutes)

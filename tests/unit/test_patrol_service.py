@@ -260,7 +260,9 @@ def test_finish_patrol_keeps_the_notes_but_does_not_announce_them(patrol, patrol
     assert len(rows) == 1
     assert rows[0]["envelope"]["data"] == {
         "patrol_id": shift["id"], "zone_id": zone["id"], "member_id": "m1",
-        "started_at": shift["started_at"], "finished_at": done["finished_at"]}
+        "started_at": shift["started_at"], "finished_at": done["finished_at"],
+        "duration_minutes": 0, "closed_automatically": False}
+    assert done["duration_minutes"] == 0 and done["closed_automatically"] is False and done["corrected_at"] is None
     text = json.dumps(rows[0]["envelope"], ensure_ascii=False)
     for fragment in (NOTES, "Gate 2", "Chen", "3-402"):
         assert fragment not in text
