@@ -90,7 +90,8 @@ class HouseholdDetailSchema(HouseholdSchema):
         "description": "the latest answer of each person per purpose (the history is in the export)"})
 
 
-HouseholdListSchema = page_of(HouseholdSchema)
+HouseholdListSchema = page_of(HouseholdDetailSchema)
+
 
 
 class HouseholdQuerySchema(PageSchema):

@@ -106,7 +106,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
                                   people=people(data["people"]))
             uow.session.add(household)
             uow.commit()
-        return HouseholdSchema().dump(household)
+        return household_view(household)
 
     @rpc
     def get_household(self, household_id: str, actor: dict) -> dict:
@@ -226,7 +226,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
             result = paginate(uow.session, statement, query, Household.created_at, Household.id)
             self._audit_many(uow, actor, "household_search", "household_id", [h.id for h in result["items"]])
             uow.commit()
-        return {"items": HouseholdSchema(many=True).dump(result["items"]), "next_cursor": result["next_cursor"]}
+        return {"items": [household_view(h) for h in result["items"]], "next_cursor": result["next_cursor"]}
 
     # -- cases ------------------------------------------------------------------------
 

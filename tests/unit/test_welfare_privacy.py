@@ -316,7 +316,7 @@ def test_an_unknown_outcome_kind_is_refused(welfare, welfare_db, household):
 def test_the_month_counts_cases_closed_by_outcome_kind(welfare, household):
     kinds = ["helped", "helped", "deceased", None]
     cases = [open_case(welfare, household["id"]) for _ in kinds]
-    for case, kind in zip(cases, kinds):
+    for case, kind in zip(cases, kinds, strict=True):
         close(welfare, case["id"], kind)
     still_open = open_case(welfare, household["id"])
     visit(welfare, still_open["id"])
