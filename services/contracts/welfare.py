@@ -11,6 +11,7 @@ VISIT_LOGGED = "visit_logged"
 REFERRAL_UPDATED = "referral_updated"
 CASE_CLOSED = "case_closed"
 CASE_REOPENED = "case_reopened"
+CASE_ERASED = "case_erased"
 FOLLOWUP_OVERDUE = "followup_overdue"
 REFERRAL_OVERDUE = "referral_overdue"
 
@@ -47,7 +48,13 @@ class ReferralUpdated(Schema):
 
 
 class CaseClosed(CaseOpened):
-    pass
+    # helped, referred, moved_away, deceased, declined, other; None: not said (and from older producers).
+    outcome_kind = fields.String(load_default=None, allow_none=True)
+
+
+class CaseErased(Schema):
+    """A closed case's personal details were erased after the retention period. Nothing else: not even its compound."""
+    case_id = fields.String(required=True)
 
 
 class CaseReopened(Schema):
@@ -99,6 +106,7 @@ SCHEMAS = {
     REFERRAL_UPDATED: ReferralUpdated,
     CASE_CLOSED: CaseClosed,
     CASE_REOPENED: CaseReopened,
+    CASE_ERASED: CaseErased,
     FOLLOWUP_OVERDUE: FollowupOverdue,
     REFERRAL_OVERDUE: ReferralOverdue,
     **CATEGORY_SCHEMAS,

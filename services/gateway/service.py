@@ -2,6 +2,7 @@
 over RPC and maps their errors to HTTP. It owns accounts; no domain logic."""
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from datetime import datetime
@@ -65,8 +66,9 @@ from services.volunteers.schemas import (
     SessionCreateSchema, SessionListSchema, SessionQuerySchema, SessionSchema, TotalsQuerySchema,
 )
 from services.welfare.schemas import (
-    CaseAssignSchema, CaseCloseSchema, CaseDismissSchema, CaseListSchema, CaseOpenSchema, CaseQuerySchema,
-    CaseReopenSchema, CaseSchema, HouseholdCreateSchema, HouseholdListSchema, HouseholdQuerySchema, HouseholdSchema,
+    CaseAssignSchema, CaseCloseSchema, CaseDismissSchema, CaseEraseSchema, CaseListSchema, CaseOpenSchema,
+    CaseQuerySchema, CaseReopenSchema, CaseSchema, ConsentCreateSchema, ConsentSchema, HouseholdCreateSchema,
+    HouseholdDetailSchema, HouseholdExportSchema, HouseholdListSchema, HouseholdQuerySchema, HouseholdSchema,
     HouseholdUpdateSchema, RecipientListSchema, ReferralCreateSchema, ReferralDecisionSchema, ReferralSchema,
     ReferralStageSchema, VisitCreateSchema, VisitSchema,
 )
@@ -482,7 +484,7 @@ class GatewayService(KernelEntrypoints):
 
     # -- households and cases --------------------------------------------------------
 
-    @api("POST", "/households", roles=ADMIN, body=HouseholdCreateSchema, response=HouseholdSchema, status=201,
+    @api("POST", "/households", roles=ADMIN, body=HouseholdCreateSchema, response=HouseholdDetailSchema, status=201,
          idempotent=True)
     def create_household(self, request):
         """A household in hardship and its people."""
@@ -496,16 +498,40 @@ class GatewayService(KernelEntrypoints):
         audited (`household_search`)."""
         return self.welfare.list_households(request.principal, request.query_params)
 
-    @api("GET", "/households/<household_id>", roles=ADMIN, response=HouseholdSchema)
+    @api("GET", "/households/<household_id>", roles=ADMIN, response=HouseholdDetailSchema)
     def get_household(self, request, household_id):
-        """One household and its people."""
+        """One household, its people and their current consents."""
         return self.welfare.get_household(household_id, request.principal)
 
-    @api("PATCH", "/households/<household_id>", roles=ADMIN, body=HouseholdUpdateSchema, response=HouseholdSchema)
+    @api("PATCH", "/households/<household_id>", roles=ADMIN, body=HouseholdUpdateSchema,
+         response=HouseholdDetailSchema)
     def update_household(self, request, household_id):
         """Change any of compound, address, phone, people (the list sent
         replaces the old one); audited (`edit_household`)."""
         return self.welfare.update_household(household_id, request.body, request.principal)
+
+    @api("POST", "/households/<household_id>/consents", roles=ADMIN, body=ConsentCreateSchema,
+         response=ConsentSchema, status=201, idempotent=True)
+    def record_consent(self, request, household_id):
+        """A person of the household (person_position or person_name) consented
+        to a purpose (case_records, health_information, financial_information,
+        sharing_with_agencies) or withdrew it (`given: false`), on `given_on`
+        (today if not sent). Each answer is a row: the history stays. Audited
+        (`record_consent`); 409 for an erased household."""
+        return self.welfare.record_consent(household_id, request.body, request.principal,
+                                           idempotency_key=request.idempotency_key)
+
+    @api("GET", "/households/<household_id>/export", roles=ADMIN, response=HouseholdExportSchema)
+    def export_household(self, request, household_id):
+        """Everything welfare holds about the household, for the household on
+        request, as a JSON file download: the household and its people, every
+        consent answer, its cases with visits, referrals and their stages,
+        goods received and reopenings. Audited (`export_household`)."""
+        exported = self.welfare.export_household(household_id, request.principal)
+        day = exported["exported_at"][:10]
+        return file_response(json.dumps(exported, ensure_ascii=False, indent=2).encode("utf-8"),
+                             "application/json; charset=utf-8",
+                             exports.filename("linli-household", household_id, day, fmt="json"))
 
     @api("POST", "/cases", roles=ADMIN, body=CaseOpenSchema, response=CaseSchema, status=201, idempotent=True)
     def open_case(self, request):
@@ -517,7 +543,8 @@ class GatewayService(KernelEntrypoints):
     def list_cases(self, request):
         """Cases, newest first, by status, category, assignee_id, compound,
         overdue (a follow-up visit due: the cases the follow-up alert was
-        raised for): an admin sees all, a member only their own."""
+        raised for), erasable (closed longer ago than the retention period and
+        not erased): an admin sees all, a member only their own."""
         return self.welfare.list_cases(request.principal, request.query_params)
 
     @api("GET", "/cases/recipients", roles=ADMIN, query=PageSchema, response=RecipientListSchema)
@@ -589,8 +616,19 @@ class GatewayService(KernelEntrypoints):
 
     @api("POST", "/cases/<case_id>/close", roles=MEMBER_OR_ADMIN, body=CaseCloseSchema, response=CaseSchema)
     def close_case(self, request, case_id):
-        """Close the case with its outcome; closing a closed case is a 409."""
+        """Close the case with its outcome, and how it ended (`outcome_kind`:
+        helped, referred, moved_away, deceased, declined, other; optional);
+        closing a closed case is a 409."""
         return self.welfare.close_case(case_id, request.body, request.principal)
+
+    @api("POST", "/cases/<case_id>/erase", roles=ADMIN, body=CaseEraseSchema, response=CaseSchema)
+    def erase_case(self, request, case_id):
+        """Erase a closed or dismissed case's personal details once its closing
+        is older than LINLI_WELFARE_RETENTION_DAYS (else 409 with
+        `erasable_from`), and its household's with its last unerased case; the
+        marker stands in their place, the counts stay. Twice is a 409. Audited
+        (`erase_case`)."""
+        return self.welfare.erase_case(case_id, request.body, request.principal)
 
     @api("POST", "/cases/<case_id>/reopen", roles=ADMIN, body=CaseReopenSchema, response=CaseSchema)
     def reopen_case(self, request, case_id):

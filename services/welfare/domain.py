@@ -1,7 +1,7 @@
 """Rules of a hardship case. Standard library only."""
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 
 # A case's categories: each at most once, and a case needs no more than this many.
 MAX_CASE_CATEGORIES = 20
@@ -147,3 +147,119 @@ def normalise_categories(categories: list[str], listed: list[str]) -> list[str]:
 def may_see_case(actor_id: str, actor_is_admin: bool, assignee_id: str) -> bool:
     """An admin sees every case; a member only the cases assigned to them."""
     return actor_is_admin or actor_id == assignee_id
+
+
+# -- how a case ended (counted in the monthly report; the free-text outcome says the rest) ------------------
+
+OUTCOME_KINDS = ("helped", "referred", "moved_away", "deceased", "declined", "other")
+OUTCOME_KIND_LABELS = {
+    "helped": ("已解决", "Helped"),
+    "referred": ("已转介", "Referred"),
+    "moved_away": ("已搬走", "Moved away"),
+    "deceased": ("已去世", "Deceased"),
+    "declined": ("本人谢绝", "Declined help"),
+    "other": ("其他", "Other"),
+}
+UNSPECIFIED_OUTCOME = "unspecified"  # a case closed before kinds existed, or closed without one
+
+
+def outcome_counts(kinds: list[str | None]) -> dict[str, int]:
+    """Closed cases by outcome kind, every kind named (0 if none), no kind as "unspecified"."""
+    counts = {kind: 0 for kind in (*OUTCOME_KINDS, UNSPECIFIED_OUTCOME)}
+    for kind in kinds:
+        counts[kind if kind in OUTCOME_KINDS else UNSPECIFIED_OUTCOME] += 1
+    return counts
+
+
+# -- consent (China's Personal Information Protection Law) -------------------------------------------------
+
+# What a person of a household may consent to, in the community's words.
+CONSENT_PURPOSES = {
+    "case_records": ("建立帮扶档案", "Keeping case records"),
+    "health_information": ("记录健康状况", "Recording health conditions"),
+    "financial_information": ("记录收入与救助", "Recording income and benefits"),
+    "sharing_with_agencies": ("向民政等机构转介", "Sharing with agencies for referrals"),
+}
+
+
+def current_consents(history: list[tuple[int, str, bool]]) -> dict[tuple[int, str], bool]:
+    """Each person's (by place in the household) latest answer per purpose:
+    `history` oldest first as (position, purpose, given); a withdrawal is a
+    later row, so the last word counts."""
+    latest: dict[tuple[int, str], bool] = {}
+    for position, purpose, given in history:
+        latest[(position, purpose)] = given
+    return latest
+
+
+# -- erasure after the retention period ----------------------------------------------------------------------
+
+RETENTION_DAYS_DEFAULT = 1095  # three years after a case is closed; the office sets RETENTION_DAYS
+ERASED = "[已删除 erased]"      # what stands where personal details were
+
+ERASABLE_STATUSES = (CaseStatus.CLOSED, CaseStatus.DISMISSED)
+
+# What erasing a case wipes (table -> free-text columns); ids, categories,
+# compound, statuses, dates, outcome kinds and goods received stay, so counts stay.
+CASE_TEXTS = {
+    "cases": ("summary", "outcome"),
+    "visits": ("notes",),
+    "referrals": ("agency", "benefit"),
+    "case_reopenings": ("reason", "previous_outcome"),
+}
+# And of its household, once none of its cases is left unerased: the address
+# and each person's name become the marker, the phone and conditions go; the
+# compound, relations and birth years stay (the counts of a report by age).
+HOUSEHOLD_TEXTS = ("address",)
+HOUSEHOLD_CLEARED = {"phone": None}
+PERSON_TEXTS = ("name",)
+PERSON_CLEARED = {"conditions": list}
+CONSENT_TEXTS = ("person_name",)
+
+
+def erasable_from(closed_at: datetime, retention_days: float) -> datetime:
+    """When a closed or dismissed case's personal details may be erased."""
+    return closed_at + timedelta(days=retention_days)
+
+
+def check_erasable(status: str, closed_at: datetime | None, erased_at: datetime | None,
+                   retention_days: float, now: datetime) -> None:
+    """Only a closed or dismissed case, once, and only when its closing is
+    older than the retention period; else RuleBroken (a 409) saying why (the
+    service adds from which date)."""
+    if erased_at is not None:
+        raise RuleBroken("This case's personal details are erased already.")
+    if status not in ERASABLE_STATUSES or closed_at is None:
+        raise RuleBroken(f"A case that is {status} cannot be erased: only a closed or dismissed one.")
+    if now < erasable_from(closed_at, retention_days):
+        raise RuleBroken("The retention period has not passed.")
+
+
+def erased_text(value):
+    """The marker where there was text; nothing stays nothing."""
+    return ERASED if value is not None else None
+
+
+def household_erasable(unerased_other_cases: int) -> bool:
+    """A household's details go with its last unerased case."""
+    return unerased_other_cases == 0
+
+
+# -- the community's month ------------------------------------------------------------------------------------
+
+def month_bounds(month: str, zone) -> tuple[date, date, datetime, datetime]:
+    """"2026-05" -> its first day, the next month's first day (the community's
+    calendar, `zone` a tzinfo), and the same two midnights as naive UTC for
+    queries of stored times. ValueError for anything but YYYY-MM."""
+    if len(month) != 7 or month[4] != "-" or not (month[:4] + month[5:]).isdigit():
+        raise ValueError("A month is YYYY-MM, e.g. 2026-05.")
+    year, number = int(month[:4]), int(month[5:])
+    if not 1 <= number <= 12 or year < 1:
+        raise ValueError("A month is YYYY-MM, e.g. 2026-05.")
+    first = date(year, number, 1)
+    following = date(year + number // 12, number % 12 + 1, 1)
+
+    def utc(day: date) -> datetime:
+        return datetime.combine(day, time(), zone).astimezone(timezone.utc).replace(tzinfo=None)
+
+    return first, following, utc(first), utc(following)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Date, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from services.common.categories import CategoryColumns
@@ -42,8 +42,29 @@ class Household(Base):
     address: Mapped[str] = mapped_column(String(200))
     phone: Mapped[str | None] = mapped_column(String(20), nullable=True)  # whom the office calls there
     created_at: Mapped[datetime] = mapped_column(DateTime, default=naive_utcnow)
+    # Set when its last case was erased: address, phone, names and conditions are gone.
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     people: Mapped[list[Person]] = relationship(
         order_by=Person.position, cascade="all, delete-orphan", lazy="selectin")
+    consents: Mapped[list["Consent"]] = relationship(order_by="Consent.recorded_at", lazy="selectin")
+
+
+class Consent(Base):
+    """A person of a household consented to a purpose, or withdrew it: every
+    answer is a row of its own (the history), the latest per person and
+    purpose is the one that holds."""
+
+    __tablename__ = "consents"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    household_id: Mapped[str] = mapped_column(ForeignKey("households.id"), index=True)
+    person_position: Mapped[int] = mapped_column(Integer)
+    person_name: Mapped[str] = mapped_column(String(100))  # as the household held it then
+    purpose: Mapped[str] = mapped_column(String(40))
+    given: Mapped[bool] = mapped_column(Boolean)
+    given_on: Mapped[date] = mapped_column(Date)  # the day the person said so
+    recorded_by: Mapped[str] = mapped_column(String(32))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime, default=naive_utcnow)
 
 
 class Assistance(Base):
@@ -81,6 +102,11 @@ class Case(Base):
     outcome: Mapped[str | None] = mapped_column(Text, nullable=True)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     closed_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    outcome_kind: Mapped[str | None] = mapped_column(String(20), nullable=True)  # domain.OUTCOME_KINDS
+    # Its personal details were erased after the retention period (domain.CASE_TEXTS), by whom and why.
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)
+    erased_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    erase_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     last_visit_on: Mapped[date | None] = mapped_column(Date, nullable=True)
     # Since when the case has gone unvisited (its last visit's day, or its opening),
     # and the lapse a follow-up alert was raised for: one alert per lapse.

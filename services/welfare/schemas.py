@@ -1,11 +1,13 @@
 """The welfare service's RPC input and output. The gateway validates HTTP
 bodies with these same schemas, and documents them in its OpenAPI."""
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from services.common.pagination import PageSchema, page_of
 from services.common.schemas import UtcDateTime, phone_number
 from services.contracts.categories import category_code
-from services.welfare.domain import CASE_STATUSES, MAX_CASE_CATEGORIES, REFERRAL_STAGES
+from services.welfare.domain import (
+    CASE_STATUSES, CONSENT_PURPOSES, MAX_CASE_CATEGORIES, OUTCOME_KINDS, REFERRAL_STAGES,
+)
 
 
 class PersonSchema(Schema):
@@ -47,9 +49,49 @@ class HouseholdUpdateSchema(Schema):
 class HouseholdSchema(HouseholdCreateSchema):
     id = fields.String(dump_only=True)
     created_at = UtcDateTime(dump_only=True)
+    erased_at = UtcDateTime(dump_only=True, allow_none=True, metadata={
+        "description": "set once its last case was erased: address, phone, names and conditions are gone"})
 
 
-HouseholdListSchema = page_of(HouseholdSchema)
+class ConsentCreateSchema(Schema):
+    """A person of the household (by place in its people list, from 0, or by
+    name as the household holds it: one of the two) consented to a purpose,
+    or withdrew it, on a day (today if not sent; not in the future)."""
+    person_position = fields.Integer(strict=True, validate=validate.Range(min=0, max=29))
+    person_name = fields.String(validate=validate.Length(min=1, max=100))
+    purpose = fields.String(required=True, validate=validate.OneOf(tuple(CONSENT_PURPOSES)))
+    given = fields.Boolean(required=True, metadata={"description": "true: consented; false: withdrawn"})
+    given_on = fields.Date(load_default=None, allow_none=True)
+
+    @validates_schema
+    def one_person(self, data, **kwargs):
+        if ("person_position" in data) == ("person_name" in data):
+            message = "Name the person by person_position or by person_name (one of the two)."
+            raise ValidationError({"person_position": [message], "person_name": [message]})
+
+
+class ConsentSchema(Schema):
+    id = fields.String()
+    household_id = fields.String()
+    person_position = fields.Integer()
+    person_name = fields.String()
+    purpose = fields.String()
+    label_zh = fields.String()
+    label_en = fields.String()
+    given = fields.Boolean()
+    given_on = fields.Date()
+    recorded_by = fields.String()
+    recorded_at = UtcDateTime()
+
+
+class HouseholdDetailSchema(HouseholdSchema):
+    """A household as the office opens it: with each person's current answer per purpose."""
+    consents = fields.List(fields.Nested(ConsentSchema), dump_only=True, metadata={
+        "description": "the latest answer of each person per purpose (the history is in the export)"})
+
+
+HouseholdListSchema = page_of(HouseholdDetailSchema)
+
 
 
 class HouseholdQuerySchema(PageSchema):
@@ -125,6 +167,12 @@ class CaseAssignSchema(Schema):
 
 class CaseCloseSchema(Schema):
     outcome = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    outcome_kind = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(OUTCOME_KINDS),
+                                 metadata={"description": "how it ended, for the monthly counts; none: unspecified"})
+
+
+class CaseEraseSchema(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
 
 
 class CaseDismissSchema(Schema):
@@ -160,7 +208,10 @@ class CaseSchema(CaseOpenSchema):
         "description": "when the next visit falls due (the follow-up rule: the case is overdue from then unless "
                        "visited); null unless open or in progress"})
     outcome = fields.String(dump_only=True, allow_none=True)
+    outcome_kind = fields.String(dump_only=True, allow_none=True)
     closed_at = UtcDateTime(dump_only=True, allow_none=True)
+    erased_at = UtcDateTime(dump_only=True, allow_none=True, metadata={
+        "description": "set once its personal details were erased after the retention period"})
     reopenings = fields.List(fields.Nested(ReopeningSchema), dump_only=True)
 
 
@@ -177,6 +228,8 @@ class CaseQuerySchema(PageSchema):
     overdue = fields.Boolean(load_default=None, allow_none=True, metadata={
         "description": "true: cases whose follow-up visit is overdue (the ones the follow-up alert was raised "
                        "for and not visited since); false: the others"})
+    erasable = fields.Boolean(load_default=None, allow_none=True, metadata={
+        "description": "true: closed or dismissed cases, not erased, closed longer ago than the retention period"})
 
 
 class RecipientSchema(Schema):
@@ -207,3 +260,11 @@ class AuditEntrySchema(Schema):
 
 
 AuditListSchema = page_of(AuditEntrySchema)
+
+
+class HouseholdExportSchema(Schema):
+    """Everything welfare holds about a household, for the household on request."""
+    exported_at = UtcDateTime()
+    household = fields.Nested(HouseholdSchema)
+    consents = fields.List(fields.Nested(ConsentSchema), metadata={"description": "every answer, oldest first"})
+    cases = fields.List(fields.Nested(CaseSchema))

@@ -4,7 +4,7 @@ fall due, and an audit of who read whose details. Every change commits with
 its event in the outbox."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from nameko.dependency_providers import Config
@@ -26,12 +26,13 @@ from services.contracts import patrol as patrol_events
 from services.contracts import welfare as events
 from services.welfare import domain
 from services.welfare.models import (
-    Assistance, AuditEntry, Case, Category, Household, Person, Referral, Reopening, Visit, kernel,
+    Assistance, AuditEntry, Case, Category, Consent, Household, Person, Referral, Reopening, Visit, kernel,
 )
 from services.welfare.schemas import (
-    AuditEntrySchema, AuditQuerySchema, CaseAssignSchema, CaseCloseSchema, CaseDismissSchema, CaseOpenSchema,
-    CaseQuerySchema, CaseReopenSchema, CaseSchema,
-    HouseholdCreateSchema, HouseholdQuerySchema, HouseholdSchema, HouseholdUpdateSchema, RecipientSchema,
+    AuditEntrySchema, AuditQuerySchema, CaseAssignSchema, CaseCloseSchema, CaseDismissSchema, CaseEraseSchema,
+    CaseOpenSchema, CaseQuerySchema, CaseReopenSchema, CaseSchema, ConsentCreateSchema, ConsentSchema,
+    HouseholdCreateSchema, HouseholdDetailSchema, HouseholdExportSchema, HouseholdQuerySchema, HouseholdSchema,
+    HouseholdUpdateSchema, RecipientSchema,
     ReferralCreateSchema, ReferralDecisionSchema, ReferralSchema, ReferralStageSchema, VisitCreateSchema, VisitSchema,
 )
 
@@ -60,6 +61,26 @@ def people(persons: list[dict]) -> list[Person]:
     return [Person(position=i, **person) for i, person in enumerate(persons)]
 
 
+def consent_view(consent: Consent) -> dict:
+    """A consent row with its purpose in the community's words."""
+    label_zh, label_en = domain.CONSENT_PURPOSES.get(consent.purpose, (consent.purpose, consent.purpose))
+    return ConsentSchema().dump({**{c: getattr(consent, c) for c in (
+        "id", "household_id", "person_position", "person_name", "purpose", "given", "given_on", "recorded_by",
+        "recorded_at")}, "label_zh": label_zh, "label_en": label_en})
+
+
+def household_view(household: Household) -> dict:
+    """A household as the office opens it: with each person's current answer per purpose."""
+    latest = {}
+    for consent in household.consents:  # oldest first: the last word counts
+        latest[(consent.person_position, consent.purpose)] = consent
+    current = [latest[key] for key in domain.current_consents(
+        [(c.person_position, c.purpose, c.given) for c in household.consents])]
+    current.sort(key=lambda c: (c.person_position, list(domain.CONSENT_PURPOSES).index(c.purpose)
+                                if c.purpose in domain.CONSENT_PURPOSES else 99))
+    return {**HouseholdDetailSchema().dump(household), "consents": [consent_view(c) for c in current]}
+
+
 class WelfareService(CategoryEntrypoints, KernelEntrypoints):
     name = "welfare"
     config = Config()
@@ -85,7 +106,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
                                   people=people(data["people"]))
             uow.session.add(household)
             uow.commit()
-        return HouseholdSchema().dump(household)
+        return household_view(household)
 
     @rpc
     def get_household(self, household_id: str, actor: dict) -> dict:
@@ -97,7 +118,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
                 raise NotFound("No such household.")
             self._audit(uow, actor, "read_household", household_id=household.id)
             uow.commit()
-        return HouseholdSchema().dump(household)
+        return household_view(household)
 
     @rpc
     def update_household(self, household_id: str, payload: dict, actor: dict) -> dict:
@@ -120,7 +141,72 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
             uow.session.flush()
             self._audit(uow, actor, "edit_household", household_id=household.id)
             uow.commit()
-        return HouseholdSchema().dump(household)
+        return household_view(household)
+
+    @rpc
+    @idempotent
+    def record_consent(self, household_id: str, payload: dict, actor: dict) -> dict:
+        """A person of the household consented to a purpose, or withdrew it
+        (a new row: the history stays). The person by place in the people list
+        or by name as the household holds it. Audited (`record_consent`)."""
+        actor = load_actor(actor)
+        require_admin(actor)
+        data = load_or_raise(ConsentCreateSchema(), payload)
+        today = self._today()
+        given_on = data["given_on"] or today
+        if given_on > today:
+            message = f"The date {given_on.isoformat()} is in the future (today is {today.isoformat()})."
+            raise InvalidInput(message, {"fields": {"given_on": [message]}})
+        with self.db.unit_of_work() as uow:
+            household = get_by_id(uow.session, Household, household_id)
+            if household is None:
+                raise NotFound("No such household.")
+            if household.erased_at is not None:
+                raise Conflict("This household's personal details are erased: no consent can be recorded.")
+            person = self._person(household, data)
+            consent = Consent(household_id=household.id, person_position=person.position, person_name=person.name,
+                              purpose=data["purpose"], given=data["given"], given_on=given_on,
+                              recorded_by=actor["id"], recorded_at=naive_utcnow())
+            uow.session.add(consent)
+            uow.session.flush()
+            self._audit(uow, actor, "record_consent", household_id=household.id)
+            uow.commit()
+        return consent_view(consent)
+
+    @staticmethod
+    def _person(household: Household, data: dict) -> Person:
+        """The person a consent is about: by place, or by a name only one person has."""
+        if "person_position" in data:
+            if data["person_position"] >= len(household.people):
+                message = f"The household has {len(household.people)} people (places 0 to {len(household.people) - 1})."
+                raise InvalidInput(message, {"fields": {"person_position": [message]}})
+            return household.people[data["person_position"]]
+        named = [p for p in household.people if p.name == data["person_name"]]
+        if len(named) != 1:
+            message = ("No one of the household has this name." if not named
+                       else "More than one person has this name: give person_position instead.")
+            raise InvalidInput(message, {"fields": {"person_name": [message]}})
+        return named[0]
+
+    @rpc
+    def export_household(self, household_id: str, actor: dict) -> dict:
+        """Everything welfare holds about a household, for the household on
+        request: the household and its people, every consent answer, its
+        cases with visits, referrals and their stages, goods received and
+        reopenings. Audited (`export_household`)."""
+        actor = load_actor(actor)
+        require_admin(actor)
+        with self.db.unit_of_work() as uow:
+            household = get_by_id(uow.session, Household, household_id)
+            if household is None:
+                raise NotFound("No such household.")
+            cases = uow.session.scalars(select(Case).where(Case.household_id == household.id)
+                                        .order_by(Case.opened_at, Case.id)).all()
+            self._audit(uow, actor, "export_household", household_id=household.id)
+            uow.commit()
+            return {**HouseholdExportSchema().dump({"exported_at": naive_utcnow(), "household": household}),
+                    "consents": [consent_view(c) for c in household.consents],
+                    "cases": [self._case_view(case) for case in cases]}
 
     @rpc
     def list_households(self, actor: dict, query: dict | None = None) -> dict:
@@ -140,7 +226,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
             result = paginate(uow.session, statement, query, Household.created_at, Household.id)
             self._audit_many(uow, actor, "household_search", "household_id", [h.id for h in result["items"]])
             uow.commit()
-        return {"items": HouseholdSchema(many=True).dump(result["items"]), "next_cursor": result["next_cursor"]}
+        return {"items": [household_view(h) for h in result["items"]], "next_cursor": result["next_cursor"]}
 
     # -- cases ------------------------------------------------------------------------
 
@@ -265,6 +351,8 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
             statement = statement.where(json_list_has(Case.categories, query["category"]))
         if query["overdue"] is not None:
             statement = statement.where(followup_overdue() if query["overdue"] else not_(followup_overdue()))
+        if query["erasable"] is not None:
+            statement = statement.where(self._erasable() if query["erasable"] else not_(self._erasable()))
         with self.db.unit_of_work() as uow:
             result = paginate(uow.session, statement, query, Case.opened_at, Case.id)
             self._audit_many(uow, actor, "list_case", "case_id", [case.id for case in result["items"]])
@@ -422,7 +510,8 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
             case = self._workable_case(uow, case_id, actor)
             self._move(case, "close")
             case.outcome, case.closed_at, case.closed_by = data["outcome"], naive_utcnow(), actor["id"]
-            uow.emit(events.CASE_CLOSED, case_event(case))
+            case.outcome_kind = data["outcome_kind"]
+            uow.emit(events.CASE_CLOSED, {**case_event(case), "outcome_kind": case.outcome_kind})
             uow.commit()
         return self._case_view(case)
 
@@ -437,20 +526,102 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
         with self.db.unit_of_work() as uow:
             case = self._case(uow, case_id)
             self._move(case, "reopen")  # only a closed case: else a 409 saying what it is
+            if case.erased_at is not None:
+                raise Conflict("This case's personal details are erased: open a new case instead.")
             now = naive_utcnow()
             case.reopenings.append(Reopening(reason=data["reason"], reopened_by=actor["id"], reopened_at=now,
                                              previous_outcome=case.outcome, previous_closed_at=case.closed_at,
                                              previous_closed_by=case.closed_by))
-            case.outcome = case.closed_at = case.closed_by = None
+            case.outcome = case.closed_at = case.closed_by = case.outcome_kind = None
             case.lapse_started_at = now
             uow.emit(events.CASE_REOPENED, {"case_id": case.id, "compound": case.compound,
                                             "categories": case.categories})
             uow.commit()
         return self._case_view(case)
 
+    @rpc
+    def erase_case(self, case_id: str, payload: dict, actor: dict) -> dict:
+        """Erase a closed or dismissed case's personal details once its
+        closing is older than RETENTION_DAYS (domain.check_erasable; else a
+        409 saying from which day), and its household's once no other case
+        of it is left unerased (domain.CASE_TEXTS, HOUSEHOLD_TEXTS): the marker
+        stands where the text was; ids, categories, compound, statuses, dates,
+        outcome kinds and goods stay, so reports count as before. Emits
+        case_erased, audited (`erase_case`)."""
+        actor = load_actor(actor)
+        require_admin(actor)
+        data = load_or_raise(CaseEraseSchema(), payload)
+        retention = self._retention_days()
+        now = naive_utcnow()
+        with self.db.unit_of_work() as uow:
+            case = self._case(uow, case_id)
+            try:
+                domain.check_erasable(case.status, case.closed_at, case.erased_at, retention, now)
+            except domain.RuleBroken as exc:
+                if case.erased_at is None and case.status in domain.ERASABLE_STATUSES and case.closed_at:
+                    day = self._local_day(domain.erasable_from(case.closed_at, retention)).isoformat()
+                    raise Conflict(f"{exc} It may be erased from {day}.", {"erasable_from": day})
+                raise Conflict(str(exc))
+            # Claimed by a conditional update: two erasures at once, one wins and the other is a 409.
+            claimed = uow.session.execute(update(Case).where(Case.id == case.id, Case.erased_at.is_(None))
+                                          .values(erased_at=now, erased_by=actor["id"], erase_reason=data["reason"]))
+            if claimed.rowcount != 1:
+                raise Conflict("This case's personal details are erased already.")
+            case.erased_at, case.erased_by, case.erase_reason = now, actor["id"], data["reason"]
+            records = {"cases": [case], "visits": case.visits, "referrals": case.referrals,
+                       "case_reopenings": case.reopenings}
+            for table, columns in domain.CASE_TEXTS.items():
+                for record in records[table]:
+                    for column in columns:
+                        setattr(record, column, domain.erased_text(getattr(record, column)))
+            household = case.household
+            if household is not None and household.erased_at is None:
+                others = uow.session.scalar(select(func.count()).select_from(Case).where(
+                    Case.household_id == household.id, Case.id != case.id, Case.erased_at.is_(None)))
+                if domain.household_erasable(others):
+                    self._erase_household(household, now)
+            uow.emit(events.CASE_ERASED, {"case_id": case.id})
+            self._audit(uow, actor, "erase_case", case_id=case.id, household_id=case.household_id)
+            uow.commit()
+        return self._case_view(case)
+
+    @staticmethod
+    def _erase_household(household: Household, now: datetime):
+        for column in domain.HOUSEHOLD_TEXTS:
+            setattr(household, column, domain.erased_text(getattr(household, column)))
+        for column, empty in domain.HOUSEHOLD_CLEARED.items():
+            setattr(household, column, empty)
+        for person in household.people:
+            for column in domain.PERSON_TEXTS:
+                setattr(person, column, domain.erased_text(getattr(person, column)))
+            for column, empty in domain.PERSON_CLEARED.items():
+                setattr(person, column, empty())
+        for consent in household.consents:
+            for column in domain.CONSENT_TEXTS:
+                setattr(consent, column, domain.erased_text(getattr(consent, column)))
+        household.erased_at = now
+
+    def _erasable(self):
+        """Cases that erase_case would take now (domain.check_erasable, as a query)."""
+        cutoff = naive_utcnow() - timedelta(days=self._retention_days())
+        return and_(Case.status.in_(domain.ERASABLE_STATUSES), Case.erased_at.is_(None),
+                    Case.closed_at.is_not(None), Case.closed_at <= cutoff)
+
+    def _retention_days(self) -> float:
+        """RETENTION_DAYS (env LINLI_WELFARE_RETENTION_DAYS); unset: domain.RETENTION_DAYS_DEFAULT."""
+        value = self.config.get("RETENTION_DAYS")
+        return float(domain.RETENTION_DAYS_DEFAULT if value in (None, "") else value)
+
+    def _zone(self) -> ZoneInfo:
+        return ZoneInfo(self.config.get("LOCAL_TIMEZONE", "Asia/Shanghai"))
+
+    def _local_day(self, moment: datetime) -> date:
+        """The community's calendar day of a stored (naive UTC) moment."""
+        return moment.replace(tzinfo=timezone.utc).astimezone(self._zone()).date()
+
     def _today(self):
         """Today in the community's calendar (LINLI_TIMEZONE)."""
-        return datetime.now(ZoneInfo(self.config.get("LOCAL_TIMEZONE", "Asia/Shanghai"))).date()
+        return datetime.now(self._zone()).date()
 
     def _followup_after_days(self) -> float:
         return float(self.config.get("FOLLOWUP_AFTER_DAYS", 30))
@@ -520,6 +691,65 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
         return {"open_cases_by_status": {status: by_status.get(status, 0) for status in active},
                 "open_cases_by_category": {c: by_category.get(c, 0) for c in shown},
                 "followups_overdue": overdue}
+
+    @rpc
+    def monthly_summary(self, month: str) -> dict:
+        """The month's cases in counts (the community's month, LOCAL_TIMEZONE):
+        opened (confirmed, by category), helped (a visit, a referral made or
+        decided or moved a stage, or goods received in the month), visits,
+        referrals made and granted, closed by outcome kind, and open at the
+        month's end. Erased cases count as before: erasure keeps these fields."""
+        try:
+            first, following, start, end = domain.month_bounds(month if isinstance(month, str) else "", self._zone())
+        except ValueError as exc:
+            raise InvalidInput(str(exc), {"fields": {"month": [str(exc)]}})
+        session = self.db.session
+        counted = Case.status.not_in((domain.CaseStatus.DRAFT, domain.CaseStatus.DISMISSED))
+
+        def in_month(column):
+            return and_(column >= start, column < end)
+
+        opened = session.scalars(select(Case.categories).where(counted, in_month(Case.opened_at))).all()
+        by_category: dict[str, int] = {}
+        for categories in opened:
+            for category in categories:
+                by_category[category] = by_category.get(category, 0) + 1
+        listed = session.execute(select(Category.code, Category.label_zh, Category.label_en)
+                                 .order_by(Category.position, Category.code)).all()
+        known = {code for code, _, _ in listed}
+        opened_by_category = [{"category": code, "label_zh": zh, "label_en": en, "count": by_category[code]}
+                              for code, zh, en in listed if by_category.get(code)]
+        opened_by_category += [{"category": code, "label_zh": code, "label_en": code, "count": count}
+                               for code, count in sorted(by_category.items()) if code not in known]
+
+        visited = session.scalars(select(Visit.case_id).where(Visit.visited_on >= first,
+                                                                Visit.visited_on < following)).all()
+        made = session.scalars(select(Referral.case_id).where(in_month(Referral.submitted_at))).all()
+        decided = session.execute(select(Referral.case_id, Referral.status).where(
+            in_month(Referral.decided_at))).all()
+        staged = [case_id for case_id, stages in session.execute(select(Referral.case_id, Referral.stages).where(
+            Referral.submitted_at < end)).all()
+                  if any(first <= date.fromisoformat(s["on"]) < following for s in stages or [])]
+        goods = session.scalars(select(Assistance.case_id).where(in_month(Assistance.received_at))).all()
+        helped = set(visited) | set(made) | {case_id for case_id, _ in decided} | set(staged) | set(goods)
+
+        closed_kinds = session.scalars(select(Case.outcome_kind).where(
+            Case.status == domain.CaseStatus.CLOSED, in_month(Case.closed_at))).all()
+        open_at_end = session.scalar(select(func.count()).select_from(Case).where(
+            counted, Case.opened_at < end,
+            or_(Case.status.in_(domain.CaseStatus.ACTIVE), Case.closed_at >= end)))
+        return {
+            "month": first.strftime("%Y-%m"),
+            "cases_opened": len(opened),
+            "cases_opened_by_category": opened_by_category,
+            "cases_helped": len(helped),
+            "visits": len(visited),
+            "referrals_made": len(made),
+            "referrals_granted": sum(status == domain.ReferralStatus.APPROVED for _, status in decided),
+            "cases_closed": len(closed_kinds),
+            "closed_by_outcome": domain.outcome_counts(closed_kinds),
+            "open_at_month_end": open_at_end,
+        }
 
     # -- the audit log ------------------------------------------------------------
 
