@@ -3,7 +3,7 @@
 // a performance, a match) is recorded with how many residents took part (a count, never names), and
 // gives the leader and the helpers present their service hours.
 import { useRef, useState } from "/static/vendor/htm-preact.module.js";
-import { api, newKey } from "./api.js";
+import { all, api, newKey } from "./api.js";
 import { html, Guarded, Field, Select, Check, Problem, Done, useForm, useLoad, messagesOf, communityToday }
   from "./ui.js";
 import { useMembers, nameOf, memberOptions, canPatrol, isPartyMember } from "./people.js";
@@ -182,7 +182,7 @@ function GroupCard({ group, members, onSaved }) {
 
 function GroupsBody() {
   const [members, membersError] = useMembers();
-  const [answer, reload, error] = useLoad(() => api("GET", "/groups"));
+  const [answer, reload, error] = useLoad(() => all("/groups"));
   const groups = itemsOf(answer);
   return html`
     <h1>文体队伍 Activity groups</h1>

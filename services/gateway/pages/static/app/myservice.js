@@ -1,7 +1,7 @@
 // 我的服务 My service, on a phone: one's own volunteer hours this year, month by month, and the latest
 // records (patrols, group sessions, other service). A group's leader records the group's session here too.
 import { useState } from "/static/vendor/htm-preact.module.js";
-import { api, session } from "./api.js";
+import { all, api, session } from "./api.js";
 import { html, Guarded, Problem, Done, useLoad, communityDay } from "./ui.js";
 import { hours } from "./report.js";
 import { SOURCES } from "./hours.js";
@@ -25,7 +25,7 @@ function MonthBars({ months }) {
 /** The groups this member leads, each with a button to record a session held. */
 function MyGroups() {
   const me = session.claims().sub;
-  const [answer] = useLoad(() => api("GET", "/groups"));
+  const [answer] = useLoad(() => all("/groups"));
   const [open, setOpen] = useState(null);
   const [done, setDone] = useState("");
   const mine = itemsOf(answer).filter((g) => g.leader_id === me && g.active);
