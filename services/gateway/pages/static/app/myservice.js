@@ -23,7 +23,7 @@ function MonthBars({ months }) {
 }
 
 /** The groups this member leads, each with a button to record a session held. */
-function MyGroups() {
+function MyGroups({ onRecorded }) {
   const me = session.claims().sub;
   const [answer] = useLoad(() => all("/groups"));
   const [open, setOpen] = useState(null);
@@ -35,7 +35,8 @@ function MyGroups() {
     <${Done}>${done}<//>
     ${mine.map((group) => (open === group.id
       ? html`<${SessionForm} key=${group.id} group=${group} onClose=${() => setOpen(null)}
-          onSaved=${(s) => { setOpen(null); setDone(`已记录活动 Session recorded: ${group.name}，${s.held_on}`); }} />`
+          onSaved=${(s) => { setOpen(null); setDone(`已记录活动 Session recorded: ${group.name}，${s.held_on}`);
+                             onRecorded(); }} />`
       : html`<p key=${group.id}><button type="button" class="primary big"
           onClick=${() => { setDone(""); setOpen(group.id); }}>记录活动 Record a session: ${group.name}</button></p>`))}
   </section>`;
@@ -43,8 +44,8 @@ function MyGroups() {
 
 function MyServiceBody() {
   const year = communityDay().slice(0, 4);
-  const [mine, , error] = useLoad(() => api("GET", "/me/service", { query: { year } }), [year]);
-  return html`<div class="mine-page">
+  const [mine, reload, error] = useLoad(() => api("GET", "/me/service", { query: { year } }), [year]);
+  return html`<div class="mine-page field-page">
     <h1>我的服务 My service</h1>
     <${Problem} error=${error} />
     ${!mine && !error && html`<p class="loading">正在加载 Loading…</p>`}
@@ -62,7 +63,7 @@ function MyServiceBody() {
           · <b>${hours(r.minutes)} 小时 h</b></li>`)}</ul>
         <p class="muted">时长有误请联系社区办公室。Hours wrong? Tell the community office.</p>
       </section>`}
-    <${MyGroups} />
+    <${MyGroups} onRecorded=${reload} />
   </div>`;
 }
 
