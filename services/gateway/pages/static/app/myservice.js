@@ -18,7 +18,7 @@ function MonthBars({ months }) {
       <span>${m.month}</span>
       <span class="bar" title=${`巡逻 ${hours(m.patrol)} · 活动 ${hours(m.session)} · 其他 ${hours(m.other)}`}>
         <span style=${{ width: `${Math.round((m.minutes / most) * 100)}%` }}></span></span>
-      <span class="num">${hours(m.minutes)} 小时 h</span></li>`)}
+      <span class="num">${hours(m.minutes)} h</span></li>`)}
   </ul>`;
 }
 
@@ -58,9 +58,9 @@ function MyServiceBody() {
       <section class="card" aria-labelledby="latest-h">
         <h2 id="latest-h">最近的记录 Latest records</h2>
         ${mine.records.length === 0 && html`<p class="muted">还没有记录。Nothing yet.</p>`}
-        <ul class="plain">${mine.records.map((r) => html`<li key=${r.id}>
-          <b>${r.served_on}</b> · ${SOURCES[r.source] || r.source}${r.what ? ` · ${r.what}` : ""}
-          · <b>${hours(r.minutes)} 小时 h</b></li>`)}</ul>
+        <ul class="plain">${mine.records.map((r) => html`<li key=${r.id}>${
+          `${r.served_on} · ${SOURCES[r.source] || r.source}${r.what ? ` · ${r.what}` : ""} · `}<b>${
+          `${hours(r.minutes)} 小时 h`}</b></li>`)}</ul>
         <p class="muted">时长有误请联系社区办公室。Hours wrong? Tell the community office.</p>
       </section>`}
     <${MyGroups} onRecorded=${reload} />

@@ -33,6 +33,11 @@ export function lastMonth() {
 }
 export const thisMonth = () => communityDay().slice(0, 7);
 
+/** The part in a sentence, in Chinese and then in English (built as strings: no line break to lose a space). */
+function Said({ zh, en }) {
+  return html`<p class="said">${zh}<br /><span class="en">${en}</span></p>`;
+}
+
 function Figure({ value, children }) {
   return html`<div class="figure"><b>${value}</b><span>${children}</span></div>`;
 }
@@ -48,14 +53,13 @@ function Patrols({ p }) {
       <${Figure} value=${incidents.reported}>件事件上报 incidents reported<//>
       <${Figure} value=${incidents.resolved}>件解决 resolved<//>
     </div>
-    <p class="said">本月巡逻 ${p.patrols} 次，共 ${hours(p.patrol_minutes)} 小时，${p.zones_total} 个片区中巡逻到
-      ${p.zones_covered} 个${p.patrols_closed_automatically ? `；其中 ${p.patrols_closed_automatically} 次忘记结束，由系统自动结束` : ""}。
-      上报事件 ${incidents.reported} 件，解决 ${incidents.resolved} 件；本月上报的到月底仍有 ${incidents.open_at_month_end} 件未解决。
-      <br /><span class="en">${p.patrols} patrols, ${hours(p.patrol_minutes)} hours in all; ${p.zones_covered} of
-      ${p.zones_total} zones patrolled${p.patrols_closed_automatically
-        ? `; ${p.patrols_closed_automatically} left open and closed automatically` : ""}.
-      ${incidents.reported} incidents reported, ${incidents.resolved} resolved; of this month's,
-      ${incidents.open_at_month_end} still open at its end.</span></p>
+    <${Said} zh=${`本月巡逻 ${p.patrols} 次，共 ${hours(p.patrol_minutes)} 小时，${p.zones_total} 个片区中巡逻到 ${p.zones_covered} 个${
+        p.patrols_closed_automatically ? `；其中 ${p.patrols_closed_automatically} 次忘记结束，由系统自动结束` : ""}。`
+        + `上报事件 ${incidents.reported} 件，解决 ${incidents.resolved} 件；本月上报的到月底仍有 ${incidents.open_at_month_end} 件未解决。`}
+      en=${`${p.patrols} patrols, ${hours(p.patrol_minutes)} hours in all; ${p.zones_covered} of ${p.zones_total} zones `
+        + `patrolled${p.patrols_closed_automatically ? `; ${p.patrols_closed_automatically} left open and closed automatically`
+          : ""}. ${incidents.reported} incidents reported, ${incidents.resolved} resolved; of this month's, `
+        + `${incidents.open_at_month_end} still open at its end.`} />
     <div class="report-tables">
       ${p.zones.length > 0 && html`<table aria-label="片区 Zones">
         <thead><tr><th>片区 Zone</th><th class="num">巡逻次数 Patrols</th></tr></thead>
@@ -82,10 +86,10 @@ function Donations({ d }) {
       <${Figure} value=${d.gifts}>笔捐赠 gifts<//>
       <${Figure} value=${d.dispatches.length}>次送出物资 dispatches<//>
     </div>
-    <p class="said">本月收到善款 ¥${yuan(d.cash_fen)}，共 ${d.gifts} 笔捐赠${d.voided ? `（另有 ${d.voided} 笔登记有误已作废）` : ""}${
-      d.items_received.length ? `；收到物资：${goodsText(d.items_received)}` : ""}。
-      <br /><span class="en">¥${yuan(d.cash_fen)} received in ${d.gifts} gifts${d.voided
-        ? ` (${d.voided} recorded in error and voided)` : ""}.</span></p>
+    <${Said} zh=${`本月收到善款 ¥${yuan(d.cash_fen)}，共 ${d.gifts} 笔捐赠${d.voided ? `（另有 ${d.voided} 笔登记有误已作废）` : ""}${
+        d.items_received.length ? `；收到物资：${goodsText(d.items_received)}` : ""}。`}
+      en=${`¥${yuan(d.cash_fen)} received in ${d.gifts} gifts${d.voided ? ` (${d.voided} recorded in error and voided)` : ""}; `
+        + `goods sent ${d.dispatches.length} times.`} />
     <div class="report-tables">
       ${d.drives.length > 0 && html`<table aria-label="募捐活动 Drives">
         <thead><tr><th>活动 Drive</th><th>状态 Status</th><th class="num">本月善款 Cash this month</th>
@@ -112,11 +116,10 @@ function Cases({ w }) {
       <${Figure} value=${w.cases_closed}>个结案 closed<//>
       <${Figure} value=${w.open_at_month_end}>个月底在办 open at month end<//>
     </div>
-    <p class="said">本月新开个案 ${w.cases_opened} 个，${w.cases_helped} 个得到帮扶（走访 ${w.visits} 次，转介
-      ${w.referrals_made} 次，获批 ${w.referrals_granted} 次），结案 ${w.cases_closed} 个；月底在办 ${w.open_at_month_end} 个。
-      <br /><span class="en">${w.cases_opened} cases opened, ${w.cases_helped} helped (${w.visits} visits,
-      ${w.referrals_made} referrals made, ${w.referrals_granted} granted), ${w.cases_closed} closed;
-      ${w.open_at_month_end} open at the month's end.</span></p>
+    <${Said} zh=${`本月新开个案 ${w.cases_opened} 个，${w.cases_helped} 个得到帮扶（走访 ${w.visits} 次，转介 ${w.referrals_made} 次，`
+        + `获批 ${w.referrals_granted} 次），结案 ${w.cases_closed} 个；月底在办 ${w.open_at_month_end} 个。`}
+      en=${`${w.cases_opened} cases opened, ${w.cases_helped} helped (${w.visits} visits, ${w.referrals_made} referrals `
+        + `made, ${w.referrals_granted} granted), ${w.cases_closed} closed; ${w.open_at_month_end} open at the month's end.`} />
     <div class="report-tables">
       ${w.cases_opened_by_category.length > 0 && html`<table aria-label="新开个案类别 Cases opened by category">
         <thead><tr><th>类别 Category</th><th class="num">新开 Opened</th></tr></thead>
@@ -141,13 +144,13 @@ function Volunteers({ v }) {
       <${Figure} value=${hours(v.minutes)}>小时志愿服务 volunteer hours<//>
       <${Figure} value=${v.members_serving}>位成员服务 members serving<//>
     </div>
-    <p class="said">${v.groups_active} 支文体队伍活动 ${v.sessions} 场${kinds.length
-        ? `（${kinds.map(([kind, text]) => `${text.split(" ")[0]} ${v.sessions_by_kind[kind]}`).join("，")}）` : ""}，参与居民
-      ${v.participants} 人次。${v.members_serving} 位成员志愿服务共 ${hours(v.minutes)} 小时：巡逻 ${hours(by.patrol)}，
-      文体活动 ${hours(by.session)}，其他服务 ${hours(by.other)}。
-      <br /><span class="en">${v.groups_active} groups held ${v.sessions} sessions with ${v.participants}
-      participants. ${v.members_serving} members gave ${hours(v.minutes)} hours: patrols ${hours(by.patrol)},
-      group sessions ${hours(by.session)}, other service ${hours(by.other)}.</span></p>
+    <${Said} zh=${`${v.groups_active} 支文体队伍活动 ${v.sessions} 场${kinds.length
+        ? `（${kinds.map(([kind, text]) => `${text.split(" ")[0]} ${v.sessions_by_kind[kind]}`).join("，")}）` : ""}，`
+        + `参与居民 ${v.participants} 人次。${v.members_serving} 位成员志愿服务共 ${hours(v.minutes)} 小时：`
+        + `巡逻 ${hours(by.patrol)}，文体活动 ${hours(by.session)}，其他服务 ${hours(by.other)}。`}
+      en=${`${v.groups_active} groups held ${v.sessions} sessions with ${v.participants} participants. `
+        + `${v.members_serving} members gave ${hours(v.minutes)} hours: patrols ${hours(by.patrol)}, `
+        + `group sessions ${hours(by.session)}, other service ${hours(by.other)}.`} />
     ${v.groups.length > 0 && html`<div class="report-tables"><table aria-label="文体队伍 Activity groups">
       <thead><tr><th>队伍 Group</th><th>类型 Kind</th><th class="num">场次 Sessions</th>
         <th class="num">参与人次 Participants</th></tr></thead>
