@@ -2,7 +2,7 @@
 services' databases and the secrets in var/, and bringing it back into a
 stopped stack.
 
-The snapshot is one moment across the five databases: writes are paused in all
+The snapshot is one moment across the services' databases: writes are paused in all
 of them at once (SQLite: `BEGIN IMMEDIATE` held on every file; PostgreSQL:
 `LOCK TABLE ... IN EXCLUSIVE MODE` on every table), a read snapshot is opened
 on each while they are paused (a read transaction on SQLite's WAL; an exported
@@ -261,7 +261,7 @@ def backup(var_dir: Path, destination: Path, env: dict | None = None, progress=p
             sources.append(_source(service, urls[service]))
         with private_files():
             partial.mkdir(parents=True, mode=0o700)
-            _say(progress, "pausing writes in all five databases for a snapshot ...")
+            _say(progress, f"pausing writes in all {len(sources)} databases for a snapshot ...")
             pause = _pause_all(sources, progress)
             _say(progress, f"writes paused for {pause * 1000:.0f} ms; copying each database from the snapshot")
             manifest = {"format": FORMAT, "created_at": datetime.now(timezone.utc).isoformat(),

@@ -11,6 +11,7 @@ DEMO_LOGINS = [
     ("wangfang", "linli-member-demo", "party member, paired with the Li household (member)"),
     ("zhao.east", "linli-member-demo", "leader of the East zone's patrol team (member)"),
     ("screen", "linli-viewer-demo", "the dashboard on the office wall (viewer)"),
+    ("liu.yangge", "linli-member-demo", "party member, leader of the Yangge dance group (member)"),
 ]
 
 # 14 residential compounds in 4 patrol zones, each with a leader (an older party
@@ -100,6 +101,81 @@ def load_drive(api: str, headers: dict, case_id: str):
                                       {"category": "clothing", "quantity": 2}]}).raise_for_status()
 
 
+# Five activity groups, each led by a party member, with helpers; a retired
+# teacher who tutors at weekends and a 75-year-old party member who writes the
+# blackboard bulletin, whose hours the office records as other service.
+GROUPS = [  # name, kind, leader (username, name), helpers
+    ("秧歌队 Yangge dance", "dance", ("liu.yangge", "刘桂芝"), [("zhang.yangge", "张凤英"), ("song.yangge", "宋玉兰")]),
+    ("门球队 Gateball", "sport", ("sun.gateball", "孙德胜"), [("cao.gateball", "曹永福")]),
+    ("书画组 Calligraphy and painting", "art", ("lin.shuhua", "林静"), [("xie.shuhua", "谢文彬")]),
+    ("合唱团 Choir", "music", ("xu.choir", "许丽华"), [("han.choir", "韩春燕")]),
+    ("太极拳队 Tai chi", "sport", ("gao.taiji", "高振国"), [("luo.taiji", "罗淑芬")]),
+]
+# This year's sessions: six new programmes rehearsed, three gateball matches,
+# performances. Residents who took part, counted (never named): 300 in all.
+SESSIONS = [  # group (index in GROUPS), days ago, starts, minutes, kind, participants, place, what
+    (0, 300, "19:00", 90, "rehearsal", 40, "3号楼前广场 Square by Building 3", "排练新节目《红红火火》 New programme"),
+    (0, 240, "19:00", 90, "rehearsal", 38, "3号楼前广场 Square by Building 3", "排练扇子舞《春之韵》 New fan dance"),
+    (3, 200, "15:00", 120, "rehearsal", 30, "社区活动室 Community hall", "排练合唱《我和我的祖国》 New song"),
+    (3, 150, "15:00", 120, "rehearsal", 28, "社区活动室 Community hall", "排练合唱《茉莉花》 New song"),
+    (4, 120, "07:00", 60, "rehearsal", 25, "东门花园 East gate garden", "新套路二十四式 New 24-form routine"),
+    (2, 90, "09:00", 150, "rehearsal", 18, "社区书画室 Painting room", "书画展新作 New works for the exhibition"),
+    (1, 180, "08:30", 120, "match", 12, "东门球场 East gate court", "对阵幸福里 Match against Xingfu Li"),
+    (1, 100, "08:30", 120, "match", 14, "东门球场 East gate court", "街道联赛 District league match"),
+    (1, 40, "08:30", 120, "match", 12, "东门球场 East gate court", "重阳友谊赛 Double Ninth friendly"),
+    (0, 60, "18:30", 60, "performance", 48, "社区广场 Community square", "国庆演出 National Day show"),
+    (3, 20, "19:00", 90, "performance", 35, "社区广场 Community square", "社区晚会 Community evening"),
+]
+VOLUNTEER_MEMBERS = [  # username, name, party member
+    ("xu.teacher", "徐文华", True),     # a retired teacher: weekend tutoring
+    ("feng.bulletin", "冯志刚", True),  # 75, a party member: the blackboard bulletin
+]
+OTHER_SERVICE = (  # member (username), every so many days, how many times, minutes, what
+    [("xu.teacher", 7, 12, 120, "周末辅导功课 Weekend tutoring")]
+    + [("feng.bulletin", 30, 10, 90, "出黑板报 The blackboard bulletin")])
+
+
+def load_volunteers(api: str, headers: dict):
+    """The activity groups, their leaders and helpers, this year's sessions and other service."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    first = today.replace(month=1, day=1)
+
+    def on(days_ago: int) -> str:  # this year's, never before its first day
+        return max(first, today - timedelta(days=days_ago)).isoformat()
+
+    def member(username: str, name: str, party_member: bool) -> str:
+        answer = requests.post(api + "/members", headers=headers, timeout=10, json={
+            "username": username, "password": "linli-member-demo", "name": name, "roles": ["member"],
+            "party_member": party_member, "compound": "Xingfu Garden"})
+        answer.raise_for_status()
+        return answer.json()["id"]
+
+    group_ids = []
+    for number, (name, kind, leader, helpers) in enumerate(GROUPS):
+        leader_id = member(*leader, True)
+        helper_ids = [member(*helper, False) for helper in helpers]
+        group = requests.post(api + "/groups", timeout=10, json={
+            "name": name, "kind": kind, "leader_id": leader_id, "helper_ids": helper_ids},
+            headers={**headers, "Idempotency-Key": f"demo-group-{number}"})
+        group.raise_for_status()
+        group_ids.append((group.json()["id"], helper_ids))
+    for number, (group, days_ago, starts, minutes, kind, participants, place, what) in enumerate(SESSIONS):
+        group_id, helper_ids = group_ids[group]
+        requests.post(f"{api}/groups/{group_id}/sessions", timeout=10, json={
+            "held_on": on(days_ago), "starts_at": starts, "duration_minutes": minutes, "kind": kind,
+            "participants": participants, "place": place, "what": what, "helper_ids": helper_ids},
+            headers={**headers, "Idempotency-Key": f"demo-session-{number}"}).raise_for_status()
+    ids = {username: member(username, name, party) for username, name, party in VOLUNTEER_MEMBERS}
+    for username, every, times, minutes, what in OTHER_SERVICE:
+        for time in range(times):
+            requests.post(api + "/service", timeout=10, json={
+                "member_id": ids[username], "served_on": on(3 + every * time), "minutes": minutes, "what": what},
+                headers={**headers, "Idempotency-Key": f"demo-service-{username}-{time}"}).raise_for_status()
+
+
 def load(base_url: str) -> bool:
     """Load the demo world; False when it was there already."""
     api = base_url + "/api/v1"
@@ -141,6 +217,7 @@ def load(base_url: str) -> bool:
     case.raise_for_status()
     load_case_history(api, headers, case.json()["id"])
     load_drive(api, headers, case.json()["id"])
+    load_volunteers(api, headers)
     return True
 
 

@@ -60,6 +60,12 @@ def check_session(group_active: bool, leader_id: str | None, present: list[str],
         raise BadHelpers(unknown)
 
 
+def check_not_after_today(day: date, today: date):
+    """A session held, or service served, is in the past or today: never in the community's tomorrow."""
+    if day > today:
+        raise ValueError(f"Not after today ({today.isoformat()}).")
+
+
 def _moment(text: str) -> datetime:
     """An event's ISO 8601 time as an aware UTC datetime (no zone: UTC)."""
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))

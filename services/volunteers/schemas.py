@@ -11,7 +11,7 @@ from services.contracts.volunteers import GROUP_KINDS, SESSION_KINDS, SOURCES
 _ID = validate.Length(min=1, max=64)
 _NAME = validate.Length(min=1, max=100)
 _HELPERS = validate.Length(max=50)
-MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+MONTH = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
 
 
 def _month(value: str):
@@ -28,7 +28,7 @@ class _StartsAt(fields.String):
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
-        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", text):
+        if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", text):
             raise ValidationError("A time as HH:MM (19:30).")
         return text
 

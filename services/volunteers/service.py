@@ -133,6 +133,7 @@ class VolunteersService(KernelEntrypoints):
         transaction, with session_held and service_recorded."""
         actor = load_actor(actor)
         data = load_or_raise(SessionCreateSchema(), payload)
+        self._check_past("held_on", data["held_on"])
         with self.db.unit_of_work() as uow:
             group = self._group(group_id, uow.session)
             self._apply(domain.check_may_record_session, actor["id"], is_admin(actor), group.leader_id)
@@ -194,6 +195,7 @@ class VolunteersService(KernelEntrypoints):
         bulletin); the gateway has checked the member exists."""
         actor = require_admin_actor(actor)
         data = load_or_raise(ServiceCreateSchema(), payload)
+        self._check_past("served_on", data["served_on"])
         what = data["what"].strip()
         if not what:
             raise InvalidInput("Say what was done.", {"fields": {"what": ["Not blank."]}})
@@ -366,6 +368,12 @@ class VolunteersService(KernelEntrypoints):
     def _today(self) -> date:
         """Today in the community's calendar (LINLI_TIMEZONE)."""
         return datetime.now(ZoneInfo(self._zone())).date()
+
+    def _check_past(self, field: str, day: date):
+        try:
+            domain.check_not_after_today(day, self._today())
+        except ValueError as exc:
+            raise InvalidInput(str(exc), {"fields": {field: [str(exc)]}})
 
     @staticmethod
     def _apply(rule, *args):

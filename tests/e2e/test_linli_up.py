@@ -74,6 +74,17 @@ def test_linli_up_demo_serves_the_demo_world_and_stops_cleanly_on_ctrl_c(module_
         assert {**demo.ILLEGAL_STRUCTURE, "retired": False} in office.get("/categories").json()["incident"]
         incidents = office.get("/incidents").json()["items"]
         assert [i["category"] for i in incidents] == ["illegal_structure"] * len(demo.INCIDENTS)
+        # Five activity groups under party members, this year's sessions (300 residents took part), and
+        # the hours of their leaders and helpers, the tutoring and the blackboard bulletin.
+        groups = office.get("/groups").json()["items"]
+        assert sorted(g["name"] for g in groups) == sorted(name for name, *_ in demo.GROUPS)
+        sessions = office.get("/sessions", params={"limit": 200}).json()["items"]
+        assert (len(sessions), sum(s["participants"] for s in sessions)) == (len(demo.SESSIONS), 300)
+        records = office.get("/service", params={"source": "other", "limit": 200}).json()["items"]
+        assert {r["member_name"] for r in records} == {name for _, name, _ in demo.VOLUNTEER_MEMBERS}
+        leader = login(f"http://127.0.0.1:{port}", "liu.yangge", "linli-member-demo")
+        assert leader.get("/me/service").json()["total_minutes"] == sum(
+            minutes for group, _, _, minutes, *_ in demo.SESSIONS if group == 0)
     finally:
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=30)
@@ -98,7 +109,7 @@ def test_linli_up_demo_serves_the_demo_world_and_stops_cleanly_on_ctrl_c(module_
 
 @pytest.mark.slow  # about 20 s: a whole stack started by linli up
 def test_a_killed_service_is_started_again_and_counted_while_linli_up_keeps_running(module_vhost, tmp_path):
-    port, metrics_port = free_port(), free_port(5)
+    port, metrics_port = free_port(), free_port(6)
     var = tmp_path / "var"
     env = linli_up_env(module_vhost, var)
     created = linli(env, "--var", str(var), "admin", "create", "--username", "admin", stdin=ADMIN_PASSWORD + "\n")

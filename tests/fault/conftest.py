@@ -19,10 +19,10 @@ REPORT_DIR = Path(__file__).resolve().parents[2] / "var"
 
 
 def _metrics_base() -> int:
-    """A first port with the three after it free too (one per backend)."""
+    """A first port with those after it free too (one per backend, and linli up's own among them)."""
     for _ in range(50):
         base = free_port()
-        ports = [base + offset for offset in range(len(BACKENDS))]
+        ports = [base + offset for offset in range(len(BACKENDS) + 1)]
         try:
             for port in ports:
                 with socket.socket() as sock:
@@ -30,7 +30,7 @@ def _metrics_base() -> int:
             return base
         except OSError:
             continue
-    raise RuntimeError("no four free ports in a row")
+    raise RuntimeError("no free metrics ports in a row")
 
 
 def fault_stack(node: BrokerNode, var: Path, start: bool = True, **env_overrides):

@@ -136,7 +136,8 @@ def test_a_helper_not_of_the_group_is_a_400_naming_helper_ids(volunteers, volunt
 
 @pytest.mark.parametrize("field, value", [("duration_minutes", 0), ("duration_minutes", 721), ("participants", -1),
                                           ("starts_at", "25:00"), ("held_on", "2026-13-01"), ("kind", "party"),
-                                          ("place", ""), ("what", "x" * 501)])
+                                          ("place", ""), ("what", "x" * 501), ("held_on", "2999-01-01"),
+                                          ("starts_at", "１９:００")])
 def test_bad_session_input_names_its_field(volunteers, volunteers_db, group, field, value):
     with pytest.raises(InvalidInput) as refused:
         volunteers().record_session(group["id"], session_payload(**{field: value}), LEADER)
@@ -197,9 +198,10 @@ def test_the_office_records_other_service_and_a_member_may_not(volunteers, volun
     record = volunteers().record_service(payload, ADMIN)
     assert (record["source"], record["source_id"], record["role"], record["what"], record["minutes"]) == \
         ("other", None, None, "Weekend tutoring", 120)
-    with pytest.raises(InvalidInput) as refused:
-        volunteers().record_service({**payload, "minutes": 0}, ADMIN)
-    assert "minutes" in refused.value.details["fields"]
+    for field, value in (("minutes", 0), ("served_on", "2999-01-01"), ("what", " ")):
+        with pytest.raises(InvalidInput) as refused:
+            volunteers().record_service({**payload, field: value}, ADMIN)
+        assert field in refused.value.details["fields"]
 
 
 def test_my_service_totals_by_month_and_source(volunteers, group):
