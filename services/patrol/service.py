@@ -314,6 +314,8 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
         if query["active"] is not None:
             statement = statement.where(
                 Patrol.finished_at.is_(None) if query["active"] else Patrol.finished_at.is_not(None))
+        if query["closed_automatically"] is not None:
+            statement = statement.where(Patrol.closed_automatically.is_(query["closed_automatically"]))
         with self.db.unit_of_work() as uow:
             result = paginate(uow.session, statement, query, Patrol.started_at, Patrol.id)
             items = self._show_patrols(result["items"], actor, uow.session, audit=(uow, "list_patrol"))

@@ -242,3 +242,12 @@ def test_times_that_cannot_be_are_refused_naming_the_field_and_change_nothing(
     assert field in raised.value.details["fields"]
     assert patrol().list_patrols(ADMIN)["items"][0] == before
     assert patrol_db.outbox("patrol_corrected") == []
+
+
+def test_the_office_lists_the_patrols_closed_automatically(patrol, patrol_db):
+    zone = make_zone(patrol)
+    forgotten = finished_patrol(patrol, patrol_db, zone)
+    finished, _ = on_patrol_since(patrol, patrol_db, zone, M2, hours=1)
+    patrol().finish_patrol(finished, {}, M2)
+    assert [p["id"] for p in patrol().list_patrols(ADMIN, {"closed_automatically": True})["items"]] == [forgotten]
+    assert [p["id"] for p in patrol().list_patrols(ADMIN, {"closed_automatically": False})["items"]] == [finished]
