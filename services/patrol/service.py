@@ -510,7 +510,7 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
         return float(self.config.get("UNCOVERED_AFTER_DAYS", 7))
 
     def _cap_hours(self) -> float:
-        return domain.cap_hours(self.config.get("PATROL_CAP_HOURS"))
+        return domain.cap_hours(self.config["PATROL_CAP_HOURS"])
 
     @timer(interval=SWEEP_INTERVAL_SECONDS)
     def sweep(self):
