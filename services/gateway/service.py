@@ -57,8 +57,8 @@ from services.donations.schemas import (
 from services.notifications.schemas import AlertListSchema, AlertSchema, WebhookSchema, WebhookSetSchema
 from services.patrol.schemas import (
     CoverageQuerySchema, CoverageSchema, IncidentListSchema, IncidentQuerySchema, IncidentReportSchema,
-    IncidentResolveSchema, IncidentSchema, PatrolFinishSchema, PatrolListSchema, PatrolQuerySchema,
-    PatrolSchema, PatrolStartSchema, TeamSchema, ZoneCreateSchema, ZoneListSchema, ZoneSchema,
+    IncidentResolveSchema, IncidentSchema, PatrolCorrectSchema, PatrolFinishSchema, PatrolListSchema,
+    PatrolQuerySchema, PatrolSchema, PatrolStartSchema, TeamSchema, ZoneCreateSchema, ZoneListSchema, ZoneSchema,
 )
 from services.volunteers.schemas import (
     GroupCreateSchema, GroupListSchema, GroupQuerySchema, GroupSchema, GroupUpdateSchema, MyServiceQuerySchema,
@@ -320,6 +320,13 @@ class GatewayService(KernelEntrypoints):
         """Finish one's patrol, with notes."""
         return self.patrol.finish_patrol(patrol_id, request.body, request.principal,
                                          idempotency_key=request.idempotency_key)
+
+    @api("POST", "/patrols/<patrol_id>/correct", roles=ADMIN, body=PatrolCorrectSchema, response=PatrolSchema)
+    def correct_patrol(self, request, patrol_id):
+        """The office sets a finished patrol's times right (one closed automatically
+        past the cap, a wrong tap): finished after started, at most 24 hours, not in
+        the future. It then counts those times; who corrected it, when and why are kept."""
+        return self.patrol.correct_patrol(patrol_id, request.body, request.principal)
 
     @api("GET", "/patrols", roles=MEMBER_OR_ADMIN, query=PatrolQuerySchema, response=PatrolListSchema)
     def list_patrols(self, request):

@@ -97,14 +97,12 @@ def due_uncovered_alert(last_patrol_at: datetime | None, created_at: datetime,
 
 # -- forgotten patrols ----------------------------------------------------------------
 
-DEFAULT_CAP_HOURS = 4  # a patrol not finished within this is closed by the sweep (PATROL_CAP_HOURS)
 MAX_CORRECTED_HOURS = 24
 
 
 def cap_hours(configured) -> float:
-    """The cap in force: PATROL_CAP_HOURS, or DEFAULT_CAP_HOURS when it is not set."""
-    if configured is None or configured == "":
-        return DEFAULT_CAP_HOURS
+    """The cap in force: PATROL_CAP_HOURS (deploy/config/patrol.yml holds its default),
+    more than 0 and at most MAX_CORRECTED_HOURS."""
     hours = float(configured)
     if not 0 < hours <= MAX_CORRECTED_HOURS:
         raise ValueError(f"PATROL_CAP_HOURS must be more than 0 and at most {MAX_CORRECTED_HOURS}, not {configured}.")

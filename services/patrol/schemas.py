@@ -97,6 +97,9 @@ class PatrolQuerySchema(PageSchema):
     zone_id = fields.String(load_default=None, validate=_ID)
     member_id = fields.String(load_default=None, validate=_ID)
     active = fields.Boolean(load_default=None, allow_none=True)
+    closed_automatically = fields.Boolean(load_default=None, allow_none=True, metadata={
+        "description": "true: only patrols the service closed (never finished by their member), for the office "
+                       "to check and correct."})
 
 
 PatrolListSchema = page_of(PatrolSchema)

@@ -314,6 +314,8 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
         if query["active"] is not None:
             statement = statement.where(
                 Patrol.finished_at.is_(None) if query["active"] else Patrol.finished_at.is_not(None))
+        if query["closed_automatically"] is not None:
+            statement = statement.where(Patrol.closed_automatically.is_(query["closed_automatically"]))
         with self.db.unit_of_work() as uow:
             result = paginate(uow.session, statement, query, Patrol.started_at, Patrol.id)
             items = self._show_patrols(result["items"], actor, uow.session, audit=(uow, "list_patrol"))
@@ -508,7 +510,7 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
         return float(self.config.get("UNCOVERED_AFTER_DAYS", 7))
 
     def _cap_hours(self) -> float:
-        return domain.cap_hours(self.config.get("PATROL_CAP_HOURS"))
+        return domain.cap_hours(self.config["PATROL_CAP_HOURS"])
 
     @timer(interval=SWEEP_INTERVAL_SECONDS)
     def sweep(self):

@@ -47,6 +47,7 @@ WHO_MAY = {  # route: (who may call it, what they get with an empty body and unk
     ("POST", "/patrols"): (MEMBERS, 400),
     ("GET", "/patrols"): (MEMBERS, 200),
     ("POST", "/patrols/<patrol_id>/finish"): (MEMBERS, 404),
+    ("POST", "/patrols/<patrol_id>/correct"): (ADMIN, 400),
     ("POST", "/incidents"): (MEMBERS, 400),
     ("GET", "/incidents"): (MEMBERS, 200),
     ("GET", "/incidents/<incident_id>"): (MEMBERS, 404),

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy.orm import Session
 
+from services.common import config
 from services.common.clock import isoformat, naive_utcnow
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.patrol import domain
@@ -66,14 +67,21 @@ def test_the_cap_follows_the_configuration(patrol, patrol_db):
         (shift, 60, isoformat(started_at + timedelta(hours=1)))]
 
 
-@pytest.mark.parametrize("configured, hours", [(None, 4), ("", 4), (2, 2.0), (0.003, 0.003), ("1.5", 1.5)])
+def test_the_cap_is_four_hours_unless_the_environment_says(monkeypatch):
+    monkeypatch.delenv("LINLI_PATROL_CAP_HOURS", raising=False)
+    assert config.load("patrol")["PATROL_CAP_HOURS"] == 4
+    monkeypatch.setenv("LINLI_PATROL_CAP_HOURS", "0.003")
+    assert domain.cap_hours(config.load("patrol")["PATROL_CAP_HOURS"]) == 0.003
+
+
+@pytest.mark.parametrize("configured, hours", [(2, 2.0), (0.003, 0.003), ("1.5", 1.5), (24, 24)])
 def test_the_cap_in_force(configured, hours):
     assert domain.cap_hours(configured) == hours
 
 
-@pytest.mark.parametrize("configured", [0, -1, 25, "soon"])
+@pytest.mark.parametrize("configured", [0, -1, 25, "soon", None, ""])
 def test_a_cap_that_cannot_be_is_refused(configured):
-    with pytest.raises(ValueError):
+    with pytest.raises((ValueError, TypeError)):
         domain.cap_hours(configured)
 
 
@@ -242,3 +250,12 @@ def test_times_that_cannot_be_are_refused_naming_the_field_and_change_nothing(
     assert field in raised.value.details["fields"]
     assert patrol().list_patrols(ADMIN)["items"][0] == before
     assert patrol_db.outbox("patrol_corrected") == []
+
+
+def test_the_office_lists_the_patrols_closed_automatically(patrol, patrol_db):
+    zone = make_zone(patrol)
+    forgotten = finished_patrol(patrol, patrol_db, zone)
+    finished, _ = on_patrol_since(patrol, patrol_db, zone, M2, hours=1)
+    patrol().finish_patrol(finished, {}, M2)
+    assert [p["id"] for p in patrol().list_patrols(ADMIN, {"closed_automatically": True})["items"]] == [forgotten]
+    assert [p["id"] for p in patrol().list_patrols(ADMIN, {"closed_automatically": False})["items"]] == [finished]

@@ -9,6 +9,7 @@ from nameko.testing.services import worker_factory
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from services.common import config
 from services.common.clock import naive_utcnow
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.patrol.models import AuditEntry, Incident, Patrol, Zone, ZoneCompound
@@ -20,7 +21,9 @@ M1 = {"id": "m1", "roles": ["member"]}
 M2 = {"id": "m2", "roles": ["member"]}
 OUTSIDER = {"id": "outsider", "roles": ["member"]}
 
-CONFIG = {"ESCALATE_AFTER_MINUTES": 30, "UNCOVERED_AFTER_DAYS": 7}
+# The forgotten-patrol cap as shipped (deploy/config/patrol.yml: 4 hours unless LINLI_PATROL_CAP_HOURS says).
+CONFIG = {"ESCALATE_AFTER_MINUTES": 30, "UNCOVERED_AFTER_DAYS": 7,
+          "PATROL_CAP_HOURS": config.load("patrol")["PATROL_CAP_HOURS"]}
 
 NORTH = ["Lotus Garden", "Pine Court", "Willow Lane"]
 SOUTH = ["Harmony Estate", "Riverside"]
