@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import wait_for
 from tests.e2e.conftest import OFFICE_RETENTION_SECONDS, new_key, ok
+from tests.e2e.test_office_pages import run_journey
 
 ERASED = "[已删除 erased]"
 
@@ -79,3 +80,31 @@ def test_consent_export_and_erasure_of_a_household(admin, register):
     assert again.status_code == 409 and "already" in again.json()["error"]["message"]
     actions = [e["action"] for e in ok(admin.get("/audit", params={"case_id": case["id"]}))["items"]]
     assert "erase_case" in actions
+
+
+def test_the_household_page_records_consent_exports_and_shows_erasure(stack, admin, register, tmp_path):
+    tag = uuid.uuid4().hex[:6]
+    _, member_account = register()
+    person = f"钱秀英{tag}"
+    household = ok(admin.post("/households", {
+        "compound": f"Hehua {tag}", "address": f"Building 9, Room 101 {tag}",
+        "people": [{"name": person, "relation": "self", "birth_year": 1940, "conditions": ["高血压"]}]}), 201)
+    case = ok(admin.post("/cases", {"household_id": household["id"], "categories": ["elderly"],
+                                    "summary": f"独居 {tag}", "assignee_id": member_account["id"]}), 201)
+
+    found = run_journey(stack, "household_privacy", tmp_path, household_id=household["id"], case_id=case["id"],
+                        person=person, outcome=f"搬去女儿家 {tag}", retention_seconds=OFFICE_RETENTION_SECONDS)
+
+    assert found["console_errors"] == []
+    assert found["export_name"].endswith(".json") and household["id"] in found["export_name"]
+    exported = json.loads(open(found["export"], encoding="utf-8").read())
+    assert [(c["person_name"], c["purpose"], c["given"]) for c in exported["consents"]] == [
+        (person, "health_information", True), (person, "health_information", False)]
+    assert exported["cases"][0]["summary"] == f"独居 {tag}"
+    assert "erased from" in found["early"]
+    assert found["scroll_widths"]["household-erased"] <= 360 and found["small_targets"]["household-erased"] == []
+    shown = ok(admin.get(f"/cases/{case['id']}"))
+    assert (shown["outcome_kind"], shown["summary"]) == ("moved_away", ERASED) and shown["erased_at"]
+    assert ok(admin.get(f"/households/{household['id']}"))["people"][0]["name"] == ERASED
+    actions = [e["action"] for e in ok(admin.get("/audit", params={"household_id": household["id"]}))["items"]]
+    assert {"record_consent", "export_household", "erase_case"} <= set(actions)
