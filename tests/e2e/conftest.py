@@ -104,6 +104,7 @@ def stack(module_vhost, tmp_path_factory):
 
 OFFICE_RECEIVER_HOST = "127.0.0.2"
 OFFICE_PUBLIC_URL = "https://linli.example.org"
+OFFICE_RETENTION_SECONDS = 4
 
 
 @pytest.fixture(scope="session")
@@ -112,11 +113,13 @@ def office_stack(request, tmp_path_factory):
     and the first path: each makes its own drives, members, households and cases
     and counts only those, so they share one and save a start each (a module's
     `stack` fixture returns it). Webhooks may reach OFFICE_RECEIVER_HOST over
-    plain http (a receiver in the test process), and link back to OFFICE_PUBLIC_URL."""
+    plain http (a receiver in the test process), and link back to OFFICE_PUBLIC_URL. A closed
+    case may be erased OFFICE_RETENTION_SECONDS after its closing (test_privacy.py sees both sides)."""
     vhost = _new_vhost(request)
     try:
         with running_stack(vhost, tmp_path_factory.mktemp("office") / "var", LINLI_WEBHOOK_ALLOW_HTTP="true",
-                           LINLI_WEBHOOK_ALLOW_HOSTS=OFFICE_RECEIVER_HOST, LINLI_PUBLIC_URL=OFFICE_PUBLIC_URL) as stack:
+                           LINLI_WEBHOOK_ALLOW_HOSTS=OFFICE_RECEIVER_HOST, LINLI_PUBLIC_URL=OFFICE_PUBLIC_URL,
+                           LINLI_WELFARE_RETENTION_DAYS=str(OFFICE_RETENTION_SECONDS / 86400)) as stack:
             yield stack
     finally:
         vhost.delete()

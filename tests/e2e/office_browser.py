@@ -622,6 +622,65 @@ def confirm_draft(office: Office, args: dict) -> str:
     return page.url.rsplit("/", 1)[1]
 
 
+@journey
+def household_privacy(office: Office, args: dict) -> dict:
+    """On a household's page: a person's consent recorded, then withdrawn (the table shows the
+    latest), everything held downloaded as a file; its case closed with how it ended, refused
+    erasure before the retention period (the page says from when), erased after it, and both
+    case and household shown erased."""
+    page = office.page
+    office.open(f"households/{args['household_id']}", "住户 Household")
+    consents = page.get_by_role("form", name="记录同意 Record consent")
+    for answer in ("同意 Consented", "撤回 Withdrawn"):
+        consents.get_by_label("家庭成员 Person").select_option(label=args["person"])
+        consents.get_by_label("用途 Purpose").select_option(label="记录健康状况 Recording health conditions")
+        consents.get_by_label("同意或撤回 Consent or withdrawal").select_option(label=answer)
+        consents.get_by_role("button", name="记录 Record").click()
+        office.shows(f"已记录 Recorded: {args['person']} · 记录健康状况 Recording health conditions · {answer}")
+    table = page.get_by_role("table", name="知情同意 Consents")
+    expect(table.get_by_role("row")).to_have_count(2)  # the header and the one current answer
+    expect(table).to_contain_text("撤回 Withdrawn")
+    office.screenshot("household-consents", phone=True)
+    with page.expect_download() as download:
+        office.button("导出全部资料 Export everything held").click()
+    exported = office.outdir / "household.json"
+    download.value.save_as(str(exported))
+
+    office.open(f"cases/{args['case_id']}", "个案 Case")
+    closing = page.get_by_role("form", name="结案 Close")
+    closing.get_by_label("结果 Outcome").fill(args["outcome"])
+    closing.get_by_label("结案类型 How it ended").select_option(label="已搬走 Moved away")
+    closing.get_by_role("button", name="结案 Close").click()
+    office.shows("已结案 Closed: 已结案 Closed")
+    facts = page.locator("dl.facts")
+    expect(facts).to_contain_text("已搬走 Moved away")
+    erasing = page.get_by_role("form", name="删除个人资料 Erase personal details")
+    erasing.get_by_label("原因 Reason").fill("保留期满 Retention period over")
+    office.refusal_expected(409)
+    erasing.get_by_role("button", name="删除个人资料 Erase").click()
+    expect(erasing.get_by_role("alert").first).to_contain_text("It may be erased from")
+    early = erasing.get_by_role("alert").first.inner_text()
+    page.wait_for_timeout(args["retention_seconds"] * 1000 + 500)
+    erasing.get_by_label("原因 Reason").fill("保留期满 Retention period over")
+    erasing.get_by_role("button", name="删除个人资料 Erase").click()
+    office.shows("个人资料已删除 Personal details erased")
+    expect(facts).to_contain_text("已删除 Erased")
+    expect(page.get_by_role("form", name="重新打开 Reopen")).to_have_count(0)
+    office.screenshot("case-erased", phone=True)
+
+    office.open(f"households/{args['household_id']}", "住户 Household")
+    office.shows("个人资料已删除 Personal details")
+    expect(page.get_by_role("table", name="家庭成员 People")).not_to_contain_text(args["person"])
+    expect(page.get_by_role("form", name="开立个案 Open case")).to_have_count(0)
+    expect(page.get_by_role("form", name="记录同意 Record consent")).to_have_count(0)
+    found: dict = {}
+    page.set_viewport_size(PHONE)
+    office.phone_check("household-erased", found)
+    page.set_viewport_size(DESK)
+    office.screenshot("household-erased", phone=True)
+    return {"export": str(exported), "export_name": download.value.suggested_filename, "early": early, **found}
+
+
 def main(name: str, url: str, username: str, password: str, outdir: str, raw_args: str = "{}") -> int:
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,8 @@ const ACTIONS = {
   read_case: "查看个案 Read a case", list_case: "个案列表 Listed a case", read_household: "查看住户 Read a household",
   household_search: "查找住户时列出 Listed in a household search", list_household: "住户列表 Listed a household",
   edit_household: "修改住户 Edited a household", update_household: "修改住户 Edited a household",
+  record_consent: "记录知情同意 Recorded a consent", export_household: "导出住户资料 Exported a household",
+  erase_case: "删除个案个人资料 Erased a case's personal details",
   recipients_list: "可受助个案列表 Listed cases that can receive goods",
   read_incident: "查看事件全文 Read an incident in full", list_incident: "事件列表全文 Listed an incident in full",
   read_patrol: "查看巡逻记录 Read a patrol's notes", list_patrol: "巡逻列表全文 Listed a patrol's notes",

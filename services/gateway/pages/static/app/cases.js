@@ -1,7 +1,8 @@
 // 帮扶个案 Cases: the list by status, category, assignee and overdue follow-up;
 // `#/cases/<id>`: the case with its visits, referrals and goods received, and what
 // the office does with it: assign, close, reopen, and confirm or dismiss a draft
-// found on patrol. Every case shown is in welfare's audit log.
+// found on patrol, and erase a closed one's personal details once the retention
+// period has passed (welfare says from when). Every case shown is in welfare's audit log.
 import { useEffect, useRef, useState } from "/static/vendor/htm-preact.module.js";
 import { api, all } from "./api.js";
 import {
@@ -19,14 +20,21 @@ export const REFERRAL_LABELS = { submitted: "已提交 Submitted", approved: "�
 export const STAGE_LABELS = { application_submitted: "已递交申请 Application submitted",
                        documents_checked: "材料已审 Documents checked",
                        agency_home_visit: "入户核查 Agency home visit", decision_made: "已决定 Decision made" };
+// How a case ended (the monthly report counts them); the words are welfare's (domain.OUTCOME_KIND_LABELS).
+export const OUTCOME_KIND_LABELS = {
+  helped: "已解决 Helped", referred: "已转介 Referred", moved_away: "已搬走 Moved away",
+  deceased: "已去世 Deceased", declined: "本人谢绝 Declined help", other: "其他 Other",
+};
 const ACTIVE = ["open", "in_progress"];
+const ERASABLE = ["closed", "dismissed"];
 
 const caseLink = (c) => "#/cases/" + encodeURIComponent(c.id);
 const labels = (codes) => (codes || []).map((c) => categoryLabel("case", c)).join("、");
 
 function CaseList() {
   const [members, membersError] = useMembers();
-  const search = useForm({ status: "", category: "", assignee_id: "", compound: "", overdue: false });
+  const search = useForm({ status: "", category: "", assignee_id: "", compound: "", overdue: false,
+                           erasable: false });
   const [found, setFound] = useState(null);
   const run = (query, cursor) => search.submit(async () => {
     const page = await api("GET", "/cases", { query: { ...query, limit: PAGE_SIZE, cursor } });
@@ -36,7 +44,7 @@ function CaseList() {
   const current = () => {
     const v = search.values;
     return { status: v.status, category: v.category, assignee_id: v.assignee_id, compound: v.compound.trim(),
-             overdue: v.overdue ? "true" : "" };
+             overdue: v.overdue ? "true" : "", erasable: v.erasable ? "true" : "" };
   };
   useEffect(() => { run({}); }, []);
   const { values: v, set, errors } = search;
@@ -53,7 +61,9 @@ function CaseList() {
         <${Field} label="小区 Compound" name="compound" value=${v.compound} onInput=${set("compound")}
           error=${errors.compound} />
       </div>
-      <div class="row"><${Check} label="逾期未走访 Overdue follow-up" checked=${v.overdue} onInput=${set("overdue")} /></div>
+      <div class="row"><${Check} label="逾期未走访 Overdue follow-up" checked=${v.overdue} onInput=${set("overdue")} />
+        <${Check} label="可删除个人资料 Past retention: may be erased" checked=${v.erasable}
+          onInput=${set("erasable")} /></div>
       <${Problem} error=${search.problem || membersError}
         shown=${["status", "category", "assignee_id", "compound"]} />
       <p><button class="primary" type="submit" disabled=${search.busy}>查找 Search</button></p>
@@ -63,7 +73,8 @@ function CaseList() {
         <th>最近走访 Last visit</th><th>开立 Opened</th><th></th></tr></thead>
       <tbody>${found.items.map((c) => html`<tr key=${c.id}>
         <td data-label="小区 Compound">${c.compound}</td><td data-label="类别 Categories">${labels(c.categories)}</td>
-        <td data-label="状态 Status">${STATUS_LABELS[c.status] || c.status}</td>
+        <td data-label="状态 Status">${STATUS_LABELS[c.status] || c.status}${c.erased_at
+          && html` · <span class="muted">资料已删除 Erased</span>`}</td>
         <td data-label="负责人 Assignee">${c.assignee_id ? nameOf(members, c.assignee_id) : "—"}</td>
         <td data-label="最近走访 Last visit">${c.last_visit_on || html`<span class="muted">未走访 None</span>`}</td>
         <td data-label="开立 Opened">${when(c.opened_at)}</td>
@@ -100,6 +111,28 @@ function AssignForm({ kase, members, onDone }) {
     fields=${html`<${Select} label="负责党员 Party member" name="assignee_id" value=${form.values.assignee_id}
       onInput=${form.set("assignee_id")} options=${options} blank="— 请选择 Choose —"
       error=${form.errors.assignee_id} />`} />`;
+}
+
+/** Close: the outcome in words, and how it ended (for the monthly counts; may be left unsaid). */
+export function CloseFields({ form }) {
+  return html`
+    <${Field} label="结果 Outcome" name="outcome" type="textarea" value=${form.values.outcome}
+      onInput=${form.set("outcome")} error=${form.errors.outcome} />
+    <${Select} label="结案类型 How it ended" name="outcome_kind" value=${form.values.outcome_kind}
+      onInput=${form.set("outcome_kind")} options=${Object.entries(OUTCOME_KIND_LABELS)}
+      blank="— 未说明 Not said —" error=${form.errors.outcome_kind} />`;
+}
+
+/** The body of a close: the kind only when one was chosen. */
+export const closeBody = (v) => (v.outcome_kind ? { outcome: v.outcome.trim(), outcome_kind: v.outcome_kind }
+                                                 : { outcome: v.outcome.trim() });
+
+function CloseForm({ kase, onDone }) {
+  const form = useForm({ outcome: "", outcome_kind: "" });
+  return html`<${ActionForm} title="结案 Close" button="结案 Close" form=${form}
+    onSubmit=${async (v) => onDone(await api("POST", `/cases/${encodeURIComponent(kase.id)}/close`,
+                                             { body: closeBody(v) }), "已结案 Closed")}
+    fields=${html`<${CloseFields} form=${form} />`} />`;
 }
 
 function TextAction({ kase, title, button, label, name, path, done, onDone }) {
@@ -227,7 +260,11 @@ function CaseDetail({ id }) {
         <dt>最近走访 Last visit</dt><dd>${kase.last_visit_on || "—"}</dd>
         ${kase.outcome && html`<dt>${kase.status === "dismissed" ? "驳回原因 Reason" : "结果 Outcome"}</dt>
           <dd>${kase.outcome}</dd>`}
+        ${kase.outcome_kind && html`<dt>结案类型 How it ended</dt>
+          <dd>${OUTCOME_KIND_LABELS[kase.outcome_kind] || kase.outcome_kind}</dd>`}
         ${kase.closed_at && html`<dt>结束 Ended</dt><dd>${when(kase.closed_at)}</dd>`}
+        ${kase.erased_at && html`<dt>个人资料 Personal details</dt>
+          <dd><strong class="erased">已删除 Erased</strong> ${when(kase.erased_at)}</dd>`}
       </dl>
       <h2>概况 Summary</h2>
       <p class="prewrap">${kase.summary}</p>
@@ -246,9 +283,11 @@ function CaseDetail({ id }) {
     </section>
     <div class="grid actions-grid no-print">
       ${isActive && html`<${AssignForm} kase=${kase} members=${members} onDone=${acted} />`}
-      ${isActive && html`<${TextAction} kase=${kase} title="结案 Close" button="结案 Close" label="结果 Outcome"
-        name="outcome" path="close" done="已结案 Closed" onDone=${acted} />`}
-      ${kase.status === "closed" && html`<${TextAction} kase=${kase} title="重新打开 Reopen"
+      ${isActive && html`<${CloseForm} kase=${kase} onDone=${acted} />`}
+      ${ERASABLE.includes(kase.status) && !kase.erased_at && html`<${TextAction} kase=${kase}
+        title="删除个人资料 Erase personal details" button="删除个人资料 Erase" label="原因 Reason" name="reason"
+        path="erase" done="个人资料已删除 Personal details erased" onDone=${acted} />`}
+      ${kase.status === "closed" && !kase.erased_at && html`<${TextAction} kase=${kase} title="重新打开 Reopen"
         button="重新打开 Reopen" label="原因 Reason" name="reason" path="reopen" done="已重新打开 Reopened"
         onDone=${acted} />`}
       ${kase.status === "draft" && html`<${ConfirmForm} kase=${kase} members=${members} onDone=${acted} />`}

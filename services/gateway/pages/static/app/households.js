@@ -1,11 +1,13 @@
 // 住户 Households: find one by compound, address or a person's name; register a
 // new one with its people; `#/households/<id>` shows it, edits it and opens a
-// case for it. Every read of households is audited by welfare, so the list is
-// asked for only when the office searches.
+// case for it, records who of it consented to what (or withdrew), downloads
+// everything held about it, and shows it erased once its last case was. Every
+// read of households is audited by welfare, so the list is asked for only when
+// the office searches.
 import { useEffect, useRef, useState } from "/static/vendor/htm-preact.module.js";
-import { api, newKey } from "./api.js";
+import { api, download, newKey } from "./api.js";
 import {
-  html, Guarded, Field, Problem, Done, useForm, useLoad, errorAt, flatFields, when,
+  html, Guarded, Field, Select, Problem, Done, useForm, useLoad, errorAt, flatFields, when,
 } from "./ui.js";
 import { useMembers } from "./people.js";
 import { CaseFields } from "./cases.js";
@@ -114,6 +116,84 @@ export function HouseholdForm({ household, title, action, onSaved, onCancel }) {
 
 const names = (h) => h.people.map((p) => p.name).join("、");
 
+// What a person may consent to (welfare's domain.CONSENT_PURPOSES, in its order).
+const PURPOSES = {
+  case_records: "建立帮扶档案 Keeping case records",
+  health_information: "记录健康状况 Recording health conditions",
+  financial_information: "记录收入与救助 Recording income and benefits",
+  sharing_with_agencies: "向民政等机构转介 Sharing with agencies for referrals",
+};
+const ANSWERS = [["true", "同意 Consented"], ["false", "撤回 Withdrawn"]];
+
+/** Each person's current answer per purpose, and the form that records a new one (a withdrawal too). */
+function Consents({ household, onRecorded }) {
+  const form = useForm({ person_position: "", purpose: "", given: "true", given_on: "" });
+  const [key, setKey] = useState(newKey);
+  const [done, setDone] = useState("");
+  const submit = (event) => {
+    event.preventDefault();
+    setDone("");
+    form.submit(async (v) => {
+      const body = { purpose: v.purpose, given: v.given === "true" };
+      // The person by place; none chosen goes as sent, and the API names the field.
+      if (v.person_position !== "") body.person_position = Number(v.person_position);
+      if (v.given_on) body.given_on = v.given_on;
+      const saved = await api("POST", `/households/${encodeURIComponent(household.id)}/consents`, { key, body });
+      setKey(newKey());
+      form.reset();
+      setDone(`已记录 Recorded: ${saved.person_name} · ${PURPOSES[saved.purpose] || saved.purpose} · `
+              + (saved.given ? "同意 Consented" : "撤回 Withdrawn"));
+      onRecorded();
+    });
+  };
+  const consents = household.consents || [];
+  const { values: v, set, errors } = form;
+  return html`<section class="card" aria-labelledby="consents-h">
+    <h2 id="consents-h">知情同意 Consents</h2>
+    ${consents.length === 0 ? html`<p class="muted">还没有记录同意。No consents recorded yet.</p>`
+      : html`<div class="table-wrap"><table class="stack" aria-label="知情同意 Consents">
+        <thead><tr><th>姓名 Person</th><th>用途 Purpose</th><th>现状 Now</th><th>日期 On</th></tr></thead>
+        <tbody>${consents.map((c) => html`<tr key=${c.id}>
+          <td data-label="姓名 Person">${c.person_name}</td>
+          <td data-label="用途 Purpose">${PURPOSES[c.purpose] || c.purpose}</td>
+          <td data-label="现状 Now">${c.given ? "同意 Consented" : html`<strong>撤回 Withdrawn</strong>`}</td>
+          <td data-label="日期 On">${c.given_on}</td></tr>`)}</tbody>
+      </table></div>`}
+    ${!household.erased_at && html`<form onSubmit=${submit} aria-label="记录同意 Record consent">
+      <div class="grid">
+        <${Select} label="家庭成员 Person" name="person_position" value=${v.person_position}
+          onInput=${set("person_position")} blank="— 请选择 Choose —" error=${errors.person_position}
+          options=${household.people.map((p, i) => [String(i), p.name])} />
+        <${Select} label="用途 Purpose" name="purpose" value=${v.purpose} onInput=${set("purpose")}
+          blank="— 请选择 Choose —" options=${Object.entries(PURPOSES)} error=${errors.purpose} />
+        <${Select} label="同意或撤回 Consent or withdrawal" name="given" value=${v.given} onInput=${set("given")}
+          options=${ANSWERS} error=${errors.given} />
+        <${Field} label="日期 On (不填为今天 empty: today)" name="given_on" type="date" value=${v.given_on}
+          onInput=${set("given_on")} error=${errors.given_on} />
+      </div>
+      <${Problem} error=${form.problem} shown=${["person_position", "person_name", "purpose", "given", "given_on"]} />
+      <${Done}>${done}<//>
+      <p><button class="primary" type="submit" disabled=${form.busy}>记录 Record</button></p>
+    </form>`}
+  </section>`;
+}
+
+/** Everything welfare holds about the household, as a file for the household (the download is audited). */
+function ExportButton({ household }) {
+  const [problem, setProblem] = useState(null);
+  const [busy, setBusy] = useState(false);
+  const run = () => {
+    setProblem(null);
+    setBusy(true);
+    download(`/households/${encodeURIComponent(household.id)}/export`).catch(setProblem)
+      .finally(() => setBusy(false));
+  };
+  return html`<p class="row no-print"><button type="button" onClick=${run} disabled=${busy}>
+      导出全部资料 Export everything held (JSON)</button>
+    <span class="muted">应住户要求时导出；每次导出都会记录。For the household on request; each export is in the audit log.</span></p>
+    <${Problem} error=${problem} />`;
+}
+
 function HouseholdList() {
   const search = useForm({ compound: "", q: "" });
   const [found, setFound] = useState(null);
@@ -181,6 +261,7 @@ function OpenCaseForm({ household }) {
 function HouseholdDetail({ id }) {
   const [loaded, , error] = useLoad(() => api("GET", `/households/${encodeURIComponent(id)}`), [id]);
   const [household, setHousehold] = useState(null);
+  const reload = () => api("GET", `/households/${encodeURIComponent(id)}`).then(setHousehold);
   const [editing, setEditing] = useState(false);
   const [done, setDone] = useState("");
   const heading = useRef(null);
@@ -193,6 +274,9 @@ function HouseholdDetail({ id }) {
     <p class="no-print"><a href="#/households">← 住户 Households</a></p>
     <h1 tabindex="-1" ref=${heading}>住户 Household: ${household.compound} ${household.address}</h1>
     <${Done}>${done}<//>
+    ${household.erased_at && html`<p class="notice busy" role="status"><strong>个人资料已删除 Personal details
+      erased</strong> ${when(household.erased_at)}: 保留期满后随最后一个个案删除，只留统计所需。Erased with its last
+      case after the retention period; only what the counts need is kept.</p>`}
     ${editing
       ? html`<${HouseholdForm} household=${household} title="编辑住户 Edit household" action="保存 Save"
           onCancel=${() => setEditing(false)}
@@ -212,9 +296,12 @@ function HouseholdDetail({ id }) {
               <td data-label="出生年份 Birth year" class="num">${p.birth_year}</td>
               <td data-label="状况 Conditions">${p.conditions.join("、") || "—"}</td></tr>`)}</tbody>
           </table></div>
-          <p><button type="button" onClick=${() => { setDone(""); setEditing(true); }}>编辑 Edit</button></p>
+          ${!household.erased_at && html`<p><button type="button"
+            onClick=${() => { setDone(""); setEditing(true); }}>编辑 Edit</button></p>`}
+          <${ExportButton} household=${household} />
         </section>`}
-    <${OpenCaseForm} household=${household} />`;
+    <${Consents} household=${household} onRecorded=${reload} />
+    ${!household.erased_at && html`<${OpenCaseForm} household=${household} />`}`;
 }
 
 function HouseholdsBody({ args }) {

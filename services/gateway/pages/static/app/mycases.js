@@ -11,7 +11,9 @@ import { send } from "./pending.js";
 import {
   html, Guarded, Field, Problem, Done, useForm, categoryLabel, communityDay, communityToday, when,
 } from "./ui.js";
-import { REFERRAL_LABELS, STAGE_LABELS, STATUS_LABELS } from "./cases.js";
+import {
+  CloseFields, OUTCOME_KIND_LABELS, REFERRAL_LABELS, STAGE_LABELS, STATUS_LABELS, closeBody,
+} from "./cases.js";
 
 const ACTIVE = ["open", "in_progress"];
 const STAGES = Object.keys(STAGE_LABELS); // REFERRAL_STAGES' order: the API takes only the next one
@@ -187,17 +189,16 @@ function ReferralForm({ kase, onDone }) {
 }
 
 function CloseForm({ kase, onDone }) {
-  const form = useForm({ outcome: "" });
+  const form = useForm({ outcome: "", outcome_kind: "" });
   return html`<${WriteForm} title="结案 Close the case" button="结案 Close case" form=${form}
     onSubmit=${async (v) => {
       const answer = await send("POST", `/cases/${encodeURIComponent(kase.id)}/close`,
-                                { outcome: v.outcome.trim() }, `结案 Close: ${kase.compound}`);
+                                closeBody(v), `结案 Close: ${kase.compound}`);
       if (answer.pending) return KEPT;
       onDone();
       return "已结案 Closed";
     }}>
-    <${Field} label="结果 Outcome" name="outcome" type="textarea" value=${form.values.outcome} required
-      onInput=${form.set("outcome")} error=${form.errors.outcome} />
+    <${CloseFields} form=${form} />
   <//>`;
 }
 
@@ -228,6 +229,8 @@ function CaseView({ id }) {
       <h2 id="sum-h">概况 Summary</h2>
       <p class="prewrap">${kase.summary}</p>
       ${kase.outcome && html`<p><span class="muted">结果 Outcome</span><br />${kase.outcome}</p>`}
+      ${kase.outcome_kind && html`<p><span class="muted">结案类型 How it ended</span><br />
+        ${OUTCOME_KIND_LABELS[kase.outcome_kind] || kase.outcome_kind}</p>`}
     </section>
     ${active && html`<${VisitForm} kase=${kase} onDone=${reload} />`}
     <section class="card" aria-labelledby="visits-h">
