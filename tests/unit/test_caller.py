@@ -17,6 +17,7 @@ from services.donations.service import DonationsService
 from services.gateway.service import GatewayService
 from services.notifications.service import NotificationsService
 from services.patrol.service import PatrolService
+from services.volunteers.service import VolunteersService
 from services.welfare.service import WelfareService
 from tests import vouching
 
@@ -159,7 +160,7 @@ def test_the_gateway_refuses_a_signing_key_that_is_not_the_pair_of_the_public_ke
 
 
 @pytest.mark.parametrize("service", [PatrolService, DonationsService, WelfareService, NotificationsService,
-                                     GatewayService])
+                                     VolunteersService, GatewayService])
 def test_every_rpc_entrypoint_of_every_service_checks_the_assertion(service):
     entrypoints = [entrypoint for _name, method in inspect.getmembers(service)
                    for entrypoint in getattr(method, "nameko_entrypoints", ()) if isinstance(entrypoint, Entrypoint)]
