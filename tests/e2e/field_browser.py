@@ -130,5 +130,50 @@ def patrol_day(office: Office, args: dict) -> dict:
     return found
 
 
+@journey
+def forgotten_patrol(office: Office, args: dict) -> dict:
+    """A volunteer whose patrol the service closed sees, on the phone, that it was closed
+    automatically after 4 hours; the office, at a desk, finds it among the patrols closed
+    automatically and corrects its times (a reason missing refused by the field, times
+    the wrong way round refused by the API, in words by the field), then sees it corrected."""
+    page, found = office.page, {}
+    page.set_viewport_size(PHONE)
+    office.open("patrol", "巡逻 Patrol")
+    notice = page.locator(".closed-automatically")
+    expect(notice).to_contain_text("4 小时后已自动结束，计 4.0 小时")
+    expect(notice).to_contain_text("closed automatically after 4 h and counts 4.0 h")
+    found["member_notice"] = notice.inner_text()
+    office.phone_check("patrol_closed", found)
+    picture(office, "patrol-closed-phone")
+
+    log_in_as(office, "admin", args["admin_password"])
+    page.set_viewport_size(DESK)
+    office.open("zones", "片区与巡逻队 Zones and teams")
+    table = page.get_by_role("table", name="自动结束的巡逻 Patrols closed automatically")
+    row = table.get_by_role("row").filter(has_text=args["member_name"])
+    expect(row.get_by_text("自动结束 Closed automatically")).to_be_visible()
+    expect(row).to_contain_text("4.0 小时 h")
+    row.get_by_role("button", name="更正时间 Correct times").click()
+    form = page.get_by_role("form", name="更正巡逻时间 Correct the times")
+    form.get_by_label("开始 Started").fill(args["finished_local"])  # the wrong way round first
+    form.get_by_label("结束 Finished").fill(args["started_local"])
+    form.get_by_role("button", name="保存更正 Save correction").click()
+    expect(form.get_by_text("请写明原因。Say why.")).to_be_visible()  # by the field, nothing sent
+    form.get_by_label("原因 Reason").fill(args["reason"])
+    office.refusal_expected(400)
+    form.get_by_role("button", name="保存更正 Save correction").click()
+    expect(form.get_by_text("After started_at.")).to_be_visible()
+    form.get_by_label("开始 Started").fill(args["started_local"])
+    form.get_by_label("结束 Finished").fill(args["finished_local"])
+    picture(office, "patrol-correct")
+    form.get_by_role("button", name="保存更正 Save correction").click()
+    office.shows("已更正 Times corrected")
+    office.shows("2.5 小时 h")
+    expect(row.get_by_text("已更正 Corrected")).to_be_visible()
+    page.set_viewport_size(PHONE)
+    office.phone_check("zones_corrected", found)
+    return found
+
+
 if __name__ == "__main__":
     sys.exit(main(*sys.argv[1:]))

@@ -6,6 +6,8 @@ naming the field, a patrol still on a 409). On the office's shared stack."""
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -13,7 +15,10 @@ from sqlalchemy import create_engine, update
 from sqlalchemy.pool import NullPool
 
 from services.patrol.models import Patrol
-from tests.e2e.conftest import new_key, ok
+from tests.e2e.conftest import ADMIN_PASSWORD, new_key, ok
+from tests.e2e.test_office_pages import run_journey
+
+SCRIPT = Path(__file__).with_name("field_browser.py")
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +57,13 @@ def until(check, seconds: float = 20):
 
 @pytest.fixture(scope="module")
 def forgotten(stack, admin, register):
+    return leave_a_patrol_on(stack, admin, register, "刘桂芳")
+
+
+def leave_a_patrol_on(stack, admin, register, name: str) -> dict:
     """A volunteer's patrol left on for 5 hours, closed by the sweep."""
     tag = uuid.uuid4().hex[:6]
-    volunteer_client, volunteer = register(name="刘桂芳", party_member=False)
+    volunteer_client, volunteer = register(name=name, party_member=False)
     zone = ok(admin.post("/zones", {"name": f"北片区 North {tag}", "compounds": [f"Lotus Garden {tag}"]}), 201)
     ok(requests.put(f"{admin.api}/zones/{zone['id']}/team", headers=admin.headers, timeout=15,
                     json={"leader_id": volunteer["id"], "member_ids": []}))
@@ -138,3 +147,21 @@ def test_a_patrol_still_on_is_a_409_and_an_unknown_one_a_404(admin, forgotten):
     assert admin.post(f"/patrols/{on['id']}/correct", body).status_code == 409
     assert admin.post("/patrols/no-such-patrol/correct", body).status_code == 404
     ok(client.post(f"/patrols/{on['id']}/finish", {}, key=new_key()))
+
+
+def test_the_member_sees_it_closed_automatically_and_the_office_corrects_it_on_its_pages(
+        stack, admin, register, tmp_path):
+    name = f"王秀兰 {uuid.uuid4().hex[:4]}"
+    forgotten = leave_a_patrol_on(stack, admin, register, name)
+    shanghai = ZoneInfo("Asia/Shanghai")
+    started = (datetime.now(shanghai) - timedelta(hours=6)).replace(second=0, microsecond=0)
+    finished = started + timedelta(hours=2, minutes=30)
+    found = run_journey(stack, "forgotten_patrol", tmp_path, username=forgotten["volunteer"]["username"],
+                password="member-password", script=SCRIPT, admin_password=ADMIN_PASSWORD, member_name=name,
+                started_local=started.strftime("%Y-%m-%dT%H:%M"), finished_local=finished.strftime("%Y-%m-%dT%H:%M"),
+                reason="She forgot to finish; times checked with her by phone.")
+    assert all(width <= 360 for width in found["scroll_widths"].values()), found["scroll_widths"]
+    assert found["small_targets"]["patrol_closed"] == []  # the field's page; the zones page is the desk's
+    corrected = ok(admin.get("/patrols", params={"member_id": forgotten["volunteer"]["id"]}))["items"][0]
+    assert moment(corrected["started_at"]) == started and moment(corrected["finished_at"]) == finished
+    assert corrected["duration_minutes"] == 150 and corrected["corrected_at"]

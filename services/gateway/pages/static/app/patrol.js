@@ -6,7 +6,9 @@
 import { useEffect, useState } from "/static/vendor/htm-preact.module.js";
 import { api, all, session } from "./api.js";
 import { send } from "./pending.js";
-import { html, Guarded, Field, Select, Problem, Done, useForm, categoryOptions, categoryLabel, when } from "./ui.js";
+import {
+  html, Guarded, Field, Select, Problem, Done, useForm, categoryOptions, categoryLabel, when, hours,
+} from "./ui.js";
 
 export const SEVERITY_LABELS = { low: "低 Low", medium: "中 Medium", high: "高 High" };
 export const KEPT = "网络不通：已保存在手机上，网络恢复后自动发送（只记一次）。"
@@ -49,6 +51,21 @@ function Running({ patrol, zone, onFinished }) {
         <p><button class="primary big" type="submit" disabled=${form.busy}>结束巡逻 Finish patrol</button></p>
       </form>`}
   </section>`;
+}
+
+/** The member's last patrol, when the service closed it: it counts only up to the time limit. */
+function LastClosed({ patrol }) {
+  if (!patrol || !patrol.closed_automatically) return null;
+  // How long it ran before the service closed it (the cap then in force): "4", "0.5".
+  const after = String(Number((((new Date(patrol.finished_at) - new Date(patrol.started_at)) / 3600000)).toFixed(1)));
+  const counted = hours(patrol.duration_minutes);
+  return html`<div class="notice busy closed-automatically" role="status">
+    <p>上次巡逻（${when(patrol.started_at)} 开始）没有结束，${after} 小时后已自动结束，计 ${counted} 小时。</p>
+    <p>${`Your last patrol (started ${when(patrol.started_at)}) was not finished: it was closed automatically `
+      + `after ${after} h and counts ${counted} h.`}</p>
+    <p>${patrol.corrected_at ? "办公室已更正时间。The office has corrected its times."
+      : "如时间不对，请联系办公室更正。If the times are wrong, ask the office to correct them."}</p>
+  </div>`;
 }
 
 function ZoneList({ zones, me, running, startKept, onStart }) {
@@ -149,9 +166,12 @@ function PatrolBody() {
   const [startKept, setStartKept] = useState(false);
   const [problem, setProblem] = useState(null);
   const [finished, setFinished] = useState("");
+  const [last, setLast] = useState(null);
   const loadRunning = () => api("GET", "/patrols", { query: { member_id: me, active: "true", limit: 1 } })
     .then((page) => { setRunning(page.items[0] || null); if (page.items[0]) setStartKept(false); }, setProblem);
-  useEffect(() => { all("/zones").then(setZones, setProblem); loadRunning(); }, []);
+  const loadLast = () => api("GET", "/patrols", { query: { member_id: me, active: "false", limit: 1 } })
+    .then((page) => setLast(page.items[0] || null), setProblem);
+  useEffect(() => { all("/zones").then(setZones, setProblem); loadRunning(); loadLast(); }, []);
   if (problem) return html`<h1>巡逻 Patrol</h1><${Problem} error=${problem} />`;
   if (zones === null || running === undefined) return html`<h1>巡逻 Patrol</h1><p class="loading">正在加载 Loading…</p>`;
   const mine = myZones(zones, me);
@@ -168,8 +188,10 @@ function PatrolBody() {
     ${mine.length === 0 && html`<p class="notice">你还不在任何巡逻队，办公室安排队伍后即可巡逻。
       You are in no patrol team yet: the office sets the teams.</p>`}
     <${Done}>${finished}<//>
+    ${!running && html`<${LastClosed} patrol=${last} />`}
     ${running && html`<${Running} patrol=${running} zone=${zoneOf(running.zone_id)}
-      onFinished=${(p) => { setRunning(null); setFinished(`巡逻已结束 Patrol finished: ${when(p.finished_at)}`); }} />`}
+      onFinished=${(p) => { setRunning(null); setLast(p); setFinished(`巡逻已结束 Patrol finished: ${when(p.finished_at)}`
+                                                                   + ` · ${hours(p.duration_minutes)} 小时 h`); }} />`}
     ${mine.length > 0 && html`<${ZoneList} zones=${mine} me=${me} running=${running} startKept=${startKept}
       onStart=${started} />`}
     ${startKept && html`<p><button type="button" onClick=${loadRunning}>刷新 Refresh</button></p>`}

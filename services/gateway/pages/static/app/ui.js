@@ -188,3 +188,32 @@ export function communityDay(at = new Date()) {
 }
 /** Today in the community's calendar, as an <input type=date> value. */
 export const communityToday = () => communityDay();
+
+/** The community's clock at a moment: {year, month, day, hour, minute} as numbers. */
+function clockAt(at) {
+  const parts = inCommunity("en-CA", { year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit",
+                                       minute: "2-digit", hourCycle: "h23" }).formatToParts(moment(at));
+  const part = (type) => Number(parts.find((p) => p.type === type).value);
+  return { year: part("year"), month: part("month"), day: part("day"), hour: part("hour"), minute: part("minute") };
+}
+const pad = (n) => String(n).padStart(2, "0");
+/** An ISO time from the API as an <input type=datetime-local> value in the community's time. */
+export function communityInput(iso) {
+  if (!iso) return "";
+  const c = clockAt(iso);
+  return `${c.year}-${pad(c.month)}-${pad(c.day)}T${pad(c.hour)}:${pad(c.minute)}`;
+}
+/** An <input type=datetime-local> value, read as the community's time, as an ISO time in UTC (null if it is none). */
+export function fromCommunityInput(value) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})$/.exec(value || "");
+  if (!m) return null;
+  const wanted = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5]);
+  // The zone's offset at a moment: what its clock reads then, less UTC's. Twice, for a change of offset between.
+  const offset = (at) => { const c = clockAt(new Date(at));
+    return Date.UTC(c.year, c.month - 1, c.day, c.hour, c.minute) - Math.floor(at / 60000) * 60000; };
+  let at = wanted - offset(wanted);
+  at = wanted - offset(at);
+  return new Date(at).toISOString();
+}
+/** 270 minutes -> "4.5" hours, one decimal. */
+export const hours = (minutes) => (minutes === null || minutes === undefined ? "" : (minutes / 60).toFixed(1));

@@ -1,8 +1,12 @@
 // 片区与巡逻队 Zones and teams: each zone's compounds, its team by name and when it
-// was last patrolled; a new zone; a zone's team chosen from the members by name.
+// was last patrolled; a new zone; a zone's team chosen from the members by name; the
+// patrols closed automatically (never finished within the cap), whose times the office corrects.
 import { useEffect, useRef, useState } from "/static/vendor/htm-preact.module.js";
 import { api, all, newKey } from "./api.js";
-import { html, Guarded, Field, Select, Check, Problem, Done, useForm, useLoad, messagesOf, when } from "./ui.js";
+import {
+  html, Guarded, Field, Select, Check, Problem, Done, useForm, useLoad, messagesOf, when, communityInput,
+  fromCommunityInput, hours,
+} from "./ui.js";
 import { useMembers, nameOf, memberOptions, canPatrol } from "./people.js";
 
 /** "幸福花园\n阳光小区, 和平里" -> ["幸福花园", "阳光小区", "和平里"] */
@@ -119,6 +123,82 @@ function ZoneCard({ zone, members, coverage, days, onSaved }) {
   </section>`;
 }
 
+/** The office's corrected times for one patrol: start, end (the community's time) and why. */
+function CorrectForm({ patrol, onSaved, onClose }) {
+  const form = useForm({ started_at: communityInput(patrol.started_at), finished_at: communityInput(patrol.finished_at),
+                         reason: "" });
+  const box = useRef(null);
+  useEffect(() => { box.current?.querySelector("input")?.focus(); }, [patrol.id]);
+  const submit = (event) => {
+    event.preventDefault();
+    const missing = {};
+    const started = fromCommunityInput(form.values.started_at);
+    const finished = fromCommunityInput(form.values.finished_at);
+    if (!started) missing.started_at = ["请填写开始时间。Give the start."];
+    if (!finished) missing.finished_at = ["请填写结束时间。Give the end."];
+    if (!form.values.reason.trim()) missing.reason = ["请写明原因。Say why."];
+    if (Object.keys(missing).length) {
+      form.setErrors(missing);
+      form.setProblem({ message: "请补全标出的项目。Please fill in what is marked.", fields: {} });
+      return;
+    }
+    form.submit(async (v) => onSaved(await api("POST", `/patrols/${encodeURIComponent(patrol.id)}/correct`, {
+      body: { started_at: started, finished_at: finished, reason: v.reason.trim() } })));
+  };
+  return html`<form class="card" ref=${box} onSubmit=${submit} aria-labelledby=${"correct-h-" + patrol.id} novalidate>
+    <h3 id=${"correct-h-" + patrol.id}>更正巡逻时间 Correct the times</h3>
+    <div class="grid">
+      <${Field} label="开始 Started" name="started_at" type="datetime-local" value=${form.values.started_at}
+        onInput=${form.set("started_at")} error=${form.errors.started_at} />
+      <${Field} label="结束 Finished" name="finished_at" type="datetime-local" value=${form.values.finished_at}
+        onInput=${form.set("finished_at")} error=${form.errors.finished_at}
+        hint="最长 24 小时，不能晚于现在 At most 24 hours, not later than now" />
+    </div>
+    <${Field} label="原因 Reason" name="reason" type="textarea" value=${form.values.reason}
+      onInput=${form.set("reason")} error=${form.errors.reason}
+      hint="例如：队员忘记结束，电话核实了时间 e.g. the volunteer forgot to finish; times checked by phone" />
+    <${Problem} error=${form.problem} shown=${["started_at", "finished_at", "reason"]} />
+    <p class="row"><button class="primary" type="submit" disabled=${form.busy}>保存更正 Save correction</button>
+      <button type="button" onClick=${onClose}>取消 Cancel</button></p>
+  </form>`;
+}
+
+/** Patrols the service closed because no one finished them: counted up to the cap until the office corrects them. */
+function ClosedAutomatically({ members, zones }) {
+  const [page, reload, error] = useLoad(() => api("GET", "/patrols", { query: { closed_automatically: "true",
+                                                                                limit: 20 } }));
+  const [editing, setEditing] = useState(null);
+  const [done, setDone] = useState("");
+  const zoneName = (id) => ((zones || []).find((z) => z.id === id) || {}).name || "";
+  const items = (page && page.items) || [];
+  return html`<section class="card" aria-labelledby="auto-h">
+    <h2 id="auto-h">自动结束的巡逻 Patrols closed automatically</h2>
+    <p class="muted">队员没有结束的巡逻，到时限后由系统结束，只计到时限；请核实后更正时间。
+      Patrols no one finished are closed at the time limit and count only up to it: check and correct their times.</p>
+    <${Problem} error=${error} />
+    <${Done}>${done}<//>
+    ${page && items.length === 0 && html`<p class="muted">没有。None.</p>`}
+    ${items.length > 0 && html`<div class="table-wrap"><table class="stack" aria-label="自动结束的巡逻 Patrols closed automatically">
+      <thead><tr><th>队员 Member</th><th>片区 Zone</th><th>开始 Started</th><th>结束 Finished</th>
+        <th>计时 Counted</th><th></th></tr></thead>
+      <tbody>${items.map((p) => html`<tr key=${p.id}>
+        <td data-label="队员 Member">${nameOf(members, p.member_id)}</td>
+        <td data-label="片区 Zone">${zoneName(p.zone_id)}</td>
+        <td data-label="开始 Started">${when(p.started_at)}</td>
+        <td data-label="结束 Finished">${when(p.finished_at)} ${p.corrected_at
+          ? html`<span class="tag">已更正 Corrected</span>`
+          : html`<span class="tag retired">自动结束 Closed automatically</span>`}</td>
+        <td data-label="计时 Counted">${hours(p.duration_minutes)} 小时 h</td>
+        <td><button type="button" onClick=${() => { setDone(""); setEditing(p); }}
+          aria-label=${`更正时间 Correct times: ${nameOf(members, p.member_id)}, ${when(p.started_at)}`}>
+          更正时间 Correct times</button></td></tr>`)}</tbody></table></div>`}
+    ${editing && html`<${CorrectForm} patrol=${editing} key=${editing.id} onClose=${() => setEditing(null)}
+      onSaved=${(p) => { setEditing(null); reload();
+                         setDone(`已更正 Times corrected: ${nameOf(members, p.member_id)}, ${when(p.started_at)}–`
+                                 + `${when(p.finished_at)}, ${hours(p.duration_minutes)} 小时 h`); }} />`}
+  </section>`;
+}
+
 function ZonesBody() {
   const [members, membersError] = useMembers();
   const [zones, setZones] = useState(null);
@@ -133,6 +213,7 @@ function ZonesBody() {
     <${Problem} error=${problem || membersError} />
     ${zones === null && !problem ? html`<p class="loading">正在加载 Loading…</p>` : null}
     ${zones && zones.length === 0 && html`<p class="muted">还没有片区。No zones yet.</p>`}
+    <${ClosedAutomatically} members=${members} zones=${zones} />
     ${zones && zones.map((zone) => html`<${ZoneCard} key=${zone.id} zone=${zone} members=${members}
       coverage=${byZone[zone.id]} days=${coverage && coverage.days} onSaved=${saved} />`)}
     <${NewZoneForm} onDone=${(zone) => { setZones((old) => [zone, ...(old || [])]); reloadCoverage(); }} />`;
