@@ -222,6 +222,11 @@ def erasable_from(closed_at: datetime, retention_days: float) -> datetime:
     return closed_at + timedelta(days=retention_days)
 
 
+def latest_erasable_closing(now: datetime, retention_days: float) -> datetime:
+    """The latest closing that is erasable by `now` (the erasable list's query bound)."""
+    return now - (erasable_from(now, retention_days) - now)
+
+
 def check_erasable(status: str, closed_at: datetime | None, erased_at: datetime | None,
                    retention_days: float, now: datetime) -> None:
     """Only a closed or dismissed case, once, and only when its closing is

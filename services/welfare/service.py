@@ -603,7 +603,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
 
     def _erasable(self):
         """Cases that erase_case would take now (domain.check_erasable, as a query)."""
-        cutoff = naive_utcnow() - timedelta(days=self._retention_days())
+        cutoff = domain.latest_erasable_closing(naive_utcnow(), self._retention_days())
         return and_(Case.status.in_(domain.ERASABLE_STATUSES), Case.erased_at.is_(None),
                     Case.closed_at.is_not(None), Case.closed_at <= cutoff)
 
