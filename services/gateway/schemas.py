@@ -183,10 +183,11 @@ class ExportQuerySchema(Schema):
 
 
 class MonthlyReportQuerySchema(Schema):
-    """`?month=YYYY-MM` (required; not a month still to come: the route checks
-    that in the community's calendar) and `?format=xlsx` for the file."""
+    """`?month=YYYY-MM` (required; from the year 2000, as the services count
+    months, and not a month still to come: the route checks that in the
+    community's calendar) and `?format=xlsx` for the file."""
     month = fields.String(required=True, validate=validate.Regexp(
-        r"^(19|20)\d\d-(0[1-9]|1[0-2])$", error="A month as YYYY-MM, e.g. 2026-11."),
+        r"^2\d\d\d-(0[1-9]|1[0-2])\Z", error="A month as YYYY-MM, e.g. 2026-11."),
         metadata={"description": "the community's month, YYYY-MM"})
     format = fields.String(validate=validate.OneOf(("xlsx",)), metadata={
         "description": "xlsx: the report as a workbook, one sheet per section; without it, JSON"})

@@ -29,7 +29,9 @@ from services.common.clock import isoformat, naive_utcnow
 from services.common.db import Database
 from services.common.deadletters import dead_letter_queues
 from services.common.metrics import DEAD_LETTERS
-from services.common.errors import InvalidInput, NotAuthenticated, NotFound, TooManyRequests, Unavailable
+from services.common.errors import (
+    InvalidInput, LinliError, NotAuthenticated, NotFound, TooManyRequests, Unavailable,
+)
 from services.common.pagination import PageSchema, paginate
 from services.common.service import KernelEntrypoints
 from services.contracts import notifications as notification_events
@@ -849,6 +851,9 @@ class GatewayService(KernelEntrypoints):
         pool = eventlet.GreenPool()
         answers = dict(zip(REPORT_PARTS, pool.imap(partial(self._monthly_summary_of, month), REPORT_PARTS),
                            strict=True))
+        refused = next((answer for answer in answers.values() if isinstance(answer, LinliError)), None)
+        if refused is not None:  # the month itself refused by a service: the caller's to fix, not a silence
+            raise refused
         silent = [part for part, answer in answers.items() if answer is None]
         if silent:
             raise Unavailable(f"The report is not complete: {', '.join(silent)} did not answer. "
@@ -859,10 +864,16 @@ class GatewayService(KernelEntrypoints):
         return file_response(exports.workbook(exports.monthly_report_sheets(report)), exports.CONTENT_TYPES["xlsx"],
                              exports.filename("linli-report", month, fmt="xlsx"))
 
-    def _monthly_summary_of(self, month: str, service: str) -> dict | None:
-        """The service's own summary of the month, or None (logged) if it did not give one."""
+    def _monthly_summary_of(self, month: str, service: str) -> dict | LinliError | None:
+        """The service's own summary of the month; its refusal of the month (a 4xx); or
+        None (logged) if it did not give one."""
         try:
             return getattr(self, service).monthly_summary(month)
+        except LinliError as exc:
+            if exc.status < 500:
+                return exc
+            log.warning("monthly report: %s did not answer (%s)", service, type(exc).__name__)
+            return None
         except Exception as exc:
             log.warning("monthly report: %s did not answer (%s)", service, type(exc).__name__)
             return None

@@ -116,6 +116,14 @@ def test_two_silent_services_are_both_named(gateway):
     assert raised.value.details["services"] == ["patrol", "welfare"]
 
 
+def test_a_month_a_service_refuses_is_that_refusal_not_a_silence(gateway):
+    refusal = InvalidInput("A month is YYYY-MM, e.g. 2026-11.", {"fields": {"month": ["A month as YYYY-MM."]}})
+    gateway.patrol.monthly_summary.side_effect = refusal
+    with pytest.raises(InvalidInput) as raised:
+        gateway.monthly_report(report_request(month=MONTH))
+    assert raised.value.status == 400 and list(raised.value.details["fields"]) == ["month"]
+
+
 def test_a_month_still_to_come_is_refused_naming_month_and_nobody_is_asked(gateway):
     with pytest.raises(InvalidInput) as raised:
         gateway.monthly_report(report_request(month=community_month(1)))
@@ -126,8 +134,8 @@ def test_a_month_still_to_come_is_refused_naming_month_and_nobody_is_asked(gatew
 
 @pytest.mark.parametrize("params, field", [
     ({}, "month"), ({"month": ""}, "month"), ({"month": "2026-13"}, "month"), ({"month": "2026-1"}, "month"),
-    ({"month": "11/2026"}, "month"), ({"month": "2026-11-01"}, "month"), ({"month": "2026-11", "format": "csv"},
-                                                                            "format"),
+    ({"month": "11/2026"}, "month"), ({"month": "2026-11-01"}, "month"), ({"month": "2026-11\n"}, "month"),
+    ({"month": "1999-12"}, "month"), ({"month": "2026-11", "format": "csv"}, "format"),
 ])
 def test_a_badly_written_month_or_format_is_named(params, field):
     with pytest.raises(ValidationError) as raised:
