@@ -97,6 +97,7 @@ WHO_MAY = {  # route: (who may call it, what they get with an empty body and unk
     ("GET", "/service"): (ADMIN, 200),
     ("GET", "/service/totals"): (ADMIN, 200),
     ("GET", "/me/service"): (ANY, 200),
+    ("GET", "/reports/monthly"): (ADMIN, 400),  # with no month: 400 naming it
     ("GET", "/categories"): (PUBLIC, 200),
     ("POST", "/categories/<kind>"): (ADMIN, 400),
     ("POST", "/categories/<kind>/<code>/retire"): (ADMIN, 404),
