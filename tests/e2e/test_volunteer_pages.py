@@ -71,8 +71,9 @@ def test_the_community_s_month_in_the_report_page_printed_on_a4_and_as_xlsx(stac
     made = the_community_s_month(stack, admin)
     month = this_month()
     year, number = month.split("-")
+    silent = "The report is not complete: welfare did not answer. Try again in a minute."
     found = journey(stack, "monthly_report", tmp_path, month=month, month_words=f"{year}年{int(number)}月",
-                    group=made["group"]["name"])
+                    group=made["group"]["name"], earlier_month=last_month(), silent_message=silent)
     counted = report(admin, month)
     assert found["default_month"] == last_month()  # the report an office files: last month's
     assert found["url"].endswith(f"#/report/{month}")
@@ -101,6 +102,8 @@ def test_the_community_s_month_in_the_report_page_printed_on_a4_and_as_xlsx(stac
                for box in found["pdf_media_boxes"]), found["pdf_media_boxes"]
     assert found["xlsx_name"] == f"linli-report-{month}.xlsx"
     assert found["phone_scroll_width"] <= 360
+    # A service silent: the page says which, and shows no figures of a report with a hole in it.
+    assert silent in found["silent_alert"] and found["silent_shows_figures"] == 0
 
 
 def test_a_future_month_cannot_be_chosen_and_is_refused_if_asked(stack, admin):

@@ -133,6 +133,18 @@ def monthly_report(office: Office, args: dict) -> dict:
     found["pdf_pages"] = len(re.findall(rb"/Type\s*/Page[^s]", pdf))
     found["pdf_media_boxes"] = sorted({box.decode() for box in re.findall(rb"/MediaBox\s*\[([^\]]+)\]", pdf)})
     page.emulate_media(media="screen")
+
+    # A service that does not answer: the gateway's 503 names it (as it would with welfare stopped); the page
+    # retries as it does any 503, then says so in words and shows no report with a hole in it.
+    silent = {"error": {"code": "unavailable", "message": args["silent_message"], "details": {"services": ["welfare"]}}}
+    page.route("**/api/v1/reports/monthly?*", lambda route: route.fulfill(status=503, json=silent))
+    for _ in range(6):  # the first try and the page's five retries: Chromium logs each
+        office.refusal_expected(503)
+    page.get_by_label("月份 Month").fill(args["earlier_month"])
+    office.button("查看 Show").click()
+    expect(page.get_by_role("alert").filter(has_text="welfare")).to_be_visible(timeout=20_000)
+    found["silent_alert"] = page.get_by_role("alert").filter(has_text="welfare").inner_text()
+    found["silent_shows_figures"] = page.locator(".figure").count()
     return found
 
 
