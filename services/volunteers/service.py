@@ -324,7 +324,7 @@ class VolunteersService(KernelEntrypoints):
             totals = per_group.setdefault(group_id, {"sessions": 0, "participants": 0})
             totals["sessions"] += count
             totals["participants"] += int(participants or 0)
-        groups = session.scalars(select(Group).where(Group.active.is_(True) | Group.id.in_(per_group))
+        groups = session.scalars(select(Group).where(Group.active.is_(True) | Group.id.in_(list(per_group)))
                                  .order_by(Group.created_at, Group.id)).all()
         service = self._minutes(first, after)
         return {
