@@ -137,7 +137,7 @@ def test_a_helper_not_of_the_group_is_a_400_naming_helper_ids(volunteers, volunt
 @pytest.mark.parametrize("field, value", [("duration_minutes", 0), ("duration_minutes", 721), ("participants", -1),
                                           ("starts_at", "25:00"), ("held_on", "2026-13-01"), ("kind", "party"),
                                           ("place", ""), ("what", "x" * 501), ("held_on", "2999-01-01"),
-                                          ("starts_at", "１９:００")])
+                                          ("starts_at", "１９:００"), ("place", "   ")])
 def test_bad_session_input_names_its_field(volunteers, volunteers_db, group, field, value):
     with pytest.raises(InvalidInput) as refused:
         volunteers().record_session(group["id"], session_payload(**{field: value}), LEADER)
