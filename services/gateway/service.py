@@ -39,7 +39,7 @@ from services.contracts.categories import KINDS, OWNERS
 from services.gateway import accounts, auth, devices, exports
 from services.gateway.auth import ADMIN, ANY_ROLE, MEMBER_OR_ADMIN, WALL
 from services.gateway.http import api, error_payload, file_response, html_response, json_response, static_response
-from services.gateway.models import Account, kernel
+from services.gateway.models import Account, AuditEntry, kernel
 from services.gateway.openapi import build_spec
 from services.gateway.passwords import PasswordHashing
 from services.gateway.rpc import ServiceRpc
@@ -740,7 +740,8 @@ class GatewayService(KernelEntrypoints):
     def list_service(self, request):
         """Every member's service records (patrols, sessions, other), newest
         first, with their names; by `member_id`, `month`, `source`. With
-        `?format=csv` or `xlsx`: every record the filters find, as a file."""
+        `?format=csv` or `xlsx`: every record the filters find, as a file;
+        each export is audited (`service_export`, GET /audit?source=accounts)."""
         params = {key: value for key, value in request.query_params.items() if key != "format"}
         fmt = request.query.get("format")
         if fmt is None:
@@ -754,6 +755,10 @@ class GatewayService(KernelEntrypoints):
                 break
             params["cursor"] = page["next_cursor"]
         rows = exports.service_rows(self._with_member_names(records))
+        session = self.db.session  # names in bulk leave: who took them, when, with which filters
+        session.add(AuditEntry(actor_id=request.principal["id"], action="service_export", at=naive_utcnow(),
+                               filters={key: value for key, value in request.query.items() if value is not None}))
+        session.commit()
         return self._export(fmt, exports.SERVICE_HEADER, rows, "service", request.query["month"] or "all")
 
     @api("GET", "/service/totals", roles=ADMIN, query=TotalsQuerySchema, response=ServiceTotalsSchema)

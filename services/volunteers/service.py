@@ -134,6 +134,9 @@ class VolunteersService(KernelEntrypoints):
         actor = load_actor(actor)
         data = load_or_raise(SessionCreateSchema(), payload)
         self._check_past("held_on", data["held_on"])
+        blank = [field for field in ("place", "what") if not data[field].strip()]
+        if blank:
+            raise InvalidInput("Say where, and what was done.", {"fields": {field: ["Not blank."] for field in blank}})
         with self.db.unit_of_work() as uow:
             group = self._group(group_id, uow.session)
             self._apply(domain.check_may_record_session, actor["id"], is_admin(actor), group.leader_id)
@@ -308,7 +311,9 @@ class VolunteersService(KernelEntrypoints):
 
     @rpc
     def monthly_summary(self, month: str) -> dict:
-        """A month's groups, sessions and service: counts and minutes only."""
+        """A month's groups, sessions and service: counts and minutes only.
+        `groups_active`: the groups that held a session in the month; `groups`:
+        every active group, and any other that held one, with its month's counts."""
         month = load_or_raise(TotalsQuerySchema(), {"month": month})["month"]
         if month is None:
             raise InvalidInput("A month as YYYY-MM.", {"fields": {"month": ["A month as YYYY-MM (2026-05)."]}})
@@ -324,7 +329,7 @@ class VolunteersService(KernelEntrypoints):
             totals = per_group.setdefault(group_id, {"sessions": 0, "participants": 0})
             totals["sessions"] += count
             totals["participants"] += int(participants or 0)
-        groups = session.scalars(select(Group).where(Group.active.is_(True) | Group.id.in_(per_group))
+        groups = session.scalars(select(Group).where(Group.active.is_(True) | Group.id.in_(list(per_group)))
                                  .order_by(Group.created_at, Group.id)).all()
         service = self._minutes(first, after)
         return {

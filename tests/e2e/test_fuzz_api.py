@@ -100,17 +100,22 @@ def world(stack, admin, register):
                                                                     "benefit": "minimum-living allowance"})
     assert referral.status_code == 201, referral.text
     alerts = wait_for(lambda: party_member.get("/me/alerts").json()["items"], what="the case_assigned alert")
+    group = admin.post("/groups", {"name": f"Fuzz group {uuid.uuid4().hex[:6]}", "kind": "dance",
+                                   "leader_id": party_account["id"], "helper_ids": [volunteer_account["id"]]})
+    assert group.status_code == 201, group.text
 
     tokens = {"admin": admin.token, "volunteer": volunteer.token, "party_member": party_member.token,
               "zone_leader": leader.token, "viewer": viewer.token, "anonymous": None}
     ids = {"member_id": party_account["id"], "zone_id": zone_id, "patrol_id": patrol.json()["id"],
            "incident_id": incident.json()["id"], "campaign_id": campaign_id,
            "receipt_no": donation.json()["receipt_no"], "household_id": case["household_id"],
-           "case_id": case["id"], "referral_id": referral.json()["id"], "alert_id": alerts[0]["id"]}
+           "case_id": case["id"], "referral_id": referral.json()["id"], "alert_id": alerts[0]["id"],
+           "group_id": group.json()["id"]}
     # Values for the id-like fields of bodies and queries.
     fields = {"zone_id": zone_id, "compound": compound, "household_id": case["household_id"],
               "assignee_id": party_account["id"], "case_id": case["id"], "leader_id": leader_account["id"],
-              "member_ids": [volunteer_account["id"]], "member_id": volunteer_account["id"]}
+              "member_ids": [volunteer_account["id"]], "member_id": volunteer_account["id"],
+              "helper_ids": [volunteer_account["id"]], "group_id": group.json()["id"]}
     goods = [{"category": "clothing", "quantity": 1}]
     seeds = {
         "record_donation": [{"kind": "cash", "amount_fen": 12_345, "donor_name": "王芳"},
@@ -122,6 +127,13 @@ def world(stack, admin, register):
                        "assignee_id": party_account["id"]}],
         "assign_team": [{"leader_id": leader_account["id"], "member_ids": [volunteer_account["id"]]}],
         "start_patrol": [{"zone_id": zone_id}],
+        "create_group": [{"name": f"Fuzz choir {uuid.uuid4().hex[:6]}", "kind": "music",
+                          "leader_id": party_account["id"], "helper_ids": [volunteer_account["id"]]}],
+        "record_session": [{"held_on": today.isoformat(), "starts_at": "19:00", "duration_minutes": 60,
+                            "place": "Square", "what": "Rehearsal", "kind": "rehearsal", "participants": 20,
+                            "helper_ids": [volunteer_account["id"]]}],
+        "record_service": [{"member_id": volunteer_account["id"], "served_on": today.isoformat(), "minutes": 60,
+                            "what": "Tutoring"}],
     }
     return {"tokens": tokens, "ids": ids, "fields": fields, "seeds": seeds}
 

@@ -113,6 +113,10 @@ def test_a_group_its_leaders_session_and_everyones_hours(admin, register):
         (f"{YEAR}-05-09", "陈建国", "1.5", name), (f"{YEAR}-06-13", "陈建国", "2.0", "周末辅导功课 Weekend tutoring")]
     sheet = xlsx_rows(download(admin, f"/service?member_id={helper_profile['id']}", "xlsx"))
     assert sorted(row[5] for row in sheet[1:]) == [90, 120] and {row[1] for row in sheet[1:]} == {"陈建国"}
+    audited = ok(admin.get("/audit", params={"source": "accounts", "limit": 200}))["items"]
+    exports = [entry for entry in audited if entry["action"] == "service_export"
+               and entry["filters"].get("member_id") == helper_profile["id"]]
+    assert sorted(entry["filters"]["format"] for entry in exports) == ["csv", "xlsx"]
 
 
 def test_a_finished_patrol_counts_in_the_members_hours(admin, register):

@@ -137,7 +137,7 @@ def test_a_helper_not_of_the_group_is_a_400_naming_helper_ids(volunteers, volunt
 @pytest.mark.parametrize("field, value", [("duration_minutes", 0), ("duration_minutes", 721), ("participants", -1),
                                           ("starts_at", "25:00"), ("held_on", "2026-13-01"), ("kind", "party"),
                                           ("place", ""), ("what", "x" * 501), ("held_on", "2999-01-01"),
-                                          ("starts_at", "１９:００")])
+                                          ("starts_at", "１９:００"), ("place", "   ")])
 def test_bad_session_input_names_its_field(volunteers, volunteers_db, group, field, value):
     with pytest.raises(InvalidInput) as refused:
         volunteers().record_session(group["id"], session_payload(**{field: value}), LEADER)
@@ -255,3 +255,30 @@ def test_service_totals_per_member_most_first(volunteers, group):
 def test_a_group_name_is_taken_once(volunteers, group):
     with pytest.raises(Conflict):
         volunteers().create_group({"name": " 秧歌队 Yangge dance ", "kind": "dance"}, ADMIN)
+
+
+def test_two_instances_counting_one_patrol_at_once_count_it_once(volunteers, volunteers_db):
+    """The second instance looked before the first committed (it saw no record),
+    then its insert meets the unique constraint: it changes nothing, and fails nothing."""
+    volunteers().on_patrol_finished(finished())
+    late = volunteers()
+    real_scalar = late.db.session.scalar
+    late.db.session.scalar = lambda statement: None  # what it saw before the other's commit
+    late.on_patrol_finished(finished())
+    late.db.session.scalar = real_scalar
+    assert [(r.member_id, r.minutes) for r in records(volunteers_db)] == [("member-5", 90)]
+    assert len(volunteers_db.outbox(events.SERVICE_RECORDED)) == 1
+
+
+def test_the_database_refuses_a_second_record_of_one_patrol_for_one_member(volunteers_db):
+    from datetime import date
+
+    from sqlalchemy.exc import IntegrityError
+    row = {"member_id": "member-5", "served_on": date(2026, 5, 10), "minutes": 90, "source": "patrol",
+           "source_id": "patrol-1", "role": "patrol"}
+    with Session(volunteers_db.engine) as session:
+        session.add(ServiceRecord(**row))
+        session.commit()
+        session.add(ServiceRecord(**row))
+        with pytest.raises(IntegrityError):
+            session.commit()
