@@ -165,11 +165,11 @@ def forgotten_patrol(office: Office, args: dict) -> dict:
     expect(form.get_by_text("After started_at.")).to_be_visible()
     form.get_by_label("开始 Started").fill(args["started_local"])
     form.get_by_label("结束 Finished").fill(args["finished_local"])
-    picture(office, "patrol-correct")
     form.get_by_role("button", name="保存更正 Save correction").click()
     office.shows("已更正 Times corrected")
     office.shows("2.5 小时 h")
     expect(row.get_by_text("已更正 Corrected")).to_be_visible()
+    picture(office, "patrol-correct")
     page.set_viewport_size(PHONE)
     office.phone_check("zones_corrected", found)
     return found

@@ -136,7 +136,9 @@ const SAID = {
   campaign_closed: (d) => join("募捐结束 Drive closed", drive(d)),
   goal_reached: (d) => join("达成目标 Goal reached", d.cash_fen ? `¥${yuan(d.cash_fen)}` : "", drive(d)),
   patrol_started: (d) => join("巡逻开始 Patrol started", zoneOf(d)),
-  patrol_finished: (d) => join("巡逻结束 Patrol finished", zoneOf(d)),
+  patrol_finished: (d) => join(d.closed_automatically ? "巡逻自动结束 Patrol closed automatically"
+                                                     : "巡逻结束 Patrol finished", zoneOf(d)),
+  patrol_corrected: (d) => join("巡逻时间已更正 Patrol times corrected", zoneOf(d)),
   incident_reported: (d) => join("上报问题 Incident reported", label("incident", d.category), SEVERITY[d.severity], d.compound),
   incident_acknowledged: (d) => join("问题已确认 Incident acknowledged", label("incident", d.category), d.compound),
   incident_escalated: (d) => join("问题升级 Incident escalated", d.minutes_unacknowledged ? `${d.minutes_unacknowledged} 分钟未确认 min unacknowledged` : "", d.compound),
