@@ -159,7 +159,6 @@ const SAID = {
   group_created: () => "新文体队伍 Activity group formed",
   session_held: (d) => join("文体活动 Group session held", d.participants !== undefined ? `${d.participants} 人参与 took part` : ""),
   service_recorded: (d) => join("志愿服务已记录 Service recorded", d.minutes ? `${(d.minutes / 60).toFixed(1)} 小时 hours` : ""),
-  patrol_corrected: (d) => join("巡逻时间已更正 Patrol corrected", zoneOf(d)),
   member_registered: () => "新成员 Member registered",
   member_updated: () => "成员资料更新 Member updated",
   alert_created: () => "已发提醒 Alert sent",
