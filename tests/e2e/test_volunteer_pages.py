@@ -10,7 +10,7 @@ import pytest
 
 from tests.e2e.conftest import ADMIN_PASSWORD, login, new_key, ok
 from tests.e2e.test_monthly_report import (
-    DESCRIPTION, HELPER, TUTOR, TUTORING, next_month, report, the_community_s_month, this_month, today,
+    DESCRIPTION, HELPER, TUTOR, TUTORING, report, the_community_s_month, this_month, today,
 )
 from tests.e2e.test_office_pages import run_journey
 
@@ -104,11 +104,6 @@ def test_the_community_s_month_in_the_report_page_printed_on_a4_and_as_xlsx(stac
     assert found["phone_scroll_width"] <= 360
     # A service silent: the page says which, and shows no figures of a report with a hole in it.
     assert silent in found["silent_alert"] and found["silent_shows_figures"] == 0
-
-
-def test_a_future_month_cannot_be_chosen_and_is_refused_if_asked(stack, admin):
-    answer = admin.get("/reports/monthly", params={"month": next_month()})
-    assert answer.status_code == 400 and "month" in answer.json()["error"]["details"]["fields"]
 
 
 def test_a_member_sees_their_hours_on_the_phone_and_leads_a_session_from_it(stack, admin, tmp_path):
