@@ -27,14 +27,20 @@ const need = (form, errors) => {
   return true;
 };
 
-function Running({ patrol, zone, onFinished }) {
+function Running({ patrol, zone, onFinished, onGone }) {
   const form = useForm({ notes: "" });
   const [kept, setKept] = useState(false);
   const submit = (event) => {
     event.preventDefault();
     form.submit(async (v) => {
-      const done = await send("POST", `/patrols/${encodeURIComponent(patrol.id)}/finish`, { notes: v.notes.trim() },
-                              `结束巡逻 Finish patrol: ${zone ? zone.name : ""}`);
+      let done;
+      try {
+        done = await send("POST", `/patrols/${encodeURIComponent(patrol.id)}/finish`, { notes: v.notes.trim() },
+                          `结束巡逻 Finish patrol: ${zone ? zone.name : ""}`);
+      } catch (error) {
+        if (error.status === 409) onGone(); // closed automatically meanwhile: the page then says so
+        throw error;
+      }
       if (done.pending) setKept(true);
       else onFinished(done);
     });
@@ -190,6 +196,7 @@ function PatrolBody() {
     <${Done}>${finished}<//>
     ${!running && html`<${LastClosed} patrol=${last} />`}
     ${running && html`<${Running} patrol=${running} zone=${zoneOf(running.zone_id)}
+      onGone=${() => { loadRunning(); loadLast(); }}
       onFinished=${(p) => { setRunning(null); setLast(p); setFinished(`巡逻已结束 Patrol finished: ${when(p.finished_at)}`
                                                                    + ` · ${hours(p.duration_minutes)} 小时 h`); }} />`}
     ${mine.length > 0 && html`<${ZoneList} zones=${mine} me=${me} running=${running} startKept=${startKept}
