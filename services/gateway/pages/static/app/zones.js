@@ -164,7 +164,7 @@ function CorrectForm({ patrol, onSaved, onClose }) {
 }
 
 /** Patrols the service closed because no one finished them: counted up to the cap until the office corrects them. */
-function ClosedAutomatically({ members, zones }) {
+function ClosedAutomatically({ members, zones, onCorrected }) {
   const [page, reload, error] = useLoad(() => api("GET", "/patrols", { query: { closed_automatically: "true",
                                                                                 limit: 20 } }));
   const [editing, setEditing] = useState(null);
@@ -193,7 +193,7 @@ function ClosedAutomatically({ members, zones }) {
           aria-label=${`更正时间 Correct times: ${nameOf(members, p.member_id)}, ${when(p.started_at)}`}>
           更正时间 Correct times</button></td></tr>`)}</tbody></table></div>`}
     ${editing && html`<${CorrectForm} patrol=${editing} key=${editing.id} onClose=${() => setEditing(null)}
-      onSaved=${(p) => { setEditing(null); reload();
+      onSaved=${(p) => { setEditing(null); reload(); onCorrected();
                          setDone(`已更正 Times corrected: ${nameOf(members, p.member_id)}, ${when(p.started_at)}–`
                                  + `${when(p.finished_at)}, ${hours(p.duration_minutes)} 小时 h`); }} />`}
   </section>`;
@@ -213,7 +213,7 @@ function ZonesBody() {
     <${Problem} error=${problem || membersError} />
     ${zones === null && !problem ? html`<p class="loading">正在加载 Loading…</p>` : null}
     ${zones && zones.length === 0 && html`<p class="muted">还没有片区。No zones yet.</p>`}
-    <${ClosedAutomatically} members=${members} zones=${zones} />
+    <${ClosedAutomatically} members=${members} zones=${zones} onCorrected=${reloadCoverage} />
     ${zones && zones.map((zone) => html`<${ZoneCard} key=${zone.id} zone=${zone} members=${members}
       coverage=${byZone[zone.id]} days=${coverage && coverage.days} onSaved=${saved} />`)}
     <${NewZoneForm} onDone=${(zone) => { setZones((old) => [zone, ...(old || [])]); reloadCoverage(); }} />`;
