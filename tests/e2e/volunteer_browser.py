@@ -113,8 +113,8 @@ def monthly_report(office: Office, args: dict) -> dict:
     found["said"] = {part: page.get_by_role("region", name=re.compile(heading)).locator(".said").inner_text()
                      for part, heading in (("patrol", "巡逻与事件"), ("volunteers", "文体活动与志愿服务"))}
     found["group_row"] = volunteers.locator("tr", has_text=args["group"]).inner_text()
-    found["category_row"] = page.get_by_role("table", name="事件类别 Incidents by category").locator(
-        "tr", has_text="Illegal structure").inner_text()
+    found["category_rows"] = page.get_by_role("table", name="事件类别 Incidents by category").locator(
+        "tr", has_text="Illegal structure").all_inner_texts()
     found["page_text"] = page.locator("main").inner_text()
     office.screenshot("report", phone=True)
     page.set_viewport_size(PHONE)
