@@ -1,6 +1,6 @@
 """Time in Linli is UTC; databases store it naive (SQLite keeps no zone)."""
 import re
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
 from services.common.errors import InvalidInput
@@ -23,14 +23,23 @@ def isoformat(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def month_bounds(month, zone: ZoneInfo) -> tuple[datetime, datetime]:
-    """A community's month ("2026-11" in `zone`, its LOCAL_TIMEZONE) as naive
-    UTC bounds [start, end) for queries on stored times. Anything but a month
-    of the years 2000 to 9998 is an InvalidInput naming `month`."""
+def month_days(month) -> tuple[date, date]:
+    """A month ("2026-11") as its first day and the first day of the next. Anything
+    but a month of the years 2000 to 9998 is an InvalidInput naming `month`: the one
+    home of what a month is, for every service's monthly summary."""
     found = _MONTH.fullmatch(month) if isinstance(month, str) else None
     if found is None or not 2000 <= int(found[1]) <= 9998 or not 1 <= int(found[2]) <= 12:
         raise InvalidInput("A month is YYYY-MM, e.g. 2026-11.", {"fields": {"month": ["A month as YYYY-MM."]}})
     year, number = int(found[1]), int(found[2])
-    start = datetime(year, number, 1, tzinfo=zone)
-    end = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=zone)
-    return tuple(moment.astimezone(timezone.utc).replace(tzinfo=None) for moment in (start, end))
+    return date(year, number, 1), date(year + number // 12, number % 12 + 1, 1)
+
+
+def month_of(day: date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def month_bounds(month, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """A community's month ("2026-11" in `zone`, its LOCAL_TIMEZONE) as naive
+    UTC bounds [start, end) for queries on stored times (see month_days)."""
+    return tuple(datetime.combine(day, datetime.min.time(), zone).astimezone(timezone.utc).replace(tzinfo=None)
+                 for day in month_days(month))

@@ -86,16 +86,5 @@ def local_date(moment: str, zone: str) -> date:
     return _moment(moment).astimezone(ZoneInfo(zone)).date()
 
 
-def month_bounds(month: str) -> tuple[date, date]:
-    """'2026-05' -> (2026-05-01, 2026-06-01): the first day and the first day after."""
-    year, number = (int(part) for part in month.split("-"))
-    first = date(year, number, 1)
-    return first, date(year + number // 12, number % 12 + 1, 1)
-
-
-def month_of(day: date) -> str:
-    return f"{day.year:04d}-{day.month:02d}"
-
-
 def months_of_year(year: int) -> list[str]:
     return [f"{year:04d}-{number:02d}" for number in range(1, 13)]

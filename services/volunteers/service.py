@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from services import contracts
-from services.common.clock import naive_utcnow
+from services.common.clock import month_days, month_of, naive_utcnow
 from services.common.db import Database, UnitOfWork, get_by_id
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.common.events import reliable_event_handler
@@ -184,7 +184,7 @@ class VolunteersService(KernelEntrypoints):
         if query["group_id"]:
             statement = statement.where(GroupSession.group_id == query["group_id"])
         if query["month"]:
-            first, after = domain.month_bounds(query["month"])
+            first, after = month_days(query["month"])
             statement = statement.where(GroupSession.held_on >= first, GroupSession.held_on < after)
         result = paginate(self.db.session, statement, query, GroupSession.created_at, GroupSession.id)
         return {"items": SessionSchema(many=True).dump(result["items"]), "next_cursor": result["next_cursor"]}
@@ -221,7 +221,7 @@ class VolunteersService(KernelEntrypoints):
         if query["source"]:
             statement = statement.where(ServiceRecord.source == query["source"])
         if query["month"]:
-            first, after = domain.month_bounds(query["month"])
+            first, after = month_days(query["month"])
             statement = statement.where(ServiceRecord.served_on >= first, ServiceRecord.served_on < after)
         result = paginate(self.db.session, statement, query, ServiceRecord.recorded_at, ServiceRecord.id)
         return {"items": ServiceRecordSchema(many=True).dump(result["items"]), "next_cursor": result["next_cursor"]}
@@ -229,8 +229,8 @@ class VolunteersService(KernelEntrypoints):
     @rpc
     def service_totals(self, query: dict | None = None) -> dict:
         """Each member's minutes in a month (this month by default), by source, most first."""
-        month = load_or_raise(TotalsQuerySchema(), query)["month"] or domain.month_of(self._today())
-        first, after = domain.month_bounds(month)
+        month = load_or_raise(TotalsQuerySchema(), query)["month"] or month_of(self._today())
+        first, after = month_days(month)
         rows = self.db.session.execute(
             select(ServiceRecord.member_id, ServiceRecord.source, func.sum(ServiceRecord.minutes))
             .where(ServiceRecord.served_on >= first, ServiceRecord.served_on < after)
@@ -254,7 +254,7 @@ class VolunteersService(KernelEntrypoints):
         months = {month: {"month": month, "minutes": 0, **_by_source()} for month in domain.months_of_year(year)}
         for served_on, source, minutes in session.execute(
                 select(ServiceRecord.served_on, ServiceRecord.source, ServiceRecord.minutes).where(*mine)).all():
-            totals = months[domain.month_of(served_on)]
+            totals = months[month_of(served_on)]
             totals[source] += minutes
             totals["minutes"] += minutes
         latest = session.scalars(select(ServiceRecord).where(*mine).order_by(
@@ -317,7 +317,7 @@ class VolunteersService(KernelEntrypoints):
         month = load_or_raise(TotalsQuerySchema(), {"month": month})["month"]
         if month is None:
             raise InvalidInput("A month as YYYY-MM.", {"fields": {"month": ["A month as YYYY-MM (2026-05)."]}})
-        first, after = domain.month_bounds(month)
+        first, after = month_days(month)
         session = self.db.session
         held = (GroupSession.held_on >= first, GroupSession.held_on < after)
         by_kind = {kind: 0 for kind in events.SESSION_KINDS}
@@ -356,8 +356,8 @@ class VolunteersService(KernelEntrypoints):
     @rpc
     def summary(self) -> dict:
         """For the wall: this month's sessions, participants and minutes served."""
-        month = domain.month_of(self._today())
-        first, after = domain.month_bounds(month)
+        month = month_of(self._today())
+        first, after = month_days(month)
         sessions, participants = self.db.session.execute(
             select(func.count(), func.sum(GroupSession.participants))
             .where(GroupSession.held_on >= first, GroupSession.held_on < after)).one()

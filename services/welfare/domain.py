@@ -1,7 +1,7 @@
 """Rules of a hardship case. Standard library only."""
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 
 # A case's categories: each at most once, and a case needs no more than this many.
 MAX_CASE_CATEGORIES = 20
@@ -248,23 +248,3 @@ def erased_text(value):
 def household_erasable(unerased_other_cases: int) -> bool:
     """A household's details go with its last unerased case."""
     return unerased_other_cases == 0
-
-
-# -- the community's month ------------------------------------------------------------------------------------
-
-def month_bounds(month: str, zone) -> tuple[date, date, datetime, datetime]:
-    """"2026-05" -> its first day, the next month's first day (the community's
-    calendar, `zone` a tzinfo), and the same two midnights as naive UTC for
-    queries of stored times. ValueError for anything but YYYY-MM."""
-    if len(month) != 7 or month[4] != "-" or not (month[:4] + month[5:]).isdigit():
-        raise ValueError("A month is YYYY-MM, e.g. 2026-05.")
-    year, number = int(month[:4]), int(month[5:])
-    if not 1 <= number <= 12 or year < 1:
-        raise ValueError("A month is YYYY-MM, e.g. 2026-05.")
-    first = date(year, number, 1)
-    following = date(year + number // 12, number % 12 + 1, 1)
-
-    def utc(day: date) -> datetime:
-        return datetime.combine(day, time(), zone).astimezone(timezone.utc).replace(tzinfo=None)
-
-    return first, following, utc(first), utc(following)

@@ -13,7 +13,7 @@ from sqlalchemy import and_, func, insert, not_, or_, select, update
 
 from services import contracts
 from services.common.categories import CategoryEntrypoints, labels, require_categories
-from services.common.clock import naive_utcnow
+from services.common.clock import month_bounds, month_days, naive_utcnow
 from services.common.db import Database, UnitOfWork, contains_text, get_by_id, json_list_has
 from services.common.errors import Conflict, InvalidInput, NotFound
 from services.common.events import reliable_event_handler
@@ -699,10 +699,8 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
         decided or moved a stage, or goods received in the month), visits,
         referrals made and granted, closed by outcome kind, and open at the
         month's end. Erased cases count as before: erasure keeps these fields."""
-        try:
-            first, following, start, end = domain.month_bounds(month if isinstance(month, str) else "", self._zone())
-        except ValueError as exc:
-            raise InvalidInput(str(exc), {"fields": {"month": [str(exc)]}})
+        first, following = month_days(month)
+        start, end = month_bounds(month, self._zone())
         session = self.db.session
         counted = Case.status.not_in((domain.CaseStatus.DRAFT, domain.CaseStatus.DISMISSED))
 

@@ -12,7 +12,7 @@ from nameko.testing.services import worker_factory
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from services.common.clock import naive_utcnow
+from services.common.clock import month_bounds, month_days, naive_utcnow
 from services.common.envelope import make_envelope
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.welfare import domain
@@ -355,9 +355,8 @@ def test_a_bad_month_is_refused_naming_it(welfare, month):
 # -- the pure rules --------------------------------------------------------------------------
 
 def test_a_month_is_the_communitys_month_in_utc():
-    first, following, start, end = domain.month_bounds("2026-12", ZONE)
-    assert (first, following) == (date(2026, 12, 1), date(2027, 1, 1))
-    assert (start, end) == (datetime(2026, 11, 30, 16), datetime(2026, 12, 31, 16))
+    assert month_days("2026-12") == (date(2026, 12, 1), date(2027, 1, 1))
+    assert month_bounds("2026-12", ZONE) == (datetime(2026, 11, 30, 16), datetime(2026, 12, 31, 16))
 
 
 def test_erasable_only_closed_once_and_after_the_retention():
