@@ -19,6 +19,9 @@ from tests.conftest import wait_for
 from tests.e2e.conftest import ADMIN_PASSWORD, Client, linli, login, running_stack, timed
 from tests.e2e.test_patrol import alerts, make_zone, report_ok, set_team
 
+# make test-slow (about 35 s and a stack of its own, two gateways): make test keeps within 10 minutes.
+pytestmark = pytest.mark.slow
+
 RECEIPT_LOOKUPS = 5
 FLOOD_LOOPS, FLOOD_SECONDS = 6, 5
 HOME, OFFICE = "203.0.113.5", "198.51.100.7"

@@ -10,6 +10,12 @@ from tests.e2e.conftest import Client, login, new_key
 from tests.e2e.test_donations import campaign_of, donate, donated, new_campaign
 
 
+@pytest.fixture(scope="module")
+def stack(office_stack):
+    """The office's shared stack (tests/e2e/conftest.py): what this module checks holds on any running stack."""
+    return office_stack
+
+
 def snapshot(admin):
     return (len(admin.get("/members", params={"limit": 200}).json()["items"]),
             len(admin.get("/cases", params={"limit": 200}).json()["items"]))

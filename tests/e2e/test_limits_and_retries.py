@@ -20,6 +20,9 @@ from tests.conftest import wait_for
 from tests.e2e.conftest import HOUSEHOLD, Client, running_stack
 from tests.e2e.test_donations import campaign_of, donate, new_campaign
 
+# make test-slow (about 25 s and a stack of its own): make test keeps within 10 minutes.
+pytestmark = pytest.mark.slow
+
 RPC_TIMEOUT = 2
 FREE_FAILURES = 3
 

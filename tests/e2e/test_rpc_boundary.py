@@ -13,6 +13,12 @@ from tests.e2e.conftest import open_case, query, rpc_config, table_names
 from tests.e2e.test_donations import new_campaign
 from tests.vouching import vouched_rpc
 
+
+@pytest.fixture(scope="module")
+def stack(office_stack):
+    """The office's shared stack (tests/e2e/conftest.py): what this module checks holds on any running stack."""
+    return office_stack
+
 ADMIN = {"id": "a" * 32, "roles": ["admin"]}
 MEMBER = {"id": "m" * 32, "roles": ["member"]}
 WEBHOOK = {"url": "https://example.org/hook"}

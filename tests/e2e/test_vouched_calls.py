@@ -15,6 +15,12 @@ from tests.e2e.test_donations import donated, new_campaign
 from tests.e2e.test_rpc_boundary import row_counts, settled_row_counts
 from tests.vouching import signer, vouched_rpc
 
+
+@pytest.fixture(scope="module")
+def stack(office_stack):
+    """The office's shared stack (tests/e2e/conftest.py): what this module checks holds on any running stack."""
+    return office_stack
+
 NOBODY = {"id": "nobody-at-all", "roles": ["admin"]}
 
 

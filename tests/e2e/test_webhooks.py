@@ -21,6 +21,9 @@ from tests.e2e.conftest import HOUSEHOLD, open_case, running_stack, timed
 from tests.e2e.test_patrol import make_zone, report_ok, set_team
 from tests.webhook_receivers import Receiver, drip
 
+# make test-slow (about 25 s and a stack of its own; tests/integration/test_webhooks.py stays in make test).
+pytestmark = pytest.mark.slow
+
 # The receivers listen on 127.0.0.2, which the operator's allow-list opens (over plain http);
 # everything else inside, 127.0.0.1 included, stays refused.
 RECEIVER_HOST = "127.0.0.2"

@@ -6,10 +6,14 @@ import subprocess
 import sys
 
 from nameko.amqp.publish import Publisher
+import pytest
 from nameko.standalone.events import get_event_exchange
 
 from services.common import events
 from services.common.envelope import make_envelope
+
+# make test-slow (about 10 s of subprocesses): make test keeps within 10 minutes.
+pytestmark = pytest.mark.slow
 
 
 def start_tail(amqp_uri: str, *args: str) -> subprocess.Popen:

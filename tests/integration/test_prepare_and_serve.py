@@ -21,6 +21,9 @@ from tests import databases
 from tests.conftest import wait_for
 from tests.e2e.conftest import free_port
 
+# make test-slow (about 10 s of subprocesses and waiting for a broker that is not there).
+pytestmark = pytest.mark.slow
+
 
 def linli(env: dict, *args: str, timeout: float = 90) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "services.ops.cli", *args], env=env, capture_output=True, text=True,
