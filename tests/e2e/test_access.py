@@ -129,6 +129,12 @@ def tampered(token: str, **claims) -> str:
 
 
 @pytest.fixture(scope="module")
+def stack(office_stack):
+    """The office's shared stack (tests/e2e/conftest.py): unknown ids and empty bodies change nothing there."""
+    return office_stack
+
+
+@pytest.fixture(scope="module")
 def tokens(stack, admin, register):
     """A token of each role, and tokens that must not work: expired, signed
     with another key, tampered with (a member's token claiming admin), unsigned."""

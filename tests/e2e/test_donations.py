@@ -10,10 +10,17 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 import requests
 
 from tests.conftest import wait_for
 from tests.e2e.conftest import HOUSEHOLD, new_key, open_case
+
+
+@pytest.fixture(scope="module")
+def stack(office_stack):
+    """The office's shared stack (tests/e2e/conftest.py): this module counts only what it makes."""
+    return office_stack
 
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 

@@ -5,6 +5,7 @@ import json
 import stat
 import uuid
 
+import pytest
 import requests
 from amqp.exceptions import AccessRefused
 from kombu import Connection
@@ -13,6 +14,9 @@ from services.ops import brokerusers
 from services.ops.stack import BROKER_PASSWORDS, SERVICES, Stack
 from tests.conftest import wait_for
 from tests.e2e.conftest import open_case
+
+# make test-slow (about 22 s and a stack of its own on the module's vhost): make test keeps within 10 minutes.
+pytestmark = pytest.mark.slow
 
 
 def connected_users(stack: Stack, vhost) -> dict[str, int]:

@@ -22,6 +22,7 @@ TUTOR = "王建国"  # the tutor (a party member): leads the gateball team, patr
 HELPER = "赵小梅"
 DESCRIPTION = "A brick shed built over the fire lane behind Building 2."
 TUTORING = "周末给三个孩子辅导数学 weekend maths tutoring"
+VISIT = "Mother's blood pressure high; son's allowance forms filled in."
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +93,8 @@ def the_community_s_month(stack, admin) -> dict:
 
     # A hardship case helped and closed; a drive's gifts, and goods sent to a place.
     case = open_case(admin, tutor_account["id"])
+    ok(tutor.post(f"/cases/{case['id']}/visits", {"visited_on": today().isoformat(), "notes": VISIT},
+                  key=new_key()), 201)
     ok(admin.post(f"/cases/{case['id']}/close", {"outcome": "Allowance granted.", "outcome_kind": "helped"}))
     drive = ok(admin.post("/campaigns", {"name": f"冬衣募捐 Winter clothes {suffix}", "goal_fen": 500_000,
                                          "starts_on": today().isoformat(), "ends_on": today().isoformat()}), 201)
@@ -145,6 +148,7 @@ def test_the_community_s_month_appears_in_its_report_with_the_right_counts(stack
 
     assert grew("welfare", "cases_opened") == 1 and grew("welfare", "cases_closed") == 1
     assert grew("welfare", "closed_by_outcome", "helped") == 1
+    assert grew("welfare", "cases_helped") == 1 and grew("welfare", "visits") == 1  # its visit
 
     donations = after["donations"]
     assert grew("donations", "cash_fen") == 10_000 and grew("donations", "gifts") == 2
@@ -155,7 +159,7 @@ def test_the_community_s_month_appears_in_its_report_with_the_right_counts(stack
 
     # Counts only: no one's name, no address, no free text of an incident or of service.
     text = str(after)
-    for private in (TUTOR, HELPER, DESCRIPTION, TUTORING, "孙丽", "周强", "李秀英", "Building 3", "139 1234"):
+    for private in (TUTOR, HELPER, DESCRIPTION, TUTORING, VISIT, "孙丽", "周强", "李秀英", "Building 3", "139 1234"):
         assert private not in text, private
     assert made["tutor"]["id"] not in text
 
