@@ -9,6 +9,10 @@ import requests
 from tests.conftest import wait_for
 from tests.e2e.conftest import EventStream, new_key, open_case
 
+# make test-slow (about 25 s, a stack of its own: one of its services is stopped); the wall's tests in make test
+# read the same summary and feed.
+pytestmark = pytest.mark.slow
+
 
 def test_the_summary_gathers_every_service(admin, register):
     viewer, _ = register(roles=["viewer"], party_member=False)
