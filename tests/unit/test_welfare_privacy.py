@@ -70,7 +70,7 @@ def age_closing(welfare_db, case_id, days):
 
 def receive_goods(welfare, case_id):
     welfare().on_items_dispatched(make_envelope("donations", "items_dispatched", {
-        "campaign_id": "c1", "dispatch_id": f"d-{case_id}", "to": "case", "case_id": case_id,
+        "campaign_id": "c1", "dispatch_id": f"d{case_id[1:]}", "to": "case", "case_id": case_id,
         "items": [{"category": "food", "quantity": 3}]}))
 
 

@@ -1,6 +1,6 @@
 // The pieces every page is made of: labelled fields whose errors stand next to
 // them, buttons that say what they do, and the community's words for codes.
-import { html, useEffect, useState, useCallback, useErrorBoundary } from "/static/vendor/htm-preact.module.js";
+import { html, useEffect, useRef, useState, useCallback, useErrorBoundary } from "/static/vendor/htm-preact.module.js";
 import { api, ApiError } from "./api.js";
 
 export { html };
@@ -120,8 +120,13 @@ export function useForm(initial) {
 /** `const [data, reload, error] = useLoad(() => api("GET", "/zones"), [deps])` */
 export function useLoad(load, deps = []) {
   const [state, setState] = useState({ data: undefined, error: null });
+  const latest = useRef(0);
   const reload = useCallback(() => {
-    load().then((data) => setState({ data, error: null }), (error) => setState({ data: undefined, error }));
+    // Only the latest load counts: an older answer arriving late (last month's report after this month's)
+    // must not overwrite what the page now shows.
+    const call = ++latest.current;
+    load().then((data) => call === latest.current && setState({ data, error: null }),
+                (error) => call === latest.current && setState({ data: undefined, error }));
   }, deps);
   useEffect(reload, [reload]);
   return [state.data, reload, state.error];
