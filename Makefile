@@ -7,10 +7,13 @@ PY := $(VENV)/bin/python
 # The pinned set every install takes (make, CI, the Dockerfile); `make lock` renews it.
 CONSTRAINTS := constraints.txt
 PYTEST_ARGS ?=
+# The suites run as this many pytest processes at once (tests/parallel.py): most of a run waits.
+TEST_PROCESSES ?= 3
+PARALLEL = $(PY) -m tests.parallel --processes $(TEST_PROCESSES) --
 # The PostgreSQL server `make test-postgres` makes its throwaway databases on.
 LINLI_TEST_POSTGRES ?= postgresql://postgres@127.0.0.1:5432
 
-.PHONY: run unit integration e2e test test-slow test-postgres fault bench lint lock broker browser proxy postgres install clean
+.PHONY: run unit integration e2e test test-slow test-postgres durations fault bench lint lock broker browser proxy postgres install clean
 
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
@@ -40,30 +43,37 @@ postgres:
 run: install broker
 	$(VENV)/bin/linli up --demo
 
-# The unit tests alone: under a minute, no broker, no browser (nginx and systemd-analyze check deploy/).
+# The unit tests alone: about a minute, no broker, no browser (nginx and systemd-analyze check deploy/).
+# CPU-bound: as many processes as cores.
 unit: install proxy
-	$(PY) -m pytest tests/unit -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m tests.parallel --processes 2 -- tests/unit -m "not slow" $(PYTEST_ARGS)
 
 # The services' consumers and RPC against the real RabbitMQ (no processes): about 2 minutes.
 integration: install broker
-	$(PY) -m pytest tests/integration -m "not fault and not slow" $(PYTEST_ARGS)
+	$(PARALLEL) tests/integration -m "not fault and not slow" $(PYTEST_ARGS)
 
 # The whole stack as processes, HTTP and the browser: about 5 minutes.
 e2e: install broker browser
-	$(PY) -m pytest tests/e2e -m "not fault and not slow" $(PYTEST_ARGS)
+	$(PARALLEL) tests/e2e -m "not fault and not slow" $(PYTEST_ARGS)
 
 # Everything but the slow and the fault runs: about 9 minutes on 2 cores.
 test: install broker browser proxy
-	$(PY) -m pytest -m "not fault and not slow" $(PYTEST_ARGS)
+	$(PARALLEL) -m "not fault and not slow" $(PYTEST_ARGS)
 
 # Broker restarts and alarms, a TLS node, killed instances, the API fuzzed, the single-host stack
 # behind nginx, bursts past capacity, the sweeps end to end: about 11 minutes.
 test-slow: install broker browser proxy
-	$(PY) -m pytest -m "slow and not fault" $(PYTEST_ARGS)
+	$(PARALLEL) -m "slow and not fault" $(PYTEST_ARGS)
 
-# The same suite with every service's data in PostgreSQL (a new database per stack).
+# Every test that goes through a service's database (marked `database`, slow ones too), with
+# every service's data in PostgreSQL (a new database per stack).
 test-postgres: install broker browser proxy postgres
-	LINLI_TEST_POSTGRES=$(LINLI_TEST_POSTGRES) $(PY) -m pytest -m "not fault" $(PYTEST_ARGS)
+	LINLI_TEST_POSTGRES=$(LINLI_TEST_POSTGRES) $(PARALLEL) -m "database and not fault" $(PYTEST_ARGS)
+
+# Measure every suite again and keep the seconds each test file took (tests/durations.json), by
+# which tests/parallel.py deals the files out.
+durations: install broker browser proxy
+	$(PY) -m tests.parallel --processes $(TEST_PROCESSES) --store -- -m "not fault" $(PYTEST_ARGS)
 
 fault: install broker
 	$(PY) -m pytest -m fault $(PYTEST_ARGS)

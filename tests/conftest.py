@@ -5,12 +5,15 @@ import eventlet
 eventlet.monkey_patch()  # noqa: E402 -- must precede every other import
 
 import time
+from pathlib import Path
 
 import pytest
 
 from services.ops.vhost import Vhost
 from tests import databases
 from tests.broker_node import BrokerNode
+
+TESTS = Path(__file__).parent
 
 
 def pytest_report_header(config):
@@ -26,6 +29,21 @@ def pytest_sessionfinish(session, exitstatus):
     databases.drop_created()
 
 
+def pytest_collection_modifyitems(config, items):
+    """Mark `database` every test that goes through a service's database, the
+    tests `make test-postgres` runs on PostgreSQL: in tests/unit those given a
+    service's database (a `*_db` fixture, tests/unit/conftest.py) or marked so;
+    in tests/integration and tests/e2e all but those marked `transport`, whose
+    subject is the broker, TLS, the proxy or the streams and not the data."""
+    for item in items:
+        layer = item.path.relative_to(TESTS).parts[0]
+        if item.get_closest_marker("database"):
+            continue
+        if (any(name.endswith("_db") for name in item.fixturenames) if layer == "unit"
+                else layer in ("integration", "e2e") and not item.get_closest_marker("transport")):
+            item.add_marker(pytest.mark.database)
+
+
 def wait_for(condition, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
     """Poll `condition()` until it returns something truthy; fail after `timeout`."""
     deadline = time.monotonic() + timeout
@@ -36,6 +54,20 @@ def wait_for(condition, timeout: float = 10.0, interval: float = 0.05, what: str
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+def nothing_more_arrives(probe, seconds: float = 1.0, interval: float = 0.1, what: str = "it"):
+    """Watch `probe()` for `seconds` -- time enough for a second copy of an event,
+    a second alert or another sweep to have landed -- and fail at the first change
+    from what it first returned, which it returns."""
+    first = probe()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(interval)
+        now = probe()
+        if now != first:
+            pytest.fail(f"{what} changed from {first!r} to {now!r} within {seconds}s")
+    return first
 
 
 def _new_vhost(request) -> Vhost:

@@ -17,7 +17,7 @@ import requests
 from services.ops.stack import SERVICES, Stack
 from services.ops.vhost import Vhost
 from tests import databases
-from tests.conftest import wait_for
+from tests.conftest import nothing_more_arrives, wait_for
 from tests.e2e.conftest import (
     ADMIN_PASSWORD, HOUSEHOLD, Client, free_port, linli, login, new_key, open_case, query,
     running_stack,
@@ -149,8 +149,8 @@ def test_a_backup_under_load_restored_into_a_fresh_stack_loses_and_doubles_nothi
             return dict(query(again, "notifications", "SELECT ref_id, count(*) FROM alerts WHERE member_id = ? "
                                                       "AND ref_type = 'case' GROUP BY ref_id", member_id))
         wait_for(lambda: set(alerts_per_case()) >= cases, timeout=30, interval=0.5, what="an alert for every case")
-        time.sleep(2)  # time enough for a second copy of any event to be applied
-        assert alerts_per_case() == {case_id: 1 for case_id in cases}
+        assert nothing_more_arrives(alerts_per_case, seconds=2, interval=0.5,
+                                    what="the alerts per case") == {case_id: 1 for case_id in cases}
 
         # What was acknowledged before the backup began is there.
         assert {case_id for at, case_id in load.cases if at < backup_started} <= cases

@@ -13,7 +13,7 @@ from tests.e2e.conftest import ADMIN_PASSWORD, login, query, running_stack, time
 from tests.e2e.test_donations import campaign_of, donate, new_campaign
 
 # Minutes of broker restarts, alarms, TLS nodes, killed instances or fuzzing: `make test-slow`.
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.transport]
 
 RPC_TIMEOUT = 2.0
 # The deadline, plus the HTTP round trip on a busy 2-core machine.

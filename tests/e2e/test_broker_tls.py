@@ -15,7 +15,7 @@ from tests.conftest import wait_for
 from tests.e2e.conftest import ADMIN_PASSWORD, linli, login, open_case, running_stack
 
 # Minutes of broker restarts, alarms, TLS nodes, killed instances or fuzzing: `make test-slow`.
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.transport]
 
 
 def openssl(*args: str, cwd):

@@ -4,7 +4,6 @@ to exactly 16,000 yuan with gap-free receipts; racing dispatches never
 oversell; goods reach a hardship case; public receipts name no one;
 goal_reached alerts once; bad input and wrong roles count nothing."""
 import random
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -13,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
-from tests.conftest import wait_for
+from tests.conftest import nothing_more_arrives, wait_for
 from tests.e2e.conftest import HOUSEHOLD, new_key, open_case
 
 
@@ -342,8 +341,7 @@ def test_reaching_the_goal_alerts_the_campaigns_creator_exactly_once(admin, regi
     marker = new_campaign(creator, goal_fen=100)
     donated(volunteer, marker["id"], {"kind": "cash", "amount_fen": 100})
     wait_for(lambda: goal_alerts(creator, marker["id"]), timeout=15, what="the second campaign's alert")
-    time.sleep(1)
-    assert len(goal_alerts(creator, campaign["id"])) == 1
+    assert nothing_more_arrives(lambda: len(goal_alerts(creator, campaign["id"])), what="the goal alerts") == 1
     assert campaign_of(admin, campaign["id"])["goal_reached_at"] == reached_at
     # Only the creator hears it.
     assert goal_alerts(admin, campaign["id"]) == []
@@ -361,8 +359,8 @@ def test_donations_racing_past_the_goal_alert_once(admin, register):
     marker = new_campaign(admin, goal_fen=100)
     donated(volunteer, marker["id"], {"kind": "cash", "amount_fen": 100})
     wait_for(lambda: goal_alerts(admin, marker["id"]), timeout=15, what="the second campaign's alert")
-    time.sleep(1)
-    assert [a["kind"] for a in goal_alerts(admin, campaign["id"])] == ["goal_reached"]
+    assert nothing_more_arrives(lambda: [a["kind"] for a in goal_alerts(admin, campaign["id"])],
+                                what="the goal alerts") == ["goal_reached"]
 
 
 # -- 6. bad input and wrong roles count nothing -----------------------------------------------------

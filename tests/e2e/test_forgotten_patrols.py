@@ -3,7 +3,6 @@ service's own sweep closes a patrol left on past the cap (its start moved 5
 hours back in its database, the cap the default 4 hours), its member starts a
 new one, and the office corrects the times (members refused, bad times a 400
 naming the field, a patrol still on a 409). On the office's shared stack."""
-import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -15,6 +14,7 @@ from sqlalchemy import create_engine, update
 from sqlalchemy.pool import NullPool
 
 from services.patrol.models import Patrol
+from tests.conftest import wait_for
 from tests.e2e.conftest import ADMIN_PASSWORD, new_key, ok
 from tests.e2e.test_office_pages import run_journey
 
@@ -46,15 +46,6 @@ def move_start_back(stack, patrol_id: str, hours: float):
         engine.dispose()
 
 
-def until(check, seconds: float = 20):
-    deadline = time.monotonic() + seconds
-    while True:
-        found = check()
-        if found or time.monotonic() > deadline:
-            return found
-        time.sleep(0.3)
-
-
 @pytest.fixture(scope="module")
 def forgotten(stack, admin, register):
     return leave_a_patrol_on(stack, admin, register, "刘桂芳")
@@ -73,8 +64,7 @@ def leave_a_patrol_on(stack, admin, register, name: str) -> dict:
     def closed():
         mine = ok(volunteer_client.get("/patrols", params={"member_id": volunteer["id"]}))["items"]
         return next((p for p in mine if p["id"] == shift["id"] and p["finished_at"]), None)
-    patrol = until(closed)
-    assert patrol, "the sweep did not close the forgotten patrol"
+    patrol = wait_for(closed, timeout=20, interval=0.3, what="the sweep to close the forgotten patrol")
     return {"zone": zone, "patrol": patrol, "volunteer": volunteer, "volunteer_client": volunteer_client}
 
 

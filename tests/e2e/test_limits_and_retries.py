@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from services.gateway.service import DEFAULT_TOKEN_TTL
-from tests.conftest import wait_for
+from tests.conftest import nothing_more_arrives, wait_for
 from tests.e2e.conftest import HOUSEHOLD, Client, running_stack
 from tests.e2e.test_donations import campaign_of, donate, new_campaign
 
@@ -139,8 +139,8 @@ def test_a_case_opened_with_one_key_by_several_clients_at_once_is_one_case_and_o
     assert [c["id"] for c in admin.get("/cases", params={"limit": 200}).json()["items"]].count(case_id) == 1
     alerts = wait_for(lambda: [a for a in assignee.get("/me/alerts").json()["items"]
                                if a["ref"] == {"type": "case", "id": case_id}], what="the assignee's alert")
-    time.sleep(1)  # a second alert, were there a second event, would be here by now
-    assert len([a for a in assignee.get("/me/alerts").json()["items"] if a["ref"]["id"] == case_id]) == 1
+    assert nothing_more_arrives(lambda: len([a for a in assignee.get("/me/alerts").json()["items"]
+                                             if a["ref"]["id"] == case_id]), what="the case's alerts") == 1
     assert len(alerts) == 1
 
 

@@ -29,7 +29,7 @@ SLACK = 1.5               # the same for a busy answer
 
 
 # About a minute in all (bursts of hundreds of gifts, a stalled service): in `make test-slow`.
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.transport]
 
 @pytest.fixture(scope="module")
 def stack(module_vhost, tmp_path_factory):

@@ -5,7 +5,6 @@ closed, a drive's gifts and goods sent -- each appears in the month's report
 with the right counts (as what this test adds to what the month held before),
 in JSON and in the workbook, and no one's name or circumstances are in it."""
 import io
-import time
 import uuid
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -14,6 +13,7 @@ import openpyxl
 import pytest
 import requests
 
+from tests.conftest import wait_for
 from tests.e2e.conftest import login, new_key, ok, open_case
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -113,13 +113,10 @@ def test_the_community_s_month_appears_in_its_report_with_the_right_counts(stack
     made = the_community_s_month(stack, admin)
 
     # Hours from a patrol come by its event: the report is asked until the volunteers have them all.
-    deadline = time.monotonic() + 20
-    while True:
+    def with_both_members_serving():
         after = report(admin, month)
-        served = after["volunteers"]["members_serving"] - before["volunteers"]["members_serving"]
-        if served >= 2 or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
+        return after if after["volunteers"]["members_serving"] - before["volunteers"]["members_serving"] >= 2 else None
+    after = wait_for(with_both_members_serving, timeout=20, interval=0.5, what="both members' hours in the report")
 
     def grew(part: str, *path) -> int:
         old, new = before[part], after[part]

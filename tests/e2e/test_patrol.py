@@ -5,14 +5,13 @@ and zones that went unpatrolled.
 This module runs its own stack with the patrol service's clocks shortened
 (escalation after 3 s, a zone uncovered after ~8.6 s; the sweep runs every 2 s)
 so the timers can be watched within a test."""
-import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
 
-from tests.conftest import wait_for
+from tests.conftest import nothing_more_arrives, wait_for
 from tests.e2e.conftest import ADMIN_PASSWORD, linli, login, running_stack
 
 ESCALATE_AFTER_SECONDS = 3  # LINLI_PATROL_ESCALATE_AFTER_MINUTES=0.05
@@ -304,9 +303,9 @@ def test_an_incident_nobody_acknowledges_escalates_to_the_office_once(admin, reg
 
     # Several sweeps later: still one alert, the same escalation time, and the
     # acknowledged incident never escalated.
-    time.sleep(5)
-    assert len(alerts(admin, "incident_escalated", ignored["id"])) == 1
-    assert member.get(f"/incidents/{ignored['id']}").json()["escalated_at"] == shown["escalated_at"]
+    assert nothing_more_arrives(lambda: (len(alerts(admin, "incident_escalated", ignored["id"])),
+                                         member.get(f"/incidents/{ignored['id']}").json()["escalated_at"]),
+                                seconds=5, interval=0.5, what="the escalation") == (1, shown["escalated_at"])
     assert member.get(f"/incidents/{seen['id']}").json()["escalated_at"] is None
     assert alerts(admin, "incident_escalated", seen["id"]) == []
     # Escalation goes to the office, not to the team.
@@ -331,8 +330,8 @@ def test_a_zone_nobody_patrols_alerts_its_leader_once(admin, register):
     assert row["covered"] is False and row["leader_id"] == leader_profile["id"]
     assert coverage_of(leader, zone["id"])["covered"] is False  # the configured default
 
-    time.sleep(2 * SWEEP_SECONDS + 1)
-    assert len(alerts(leader, "zone_uncovered")) == 1
+    assert nothing_more_arrives(lambda: len(alerts(leader, "zone_uncovered")), seconds=2 * SWEEP_SECONDS + 1,
+                                interval=0.5, what="the zone_uncovered alerts") == 1
     assert alerts(member) == []
 
 

@@ -156,9 +156,13 @@ def test_instances_added_stopped_and_killed_under_load_lose_nothing_and_double_n
         assert Counter(alerts()) == Counter(cases)
 
         outbox = Counter(row[0] for service in PUBLISHERS for row in query(stack, service, "SELECT id FROM outbox"))
-        time.sleep(2)  # the last confirmed publishes reach the audit queue
-        published = published_ids(module_vhost.amqp_uri)
-        assert set(published) == set(outbox)
+        # The last confirmed publishes reach the audit queue.
+        published = Counter()
+
+        def all_published():  # each read takes what the audit queue holds
+            published.update(published_ids(module_vhost.amqp_uri))
+            return set(published) == set(outbox)
+        wait_for(all_published, timeout=10, interval=0.5, what="every outbox row in the audit queue")
         if databases.on_postgres():
             # Relays claim rows with FOR UPDATE SKIP LOCKED, so instances never publish a row
             # twice, but for what the killed one had published and not yet marked (at most one

@@ -26,7 +26,7 @@ from tests.conftest import wait_for
 from tests.e2e.conftest import ADMIN_PASSWORD, free_port, linli, running_stack
 
 # Its own stack takes 40 s or more to start on a busy machine: `make test-slow`.
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.transport]
 
 ADDRESS_MAX_FAILURES = 3
 

@@ -11,7 +11,8 @@ import pytest
 from tests.conftest import wait_for
 from tests.e2e.conftest import running_stack
 
-pytestmark = pytest.mark.slow  # a stack of its own, 60 streams opened and closed: in make test-slow
+# A stack of its own, 60 streams opened and closed: in make test-slow.
+pytestmark = [pytest.mark.slow, pytest.mark.transport]
 HEARTBEAT_SECONDS = 1  # 15 by default; short here, so that the test waits seconds, not half a minute
 PER_ACCOUNT = 5
 ACCOUNTS = 12

@@ -30,7 +30,7 @@ from tests.integration.test_nameko_failure_modes import CASE_QUEUE, case_opened_
 from tests.vouching import vouched_rpc, with_caller_keys
 
 # Minutes of broker restarts, alarms, TLS nodes, killed instances or fuzzing: `make test-slow`.
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.transport]
 
 HANDLER_SECONDS = 0.3     # a green sleep: workers are mid-flight when the connection drops
 IN_FLIGHT = 100           # more than max_workers (the prefetch): some held, some waiting

@@ -13,7 +13,7 @@ from services.common import events
 from services.common.envelope import make_envelope
 
 # make test-slow (about 10 s of subprocesses): make test keeps within 10 minutes.
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.transport]
 
 
 def start_tail(amqp_uri: str, *args: str) -> subprocess.Popen:

@@ -27,7 +27,7 @@ from tests.conftest import wait_for
 from tests.integration.conftest import ASSIGNEE, alerts_for, count, open_case, unsent
 
 # Minutes of broker restarts, alarms, TLS nodes, killed instances or fuzzing: `make test-slow`.
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.transport]
 
 CASE_OPENED = Subscription("welfare", welfare_events.CASE_OPENED, "notifications", "on_case_opened")
 CASE_QUEUE = events.queue_name(CASE_OPENED)
