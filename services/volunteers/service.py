@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from services import contracts
 from services.common.clock import month_days, month_of, naive_utcnow
 from services.common.db import Database, UnitOfWork, get_by_id
-from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
+from services.common.errors import Conflict, InvalidInput, NotFound, enforce
 from services.common.events import reliable_event_handler
 from services.common.idempotency import idempotent
 from services.common.pagination import paginate
@@ -139,12 +139,10 @@ class VolunteersService(KernelEntrypoints):
             raise InvalidInput("Say where, and what was done.", {"fields": {field: ["Not blank."] for field in blank}})
         with self.db.unit_of_work() as uow:
             group = self._group(group_id, uow.session)
-            self._apply(domain.check_may_record_session, actor["id"], is_admin(actor), group.leader_id)
+            enforce(domain.check_may_record_session, actor["id"], is_admin(actor), group.leader_id)
             present = domain.helpers_of(group.leader_id, data["helper_ids"])
             try:
-                domain.check_session(group.active, group.leader_id, present, list(group.helper_ids or []))
-            except domain.RuleBroken as exc:
-                raise Conflict(str(exc))
+                enforce(domain.check_session, group.active, group.leader_id, present, list(group.helper_ids or []))
             except domain.BadHelpers as exc:
                 raise InvalidInput(str(exc), {"fields": {"helper_ids": [
                     f"{helper} is not one of the group's helpers." for helper in exc.unknown]}})
@@ -379,16 +377,6 @@ class VolunteersService(KernelEntrypoints):
             domain.check_not_after_today(day, self._today())
         except ValueError as exc:
             raise InvalidInput(str(exc), {"fields": {field: [str(exc)]}})
-
-    @staticmethod
-    def _apply(rule, *args):
-        """Run a domain rule, turning its refusal into the caller's error."""
-        try:
-            rule(*args)
-        except domain.NotAllowed as exc:
-            raise Forbidden(str(exc))
-        except domain.RuleBroken as exc:
-            raise Conflict(str(exc))
 
 
 def require_admin_actor(actor: dict) -> dict:

@@ -15,7 +15,7 @@ from services import contracts
 from services.common.categories import CategoryEntrypoints, labels, require_categories
 from services.common.clock import month_bounds, month_days, naive_utcnow
 from services.common.db import Database, UnitOfWork, contains_text, get_by_id, json_list_has
-from services.common.errors import Conflict, InvalidInput, NotFound
+from services.common.errors import Conflict, InvalidInput, NotFound, enforce
 from services.common.events import reliable_event_handler
 from services.common.idempotency import idempotent
 from services.common.pagination import PageSchema, paginate
@@ -462,10 +462,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
             case = self._workable_case(uow, referral.case_id, actor)
             if case.status == domain.CaseStatus.CLOSED:
                 raise Conflict("The case is closed.")
-            try:
-                referral.status = domain.decide_referral(referral.status, data["status"])
-            except domain.RuleBroken as exc:
-                raise Conflict(str(exc))
+            referral.status = enforce(domain.decide_referral, referral.status, data["status"])
             referral.decided_by, referral.decided_at = actor["id"], naive_utcnow()
             self._referral_event(uow, referral, case)
             uow.commit()
@@ -487,9 +484,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
                 raise Conflict("The case is closed.")
             recorded = [(s["stage"], date.fromisoformat(s["on"])) for s in referral.stages or []]
             try:
-                domain.check_stage(referral.status, recorded, data["stage"], data["on"], self._today())
-            except domain.RuleBroken as exc:
-                raise Conflict(str(exc), {"next_stage": domain.next_stage([name for name, _ in recorded])})
+                enforce(domain.check_stage, referral.status, recorded, data["stage"], data["on"], self._today())
             except domain.StageDateInvalid as exc:
                 raise InvalidInput(str(exc), {"fields": {"on": [str(exc)]}})
             referral.stages = [*(referral.stages or []), {"stage": data["stage"], "on": data["on"].isoformat()}]
@@ -555,13 +550,8 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
         now = naive_utcnow()
         with self.db.unit_of_work() as uow:
             case = self._case(uow, case_id)
-            try:
-                domain.check_erasable(case.status, case.closed_at, case.erased_at, retention, now)
-            except domain.RuleBroken as exc:
-                if case.erased_at is None and case.status in domain.ERASABLE_STATUSES and case.closed_at:
-                    day = self._local_day(domain.erasable_from(case.closed_at, retention)).isoformat()
-                    raise Conflict(f"{exc} It may be erased from {day}.", {"erasable_from": day})
-                raise Conflict(str(exc))
+            erasable_on = case.closed_at and self._local_day(domain.erasable_from(case.closed_at, retention))
+            enforce(domain.check_erasable, case.status, case.closed_at, case.erased_at, retention, now, erasable_on)
             # Claimed by a conditional update: two erasures at once, one wins and the other is a 409.
             claimed = uow.session.execute(update(Case).where(Case.id == case.id, Case.erased_at.is_(None))
                                           .values(erased_at=now, erased_by=actor["id"], erase_reason=data["reason"]))
@@ -665,10 +655,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
 
     @staticmethod
     def _move(case: Case, action: str):
-        try:
-            case.status = domain.next_status(case.status, action)
-        except domain.RuleBroken as exc:
-            raise Conflict(str(exc))
+        case.status = enforce(domain.next_status, case.status, action)
 
     @rpc
     def summary(self) -> dict:
