@@ -13,14 +13,15 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from services.common.categories import CategoryEntrypoints, labelled, problems
+from services.categories import CategoryEntrypoints, labelled, problems
 from services.common.clock import isoformat, month_bounds, naive_utcnow
 from services.common.db import Database, get_by_id
 from services.common.errors import Conflict, InvalidInput, NotFound, enforce
 from services.common.idempotency import idempotent
 from services.common.pagination import PageSchema, paginate
-from services.common.schemas import load_actor, load_or_raise, require_admin, require_id, shared
+from services.common.schemas import load_or_raise, require_id, shared
 from services.common.service import KernelEntrypoints, rpc
+from services.contracts.principal import load_actor, require_admin
 from services.contracts import donations as events
 from services.donations import domain
 from services.donations.models import (

@@ -11,14 +11,15 @@ from nameko.timer import timer
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from services.common.categories import CategoryEntrypoints, labelled, labels, require_categories
+from services.categories import CategoryEntrypoints, labelled, labels, require_categories
 from services.common.clock import isoformat, month_bounds, naive_utcnow
 from services.common.db import Database, UnitOfWork, get_by_id
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound, enforce
 from services.common.idempotency import idempotent
 from services.common.pagination import PageSchema, paginate
-from services.common.schemas import is_admin, load_actor, load_or_raise, require_admin
+from services.common.schemas import load_or_raise
 from services.common.service import KernelEntrypoints, rpc
+from services.contracts.principal import is_admin, load_actor, require_admin
 from services.contracts import patrol as events
 from services.patrol import domain
 from services.patrol.models import AuditEntry, Category, Incident, Patrol, Zone, ZoneCompound, kernel

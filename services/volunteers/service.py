@@ -18,8 +18,9 @@ from services.common.errors import Conflict, InvalidInput, NotFound, enforce
 from services.common.events import reliable_event_handler
 from services.common.idempotency import idempotent
 from services.common.pagination import paginate
-from services.common.schemas import is_admin, load_actor, load_or_raise, require_admin
+from services.common.schemas import load_or_raise
 from services.common.service import KernelEntrypoints, rpc
+from services.contracts.principal import is_admin, load_actor, require_admin
 from services.contracts import patrol as patrol_events
 from services.contracts import volunteers as events
 from services.volunteers import domain
@@ -263,7 +264,7 @@ class VolunteersService(KernelEntrypoints):
 
     # -- hours from patrols --------------------------------------------------------
 
-    @reliable_event_handler("patrol", patrol_events.PATROL_FINISHED)
+    @reliable_event_handler("patrol", patrol_events.PATROL_FINISHED, subscriptions=contracts.SUBSCRIPTIONS)
     def on_patrol_finished(self, envelope: dict):
         """A finished patrol counts its duration for its member, once: a
         redelivered event, or the same patrol's event at two instances at once,
@@ -272,7 +273,7 @@ class VolunteersService(KernelEntrypoints):
         self._count_patrol(data, domain.patrol_minutes(data["started_at"], data["finished_at"],
                                                        data["duration_minutes"]), correction=False)
 
-    @reliable_event_handler("patrol", patrol_events.PATROL_CORRECTED)
+    @reliable_event_handler("patrol", patrol_events.PATROL_CORRECTED, subscriptions=contracts.SUBSCRIPTIONS)
     def on_patrol_corrected(self, envelope: dict):
         """The office set a patrol's times right: its record takes the new
         minutes (and is made, if the patrol's finish has not arrived yet)."""

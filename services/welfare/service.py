@@ -12,15 +12,16 @@ from nameko.timer import timer
 from sqlalchemy import and_, func, insert, not_, or_, select, update
 
 from services import contracts
-from services.common.categories import CategoryEntrypoints, labels, require_categories
+from services.categories import CategoryEntrypoints, labels, require_categories
 from services.common.clock import month_bounds, month_days, naive_utcnow
 from services.common.db import Database, UnitOfWork, contains_text, get_by_id, json_list_has
 from services.common.errors import Conflict, InvalidInput, NotFound, enforce
 from services.common.events import reliable_event_handler
 from services.common.idempotency import idempotent
 from services.common.pagination import PageSchema, paginate
-from services.common.schemas import is_admin, load_actor, load_or_raise, require_admin
+from services.common.schemas import load_or_raise
 from services.common.service import KernelEntrypoints, rpc
+from services.contracts.principal import is_admin, load_actor, require_admin
 from services.contracts import donations as donation_events
 from services.contracts import patrol as patrol_events
 from services.contracts import welfare as events
@@ -254,7 +255,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
             uow.commit()
         return self._case_view(case)
 
-    @reliable_event_handler("patrol", patrol_events.INCIDENT_REPORTED)
+    @reliable_event_handler("patrol", patrol_events.INCIDENT_REPORTED, subscriptions=contracts.SUBSCRIPTIONS)
     def on_incident_reported(self, envelope: dict):
         """A hardship found on patrol becomes a draft case for the office to
         confirm (with its household and a party member) or dismiss."""
@@ -766,7 +767,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
 
     # -- events from other services -------------------------------------------------
 
-    @reliable_event_handler("donations", donation_events.ITEMS_DISPATCHED)
+    @reliable_event_handler("donations", donation_events.ITEMS_DISPATCHED, subscriptions=contracts.SUBSCRIPTIONS)
     def on_items_dispatched(self, envelope: dict):
         """Goods sent to a case show on it as assistance received."""
         event = contracts.validate(envelope)
