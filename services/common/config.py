@@ -17,7 +17,6 @@ DEFAULT_AMQP_URI = "amqp://guest:guest@localhost:5672/"
 
 # Defaults the kernel falls back to when a config file does not say.
 DEFAULTS = {
-    "OUTBOX_RELAY_INTERVAL": 2.0,     # seconds between relay sweeps
     "OUTBOX_GRACE_SECONDS": 5.0,      # a row younger than this is left to the worker that wrote it
     "EVENT_MAX_ATTEMPTS": 5,          # handler attempts before a message is dead-lettered
     "EVENT_RETRY_BACKOFF": 0.2,       # seconds, doubled per attempt

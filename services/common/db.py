@@ -19,10 +19,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from services import contracts
 from services.common import config as linli_config
 from services.common.clock import naive_utcnow
 from services.common.envelope import make_envelope
+from services.common.events import EventContract
 from services.common.outbox import Relay
 from services.common.schemas import require_id
 
@@ -53,9 +53,12 @@ def json_list_has(column, value: str):
 
 
 class KernelTables:
-    """The outbox and processed-events tables, added to a service's metadata."""
+    """The outbox and processed-events tables, added to a service's metadata,
+    and the contract of the events the outbox takes (`events`: handed in by
+    the service, services.contracts.EVENTS; the kernel knows no event)."""
 
-    def __init__(self, metadata: MetaData):
+    def __init__(self, metadata: MetaData, events: EventContract):
+        self.events = events
         self.outbox = Table(
             "outbox", metadata,
             Column("id", String(32), primary_key=True),          # the envelope id
@@ -120,39 +123,43 @@ def make_postgres_green():
 class UnitOfWork:
     """One business transaction: domain rows and outbox rows commit together.
 
-    Rolls back unless `commit()` is called. After the commit, the events it
-    emitted are published at once; what fails to publish stays in the outbox
-    for the relay's timer. In a call under an Idempotency-Key (@idempotent),
-    the commit happens at the end of the call, with the key and the answer.
+    It commits or rolls back, nothing else. `commit()` flushes the work and
+    hands it to its *committer*, the seam where "when and how this becomes
+    durable" is decided: the default, CommitNow, commits at once and publishes
+    what was emitted; @idempotent installs one that holds the work until the
+    call's answer is known (services/common/idempotency.py); a later group
+    commit (many units of concurrent requests in one transaction, each in a
+    savepoint) is another committer on this same seam. When the `with` block
+    ends, the session rolls back whatever is not committed, unless a committer
+    holds the work open (`held`).
     """
 
-    def __init__(self, session: Session, kernel: KernelTables, source: str, relay=None, request=None):
+    def __init__(self, session: Session, kernel: KernelTables, source: str, committer: "CommitNow | None" = None):
         self.session = session
         self.kernel = kernel
         self.source = source
-        self.relay = relay
-        self.request = request  # the worker's RequestKey when the call came with an Idempotency-Key
-        self._emitted: list[str] = []
+        self.committer = committer if committer is not None else CommitNow()
+        self.emitted: list[str] = []  # outbox ids, in the order emitted
+        self.held = False             # set by a committer that commits the work later
 
     def __enter__(self) -> "UnitOfWork":
         return self
 
     def __exit__(self, *exc_info):
-        if self.request is not None and self.request.unit_of_work is self:
-            return  # @idempotent commits it, with the call's answer
         # Anything not committed by now is abandoned, whether or not an error was raised.
-        self.session.rollback()
+        if not self.held:
+            self.session.rollback()
 
     def emit(self, event_type: str, data: dict, version: int = 1) -> dict:
         """Add an event to the outbox, in this transaction. The payload is
         checked against the contract here, not at the consumer."""
         envelope = make_envelope(self.source, event_type, data, version)
-        contracts.validate(envelope, strict=True)
+        self.kernel.events.validate(envelope, strict=True)
         self.session.execute(insert(self.kernel.outbox).values(
             id=envelope["id"], source=self.source, event_type=event_type,
             envelope=json.dumps(envelope), created_at=naive_utcnow(),
         ))
-        self._emitted.append(envelope["id"])
+        self.emitted.append(envelope["id"])
         return envelope
 
     def first_delivery(self, envelope_id: str, consumer: str) -> bool:
@@ -168,44 +175,27 @@ class UnitOfWork:
         return True
 
     def commit(self):
-        if self.request is not None:
-            # Under an Idempotency-Key, the write commits with the key and the
-            # call's answer, all in this one transaction: @idempotent finishes it
-            # (commit_with_answer) once the method has returned its answer.
-            self.session.flush()
-            self.request.unit_of_work = self
-            return
-        self.session.commit()
-        self._publish_emitted()
-
-    def commit_with_answer(self, answer):
-        """The key, its answer and the write, at once. KeyAlreadyUsed (and
-        nothing written) when the same key committed first, at any instance."""
-        request = self.request
-        try:
-            self.session.execute(insert(self.kernel.idempotent_requests).values(
-                operation=request.operation, key=request.key, fingerprint=request.fingerprint,
-                response=json.dumps(answer, default=str), created_at=naive_utcnow()))
-            self.session.commit()
-        except IntegrityError:
-            self.session.rollback()
-            raise KeyAlreadyUsed(request.key)
-        self._publish_emitted()
-
-    def _publish_emitted(self):
-        emitted, self._emitted = self._emitted, []
-        if emitted and self.relay is not None:
-            self.relay.publish_now(emitted)
+        """Flush, then hand the work to the committer (see the class doc)."""
+        self.session.flush()
+        self.committer.commit(self)
 
 
-class KeyAlreadyUsed(Exception):
-    """Another request with this Idempotency-Key committed first."""
+class CommitNow:
+    """The default committer: the transaction commits at once, then what it
+    emitted is published (what fails to publish stays in the outbox for the
+    relay's timer). Without a relay, everything is left to the relay."""
 
+    def __init__(self, relay=None):
+        self.relay = relay
 
-class RequestKey:
-    def __init__(self, operation: str, key: str, fingerprint: str):
-        self.operation, self.key, self.fingerprint = operation, key, fingerprint
-        self.unit_of_work: UnitOfWork | None = None  # the write, waiting for the call's answer
+    def commit(self, uow: UnitOfWork):
+        uow.session.commit()
+        self.publish(uow.emitted)
+
+    def publish(self, envelope_ids: list[str]):
+        """After a commit: publish these outbox rows now (another committer's commit too)."""
+        if envelope_ids and self.relay is not None:
+            self.relay.publish_now(envelope_ids)
 
 
 class WorkerDatabase:
@@ -214,7 +204,8 @@ class WorkerDatabase:
     def __init__(self, provider: "Database"):
         self._provider = provider
         self._session: Session | None = None
-        self.request: RequestKey | None = None  # set by @idempotent for the call it wraps
+        # Who commits this worker's units of work: the hook @idempotent sets for the call it wraps.
+        self.committer = CommitNow(provider.relay)
 
     @property
     def session(self) -> Session:
@@ -232,8 +223,7 @@ class WorkerDatabase:
         return self._provider.engine
 
     def unit_of_work(self) -> UnitOfWork:
-        return UnitOfWork(self.session, self._provider.kernel,
-                          self._provider.container.service_name, self._provider.relay, self.request)
+        return UnitOfWork(self.session, self._provider.kernel, self._provider.container.service_name, self.committer)
 
     def relay_pending(self) -> int:
         return self._provider.relay.publish_pending()

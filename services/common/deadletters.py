@@ -1,6 +1,7 @@
 """What an operator does with dead letters: list them, and replay them into
 the queue they failed in (`linli dlq list|replay`). Shows ids and types only:
-the payload may hold personal data and stays in the broker."""
+the payload may hold personal data and stays in the broker. `subscriptions`:
+services.contracts.SUBSCRIPTIONS, handed in by the caller."""
 from __future__ import annotations
 
 import json
@@ -11,13 +12,12 @@ from services.common import broker
 
 from services.common.events import (
     ATTEMPTS_HEADER, ERROR_HEADER, FAILED_AT_HEADER, QUEUE_HEADER,
-    dead_letter_queue, queue_name,
+    Subscription, dead_letter_queue, queue_name,
 )
-from services.contracts import SUBSCRIPTIONS
 
 
-def dead_letter_queues() -> list[Queue]:
-    return [dead_letter_queue(queue_name(sub)) for sub in SUBSCRIPTIONS]
+def dead_letter_queues(subscriptions: tuple[Subscription, ...]) -> list[Queue]:
+    return [dead_letter_queue(queue_name(sub)) for sub in subscriptions]
 
 
 def _describe(message, dlq: str) -> dict:
@@ -40,11 +40,11 @@ def _describe(message, dlq: str) -> dict:
     }
 
 
-def list_dead_letters(amqp: str | dict) -> list[dict]:
+def list_dead_letters(amqp: str | dict, subscriptions: tuple[Subscription, ...]) -> list[dict]:
     """Every dead letter, without taking it off its queue (`amqp`: config or URI)."""
     found = []
     with broker.connection(amqp) as connection:
-        for dlq in dead_letter_queues():
+        for dlq in dead_letter_queues(subscriptions):
             channel = connection.channel()
             bound = dlq(channel)
             bound.declare()
@@ -55,13 +55,13 @@ def list_dead_letters(amqp: str | dict) -> list[dict]:
     return found
 
 
-def replay(amqp: str | dict, event_id: str | None = None) -> list[dict]:
+def replay(amqp: str | dict, subscriptions: tuple[Subscription, ...], event_id: str | None = None) -> list[dict]:
     """Move dead letters (all, or those of one event id) back to the queue they
     failed in, with a fresh attempt count. Each is acked off the dead-letter
     queue only after the broker confirmed its copy."""
     replayed = []
     with broker.connection(amqp, transport_options={"confirm_publish": True}) as connection:
-        for dlq in dead_letter_queues():
+        for dlq in dead_letter_queues(subscriptions):
             channel = connection.channel()
             bound = dlq(channel)
             bound.declare()

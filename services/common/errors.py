@@ -5,6 +5,8 @@ with its details, instead of a bare RemoteError.
 """
 from nameko.exceptions import deserialize_to_instance
 
+from services.common.rules import NotAllowed, RuleBroken
+
 
 class LinliError(Exception):
     """Base of every expected error; `code` is stable for clients."""
@@ -106,3 +108,16 @@ def invalid_input(validation_error) -> InvalidInput:
     if not isinstance(messages, dict):
         messages = {"_schema": messages}
     return InvalidInput("The request has invalid fields.", {"fields": messages})
+
+
+def enforce(rule, *args, **kwargs):
+    """Apply a domain rule (services/common/rules.py) and return what it
+    returns; its refusal becomes the caller's error, message and details kept:
+    NotAllowed a Forbidden (403), any other RuleBroken a Conflict (409). The
+    one place where a domain's "no" becomes a remote error, for every service."""
+    try:
+        return rule(*args, **kwargs)
+    except NotAllowed as exc:
+        raise Forbidden(exc.message, exc.details)
+    except RuleBroken as exc:
+        raise Conflict(exc.message, exc.details)

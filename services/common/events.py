@@ -1,11 +1,16 @@
 """Durable event consumption: the queue of every subscription and its
 dead-letter queue, declared before anything is published; a handler that
 retries a failed message a bounded number of times and then dead-letters it,
-so nothing is dropped in silence; and the operator's view of dead letters."""
+so nothing is dropped in silence; and the operator's view of dead letters.
+
+The kernel knows no event: which events exist and who subscribes to them is
+services.contracts' (EVENTS, SUBSCRIPTIONS), handed in by the caller."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timezone
+from typing import NamedTuple
 
 import eventlet
 from kombu import Exchange, Queue, binding
@@ -14,12 +19,10 @@ from nameko.exceptions import ConfigurationError
 from nameko.messaging import Consumer
 from nameko.standalone.events import get_event_exchange
 
-from services import contracts
 from services.common import broker
 from services.common import config as linli_config
 from services.common import nameko_patches  # noqa: F401 -- a lost connection at ack must not kill a service
 from services.common.metrics import EVENTS_CONSUMED
-from services.contracts import SUBSCRIPTIONS, Subscription
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +30,22 @@ ATTEMPTS_HEADER = "x-linli-attempts"
 ERROR_HEADER = "x-linli-error"
 QUEUE_HEADER = "x-linli-queue"
 FAILED_AT_HEADER = "x-linli-failed-at"
+
+
+class Subscription(NamedTuple):
+    source: str        # producing service
+    event_type: str
+    consumer: str      # consuming service
+    handler: str       # method name of the consumer's handler
+
+
+class EventContract(NamedTuple):
+    """What the kernel is told about events by whoever assembles a service or
+    a command (services.contracts.EVENTS)."""
+
+    validate: Callable[..., dict]              # validate(envelope, strict=...): the envelope, or ValidationError
+    subscriptions: tuple[Subscription, ...]    # every durable consumer
+    producers: tuple[str, ...]                 # every service that publishes events
 
 
 def queue_name(sub: Subscription) -> str:
@@ -65,13 +84,13 @@ def redelivery_queue(name: str, consumer: str) -> Queue:
                  durable=True, auto_delete=False, exclusive=False)
 
 
-def declare_topology(amqp: str | dict, subscriptions=SUBSCRIPTIONS, sources=None) -> int:
+def declare_topology(amqp: str | dict, events: EventContract, sources=None) -> int:
     """Declare every event exchange, subscription queue and dead-letter queue
-    (or those of `sources`' events: all a service's broker user may declare).
-    `amqp`: a service's config, or a bare URI."""
-    sources = contracts.PRODUCERS if sources is None else sources
-    subscriptions = [sub for sub in subscriptions if sub.source in sources]
-    everything = set(sources) == set(contracts.PRODUCERS)
+    of the contract `events` (or those of `sources`' events: all a service's
+    broker user may declare). `amqp`: a service's config, or a bare URI."""
+    sources = events.producers if sources is None else sources
+    subscriptions = [sub for sub in events.subscriptions if sub.source in sources]
+    everything = set(sources) == set(events.producers)
     with broker.connection(amqp) as connection:
         channel = connection.channel()
         for source in sources:
@@ -94,16 +113,19 @@ class ReliableEventHandler(EventHandler):
     the queue's dead-letter queue with the error's type. The original is acked
     only after the copy is confirmed by the broker. Handlers must be idempotent
     (see UnitOfWork.first_delivery): a message may arrive more than once.
+    `subscriptions`: every subscription declared before events are published
+    (services.contracts.SUBSCRIPTIONS); this handler's must be among them.
     """
 
-    def __init__(self, source_service: str, event_type: str, **kwargs):
+    def __init__(self, source_service: str, event_type: str, subscriptions: tuple[Subscription, ...], **kwargs):
         super().__init__(source_service, event_type, handler_type=SERVICE_POOL,
                          reliable_delivery=True, requeue_on_error=False, **kwargs)
+        self.subscriptions = subscriptions
 
     def setup(self):
         sub = Subscription(self.source_service, self.event_type,
                            self.container.service_name, self.method_name)
-        if sub not in SUBSCRIPTIONS:
+        if sub not in self.subscriptions:
             raise ConfigurationError(
                 f"{sub} is not in services.contracts.SUBSCRIPTIONS: add it there, "
                 "so that its queue is declared before events are published")

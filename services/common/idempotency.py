@@ -8,9 +8,11 @@ nothing twice, at any instance, at any time.
 
     self.welfare.open_case(payload, actor, idempotency_key="...")
 
-The key and the call's answer are stored in the write's own transaction (the
-method's `uow.commit()` is completed here, once the answer is known), so a
-write and its answer exist together or not at all, whatever crashes when. The
+The key and the call's answer are stored in the write's own transaction, so a
+write and its answer exist together or not at all, whatever crashes when: for
+the call it wraps, @idempotent installs its own committer on the worker's
+database (WorkerDatabase.committer, the unit of work's seam), CommitWithAnswer,
+which holds the method's `uow.commit()` open until the answer is known. The
 same key with other arguments (another body, or another caller) is a 422. A
 call that failed wrote nothing and may be retried with the same key.
 """
@@ -21,9 +23,11 @@ import hashlib
 import inspect
 import json
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 
-from services.common.db import KeyAlreadyUsed, RequestKey
+from services.common.clock import naive_utcnow
+from services.common.db import CommitNow, UnitOfWork
 from services.common.errors import IdempotencyKeyReused, InvalidInput, LinliError
 
 MAX_KEY_LENGTH = 100
@@ -41,6 +45,49 @@ def fingerprint(args: tuple, kwargs: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+class KeyAlreadyUsed(Exception):
+    """Another request with this Idempotency-Key committed first."""
+
+
+class RequestKey:
+    def __init__(self, operation: str, key: str, fingerprint: str):
+        self.operation, self.key, self.fingerprint = operation, key, fingerprint
+
+
+class CommitWithAnswer:
+    """The committer of a call under an Idempotency-Key: each `uow.commit()`
+    only flushes and leaves the transaction open (the unit is `held`); once the
+    call has its answer, commit_with_answer writes the key and the answer in
+    that same transaction and commits it all, then publishes through `then`
+    (the worker's own committer)."""
+
+    def __init__(self, request: RequestKey, then: CommitNow):
+        self.request = request
+        self.then = then
+        self.held: list[UnitOfWork] = []  # the call's units of work, all on the worker's one session
+
+    def commit(self, uow: UnitOfWork):
+        uow.held = True
+        self.held.append(uow)
+
+    def commit_with_answer(self, answer):
+        """The key, its answer and the write, at once. KeyAlreadyUsed (and
+        nothing written) when the same key committed first, at any instance.
+        Nothing to do when the call wrote nothing."""
+        if not self.held:
+            return
+        request, session, kernel = self.request, self.held[0].session, self.held[0].kernel
+        try:
+            session.execute(insert(kernel.idempotent_requests).values(
+                operation=request.operation, key=request.key, fingerprint=request.fingerprint,
+                response=json.dumps(answer, default=str), created_at=naive_utcnow()))
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            raise KeyAlreadyUsed(request.key)
+        self.then.publish([envelope_id for uow in self.held for envelope_id in uow.emitted])
+
+
 def idempotent(method):
     """Give an RPC write an `idempotency_key=None` keyword (see the module doc)."""
 
@@ -52,11 +99,11 @@ def idempotent(method):
         earlier = _earlier_answer(self.db, request)
         if earlier is not None:
             return earlier
-        self.db.request = request
+        committer = CommitWithAnswer(request, then=self.db.committer)
+        self.db.committer = committer
         try:
             answer = method(self, *args, **kwargs)
-            if request.unit_of_work is not None:  # it wrote: commit the write with its answer
-                request.unit_of_work.commit_with_answer(answer)
+            committer.commit_with_answer(answer)  # if it wrote: the write with its answer
             return answer
         except KeyAlreadyUsed:  # the same key at once, elsewhere, and that one committed first
             return _earlier_answer(self.db, request)
@@ -68,7 +115,7 @@ def idempotent(method):
                 raise
             return earlier
         finally:
-            self.db.request = None
+            self.db.committer = committer.then
             self.db.session.rollback()  # whatever was not committed with its answer
 
     # The method's own signature plus the key, so that nameko's check of a call's

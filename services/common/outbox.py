@@ -105,7 +105,7 @@ class Relay:
         """Publish the rows `query` finds, in `order` (ids) if given, else as found."""
         if not self._topology_declared:
             # Only its own events' queues: all this service's broker user may declare.
-            events.declare_topology(self.config, sources=[self.source])
+            events.declare_topology(self.config, self.kernel.events, sources=[self.source])
             self._topology_declared = True
         sent: list[str] = []
         with Session(self.engine) as session:

@@ -1,4 +1,5 @@
-"""Schemas the kernel shares: who is calling, as the gateway vouches for it."""
+"""Schemas and input checks the kernel shares. Who is calling (roles, the
+office) is the gateway's contract with the services: services/contracts/principal.py."""
 import functools
 import re
 from datetime import datetime, timezone
@@ -6,16 +7,8 @@ from datetime import datetime, timezone
 from marshmallow import Schema, ValidationError, fields, validate
 
 from services.common.clock import isoformat
-from services.common.errors import Forbidden, InvalidInput, invalid_input
+from services.common.errors import InvalidInput, invalid_input
 from services.common.strict_json import DEPTH_MESSAGE, MAX_DEPTH
-
-ROLES = ("admin", "member", "viewer")
-
-
-class ActorSchema(Schema):
-    id = fields.String(required=True)
-    roles = fields.List(fields.String(validate=validate.OneOf(ROLES)), required=True)
-
 
 @functools.cache
 def shared(schema_class: type[Schema], many: bool = False) -> Schema:
@@ -23,14 +16,6 @@ def shared(schema_class: type[Schema], many: bool = False) -> Schema:
     schema costs more than most loads and dumps with it, and an instance keeps
     no state between them (no schema here uses `context`)."""
     return schema_class(many=many)
-
-
-def load_actor(actor: dict) -> dict:
-    return load_or_raise(shared(ActorSchema), actor)
-
-
-def is_admin(actor: dict) -> bool:
-    return "admin" in actor["roles"]
 
 
 class UtcDateTime(fields.Field):
@@ -135,8 +120,3 @@ def load_or_raise(schema: Schema, payload) -> dict:
         return schema.load(payload if payload is not None else {})
     except ValidationError as exc:
         raise invalid_input(exc)
-
-
-def require_admin(actor: dict):
-    if not is_admin(actor):
-        raise Forbidden("Only the community office (admin) may do this.")

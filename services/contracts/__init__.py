@@ -7,11 +7,10 @@ drops an event that no queue is bound for yet.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError
 
 from services.common.envelope import EnvelopeSchema
+from services.common.events import EventContract, Subscription
 from services.common.schemas import shared
 from services.contracts import donations, gateway, notifications, patrol, volunteers, welfare
 
@@ -23,13 +22,6 @@ PRODUCERS = {
     "volunteers": volunteers,
     "welfare": welfare,
 }
-
-
-class Subscription(NamedTuple):
-    source: str        # producing service
-    event_type: str
-    consumer: str      # consuming service
-    handler: str       # method name of the consumer's handler
 
 
 SUBSCRIPTIONS: tuple[Subscription, ...] = (
@@ -70,6 +62,10 @@ def validate(envelope: dict, *, strict: bool = False) -> dict:
     loaded = shared(EnvelopeSchema).load(envelope, unknown=unknown)
     loaded["data"] = data_schema(loaded["source"], loaded["type"]).load(loaded["data"], unknown=unknown)
     return loaded
+
+
+# What the kernel is handed: each service's KernelTables, `linli` and the tests give it this.
+EVENTS = EventContract(validate=validate, subscriptions=SUBSCRIPTIONS, producers=tuple(PRODUCERS))
 
 
 # What an event may show on a dashboard or an operator's terminal: ids,

@@ -4,6 +4,9 @@ from __future__ import annotations
 import secrets
 from datetime import date
 
+from services.common.rules import RuleBroken
+
+
 # No 0/O, 1/I/L: a code is read off paper and typed in again.
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 VERIFICATION_CODE_LENGTH = 8
@@ -16,10 +19,6 @@ MAX_ITEM_LINES = 50               # lines in one gift or dispatch
 # JavaScript number (below 2^53, for the dashboard) and the BigInteger columns
 # (2^63 - 1, about 9.2 x 10^18) 9,000 times above anything they can hold.
 MAX_CAMPAIGN_TOTAL = 10**15
-
-
-class RuleBroken(Exception):
-    """The change conflicts with the campaign's state or stock: a 409."""
 
 
 class CampaignStatus:

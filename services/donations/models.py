@@ -10,9 +10,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from services.common.categories import CategoryColumns
+from services.categories import CategoryColumns
 from services.common.clock import naive_utcnow
 from services.common.db import KernelTables, new_id
+from services.contracts import EVENTS
 
 
 class Base(DeclarativeBase):
@@ -32,11 +33,11 @@ class Base(DeclarativeBase):
 #   (5 x 10^6), and so the welfare service's assistance rows too: INTEGER.
 
 
-kernel = KernelTables(Base.metadata)
+kernel = KernelTables(Base.metadata, EVENTS)
 
 
 class Category(CategoryColumns, Base):
-    """The community's goods categories (services/common/categories.py)."""
+    """The community's goods categories (services/categories.py)."""
 
 
 class Stock(Base):

@@ -13,14 +13,15 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from services.common.categories import CategoryEntrypoints, labelled, problems
+from services.categories import CategoryEntrypoints, labelled, problems
 from services.common.clock import isoformat, month_bounds, naive_utcnow
 from services.common.db import Database, get_by_id
-from services.common.errors import Conflict, InvalidInput, NotFound
+from services.common.errors import Conflict, InvalidInput, NotFound, enforce
 from services.common.idempotency import idempotent
 from services.common.pagination import PageSchema, paginate
-from services.common.schemas import load_actor, load_or_raise, require_admin, require_id, shared
+from services.common.schemas import load_or_raise, require_id, shared
 from services.common.service import KernelEntrypoints, rpc
+from services.contracts.principal import load_actor, require_admin
 from services.contracts import donations as events
 from services.donations import domain
 from services.donations.models import (
@@ -228,7 +229,7 @@ class DonationsService(CategoryEntrypoints, KernelEntrypoints):
         require_admin(load_actor(actor))
         with self.db.unit_of_work() as uow:
             campaign = self._campaign(campaign_id, uow.session)
-            self._apply(domain.check_open, campaign.status)
+            enforce(domain.check_open, campaign.status)
             campaign.status = domain.CampaignStatus.CLOSED
             uow.emit(events.CAMPAIGN_CLOSED, {"campaign_id": campaign.id})
             uow.commit()
@@ -246,7 +247,7 @@ class DonationsService(CategoryEntrypoints, KernelEntrypoints):
                 Campaign.id == require_id(campaign_id, "campaign_id")).with_for_update())
             if campaign is None:
                 raise NotFound("No such campaign.")
-            self._apply(domain.check_editable, campaign.status, set(data))
+            enforce(domain.check_editable, campaign.status, set(data))
             starts_on, ends_on = data.get("starts_on", campaign.starts_on), data.get("ends_on", campaign.ends_on)
             try:
                 domain.check_dates(starts_on, ends_on)
@@ -299,7 +300,7 @@ class DonationsService(CategoryEntrypoints, KernelEntrypoints):
             ).where(Campaign.id == require_id(campaign_id, "campaign_id"))).one_or_none()
             if campaign is None:
                 raise NotFound("No such campaign.")
-            self._apply(domain.check_accepts_donations, campaign.status, campaign.starts_on,
+            enforce(domain.check_accepts_donations, campaign.status, campaign.starts_on,
                         campaign.ends_on, self._today())
             amount = data["amount_fen"] or 0
             # One statement takes the next receipt number and adds to the totals; the row
@@ -318,9 +319,9 @@ class DonationsService(CategoryEntrypoints, KernelEntrypoints):
             # The goal as of this row lock: an edit of the goal committed meanwhile counts.
             seq, cash_after, donations_after, goal_fen = taken
             # Checked after adding, under the row locks: a gift past the totals' bound is rolled back.
-            self._apply(domain.check_within_totals, cash_after)
+            enforce(domain.check_within_totals, cash_after)
             for category, quantity in domain.count_items(items).items():
-                self._apply(domain.check_within_totals, self._receive(uow.session, campaign.id, category, quantity))
+                enforce(domain.check_within_totals, self._receive(uow.session, campaign.id, category, quantity))
             donation = Donation(
                 campaign_id=campaign.id, seq=seq, receipt_no=domain.receipt_no(campaign.code, seq),
                 verification_code=domain.new_code(domain.VERIFICATION_CODE_LENGTH), kind=data["kind"],
@@ -563,10 +564,3 @@ class DonationsService(CategoryEntrypoints, KernelEntrypoints):
         query = select(Dispatch).where(Dispatch.campaign_id == campaign_id)
         result = paginate(self.db.session, query, paging, Dispatch.created_at, Dispatch.id)
         return {"items": shared(DispatchSchema, many=True).dump(result["items"]), "next_cursor": result["next_cursor"]}
-
-    @staticmethod
-    def _apply(rule, *args):
-        try:
-            rule(*args)
-        except domain.RuleBroken as exc:
-            raise Conflict(str(exc))

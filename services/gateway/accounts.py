@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from services.common.clock import naive_utcnow
-from services.common.db import UnitOfWork, contains_text, json_list_has, make_engine
+from services.common.db import CommitNow, UnitOfWork, contains_text, json_list_has, make_engine
 from services.common.errors import Conflict, NotFound
 from services.common.outbox import Relay
 from services.common.pagination import paginate
@@ -273,7 +273,7 @@ def create_admin(db_url: str, username: str, password: str, name: str, amqp_uri:
     broker = {"AMQP_URI": amqp_uri} if isinstance(amqp_uri, str) else amqp_uri  # a URI, or AMQP_URI and AMQP_SSL
     relay = Relay(engine, kernel, "gateway", broker) if broker else None
     try:
-        with Session(engine) as session, UnitOfWork(session, kernel, "gateway", relay) as uow:
+        with Session(engine) as session, UnitOfWork(session, kernel, "gateway", CommitNow(relay)) as uow:
             try:
                 register(uow, {"username": username, "password": password, "name": name,
                                "roles": ["admin"], "party_member": False})

@@ -2,9 +2,10 @@
 the welfare service's schemas, alerts the notifications service's."""
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from services.common.categories import CategoryCreateSchema, CategorySchema  # noqa: F401 -- the routes' shapes
+from services.categories import CategoryCreateSchema, CategorySchema  # noqa: F401 -- the routes' shapes
 from services.common.pagination import PageSchema, page_of
-from services.common.schemas import ROLES, UtcDateTime, phone_number
+from services.common.schemas import UtcDateTime, phone_number
+from services.contracts.principal import ROLES
 from services.contracts import PRODUCERS
 from services.donations.schemas import AuditEntrySchema as DonationsAuditEntrySchema
 from services.gateway import devices, passwords

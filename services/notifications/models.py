@@ -8,13 +8,14 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.clock import naive_utcnow
 from services.common.db import KernelTables, new_id
+from services.contracts import EVENTS
 
 
 class Base(DeclarativeBase):
     pass
 
 
-kernel = KernelTables(Base.metadata)
+kernel = KernelTables(Base.metadata, EVENTS)
 
 
 class Alert(Base):

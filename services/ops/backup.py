@@ -43,7 +43,7 @@ from sqlalchemy.pool import NullPool
 from services.common import broker, events
 from services.common import config as linli_config
 from services.common.db import KernelTables
-from services.contracts import SUBSCRIPTIONS
+from services.contracts import EVENTS, SUBSCRIPTIONS
 from services.ops.stack import (
     BROKER_PASSWORDS, SERVICES, database_variable, default_database_url, make_private, private_files, running_on,
 )
@@ -494,7 +494,7 @@ def mark_unconsumed_for_publishing(urls: dict[str, str]) -> int:
     moment (or dead-lettered), which the restored stack does not have."""
     engines = {service: create_engine(url, poolclass=NullPool) for service, url in urls.items()}
     try:
-        kernel = KernelTables(MetaData())
+        kernel = KernelTables(MetaData(), EVENTS)
         handled: dict[str, set[str]] = defaultdict(set)  # "service.handler" -> event ids
         table = kernel.processed_events
         for engine in engines.values():

@@ -280,13 +280,13 @@ def cmd_broker_users(args) -> int:
 
 
 def cmd_topology(_args) -> int:
-    count = events.declare_topology(linli_config.broker())
+    count = events.declare_topology(linli_config.broker(), contracts.EVENTS)
     print(f"linli: declared {count} event queue(s), each with its dead-letter queue")
     return 0
 
 
 def cmd_dlq_list(args) -> int:
-    letters = deadletters.list_dead_letters(linli_config.broker())
+    letters = deadletters.list_dead_letters(linli_config.broker(), contracts.SUBSCRIPTIONS)
     if args.json:
         for letter in letters:
             print(json.dumps(letter))
@@ -302,7 +302,7 @@ def cmd_dlq_list(args) -> int:
 
 
 def cmd_dlq_replay(args) -> int:
-    replayed = deadletters.replay(linli_config.broker(), event_id=args.id)
+    replayed = deadletters.replay(linli_config.broker(), contracts.SUBSCRIPTIONS, event_id=args.id)
     for letter in replayed:
         print(f"replayed {letter['source']}.{letter['type']} event {letter['event_id']} to {letter['queue']}")
     print(f"linli: {len(replayed)} dead letter(s) replayed")

@@ -17,6 +17,7 @@ from pathlib import Path
 import requests
 from amqp.exceptions import ChannelError
 
+from services import contracts
 from services.common import broker, caller
 from services.common import config as linli_config
 from services.common import events, migrations
@@ -197,7 +198,7 @@ class Stack:
         with private_files():
             for service in SERVICES:
                 migrations.upgrade(service, self.db_url(service))
-            events.declare_topology(self.broker)
+            events.declare_topology(self.broker, contracts.EVENTS)
             if self.broker_users:
                 management = brokerusers.Management(self.env["AMQP_URI"], self.env.get("LINLI_AMQP_MANAGEMENT_URL"))
                 self.service_uris = brokerusers.ensure(management, self.env["AMQP_URI"], SERVICES,

@@ -3,13 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-
-class RuleBroken(Exception):
-    """The change conflicts with the current state: a 409."""
-
-
-class NotAllowed(Exception):
-    """This person may not do this here: a 403."""
+from services.common.rules import NotAllowed, RuleBroken
 
 
 class IncidentStatus:

@@ -6,20 +6,21 @@ from datetime import datetime
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, false, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from services.common.categories import CategoryColumns
+from services.categories import CategoryColumns
 from services.common.clock import naive_utcnow
 from services.common.db import KernelTables, new_id
+from services.contracts import EVENTS
 
 
 class Base(DeclarativeBase):
     pass
 
 
-kernel = KernelTables(Base.metadata)
+kernel = KernelTables(Base.metadata, EVENTS)
 
 
 class Category(CategoryColumns, Base):
-    """The community's incident categories (services/common/categories.py)."""
+    """The community's incident categories (services/categories.py)."""
 
 
 class ZoneCompound(Base):

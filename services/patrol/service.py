@@ -11,14 +11,15 @@ from nameko.timer import timer
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from services.common.categories import CategoryEntrypoints, labelled, labels, require_categories
+from services.categories import CategoryEntrypoints, labelled, labels, require_categories
 from services.common.clock import isoformat, month_bounds, naive_utcnow
 from services.common.db import Database, UnitOfWork, get_by_id
-from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
+from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound, enforce
 from services.common.idempotency import idempotent
 from services.common.pagination import PageSchema, paginate
-from services.common.schemas import is_admin, load_actor, load_or_raise, require_admin
+from services.common.schemas import load_or_raise
 from services.common.service import KernelEntrypoints, rpc
+from services.contracts.principal import is_admin, load_actor, require_admin
 from services.contracts import patrol as events
 from services.patrol import domain
 from services.patrol.models import AuditEntry, Category, Incident, Patrol, Zone, ZoneCompound, kernel
@@ -213,10 +214,10 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
         data = load_or_raise(PatrolStartSchema(), payload)
         with self.db.unit_of_work() as uow:
             zone = self._zone(data["zone_id"], uow.session)
-            self._apply(domain.check_may_patrol, actor["id"], zone.leader_id, zone.member_ids)
+            enforce(domain.check_may_patrol, actor["id"], zone.leader_id, zone.member_ids)
             active = uow.session.scalar(
                 select(Patrol.id).where(Patrol.member_id == actor["id"], Patrol.finished_at.is_(None)))
-            self._apply(domain.check_no_active_patrol, active)
+            enforce(domain.check_no_active_patrol, active)
             patrol = Patrol(zone_id=zone.id, member_id=actor["id"], started_at=naive_utcnow())
             uow.session.add(patrol)
             try:
@@ -243,7 +244,7 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
             if patrol.member_id != actor["id"]:
                 raise Forbidden("Only the member on this patrol finishes it.")
             cap = self._cap_hours()
-            self._apply(domain.check_unfinished, patrol.finished_at, patrol.closed_automatically, cap)
+            enforce(domain.check_unfinished, patrol.finished_at, patrol.closed_automatically, cap)
             now = naive_utcnow()
             minutes = domain.minutes_counted(patrol.started_at, now, cap)
             # Conditional: the sweep may close this patrol as forgotten meanwhile. One of
@@ -333,7 +334,7 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
             zone = uow.session.get(Zone, data["zone_id"])
             if zone is None:
                 raise InvalidInput("No such zone.", {"fields": {"zone_id": ["No zone has this id."]}})
-            self._apply(domain.check_may_report, actor["id"], is_admin(actor), zone.leader_id, zone.member_ids)
+            enforce(domain.check_may_report, actor["id"], is_admin(actor), zone.leader_id, zone.member_ids)
             if data["compound"] not in zone.compounds:
                 raise InvalidInput("That compound is not in this zone.",
                                    {"fields": {"compound": [f"Not one of: {', '.join(zone.compounds)}."]}})
@@ -410,7 +411,7 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
         with self.db.unit_of_work() as uow:
             incident = self._incident(incident_id, uow.session)
             zone = uow.session.get(Zone, incident.zone_id)
-            self._apply(domain.check_may_acknowledge, actor["id"], is_admin(actor), zone.leader_id)
+            enforce(domain.check_may_acknowledge, actor["id"], is_admin(actor), zone.leader_id)
             if incident.acked_at is None and incident.status == domain.IncidentStatus.OPEN:
                 incident.acked_at, incident.acked_by = naive_utcnow(), actor["id"]
                 uow.emit(events.INCIDENT_ACKNOWLEDGED, {**self._incident_event(incident, zone),
@@ -427,8 +428,8 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
         with self.db.unit_of_work() as uow:
             incident = self._incident(incident_id, uow.session)
             zone = uow.session.get(Zone, incident.zone_id)
-            self._apply(domain.check_may_resolve, actor["id"], is_admin(actor), zone.leader_id)
-            self._apply(domain.check_open, incident.status)
+            enforce(domain.check_may_resolve, actor["id"], is_admin(actor), zone.leader_id)
+            enforce(domain.check_open, incident.status)
             # Conditional, so two resolutions racing cannot both succeed.
             resolved = uow.session.execute(
                 update(Incident).where(Incident.id == incident.id, Incident.status == domain.IncidentStatus.OPEN)
@@ -493,16 +494,6 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
             statement = statement.where(AuditEntry.patrol_id == query["patrol_id"])
         result = paginate(self.db.session, statement, query, AuditEntry.at, AuditEntry.id)
         return {"items": AuditEntrySchema(many=True).dump(result["items"]), "next_cursor": result["next_cursor"]}
-
-    @staticmethod
-    def _apply(rule, *args):
-        """Run a domain rule, turning its refusal into the caller's error."""
-        try:
-            rule(*args)
-        except domain.NotAllowed as exc:
-            raise Forbidden(str(exc))
-        except domain.RuleBroken as exc:
-            raise Conflict(str(exc))
 
     # -- the timer: escalation and coverage ----------------------------------------------
 

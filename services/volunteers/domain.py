@@ -4,13 +4,7 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
-
-class RuleBroken(Exception):
-    """The change conflicts with the current state: a 409."""
-
-
-class NotAllowed(Exception):
-    """This person may not do this here: a 403."""
+from services.common.rules import NotAllowed, RuleBroken
 
 
 class BadHelpers(ValueError):

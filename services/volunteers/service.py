@@ -14,12 +14,13 @@ from sqlalchemy.exc import IntegrityError
 from services import contracts
 from services.common.clock import month_days, month_of, naive_utcnow
 from services.common.db import Database, UnitOfWork, get_by_id
-from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
+from services.common.errors import Conflict, InvalidInput, NotFound, enforce
 from services.common.events import reliable_event_handler
 from services.common.idempotency import idempotent
 from services.common.pagination import paginate
-from services.common.schemas import is_admin, load_actor, load_or_raise, require_admin
+from services.common.schemas import load_or_raise
 from services.common.service import KernelEntrypoints, rpc
+from services.contracts.principal import is_admin, load_actor, require_admin
 from services.contracts import patrol as patrol_events
 from services.contracts import volunteers as events
 from services.volunteers import domain
@@ -139,12 +140,10 @@ class VolunteersService(KernelEntrypoints):
             raise InvalidInput("Say where, and what was done.", {"fields": {field: ["Not blank."] for field in blank}})
         with self.db.unit_of_work() as uow:
             group = self._group(group_id, uow.session)
-            self._apply(domain.check_may_record_session, actor["id"], is_admin(actor), group.leader_id)
+            enforce(domain.check_may_record_session, actor["id"], is_admin(actor), group.leader_id)
             present = domain.helpers_of(group.leader_id, data["helper_ids"])
             try:
-                domain.check_session(group.active, group.leader_id, present, list(group.helper_ids or []))
-            except domain.RuleBroken as exc:
-                raise Conflict(str(exc))
+                enforce(domain.check_session, group.active, group.leader_id, present, list(group.helper_ids or []))
             except domain.BadHelpers as exc:
                 raise InvalidInput(str(exc), {"fields": {"helper_ids": [
                     f"{helper} is not one of the group's helpers." for helper in exc.unknown]}})
@@ -265,7 +264,7 @@ class VolunteersService(KernelEntrypoints):
 
     # -- hours from patrols --------------------------------------------------------
 
-    @reliable_event_handler("patrol", patrol_events.PATROL_FINISHED)
+    @reliable_event_handler("patrol", patrol_events.PATROL_FINISHED, subscriptions=contracts.SUBSCRIPTIONS)
     def on_patrol_finished(self, envelope: dict):
         """A finished patrol counts its duration for its member, once: a
         redelivered event, or the same patrol's event at two instances at once,
@@ -274,7 +273,7 @@ class VolunteersService(KernelEntrypoints):
         self._count_patrol(data, domain.patrol_minutes(data["started_at"], data["finished_at"],
                                                        data["duration_minutes"]), correction=False)
 
-    @reliable_event_handler("patrol", patrol_events.PATROL_CORRECTED)
+    @reliable_event_handler("patrol", patrol_events.PATROL_CORRECTED, subscriptions=contracts.SUBSCRIPTIONS)
     def on_patrol_corrected(self, envelope: dict):
         """The office set a patrol's times right: its record takes the new
         minutes (and is made, if the patrol's finish has not arrived yet)."""
@@ -379,16 +378,6 @@ class VolunteersService(KernelEntrypoints):
             domain.check_not_after_today(day, self._today())
         except ValueError as exc:
             raise InvalidInput(str(exc), {"fields": {field: [str(exc)]}})
-
-    @staticmethod
-    def _apply(rule, *args):
-        """Run a domain rule, turning its refusal into the caller's error."""
-        try:
-            rule(*args)
-        except domain.NotAllowed as exc:
-            raise Forbidden(str(exc))
-        except domain.RuleBroken as exc:
-            raise Conflict(str(exc))
 
 
 def require_admin_actor(actor: dict) -> dict:

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 
+from services.common.rules import RuleBroken
+
+
 # A case's categories: each at most once, and a case needs no more than this many.
 MAX_CASE_CATEGORIES = 20
-
-
-class RuleBroken(Exception):
-    """A domain rule refused the change; the service maps it to a 409."""
 
 
 class CaseStatus:
@@ -48,17 +47,19 @@ def check_stage(status: str, recorded: list[tuple[str, date]], stage: str, on: d
     """A stage is recorded on an undecided referral, only the next one in
     order, on a day not before the previous stage's and not after today (the
     community's calendar). RuleBroken (a 409) for the order, StageDateInvalid
-    (a 400) for the date."""
-    if status != ReferralStatus.SUBMITTED:
-        raise RuleBroken(f"The referral is {status} already: no more stages.")
+    (a 400) for the date. A refusal names the stage that may come next."""
     done = [name for name, _ in recorded]
     expected = next_stage(done)
+    if status != ReferralStatus.SUBMITTED:
+        raise RuleBroken(f"The referral is {status} already: no more stages.", {"next_stage": expected})
     if stage in done:
-        raise RuleBroken(f"The stage {stage} is recorded already.")
+        raise RuleBroken(f"The stage {stage} is recorded already.", {"next_stage": expected})
     if stage != expected:
         if expected is None:
-            raise RuleBroken("Every stage is recorded already: the referral waits for its decision.")
-        raise RuleBroken(f"The next stage is {expected}: stages are recorded in order, none skipped.")
+            raise RuleBroken("Every stage is recorded already: the referral waits for its decision.",
+                             {"next_stage": expected})
+        raise RuleBroken(f"The next stage is {expected}: stages are recorded in order, none skipped.",
+                         {"next_stage": expected})
     if on > today:
         raise StageDateInvalid(f"The date {on.isoformat()} is in the future (today is {today.isoformat()}).")
     if recorded and on < recorded[-1][1]:
@@ -228,16 +229,20 @@ def latest_erasable_closing(now: datetime, retention_days: float) -> datetime:
 
 
 def check_erasable(status: str, closed_at: datetime | None, erased_at: datetime | None,
-                   retention_days: float, now: datetime) -> None:
+                   retention_days: float, now: datetime, erasable_on: date | None = None) -> None:
     """Only a closed or dismissed case, once, and only when its closing is
-    older than the retention period; else RuleBroken (a 409) saying why (the
-    service adds from which date)."""
+    older than the retention period; else RuleBroken (a 409) saying why, and
+    from which day (`erasable_on`: erasable_from on the community's calendar,
+    which the service knows) when only time stands in the way."""
     if erased_at is not None:
         raise RuleBroken("This case's personal details are erased already.")
     if status not in ERASABLE_STATUSES or closed_at is None:
         raise RuleBroken(f"A case that is {status} cannot be erased: only a closed or dismissed one.")
     if now < erasable_from(closed_at, retention_days):
-        raise RuleBroken("The retention period has not passed.")
+        if erasable_on is None:
+            raise RuleBroken("The retention period has not passed.")
+        day = erasable_on.isoformat()
+        raise RuleBroken(f"The retention period has not passed. It may be erased from {day}.", {"erasable_from": day})
 
 
 def erased_text(value):

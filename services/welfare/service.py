@@ -12,15 +12,16 @@ from nameko.timer import timer
 from sqlalchemy import and_, func, insert, not_, or_, select, update
 
 from services import contracts
-from services.common.categories import CategoryEntrypoints, labels, require_categories
+from services.categories import CategoryEntrypoints, labels, require_categories
 from services.common.clock import month_bounds, month_days, naive_utcnow
 from services.common.db import Database, UnitOfWork, contains_text, get_by_id, json_list_has
-from services.common.errors import Conflict, InvalidInput, NotFound
+from services.common.errors import Conflict, InvalidInput, NotFound, enforce
 from services.common.events import reliable_event_handler
 from services.common.idempotency import idempotent
 from services.common.pagination import PageSchema, paginate
-from services.common.schemas import is_admin, load_actor, load_or_raise, require_admin
+from services.common.schemas import load_or_raise
 from services.common.service import KernelEntrypoints, rpc
+from services.contracts.principal import is_admin, load_actor, require_admin
 from services.contracts import donations as donation_events
 from services.contracts import patrol as patrol_events
 from services.contracts import welfare as events
@@ -254,7 +255,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
             uow.commit()
         return self._case_view(case)
 
-    @reliable_event_handler("patrol", patrol_events.INCIDENT_REPORTED)
+    @reliable_event_handler("patrol", patrol_events.INCIDENT_REPORTED, subscriptions=contracts.SUBSCRIPTIONS)
     def on_incident_reported(self, envelope: dict):
         """A hardship found on patrol becomes a draft case for the office to
         confirm (with its household and a party member) or dismiss."""
@@ -462,10 +463,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
             case = self._workable_case(uow, referral.case_id, actor)
             if case.status == domain.CaseStatus.CLOSED:
                 raise Conflict("The case is closed.")
-            try:
-                referral.status = domain.decide_referral(referral.status, data["status"])
-            except domain.RuleBroken as exc:
-                raise Conflict(str(exc))
+            referral.status = enforce(domain.decide_referral, referral.status, data["status"])
             referral.decided_by, referral.decided_at = actor["id"], naive_utcnow()
             self._referral_event(uow, referral, case)
             uow.commit()
@@ -487,9 +485,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
                 raise Conflict("The case is closed.")
             recorded = [(s["stage"], date.fromisoformat(s["on"])) for s in referral.stages or []]
             try:
-                domain.check_stage(referral.status, recorded, data["stage"], data["on"], self._today())
-            except domain.RuleBroken as exc:
-                raise Conflict(str(exc), {"next_stage": domain.next_stage([name for name, _ in recorded])})
+                enforce(domain.check_stage, referral.status, recorded, data["stage"], data["on"], self._today())
             except domain.StageDateInvalid as exc:
                 raise InvalidInput(str(exc), {"fields": {"on": [str(exc)]}})
             referral.stages = [*(referral.stages or []), {"stage": data["stage"], "on": data["on"].isoformat()}]
@@ -555,13 +551,8 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
         now = naive_utcnow()
         with self.db.unit_of_work() as uow:
             case = self._case(uow, case_id)
-            try:
-                domain.check_erasable(case.status, case.closed_at, case.erased_at, retention, now)
-            except domain.RuleBroken as exc:
-                if case.erased_at is None and case.status in domain.ERASABLE_STATUSES and case.closed_at:
-                    day = self._local_day(domain.erasable_from(case.closed_at, retention)).isoformat()
-                    raise Conflict(f"{exc} It may be erased from {day}.", {"erasable_from": day})
-                raise Conflict(str(exc))
+            erasable_on = case.closed_at and self._local_day(domain.erasable_from(case.closed_at, retention))
+            enforce(domain.check_erasable, case.status, case.closed_at, case.erased_at, retention, now, erasable_on)
             # Claimed by a conditional update: two erasures at once, one wins and the other is a 409.
             claimed = uow.session.execute(update(Case).where(Case.id == case.id, Case.erased_at.is_(None))
                                           .values(erased_at=now, erased_by=actor["id"], erase_reason=data["reason"]))
@@ -665,10 +656,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
 
     @staticmethod
     def _move(case: Case, action: str):
-        try:
-            case.status = domain.next_status(case.status, action)
-        except domain.RuleBroken as exc:
-            raise Conflict(str(exc))
+        case.status = enforce(domain.next_status, case.status, action)
 
     @rpc
     def summary(self) -> dict:
@@ -779,7 +767,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
 
     # -- events from other services -------------------------------------------------
 
-    @reliable_event_handler("donations", donation_events.ITEMS_DISPATCHED)
+    @reliable_event_handler("donations", donation_events.ITEMS_DISPATCHED, subscriptions=contracts.SUBSCRIPTIONS)
     def on_items_dispatched(self, envelope: dict):
         """Goods sent to a case show on it as assistance received."""
         event = contracts.validate(envelope)

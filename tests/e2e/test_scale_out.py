@@ -13,6 +13,7 @@ import requests
 from kombu import Connection, Queue
 from nameko.standalone.events import get_event_exchange
 
+from services import contracts
 from services.common import deadletters
 from tests import databases
 from tests.conftest import wait_for
@@ -152,7 +153,7 @@ def test_instances_added_stopped_and_killed_under_load_lose_nothing_and_double_n
                     return found
         wait_for(lambda: len(alerts()) >= len(cases), timeout=60,
                  what=f"an alert per case ({len(alerts())} of {len(cases)}; "
-                      f"dead letters: {deadletters.list_dead_letters(module_vhost.amqp_uri)})")
+                      f"dead letters: {deadletters.list_dead_letters(module_vhost.amqp_uri, contracts.SUBSCRIPTIONS)})")
         assert Counter(alerts()) == Counter(cases)
 
         outbox = Counter(row[0] for service in PUBLISHERS for row in query(stack, service, "SELECT id FROM outbox"))

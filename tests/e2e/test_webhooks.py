@@ -15,6 +15,7 @@ import pytest
 import requests
 from standardwebhooks import Webhook as StandardWebhook
 
+from services import contracts
 from services.common import deadletters
 from tests.conftest import wait_for
 from tests.e2e.conftest import HOUSEHOLD, open_case, running_stack, timed
@@ -167,7 +168,7 @@ def test_a_dripping_and_a_flooding_receiver_hold_up_no_one_and_grow_nothing(stac
         assert sum(written) < 32 * 2 ** 20     # the 400 MB answer was cut short ...
         grown = memory_kib(pid, "VmHWM") - resident_before
         assert grown < 50 * 1024, f"grew {grown} KiB"  # ... and the process never grew by much
-        assert deadletters.list_dead_letters(stack.env["AMQP_URI"]) == []
+        assert deadletters.list_dead_letters(stack.env["AMQP_URI"], contracts.SUBSCRIPTIONS) == []
     finally:
         dripping.close()
         flooding.close()

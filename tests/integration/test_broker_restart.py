@@ -14,6 +14,7 @@ import time
 import eventlet
 import pytest
 
+from services import contracts
 from services.common import events
 from services.common.events import reliable_event_handler
 from services.common import config as linli_config
@@ -56,7 +57,7 @@ class SlowNotifications(NotificationsService):
     """The real notifications service, whose case_opened handler takes a while
     (yielding to the hub), so that workers hold messages when the broker goes."""
 
-    @reliable_event_handler("welfare", welfare_events.CASE_OPENED)
+    @reliable_event_handler("welfare", welfare_events.CASE_OPENED, subscriptions=contracts.SUBSCRIPTIONS)
     def on_case_opened(self, envelope: dict):
         eventlet.sleep(HANDLER_SECONDS)
         NotificationsService.on_case_opened(self, envelope)
@@ -109,7 +110,7 @@ def test_a_busy_service_consumes_again_after_the_broker_comes_back(
         node, private_config, container_factory, outage):
     notifications_config = private_config("notifications")
     welfare_config = private_config("welfare")
-    events.declare_topology(node.amqp_uri)
+    events.declare_topology(node.amqp_uri, contracts.EVENTS)
     SlowWelfare.answer.clear()
     notifications = container_factory(SlowNotifications, notifications_config)
     notifications.start()

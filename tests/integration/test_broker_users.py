@@ -10,6 +10,7 @@ from kombu import Connection, Exchange, Queue
 from nameko.rpc import get_rpc_exchange
 from nameko.standalone.events import get_event_exchange
 
+from services import contracts
 from services.common import events
 from services.ops import brokerusers
 from services.ops.stack import SERVICES
@@ -21,7 +22,7 @@ RPC = get_rpc_exchange({})
 @pytest.fixture(scope="module")
 def users(module_vhost, tmp_path_factory):
     """Every service's AMQP_URI as its own user, and the queues as `linli up` leaves them."""
-    events.declare_topology(module_vhost.amqp_uri)
+    events.declare_topology(module_vhost.amqp_uri, contracts.EVENTS)
     management = brokerusers.Management(module_vhost.amqp_uri, module_vhost.management_url)
     uris = brokerusers.ensure(management, module_vhost.amqp_uri, SERVICES,
                               tmp_path_factory.mktemp("var") / "broker-passwords.json")
@@ -103,7 +104,7 @@ def test_a_service_cannot_read_another_services_event_queues(users):
             assert refused is not None and refused.reply_code == 403, (service, queue_name)
     # The producer declares its events' queues (so nothing is dropped before the consumer starts), but cannot read them.
     welfare_handler_queue = "evt-patrol-incident_reported--welfare.on_incident_reported"
-    events.declare_topology(users["patrol"], sources=["patrol"])
+    events.declare_topology(users["patrol"], contracts.EVENTS, sources=["patrol"])
     assert attempt(users["patrol"], consume(welfare_handler_queue)) is not None
     assert attempt(users["welfare"], consume(welfare_handler_queue)) is None
     # A consumer binds only the event types it subscribes to.
@@ -230,7 +231,7 @@ def test_a_consumer_retries_and_dead_letters_as_its_own_user(start_service, serv
 
     management = brokerusers.Management(vhost.amqp_uri, vhost.management_url)
     uris = brokerusers.ensure(management, vhost.amqp_uri, SERVICES, tmp_path / "broker-passwords.json")
-    events.declare_topology(vhost.amqp_uri)  # as `linli up` does, as the operator
+    events.declare_topology(vhost.amqp_uri, contracts.EVENTS)  # as `linli up` does, as the operator
     config = service_config("notifications", migrate=False) | {"AMQP_URI": uris["notifications"]}
     start_service(NotificationsService, config)
     envelope = make_envelope("welfare", welfare_events.CASE_OPENED, {
@@ -238,7 +239,8 @@ def test_a_consumer_retries_and_dead_letters_as_its_own_user(start_service, serv
         "assignee_id": "b" * 32, "status": "open"})
     Publisher(uris["welfare"]).publish(envelope, exchange=get_event_exchange("welfare", {}),
                                        routing_key=envelope["type"])
-    letters = wait_for(lambda: deadletters.list_dead_letters(vhost.amqp_uri), timeout=20, what="the dead letter")
+    letters = wait_for(lambda: deadletters.list_dead_letters(vhost.amqp_uri, contracts.SUBSCRIPTIONS), timeout=20,
+                       what="the dead letter")
     assert [(letter["event_id"], letter["attempts"]) for letter in letters] == [(envelope["id"], 3)]
     assert vhost.depth("evt-welfare-case_opened--notifications.on_case_opened") == 0
 

@@ -12,6 +12,7 @@ from nameko.amqp.publish import Publisher
 from nameko.standalone.events import get_event_exchange
 from nameko.testing.services import entrypoint_waiter
 
+from services import contracts
 from services.common import deadletters, events, migrations
 from services.common.envelope import make_envelope
 from services.common.outbox import Relay
@@ -62,7 +63,7 @@ def case_opened_envelope(case_id: str, **data_overrides) -> dict:
 
 
 def publish(config, envelope: dict):
-    events.declare_topology(config["AMQP_URI"])
+    events.declare_topology(config["AMQP_URI"], contracts.EVENTS)
     Publisher(config["AMQP_URI"]).publish(
         envelope, exchange=get_event_exchange("welfare", {}), routing_key=envelope["type"])
 
@@ -97,7 +98,7 @@ def test_a_failing_handler_is_retried_then_dead_lettered_and_replay_brings_it_ba
     envelope = case_opened_envelope("d" * 32)
     publish(config, envelope)
 
-    letters = wait_for(lambda: deadletters.list_dead_letters(config["AMQP_URI"]), timeout=15,
+    letters = wait_for(lambda: deadletters.list_dead_letters(config["AMQP_URI"], contracts.SUBSCRIPTIONS), timeout=15,
                        what="the dead letter")
     assert [(letter["event_id"], letter["queue"], letter["attempts"]) for letter in letters] == [
         (envelope["id"], CASE_QUEUE, 3)]
@@ -116,7 +117,7 @@ def test_a_failing_handler_is_retried_then_dead_lettered_and_replay_brings_it_ba
     assert "1 dead letter(s) replayed" in replayed
     wait_for(lambda: alerts_for(config, "d" * 32), timeout=15, what="the replayed alert")
     assert len(alerts_for(config, "d" * 32)) == 1
-    assert deadletters.list_dead_letters(config["AMQP_URI"]) == []
+    assert deadletters.list_dead_letters(config["AMQP_URI"], contracts.SUBSCRIPTIONS) == []
 
 
 def test_a_message_that_breaks_the_contract_is_dead_lettered_not_dropped(
@@ -127,7 +128,7 @@ def test_a_message_that_breaks_the_contract_is_dead_lettered_not_dropped(
     del broken["data"]["assignee_id"]
     publish(config, broken)
 
-    letters = wait_for(lambda: deadletters.list_dead_letters(config["AMQP_URI"]), timeout=15,
+    letters = wait_for(lambda: deadletters.list_dead_letters(config["AMQP_URI"], contracts.SUBSCRIPTIONS), timeout=15,
                        what="the dead letter")
     assert letters[0]["event_id"] == broken["id"]
     assert letters[0]["error"] == "ValidationError"

@@ -9,6 +9,7 @@ from nameko.amqp.publish import Publisher
 import pytest
 from nameko.standalone.events import get_event_exchange
 
+from services import contracts
 from services.common import events
 from services.common.envelope import make_envelope
 
@@ -26,7 +27,7 @@ def start_tail(amqp_uri: str, *args: str) -> subprocess.Popen:
 
 
 def publish(amqp_uri: str, source: str, event_type: str, data: dict) -> dict:
-    events.declare_topology(amqp_uri)  # as `linli up` does: every exchange exists
+    events.declare_topology(amqp_uri, contracts.EVENTS)  # as `linli up` does: every exchange exists
     envelope = make_envelope(source, event_type, data)
     Publisher(amqp_uri).publish(envelope, exchange=get_event_exchange(source, {}), routing_key=event_type)
     return envelope

@@ -13,6 +13,7 @@ import pytest
 from nameko.amqp.publish import Publisher
 from nameko.standalone.events import get_event_exchange
 
+from services import contracts
 from services.common import events
 from services.common.envelope import make_envelope
 from services.common.events import ReliableEventHandler, reliable_event_handler
@@ -87,7 +88,7 @@ class StallingNotifications(NotificationsService):
     through the kernel's reliable_event_handler and processed_events) blocks
     the eventlet hub the first time it runs."""
 
-    @reliable_event_handler("welfare", welfare_events.CASE_OPENED)
+    @reliable_event_handler("welfare", welfare_events.CASE_OPENED, subscriptions=contracts.SUBSCRIPTIONS)
     def on_case_opened(self, envelope: dict):
         Stall.calls.append(envelope["id"])
         first = len(Stall.calls) == 1
@@ -112,7 +113,7 @@ def publish(amqp_uri: str, envelope: dict):
 def test_a_worker_that_blocks_the_hub_past_the_heartbeat_has_one_effect(
         start_service, service_config, vhost, when):
     config = service_config("notifications", HEARTBEAT=HEARTBEAT)
-    events.declare_topology(config["AMQP_URI"])
+    events.declare_topology(config["AMQP_URI"], contracts.EVENTS)
     Stall.calls, Stall.when = [], when
 
     # Watch what the broker hands out: the redelivered flag of every delivery.
@@ -169,7 +170,7 @@ def test_a_publish_unconfirmed_because_the_connection_dropped_is_published_again
     event goes out again, and notifications makes the two copies one alert."""
     welfare_config = service_config("welfare")
     notifications_config = service_config("notifications")
-    events.declare_topology(vhost.amqp_uri)
+    events.declare_topology(vhost.amqp_uri, contracts.EVENTS)
     real_basic_publish = amqp.Channel._basic_publish
     dropped: list[str] = []
 

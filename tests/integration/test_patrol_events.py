@@ -7,6 +7,7 @@ from nameko.standalone.events import get_event_exchange
 from nameko.testing.services import entrypoint_waiter
 from sqlalchemy import create_engine, select
 
+from services import contracts
 from services.common import events
 from services.common.envelope import make_envelope
 from services.contracts import gateway as gateway_events
@@ -35,7 +36,7 @@ def alerts(config, **where) -> list:
 
 def register_admin(amqp_uri: str, admin_id: str):
     """As the gateway announces a new admin account."""
-    events.declare_topology(amqp_uri)
+    events.declare_topology(amqp_uri, contracts.EVENTS)
     envelope = make_envelope("gateway", gateway_events.MEMBER_REGISTERED, {
         "member_id": admin_id, "roles": ["admin"], "party_member": False, "compound": None})
     Publisher(amqp_uri).publish(envelope, exchange=get_event_exchange("gateway", {}),

@@ -35,7 +35,7 @@ def records(config) -> list[tuple]:
 
 
 def publish(config, envelope: dict):
-    events.declare_topology(config["AMQP_URI"])
+    events.declare_topology(config["AMQP_URI"], contracts.EVENTS)
     Publisher(config["AMQP_URI"]).publish(envelope, exchange=get_event_exchange("patrol", {}),
                                           routing_key=envelope["type"])
 

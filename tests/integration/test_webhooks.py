@@ -16,6 +16,7 @@ from nameko.standalone.events import get_event_exchange
 from nameko.testing.services import entrypoint_waiter
 from standardwebhooks import Webhook as StandardWebhook
 
+from services import contracts
 from services.common import deadletters, events
 from services.common.envelope import make_envelope
 from services.contracts import patrol as patrol_events
@@ -40,7 +41,7 @@ def case_opened(case_id: str, assignee_id: str) -> dict:
 
 
 def publish(amqp_uri: str, envelope: dict):
-    events.declare_topology(amqp_uri)
+    events.declare_topology(amqp_uri, contracts.EVENTS)
     Publisher(amqp_uri).publish(envelope, exchange=get_event_exchange(envelope["source"], {}),
                                 routing_key=envelope["type"])
 
@@ -148,7 +149,7 @@ def test_a_dripping_receiver_under_a_flood_stalls_no_one_else_and_loses_nothing(
         assert len(leader_inbox) == 14                 # the leader's alerts are all in the inbox too
         assert dripping.most_open <= 2                 # the dripping receiver had its share, no more
         assert len(dripping.requests) >= 4             # and its deliveries went on, two at a time
-        assert deadletters.list_dead_letters(config["AMQP_URI"]) == []
+        assert deadletters.list_dead_letters(config["AMQP_URI"], contracts.SUBSCRIPTIONS) == []
     finally:
         dripping.close()
         quick.close()

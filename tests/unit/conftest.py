@@ -12,7 +12,7 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.common.db import UnitOfWork, make_engine
+from services.common.db import CommitNow, UnitOfWork, make_engine
 from services.gateway import models as gateway_models
 from services.notifications import models as notification_models
 from services.patrol import models as patrol_models
@@ -62,7 +62,7 @@ class ServiceDb:
         self._views: list[ServiceDb] = [self]  # this one and each worker() made from it
         self._sessionmaker = sessionmaker(bind=self.engine, expire_on_commit=False)
         self._session: Session | None = None
-        self.request = None  # set by @idempotent, as on WorkerDatabase
+        self.committer = CommitNow()  # no relay: events stay in the outbox; @idempotent swaps it, as on WorkerDatabase
 
     @property
     def session(self) -> Session:
@@ -71,7 +71,7 @@ class ServiceDb:
         return self._session
 
     def unit_of_work(self) -> UnitOfWork:
-        return UnitOfWork(self.session, self.kernel, self.source, relay=None, request=self.request)
+        return UnitOfWork(self.session, self.kernel, self.source, self.committer)
 
     def relay_pending(self) -> int:
         return 0

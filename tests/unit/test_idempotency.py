@@ -82,18 +82,17 @@ def test_the_write_and_its_answer_commit_together(welfare, welfare_db, household
     """A crash (here: a failure) between the write and the storing of its answer
     leaves neither, so a retry does the work once, rather than finding a write
     whose answer is lost."""
-    from services.common.db import UnitOfWork
-    commit_with_answer = UnitOfWork.commit_with_answer
+    commit_with_answer = idempotency.CommitWithAnswer.commit_with_answer
 
     def crash(self, answer):
         raise RuntimeError("the process died here")
 
-    monkeypatch.setattr(UnitOfWork, "commit_with_answer", crash)
+    monkeypatch.setattr(idempotency.CommitWithAnswer, "commit_with_answer", crash)
     with pytest.raises(RuntimeError):
         welfare().open_case(case_body(household["id"]), ADMIN, idempotency_key="k-1")
     assert welfare_db.count(Case) == 0 and welfare_db.outbox("case_opened") == []
 
-    monkeypatch.setattr(UnitOfWork, "commit_with_answer", commit_with_answer)
+    monkeypatch.setattr(idempotency.CommitWithAnswer, "commit_with_answer", commit_with_answer)
     answer = welfare().open_case(case_body(household["id"]), ADMIN, idempotency_key="k-1")
     assert welfare().open_case(case_body(household["id"]), ADMIN, idempotency_key="k-1") == answer
     assert welfare_db.count(Case) == 1 and len(welfare_db.outbox("case_opened")) == 1

@@ -15,8 +15,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from services.common.errors import Conflict, InvalidInput, NotFound
 from services.common.idempotency import idempotent
-from services.common.schemas import load_actor, load_or_raise, require_admin, require_id, shared
+from services.common.schemas import load_or_raise, require_id, shared
 from services.common.service import rpc
+from services.contracts.principal import load_actor, require_admin
 from services.contracts.categories import CATEGORY_ADDED, CATEGORY_RETIRED, category_code
 
 MAX_LABEL_LENGTH = 40

@@ -1,0 +1,51 @@
+"""The kernel (services/common): a leaf that knows no domain, and how a
+domain's refusal reaches a caller."""
+import ast
+from pathlib import Path
+
+import pytest
+
+import services.common
+
+from services.common.errors import Conflict, Forbidden, enforce
+from services.common.rules import NotAllowed, RuleBroken
+
+
+def refuse(error):
+    raise error
+
+
+def test_enforce_returns_what_the_rule_returns():
+    assert enforce(lambda status, action: f"{status}:{action}", "open", action="close") == "open:close"
+
+
+@pytest.mark.parametrize("refusal, error", [(NotAllowed, Forbidden), (RuleBroken, Conflict)])
+def test_a_refusal_becomes_the_callers_error_with_its_message_and_details(refusal, error):
+    with pytest.raises(error) as raised:
+        enforce(refuse, refusal("Not now.", {"next_stage": "submitted"}))
+    assert type(raised.value) is error
+    assert raised.value.message == "Not now." and raised.value.details == {"next_stage": "submitted"}
+
+
+def imported_modules(path):
+    """Every module a file imports, by its full dotted name (`from services
+    import contracts` is services.contracts), wherever the import stands."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.module
+            yield from (f"{node.module}.{alias.name}" for alias in node.names)
+
+
+def test_the_kernel_knows_no_domain():
+    """services/common is a leaf: it imports no contract, no command and no
+    service; whatever it must know of them is handed to it (KernelTables'
+    `events`, declare_topology's contract, the handlers' subscriptions)."""
+    kernel = Path(services.common.__file__).parent
+    files = sorted(kernel.rglob("*.py"))
+    assert len(files) > 10
+    found = {f"{path.relative_to(kernel)}: {name}" for path in files for name in imported_modules(path)
+             if name.startswith("services.") and not name.startswith("services.common")}
+    assert found == set()
