@@ -66,11 +66,6 @@ def check_stage(status: str, recorded: list[tuple[str, date]], stage: str, on: d
                                f"({recorded[-1][0]}, {recorded[-1][1].isoformat()}).")
 
 
-def referral_overdue(status: str, deadline: date | None, alerted: bool, today: date) -> bool:
-    """An undecided referral past its deadline alerts its case's assignee, once."""
-    return status == ReferralStatus.SUBMITTED and deadline is not None and today > deadline and not alerted
-
-
 # (status, action) -> next status. What is not here is an illegal move.
 CASE_TRANSITIONS = {
     (CaseStatus.DRAFT, "confirm"): CaseStatus.OPEN,

@@ -809,6 +809,11 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
         self._flag_overdue_referrals()
 
     def _flag_overdue_referrals(self):
+        """The one home of "an undecided referral past its deadline alerts its
+        case's assignee, once": still submitted, its deadline (a day of the
+        community's calendar) before today, not alerted yet. Claimed by a
+        conditional update, so two instances alert once; a referral of a case
+        no longer worked on is claimed without an alert."""
         today = self._today()
         with self.db.unit_of_work() as uow:
             due = uow.session.scalars(select(Referral).where(

@@ -3,7 +3,8 @@ over a real in-memory database: assignment, visits, referrals, closing, who
 may do and see what, the audit log of reads, the follow-up timer, and the
 alerts notifications makes of welfare's events."""
 import json
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from nameko.testing.services import worker_factory
@@ -584,6 +585,60 @@ def test_an_overdue_case_is_alerted_however_many_cases_are_on_the_books(welfare,
     set_case(welfare_db, case["id"], opened_at=days_ago(40))
     welfare().sweep()
     assert [e["case_id"] for e in events(welfare_db, "followup_overdue")] == [case["id"]]
+
+
+# -- the referral deadline timer ---------------------------------------------------------------
+
+def community_today():
+    """Today in the community's calendar (the service's default LOCAL_TIMEZONE)."""
+    return datetime.now(ZoneInfo("Asia/Shanghai")).date()
+
+
+def set_deadline(welfare_db, referral_id, deadline):
+    with Session(welfare_db.engine) as session:
+        session.execute(update(Referral).where(Referral.id == referral_id).values(deadline=deadline))
+        session.commit()
+
+
+def test_an_undecided_referral_past_its_deadline_alerts_once(welfare, welfare_db, case):
+    referral = refer(welfare, case["id"])
+    deadline = community_today() - timedelta(days=1)
+    set_deadline(welfare_db, referral["id"], deadline)
+    welfare().sweep()
+    welfare().sweep()
+    assert events(welfare_db, "referral_overdue") == [{
+        "case_id": case["id"], "referral_id": referral["id"], "assignee_id": "member-a",
+        "deadline": deadline.isoformat(), "compound": "Lotus Garden", "agency": AGENCY, "benefit": BENEFIT}]
+
+
+@pytest.mark.parametrize("days_left", [0, 7], ids=["due today", "due next week"])
+def test_a_referral_on_or_before_its_deadline_does_not_alert(welfare, welfare_db, case, days_left):
+    referral = refer(welfare, case["id"])
+    set_deadline(welfare_db, referral["id"], community_today() + timedelta(days=days_left))
+    welfare().sweep()
+    assert welfare_db.outbox("referral_overdue") == []
+
+
+def test_a_referral_without_a_deadline_or_decided_never_alerts(welfare, welfare_db, case):
+    refer(welfare, case["id"])  # no deadline
+    decided = refer(welfare, case["id"])
+    welfare().decide_referral(decided["id"], {"status": "approved"}, MEMBER_A)
+    set_deadline(welfare_db, decided["id"], community_today() - timedelta(days=30))
+    welfare().sweep()
+    assert welfare_db.outbox("referral_overdue") == []
+
+
+def test_a_closed_case_s_overdue_referral_is_claimed_without_an_alert(welfare, welfare_db, case):
+    referral = refer(welfare, case["id"])
+    welfare().close_case(case["id"], {"outcome": OUTCOME}, ADMIN)
+    set_deadline(welfare_db, referral["id"], community_today() - timedelta(days=3))
+    welfare().sweep()
+    assert welfare_db.outbox("referral_overdue") == []
+    with Session(welfare_db.engine) as session:
+        assert session.get(Referral, referral["id"]).overdue_alerted_at is not None
+    welfare().reopen_case(case["id"], {"reason": "The need came back after the move."}, ADMIN)
+    welfare().sweep()
+    assert welfare_db.outbox("referral_overdue") == []  # once claimed, never again
 
 
 # -- alerts from welfare's events -----------------------------------------------------------
