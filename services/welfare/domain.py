@@ -98,11 +98,6 @@ def decide_referral(status: str, decision: str) -> str:
     return decision
 
 
-def may_work_on_case(actor_id: str, actor_is_admin: bool, assignee_id: str) -> bool:
-    """Visits, referrals and closing: the office, or the paired party member."""
-    return actor_is_admin or actor_id == assignee_id
-
-
 def lapse_start(last_visit_on: date | None, opened_at: datetime) -> datetime:
     """Since when a case has gone unvisited: its last visit's day, or its opening."""
     return datetime.combine(last_visit_on, time()) if last_visit_on else opened_at
@@ -139,9 +134,12 @@ def normalise_categories(categories: list[str], listed: list[str]) -> list[str]:
     return [c for c in listed if c in categories]
 
 
-def may_see_case(actor_id: str, actor_is_admin: bool, assignee_id: str) -> bool:
-    """An admin sees every case; a member only the cases assigned to them."""
-    return actor_is_admin or actor_id == assignee_id
+def cases_limited_to(actor_id: str, actor_is_admin: bool) -> str | None:
+    """A member sees only their own cases: whose cases an actor sees and works
+    on (reads, visits, referrals, closing). The office every case (None: no
+    limit); a member only the cases assigned to them (their id), so a draft,
+    which has no assignee yet, is the office's alone."""
+    return None if actor_is_admin else actor_id
 
 
 # -- how a case ended (counted in the monthly report; the free-text outcome says the rest) ------------------

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from nameko.dependency_providers import Config
 from nameko.timer import timer
-from sqlalchemy import and_, func, insert, not_, or_, select, update
+from sqlalchemy import and_, func, insert, not_, or_, select, true, update
 
 from services import contracts
 from services.common.categories import CategoryEntrypoints, labels, require_categories
@@ -19,7 +19,7 @@ from services.common.errors import Conflict, InvalidInput, NotFound
 from services.common.events import reliable_event_handler
 from services.common.idempotency import idempotent
 from services.common.pagination import PageSchema, paginate
-from services.common.schemas import is_admin, load_actor, load_or_raise, require_admin
+from services.common.schemas import is_admin, load_actor, load_or_raise, require_admin, require_id
 from services.common.service import KernelEntrypoints, rpc
 from services.contracts import donations as donation_events
 from services.contracts import patrol as patrol_events
@@ -48,6 +48,14 @@ def followup_overdue():
     FOLLOWUP_AFTER_DAYS (a second or two behind it, at most)."""
     return and_(Case.status.in_(domain.CaseStatus.ACTIVE), Case.followup_alerted_for.is_not(None),
                 Case.followup_alerted_for == Case.lapse_started_at)
+
+
+def cases_visible_to(actor: dict):
+    """The one enforcement of "a member sees only their own cases"
+    (domain.cases_limited_to), as a filter on cases: every list and every
+    single read or change of a case by a member goes through it."""
+    limit = domain.cases_limited_to(actor["id"], is_admin(actor))
+    return true() if limit is None else Case.assignee_id == limit
 
 
 def case_event(case: Case) -> dict:
@@ -327,7 +335,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
         household read is (`read_household`), with the case it was read through."""
         actor = load_actor(actor)
         with self.db.unit_of_work() as uow:
-            case = self._workable_case(uow, case_id, actor)
+            case = self._visible_case(uow, case_id, actor)
             if case.household is None:
                 raise NotFound("This case has no household yet: the office confirms it first.")
             self._audit(uow, actor, "read_household", case_id=case.id, household_id=case.household.id)
@@ -341,9 +349,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
         listed is audited."""
         actor = load_actor(actor)
         query = load_or_raise(CaseQuerySchema(), query)
-        statement = select(Case)
-        if not is_admin(actor):
-            statement = statement.where(Case.assignee_id == actor["id"])
+        statement = select(Case).where(cases_visible_to(actor))
         for name in ("status", "assignee_id", "compound"):
             if query[name] is not None:
                 statement = statement.where(getattr(Case, name) == query[name])
@@ -419,7 +425,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
         if data["visited_on"] > naive_utcnow().date() + timedelta(days=1):
             raise InvalidInput("A visit cannot be in the future.", {"fields": {"visited_on": ["In the future."]}})
         with self.db.unit_of_work() as uow:
-            case = self._workable_case(uow, case_id, actor)
+            case = self._visible_case(uow, case_id, actor)
             self._move(case, "visit")
             visit = Visit(case_id=case.id, visited_on=data["visited_on"], notes=data["notes"],
                           logged_by=actor["id"], logged_at=naive_utcnow())
@@ -439,7 +445,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
         actor = load_actor(actor)
         data = load_or_raise(ReferralCreateSchema(), payload)
         with self.db.unit_of_work() as uow:
-            case = self._workable_case(uow, case_id, actor)
+            case = self._visible_case(uow, case_id, actor)
             self._move(case, "refer")
             referral = Referral(case_id=case.id, agency=data["agency"], benefit=data["benefit"],
                                 status=domain.ReferralStatus.SUBMITTED, submitted_by=actor["id"],
@@ -459,7 +465,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
             referral = get_by_id(uow.session, Referral, referral_id)
             if referral is None:
                 raise NotFound("No such referral.")
-            case = self._workable_case(uow, referral.case_id, actor)
+            case = self._visible_case(uow, referral.case_id, actor)
             if case.status == domain.CaseStatus.CLOSED:
                 raise Conflict("The case is closed.")
             try:
@@ -482,7 +488,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
             referral = get_by_id(uow.session, Referral, referral_id)
             if referral is None:
                 raise NotFound("No such referral.")
-            case = self._workable_case(uow, referral.case_id, actor)
+            case = self._visible_case(uow, referral.case_id, actor)
             if case.status == domain.CaseStatus.CLOSED:
                 raise Conflict("The case is closed.")
             recorded = [(s["stage"], date.fromisoformat(s["on"])) for s in referral.stages or []]
@@ -507,7 +513,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
         actor = load_actor(actor)
         data = load_or_raise(CaseCloseSchema(), payload)
         with self.db.unit_of_work() as uow:
-            case = self._workable_case(uow, case_id, actor)
+            case = self._visible_case(uow, case_id, actor)
             self._move(case, "close")
             case.outcome, case.closed_at, case.closed_by = data["outcome"], naive_utcnow(), actor["id"]
             case.outcome_kind = data["outcome_kind"]
@@ -640,16 +646,11 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
         return case
 
     def _visible_case(self, uow: UnitOfWork, case_id: str, actor: dict) -> Case:
-        case = get_by_id(uow.session, Case, case_id)
-        # Another member's case is "not found", not "forbidden": ids leak nothing.
-        if case is None or not domain.may_see_case(actor["id"], is_admin(actor), case.assignee_id):
-            raise NotFound("No such case.")
-        return case
-
-    def _workable_case(self, uow: UnitOfWork, case_id: str, actor: dict) -> Case:
-        """The office or the assignee works on a case; to anyone else it does not exist."""
-        case = self._visible_case(uow, case_id, actor)
-        if not domain.may_work_on_case(actor["id"], is_admin(actor), case.assignee_id):
+        """The case if the actor sees (and so works on) it (cases_visible_to);
+        another member's case is "not found", not "forbidden": ids leak nothing."""
+        case = uow.session.scalar(select(Case).where(Case.id == require_id(case_id, "case_id"),
+                                                     cases_visible_to(actor)))
+        if case is None:
             raise NotFound("No such case.")
         return case
 
