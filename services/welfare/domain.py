@@ -89,6 +89,22 @@ def next_status(status: str, action: str) -> str:
         raise RuleBroken(f"A case that is {status} cannot take '{action}'.")
 
 
+class AssigneeUnfit(ValueError):
+    """The member may not be paired with a case; a 400 on `assignee_id`."""
+
+
+def check_assignee(assignee_id: str, account: dict | None) -> None:
+    """A case is paired with a registered party member whose account is
+    active: they visit the household and are alerted. `account`: the one the
+    gateway holds under that id, vouched for within the same call
+    ({"id", "party_member", "active"}; None: no account has the id), so an
+    account change still on its way as an event cannot be missed."""
+    if account is None or account["id"] != assignee_id or not account["party_member"]:
+        raise AssigneeUnfit("No registered party member has this id.")
+    if not account["active"]:
+        raise AssigneeUnfit("No active party member has this id: the account is disabled.")
+
+
 def decide_referral(status: str, decision: str) -> str:
     """A submitted referral is approved or rejected, once."""
     if status != ReferralStatus.SUBMITTED:

@@ -19,7 +19,7 @@ from services.common.errors import Conflict, InvalidInput, NotFound
 from services.common.events import reliable_event_handler
 from services.common.idempotency import idempotent
 from services.common.pagination import PageSchema, paginate
-from services.common.schemas import is_admin, load_actor, load_or_raise, require_admin, require_id
+from services.common.schemas import is_admin, load_actor, load_or_raise, require_admin, require_id, shared
 from services.common.service import KernelEntrypoints, rpc
 from services.contracts import donations as donation_events
 from services.contracts import patrol as patrol_events
@@ -29,7 +29,8 @@ from services.welfare.models import (
     Assistance, AuditEntry, Case, Category, Consent, Household, Person, Referral, Reopening, Visit, kernel,
 )
 from services.welfare.schemas import (
-    AuditEntrySchema, AuditQuerySchema, CaseAssignSchema, CaseCloseSchema, CaseDismissSchema, CaseEraseSchema,
+    AssigneeAccountSchema, AuditEntrySchema, AuditQuerySchema, CaseAssignSchema, CaseCloseSchema, CaseDismissSchema,
+    CaseEraseSchema,
     CaseOpenSchema, CaseQuerySchema, CaseReopenSchema, CaseSchema, ConsentCreateSchema, ConsentSchema,
     HouseholdCreateSchema, HouseholdDetailSchema, HouseholdExportSchema, HouseholdQuerySchema, HouseholdSchema,
     HouseholdUpdateSchema, RecipientSchema,
@@ -240,12 +241,13 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
 
     @rpc
     @idempotent
-    def open_case(self, payload: dict, actor: dict) -> dict:
-        """Open a case for a household, assigned to a party member. The gateway
-        has checked that the assignee is a registered party member."""
+    def open_case(self, payload: dict, actor: dict, assignee: dict | None) -> dict:
+        """Open a case for a household, paired with a party member
+        (`assignee`: their account, as the gateway vouches; see _require_assignee)."""
         actor = load_actor(actor)
         require_admin(actor)
         data = load_or_raise(CaseOpenSchema(), payload)
+        self._require_assignee(data["assignee_id"], assignee)
         with self.db.unit_of_work() as uow:
             categories = self._case_categories(uow.session, data["categories"])
             household = uow.session.get(Household, data["household_id"])
@@ -284,12 +286,13 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
             uow.commit()
 
     @rpc
-    def confirm_case(self, case_id: str, payload: dict, actor: dict) -> dict:
+    def confirm_case(self, case_id: str, payload: dict, actor: dict, assignee: dict | None) -> dict:
         """A draft becomes an open case: its household, categories, summary and
-        party member (whom the gateway checked), who is alerted."""
+        party member (`assignee`: their account, see _require_assignee), who is alerted."""
         actor = load_actor(actor)
         require_admin(actor)
         data = load_or_raise(CaseOpenSchema(), payload)
+        self._require_assignee(data["assignee_id"], assignee)
         with self.db.unit_of_work() as uow:
             case = self._case(uow, case_id)
             household = uow.session.get(Household, data["household_id"])
@@ -399,12 +402,13 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
         return {"case_id": case.id, "status": case.status}
 
     @rpc
-    def assign_case(self, case_id: str, payload: dict, actor: dict) -> dict:
-        """Pair the case with another party member (the gateway checked who);
-        both the old and the new assignee are alerted."""
+    def assign_case(self, case_id: str, payload: dict, actor: dict, assignee: dict | None) -> dict:
+        """Pair the case with another party member (`assignee`: their account,
+        see _require_assignee); both the old and the new assignee are alerted."""
         actor = load_actor(actor)
         require_admin(actor)
         data = load_or_raise(CaseAssignSchema(), payload)
+        self._require_assignee(data["assignee_id"], assignee)
         with self.db.unit_of_work() as uow:
             case = self._case(uow, case_id)
             self._move(case, "assign")
@@ -653,6 +657,20 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
         if case is None:
             raise NotFound("No such case.")
         return case
+
+    @staticmethod
+    def _require_assignee(assignee_id: str, account: dict | None):
+        """Where welfare enforces domain.check_assignee (opening, confirming,
+        reassigning). The accounts live in the gateway, which hands over the
+        assignee's within the call it vouches for (the signature covers every
+        argument): a fact as of this request, with no race against an account
+        event not yet arrived. A 400 naming assignee_id, before anything is read."""
+        if account is not None:
+            account = load_or_raise(shared(AssigneeAccountSchema), account)
+        try:
+            domain.check_assignee(assignee_id, account)
+        except domain.AssigneeUnfit as exc:
+            raise InvalidInput(str(exc), {"fields": {"assignee_id": [str(exc)]}})
 
     def _case_categories(self, session, categories: list[str]) -> list[str]:
         """Known, active categories, each once, in the order they are listed; else InvalidInput."""

@@ -23,8 +23,8 @@ from services.welfare.domain import CASE_TRANSITIONS
 from services.welfare.models import AuditEntry, Case, Reopening
 from services.welfare.schemas import CaseQuerySchema
 from tests.unit.test_welfare_lifecycle import (  # noqa: F401 -- fixtures
-    ADMIN, HOUSEHOLD, MEMBER_A, MEMBER_B, OUTCOME, case, days_ago, events, household, open_case, set_case,
-    stored_case, visit, welfare,
+    ADMIN, HOUSEHOLD, MEMBER_A, MEMBER_B, OUTCOME, case, days_ago, events, household, open_case,
+    party_member, set_case, stored_case, visit, welfare,
 )
 
 VIEWER = {"id": "viewer-1", "roles": ["viewer"]}
@@ -141,7 +141,8 @@ def three_cases(welfare, household):  # noqa: F811
     other = welfare().create_household(OTHER_HOUSEHOLD, ADMIN)
     mine = open_case(welfare, household["id"], "member-a")
     theirs = welfare().open_case({"household_id": other["id"], "categories": ["elderly", "illness"],
-                                  "summary": "Alone, needs meals.", "assignee_id": "member-b"}, ADMIN)
+                                  "summary": "Alone, needs meals.", "assignee_id": "member-b"}, ADMIN,
+                                 party_member("member-b"))
     welfare().close_case(theirs["id"], {"outcome": OUTCOME}, ADMIN)
     draft = add_draft(welfare().db)
     return mine, theirs, draft
@@ -455,6 +456,24 @@ def test_an_account_search_shows_no_password_hash(gateway, gateway_db, members):
     assert "password" not in member and "password_hash" not in member
     with Session(gateway_db.engine) as session:
         assert session.get(Account, members["zhang"]).password_hash not in json.dumps(member)
+
+
+# -- the gateway: welfare checks an assignee on the account handed over with the call -----------
+
+def assign_request(assignee_id):
+    body = {"assignee_id": assignee_id}
+    return SimpleNamespace(principal=GATEWAY_ADMIN, payload=body, body=body, idempotency_key=None)
+
+
+def test_the_gateway_hands_welfare_the_assignee_s_account_and_no_more(gateway, members):
+    worker = gateway()
+    worker.welfare.assign_case.return_value = {"id": "c1"}
+    for key, account in [("zhang", {"id": members["zhang"], "party_member": True, "active": True}),
+                         ("gone", {"id": members["gone"], "party_member": False, "active": False})]:
+        assert worker.assign_case(assign_request(members[key]), "c1") == {"id": "c1"}
+        worker.welfare.assign_case.assert_called_with("c1", {"assignee_id": members[key]}, GATEWAY_ADMIN, account)
+    worker.assign_case(assign_request("no-such-member"), "c1")
+    worker.welfare.assign_case.assert_called_with("c1", {"assignee_id": "no-such-member"}, GATEWAY_ADMIN, None)
 
 
 # -- the gateway: a dispatch to a case asks welfare only whether it can receive goods -------------
