@@ -476,6 +476,17 @@ def test_the_gateway_hands_welfare_the_assignee_s_account_and_no_more(gateway, m
     worker.welfare.assign_case.assert_called_with("c1", {"assignee_id": "no-such-member"}, GATEWAY_ADMIN, None)
 
 
+def test_the_gateway_hands_volunteers_the_group_people_s_accounts_and_no_more(gateway, members):
+    worker = gateway()
+    worker.volunteers.update_group.return_value = {"id": "g1", "leader_id": None, "helper_ids": []}
+    body = {"leader_id": members["zhang"], "helper_ids": [members["screen"], "no-such-member"]}
+    request = SimpleNamespace(principal=GATEWAY_ADMIN, payload=body, body=body)
+    worker.update_group(request, "g1")
+    held = {members["zhang"]: {"id": members["zhang"], "party_member": True, "active": True, "roles": ["member"]},
+            members["screen"]: {"id": members["screen"], "party_member": False, "active": True, "roles": ["viewer"]}}
+    worker.volunteers.update_group.assert_called_once_with("g1", body, GATEWAY_ADMIN, [held[k] for k in sorted(held)])
+
+
 # -- the gateway: a dispatch to a case asks welfare only whether it can receive goods -------------
 
 def dispatch_request(case_id):
