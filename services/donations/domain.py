@@ -27,6 +27,8 @@ class CampaignStatus:
 
 
 def check_dates(starts_on: date, ends_on: date):
+    """A drive lasts a day or more: the schemas check the dates sent together,
+    the service a changed one against the one stored."""
     if ends_on < starts_on:
         raise ValueError("A campaign cannot end before it starts.")
 

@@ -5,7 +5,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from services.common.pagination import PageSchema, page_of
 from services.common.schemas import UtcDateTime
 from services.contracts.categories import category_code
-from services.donations.domain import MAX_AMOUNT_FEN, MAX_ITEM_LINES, MAX_ITEM_QUANTITY
+from services.donations.domain import MAX_AMOUNT_FEN, MAX_ITEM_LINES, MAX_ITEM_QUANTITY, check_dates
 
 
 _CAMPAIGN_NAME = validate.Length(min=1, max=200)
@@ -15,8 +15,12 @@ _GOAL_FEN = validate.Range(min=1, max=MAX_AMOUNT_FEN)
 class _CampaignDates(Schema):
     @validates_schema
     def _ends_after_start(self, data, **_kwargs):
-        if "starts_on" in data and "ends_on" in data and data["ends_on"] < data["starts_on"]:
-            raise ValidationError("A campaign cannot end before it starts.", "ends_on")
+        """domain.check_dates, when both dates are sent (the service checks one against the stored other)."""
+        if "starts_on" in data and "ends_on" in data:
+            try:
+                check_dates(data["starts_on"], data["ends_on"])
+            except ValueError as exc:
+                raise ValidationError(str(exc), "ends_on")
 
 
 class CampaignCreateSchema(_CampaignDates):

@@ -67,14 +67,6 @@ def check_open(status: str):
         raise RuleBroken(f"The incident is {status} already.")
 
 
-def due_for_escalation(status: str, acked_at: datetime | None, escalated_at: datetime | None,
-                       reported_at: datetime, now: datetime, after_minutes: float) -> bool:
-    """An open incident its leader has not acknowledged within the limit
-    escalates, once."""
-    return (status == IncidentStatus.OPEN and acked_at is None and escalated_at is None
-            and now - reported_at >= timedelta(minutes=after_minutes))
-
-
 def is_covered(last_patrol_at: datetime | None, now: datetime, days: float) -> bool:
     return last_patrol_at is not None and now - last_patrol_at < timedelta(days=days)
 

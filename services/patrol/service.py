@@ -534,6 +534,9 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
             uow.commit()
 
     def _escalate(self, now: datetime, after_minutes: float):
+        """The one home of "an open incident its leader has not acknowledged
+        within ESCALATE_AFTER_MINUTES escalates, once": claimed by a
+        conditional update, so two instances escalate it once."""
         cutoff = now - timedelta(minutes=after_minutes)
         with self.db.unit_of_work() as uow:
             due = uow.session.scalars(select(Incident).where(

@@ -27,6 +27,38 @@ class Role:
     HELPER = "helper"
 
 
+MEMBER_ROLES = ("member", "admin")  # a viewer (a dashboard screen) helps no group
+
+
+class BadPeople(ValueError):
+    """A group's leader or helpers who may not be; a 400 naming `field`, with a message per id."""
+
+    def __init__(self, message: str, field: str, messages: list[str]):
+        super().__init__(message)
+        self.field = field
+        self.messages = messages
+
+
+def check_group_people(leader_id: str | None, helper_ids: list[str], accounts: dict[str, dict]) -> None:
+    """A group's leader is an active party member, each helper an active
+    member (or admin). `accounts`: the ones the gateway holds under these ids,
+    vouched for within the same call ({id: {"party_member", "active",
+    "roles"}}); an id without one is nobody's."""
+    if leader_id is not None:
+        leader = accounts.get(leader_id)
+        if leader is None or not leader["party_member"] or not leader["active"]:
+            message = "No active party member has this id."
+            raise BadPeople(message, "leader_id", [message])
+    unknown = [helper for helper in helper_ids if not _active_member(accounts.get(helper))]
+    if unknown:
+        raise BadPeople("Not every helper is an active member.", "helper_ids",
+                        [f"No active member has the id {helper}." for helper in unknown])
+
+
+def _active_member(account: dict | None) -> bool:
+    return account is not None and account["active"] and bool(set(account["roles"]) & set(MEMBER_ROLES))
+
+
 def helpers_of(leader_id: str | None, helper_ids: list[str]) -> list[str]:
     """Each helper once, in the order given, the leader left out (a leader is not their own helper)."""
     seen: list[str] = []

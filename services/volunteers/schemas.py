@@ -6,6 +6,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from services.common.pagination import PageSchema, page_of
 from services.common.schemas import UtcDateTime
+from services.contracts.principal import ROLES
 from services.contracts.volunteers import GROUP_KINDS, SESSION_KINDS, SOURCES
 
 _ID = validate.Length(min=1, max=64)
@@ -46,6 +47,15 @@ class GroupUpdateSchema(Schema):
     leader_id = fields.String(allow_none=True, validate=_ID, metadata={"description": "null clears it"})
     helper_ids = fields.List(fields.String(validate=_ID), validate=_HELPERS)
     active = fields.Boolean()
+
+
+class PersonAccountSchema(Schema):
+    """What the gateway vouches for about a leader's or helper's account
+    (domain.check_group_people): no name, no phone."""
+    id = fields.String(required=True, validate=_ID)
+    party_member = fields.Boolean(required=True, strict=True)
+    active = fields.Boolean(required=True, strict=True)
+    roles = fields.List(fields.String(validate=validate.OneOf(ROLES)), required=True)
 
 
 class GroupSchema(Schema):

@@ -18,7 +18,7 @@ from services.common.errors import Conflict, InvalidInput, NotFound, enforce
 from services.common.events import reliable_event_handler
 from services.common.idempotency import idempotent
 from services.common.pagination import paginate
-from services.common.schemas import load_or_raise
+from services.common.schemas import load_or_raise, shared
 from services.common.service import KernelEntrypoints, rpc
 from services.contracts.principal import is_admin, load_actor, require_admin
 from services.contracts import patrol as patrol_events
@@ -27,9 +27,9 @@ from services.volunteers import domain
 from services.volunteers.domain import Role, Source
 from services.volunteers.models import Group, GroupSession, ServiceRecord, kernel
 from services.volunteers.schemas import (
-    GroupCreateSchema, GroupQuerySchema, GroupSchema, GroupUpdateSchema, MyServiceQuerySchema, ServiceCreateSchema,
-    ServiceQuerySchema, ServiceRecordSchema, SessionCreateSchema, SessionQuerySchema, SessionSchema,
-    TotalsQuerySchema,
+    GroupCreateSchema, GroupQuerySchema, GroupSchema, GroupUpdateSchema, MyServiceQuerySchema, PersonAccountSchema,
+    ServiceCreateSchema, ServiceQuerySchema, ServiceRecordSchema, SessionCreateSchema, SessionQuerySchema,
+    SessionSchema, TotalsQuerySchema,
 )
 
 MY_LATEST_RECORDS = 50
@@ -48,11 +48,12 @@ class VolunteersService(KernelEntrypoints):
 
     @rpc
     @idempotent
-    def create_group(self, payload: dict, actor: dict) -> dict:
-        """A group, its leader and helpers; the gateway has checked that the
-        leader is an active party member and the helpers are members."""
+    def create_group(self, payload: dict, actor: dict, accounts: list[dict]) -> dict:
+        """A group, its leader and helpers (`accounts`: theirs, as the gateway
+        vouches; see _require_group_people)."""
         require_admin(load_actor(actor))
         data = load_or_raise(GroupCreateSchema(), payload)
+        self._require_group_people(data, accounts)
         name = self._name(data["name"])
         with self.db.unit_of_work() as uow:
             self._check_name_free(uow, name)
@@ -70,6 +71,19 @@ class VolunteersService(KernelEntrypoints):
         return GroupSchema().dump(group)
 
     @staticmethod
+    def _require_group_people(data: dict, accounts: list[dict]):
+        """Where volunteers enforces domain.check_group_people, on the leader
+        and helpers sent. The accounts live in the gateway, which hands over
+        theirs within the call it vouches for: facts as of this request, with
+        no race against an account event not yet arrived. A 400 naming the
+        field, before anything is read."""
+        held = {account["id"]: account for account in load_or_raise(shared(PersonAccountSchema, many=True), accounts)}
+        try:
+            domain.check_group_people(data.get("leader_id"), data.get("helper_ids") or [], held)
+        except domain.BadPeople as exc:
+            raise InvalidInput(str(exc), {"fields": {exc.field: exc.messages}})
+
+    @staticmethod
     def _name(name: str) -> str:
         name = name.strip()
         if not name:
@@ -83,10 +97,12 @@ class VolunteersService(KernelEntrypoints):
             raise Conflict("A group has this name already.", {"fields": {"name": ["Taken."]}})
 
     @rpc
-    def update_group(self, group_id: str, payload: dict, actor: dict) -> dict:
-        """Any of name, leader (null: none), helpers, active; only the fields sent."""
+    def update_group(self, group_id: str, payload: dict, actor: dict, accounts: list[dict]) -> dict:
+        """Any of name, leader (null: none), helpers, active; only the fields
+        sent (`accounts`: those of the leader and helpers sent, see _require_group_people)."""
         require_admin(load_actor(actor))
         data = load_or_raise(GroupUpdateSchema(), payload)
+        self._require_group_people(data, accounts)
         with self.db.unit_of_work() as uow:
             group = self._group(group_id, uow.session)
             if "name" in data:

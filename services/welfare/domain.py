@@ -67,11 +67,6 @@ def check_stage(status: str, recorded: list[tuple[str, date]], stage: str, on: d
                                f"({recorded[-1][0]}, {recorded[-1][1].isoformat()}).")
 
 
-def referral_overdue(status: str, deadline: date | None, alerted: bool, today: date) -> bool:
-    """An undecided referral past its deadline alerts its case's assignee, once."""
-    return status == ReferralStatus.SUBMITTED and deadline is not None and today > deadline and not alerted
-
-
 # (status, action) -> next status. What is not here is an illegal move.
 CASE_TRANSITIONS = {
     (CaseStatus.DRAFT, "confirm"): CaseStatus.OPEN,
@@ -95,6 +90,22 @@ def next_status(status: str, action: str) -> str:
         raise RuleBroken(f"A case that is {status} cannot take '{action}'.")
 
 
+class AssigneeUnfit(ValueError):
+    """The member may not be paired with a case; a 400 on `assignee_id`."""
+
+
+def check_assignee(assignee_id: str, account: dict | None) -> None:
+    """A case is paired with a registered party member whose account is
+    active: they visit the household and are alerted. `account`: the one the
+    gateway holds under that id, vouched for within the same call
+    ({"id", "party_member", "active"}; None: no account has the id), so an
+    account change still on its way as an event cannot be missed."""
+    if account is None or account["id"] != assignee_id or not account["party_member"]:
+        raise AssigneeUnfit("No registered party member has this id.")
+    if not account["active"]:
+        raise AssigneeUnfit("No active party member has this id: the account is disabled.")
+
+
 def decide_referral(status: str, decision: str) -> str:
     """A submitted referral is approved or rejected, once."""
     if status != ReferralStatus.SUBMITTED:
@@ -102,11 +113,6 @@ def decide_referral(status: str, decision: str) -> str:
     if decision not in (ReferralStatus.APPROVED, ReferralStatus.REJECTED):
         raise ValueError("A referral is decided as approved or rejected.")
     return decision
-
-
-def may_work_on_case(actor_id: str, actor_is_admin: bool, assignee_id: str) -> bool:
-    """Visits, referrals and closing: the office, or the paired party member."""
-    return actor_is_admin or actor_id == assignee_id
 
 
 def lapse_start(last_visit_on: date | None, opened_at: datetime) -> datetime:
@@ -145,9 +151,12 @@ def normalise_categories(categories: list[str], listed: list[str]) -> list[str]:
     return [c for c in listed if c in categories]
 
 
-def may_see_case(actor_id: str, actor_is_admin: bool, assignee_id: str) -> bool:
-    """An admin sees every case; a member only the cases assigned to them."""
-    return actor_is_admin or actor_id == assignee_id
+def cases_limited_to(actor_id: str, actor_is_admin: bool) -> str | None:
+    """A member sees only their own cases: whose cases an actor sees and works
+    on (reads, visits, referrals, closing). The office every case (None: no
+    limit); a member only the cases assigned to them (their id), so a draft,
+    which has no assignee yet, is the office's alone."""
+    return None if actor_is_admin else actor_id
 
 
 # -- how a case ended (counted in the monthly report; the free-text outcome says the rest) ------------------

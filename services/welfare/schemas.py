@@ -165,6 +165,13 @@ class CaseAssignSchema(Schema):
     assignee_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
 
 
+class AssigneeAccountSchema(Schema):
+    """What the gateway vouches for about an assignee's account (domain.check_assignee): no name, no phone."""
+    id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    party_member = fields.Boolean(required=True, strict=True)
+    active = fields.Boolean(required=True, strict=True)
+
+
 class CaseCloseSchema(Schema):
     outcome = fields.String(required=True, validate=validate.Length(min=1, max=2000))
     outcome_kind = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(OUTCOME_KINDS),

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from nameko.dependency_providers import Config
 from nameko.timer import timer
-from sqlalchemy import and_, func, insert, not_, or_, select, update
+from sqlalchemy import and_, func, insert, not_, or_, select, true, update
 
 from services import contracts
 from services.categories import CategoryEntrypoints, labels, require_categories
@@ -19,7 +19,7 @@ from services.common.errors import Conflict, InvalidInput, NotFound, enforce
 from services.common.events import reliable_event_handler
 from services.common.idempotency import idempotent
 from services.common.pagination import PageSchema, paginate
-from services.common.schemas import load_or_raise
+from services.common.schemas import load_or_raise, require_id, shared
 from services.common.service import KernelEntrypoints, rpc
 from services.contracts.principal import is_admin, load_actor, require_admin
 from services.contracts import donations as donation_events
@@ -30,7 +30,8 @@ from services.welfare.models import (
     Assistance, AuditEntry, Case, Category, Consent, Household, Person, Referral, Reopening, Visit, kernel,
 )
 from services.welfare.schemas import (
-    AuditEntrySchema, AuditQuerySchema, CaseAssignSchema, CaseCloseSchema, CaseDismissSchema, CaseEraseSchema,
+    AssigneeAccountSchema, AuditEntrySchema, AuditQuerySchema, CaseAssignSchema, CaseCloseSchema, CaseDismissSchema,
+    CaseEraseSchema,
     CaseOpenSchema, CaseQuerySchema, CaseReopenSchema, CaseSchema, ConsentCreateSchema, ConsentSchema,
     HouseholdCreateSchema, HouseholdDetailSchema, HouseholdExportSchema, HouseholdQuerySchema, HouseholdSchema,
     HouseholdUpdateSchema, RecipientSchema,
@@ -49,6 +50,14 @@ def followup_overdue():
     FOLLOWUP_AFTER_DAYS (a second or two behind it, at most)."""
     return and_(Case.status.in_(domain.CaseStatus.ACTIVE), Case.followup_alerted_for.is_not(None),
                 Case.followup_alerted_for == Case.lapse_started_at)
+
+
+def cases_visible_to(actor: dict):
+    """The one enforcement of "a member sees only their own cases"
+    (domain.cases_limited_to), as a filter on cases: every list and every
+    single read or change of a case by a member goes through it."""
+    limit = domain.cases_limited_to(actor["id"], is_admin(actor))
+    return true() if limit is None else Case.assignee_id == limit
 
 
 def case_event(case: Case) -> dict:
@@ -233,12 +242,13 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
 
     @rpc
     @idempotent
-    def open_case(self, payload: dict, actor: dict) -> dict:
-        """Open a case for a household, assigned to a party member. The gateway
-        has checked that the assignee is a registered party member."""
+    def open_case(self, payload: dict, actor: dict, assignee: dict | None) -> dict:
+        """Open a case for a household, paired with a party member
+        (`assignee`: their account, as the gateway vouches; see _require_assignee)."""
         actor = load_actor(actor)
         require_admin(actor)
         data = load_or_raise(CaseOpenSchema(), payload)
+        self._require_assignee(data["assignee_id"], assignee)
         with self.db.unit_of_work() as uow:
             categories = self._case_categories(uow.session, data["categories"])
             household = uow.session.get(Household, data["household_id"])
@@ -277,12 +287,13 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
             uow.commit()
 
     @rpc
-    def confirm_case(self, case_id: str, payload: dict, actor: dict) -> dict:
+    def confirm_case(self, case_id: str, payload: dict, actor: dict, assignee: dict | None) -> dict:
         """A draft becomes an open case: its household, categories, summary and
-        party member (whom the gateway checked), who is alerted."""
+        party member (`assignee`: their account, see _require_assignee), who is alerted."""
         actor = load_actor(actor)
         require_admin(actor)
         data = load_or_raise(CaseOpenSchema(), payload)
+        self._require_assignee(data["assignee_id"], assignee)
         with self.db.unit_of_work() as uow:
             case = self._case(uow, case_id)
             household = uow.session.get(Household, data["household_id"])
@@ -328,7 +339,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
         household read is (`read_household`), with the case it was read through."""
         actor = load_actor(actor)
         with self.db.unit_of_work() as uow:
-            case = self._workable_case(uow, case_id, actor)
+            case = self._visible_case(uow, case_id, actor)
             if case.household is None:
                 raise NotFound("This case has no household yet: the office confirms it first.")
             self._audit(uow, actor, "read_household", case_id=case.id, household_id=case.household.id)
@@ -342,9 +353,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
         listed is audited."""
         actor = load_actor(actor)
         query = load_or_raise(CaseQuerySchema(), query)
-        statement = select(Case)
-        if not is_admin(actor):
-            statement = statement.where(Case.assignee_id == actor["id"])
+        statement = select(Case).where(cases_visible_to(actor))
         for name in ("status", "assignee_id", "compound"):
             if query[name] is not None:
                 statement = statement.where(getattr(Case, name) == query[name])
@@ -394,12 +403,13 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
         return {"case_id": case.id, "status": case.status}
 
     @rpc
-    def assign_case(self, case_id: str, payload: dict, actor: dict) -> dict:
-        """Pair the case with another party member (the gateway checked who);
-        both the old and the new assignee are alerted."""
+    def assign_case(self, case_id: str, payload: dict, actor: dict, assignee: dict | None) -> dict:
+        """Pair the case with another party member (`assignee`: their account,
+        see _require_assignee); both the old and the new assignee are alerted."""
         actor = load_actor(actor)
         require_admin(actor)
         data = load_or_raise(CaseAssignSchema(), payload)
+        self._require_assignee(data["assignee_id"], assignee)
         with self.db.unit_of_work() as uow:
             case = self._case(uow, case_id)
             self._move(case, "assign")
@@ -420,7 +430,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
         if data["visited_on"] > naive_utcnow().date() + timedelta(days=1):
             raise InvalidInput("A visit cannot be in the future.", {"fields": {"visited_on": ["In the future."]}})
         with self.db.unit_of_work() as uow:
-            case = self._workable_case(uow, case_id, actor)
+            case = self._visible_case(uow, case_id, actor)
             self._move(case, "visit")
             visit = Visit(case_id=case.id, visited_on=data["visited_on"], notes=data["notes"],
                           logged_by=actor["id"], logged_at=naive_utcnow())
@@ -440,7 +450,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
         actor = load_actor(actor)
         data = load_or_raise(ReferralCreateSchema(), payload)
         with self.db.unit_of_work() as uow:
-            case = self._workable_case(uow, case_id, actor)
+            case = self._visible_case(uow, case_id, actor)
             self._move(case, "refer")
             referral = Referral(case_id=case.id, agency=data["agency"], benefit=data["benefit"],
                                 status=domain.ReferralStatus.SUBMITTED, submitted_by=actor["id"],
@@ -460,7 +470,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
             referral = get_by_id(uow.session, Referral, referral_id)
             if referral is None:
                 raise NotFound("No such referral.")
-            case = self._workable_case(uow, referral.case_id, actor)
+            case = self._visible_case(uow, referral.case_id, actor)
             if case.status == domain.CaseStatus.CLOSED:
                 raise Conflict("The case is closed.")
             referral.status = enforce(domain.decide_referral, referral.status, data["status"])
@@ -480,7 +490,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
             referral = get_by_id(uow.session, Referral, referral_id)
             if referral is None:
                 raise NotFound("No such referral.")
-            case = self._workable_case(uow, referral.case_id, actor)
+            case = self._visible_case(uow, referral.case_id, actor)
             if case.status == domain.CaseStatus.CLOSED:
                 raise Conflict("The case is closed.")
             recorded = [(s["stage"], date.fromisoformat(s["on"])) for s in referral.stages or []]
@@ -503,7 +513,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
         actor = load_actor(actor)
         data = load_or_raise(CaseCloseSchema(), payload)
         with self.db.unit_of_work() as uow:
-            case = self._workable_case(uow, case_id, actor)
+            case = self._visible_case(uow, case_id, actor)
             self._move(case, "close")
             case.outcome, case.closed_at, case.closed_by = data["outcome"], naive_utcnow(), actor["id"]
             case.outcome_kind = data["outcome_kind"]
@@ -631,18 +641,27 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
         return case
 
     def _visible_case(self, uow: UnitOfWork, case_id: str, actor: dict) -> Case:
-        case = get_by_id(uow.session, Case, case_id)
-        # Another member's case is "not found", not "forbidden": ids leak nothing.
-        if case is None or not domain.may_see_case(actor["id"], is_admin(actor), case.assignee_id):
+        """The case if the actor sees (and so works on) it (cases_visible_to);
+        another member's case is "not found", not "forbidden": ids leak nothing."""
+        case = uow.session.scalar(select(Case).where(Case.id == require_id(case_id, "case_id"),
+                                                     cases_visible_to(actor)))
+        if case is None:
             raise NotFound("No such case.")
         return case
 
-    def _workable_case(self, uow: UnitOfWork, case_id: str, actor: dict) -> Case:
-        """The office or the assignee works on a case; to anyone else it does not exist."""
-        case = self._visible_case(uow, case_id, actor)
-        if not domain.may_work_on_case(actor["id"], is_admin(actor), case.assignee_id):
-            raise NotFound("No such case.")
-        return case
+    @staticmethod
+    def _require_assignee(assignee_id: str, account: dict | None):
+        """Where welfare enforces domain.check_assignee (opening, confirming,
+        reassigning). The accounts live in the gateway, which hands over the
+        assignee's within the call it vouches for (the signature covers every
+        argument): a fact as of this request, with no race against an account
+        event not yet arrived. A 400 naming assignee_id, before anything is read."""
+        if account is not None:
+            account = load_or_raise(shared(AssigneeAccountSchema), account)
+        try:
+            domain.check_assignee(assignee_id, account)
+        except domain.AssigneeUnfit as exc:
+            raise InvalidInput(str(exc), {"fields": {"assignee_id": [str(exc)]}})
 
     def _case_categories(self, session, categories: list[str]) -> list[str]:
         """Known, active categories, each once, in the order they are listed; else InvalidInput."""
@@ -797,6 +816,11 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
         self._flag_overdue_referrals()
 
     def _flag_overdue_referrals(self):
+        """The one home of "an undecided referral past its deadline alerts its
+        case's assignee, once": still submitted, its deadline (a day of the
+        community's calendar) before today, not alerted yet. Claimed by a
+        conditional update, so two instances alert once; a referral of a case
+        no longer worked on is claimed without an alert."""
         today = self._today()
         with self.db.unit_of_work() as uow:
             due = uow.session.scalars(select(Referral).where(

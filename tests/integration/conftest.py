@@ -19,13 +19,18 @@ HOUSEHOLD = {"compound": "Xingfu Garden", "address": "Building 3, Room 401",
              "people": [{"name": "李秀英", "relation": "mother", "birth_year": 1946, "conditions": ["frail"]}]}
 
 
+def party_member(member_id: str) -> dict:
+    """The assignee's account as the gateway vouches for it with the call (welfare.domain.check_assignee)."""
+    return {"id": member_id, "party_member": True, "active": True}
+
+
 def open_case(config) -> str:
     """A household and its case, through welfare's RPC; the case's id."""
     with vouched_rpc(config, "welfare") as welfare:
         household = welfare.create_household(HOUSEHOLD, ADMIN)
         case = welfare.open_case({"household_id": household["id"], "categories": ["elderly"],
                                   "summary": "Needs the minimum-living allowance.",
-                                  "assignee_id": ASSIGNEE}, ADMIN)
+                                  "assignee_id": ASSIGNEE}, ADMIN, party_member(ASSIGNEE))
     return case["id"]
 
 

@@ -9,7 +9,7 @@ from services.donations.service import DonationsService
 from services.notifications.service import NotificationsService
 from services.welfare.service import WelfareService
 from tests.conftest import wait_for
-from tests.integration.conftest import ADMIN, HOUSEHOLD, EventTap, alerts_for
+from tests.integration.conftest import ADMIN, HOUSEHOLD, EventTap, alerts_for, party_member
 from tests.vouching import vouched_rpc
 
 VOLUNTEER = {"id": "v" * 32, "roles": ["member"]}
@@ -28,7 +28,8 @@ def test_a_drive_publishes_each_event_once_and_its_effects_follow(start_service,
         with vouched_rpc(welfare_config, "welfare") as welfare:
             household = welfare.create_household(HOUSEHOLD, ADMIN)
             case = welfare.open_case({"household_id": household["id"], "categories": ["elderly"],
-                                      "summary": "Winter is coming.", "assignee_id": "b" * 32}, ADMIN)
+                                      "summary": "Winter is coming.", "assignee_id": "b" * 32}, ADMIN,
+                                      party_member("b" * 32))
         with vouched_rpc(donations_config, "donations") as donations:
             campaign = donations.create_campaign({
                 "name": "Earthquake relief", "goal_fen": 10_000,

@@ -71,7 +71,9 @@ def test_a_sessions_events_reach_the_broker_and_keep_the_contract(start_service,
     try:
         with vouched_rpc(config, "volunteers") as volunteers:
             group = volunteers.create_group({"name": "门球队 Gateball", "kind": "sport", "leader_id": LEADER["id"],
-                                             "helper_ids": [HELPER]}, ADMIN)
+                                             "helper_ids": [HELPER]}, ADMIN, [
+                {"id": LEADER["id"], "party_member": True, "active": True, "roles": ["member"]},
+                {"id": HELPER, "party_member": False, "active": True, "roles": ["member"]}])
             session = volunteers.record_session(group["id"], {
                 "held_on": "2026-05-12", "starts_at": "08:30", "duration_minutes": 120,
                 "place": "东门球场 East gate court", "what": "对阵幸福里 Match against Xingfu Li",

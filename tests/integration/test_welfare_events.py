@@ -10,7 +10,7 @@ from services.notifications.models import Alert
 from services.notifications.service import NotificationsService
 from services.welfare.service import WelfareService
 from tests.conftest import wait_for
-from tests.integration.conftest import ADMIN, HOUSEHOLD, EventTap
+from tests.integration.conftest import ADMIN, HOUSEHOLD, EventTap, party_member
 from tests.vouching import vouched_rpc
 
 FIRST = {"id": "f" * 32, "roles": ["member"]}
@@ -38,12 +38,13 @@ def test_a_case_life_publishes_each_event_once_without_personal_data(start_servi
         with vouched_rpc(welfare_config, "welfare") as welfare:
             household = welfare.create_household(HOUSEHOLD, ADMIN)
             case = welfare.open_case({"household_id": household["id"], "categories": ["elderly", "low_income"],
-                                      "summary": "Needs the allowance.", "assignee_id": FIRST["id"]}, ADMIN)
+                                      "summary": "Needs the allowance.", "assignee_id": FIRST["id"]}, ADMIN,
+                                      party_member(FIRST["id"]))
             welfare.log_visit(case["id"], {"visited_on": date.today().isoformat(), "notes": "Mother frail."}, FIRST)
             referral = welfare.add_referral(case["id"], {"agency": "Civil affairs bureau",
                                                          "benefit": "Minimum-living allowance"}, FIRST)
             welfare.decide_referral(referral["id"], {"status": "approved"}, FIRST)
-            welfare.assign_case(case["id"], {"assignee_id": SECOND["id"]}, ADMIN)
+            welfare.assign_case(case["id"], {"assignee_id": SECOND["id"]}, ADMIN, party_member(SECOND["id"]))
             welfare.close_case(case["id"], {"outcome": "The allowance granted."}, SECOND)
 
         expected = ["case_opened", "visit_logged", "referral_updated", "referral_updated", "case_assigned",
@@ -76,7 +77,7 @@ def test_two_welfare_instances_raise_one_follow_up_per_lapse(start_service, serv
         with vouched_rpc(welfare_config, "welfare") as welfare:
             household = welfare.create_household(HOUSEHOLD, ADMIN)
             case = welfare.open_case({"household_id": household["id"], "categories": ["elderly"],
-                                      "summary": "x", "assignee_id": FIRST["id"]}, ADMIN)
+                                      "summary": "x", "assignee_id": FIRST["id"]}, ADMIN, party_member(FIRST["id"]))
         wait_for(lambda: "followup_overdue" in tap.types(), timeout=15, what="the follow-up")
         for _ in range(2):  # more sweeps by each instance add nothing for this lapse
             for instance in instances:

@@ -18,6 +18,7 @@ from services.donations.service import DonationsService
 from services.patrol.service import PatrolService
 from services.welfare.service import WelfareService
 from tests.unit.conftest import ServiceDb, seed_categories
+from tests.unit.test_welfare_lifecycle import party_member
 
 ADMIN = {"id": "admin-1", "roles": ["admin"]}
 MEMBER = {"id": "m1", "roles": ["member"]}
@@ -233,7 +234,8 @@ def household(welfare):
 
 def open_case(welfare, household, categories):
     return welfare().open_case({"household_id": household["id"], "categories": categories,
-                                "summary": "Lives alone.", "assignee_id": "m1"}, ADMIN)
+                                "summary": "Lives alone.", "assignee_id": "m1"}, ADMIN,
+                               party_member("m1"))
 
 
 def test_a_case_takes_a_new_category_in_the_order_they_are_listed(welfare, household):
@@ -259,11 +261,11 @@ def test_confirming_a_draft_checks_its_categories_too(welfare, welfare_db, house
     draft = welfare().list_cases(ADMIN)["items"][0]
     payload = {"household_id": household["id"], "summary": "Found on patrol.", "assignee_id": "m1"}
     with pytest.raises(InvalidInput) as raised:
-        welfare().confirm_case(draft["id"], {**payload, "categories": ["homeless"]}, ADMIN)
+        welfare().confirm_case(draft["id"], {**payload, "categories": ["homeless"]}, ADMIN, party_member("m1"))
     assert "categories" in raised.value.details["fields"]
     assert welfare().get_case(draft["id"], ADMIN)["status"] == "draft"
     welfare().add_category({"code": "homeless", "label_zh": "无固定住所", "label_en": "Homeless"}, ADMIN)
-    confirmed = welfare().confirm_case(draft["id"], {**payload, "categories": ["homeless"]}, ADMIN)
+    confirmed = welfare().confirm_case(draft["id"], {**payload, "categories": ["homeless"]}, ADMIN, party_member("m1"))
     assert confirmed["status"] == "open" and confirmed["categories"] == ["homeless"]
 
 

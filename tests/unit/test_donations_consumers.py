@@ -18,6 +18,7 @@ from services.notifications.models import Alert
 from services.notifications.service import NotificationsService
 from services.welfare.models import Assistance
 from services.welfare.service import WelfareService
+from tests.unit.test_welfare_lifecycle import party_member
 
 ADMIN = {"id": "admin-1", "roles": ["admin"]}
 ASSIGNEE = {"id": "member-a", "roles": ["member"]}
@@ -60,7 +61,7 @@ def case(welfare):
     household = welfare().create_household(HOUSEHOLD, ADMIN)
     return welfare().open_case({"household_id": household["id"], "categories": ["elderly"],
                                 "summary": "Lives alone after the earthquake.", "assignee_id": "member-a"},
-                               ADMIN)
+                               ADMIN, party_member("member-a"))
 
 
 def items_dispatched(case_id, to="case", dispatch_id="dispatch-1", items=(("bedding", 2), ("clothing", 3))):

@@ -9,9 +9,12 @@ from services.common import idempotency
 from services.common.errors import IdempotencyKeyReused, InvalidInput
 from services.welfare.models import Case, Household
 from tests import databases
-from tests.unit.test_welfare_lifecycle import ADMIN, HOUSEHOLD, SUMMARY, welfare  # noqa: F401 -- fixture
+from tests.unit.test_welfare_lifecycle import ADMIN, HOUSEHOLD, SUMMARY, party_member, welfare  # noqa: F401 -- fixture
 
 OTHER_ADMIN = {"id": "admin-2", "roles": ["admin"]}
+
+
+ASSIGNEE = party_member("member-a")  # the account the gateway vouches for with each call
 
 
 def case_body(household_id, summary=SUMMARY):
@@ -25,23 +28,23 @@ def household(welfare):  # noqa: F811
 
 
 def test_a_retry_returns_the_first_answer_and_writes_once(welfare, welfare_db, household):  # noqa: F811
-    first = welfare().open_case(case_body(household["id"]), ADMIN, idempotency_key="k-1")
-    again = welfare().open_case(case_body(household["id"]), ADMIN, idempotency_key="k-1")
+    first = welfare().open_case(case_body(household["id"]), ADMIN, ASSIGNEE, idempotency_key="k-1")
+    again = welfare().open_case(case_body(household["id"]), ADMIN, ASSIGNEE, idempotency_key="k-1")
     assert again == first
     assert welfare_db.count(Case) == 1
     assert len(welfare_db.outbox("case_opened")) == 1
     # Without a key, or with another, it is another case.
-    assert welfare().open_case(case_body(household["id"]), ADMIN, idempotency_key="k-2")["id"] != first["id"]
+    assert welfare().open_case(case_body(household["id"]), ADMIN, ASSIGNEE, idempotency_key="k-2")["id"] != first["id"]
     assert welfare_db.count(Case) == 2
 
 
 def test_the_same_key_for_another_request_is_refused_and_writes_nothing(
         welfare, welfare_db, household):  # noqa: F811
-    welfare().open_case(case_body(household["id"]), ADMIN, idempotency_key="k-1")
+    welfare().open_case(case_body(household["id"]), ADMIN, ASSIGNEE, idempotency_key="k-1")
     for body, actor in [(case_body(household["id"], "Another summary."), ADMIN),
                         (case_body(household["id"]), OTHER_ADMIN)]:  # another caller's key is not yours
         with pytest.raises(IdempotencyKeyReused):
-            welfare().open_case(body, actor, idempotency_key="k-1")
+            welfare().open_case(body, actor, ASSIGNEE, idempotency_key="k-1")
     assert welfare_db.count(Case) == 1
     # Keys are per operation: the same one on another write is its own.
     welfare().create_household(HOUSEHOLD, ADMIN, idempotency_key="k-1")
@@ -50,9 +53,9 @@ def test_the_same_key_for_another_request_is_refused_and_writes_nothing(
 
 def test_a_call_that_failed_wrote_nothing_and_its_retry_does_the_work(welfare, welfare_db, household):  # noqa: F811
     with pytest.raises(InvalidInput):
-        welfare().open_case({**case_body(household["id"]), "categories": []}, ADMIN, idempotency_key="k-1")
+        welfare().open_case({**case_body(household["id"]), "categories": []}, ADMIN, ASSIGNEE, idempotency_key="k-1")
     assert welfare_db.count(Case) == 0
-    fixed = welfare().open_case(case_body(household["id"]), ADMIN, idempotency_key="k-1")
+    fixed = welfare().open_case(case_body(household["id"]), ADMIN, ASSIGNEE, idempotency_key="k-1")
     assert fixed["status"] == "open" and welfare_db.count(Case) == 1
 
 
@@ -68,11 +71,11 @@ def test_two_at_once_write_once_and_both_get_the_first_answer(
         found = look_up(db, request)
         if "started" not in winner:
             winner["started"] = True
-            winner["answer"] = welfare().open_case(body, ADMIN, idempotency_key="k-1")
+            winner["answer"] = welfare().open_case(body, ADMIN, ASSIGNEE, idempotency_key="k-1")
         return found
 
     monkeypatch.setattr(idempotency, "_earlier_answer", look_up_while_the_other_commits)
-    answer = welfare().open_case(body, ADMIN, idempotency_key="k-1")
+    answer = welfare().open_case(body, ADMIN, ASSIGNEE, idempotency_key="k-1")
     assert answer == winner["answer"]
     assert welfare_db.count(Case) == 1
     assert len(welfare_db.outbox("case_opened")) == 1
@@ -89,19 +92,19 @@ def test_the_write_and_its_answer_commit_together(welfare, welfare_db, household
 
     monkeypatch.setattr(idempotency.CommitWithAnswer, "commit_with_answer", crash)
     with pytest.raises(RuntimeError):
-        welfare().open_case(case_body(household["id"]), ADMIN, idempotency_key="k-1")
+        welfare().open_case(case_body(household["id"]), ADMIN, ASSIGNEE, idempotency_key="k-1")
     assert welfare_db.count(Case) == 0 and welfare_db.outbox("case_opened") == []
 
     monkeypatch.setattr(idempotency.CommitWithAnswer, "commit_with_answer", commit_with_answer)
-    answer = welfare().open_case(case_body(household["id"]), ADMIN, idempotency_key="k-1")
-    assert welfare().open_case(case_body(household["id"]), ADMIN, idempotency_key="k-1") == answer
+    answer = welfare().open_case(case_body(household["id"]), ADMIN, ASSIGNEE, idempotency_key="k-1")
+    assert welfare().open_case(case_body(household["id"]), ADMIN, ASSIGNEE, idempotency_key="k-1") == answer
     assert welfare_db.count(Case) == 1 and len(welfare_db.outbox("case_opened")) == 1
 
 
 @pytest.mark.parametrize("key", ["", "k" * 101, 12, ["k"]])
 def test_a_malformed_key_is_invalid_input(welfare, welfare_db, household, key):  # noqa: F811
     with pytest.raises(InvalidInput):
-        welfare().open_case(case_body(household["id"]), ADMIN, idempotency_key=key)
+        welfare().open_case(case_body(household["id"]), ADMIN, ASSIGNEE, idempotency_key=key)
     assert welfare_db.count(Case) == 0
 
 
@@ -151,7 +154,8 @@ def test_nameko_checks_a_call_against_the_method_and_its_key():
 
     from services.welfare.service import WelfareService
     assert list(inspect.signature(WelfareService.open_case).parameters) == [
-        "self", "payload", "actor", "idempotency_key"]
+        "self", "payload", "actor", "assignee", "idempotency_key"]
     with pytest.raises(TypeError):
-        inspect.getcallargs(WelfareService.open_case, None, {}, ADMIN, "a key given by position")
-    assert inspect.getcallargs(WelfareService.open_case, None, {}, ADMIN, idempotency_key="k")["idempotency_key"] == "k"
+        inspect.getcallargs(WelfareService.open_case, None, {}, ADMIN, ASSIGNEE, "a key given by position")
+    called = inspect.getcallargs(WelfareService.open_case, None, {}, ADMIN, ASSIGNEE, idempotency_key="k")
+    assert called["idempotency_key"] == "k"

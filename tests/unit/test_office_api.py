@@ -23,8 +23,8 @@ from services.welfare.domain import CASE_TRANSITIONS
 from services.welfare.models import AuditEntry, Case, Reopening
 from services.welfare.schemas import CaseQuerySchema
 from tests.unit.test_welfare_lifecycle import (  # noqa: F401 -- fixtures
-    ADMIN, HOUSEHOLD, MEMBER_A, MEMBER_B, OUTCOME, case, days_ago, events, household, open_case, set_case,
-    stored_case, visit, welfare,
+    ADMIN, HOUSEHOLD, MEMBER_A, MEMBER_B, OUTCOME, case, days_ago, events, household, open_case,
+    party_member, set_case, stored_case, visit, welfare,
 )
 
 VIEWER = {"id": "viewer-1", "roles": ["viewer"]}
@@ -141,7 +141,8 @@ def three_cases(welfare, household):  # noqa: F811
     other = welfare().create_household(OTHER_HOUSEHOLD, ADMIN)
     mine = open_case(welfare, household["id"], "member-a")
     theirs = welfare().open_case({"household_id": other["id"], "categories": ["elderly", "illness"],
-                                  "summary": "Alone, needs meals.", "assignee_id": "member-b"}, ADMIN)
+                                  "summary": "Alone, needs meals.", "assignee_id": "member-b"}, ADMIN,
+                                 party_member("member-b"))
     welfare().close_case(theirs["id"], {"outcome": OUTCOME}, ADMIN)
     draft = add_draft(welfare().db)
     return mine, theirs, draft
@@ -455,6 +456,35 @@ def test_an_account_search_shows_no_password_hash(gateway, gateway_db, members):
     assert "password" not in member and "password_hash" not in member
     with Session(gateway_db.engine) as session:
         assert session.get(Account, members["zhang"]).password_hash not in json.dumps(member)
+
+
+# -- the gateway: welfare checks an assignee on the account handed over with the call -----------
+
+def assign_request(assignee_id):
+    body = {"assignee_id": assignee_id}
+    return SimpleNamespace(principal=GATEWAY_ADMIN, payload=body, body=body, idempotency_key=None)
+
+
+def test_the_gateway_hands_welfare_the_assignee_s_account_and_no_more(gateway, members):
+    worker = gateway()
+    worker.welfare.assign_case.return_value = {"id": "c1"}
+    for key, account in [("zhang", {"id": members["zhang"], "party_member": True, "active": True}),
+                         ("gone", {"id": members["gone"], "party_member": False, "active": False})]:
+        assert worker.assign_case(assign_request(members[key]), "c1") == {"id": "c1"}
+        worker.welfare.assign_case.assert_called_with("c1", {"assignee_id": members[key]}, GATEWAY_ADMIN, account)
+    worker.assign_case(assign_request("no-such-member"), "c1")
+    worker.welfare.assign_case.assert_called_with("c1", {"assignee_id": "no-such-member"}, GATEWAY_ADMIN, None)
+
+
+def test_the_gateway_hands_volunteers_the_group_people_s_accounts_and_no_more(gateway, members):
+    worker = gateway()
+    worker.volunteers.update_group.return_value = {"id": "g1", "leader_id": None, "helper_ids": []}
+    body = {"leader_id": members["zhang"], "helper_ids": [members["screen"], "no-such-member"]}
+    request = SimpleNamespace(principal=GATEWAY_ADMIN, payload=body, body=body)
+    worker.update_group(request, "g1")
+    held = {members["zhang"]: {"id": members["zhang"], "party_member": True, "active": True, "roles": ["member"]},
+            members["screen"]: {"id": members["screen"], "party_member": False, "active": True, "roles": ["viewer"]}}
+    worker.volunteers.update_group.assert_called_once_with("g1", body, GATEWAY_ADMIN, [held[k] for k in sorted(held)])
 
 
 # -- the gateway: a dispatch to a case asks welfare only whether it can receive goods -------------

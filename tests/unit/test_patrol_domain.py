@@ -5,7 +5,7 @@ import pytest
 
 from services.patrol.domain import (
     IncidentStatus, NotAllowed, RuleBroken, check_may_acknowledge, check_may_patrol, check_may_report,
-    check_may_resolve, check_no_active_patrol, check_open, due_for_escalation, due_uncovered_alert,
+    check_may_resolve, check_no_active_patrol, check_open, due_uncovered_alert,
     is_covered, may_read_free_text, normalise_names, team,
 )
 
@@ -99,39 +99,6 @@ def test_check_open():
     with pytest.raises(RuleBroken) as raised:
         check_open(IncidentStatus.RESOLVED)
     assert "resolved" in str(raised.value)
-
-
-# -- escalation ------------------------------------------------------------------------
-
-def escalation(minutes_ago, status=IncidentStatus.OPEN, acked_at=None, escalated_at=None, limit=30):
-    return due_for_escalation(status, acked_at, escalated_at, NOW - timedelta(minutes=minutes_ago), NOW, limit)
-
-
-def test_an_incident_within_the_limit_does_not_escalate():
-    assert escalation(0) is False
-    assert escalation(29.99) is False
-
-
-def test_an_unacknowledged_incident_escalates_at_and_after_the_limit():
-    assert escalation(30) is True
-    assert escalation(31) is True
-    assert escalation(60 * 24) is True
-
-
-def test_an_acknowledged_incident_never_escalates():
-    assert escalation(120, acked_at=NOW - timedelta(minutes=100)) is False
-
-
-def test_an_escalated_incident_does_not_escalate_again():
-    assert escalation(120, escalated_at=NOW - timedelta(minutes=60)) is False
-
-
-def test_a_resolved_incident_does_not_escalate():
-    assert escalation(120, status=IncidentStatus.RESOLVED) is False
-
-
-def test_a_limit_of_zero_escalates_at_once():
-    assert escalation(0, limit=0) is True
 
 
 # -- coverage --------------------------------------------------------------------------

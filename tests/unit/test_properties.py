@@ -32,6 +32,7 @@ from services.welfare import models as welfare_models
 from services.welfare.domain import CASE_TRANSITIONS, REFERRAL_STAGES, CaseStatus, ReferralStatus, RuleBroken
 from services.welfare.service import WelfareService
 from tests.unit.conftest import ServiceDb, category_seed, seed_categories
+from tests.unit.test_welfare_lifecycle import party_member
 
 PROPERTY = settings(derandomize=True, database=None, deadline=None, max_examples=60,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -266,24 +267,26 @@ def test_a_case_in_the_service_follows_the_transition_table(welfare, moves, stag
     stages and decision too, and nothing moves a closed case's referral."""
     household = welfare().create_household(HOUSEHOLD, ADMIN)
     case = welfare().open_case({"household_id": household["id"], "categories": ["elderly"], "summary": "Alone.",
-                                "assignee_id": ASSIGNEE["id"]}, ADMIN)
+                                "assignee_id": ASSIGNEE["id"]}, ADMIN,
+                                party_member(ASSIGNEE["id"]))
     status, assignee, referral = CaseStatus.OPEN, ASSIGNEE["id"], None
     for move in moves:
         method, body = CASE_MOVES[move]
+        extra = ()
         if move == "assign":
             assignee = "member-b" if assignee == ASSIGNEE["id"] else ASSIGNEE["id"]
-            payload = {"assignee_id": assignee}
+            payload, extra = {"assignee_id": assignee}, (party_member(assignee),)
         else:
             payload = body()
         before = welfare().get_case(case["id"], ADMIN)
         if (status, move) in CASE_TRANSITIONS:
-            answer = getattr(welfare(), method)(case["id"], payload, ADMIN)
+            answer = getattr(welfare(), method)(case["id"], payload, ADMIN, *extra)
             status = CASE_TRANSITIONS[(status, move)]
             if move == "refer":
                 referral = answer
         else:
             with pytest.raises(Conflict):
-                getattr(welfare(), method)(case["id"], payload, ADMIN)
+                getattr(welfare(), method)(case["id"], payload, ADMIN, *extra)
             if move == "assign":
                 assignee = before["assignee_id"]
             assert welfare().get_case(case["id"], ADMIN) == before

@@ -15,6 +15,7 @@ from services.notifications.models import Alert
 from services.notifications.service import NotificationsService
 from services.welfare.models import Case, Household
 from services.welfare.service import WelfareService
+from tests.unit.test_welfare_lifecycle import party_member
 
 ADMIN = {"id": "admin-1", "roles": ["admin"]}
 MEMBER_A = {"id": "member-a", "roles": ["member"]}
@@ -51,7 +52,8 @@ def welfare(welfare_db):
 
 def open_case(welfare, household_id, assignee_id="member-a", categories=("disability", "low_income")):
     return welfare().open_case({"household_id": household_id, "categories": list(categories),
-                                "summary": SUMMARY, "assignee_id": assignee_id}, ADMIN)
+                                "summary": SUMMARY, "assignee_id": assignee_id}, ADMIN,
+                               party_member(assignee_id))
 
 
 def test_create_household_returns_it_with_its_people(welfare, welfare_db):
@@ -108,7 +110,8 @@ def test_a_member_cannot_open_a_case(welfare, welfare_db):
     household = welfare().create_household(HOUSEHOLD, ADMIN)
     with pytest.raises(Forbidden):
         welfare().open_case({"household_id": household["id"], "categories": ["elderly"],
-                             "summary": SUMMARY, "assignee_id": "member-a"}, MEMBER_A)
+                             "summary": SUMMARY, "assignee_id": "member-a"}, MEMBER_A,
+                             party_member("member-a"))
     assert welfare_db.count(Case) == 0
     assert welfare_db.outbox("case_opened") == []
 
@@ -172,7 +175,7 @@ def test_list_cases_with_a_bad_cursor_is_invalid_input(welfare):
 ])
 def test_an_invalid_case_is_invalid_input_naming_the_field(welfare, welfare_db, payload, field):
     with pytest.raises(InvalidInput) as raised:
-        welfare().open_case(payload, ADMIN)
+        welfare().open_case(payload, ADMIN, party_member(payload.get("assignee_id")))
     assert field in raised.value.details["fields"]
     assert welfare_db.count(Case) == 0
 
@@ -186,14 +189,15 @@ def test_an_invalid_household_is_invalid_input_naming_the_field(welfare):
 
 def test_no_payload_at_all_is_invalid_input(welfare):
     with pytest.raises(InvalidInput) as raised:
-        welfare().open_case(None, ADMIN)
+        welfare().open_case(None, ADMIN, None)
     assert {"household_id", "categories", "summary", "assignee_id"} <= set(raised.value.details["fields"])
 
 
 def test_an_unknown_household_is_invalid_input(welfare, welfare_db):
     with pytest.raises(InvalidInput) as raised:
         welfare().open_case({"household_id": "no-such-household", "categories": ["elderly"],
-                             "summary": SUMMARY, "assignee_id": "member-a"}, ADMIN)
+                             "summary": SUMMARY, "assignee_id": "member-a"}, ADMIN,
+                             party_member("member-a"))
     assert "household_id" in raised.value.details["fields"]
     assert welfare_db.count(Case) == 0
     assert welfare_db.outbox() == []

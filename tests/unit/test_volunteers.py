@@ -40,10 +40,18 @@ def volunteers(volunteers_db):
         db.close()
 
 
+def accounts(leader=None, helpers=()):
+    """The accounts the gateway vouches for with a group's call: the leader an
+    active party member, each helper an active member (domain.check_group_people)."""
+    held = [{"id": leader, "party_member": True, "active": True, "roles": ["member"]}] if leader else []
+    return held + [{"id": helper, "party_member": False, "active": True, "roles": ["member"]} for helper in helpers]
+
+
 @pytest.fixture
 def group(volunteers):
     return volunteers().create_group({"name": "秧歌队 Yangge dance", "kind": "dance", "leader_id": LEADER["id"],
-                                      "helper_ids": [HELPER["id"], "helper-2"]}, ADMIN)
+                                      "helper_ids": [HELPER["id"], "helper-2"]}, ADMIN,
+                                     accounts(LEADER["id"], [HELPER["id"], "helper-2"]))
 
 
 def session_payload(**changes):
@@ -92,6 +100,37 @@ def test_a_session_needs_a_leader_and_an_active_group():
 
 # -- sessions and their hours ----------------------------------------------------------
 
+def test_a_group_s_leader_is_an_active_party_member_and_each_helper_an_active_member():
+    def account(member_id, party_member=True, active=True, roles=("member",)):
+        return {member_id: {"id": member_id, "party_member": party_member, "active": active, "roles": list(roles)}}
+
+    domain.check_group_people("l", ["h"], {**account("l"), **account("h", party_member=False, roles=["admin"])})
+    domain.check_group_people(None, [], {})
+    for leader in ({}, account("l", party_member=False), account("l", active=False)):
+        with pytest.raises(domain.BadPeople) as refused:
+            domain.check_group_people("l", [], leader)
+        assert (refused.value.field, refused.value.messages) == ("leader_id", ["No active party member has this id."])
+    helpers = {**account("viewer", roles=["viewer"]), **account("gone", active=False), **account("ok")}
+    with pytest.raises(domain.BadPeople) as refused:
+        domain.check_group_people(None, ["viewer", "ok", "gone", "nobody"], helpers)
+    assert refused.value.field == "helper_ids" and refused.value.messages == [
+        f"No active member has the id {helper}." for helper in ("viewer", "gone", "nobody")]
+
+
+@pytest.mark.parametrize("change, field", [({"leader_id": "stranger"}, "leader_id"),
+                                           ({"helper_ids": ["stranger"]}, "helper_ids")])
+def test_a_group_with_someone_unfit_is_a_400_naming_the_field(volunteers, volunteers_db, group, change, field):
+    body = {"name": "合唱团 Choir", "kind": "music", **change}
+    with pytest.raises(InvalidInput) as refused:
+        volunteers().create_group(body, ADMIN, [])
+    assert list(refused.value.details["fields"]) == [field]
+    with pytest.raises(InvalidInput) as refused:
+        volunteers().update_group(group["id"], change, ADMIN, [])
+    assert list(refused.value.details["fields"]) == [field]
+    assert volunteers().get_group(group["id"]) == group
+    assert len(volunteers_db.outbox(events.GROUP_CREATED)) == 1
+
+
 def test_a_session_counts_its_duration_for_the_leader_and_each_helper_present(volunteers, volunteers_db, group):
     session = volunteers().record_session(group["id"], session_payload(), LEADER)
     assert (session["leader_id"], session["helper_ids"], session["participants"]) == ("leader-1", ["helper-1"], 24)
@@ -105,7 +144,7 @@ def test_a_session_counts_its_duration_for_the_leader_and_each_helper_present(vo
 
 
 def test_a_session_without_a_leader_is_refused_and_nothing_is_written(volunteers, volunteers_db, group):
-    volunteers().update_group(group["id"], {"leader_id": None}, ADMIN)
+    volunteers().update_group(group["id"], {"leader_id": None}, ADMIN, [])
     with pytest.raises(Conflict, match="needs its leader"):
         volunteers().record_session(group["id"], session_payload(), ADMIN)
     assert volunteers_db.count(GroupSession) == 0 and records(volunteers_db) == []
@@ -113,7 +152,7 @@ def test_a_session_without_a_leader_is_refused_and_nothing_is_written(volunteers
 
 
 def test_an_inactive_group_holds_no_session(volunteers, volunteers_db, group):
-    volunteers().update_group(group["id"], {"active": False}, ADMIN)
+    volunteers().update_group(group["id"], {"active": False}, ADMIN, [])
     with pytest.raises(Conflict, match="inactive"):
         volunteers().record_session(group["id"], session_payload(), ADMIN)
     assert volunteers_db.count(GroupSession) == 0
@@ -221,8 +260,9 @@ def test_my_service_totals_by_month_and_source(volunteers, group):
 
 def test_monthly_summary_counts(volunteers, group):
     gateball = volunteers().create_group({"name": "门球队 Gateball", "kind": "sport", "leader_id": "leader-2"},
-                                         ADMIN)
-    volunteers().create_group({"name": "合唱团 Choir", "kind": "music", "leader_id": "leader-3"}, ADMIN)
+                                         ADMIN, accounts("leader-2"))
+    volunteers().create_group({"name": "合唱团 Choir", "kind": "music", "leader_id": "leader-3"}, ADMIN,
+                              accounts("leader-3"))
     volunteers().record_session(group["id"], session_payload(), LEADER)
     volunteers().record_session(group["id"], session_payload(kind="performance", participants=40,
                                                              held_on="2026-05-20", helper_ids=[]), ADMIN)
@@ -254,7 +294,7 @@ def test_service_totals_per_member_most_first(volunteers, group):
 
 def test_a_group_name_is_taken_once(volunteers, group):
     with pytest.raises(Conflict):
-        volunteers().create_group({"name": " 秧歌队 Yangge dance ", "kind": "dance"}, ADMIN)
+        volunteers().create_group({"name": " 秧歌队 Yangge dance ", "kind": "dance"}, ADMIN, [])
 
 
 def test_two_instances_counting_one_patrol_at_once_count_it_once(volunteers, volunteers_db):

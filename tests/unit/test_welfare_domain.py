@@ -2,7 +2,7 @@
 import pytest
 
 from services.welfare.domain import (
-    CaseStatus, RuleBroken, may_see_case, next_status, normalise_categories,
+    AssigneeUnfit, CaseStatus, RuleBroken, cases_limited_to, check_assignee, next_status, normalise_categories,
 )
 
 
@@ -54,10 +54,31 @@ def test_no_category_is_rejected():
         normalise_categories([], LISTED)
 
 
-@pytest.mark.parametrize("actor_id, is_admin, assignee_id, expected", [
-    ("m1", False, "m1", True),    # the assignee
-    ("m2", False, "m1", False),   # another member
-    ("a1", True, "m1", True),     # the community office
+@pytest.mark.parametrize("actor_id, is_admin, expected", [
+    ("m1", False, "m1"),   # a member: only the cases assigned to them
+    ("a1", True, None),    # the community office: every case
 ])
-def test_who_may_see_a_case(actor_id, is_admin, assignee_id, expected):
-    assert may_see_case(actor_id, is_admin, assignee_id) is expected
+def test_whose_cases_an_actor_sees(actor_id, is_admin, expected):
+    assert cases_limited_to(actor_id, is_admin) == expected
+
+
+# -- who a case is paired with ------------------------------------------------------------
+
+def account(member_id="m1", party_member=True, active=True):
+    return {"id": member_id, "party_member": party_member, "active": active}
+
+
+def test_an_active_party_member_may_be_paired_with_a_case():
+    check_assignee("m1", account())
+
+
+@pytest.mark.parametrize("held, message", [
+    (None, "No registered party member has this id."),                      # no account has the id
+    (account(party_member=False), "No registered party member has this id."),
+    (account("m2"), "No registered party member has this id."),             # facts about someone else
+    (account(active=False), "No active party member has this id: the account is disabled."),
+])
+def test_anyone_else_is_refused(held, message):
+    with pytest.raises(AssigneeUnfit) as refused:
+        check_assignee("m1", held)
+    assert str(refused.value) == message and not isinstance(refused.value, RuleBroken)

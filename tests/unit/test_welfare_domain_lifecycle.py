@@ -1,13 +1,12 @@
 """The rules of a case's whole life, without a database or a broker: every
-(status, action) move, deciding a referral, who may work on a case, and when a
-follow-up falls due (once per lapse)."""
+(status, action) move, deciding a referral, and when a follow-up falls due
+(once per lapse). Who may see and work on a case: test_welfare_domain."""
 from datetime import date, datetime, timedelta
 
 import pytest
 
 from services.welfare.domain import (
-    CaseStatus, ReferralStatus, RuleBroken, decide_referral, due_followup, lapse_start,
-    may_work_on_case, next_status,
+    CaseStatus, ReferralStatus, RuleBroken, decide_referral, due_followup, lapse_start, next_status,
 )
 
 OPEN, IN_PROGRESS, CLOSED = CaseStatus.OPEN, CaseStatus.IN_PROGRESS, CaseStatus.CLOSED
@@ -76,18 +75,6 @@ def test_a_decision_other_than_approved_or_rejected_is_a_value_error(decision):
     with pytest.raises(ValueError) as raised:
         decide_referral(ReferralStatus.SUBMITTED, decision)
     assert not isinstance(raised.value, RuleBroken)
-
-
-# -- who may work on a case -------------------------------------------------------------
-
-@pytest.mark.parametrize("actor_id, is_admin, assignee_id, expected", [
-    ("m1", False, "m1", True),    # the paired party member
-    ("m2", False, "m1", False),   # another member
-    ("a1", True, "m1", True),     # the community office
-    ("m1", True, "m1", True),     # an admin who is also the assignee
-])
-def test_who_may_work_on_a_case(actor_id, is_admin, assignee_id, expected):
-    assert may_work_on_case(actor_id, is_admin, assignee_id) is expected
 
 
 # -- follow-ups ---------------------------------------------------------------------------

@@ -3,7 +3,8 @@ over a real in-memory database: assignment, visits, referrals, closing, who
 may do and see what, the audit log of reads, the follow-up timer, and the
 alerts notifications makes of welfare's events."""
 import json
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from nameko.testing.services import worker_factory
@@ -88,7 +89,12 @@ def case(welfare, household):
 
 def open_case(welfare, household_id, assignee_id="member-a"):
     return welfare().open_case({"household_id": household_id, "categories": ["disability", "low_income"],
-                                "summary": SUMMARY, "assignee_id": assignee_id}, ADMIN)
+                                "summary": SUMMARY, "assignee_id": assignee_id}, ADMIN, party_member(assignee_id))
+
+
+def party_member(member_id):
+    """The assignee's account as the gateway vouches for it with the call (domain.check_assignee)."""
+    return {"id": member_id, "party_member": True, "active": True}
 
 
 def visit(welfare, case_id, actor=MEMBER_A, on=None):
@@ -215,7 +221,7 @@ def test_referring_a_closed_case_is_a_conflict(welfare, welfare_db, case):
 def test_reassigning_a_closed_case_is_a_conflict(welfare, welfare_db, case):
     welfare().close_case(case["id"], {"outcome": OUTCOME}, ADMIN)
     with pytest.raises(Conflict):
-        welfare().assign_case(case["id"], {"assignee_id": "member-b"}, ADMIN)
+        welfare().assign_case(case["id"], {"assignee_id": "member-b"}, ADMIN, party_member("member-b"))
     assert stored_case(welfare_db, case["id"]).assignee_id == "member-a"
     assert welfare_db.outbox("case_assigned") == []
 
@@ -276,7 +282,7 @@ def test_a_visit_without_notes_is_invalid_input(welfare, welfare_db, case):
 # -- assignment ----------------------------------------------------------------------------
 
 def test_reassigning_announces_the_previous_and_the_new_assignee(welfare, welfare_db, case, household):
-    assigned = welfare().assign_case(case["id"], {"assignee_id": "member-b"}, ADMIN)
+    assigned = welfare().assign_case(case["id"], {"assignee_id": "member-b"}, ADMIN, party_member("member-b"))
     assert assigned["assignee_id"] == "member-b" and assigned["status"] == "open"
     assert events(welfare_db, "case_assigned") == [{
         "case_id": case["id"], "household_id": household["id"], "compound": "Lotus Garden",
@@ -293,29 +299,66 @@ def test_reassigning_announces_the_previous_and_the_new_assignee(welfare, welfar
 
 def test_reassigning_keeps_a_case_in_progress(welfare, case):
     visit(welfare, case["id"])
-    assert welfare().assign_case(case["id"], {"assignee_id": "member-b"}, ADMIN)["status"] == "in_progress"
+    assigned = welfare().assign_case(case["id"], {"assignee_id": "member-b"}, ADMIN, party_member("member-b"))
+    assert assigned["status"] == "in_progress"
 
 
 def test_reassigning_to_the_same_member_is_a_conflict(welfare, welfare_db, case):
     with pytest.raises(Conflict):
-        welfare().assign_case(case["id"], {"assignee_id": "member-a"}, ADMIN)
+        welfare().assign_case(case["id"], {"assignee_id": "member-a"}, ADMIN, party_member("member-a"))
     assert welfare_db.outbox("case_assigned") == []
 
 
 @pytest.mark.parametrize("actor", [MEMBER_A, MEMBER_B])
 def test_a_member_cannot_assign(welfare, welfare_db, case, actor):
     with pytest.raises(Forbidden):
-        welfare().assign_case(case["id"], {"assignee_id": "member-b"}, actor)
+        welfare().assign_case(case["id"], {"assignee_id": "member-b"}, actor, party_member("member-b"))
     assert stored_case(welfare_db, case["id"]).assignee_id == "member-a"
     assert welfare_db.outbox("case_assigned") == []
 
 
 def test_assigning_an_unknown_case_is_not_found(welfare):
     with pytest.raises(NotFound):
-        welfare().assign_case("no-such-case", {"assignee_id": "member-b"}, ADMIN)
+        welfare().assign_case("no-such-case", {"assignee_id": "member-b"}, ADMIN, party_member("member-b"))
 
 
 # -- who may do what -----------------------------------------------------------------------
+
+UNFIT = [None, {"id": "member-b", "party_member": False, "active": True},
+         {"id": "member-b", "party_member": True, "active": False},
+         {"id": "member-c", "party_member": True, "active": True}]  # another member's account
+
+
+@pytest.mark.parametrize("account", UNFIT, ids=["no account", "not a party member", "disabled", "someone else"])
+def test_only_an_active_party_member_is_paired_with_a_case(welfare, welfare_db, household, case, account):
+    """Opening, confirming and reassigning: welfare checks the account the
+    gateway vouched for with the call; a 400 naming assignee_id, nothing written."""
+    outbox_before = len(welfare_db.outbox())
+    body = {"household_id": household["id"], "categories": ["elderly"], "summary": SUMMARY,
+            "assignee_id": "member-b"}
+    welfare().on_incident_reported(make_envelope("patrol", "incident_reported", {
+        "incident_id": "inc-1", "zone_id": "z1", "compound": "Lotus Garden", "category": "hardship",
+        "severity": "medium", "status": "open", "leader_id": None, "reported_by": "member-a"}))
+    draft = next(c for c in welfare().list_cases(ADMIN)["items"] if c["status"] == "draft")
+    for attempt in (lambda w: w.open_case(body, ADMIN, account),
+                    lambda w: w.confirm_case(draft["id"], body, ADMIN, account),
+                    lambda w: w.assign_case(case["id"], {"assignee_id": "member-b"}, ADMIN, account)):
+        with pytest.raises(InvalidInput) as refused:
+            attempt(welfare())
+        assert list(refused.value.details["fields"]) == ["assignee_id"]
+    assert welfare_db.count(Case) == 2 and stored_case(welfare_db, draft["id"]).status == "draft"
+    assert stored_case(welfare_db, case["id"]).assignee_id == "member-a"
+    assert len(welfare_db.outbox()) == outbox_before + 1  # the draft's case_drafted only
+
+
+def test_an_assignee_s_account_carries_nothing_but_what_the_rule_needs(welfare, welfare_db, household):
+    body = {"household_id": household["id"], "categories": ["elderly"], "summary": SUMMARY,
+            "assignee_id": "member-a"}
+    with pytest.raises(InvalidInput) as refused:
+        welfare().open_case(body, ADMIN, {**party_member("member-a"), "name": "Zhang Wei"})
+    assert "name" in refused.value.details["fields"]
+    assert welfare_db.count(Case) == 0
+
 
 def test_the_assignee_works_the_case_from_first_visit_to_closing(welfare, welfare_db, case):
     visit(welfare, case["id"], actor=MEMBER_A)
@@ -392,7 +435,7 @@ def test_no_event_of_the_lifecycle_carries_personal_details(welfare, welfare_db,
     visit(welfare, case["id"])
     referral = refer(welfare, case["id"])
     welfare().decide_referral(referral["id"], {"status": "approved"}, ADMIN)
-    welfare().assign_case(case["id"], {"assignee_id": "member-b"}, ADMIN)
+    welfare().assign_case(case["id"], {"assignee_id": "member-b"}, ADMIN, party_member("member-b"))
     welfare().close_case(case["id"], {"outcome": OUTCOME}, ADMIN)
     set_case(welfare_db, case["id"], status="in_progress", opened_at=days_ago(60), last_visit_on=None)
     welfare().sweep()
@@ -586,6 +629,60 @@ def test_an_overdue_case_is_alerted_however_many_cases_are_on_the_books(welfare,
     assert [e["case_id"] for e in events(welfare_db, "followup_overdue")] == [case["id"]]
 
 
+# -- the referral deadline timer ---------------------------------------------------------------
+
+def community_today():
+    """Today in the community's calendar (the service's default LOCAL_TIMEZONE)."""
+    return datetime.now(ZoneInfo("Asia/Shanghai")).date()
+
+
+def set_deadline(welfare_db, referral_id, deadline):
+    with Session(welfare_db.engine) as session:
+        session.execute(update(Referral).where(Referral.id == referral_id).values(deadline=deadline))
+        session.commit()
+
+
+def test_an_undecided_referral_past_its_deadline_alerts_once(welfare, welfare_db, case):
+    referral = refer(welfare, case["id"])
+    deadline = community_today() - timedelta(days=1)
+    set_deadline(welfare_db, referral["id"], deadline)
+    welfare().sweep()
+    welfare().sweep()
+    assert events(welfare_db, "referral_overdue") == [{
+        "case_id": case["id"], "referral_id": referral["id"], "assignee_id": "member-a",
+        "deadline": deadline.isoformat(), "compound": "Lotus Garden", "agency": AGENCY, "benefit": BENEFIT}]
+
+
+@pytest.mark.parametrize("days_left", [0, 7], ids=["due today", "due next week"])
+def test_a_referral_on_or_before_its_deadline_does_not_alert(welfare, welfare_db, case, days_left):
+    referral = refer(welfare, case["id"])
+    set_deadline(welfare_db, referral["id"], community_today() + timedelta(days=days_left))
+    welfare().sweep()
+    assert welfare_db.outbox("referral_overdue") == []
+
+
+def test_a_referral_without_a_deadline_or_decided_never_alerts(welfare, welfare_db, case):
+    refer(welfare, case["id"])  # no deadline
+    decided = refer(welfare, case["id"])
+    welfare().decide_referral(decided["id"], {"status": "approved"}, MEMBER_A)
+    set_deadline(welfare_db, decided["id"], community_today() - timedelta(days=30))
+    welfare().sweep()
+    assert welfare_db.outbox("referral_overdue") == []
+
+
+def test_a_closed_case_s_overdue_referral_is_claimed_without_an_alert(welfare, welfare_db, case):
+    referral = refer(welfare, case["id"])
+    welfare().close_case(case["id"], {"outcome": OUTCOME}, ADMIN)
+    set_deadline(welfare_db, referral["id"], community_today() - timedelta(days=3))
+    welfare().sweep()
+    assert welfare_db.outbox("referral_overdue") == []
+    with Session(welfare_db.engine) as session:
+        assert session.get(Referral, referral["id"]).overdue_alerted_at is not None
+    welfare().reopen_case(case["id"], {"reason": "The need came back after the move."}, ADMIN)
+    welfare().sweep()
+    assert welfare_db.outbox("referral_overdue") == []  # once claimed, never again
+
+
 # -- alerts from welfare's events -----------------------------------------------------------
 
 def alerts(notifications_db):
@@ -596,7 +693,7 @@ def alerts(notifications_db):
 
 def test_a_reassignment_alerts_the_new_and_the_previous_assignee_once(
         welfare, welfare_db, notifications, notifications_db, case):
-    welfare().assign_case(case["id"], {"assignee_id": "member-b"}, ADMIN)
+    welfare().assign_case(case["id"], {"assignee_id": "member-b"}, ADMIN, party_member("member-b"))
     [row] = welfare_db.outbox("case_assigned")
     envelope = row["envelope"]
 

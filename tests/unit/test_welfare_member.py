@@ -15,7 +15,8 @@ from services.welfare.domain import REFERRAL_STAGES, RuleBroken, StageDateInvali
 from services.welfare.models import AuditEntry, Referral
 from services.welfare.service import WelfareService
 from tests.unit.test_welfare_lifecycle import (
-    ADMIN, FOLLOWUP_AFTER_DAYS, HOUSEHOLD, MEMBER_A, MEMBER_B, open_case, refer, stored_case, visit,
+    ADMIN, FOLLOWUP_AFTER_DAYS, HOUSEHOLD, MEMBER_A, MEMBER_B, open_case, party_member, refer, stored_case,
+    visit,
 )
 
 TODAY = date(2026, 5, 20)
@@ -161,7 +162,7 @@ def test_another_member_finds_no_such_case_and_nothing_is_audited(welfare, welfa
 
 
 def test_a_reassigned_member_no_longer_reads_the_household(welfare, case):
-    welfare().assign_case(case["id"], {"assignee_id": "member-b"}, ADMIN)
+    welfare().assign_case(case["id"], {"assignee_id": "member-b"}, ADMIN, party_member("member-b"))
     with pytest.raises(NotFound):
         welfare().get_case_household(case["id"], MEMBER_A)
     assert welfare().get_case_household(case["id"], MEMBER_B)["address"] == HOUSEHOLD["address"]
