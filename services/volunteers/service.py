@@ -283,6 +283,11 @@ class VolunteersService(KernelEntrypoints):
                                                        data["duration_minutes"]), correction=True)
 
     def _count_patrol(self, data: dict, minutes: int, correction: bool):
+        """The rule "a patrol counts once for its member", enforced: one
+        service record per source, patrol and member (the unique constraint
+        ux_service_once). The record found is kept (a redelivery) or takes a
+        correction's minutes and day; none: one is made, and an instance that
+        made it meanwhile makes this insert fail, changing nothing."""
         served_on = domain.local_date(data["started_at"], self._zone())
         with self.db.unit_of_work() as uow:
             record = uow.session.scalar(select(ServiceRecord).where(
