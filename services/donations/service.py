@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from services.common.categories import CategoryEntrypoints, labelled, problems
-from services.common.clock import isoformat, month_bounds, naive_utcnow
+from services.common.clock import community_zone, isoformat, local_day, local_today, month_bounds, naive_utcnow
 from services.common.db import Database, get_by_id
 from services.common.errors import Conflict, InvalidInput, NotFound
 from services.common.idempotency import idempotent
@@ -128,10 +128,7 @@ class DonationsService(CategoryEntrypoints, KernelEntrypoints):
 
     def _zone(self) -> ZoneInfo:
         """Campaign dates are the community's calendar days, not UTC's."""
-        return ZoneInfo(self.config.get("LOCAL_TIMEZONE", "Asia/Shanghai"))
-
-    def _today(self):
-        return datetime.now(self._zone()).date()
+        return community_zone(self.config)
 
     # -- campaigns ----------------------------------------------------------------
 
@@ -282,8 +279,7 @@ class DonationsService(CategoryEntrypoints, KernelEntrypoints):
         }
 
     def _local_day(self, moment: datetime):
-        """The community's calendar day of a stored (naive UTC) moment."""
-        return moment.replace(tzinfo=timezone.utc).astimezone(self._zone()).date()
+        return local_day(moment, self._zone())
 
     def _campaign(self, campaign_id: str, session=None) -> Campaign:
         campaign = get_by_id(session or self.db.session, Campaign, campaign_id)
@@ -368,7 +364,7 @@ class DonationsService(CategoryEntrypoints, KernelEntrypoints):
             if campaign is None:
                 raise NotFound("No such campaign.")
             self._apply(domain.check_accepts_donations, campaign.status, campaign.starts_on,
-                        campaign.ends_on, self._today())
+                        campaign.ends_on, local_today(self.config))
             amount = data["amount_fen"] or 0
             # The goal as of this row lock: an edit of the goal committed meanwhile counts.
             seq, receipt_no, cash_after, donations_after, goal_fen = next_receipt_no(

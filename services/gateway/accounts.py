@@ -154,18 +154,19 @@ class LoginLimits:
     (the owner of the name at home) is not slowed. One address may fail at
     most `address_failures` logins (all names) per `address_window` seconds:
     a rate no office behind one router produces."""
-    free_failures: int = 3
-    max_delay: int = 60
+    free_failures: int
+    max_delay: int
+    address_failures: int
+    address_window: int
     forget_after: int = 900
-    address_failures: int = 30
-    address_window: int = 60
 
     @classmethod
     def from_config(cls, config: dict) -> LoginLimits:
+        """The limits deploy/config/gateway.yml sets (its LOGIN_* settings)."""
         return cls(**{name: int(config[key]) for name, key in (
             ("free_failures", "LOGIN_FREE_FAILURES"), ("max_delay", "LOGIN_MAX_DELAY_SECONDS"),
             ("address_failures", "LOGIN_ADDRESS_MAX_FAILURES"),
-            ("address_window", "LOGIN_ADDRESS_WINDOW_SECONDS")) if config.get(key) not in (None, "")})
+            ("address_window", "LOGIN_ADDRESS_WINDOW_SECONDS"))})
 
     def delay(self, failures: int) -> int:
         """Seconds the pair waits after its `failures`-th failure in a row."""

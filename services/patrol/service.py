@@ -12,7 +12,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from services.common.categories import CategoryEntrypoints, labelled, labels, require_categories
-from services.common.clock import isoformat, month_bounds, naive_utcnow
+from services.common.clock import community_zone, isoformat, month_bounds, naive_utcnow
 from services.common.db import Database, UnitOfWork, get_by_id
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.common.idempotency import idempotent
@@ -182,7 +182,7 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
 
     def _zone_info(self) -> ZoneInfo:
         """The community's time zone: its days and months."""
-        return ZoneInfo(self.config.get("LOCAL_TIMEZONE", "Asia/Shanghai"))
+        return community_zone(self.config)
 
     @rpc
     def monthly_summary(self, month) -> dict:
@@ -518,7 +518,7 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
     # -- the timer: escalation and coverage ----------------------------------------------
 
     def _uncovered_after_days(self) -> float:
-        return float(self.config.get("UNCOVERED_AFTER_DAYS", 7))
+        return float(self.config["UNCOVERED_AFTER_DAYS"])
 
     def _cap_hours(self) -> float:
         return domain.cap_hours(self.config["PATROL_CAP_HOURS"])
@@ -530,7 +530,7 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
         is a conditional update."""
         now = naive_utcnow()
         self._close_forgotten(now, self._cap_hours())
-        self._escalate(now, float(self.config.get("ESCALATE_AFTER_MINUTES", 30)))
+        self._escalate(now, float(self.config["ESCALATE_AFTER_MINUTES"]))
         self._flag_uncovered(now, self._uncovered_after_days())
 
     def _close_forgotten(self, now: datetime, cap: float):
