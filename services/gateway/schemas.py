@@ -4,7 +4,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from services.common.categories import CategoryCreateSchema, CategorySchema  # noqa: F401 -- the routes' shapes
 from services.common.pagination import PageSchema, page_of
-from services.common.schemas import ROLES, UtcDateTime, phone_number
+from services.common.schemas import ROLES, Month, UtcDateTime, phone_number
 from services.contracts import PRODUCERS
 from services.donations.schemas import AuditEntrySchema as DonationsAuditEntrySchema
 from services.gateway import devices, passwords
@@ -186,9 +186,7 @@ class MonthlyReportQuerySchema(Schema):
     """`?month=YYYY-MM` (required; from the year 2000, as the services count
     months, and not a month still to come: the route checks that in the
     community's calendar) and `?format=xlsx` for the file."""
-    month = fields.String(required=True, validate=validate.Regexp(
-        r"^2\d\d\d-(0[1-9]|1[0-2])\Z", error="A month as YYYY-MM, e.g. 2026-11."),
-        metadata={"description": "the community's month, YYYY-MM"})
+    month = Month(required=True)
     format = fields.String(validate=validate.OneOf(("xlsx",)), metadata={
         "description": "xlsx: the report as a workbook, one sheet per section; without it, JSON"})
 

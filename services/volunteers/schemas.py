@@ -5,23 +5,12 @@ import re
 from marshmallow import Schema, ValidationError, fields, validate
 
 from services.common.pagination import PageSchema, page_of
-from services.common.schemas import UtcDateTime
+from services.common.schemas import Month, UtcDateTime
 from services.contracts.volunteers import GROUP_KINDS, SESSION_KINDS, SOURCES
 
 _ID = validate.Length(min=1, max=64)
 _NAME = validate.Length(min=1, max=100)
 _HELPERS = validate.Length(max=50)
-MONTH = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
-
-
-def _month(value: str):
-    if not MONTH.match(value):
-        raise ValidationError("A month as YYYY-MM (2026-05).")
-
-
-def month_field(**kwargs) -> fields.String:
-    return fields.String(validate=_month, metadata={"description": "YYYY-MM, the community's month"}, **kwargs)
-
 
 class _StartsAt(fields.String):
     """HH:MM on a 24-hour clock."""
@@ -91,7 +80,7 @@ class SessionSchema(SessionCreateSchema):
 
 class SessionQuerySchema(PageSchema):
     group_id = fields.String(load_default=None, validate=_ID)
-    month = month_field(load_default=None)
+    month = Month(load_default=None)
 
 
 SessionListSchema = page_of(SessionSchema)
@@ -121,7 +110,7 @@ class ServiceRecordSchema(Schema):
 
 class ServiceQuerySchema(PageSchema):
     member_id = fields.String(load_default=None, validate=_ID)
-    month = month_field(load_default=None)
+    month = Month(load_default=None)
     source = fields.String(load_default=None, validate=validate.OneOf(SOURCES))
 
 
@@ -129,7 +118,7 @@ ServiceListSchema = page_of(ServiceRecordSchema, "ServiceRecordListSchema")
 
 
 class TotalsQuerySchema(Schema):
-    month = month_field(load_default=None)
+    month = Month(load_default=None)
 
 
 class MemberTotalsSchema(Schema):
