@@ -87,6 +87,7 @@ def phone_number(**kwargs) -> fields.String:
 
 
 MAX_ID_LENGTH = 64
+ID_LENGTH = validate.Length(min=1, max=MAX_ID_LENGTH)  # an id in any schema, as require_id takes it
 
 # Text no database here can store: PostgreSQL refuses the NUL character in
 # text, and a lone surrogate (JSON may spell one, "\ud800") has no UTF-8 at

@@ -4,7 +4,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from services.common.categories import CategoryCreateSchema, CategorySchema  # noqa: F401 -- the routes' shapes
 from services.common.pagination import PageSchema, page_of
-from services.common.schemas import ROLES, Month, UtcDateTime, phone_number
+from services.common.schemas import ID_LENGTH, ROLES, Month, UtcDateTime, phone_number
 from services.contracts import PRODUCERS
 from services.donations.schemas import AuditEntrySchema as DonationsAuditEntrySchema
 from services.gateway import devices, passwords
@@ -133,7 +133,7 @@ class FeedQuerySchema(Schema):
     source = fields.String(load_default=None, validate=validate.OneOf(sorted(PRODUCERS)))
 
 
-_AUDIT_ID = validate.Length(min=1, max=64)
+_AUDIT_ID = ID_LENGTH
 # Which audit a filter belongs to: a service's, or the gateway's own (accounts).
 AUDIT_FILTERS = {"welfare": ("case_id", "household_id"), "patrol": ("incident_id", "patrol_id"),
                  "donations": ("campaign_id",), "accounts": ()}

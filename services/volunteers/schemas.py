@@ -5,10 +5,10 @@ import re
 from marshmallow import Schema, ValidationError, fields, validate
 
 from services.common.pagination import PageSchema, page_of
-from services.common.schemas import Month, UtcDateTime
+from services.common.schemas import ID_LENGTH, Month, UtcDateTime
 from services.contracts.volunteers import GROUP_KINDS, SESSION_KINDS, SOURCES
 
-_ID = validate.Length(min=1, max=64)
+_ID = ID_LENGTH
 _NAME = validate.Length(min=1, max=100)
 _HELPERS = validate.Length(max=50)
 
