@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from services.common import config as linli_config
 from services.common.clock import naive_utcnow
 from services.common.db import UnitOfWork, contains_text, json_list_has, make_engine
 from services.common.errors import Conflict, NotFound
@@ -272,7 +273,8 @@ def create_admin(db_url: str, username: str, password: str, name: str, amqp_uri:
     and the broker answers, else by the gateway's outbox relay."""
     engine = make_engine(db_url, pool_size=1)
     broker = {"AMQP_URI": amqp_uri} if isinstance(amqp_uri, str) else amqp_uri  # a URI, or AMQP_URI and AMQP_SSL
-    relay = Relay(engine, kernel, "gateway", broker) if broker else None
+    # The relay's other settings are the gateway's own (deploy/config/gateway.yml).
+    relay = Relay(engine, kernel, "gateway", {**linli_config.load("gateway"), **broker}) if broker else None
     try:
         with Session(engine) as session, UnitOfWork(session, kernel, "gateway", relay) as uow:
             try:
