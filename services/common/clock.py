@@ -23,6 +23,24 @@ def isoformat(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def community_zone(config) -> ZoneInfo:
+    """The community's time zone, in which its days and months are counted:
+    LOCAL_TIMEZONE of a service's config, whose default (LINLI_TIMEZONE, else
+    Asia/Shanghai) deploy/config/<service>.yml states, and nothing else."""
+    return ZoneInfo(config["LOCAL_TIMEZONE"])
+
+
+def local_today(config) -> date:
+    """Today in the community's calendar, not UTC's (before 08:00 in Shanghai,
+    UTC's day is still yesterday). `config`: a service's, or ops' (config.load)."""
+    return datetime.now(community_zone(config)).date()
+
+
+def local_day(moment: datetime, zone: ZoneInfo) -> date:
+    """The community's calendar day of a stored (naive UTC) moment."""
+    return moment.replace(tzinfo=timezone.utc).astimezone(zone).date()
+
+
 def month_days(month) -> tuple[date, date]:
     """A month ("2026-11") as its first day and the first day of the next. Anything
     but a month of the years 2000 to 9998 is an InvalidInput naming `month`: the one

@@ -15,12 +15,9 @@ CONFIG_DIR = REPO_ROOT / "deploy" / "config"
 
 DEFAULT_AMQP_URI = "amqp://guest:guest@localhost:5672/"
 
-# Defaults the kernel falls back to when a config file does not say.
+# The kernel's settings that no config file states, and their one home. Every
+# other setting's default is in deploy/config/<service>.yml, and only there.
 DEFAULTS = {
-    "OUTBOX_GRACE_SECONDS": 5.0,      # a row younger than this is left to the worker that wrote it
-    "EVENT_MAX_ATTEMPTS": 5,          # handler attempts before a message is dead-lettered
-    "EVENT_RETRY_BACKOFF": 0.2,       # seconds, doubled per attempt
-    "RPC_TIMEOUT": 10.0,              # the gateway's deadline for one RPC call
     "IDEMPOTENCY_KEEP_HOURS": 24,     # how long a write's Idempotency-Key and answer are kept
 }
 
@@ -38,7 +35,9 @@ def load(service: str) -> dict:
 
 
 def setting(config: dict, key: str):
-    return config.get(key, DEFAULTS[key])
+    """A kernel setting: as the service's config file states it (OUTBOX_GRACE_SECONDS,
+    EVENT_MAX_ATTEMPTS, RPC_TIMEOUT ...), or, for one no file states, DEFAULTS here."""
+    return config.get(key, DEFAULTS[key]) if key in DEFAULTS else config[key]
 
 
 def amqp_uri() -> str:

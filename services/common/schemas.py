@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from services.common.clock import isoformat
+from services.common.clock import isoformat, month_days
 from services.common.errors import InvalidInput, invalid_input
 from services.common.strict_json import DEPTH_MESSAGE, MAX_DEPTH
 
@@ -43,6 +43,27 @@ class Moment(fields.Field):
         return moment
 
 
+class Month(fields.String):
+    """A month of the community's calendar, "2026-11": exactly what
+    clock.month_days takes (the years 2000 to 9998), so that every query of a
+    month (the monthly report, volunteers' lists and totals) refuses the same
+    ones, with the same words, before any service is asked."""
+
+    default_error_messages = {"invalid": "A month as YYYY-MM, e.g. 2026-11."}
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("metadata", {"description": "the community's month, YYYY-MM"})
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            month_days(text)
+        except InvalidInput:
+            raise self.make_error("invalid") from None
+        return text
+
+
 def phone_number(**kwargs) -> fields.String:
     """A phone number as people write one (a member's, a household's contact):
     digits, spaces and '-', an optional leading '+'; at most 20 characters, as stored."""
@@ -51,6 +72,7 @@ def phone_number(**kwargs) -> fields.String:
 
 
 MAX_ID_LENGTH = 64
+ID_LENGTH = validate.Length(min=1, max=MAX_ID_LENGTH)  # an id in any schema, as require_id takes it
 
 # Text no database here can store: PostgreSQL refuses the NUL character in
 # text, and a lone surrogate (JSON may spell one, "\ud800") has no UTF-8 at

@@ -3,7 +3,7 @@ bodies with these same schemas and documents them in its OpenAPI."""
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from services.common.pagination import PageSchema, page_of
-from services.common.schemas import UtcDateTime
+from services.common.schemas import ID_LENGTH, UtcDateTime
 from services.contracts.categories import category_code
 from services.donations.domain import MAX_AMOUNT_FEN, MAX_ITEM_LINES, MAX_ITEM_QUANTITY, check_dates
 
@@ -153,7 +153,7 @@ class DispatchItemSchema(Schema):
 
 class DispatchCreateSchema(Schema):
     destination = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=200))
-    case_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=64))
+    case_id = fields.String(load_default=None, allow_none=True, validate=ID_LENGTH)
     items = fields.List(fields.Nested(DispatchItemSchema), required=True,
                         validate=validate.Length(min=1, max=MAX_ITEM_LINES))
 
@@ -231,7 +231,7 @@ class LedgerSchema(Schema):
 
 
 class AuditQuerySchema(PageSchema):
-    campaign_id = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
+    campaign_id = fields.String(load_default=None, validate=ID_LENGTH)
 
 
 class AuditEntrySchema(Schema):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hmac
 import math
 from datetime import datetime, timezone
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from nameko.dependency_providers import Config
@@ -14,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from services.categories import CategoryEntrypoints, labelled, problems
-from services.common.clock import isoformat, month_bounds, naive_utcnow
+from services.common.clock import community_zone, isoformat, local_day, local_today, month_bounds, naive_utcnow
 from services.common.db import Database, get_by_id
 from services.common.errors import Conflict, InvalidInput, NotFound, enforce
 from services.common.idempotency import idempotent
@@ -52,6 +53,73 @@ def campaign_view(campaign: Campaign) -> dict:
     })
 
 
+class Receipt(NamedTuple):
+    seq: int
+    receipt_no: str
+    cash_fen: int       # the campaign's totals with this gift
+    donations: int
+    goal_fen: int
+
+
+def next_receipt_no(session, campaign_id: str, code: str, amount_fen: int) -> Receipt:
+    """The rule "a campaign's receipts are numbered without gaps", enforced:
+    one statement takes the next number and adds the gift to the totals. The
+    row lock it holds serialises gifts to one campaign until they commit, and
+    a gift rolled back gives its number back with it. The status again in the
+    statement itself: a close committed meanwhile wins (Conflict)."""
+    taken = session.execute(
+        update(Campaign).where(Campaign.id == campaign_id, Campaign.status == domain.CampaignStatus.OPEN).values(
+            last_receipt_seq=Campaign.last_receipt_seq + 1,
+            cash_fen=Campaign.cash_fen + amount_fen,
+            donation_count=Campaign.donation_count + 1,
+        ).returning(Campaign.last_receipt_seq, Campaign.cash_fen, Campaign.donation_count,
+                    Campaign.goal_fen)).one_or_none()
+    if taken is None:
+        raise Conflict("The campaign is closed: it takes no more donations.")
+    seq, cash_fen, donations, goal_fen = taken
+    return Receipt(seq, domain.receipt_no(code, seq), cash_fen, donations, goal_fen)
+
+
+def take_stock(session, campaign_id: str, wanted: dict[str, int]):
+    """The rule "a dispatch never oversells", enforced: each category's stock
+    in hand (received - dispatched) goes down by what is wanted only where
+    that much is left, one conditional UPDATE per category, whose row lock
+    makes a racing dispatch or void wait and then see what this one left.
+    Short of any category: everything rolls back, and Conflict names each
+    shortfall (domain.shortfalls words them)."""
+    for category, quantity in wanted.items():
+        taken = session.execute(update(Stock).where(
+            Stock.campaign_id == campaign_id, Stock.category == category,
+            Stock.received - Stock.dispatched >= quantity,
+        ).values(dispatched=Stock.dispatched + quantity))
+        if taken.rowcount != 1:
+            session.rollback()
+            available = dict(session.execute(select(Stock.category, Stock.received - Stock.dispatched)
+                                              .where(Stock.campaign_id == campaign_id)).all())
+            raise Conflict("Not that much in stock; nothing was dispatched.",
+                           {"stock": domain.shortfalls(available, wanted)})
+
+
+def take_back_goods(session, campaign_id: str, items: dict[str, int]):
+    """The rule "a void never takes back goods already dispatched", enforced:
+    a voided gift's goods leave the stock received only where that many are
+    still in hand, one conditional UPDATE per category (stock never goes
+    negative, whatever races it). Too few left: everything rolls back, and
+    Conflict says why (domain.unvoidable words it)."""
+    for category, quantity in items.items():
+        taken = session.execute(update(Stock).where(
+            Stock.campaign_id == campaign_id, Stock.category == category,
+            Stock.received - Stock.dispatched >= quantity,
+        ).values(received=Stock.received - quantity))
+        if taken.rowcount != 1:
+            session.rollback()
+            in_stock = session.scalar(select(Stock.received - Stock.dispatched).where(
+                Stock.campaign_id == campaign_id, Stock.category == category)) or 0
+            # Details as a dispatch's shortfall tells them (text: RPC carries strings).
+            raise Conflict(domain.unvoidable(category, quantity, in_stock),
+                           {"stock": {category: f"{quantity} in this gift, {in_stock} in stock"}})
+
+
 class DonationsService(CategoryEntrypoints, KernelEntrypoints):
     name = "donations"
     config = Config()
@@ -61,10 +129,7 @@ class DonationsService(CategoryEntrypoints, KernelEntrypoints):
 
     def _zone(self) -> ZoneInfo:
         """Campaign dates are the community's calendar days, not UTC's."""
-        return ZoneInfo(self.config.get("LOCAL_TIMEZONE", "Asia/Shanghai"))
-
-    def _today(self):
-        return datetime.now(self._zone()).date()
+        return community_zone(self.config)
 
     # -- campaigns ----------------------------------------------------------------
 
@@ -215,8 +280,7 @@ class DonationsService(CategoryEntrypoints, KernelEntrypoints):
         }
 
     def _local_day(self, moment: datetime):
-        """The community's calendar day of a stored (naive UTC) moment."""
-        return moment.replace(tzinfo=timezone.utc).astimezone(self._zone()).date()
+        return local_day(moment, self._zone())
 
     def _campaign(self, campaign_id: str, session=None) -> Campaign:
         campaign = get_by_id(session or self.db.session, Campaign, campaign_id)
@@ -301,29 +365,17 @@ class DonationsService(CategoryEntrypoints, KernelEntrypoints):
             if campaign is None:
                 raise NotFound("No such campaign.")
             enforce(domain.check_accepts_donations, campaign.status, campaign.starts_on,
-                        campaign.ends_on, self._today())
+                    campaign.ends_on, local_today(self.config))
             amount = data["amount_fen"] or 0
-            # One statement takes the next receipt number and adds to the totals; the row
-            # lock it holds serialises donations to one campaign, so numbers have no gaps.
-            # The status again in the statement itself: a close committed meanwhile wins.
-            taken = uow.session.execute(
-                update(Campaign).where(Campaign.id == campaign.id,
-                                       Campaign.status == domain.CampaignStatus.OPEN).values(
-                    last_receipt_seq=Campaign.last_receipt_seq + 1,
-                    cash_fen=Campaign.cash_fen + amount,
-                    donation_count=Campaign.donation_count + 1,
-                ).returning(Campaign.last_receipt_seq, Campaign.cash_fen, Campaign.donation_count,
-                            Campaign.goal_fen)).one_or_none()
-            if taken is None:
-                raise Conflict("The campaign is closed: it takes no more donations.")
             # The goal as of this row lock: an edit of the goal committed meanwhile counts.
-            seq, cash_after, donations_after, goal_fen = taken
+            seq, receipt_no, cash_after, donations_after, goal_fen = next_receipt_no(
+                uow.session, campaign.id, campaign.code, amount)
             # Checked after adding, under the row locks: a gift past the totals' bound is rolled back.
             enforce(domain.check_within_totals, cash_after)
             for category, quantity in domain.count_items(items).items():
                 enforce(domain.check_within_totals, self._receive(uow.session, campaign.id, category, quantity))
             donation = Donation(
-                campaign_id=campaign.id, seq=seq, receipt_no=domain.receipt_no(campaign.code, seq),
+                campaign_id=campaign.id, seq=seq, receipt_no=receipt_no,
                 verification_code=domain.new_code(domain.VERIFICATION_CODE_LENGTH), kind=data["kind"],
                 amount_fen=data["amount_fen"], donor_name=data["donor_name"], anonymous=data["anonymous"],
                 recorded_by=actor["id"],
@@ -396,18 +448,7 @@ class DonationsService(CategoryEntrypoints, KernelEntrypoints):
                 cash_fen=Campaign.cash_fen - amount, donation_count=Campaign.donation_count - 1,
             ).returning(Campaign.cash_fen, Campaign.donation_count)).one()
             items = domain.count_items([{"category": i.category, "quantity": i.quantity} for i in donation.items])
-            for category, quantity in items.items():
-                taken = uow.session.execute(update(Stock).where(
-                    Stock.campaign_id == donation.campaign_id, Stock.category == category,
-                    Stock.received - Stock.dispatched >= quantity,
-                ).values(received=Stock.received - quantity))
-                if taken.rowcount != 1:
-                    uow.session.rollback()
-                    in_stock = uow.session.scalar(select(Stock.received - Stock.dispatched).where(
-                        Stock.campaign_id == donation.campaign_id, Stock.category == category)) or 0
-                    # Details as a dispatch's shortfall tells them (text: RPC carries strings).
-                    raise Conflict(domain.unvoidable(category, quantity, in_stock),
-                                   {"stock": {category: f"{quantity} in this gift, {in_stock} in stock"}})
+            take_back_goods(uow.session, donation.campaign_id, items)
             uow.emit(events.DONATION_VOIDED, {
                 "campaign_id": donation.campaign_id, "donation_id": donation.id, "receipt_no": donation.receipt_no,
                 "kind": donation.kind, "amount_fen": donation.amount_fen,
@@ -534,17 +575,7 @@ class DonationsService(CategoryEntrypoints, KernelEntrypoints):
         with self.db.unit_of_work() as uow:
             campaign = self._campaign(campaign_id, uow.session)
             self._require_goods(uow.session, data["items"], retired_ok=True)
-            for category, quantity in wanted.items():
-                taken = uow.session.execute(update(Stock).where(
-                    Stock.campaign_id == campaign.id, Stock.category == category,
-                    Stock.received - Stock.dispatched >= quantity,
-                ).values(dispatched=Stock.dispatched + quantity))
-                if taken.rowcount != 1:
-                    uow.session.rollback()
-                    available = {s.category: s.received - s.dispatched
-                                 for s in self._campaign(campaign_id, uow.session).stock}
-                    raise Conflict("Not that much in stock; nothing was dispatched.",
-                                   {"stock": domain.shortfalls(available, wanted)})
+            take_stock(uow.session, campaign.id, wanted)
             dispatch = Dispatch(campaign_id=campaign.id, destination=data["destination"], case_id=data["case_id"],
                                 created_by=actor["id"], created_at=naive_utcnow(),
                                 items=[DispatchItem(category=c, quantity=q) for c, q in wanted.items()])

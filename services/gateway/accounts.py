@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from services.common import config as linli_config
 from services.common.clock import naive_utcnow
 from services.common.db import CommitNow, UnitOfWork, contains_text, json_list_has, make_engine
 from services.common.errors import Conflict, NotFound
@@ -154,18 +155,19 @@ class LoginLimits:
     (the owner of the name at home) is not slowed. One address may fail at
     most `address_failures` logins (all names) per `address_window` seconds:
     a rate no office behind one router produces."""
-    free_failures: int = 3
-    max_delay: int = 60
+    free_failures: int
+    max_delay: int
+    address_failures: int
+    address_window: int
     forget_after: int = 900
-    address_failures: int = 30
-    address_window: int = 60
 
     @classmethod
     def from_config(cls, config: dict) -> LoginLimits:
+        """The limits deploy/config/gateway.yml sets (its LOGIN_* settings)."""
         return cls(**{name: int(config[key]) for name, key in (
             ("free_failures", "LOGIN_FREE_FAILURES"), ("max_delay", "LOGIN_MAX_DELAY_SECONDS"),
             ("address_failures", "LOGIN_ADDRESS_MAX_FAILURES"),
-            ("address_window", "LOGIN_ADDRESS_WINDOW_SECONDS")) if config.get(key) not in (None, "")})
+            ("address_window", "LOGIN_ADDRESS_WINDOW_SECONDS"))})
 
     def delay(self, failures: int) -> int:
         """Seconds the pair waits after its `failures`-th failure in a row."""
@@ -271,7 +273,8 @@ def create_admin(db_url: str, username: str, password: str, name: str, amqp_uri:
     and the broker answers, else by the gateway's outbox relay."""
     engine = make_engine(db_url, pool_size=1)
     broker = {"AMQP_URI": amqp_uri} if isinstance(amqp_uri, str) else amqp_uri  # a URI, or AMQP_URI and AMQP_SSL
-    relay = Relay(engine, kernel, "gateway", broker) if broker else None
+    # The relay's other settings are the gateway's own (deploy/config/gateway.yml).
+    relay = Relay(engine, kernel, "gateway", {**linli_config.load("gateway"), **broker}) if broker else None
     try:
         with Session(engine) as session, UnitOfWork(session, kernel, "gateway", CommitNow(relay)) as uow:
             try:

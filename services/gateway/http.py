@@ -41,10 +41,8 @@ API_PREFIX = "/api/v1"
 MAX_BODY_BYTES = 256 * 1024
 LISTEN_BACKLOG = 1024  # connections the kernel holds until the server accepts them
 
-# Load shedding (see Admission). Defaults; deploy/config/gateway.yml sets them
-# from LINLI_GATEWAY_MAX_IN_FLIGHT, LINLI_GATEWAY_MAX_IN_FLIGHT_PER_SERVICE and
-# LINLI_GATEWAY_ADMISSION_DEADLINE.
-DEFAULT_ADMISSION_DEADLINE = 5.0  # seconds a request may wait for a slot; expected to wait longer: refused at once
+# Load shedding (see Admission); its settings and their defaults: deploy/config/gateway.yml
+# (MAX_IN_FLIGHT, MAX_IN_FLIGHT_PER_SERVICE, ADMISSION_DEADLINE).
 ASSUMED_SERVICE_SECONDS = 0.1     # how long a request holds its slot, before anything was measured
 SMOOTHING = 0.1                   # weight of each new measurement in the moving average
 # Idle this long, a scope starts its next busy period from no faster than the assumption: the
@@ -259,15 +257,15 @@ def gateway_admission(config: dict) -> Admission:
     at most (and by default) max_workers - 2. Requests beyond max_workers would
     wait for a worker without bound, and the event handlers (alerts, the feed)
     share that pool: some workers are kept for them."""
-    most = max(1, int(config.get("max_workers", 10)) - WORKERS_KEPT_FOR_EVENTS)
-    limit = min(int(config.get("MAX_IN_FLIGHT") or 0) or most, most)
+    most = max(1, int(config["max_workers"]) - WORKERS_KEPT_FOR_EVENTS)
+    limit = min(int(config["MAX_IN_FLIGHT"]) or most, most)
     return Admission(limit, admission_deadline(config), "gateway")
 
 
 def admission_deadline(config: dict) -> float:
     """ADMISSION_DEADLINE (env LINLI_GATEWAY_ADMISSION_DEADLINE): the longest a
     request may wait for a slot, in the gateway or for a service."""
-    return float(config.get("ADMISSION_DEADLINE", DEFAULT_ADMISSION_DEADLINE))
+    return float(config["ADMISSION_DEADLINE"])
 
 
 class JsonWebServer(WebServer):

@@ -23,8 +23,6 @@ MAX_LENGTH = 200
 # django/contrib/auth/common-passwords.txt.gz): lower-case, one a line.
 COMMON_PASSWORDS = Path(__file__).with_name("common-passwords.txt.gz")
 
-DEFAULT_MAX_HASHES = 1         # concurrent hashes per gateway process (config MAX_HASHES): a core stays for the rest
-DEFAULT_HASH_WAIT = 0.5        # seconds a request may wait for a hashing slot (config HASH_WAIT)
 RETRY_AFTER_SECONDS = 1
 
 
@@ -57,7 +55,7 @@ class Hasher:
     request waits `wait` seconds at most, then is refused at once (503 with
     Retry-After) rather than queued: a login flood slows only logins."""
 
-    def __init__(self, max_hashes: int = DEFAULT_MAX_HASHES, wait: float = DEFAULT_HASH_WAIT):
+    def __init__(self, max_hashes: int, wait: float):
         self._slots = Semaphore(max(1, int(max_hashes)))
         self.wait = max(0.0, float(wait))
 
@@ -101,8 +99,7 @@ class PasswordHashing(DependencyProvider):
 
     def setup(self):
         config = self.container.config
-        self.hasher = Hasher(int(config.get("MAX_HASHES", DEFAULT_MAX_HASHES)),
-                             float(config.get("HASH_WAIT", DEFAULT_HASH_WAIT)))
+        self.hasher = Hasher(int(config["MAX_HASHES"]), float(config["HASH_WAIT"]))
 
     def get_dependency(self, worker_ctx) -> Hasher:
         return self.hasher

@@ -82,7 +82,7 @@ class ServiceRpc(RpcProxy):
         super().setup()
         config = self.container.config
         self.timeout = float(linli_config.setting(config, "RPC_TIMEOUT"))
-        self.admission = Admission(int(config.get("MAX_IN_FLIGHT_PER_SERVICE") or 0), admission_deadline(config),
+        self.admission = Admission(int(config["MAX_IN_FLIGHT_PER_SERVICE"]), admission_deadline(config),
                                    self.target_service)
         self.signer = caller.signer_from_config(config, lifetime=self.timeout + caller.LIFETIME_MARGIN)
 

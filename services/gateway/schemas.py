@@ -4,7 +4,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from services.categories import CategoryCreateSchema, CategorySchema  # noqa: F401 -- the routes' shapes
 from services.common.pagination import PageSchema, page_of
-from services.common.schemas import UtcDateTime, phone_number
+from services.common.schemas import ID_LENGTH, Month, UtcDateTime, phone_number
 from services.contracts.principal import ROLES
 from services.contracts import PRODUCERS
 from services.donations.schemas import AuditEntrySchema as DonationsAuditEntrySchema
@@ -134,7 +134,7 @@ class FeedQuerySchema(Schema):
     source = fields.String(load_default=None, validate=validate.OneOf(sorted(PRODUCERS)))
 
 
-_AUDIT_ID = validate.Length(min=1, max=64)
+_AUDIT_ID = ID_LENGTH
 # Which audit a filter belongs to: a service's, or the gateway's own (accounts).
 AUDIT_FILTERS = {"welfare": ("case_id", "household_id"), "patrol": ("incident_id", "patrol_id"),
                  "donations": ("campaign_id",), "accounts": ()}
@@ -187,9 +187,7 @@ class MonthlyReportQuerySchema(Schema):
     """`?month=YYYY-MM` (required; from the year 2000, as the services count
     months, and not a month still to come: the route checks that in the
     community's calendar) and `?format=xlsx` for the file."""
-    month = fields.String(required=True, validate=validate.Regexp(
-        r"^2\d\d\d-(0[1-9]|1[0-2])\Z", error="A month as YYYY-MM, e.g. 2026-11."),
-        metadata={"description": "the community's month, YYYY-MM"})
+    month = Month(required=True)
     format = fields.String(validate=validate.OneOf(("xlsx",)), metadata={
         "description": "xlsx: the report as a workbook, one sheet per section; without it, JSON"})
 

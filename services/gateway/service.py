@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from datetime import datetime
 from functools import partial
 from html import escape
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import eventlet
 from kombu import Producer, Queue, binding
@@ -25,7 +23,7 @@ from sqlalchemy import select, text
 
 from services import contracts
 from services.common import broker
-from services.common.clock import isoformat, naive_utcnow
+from services.common.clock import isoformat, local_today, month_of, naive_utcnow
 from services.common.db import Database
 from services.common.deadletters import dead_letter_queues
 from services.common.metrics import DEAD_LETTERS
@@ -93,8 +91,6 @@ FEED_QUEUE = Queue(
     f"gateway-feed-{uuid.uuid4().hex}", durable=False, exclusive=True, auto_delete=True,
     bindings=[binding(get_event_exchange(source, {}), routing_key="#") for source in contracts.PRODUCERS])
 
-DEFAULT_TOKEN_TTL = 12 * 3600
-DEFAULT_RECEIPT_LOOKUPS, DEFAULT_RECEIPT_WINDOW = 20, 60  # per address: a family checking its receipts, not a guesser
 PROBE_TIMEOUT = 3.0  # the dashboard's parts, dead-letter depths
 READY_TIMEOUT = 0.8  # readiness and each service's health: a probe's answer within a second
 BACKEND_SERVICES = ("patrol", "donations", "welfare", "notifications", "volunteers")
@@ -192,7 +188,7 @@ class GatewayService(KernelEntrypoints):
 
     def _token_for(self, account: Account) -> dict:
         return auth.issue_token(self.config["JWT_SECRET"], account.id, account.roles,
-                                int(self.config.get("TOKEN_TTL_SECONDS", DEFAULT_TOKEN_TTL)),
+                                int(self.config["TOKEN_TTL_SECONDS"]),
                                 session_version=account.session_version)
 
     @api("GET", "/members", roles=ADMIN, query=MemberQuerySchema, response=MemberListSchema)
@@ -484,8 +480,8 @@ class GatewayService(KernelEntrypoints):
         address (429 with Retry-After), so codes cannot be guessed."""
         session = self.db.session
         wait = accounts.count_in_window(session, "receipt", request.client_address, naive_utcnow(),
-                                        int(self.config.get("RECEIPT_LOOKUPS", DEFAULT_RECEIPT_LOOKUPS)),
-                                        int(self.config.get("RECEIPT_WINDOW_SECONDS", DEFAULT_RECEIPT_WINDOW)))
+                                        int(self.config["RECEIPT_LOOKUPS"]),
+                                        int(self.config["RECEIPT_WINDOW_SECONDS"]))
         session.commit()
         if wait:
             raise TooManyRequests("Too many receipt lookups from here: try again later.", {"retry_after": wait})
@@ -882,8 +878,7 @@ class GatewayService(KernelEntrypoints):
 
     def _community_month(self) -> str:
         """This month where the community lives: "2026-12"."""
-        zone = ZoneInfo(self.config.get("LOCAL_TIMEZONE") or "Asia/Shanghai")
-        return datetime.now(zone).strftime("%Y-%m")
+        return month_of(local_today(self.config))
 
     # -- the wall screens' device tokens ---------------------------------------------
 
@@ -919,7 +914,7 @@ class GatewayService(KernelEntrypoints):
         pool = eventlet.GreenPool()
         answers = dict(zip(parts, pool.imap(self._summary_of, parts), strict=True))
         return {**answers, "generated_at": isoformat(naive_utcnow()),
-                "timezone": self.config.get("LOCAL_TIMEZONE") or "Asia/Shanghai"}
+                "timezone": self.config["LOCAL_TIMEZONE"]}
 
     @api("GET", "/events/stream", roles=WALL, query=FeedQuerySchema, event_stream=True)
     def stream_events(self, request):
@@ -973,7 +968,7 @@ class GatewayService(KernelEntrypoints):
         """The community office's workspace: members, zones and teams, drives and
         the donation table, households and cases, categories, exports. The
         community's time zone rides along, so a form's "today" is its today."""
-        timezone = escape(self.config.get("LOCAL_TIMEZONE", "Asia/Shanghai"), quote=True)
+        timezone = escape(self.config["LOCAL_TIMEZONE"], quote=True)
         return html_response(PAGES["app"].replace("{timezone}", timezone))
 
     @api("GET", "/app", roles=None, prefix="", in_openapi=False, shed=False)

@@ -22,18 +22,14 @@ QUEUE_BOUND = 100
 # How often an open stream asks again whether its token still holds (a revoked
 # wall screen, a disabled account): its stream ends within about this long.
 RECHECK_SECONDS = 1.0
-# Defaults; deploy/config/gateway.yml sets them from LINLI_STREAM_HEARTBEAT_SECONDS
-# and LINLI_STREAMS_PER_ACCOUNT.
-HEARTBEAT_SECONDS = 15.0
-STREAMS_PER_ACCOUNT = 5
 
 
 class Hub:
     """Open streams by key (a member's id for alerts, FEED for the event feed)."""
 
-    def __init__(self, slots: StreamSlots | None = None):
+    def __init__(self, slots: StreamSlots):
         self._subscribers: dict[str, set[LightQueue]] = defaultdict(set)
-        self.slots = slots or StreamSlots()
+        self.slots = slots
 
     def subscribe(self, key: str) -> LightQueue:
         queue = LightQueue(maxsize=QUEUE_BOUND)
@@ -70,7 +66,7 @@ class StreamSlots:
     screen. A stream whose client went away frees its slot within two
     heartbeats, which is the Retry-After."""
 
-    def __init__(self, per_account: int = STREAMS_PER_ACCOUNT, heartbeat: float = HEARTBEAT_SECONDS):
+    def __init__(self, per_account: int, heartbeat: float):
         self.per_account = per_account
         self.heartbeat = heartbeat
         self._open: Counter[str] = Counter()
@@ -96,12 +92,13 @@ class _SharedSlots(SharedExtension):
 
     def __init__(self):
         super().__init__()
-        self.slots = StreamSlots()  # here, not in setup(): nameko sets extensions up all at once
+        # Here, not in setup() (nameko sets extensions up all at once); setup() sets its bounds.
+        self.slots = StreamSlots(per_account=0, heartbeat=0.0)
 
     def setup(self):
         config = self.container.config
-        self.slots.per_account = int(config.get("STREAMS_PER_ACCOUNT", STREAMS_PER_ACCOUNT))
-        self.slots.heartbeat = float(config.get("STREAM_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS))
+        self.slots.per_account = int(config["STREAMS_PER_ACCOUNT"])
+        self.slots.heartbeat = float(config["STREAM_HEARTBEAT_SECONDS"])
 
 
 class Streams(DependencyProvider):

@@ -52,12 +52,12 @@ class Policy:
         if isinstance(hosts, str):
             hosts = hosts.split(",")
         return cls(
-            allow_http=str(config.get("WEBHOOK_ALLOW_HTTP", False)).lower() in ("true", "1", "yes"),
+            allow_http=str(config["WEBHOOK_ALLOW_HTTP"]).lower() in ("true", "1", "yes"),
             allow_hosts=frozenset(canonical_host(str(host).strip()) for host in hosts if str(host).strip()),
-            per_receiver=max(1, int(config.get("WEBHOOK_PER_RECEIVER", cls.per_receiver))),
-            max_in_flight=max(1, int(config.get("WEBHOOK_MAX_IN_FLIGHT", cls.max_in_flight))),
-            deadline_seconds=float(config.get("WEBHOOK_DEADLINE_SECONDS", cls.deadline_seconds)),
-            max_response_bytes=int(config.get("WEBHOOK_MAX_RESPONSE_BYTES", cls.max_response_bytes)),
+            per_receiver=max(1, int(config["WEBHOOK_PER_RECEIVER"])),
+            max_in_flight=max(1, int(config["WEBHOOK_MAX_IN_FLIGHT"])),
+            deadline_seconds=float(config["WEBHOOK_DEADLINE_SECONDS"]),
+            max_response_bytes=int(config["WEBHOOK_MAX_RESPONSE_BYTES"]),
         )
 
     def allowed_host(self, host: str, port: int) -> bool:

@@ -12,7 +12,7 @@ from nameko.timer import timer
 from sqlalchemy import and_, or_, select, update
 
 from services import contracts
-from services.common.clock import isoformat, naive_utcnow
+from services.common.clock import community_zone, isoformat, naive_utcnow
 from services.common.db import Database, UnitOfWork, get_by_id
 from services.common.errors import NotFound
 from services.common.events import reliable_event_handler
@@ -32,8 +32,6 @@ from services.notifications.schemas import AlertSchema, WebhookSchema, WebhookSe
 log = logging.getLogger(__name__)
 
 WEBHOOK_INTERVAL_SECONDS = 1
-# Where members open Linli (LINLI_PUBLIC_URL): webhook bodies link back to it.
-DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 
 
 # A stream that was away longer than this many alerts reads the rest from the inbox.
@@ -148,7 +146,7 @@ class NotificationsService(KernelEntrypoints):
     # -- webhooks: alerts that leave the app --------------------------------------------
 
     def _timezone(self) -> ZoneInfo:
-        return ZoneInfo(self.config.get("LOCAL_TIMEZONE", "Asia/Shanghai"))
+        return community_zone(self.config)
 
     def _local_now(self) -> datetime:
         return datetime.now(self._timezone())
@@ -168,7 +166,8 @@ class NotificationsService(KernelEntrypoints):
             next_attempt_at=due_local.astimezone(timezone.utc).replace(tzinfo=None)))
 
     def _public_url(self) -> str:
-        return self.config.get("PUBLIC_URL") or DEFAULT_PUBLIC_URL
+        """Where members open Linli (PUBLIC_URL): webhook bodies link back to it."""
+        return self.config["PUBLIC_URL"]
 
     @rpc
     def set_webhook(self, member_id: str, payload: dict) -> dict:

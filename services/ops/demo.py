@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import requests
 
+from services.common import config as linli_config
+from services.common.clock import local_today
+
 DEMO_ADMIN = ("admin", "linli-admin-demo")
 DEMO_LOGINS = [
     # username, password, what they are
@@ -76,11 +79,15 @@ def load_incidents(api: str, headers: dict, zone_ids: list[str]):
                             "description": description, "severity": severity}).raise_for_status()
 
 
-def load_drive(api: str, headers: dict, case_id: str):
-    from datetime import datetime, timedelta
-    from zoneinfo import ZoneInfo
+def community_today():
+    """Today where the community lives, as the services count it (the gateway's config: LINLI_TIMEZONE)."""
+    return local_today(linli_config.load("gateway"))
 
-    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+
+def load_drive(api: str, headers: dict, case_id: str):
+    from datetime import timedelta
+
+    today = community_today()
     campaign = requests.post(api + "/campaigns", headers=headers, timeout=10, json={
         **DRIVE, "starts_on": (today - timedelta(days=1)).isoformat(),
         "ends_on": (today + timedelta(days=6)).isoformat()})
@@ -137,10 +144,9 @@ OTHER_SERVICE = (  # member (username), every so many days, how many times, minu
 
 def load_volunteers(api: str, headers: dict):
     """The activity groups, their leaders and helpers, this year's sessions and other service."""
-    from datetime import datetime, timedelta
-    from zoneinfo import ZoneInfo
+    from datetime import timedelta
 
-    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    today = community_today()
     first = today.replace(month=1, day=1)
 
     def on(days_ago: int) -> str:  # this year's, never before its first day

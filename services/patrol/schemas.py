@@ -3,11 +3,11 @@ bodies with these same schemas and documents them in its OpenAPI."""
 from marshmallow import Schema, fields, validate
 
 from services.common.pagination import PageSchema, page_of
-from services.common.schemas import Moment, UtcDateTime
+from services.common.schemas import ID_LENGTH, Moment, UtcDateTime
 from services.contracts.categories import category_code
 from services.contracts.patrol import SEVERITIES
 
-_ID = validate.Length(min=1, max=64)
+_ID = ID_LENGTH
 _NAME = validate.Length(min=1, max=100)
 
 

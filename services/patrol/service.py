@@ -12,7 +12,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from services.categories import CategoryEntrypoints, labelled, labels, require_categories
-from services.common.clock import isoformat, month_bounds, naive_utcnow
+from services.common.clock import community_zone, isoformat, month_bounds, naive_utcnow
 from services.common.db import Database, UnitOfWork, get_by_id
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound, enforce
 from services.common.idempotency import idempotent
@@ -50,6 +50,27 @@ def _audit(uow: UnitOfWork, action: str, actor: dict, key: str, ids: list[str]):
         now = naive_utcnow()
         uow.session.execute(insert(AuditEntry), [
             {"actor_id": actor["id"], "action": action, key: record_id, "at": now} for record_id in ids])
+
+
+def end_patrol(session, patrol_id: str, finished_at: datetime, minutes: int, **columns) -> bool:
+    """The rule "a patrol ends once", enforced: its member's finish and the
+    sweep closing it as forgotten race; one conditional UPDATE, only while it
+    is unfinished, lets exactly one of them win whole. False: the other won
+    (the loser changes nothing and announces nothing)."""
+    ended = session.execute(update(Patrol).where(Patrol.id == patrol_id, Patrol.finished_at.is_(None)).values(
+        finished_at=finished_at, duration_minutes=minutes, **columns))
+    return ended.rowcount == 1
+
+
+def resolve_once(session, incident_id: str, resolved_by: str, resolution: str) -> bool:
+    """The rule "an incident is resolved once" (domain.check_open states it),
+    enforced: a conditional UPDATE, only while it is open, so two resolutions
+    racing cannot both succeed. False: the other one did."""
+    resolved = session.execute(
+        update(Incident).where(Incident.id == incident_id, Incident.status == domain.IncidentStatus.OPEN)
+        .values(status=domain.IncidentStatus.RESOLVED, resolved_at=naive_utcnow(),
+                resolved_by=resolved_by, resolution=resolution))
+    return resolved.rowcount == 1
 
 
 class PatrolService(CategoryEntrypoints, KernelEntrypoints):
@@ -162,7 +183,7 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
 
     def _zone_info(self) -> ZoneInfo:
         """The community's time zone: its days and months."""
-        return ZoneInfo(self.config.get("LOCAL_TIMEZONE", "Asia/Shanghai"))
+        return community_zone(self.config)
 
     @rpc
     def monthly_summary(self, month) -> dict:
@@ -247,12 +268,7 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
             enforce(domain.check_unfinished, patrol.finished_at, patrol.closed_automatically, cap)
             now = naive_utcnow()
             minutes = domain.minutes_counted(patrol.started_at, now, cap)
-            # Conditional: the sweep may close this patrol as forgotten meanwhile. One of
-            # the two wins, and only the winner announces patrol_finished.
-            finished = uow.session.execute(update(Patrol).where(
-                Patrol.id == patrol.id, Patrol.finished_at.is_(None),
-            ).values(finished_at=now, notes=data["notes"], duration_minutes=minutes))
-            if finished.rowcount != 1:
+            if not end_patrol(uow.session, patrol.id, now, minutes, notes=data["notes"]):
                 raise Conflict("This patrol was closed just now (automatically, past the time allowed); "
                                "the office can correct its times.")
             uow.session.refresh(patrol)
@@ -430,12 +446,7 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
             zone = uow.session.get(Zone, incident.zone_id)
             enforce(domain.check_may_resolve, actor["id"], is_admin(actor), zone.leader_id)
             enforce(domain.check_open, incident.status)
-            # Conditional, so two resolutions racing cannot both succeed.
-            resolved = uow.session.execute(
-                update(Incident).where(Incident.id == incident.id, Incident.status == domain.IncidentStatus.OPEN)
-                .values(status=domain.IncidentStatus.RESOLVED, resolved_at=naive_utcnow(),
-                        resolved_by=actor["id"], resolution=data["resolution"]))
-            if resolved.rowcount != 1:
+            if not resolve_once(uow.session, incident.id, actor["id"], data["resolution"]):
                 raise Conflict("The incident is resolved already.")
             uow.session.refresh(incident)
             uow.emit(events.INCIDENT_RESOLVED, {**self._incident_event(incident, zone),
@@ -498,7 +509,7 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
     # -- the timer: escalation and coverage ----------------------------------------------
 
     def _uncovered_after_days(self) -> float:
-        return float(self.config.get("UNCOVERED_AFTER_DAYS", 7))
+        return float(self.config["UNCOVERED_AFTER_DAYS"])
 
     def _cap_hours(self) -> float:
         return domain.cap_hours(self.config["PATROL_CAP_HOURS"])
@@ -510,7 +521,7 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
         is a conditional update."""
         now = naive_utcnow()
         self._close_forgotten(now, self._cap_hours())
-        self._escalate(now, float(self.config.get("ESCALATE_AFTER_MINUTES", 30)))
+        self._escalate(now, float(self.config["ESCALATE_AFTER_MINUTES"]))
         self._flag_uncovered(now, self._uncovered_after_days())
 
     def _close_forgotten(self, now: datetime, cap: float):
@@ -522,11 +533,7 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
             for patrol_id, zone_id, member_id, started_at in due:
                 finished_at = domain.closed_at(started_at, cap)
                 minutes = domain.minutes_counted(started_at, finished_at, cap)
-                # Only if still unfinished: a finish racing this one wins or loses whole.
-                closed = uow.session.execute(update(Patrol).where(
-                    Patrol.id == patrol_id, Patrol.finished_at.is_(None),
-                ).values(finished_at=finished_at, duration_minutes=minutes, closed_automatically=True))
-                if closed.rowcount == 1:
+                if end_patrol(uow.session, patrol_id, finished_at, minutes, closed_automatically=True):
                     uow.emit(events.PATROL_FINISHED, {
                         "patrol_id": patrol_id, "zone_id": zone_id, "member_id": member_id,
                         "started_at": isoformat(started_at), "finished_at": isoformat(finished_at),

@@ -1,8 +1,7 @@
 """Rules of activity groups, their sessions and volunteer service hours. Standard library only."""
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
-from zoneinfo import ZoneInfo
+from datetime import date, datetime, timezone, tzinfo
 
 from services.common.rules import NotAllowed, RuleBroken
 
@@ -107,9 +106,9 @@ def patrol_minutes(started_at: str, finished_at: str, duration_minutes: int | No
     return max(0, int(seconds // 60))
 
 
-def local_date(moment: str, zone: str) -> date:
+def local_date(moment: str, zone: tzinfo) -> date:
     """The community's date of an event's time (a patrol at 23:30 UTC is the next day in Shanghai)."""
-    return _moment(moment).astimezone(ZoneInfo(zone)).date()
+    return _moment(moment).astimezone(zone).date()
 
 
 def months_of_year(year: int) -> list[str]:

@@ -5,24 +5,13 @@ import re
 from marshmallow import Schema, ValidationError, fields, validate
 
 from services.common.pagination import PageSchema, page_of
-from services.common.schemas import UtcDateTime
+from services.common.schemas import ID_LENGTH, Month, UtcDateTime
 from services.contracts.principal import ROLES
 from services.contracts.volunteers import GROUP_KINDS, SESSION_KINDS, SOURCES
 
-_ID = validate.Length(min=1, max=64)
+_ID = ID_LENGTH
 _NAME = validate.Length(min=1, max=100)
 _HELPERS = validate.Length(max=50)
-MONTH = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
-
-
-def _month(value: str):
-    if not MONTH.match(value):
-        raise ValidationError("A month as YYYY-MM (2026-05).")
-
-
-def month_field(**kwargs) -> fields.String:
-    return fields.String(validate=_month, metadata={"description": "YYYY-MM, the community's month"}, **kwargs)
-
 
 class _StartsAt(fields.String):
     """HH:MM on a 24-hour clock."""
@@ -101,7 +90,7 @@ class SessionSchema(SessionCreateSchema):
 
 class SessionQuerySchema(PageSchema):
     group_id = fields.String(load_default=None, validate=_ID)
-    month = month_field(load_default=None)
+    month = Month(load_default=None)
 
 
 SessionListSchema = page_of(SessionSchema)
@@ -131,7 +120,7 @@ class ServiceRecordSchema(Schema):
 
 class ServiceQuerySchema(PageSchema):
     member_id = fields.String(load_default=None, validate=_ID)
-    month = month_field(load_default=None)
+    month = Month(load_default=None)
     source = fields.String(load_default=None, validate=validate.OneOf(SOURCES))
 
 
@@ -139,7 +128,7 @@ ServiceListSchema = page_of(ServiceRecordSchema, "ServiceRecordListSchema")
 
 
 class TotalsQuerySchema(Schema):
-    month = month_field(load_default=None)
+    month = Month(load_default=None)
 
 
 class MemberTotalsSchema(Schema):

@@ -4,15 +4,14 @@ patrols counted from patrol's events, sessions led or helped at, and other
 service the office records. Every change commits with its events in the outbox."""
 from __future__ import annotations
 
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
+from datetime import date
 
 from nameko.dependency_providers import Config
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from services import contracts
-from services.common.clock import month_days, month_of, naive_utcnow
+from services.common.clock import community_zone, local_today, month_days, month_of, naive_utcnow
 from services.common.db import Database, UnitOfWork, get_by_id
 from services.common.errors import Conflict, InvalidInput, NotFound, enforce
 from services.common.events import reliable_event_handler
@@ -298,7 +297,12 @@ class VolunteersService(KernelEntrypoints):
                                                        data["duration_minutes"]), correction=True)
 
     def _count_patrol(self, data: dict, minutes: int, correction: bool):
-        served_on = domain.local_date(data["started_at"], self._zone())
+        """The rule "a patrol counts once for its member", enforced: one
+        service record per source, patrol and member (the unique constraint
+        ux_service_once). The record found is kept (a redelivery) or takes a
+        correction's minutes and day; none: one is made, and an instance that
+        made it meanwhile makes this insert fail, changing nothing."""
+        served_on = domain.local_date(data["started_at"], community_zone(self.config))
         with self.db.unit_of_work() as uow:
             record = uow.session.scalar(select(ServiceRecord).where(
                 ServiceRecord.source == Source.PATROL, ServiceRecord.source_id == data["patrol_id"],
@@ -382,12 +386,8 @@ class VolunteersService(KernelEntrypoints):
 
     # -- helpers ----------------------------------------------------------------------
 
-    def _zone(self) -> str:
-        return self.config.get("LOCAL_TIMEZONE") or "Asia/Shanghai"
-
     def _today(self) -> date:
-        """Today in the community's calendar (LINLI_TIMEZONE)."""
-        return datetime.now(ZoneInfo(self._zone())).date()
+        return local_today(self.config)
 
     def _check_past(self, field: str, day: date):
         try:

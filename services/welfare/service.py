@@ -4,7 +4,7 @@ fall due, and an audit of who read whose details. Every change commits with
 its event in the outbox."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from nameko.dependency_providers import Config
@@ -13,7 +13,7 @@ from sqlalchemy import and_, func, insert, not_, or_, select, true, update
 
 from services import contracts
 from services.categories import CategoryEntrypoints, labels, require_categories
-from services.common.clock import month_bounds, month_days, naive_utcnow
+from services.common.clock import community_zone, local_day, local_today, month_bounds, month_days, naive_utcnow
 from services.common.db import Database, UnitOfWork, contains_text, get_by_id, json_list_has
 from services.common.errors import Conflict, InvalidInput, NotFound, enforce
 from services.common.events import reliable_event_handler
@@ -614,18 +614,16 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
         return float(domain.RETENTION_DAYS_DEFAULT if value in (None, "") else value)
 
     def _zone(self) -> ZoneInfo:
-        return ZoneInfo(self.config.get("LOCAL_TIMEZONE", "Asia/Shanghai"))
+        return community_zone(self.config)
 
     def _local_day(self, moment: datetime) -> date:
-        """The community's calendar day of a stored (naive UTC) moment."""
-        return moment.replace(tzinfo=timezone.utc).astimezone(self._zone()).date()
+        return local_day(moment, self._zone())
 
     def _today(self):
-        """Today in the community's calendar (LINLI_TIMEZONE)."""
-        return datetime.now(self._zone()).date()
+        return local_today(self.config)
 
     def _followup_after_days(self) -> float:
-        return float(self.config.get("FOLLOWUP_AFTER_DAYS", 30))
+        return float(self.config["FOLLOWUP_AFTER_DAYS"])
 
     def _case_view(self, case: Case) -> dict:
         """A case as the API shows it, with `next_visit_due`: when the follow-up

@@ -15,7 +15,7 @@ import jwt
 import pytest
 import requests
 
-from services.gateway.service import DEFAULT_TOKEN_TTL
+from services.common import config as linli_config
 from tests.conftest import nothing_more_arrives, wait_for
 from tests.e2e.conftest import HOUSEHOLD, Client, running_stack
 from tests.e2e.test_donations import campaign_of, donate, new_campaign
@@ -24,6 +24,7 @@ from tests.e2e.test_donations import campaign_of, donate, new_campaign
 pytestmark = pytest.mark.slow
 
 RPC_TIMEOUT = 2
+TOKEN_TTL = linli_config.load("gateway")["TOKEN_TTL_SECONDS"]  # as the stack's gateway reads it (12 hours)
 FREE_FAILURES = 3
 
 
@@ -147,10 +148,10 @@ def test_a_case_opened_with_one_key_by_several_clients_at_once_is_one_case_and_o
 def test_a_token_lasts_its_ttl_and_no_longer(stack):
     answer = log_in(stack, "admin", "e2e-admin-password").json()
     claims = jwt.decode(answer["access_token"], options={"verify_signature": False})
-    assert answer["expires_in"] == DEFAULT_TOKEN_TTL == claims["exp"] - claims["iat"]
+    assert answer["expires_in"] == TOKEN_TTL == claims["exp"] - claims["iat"]
     assert abs(claims["iat"] - time.time()) < 60
     # The same claims with the clock past `exp` (signed with the stack's own key) are refused.
-    expired = jwt.encode({**claims, "iat": claims["iat"] - DEFAULT_TOKEN_TTL - 1, "exp": claims["iat"] - 1},
+    expired = jwt.encode({**claims, "iat": claims["iat"] - TOKEN_TTL - 1, "exp": claims["iat"] - 1},
                          stack.env["LINLI_JWT_SECRET"], algorithm="HS256")
     refused = Client(stack.url, expired).get("/me")
     assert refused.status_code == 401 and "expired" in refused.json()["error"]["message"]

@@ -3,15 +3,20 @@ or PostgreSQL under `make test-postgres`), and a stand-in for the per-worker
 database a nameko worker is given."""
 from __future__ import annotations
 
+import copy
+import functools
 import importlib.util
 import json
+import os
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from sqlalchemy import insert, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.common import config as linli_config
 from services.common.db import CommitNow, UnitOfWork, make_engine
 from services.gateway import models as gateway_models
 from services.notifications import models as notification_models
@@ -178,3 +183,18 @@ def donations_db():
     db = seed_categories(ServiceDb(donation_models.Base, donation_models.kernel, "donations"))
     yield db
     db.release()
+
+
+@functools.cache
+def _shipped_config(service: str) -> dict:
+    with mock.patch.dict(os.environ, clear=True):
+        config = linli_config.load(service)
+    config.pop("LOGGING", None)
+    return config
+
+
+def service_config(service: str, **overrides) -> dict:
+    """deploy/config/<service>.yml as it reads with no environment (the
+    defaults it ships with, their one home), with `overrides`: a worker built
+    in a test gets every setting the service really has."""
+    return {**copy.deepcopy(_shipped_config(service)), **overrides}

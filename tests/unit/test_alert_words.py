@@ -12,6 +12,7 @@ from services import contracts
 from services.common.envelope import make_envelope
 from services.notifications import domain
 from services.notifications.service import NotificationsService
+from tests.unit.conftest import service_config
 
 ADMINS = ["admin-1", "admin-2"]
 
@@ -144,7 +145,7 @@ def notifications(notifications_db):
     def new_worker():
         db = notifications_db.worker()
         workers.append(db)
-        return worker_factory(NotificationsService, db=db, config={"LOCAL_TIMEZONE": "Asia/Shanghai"})
+        return worker_factory(NotificationsService, db=db, config=service_config("notifications"))
 
     yield new_worker
     for db in workers:

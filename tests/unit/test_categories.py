@@ -17,7 +17,7 @@ from services.donations import models as donation_models
 from services.donations.service import DonationsService
 from services.patrol.service import PatrolService
 from services.welfare.service import WelfareService
-from tests.unit.conftest import ServiceDb, seed_categories
+from tests.unit.conftest import ServiceDb, seed_categories, service_config
 from tests.unit.test_welfare_lifecycle import party_member
 
 ADMIN = {"id": "admin-1", "roles": ["admin"]}
@@ -30,8 +30,6 @@ KINDS = {
     "case": (WelfareService, "welfare_db", {"code": "low_income", "label_zh": "低收入", "label_en": "Low income"}, 5),
     "goods": (DonationsService, "donations_db", {"code": "clothing", "label_zh": "衣物", "label_en": "Clothing"}, 7),
 }
-CONFIG = {"LOCAL_TIMEZONE": "Asia/Shanghai", "FOLLOWUP_AFTER_DAYS": 30, "ESCALATE_AFTER_MINUTES": 30,
-          "UNCOVERED_AFTER_DAYS": 7}
 
 
 def worker_maker(service_cls, db):
@@ -40,7 +38,7 @@ def worker_maker(service_cls, db):
 
     def new_worker():
         views.append(db.worker())
-        return worker_factory(service_cls, db=views[-1], config=CONFIG)
+        return worker_factory(service_cls, db=views[-1], config=service_config(service_cls.name))
 
     return new_worker, views
 

@@ -21,6 +21,7 @@ from services.donations.domain import (
 )
 from services.donations.models import AuditEntry, Campaign, Dispatch, Donation, DonationItem, Stock
 from services.donations.service import DonationsService
+from tests.unit.conftest import service_config
 
 ADMIN = {"id": "admin-1", "roles": ["admin"]}
 VOLUNTEER = {"id": "volunteer-1", "roles": ["member"]}
@@ -43,7 +44,7 @@ def donations(donations_db):
     def new_worker():
         db = donations_db.worker()
         workers.append(db)
-        return worker_factory(DonationsService, db=db, config={"LOCAL_TIMEZONE": "Asia/Shanghai"})
+        return worker_factory(DonationsService, db=db, config=service_config("donations"))
 
     yield new_worker
     for db in workers:

@@ -9,6 +9,7 @@ from services.common import idempotency
 from services.common.errors import IdempotencyKeyReused, InvalidInput
 from services.welfare.models import Case, Household
 from tests import databases
+from tests.unit.conftest import service_config
 from tests.unit.test_welfare_lifecycle import ADMIN, HOUSEHOLD, SUMMARY, party_member, welfare  # noqa: F401 -- fixture
 
 OTHER_ADMIN = {"id": "admin-2", "roles": ["admin"]}
@@ -131,9 +132,9 @@ def test_keys_older_than_the_keeping_time_are_forgotten(tmp_path):
     from services.welfare.models import Base, kernel
 
     provider = Database(kernel)
-    provider.container = mock.Mock(service_name="welfare", config={
-        "DB_URL": databases.database_url(tmp_path, "welfare"), "AMQP_URI": "amqp://guest:guest@127.0.0.1:1/",
-        "IDEMPOTENCY_KEEP_HOURS": 24})
+    provider.container = mock.Mock(service_name="welfare", config=service_config(
+        "welfare", DB_URL=databases.database_url(tmp_path, "welfare"), AMQP_URI="amqp://guest:guest@127.0.0.1:1/",
+        IDEMPOTENCY_KEEP_HOURS=24))
     provider.setup()
     Base.metadata.create_all(provider.engine)
     now = naive_utcnow()

@@ -18,6 +18,7 @@ from services.gateway.http import (
     ASSUMED_SERVICE_SECONDS, Admission, ApiEntrypoint, gateway_admission, json_response,
 )
 from services.gateway.rpc import _DeadlineProxy
+from tests.unit.conftest import service_config
 
 
 class Clock:
@@ -202,12 +203,12 @@ def test_a_limit_of_zero_admits_everything():
     ({"max_workers": 2}, 1),
 ])
 def test_the_gateway_bound_keeps_workers_for_the_event_handlers(config, limit):
-    assert gateway_admission(config).limit == limit
+    assert gateway_admission(service_config("gateway", **config)).limit == limit
 
 
 def test_the_deadline_is_one_setting_with_a_default_of_a_few_seconds():
-    assert gateway_admission({"max_workers": 10}).deadline == 5.0
-    assert gateway_admission({"max_workers": 10, "ADMISSION_DEADLINE": "0.5"}).deadline == 0.5
+    assert gateway_admission(service_config("gateway")).deadline == 5.0
+    assert gateway_admission(service_config("gateway", ADMISSION_DEADLINE="0.5")).deadline == 0.5
 
 
 def route_answering_slowly(admission: Admission, seconds: float, **kwargs) -> ApiEntrypoint:

@@ -19,6 +19,7 @@ from services.common.errors import InvalidInput, Unavailable
 from services.gateway import exports
 from services.gateway.schemas import MonthlyReportQuerySchema
 from services.gateway.service import GatewayService
+from tests.unit.conftest import service_config
 
 ADMIN = {"id": "gw-admin", "roles": ["admin"]}
 MONTH = "2026-11"
@@ -69,7 +70,7 @@ SUMMARIES = {"patrol": PATROL, "donations": DONATIONS, "welfare": WELFARE, "volu
 
 @pytest.fixture
 def gateway():
-    worker = worker_factory(GatewayService, config={"LOCAL_TIMEZONE": "Asia/Shanghai"})
+    worker = worker_factory(GatewayService, config=service_config("gateway"))
     for service, summary in SUMMARIES.items():
         getattr(worker, service).monthly_summary.return_value = summary
     return worker

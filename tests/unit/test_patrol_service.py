@@ -9,11 +9,11 @@ from nameko.testing.services import worker_factory
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from services.common import config
 from services.common.clock import naive_utcnow
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.patrol.models import AuditEntry, Incident, Patrol, Zone, ZoneCompound
 from services.patrol.service import PatrolService
+from tests.unit.conftest import service_config
 
 ADMIN = {"id": "a" * 32, "roles": ["admin"]}
 LEAD = {"id": "lead", "roles": ["member"]}
@@ -21,9 +21,8 @@ M1 = {"id": "m1", "roles": ["member"]}
 M2 = {"id": "m2", "roles": ["member"]}
 OUTSIDER = {"id": "outsider", "roles": ["member"]}
 
-# The forgotten-patrol cap as shipped (deploy/config/patrol.yml: 4 hours unless LINLI_PATROL_CAP_HOURS says).
-CONFIG = {"ESCALATE_AFTER_MINUTES": 30, "UNCOVERED_AFTER_DAYS": 7,
-          "PATROL_CAP_HOURS": config.load("patrol")["PATROL_CAP_HOURS"]}
+# The settings as shipped (deploy/config/patrol.yml), the forgotten-patrol cap (4 hours) among them.
+CONFIG = service_config("patrol")
 
 NORTH = ["Lotus Garden", "Pine Court", "Willow Lane"]
 SOUTH = ["Harmony Estate", "Riverside"]

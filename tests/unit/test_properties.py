@@ -31,7 +31,7 @@ from services.welfare import domain as welfare_domain
 from services.welfare import models as welfare_models
 from services.welfare.domain import CASE_TRANSITIONS, REFERRAL_STAGES, CaseStatus, ReferralStatus, RuleBroken
 from services.welfare.service import WelfareService
-from tests.unit.conftest import ServiceDb, category_seed, seed_categories
+from tests.unit.conftest import ServiceDb, category_seed, seed_categories, service_config
 from tests.unit.test_welfare_lifecycle import party_member
 
 PROPERTY = settings(derandomize=True, database=None, deadline=None, max_examples=60,
@@ -70,14 +70,14 @@ def service_workers(service_cls, base, kernel, source: str, config: dict):
 @pytest.fixture(scope="module")
 def donations():
     with service_workers(DonationsService, donation_models.Base, donation_models.kernel, "donations",
-                         {"LOCAL_TIMEZONE": "Asia/Shanghai"}) as worker:
+                         service_config("donations")) as worker:
         yield worker
 
 
 @pytest.fixture(scope="module")
 def welfare():
     with service_workers(WelfareService, welfare_models.Base, welfare_models.kernel, "welfare",
-                         {"FOLLOWUP_AFTER_DAYS": 30}) as worker:
+                         service_config("welfare", FOLLOWUP_AFTER_DAYS=30)) as worker:
         yield worker
 
 

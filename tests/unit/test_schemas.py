@@ -323,3 +323,23 @@ def test_input_nested_deeper_than_the_bound_is_refused_naming_the_field():
     with pytest.raises(InvalidInput) as refused:
         load_or_raise(HouseholdCreateSchema(), {**good, "people": very_deep})
     assert refused.value.details["fields"] == {"people": [DEPTH_MESSAGE]}
+
+
+@pytest.mark.parametrize("month", [
+    "2026-13", "2026-00", "2026-1", "1999-12", "9999-01", "2026-11\n", "２０２６-11", 202611])
+def test_a_month_is_refused_alike_by_the_report_and_by_volunteers(month):
+    from services.gateway.schemas import MonthlyReportQuerySchema
+    from services.volunteers.schemas import SessionQuerySchema, TotalsQuerySchema
+
+    for schema in (MonthlyReportQuerySchema(), TotalsQuerySchema(), SessionQuerySchema()):
+        with pytest.raises(ValidationError) as refused:
+            schema.load({"month": month})
+        assert refused.value.messages == {"month": ["A month as YYYY-MM, e.g. 2026-11."]}
+
+
+def test_a_month_of_the_calendar_loads_as_written():
+    from services.gateway.schemas import MonthlyReportQuerySchema
+    from services.volunteers.schemas import TotalsQuerySchema
+
+    assert MonthlyReportQuerySchema().load({"month": "2026-11"}) == {"month": "2026-11"}
+    assert TotalsQuerySchema().load({"month": "2000-01"}) == {"month": "2000-01"}

@@ -11,7 +11,7 @@ from services.gateway.streams import FEED, QUEUE_BOUND, Hub, StreamSlots, sse_re
 
 
 def test_a_slow_reader_keeps_only_the_newest_and_holds_up_no_one():
-    hub = Hub()
+    hub = Hub(StreamSlots(per_account=5, heartbeat=15))
     slow, quick = hub.subscribe("feed"), hub.subscribe("feed")
     received = []
     for number in range(QUEUE_BOUND + 50):
@@ -23,7 +23,7 @@ def test_a_slow_reader_keeps_only_the_newest_and_holds_up_no_one():
 
 
 def test_messages_go_only_to_their_key_and_a_closed_stream_is_forgotten():
-    hub = Hub()
+    hub = Hub(StreamSlots(per_account=5, heartbeat=15))
     mine, theirs = hub.subscribe("member-a"), hub.subscribe("member-b")
     hub.publish("member-a", {"id": "1"})
     assert mine.qsize() == 1 and theirs.qsize() == 0
@@ -54,7 +54,7 @@ def test_an_account_has_a_bounded_number_of_streams_and_a_closed_one_frees_its_s
 
 
 def test_a_quiet_stream_sends_a_heartbeat_so_that_a_client_gone_away_is_found():
-    hub = Hub(StreamSlots(heartbeat=0.05))
+    hub = Hub(StreamSlots(per_account=5, heartbeat=0.05))
     frames = iter(sse_response(_stream_request("viewer-1"), hub, FEED, "event").response)
     assert next(frames) == ": connected\n\n"
     assert next(frames) == ": ping\n\n"

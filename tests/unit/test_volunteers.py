@@ -4,6 +4,7 @@ workers (worker_factory) over a real in-memory database: hours from patrols
 leader and each helper, other service the office records, and the counts of
 the monthly summary."""
 import json
+from zoneinfo import ZoneInfo
 
 import pytest
 from nameko.testing.services import worker_factory
@@ -18,12 +19,13 @@ from services.contracts import volunteers as events
 from services.volunteers import domain
 from services.volunteers.models import GroupSession, ServiceRecord
 from services.volunteers.service import VolunteersService
+from tests.unit.conftest import service_config
 
 ADMIN = {"id": "admin-1", "roles": ["admin"]}
 LEADER = {"id": "leader-1", "roles": ["member"]}
 HELPER = {"id": "helper-1", "roles": ["member"]}
 OTHER = {"id": "member-9", "roles": ["member"]}
-CONFIG = {"LOCAL_TIMEZONE": "Asia/Shanghai"}
+CONFIG = service_config("volunteers")
 
 
 @pytest.fixture
@@ -86,7 +88,7 @@ def test_a_patrol_counts_its_producers_capped_duration_or_else_its_length():
 
 
 def test_a_patrol_is_served_on_the_communitys_date_of_its_start():
-    assert domain.local_date("2026-05-10T17:00:00Z", "Asia/Shanghai").isoformat() == "2026-05-11"
+    assert domain.local_date("2026-05-10T17:00:00Z", ZoneInfo("Asia/Shanghai")).isoformat() == "2026-05-11"
 
 
 def test_a_session_needs_a_leader_and_an_active_group():

@@ -19,6 +19,7 @@ from services.notifications.service import NotificationsService
 from services.welfare.domain import lapse_start
 from services.welfare.models import AuditEntry, Case, Referral, Visit
 from services.welfare.service import WelfareService
+from tests.unit.conftest import service_config
 
 ADMIN = {"id": "admin-1", "roles": ["admin"]}
 MEMBER_A = {"id": "member-a", "roles": ["member"]}
@@ -55,7 +56,7 @@ def welfare(welfare_db):
     def new_worker(after_days=FOLLOWUP_AFTER_DAYS):
         db = welfare_db.worker()
         workers.append(db)
-        return worker_factory(WelfareService, db=db, config={"FOLLOWUP_AFTER_DAYS": after_days})
+        return worker_factory(WelfareService, db=db, config=service_config("welfare", FOLLOWUP_AFTER_DAYS=after_days))
 
     yield new_worker
     for db in workers:
@@ -69,7 +70,7 @@ def notifications(notifications_db):
     def new_worker():
         db = notifications_db.worker()
         workers.append(db)
-        return worker_factory(NotificationsService, db=db, config={"LOCAL_TIMEZONE": "Asia/Shanghai"})
+        return worker_factory(NotificationsService, db=db, config=service_config("notifications"))
 
     yield new_worker
     for db in workers:

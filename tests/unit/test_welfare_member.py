@@ -18,6 +18,7 @@ from tests.unit.test_welfare_lifecycle import (
     ADMIN, FOLLOWUP_AFTER_DAYS, HOUSEHOLD, MEMBER_A, MEMBER_B, open_case, party_member, refer, stored_case,
     visit,
 )
+from tests.unit.conftest import service_config
 
 TODAY = date(2026, 5, 20)
 
@@ -30,7 +31,7 @@ def welfare(welfare_db):
     def new_worker(after_days=FOLLOWUP_AFTER_DAYS):
         db = welfare_db.worker()
         workers.append(db)
-        return worker_factory(WelfareService, db=db, config={"FOLLOWUP_AFTER_DAYS": after_days})
+        return worker_factory(WelfareService, db=db, config=service_config("welfare", FOLLOWUP_AFTER_DAYS=after_days))
 
     yield new_worker
     for db in workers:

@@ -22,6 +22,7 @@ from tests.unit.test_welfare_lifecycle import (
     ADMIN, AGENCY, BENEFIT, HOUSEHOLD, MEMBER_A, NOTES, OUTCOME, PERSONAL, SUMMARY, audit, events, open_case, refer,
     stored_case, visit,
 )
+from tests.unit.conftest import service_config
 
 RETENTION_DAYS = 30
 REASON = "Three years since closing: the office's retention rule."
@@ -36,8 +37,8 @@ def welfare(welfare_db):
     def new_worker(retention_days=RETENTION_DAYS):
         db = welfare_db.worker()
         workers.append(db)
-        return worker_factory(WelfareService, db=db, config={
-            "FOLLOWUP_AFTER_DAYS": 30, "RETENTION_DAYS": retention_days, "LOCAL_TIMEZONE": "Asia/Shanghai"})
+        return worker_factory(WelfareService, db=db, config=service_config(
+            "welfare", FOLLOWUP_AFTER_DAYS=30, RETENTION_DAYS=retention_days))
 
     yield new_worker
     for db in workers:
