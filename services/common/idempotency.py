@@ -4,9 +4,9 @@ nothing twice, at any instance, at any time.
 
     @rpc
     @idempotent
-    def open_case(self, payload, actor): ...
+    def open_case(self, payload, actor, assignee): ...
 
-    self.welfare.open_case(payload, actor, idempotency_key="...")
+    self.welfare.open_case(payload, actor, assignee, idempotency_key="...")
 
 The key and the call's answer are stored in the write's own transaction, so a
 write and its answer exist together or not at all, whatever crashes when: for

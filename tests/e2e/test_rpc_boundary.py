@@ -46,7 +46,7 @@ def malformed_calls(known):
         ("patrol", "create_zone", (ZONE, "admin"), InvalidInput),
         ("patrol", "create_zone", (ZONE, MEMBER), Forbidden),
         ("donations", "create_campaign", ({"name": "x"}, MEMBER), Forbidden),
-        ("welfare", "open_case", ({}, {"id": 7, "roles": "admin"}), InvalidInput),
+        ("welfare", "open_case", ({}, {"id": 7, "roles": "admin"}, None), InvalidInput),
         # Payloads of the wrong shape or type.
         ("patrol", "create_zone", ([], ADMIN), InvalidInput),
         ("patrol", "create_zone", ({"name": 5, "compounds": "all"}, ADMIN), InvalidInput),
@@ -63,11 +63,11 @@ def malformed_calls(known):
         ("donations", "record_donation", (campaign, {"kind": "cash", "amount_fen": -100}, MEMBER), InvalidInput),
         ("donations", "record_donation", (campaign, {"kind": "cash", "amount_fen": 100}, MEMBER), InvalidInput,
          {"idempotency_key": 12}),
-        ("welfare", "open_case", ({}, ADMIN), InvalidInput, {"idempotency_key": "k" * 101}),
+        ("welfare", "open_case", ({}, ADMIN, None), InvalidInput, {"idempotency_key": "k" * 101}),
         ("donations", "dispatch", (campaign, {"destination": "x", "items": [
             {"category": "clothing", "quantity": -5}]}, ADMIN), InvalidInput),
         ("welfare", "create_household", ({"compound": "X", "address": "Y", "people": "Li"}, ADMIN), InvalidInput),
-        ("welfare", "open_case", ({"household_id": 1, "categories": ["rich"]}, ADMIN), InvalidInput),
+        ("welfare", "open_case", ({"household_id": 1, "categories": ["rich"]}, ADMIN, None), InvalidInput),
         ("welfare", "log_visit", (case, {"visited_on": "yesterday", "notes": ""}, ADMIN), InvalidInput),
         ("welfare", "add_referral", (case, {"agency": None}, ADMIN), InvalidInput),
         ("welfare", "close_case", (case, {"outcome": ["a"]}, ADMIN), InvalidInput),

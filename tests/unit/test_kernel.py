@@ -1,6 +1,7 @@
 """The kernel (services/common): a leaf that knows no domain, and how a
 domain's refusal reaches a caller."""
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,20 @@ def test_the_kernel_knows_no_domain():
     found = {f"{path.relative_to(kernel)}: {name}" for path in files for name in imported_modules(path)
              if name.startswith("services.") and not name.startswith("services.common")}
     assert found == set()
+
+
+@pytest.mark.parametrize("service", ["patrol", "donations", "welfare", "volunteers", "notifications"])
+def test_a_domain_states_its_rules_with_the_standard_library_only(service):
+    """A rule in domain.py is pure: no marshmallow, nameko or SQLAlchemy, and no
+    other part of Linli but services.common.rules (how a rule says no, itself
+    standard library only)."""
+    path = Path(services.common.__file__).parents[1] / service / "domain.py"
+    found = {name for name in imported_modules(path)
+             if name.split(".")[0] not in sys.stdlib_module_names and not name.startswith("services.common.rules")
+             and name != "__future__.annotations"}
+    assert found == set()
+
+
+def test_the_rules_module_is_standard_library_only():
+    path = Path(services.common.__file__).parent / "rules.py"
+    assert {name.split(".")[0] for name in imported_modules(path)} <= set(sys.stdlib_module_names)
