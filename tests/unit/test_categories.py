@@ -31,9 +31,11 @@ KINDS = {
 }
 
 
-@pytest.fixture(params=sorted(KINDS))
+@pytest.fixture(params=[pytest.param(kind, marks=pytest.mark.database) for kind in sorted(KINDS)])
 def owner(request):
-    """(kind, a maker of the owning service's workers, its database)."""
+    """(kind, a maker of the owning service's workers, its database). Marked
+    `database` by hand: the database fixture is taken by name, out of sight
+    of tests/conftest.py's marking."""
     service_cls, db_fixture, _first, _count = KINDS[request.param]
     db = request.getfixturevalue(db_fixture)
     return request.param, workers_of(service_cls, db), db
