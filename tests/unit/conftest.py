@@ -1,6 +1,8 @@
 """Shared fixtures of the unit suite: services' databases (in-memory SQLite,
-or PostgreSQL under `make test-postgres`), and a stand-in for the per-worker
-database a nameko worker is given."""
+or PostgreSQL under `make test-postgres`), a stand-in for the per-worker
+database a nameko worker is given, workers_of (the one way a test makes a
+service's workers), and the workers of welfare, notifications, patrol and
+donations that several files share."""
 from __future__ import annotations
 
 import copy
@@ -12,16 +14,21 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
+from nameko.testing.services import worker_factory
 from sqlalchemy import insert, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.common import config as linli_config
 from services.common.db import CommitNow, UnitOfWork, make_engine
+from services.donations.service import DonationsService
 from services.gateway import models as gateway_models
 from services.notifications import models as notification_models
+from services.notifications.service import NotificationsService
 from services.patrol import models as patrol_models
+from services.patrol.service import PatrolService
 from services.welfare import models as welfare_models
+from services.welfare.service import WelfareService
 from tests import databases
 
 
@@ -91,6 +98,14 @@ class ServiceDb:
         if self._session is not None:
             self._session.close()
             self._session = None
+
+    def close_workers(self):
+        """Close the workers' views made so far and forget them: for a test
+        that makes many workers one after another (Hypothesis's examples),
+        so that open sessions do not pile up until release()."""
+        for view in self._views[1:]:
+            view.close()
+        del self._views[1:]
 
     def release(self):
         """Close this view and the workers' views made from it; the database
@@ -198,3 +213,43 @@ def service_config(service: str, **overrides) -> dict:
     defaults it ships with, their one home), with `overrides`: a worker built
     in a test gets every setting the service really has."""
     return {**copy.deepcopy(_shipped_config(service)), **overrides}
+
+
+def workers_of(service_cls, db: ServiceDb, dependencies: dict | None = None, **settings):
+    """new_worker(**more): a new worker of service_cls per call, as nameko
+    makes one per call: another view of `db` with a session of its own, the
+    service's shipped settings (service_config) with `settings` and then
+    `more` over them, and `dependencies` (e.g. webhooks=sender) besides db;
+    what is not given is a mock, as worker_factory makes it. The views
+    close with db.release(), so a fixture needs no teardown of its own."""
+    def new_worker(**more):
+        config = service_config(service_cls.name, **{**settings, **more})
+        return worker_factory(service_cls, db=db.worker(), config=config, **(dependencies or {}))
+
+    return new_worker
+
+
+# The follow-up rule's days in the welfare tests, stated here rather than
+# trusted to welfare.yml: the tests reckon their dates from it.
+FOLLOWUP_AFTER_DAYS = 30
+
+
+@pytest.fixture
+def welfare(welfare_db):
+    return workers_of(WelfareService, welfare_db, FOLLOWUP_AFTER_DAYS=FOLLOWUP_AFTER_DAYS)
+
+
+@pytest.fixture
+def notifications(notifications_db):
+    return workers_of(NotificationsService, notifications_db)
+
+
+@pytest.fixture
+def patrol(patrol_db):
+    """With the settings as shipped, the forgotten-patrol cap (4 hours) among them."""
+    return workers_of(PatrolService, patrol_db)
+
+
+@pytest.fixture
+def donations(donations_db):
+    return workers_of(DonationsService, donations_db)

@@ -6,13 +6,10 @@ import json
 from datetime import date
 
 import pytest
-from nameko.testing.services import worker_factory
 
 from services import contracts
 from services.common.envelope import make_envelope
 from services.notifications import domain
-from services.notifications.service import NotificationsService
-from tests.unit.conftest import service_config
 
 ADMINS = ["admin-1", "admin-2"]
 
@@ -136,20 +133,6 @@ def test_a_webhook_body_is_the_kind_the_compound_and_a_link_back():
     assert domain.webhook_body("case_assigned", "Lotus Garden",
                                domain.alert_link("https://linli.example.org/", "a1")) == {
         "kind": "case_assigned", "compound": "Lotus Garden", "link": "https://linli.example.org/app/#/alerts/a1"}
-
-
-@pytest.fixture
-def notifications(notifications_db):
-    workers = []
-
-    def new_worker():
-        db = notifications_db.worker()
-        workers.append(db)
-        return worker_factory(NotificationsService, db=db, config=service_config("notifications"))
-
-    yield new_worker
-    for db in workers:
-        db.close()
 
 
 def test_the_inbox_and_alert_created_carry_the_words_and_the_compound_the_feed_neither(notifications,

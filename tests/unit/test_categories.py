@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from nameko.testing.services import worker_factory
 from sqlalchemy import event
 
 from services.common.db import make_engine
@@ -17,7 +16,7 @@ from services.donations import models as donation_models
 from services.donations.service import DonationsService
 from services.patrol.service import PatrolService
 from services.welfare.service import WelfareService
-from tests.unit.conftest import ServiceDb, seed_categories, service_config
+from tests.unit.conftest import ServiceDb, seed_categories, workers_of
 from tests.unit.test_welfare_lifecycle import party_member
 
 ADMIN = {"id": "admin-1", "roles": ["admin"]}
@@ -32,48 +31,14 @@ KINDS = {
 }
 
 
-def worker_maker(service_cls, db):
-    """A new worker per call, each with a session of its own, as in production."""
-    views = []
-
-    def new_worker():
-        views.append(db.worker())
-        return worker_factory(service_cls, db=views[-1], config=service_config(service_cls.name))
-
-    return new_worker, views
-
-
-@pytest.fixture(params=sorted(KINDS))
+@pytest.fixture(params=[pytest.param(kind, marks=pytest.mark.database) for kind in sorted(KINDS)])
 def owner(request):
-    """(kind, a maker of the owning service's workers, its database)."""
+    """(kind, a maker of the owning service's workers, its database). Marked
+    `database` by hand: the database fixture is taken by name, out of sight
+    of tests/conftest.py's marking."""
     service_cls, db_fixture, _first, _count = KINDS[request.param]
     db = request.getfixturevalue(db_fixture)
-    new_worker, views = worker_maker(service_cls, db)
-    yield request.param, new_worker, db
-    for view in views:
-        view.close()
-
-
-def worker_of(request, kind):
-    service_cls, db_fixture, _first, _count = KINDS[kind]
-    new_worker, views = worker_maker(service_cls, request.getfixturevalue(db_fixture))
-    request.addfinalizer(lambda: [view.close() for view in views])
-    return new_worker
-
-
-@pytest.fixture
-def patrol(request):
-    return worker_of(request, "incident")
-
-
-@pytest.fixture
-def welfare(request):
-    return worker_of(request, "case")
-
-
-@pytest.fixture
-def donations(request):
-    return worker_of(request, "goods")
+    return request.param, workers_of(service_cls, db), db
 
 
 def events_of(db, event_type):
@@ -345,7 +310,7 @@ def test_two_first_gifts_of_a_category_at_once_both_count_and_neither_fails():
     db = ServiceDb(donation_models.Base, donation_models.kernel, "donations", engine=make_engine("sqlite://"))
     donation_models.Base.metadata.create_all(db.engine)
     seed_categories(db)
-    new_worker, views = worker_maker(DonationsService, db)
+    new_worker = workers_of(DonationsService, db)
     campaign = new_worker().create_campaign({"name": "Drive", "goal_fen": 100_000,
                                              "starts_on": today().isoformat(), "ends_on": today().isoformat()}, ADMIN)
     raced = []
@@ -362,6 +327,4 @@ def test_two_first_gifts_of_a_category_at_once_both_count_and_neither_fails():
         assert raced and donation["receipt_no"].endswith("-000001")
         assert new_worker().get_campaign(campaign["id"])["stock"] == {"water": 12}
     finally:
-        for view in views:
-            view.close()
         db.release()

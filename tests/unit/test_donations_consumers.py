@@ -6,7 +6,6 @@ import json
 
 import pytest
 from marshmallow import ValidationError
-from nameko.testing.services import worker_factory
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -15,9 +14,7 @@ from services.common.errors import NotFound
 from services.contracts import donations as donation_events
 from services.notifications.domain import HEADLINES
 from services.notifications.models import Alert
-from services.notifications.service import NotificationsService
 from services.welfare.models import Assistance
-from services.welfare.service import WelfareService
 from tests.unit.test_welfare_lifecycle import party_member
 
 ADMIN = {"id": "admin-1", "roles": ["admin"]}
@@ -34,27 +31,7 @@ def redelivery(envelope):
     return json.loads(json.dumps(envelope))
 
 
-def workers_of(service_class, db):
-    """Each call makes a new worker, with a session of its own, as in production."""
-    made = []
-
-    def new_worker():
-        worker_db = db.worker()
-        made.append(worker_db)
-        return worker_factory(service_class, db=worker_db)
-
-    return new_worker, made
-
-
 # -- welfare: items_dispatched ------------------------------------------------------
-
-@pytest.fixture
-def welfare(welfare_db):
-    new_worker, made = workers_of(WelfareService, welfare_db)
-    yield new_worker
-    for db in made:
-        db.close()
-
 
 @pytest.fixture
 def case(welfare):
@@ -137,14 +114,6 @@ def test_a_dispatch_that_breaks_the_contract_adds_nothing(welfare, welfare_db, c
 
 
 # -- notifications: goal_reached ------------------------------------------------------
-
-@pytest.fixture
-def notifications(notifications_db):
-    new_worker, made = workers_of(NotificationsService, notifications_db)
-    yield new_worker
-    for db in made:
-        db.close()
-
 
 def goal_reached(campaign_id="campaign-1", created_by="admin-7"):
     return make_envelope("donations", donation_events.GOAL_REACHED, {

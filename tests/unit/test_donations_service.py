@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from nameko.testing.services import worker_factory
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
@@ -20,8 +19,6 @@ from services.donations.domain import (
     CODE_ALPHABET, MAX_CAMPAIGN_TOTAL, MAX_ITEM_LINES, MAX_ITEM_QUANTITY, VERIFICATION_CODE_LENGTH,
 )
 from services.donations.models import AuditEntry, Campaign, Dispatch, Donation, DonationItem, Stock
-from services.donations.service import DonationsService
-from tests.unit.conftest import service_config
 
 ADMIN = {"id": "admin-1", "roles": ["admin"]}
 VOLUNTEER = {"id": "volunteer-1", "roles": ["member"]}
@@ -34,21 +31,6 @@ CASE_DESTINATION = "a household in need (hardship case)"
 def today():
     """The community's calendar day, as the service reckons it."""
     return datetime.now(ZoneInfo("Asia/Shanghai")).date()
-
-
-@pytest.fixture
-def donations(donations_db):
-    """Each call makes a new worker, with a session of its own, as in production."""
-    workers = []
-
-    def new_worker():
-        db = donations_db.worker()
-        workers.append(db)
-        return worker_factory(DonationsService, db=db, config=service_config("donations"))
-
-    yield new_worker
-    for db in workers:
-        db.close()
 
 
 def campaign_payload(goal_fen=1_600_000, starts=-1, ends=30, name="Earthquake relief 地震救灾"):

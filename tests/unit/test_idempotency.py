@@ -10,7 +10,7 @@ from services.common.errors import IdempotencyKeyReused, InvalidInput
 from services.welfare.models import Case, Household
 from tests import databases
 from tests.unit.conftest import service_config
-from tests.unit.test_welfare_lifecycle import ADMIN, HOUSEHOLD, SUMMARY, party_member, welfare  # noqa: F401 -- fixture
+from tests.unit.test_welfare_lifecycle import ADMIN, HOUSEHOLD, SUMMARY, party_member
 
 OTHER_ADMIN = {"id": "admin-2", "roles": ["admin"]}
 
@@ -24,11 +24,11 @@ def case_body(household_id, summary=SUMMARY):
 
 
 @pytest.fixture
-def household(welfare):  # noqa: F811
+def household(welfare):
     return welfare().create_household(HOUSEHOLD, ADMIN)
 
 
-def test_a_retry_returns_the_first_answer_and_writes_once(welfare, welfare_db, household):  # noqa: F811
+def test_a_retry_returns_the_first_answer_and_writes_once(welfare, welfare_db, household):
     first = welfare().open_case(case_body(household["id"]), ADMIN, ASSIGNEE, idempotency_key="k-1")
     again = welfare().open_case(case_body(household["id"]), ADMIN, ASSIGNEE, idempotency_key="k-1")
     assert again == first
@@ -40,7 +40,7 @@ def test_a_retry_returns_the_first_answer_and_writes_once(welfare, welfare_db, h
 
 
 def test_the_same_key_for_another_request_is_refused_and_writes_nothing(
-        welfare, welfare_db, household):  # noqa: F811
+        welfare, welfare_db, household):
     welfare().open_case(case_body(household["id"]), ADMIN, ASSIGNEE, idempotency_key="k-1")
     for body, actor in [(case_body(household["id"], "Another summary."), ADMIN),
                         (case_body(household["id"]), OTHER_ADMIN)]:  # another caller's key is not yours
@@ -52,7 +52,7 @@ def test_the_same_key_for_another_request_is_refused_and_writes_nothing(
     assert welfare_db.count(Household) == 2
 
 
-def test_a_call_that_failed_wrote_nothing_and_its_retry_does_the_work(welfare, welfare_db, household):  # noqa: F811
+def test_a_call_that_failed_wrote_nothing_and_its_retry_does_the_work(welfare, welfare_db, household):
     with pytest.raises(InvalidInput):
         welfare().open_case({**case_body(household["id"]), "categories": []}, ADMIN, ASSIGNEE, idempotency_key="k-1")
     assert welfare_db.count(Case) == 0
@@ -61,7 +61,7 @@ def test_a_call_that_failed_wrote_nothing_and_its_retry_does_the_work(welfare, w
 
 
 def test_two_at_once_write_once_and_both_get_the_first_answer(
-        welfare, welfare_db, household, monkeypatch):  # noqa: F811
+        welfare, welfare_db, household, monkeypatch):
     """The late worker finds no earlier answer; meanwhile the other commits. The
     late one's write then loses the key at commit, is rolled back, and it
     answers as the winner did."""
@@ -82,7 +82,7 @@ def test_two_at_once_write_once_and_both_get_the_first_answer(
     assert len(welfare_db.outbox("case_opened")) == 1
 
 
-def test_the_write_and_its_answer_commit_together(welfare, welfare_db, household, monkeypatch):  # noqa: F811
+def test_the_write_and_its_answer_commit_together(welfare, welfare_db, household, monkeypatch):
     """A crash (here: a failure) between the write and the storing of its answer
     leaves neither, so a retry does the work once, rather than finding a write
     whose answer is lost."""
@@ -103,7 +103,7 @@ def test_the_write_and_its_answer_commit_together(welfare, welfare_db, household
 
 
 @pytest.mark.parametrize("key", ["", "k" * 101, 12, ["k"]])
-def test_a_malformed_key_is_invalid_input(welfare, welfare_db, household, key):  # noqa: F811
+def test_a_malformed_key_is_invalid_input(welfare, welfare_db, household, key):
     with pytest.raises(InvalidInput):
         welfare().open_case(case_body(household["id"]), ADMIN, ASSIGNEE, idempotency_key=key)
     assert welfare_db.count(Case) == 0

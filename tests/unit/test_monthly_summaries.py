@@ -3,7 +3,6 @@ office's report (issue 17): counts in the community's month (Asia/Shanghai:
 November 2026 runs from 2026-10-31T16:00Z to 2026-11-30T16:00Z), edges
 included and excluded, test drives left out, voided gifts not counted, a
 case only as `to_case`; a month that is not one is an InvalidInput."""
-# ruff: noqa: F811 -- the services' fixtures (patrol, donations) are imported, then taken as arguments
 import json
 from datetime import datetime, timedelta
 
@@ -14,12 +13,10 @@ from sqlalchemy.orm import Session
 from services.common.errors import InvalidInput
 from services.donations.models import Dispatch, Donation
 from services.patrol.models import Incident, Patrol, Zone
-from tests.unit.test_donations_service import (  # noqa: F401 -- fixtures
-    ADMIN as OFFICE, CASE_ID, SHELTER, VOLUNTEER, campaign_payload, cash, donations, goods,
+from tests.unit.test_donations_service import (
+    ADMIN as OFFICE, CASE_ID, SHELTER, VOLUNTEER, campaign_payload, cash, goods,
 )
-from tests.unit.test_patrol_service import (  # noqa: F401 -- fixtures
-    ADMIN, DESCRIPTION, M1, M2, NORTH, SOUTH, make_zone, patrol, set_column,
-)
+from tests.unit.test_patrol_service import ADMIN, DESCRIPTION, M1, M2, SOUTH, make_zone
 
 NOVEMBER_STARTS = datetime(2026, 10, 31, 16, 0)  # 2026-11-01 00:00 in Shanghai, as stored (naive UTC)
 NOVEMBER_ENDS = datetime(2026, 11, 30, 16, 0)

@@ -4,31 +4,15 @@ and what each alert announces."""
 import json
 
 import pytest
-from nameko.testing.services import worker_factory
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.common.envelope import make_envelope
 from services.contracts import patrol as patrol_events
 from services.notifications.models import Alert, Member
-from services.notifications.service import NotificationsService
 
 ADMINS = ["admin-1", "admin-2"]
 DESCRIPTION = "Old Zhang at Building 5 keeps gas cylinders in the stairwell, next to his door."
-
-
-@pytest.fixture
-def notifications(notifications_db):
-    workers = []
-
-    def new_worker():
-        db = notifications_db.worker()
-        workers.append(db)
-        return worker_factory(NotificationsService, db=db)
-
-    yield new_worker
-    for db in workers:
-        db.close()
 
 
 def member_registered(member_id, roles):

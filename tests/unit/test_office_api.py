@@ -8,7 +8,6 @@ from types import SimpleNamespace
 
 import pytest
 from marshmallow import ValidationError
-from nameko.testing.services import worker_factory
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -22,9 +21,10 @@ from services.gateway.service import GatewayService
 from services.welfare.domain import CASE_TRANSITIONS
 from services.welfare.models import AuditEntry, Case, Reopening
 from services.welfare.schemas import CaseQuerySchema
+from tests.unit.conftest import workers_of
 from tests.unit.test_welfare_lifecycle import (  # noqa: F401 -- fixtures
     ADMIN, HOUSEHOLD, MEMBER_A, MEMBER_B, OUTCOME, case, days_ago, events, household, open_case,
-    party_member, set_case, stored_case, visit, welfare,
+    party_member, set_case, stored_case, visit,
 )
 
 VIEWER = {"id": "viewer-1", "roles": ["viewer"]}
@@ -157,11 +157,11 @@ def add_draft(db) -> str:
     return draft.id
 
 
-def listed(welfare, actor=ADMIN, **query) -> set[str]:  # noqa: F811
+def listed(welfare, actor=ADMIN, **query) -> set[str]:
     return ids(welfare().list_cases(actor, query))
 
 
-def test_cases_are_listed_by_status_category_assignee_and_compound(welfare, three_cases):  # noqa: F811
+def test_cases_are_listed_by_status_category_assignee_and_compound(welfare, three_cases):
     mine, theirs, draft = three_cases
     assert listed(welfare) == {mine["id"], theirs["id"], draft}
     assert listed(welfare, status="open") == {mine["id"]}
@@ -177,7 +177,7 @@ def test_cases_are_listed_by_status_category_assignee_and_compound(welfare, thre
     assert listed(welfare, compound="Lotus Garden", category="illness") == set()
 
 
-def test_a_member_filters_only_their_own_cases(welfare, three_cases):  # noqa: F811
+def test_a_member_filters_only_their_own_cases(welfare, three_cases):
     mine, theirs, _draft = three_cases
     assert listed(welfare, MEMBER_A) == {mine["id"]}
     assert listed(welfare, MEMBER_A, assignee_id="member-b") == set()
@@ -186,7 +186,7 @@ def test_a_member_filters_only_their_own_cases(welfare, three_cases):  # noqa: F
     assert listed(welfare, VIEWER) == set()
 
 
-def test_each_case_a_filtered_list_shows_is_audited(welfare, welfare_db, three_cases):  # noqa: F811
+def test_each_case_a_filtered_list_shows_is_audited(welfare, welfare_db, three_cases):
     mine, _theirs, _draft = three_cases
     welfare().list_cases(ADMIN, {"status": "open"})
     assert audit_entries(welfare_db, "list_case") == [("admin-1", "list_case", mine["id"], None)]
@@ -196,7 +196,7 @@ def test_each_case_a_filtered_list_shows_is_audited(welfare, welfare_db, three_c
     ({"status": "pending"}, "status"), ({"overdue": "maybe"}, "overdue"), ({"category": ""}, "category"),
     ({"assignee_id": "x" * 65}, "assignee_id"), ({"colour": "red"}, "colour"),
 ])
-def test_a_bad_filter_is_invalid_input_naming_it(welfare, welfare_db, query, field):  # noqa: F811
+def test_a_bad_filter_is_invalid_input_naming_it(welfare, welfare_db, query, field):
     with pytest.raises(InvalidInput) as raised:
         welfare().list_cases(ADMIN, query)
     assert field in raised.value.details["fields"]
@@ -330,7 +330,7 @@ def test_recipients_page_with_a_cursor_and_only_an_admin_lists_them(welfare, hou
         welfare().list_recipients(MEMBER_A)
 
 
-def test_whether_a_case_can_receive_goods_and_nothing_more(welfare, welfare_db, three_cases):  # noqa: F811
+def test_whether_a_case_can_receive_goods_and_nothing_more(welfare, welfare_db, three_cases):
     mine, closed, draft = three_cases
     assert welfare().check_goods_recipient(mine["id"], ADMIN) == {"case_id": mine["id"], "status": "open"}
     for case_id, message in [(draft, "A draft case cannot receive goods. Confirm it first."),
@@ -374,16 +374,7 @@ def members(gateway_db):
 
 @pytest.fixture
 def gateway(gateway_db):
-    workers = []
-
-    def new_worker():
-        db = gateway_db.worker()
-        workers.append(db)
-        return worker_factory(GatewayService, db=db)
-
-    yield new_worker
-    for db in workers:
-        db.close()
+    return workers_of(GatewayService, gateway_db)
 
 
 def search(gateway, **params) -> set[str]:

@@ -2,7 +2,6 @@
 the cap (PATROL_CAP_HOURS) at its start + the cap, a finish counts at most the
 cap, a finish racing the sweep announces one patrol_finished, and the office
 corrects a finished patrol's times."""
-# ruff: noqa: F811 -- the services' fixtures (patrol, donations) are imported, then taken as arguments
 import json
 from datetime import datetime, timedelta
 
@@ -14,8 +13,8 @@ from services.common.clock import isoformat, naive_utcnow
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.patrol import domain
 from services.patrol.models import Patrol, Zone
-from tests.unit.test_patrol_service import (  # noqa: F401 -- fixtures
-    ADMIN, M1, M2, NOTES, OUTSIDER, event_data, make_zone, patrol, set_column, stored,
+from tests.unit.test_patrol_service import (
+    ADMIN, M1, M2, NOTES, OUTSIDER, event_data, make_zone, set_column, stored,
 )
 
 REASON = "Li Ming forgot to tap finish; he walked from 19:00 to 21:30, his wife Chen Hua confirmed."

@@ -5,15 +5,12 @@ import json
 from datetime import datetime, timedelta
 
 import pytest
-from nameko.testing.services import worker_factory
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from services.common.clock import naive_utcnow
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.patrol.models import AuditEntry, Incident, Patrol, Zone, ZoneCompound
-from services.patrol.service import PatrolService
-from tests.unit.conftest import service_config
 
 ADMIN = {"id": "a" * 32, "roles": ["admin"]}
 LEAD = {"id": "lead", "roles": ["member"]}
@@ -21,30 +18,12 @@ M1 = {"id": "m1", "roles": ["member"]}
 M2 = {"id": "m2", "roles": ["member"]}
 OUTSIDER = {"id": "outsider", "roles": ["member"]}
 
-# The settings as shipped (deploy/config/patrol.yml), the forgotten-patrol cap (4 hours) among them.
-CONFIG = service_config("patrol")
-
 NORTH = ["Lotus Garden", "Pine Court", "Willow Lane"]
 SOUTH = ["Harmony Estate", "Riverside"]
 
 DESCRIPTION = "Old Zhang at Building 5 keeps gas cylinders in the stairwell, next to his door."
 RESOLUTION = "Talked with Zhang Wei's daughter; cylinders moved to the balcony cage."
 NOTES = "Gate 2 lock broken; Mrs Chen in 3-402 asked for a visit."
-
-
-@pytest.fixture
-def patrol(patrol_db):
-    """Each call makes a new worker with a session of its own, as in production."""
-    workers = []
-
-    def new_worker(**config):
-        db = patrol_db.worker()
-        workers.append(db)
-        return worker_factory(PatrolService, db=db, config=dict(CONFIG, **config))
-
-    yield new_worker
-    for db in workers:
-        db.close()
 
 
 def make_zone(patrol, name="North", compounds=NORTH, leader="lead", members=("m1", "m2")):

@@ -20,7 +20,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from nameko.testing.services import worker_factory
 
 from services.common.errors import Conflict, InvalidInput, NotFound
 from services.donations import domain as donations_domain
@@ -31,7 +30,7 @@ from services.welfare import domain as welfare_domain
 from services.welfare import models as welfare_models
 from services.welfare.domain import CASE_TRANSITIONS, REFERRAL_STAGES, CaseStatus, ReferralStatus, RuleBroken
 from services.welfare.service import WelfareService
-from tests.unit.conftest import ServiceDb, category_seed, seed_categories, service_config
+from tests.unit.conftest import FOLLOWUP_AFTER_DAYS, ServiceDb, category_seed, seed_categories, workers_of
 from tests.unit.test_welfare_lifecycle import party_member
 
 PROPERTY = settings(derandomize=True, database=None, deadline=None, max_examples=60,
@@ -49,17 +48,17 @@ quantities = st.integers(min_value=1, max_value=MAX_ITEM_QUANTITY)
 
 
 @contextmanager
-def service_workers(service_cls, base, kernel, source: str, config: dict):
-    """A new worker per call, each with its own session, over one database."""
+def service_workers(service_cls, base, kernel, source: str, **settings):
+    """A new worker per call, each with its own session, over one database
+    that lasts the module (Hypothesis runs many examples in each test)."""
     db = seed_categories(ServiceDb(base, kernel, source))
-    calls = []
+    new_worker = workers_of(service_cls, db, **settings)
 
     def worker():
-        # One call per worker, in turn: the last one's session is done with.
-        for view in calls:
-            view.close()
-        calls[:] = [db.worker()]
-        return worker_factory(service_cls, db=calls[0], config=config)
+        # One call per worker, in turn: the last one's session is done with,
+        # closed now rather than left open till the module ends.
+        db.close_workers()
+        return new_worker()
 
     try:
         yield worker
@@ -69,15 +68,14 @@ def service_workers(service_cls, base, kernel, source: str, config: dict):
 
 @pytest.fixture(scope="module")
 def donations():
-    with service_workers(DonationsService, donation_models.Base, donation_models.kernel, "donations",
-                         service_config("donations")) as worker:
+    with service_workers(DonationsService, donation_models.Base, donation_models.kernel, "donations") as worker:
         yield worker
 
 
 @pytest.fixture(scope="module")
 def welfare():
     with service_workers(WelfareService, welfare_models.Base, welfare_models.kernel, "welfare",
-                         service_config("welfare", FOLLOWUP_AFTER_DAYS=30)) as worker:
+                         FOLLOWUP_AFTER_DAYS=FOLLOWUP_AFTER_DAYS) as worker:
         yield worker
 
 

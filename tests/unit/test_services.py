@@ -5,16 +5,13 @@ import json
 
 import pytest
 from marshmallow import ValidationError
-from nameko.testing.services import worker_factory
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.common.envelope import make_envelope
 from services.common.errors import Forbidden, InvalidInput, NotFound
 from services.notifications.models import Alert
-from services.notifications.service import NotificationsService
 from services.welfare.models import Case, Household
-from services.welfare.service import WelfareService
 from tests.unit.test_welfare_lifecycle import party_member
 
 ADMIN = {"id": "admin-1", "roles": ["admin"]}
@@ -34,21 +31,6 @@ SUMMARY = "Mother, 80, cares alone for her son; needs a minimum-living allowance
 
 
 # -- welfare ----------------------------------------------------------------------
-
-@pytest.fixture
-def welfare(welfare_db):
-    """Each call makes a new worker, with a session of its own, as in production."""
-    workers = []
-
-    def new_worker():
-        db = welfare_db.worker()
-        workers.append(db)
-        return worker_factory(WelfareService, db=db)
-
-    yield new_worker
-    for db in workers:
-        db.close()
-
 
 def open_case(welfare, household_id, assignee_id="member-a", categories=("disability", "low_income")):
     return welfare().open_case({"household_id": household_id, "categories": list(categories),
@@ -209,20 +191,6 @@ def test_a_malformed_actor_is_invalid_input(welfare):
 
 
 # -- notifications ----------------------------------------------------------------
-
-@pytest.fixture
-def notifications(notifications_db):
-    workers = []
-
-    def new_worker():
-        db = notifications_db.worker()
-        workers.append(db)
-        return worker_factory(NotificationsService, db=db)
-
-    yield new_worker
-    for db in workers:
-        db.close()
-
 
 def case_opened(case_id="case-1", assignee_id="member-a"):
     return make_envelope("welfare", "case_opened", {

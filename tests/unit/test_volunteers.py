@@ -7,7 +7,6 @@ import json
 from zoneinfo import ZoneInfo
 
 import pytest
-from nameko.testing.services import worker_factory
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -19,27 +18,17 @@ from services.contracts import volunteers as events
 from services.volunteers import domain
 from services.volunteers.models import GroupSession, ServiceRecord
 from services.volunteers.service import VolunteersService
-from tests.unit.conftest import service_config
+from tests.unit.conftest import workers_of
 
 ADMIN = {"id": "admin-1", "roles": ["admin"]}
 LEADER = {"id": "leader-1", "roles": ["member"]}
 HELPER = {"id": "helper-1", "roles": ["member"]}
 OTHER = {"id": "member-9", "roles": ["member"]}
-CONFIG = service_config("volunteers")
 
 
 @pytest.fixture
 def volunteers(volunteers_db):
-    made = []
-
-    def new_worker():
-        db = volunteers_db.worker()
-        made.append(db)
-        return worker_factory(VolunteersService, db=db, config=CONFIG)
-
-    yield new_worker
-    for db in made:
-        db.close()
+    return workers_of(VolunteersService, volunteers_db)
 
 
 def accounts(leader=None, helpers=()):

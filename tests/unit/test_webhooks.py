@@ -16,7 +16,6 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from nameko.testing.services import worker_factory
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook as StandardWebhook
@@ -36,10 +35,10 @@ from services.notifications.outbound import Policy
 from services.notifications.service import NotificationsService
 from tests.conftest import wait_for
 from tests.webhook_receivers import Receiver, drip
-from tests.unit.conftest import service_config
+from tests.unit.conftest import service_config, workers_of
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-CONFIG = service_config("notifications", PUBLIC_URL="https://linli.example.org/")
+PUBLIC_URL = "https://linli.example.org/"
 MEMBER = "member-a"
 URL = "https://sms.example.org/linli"
 
@@ -149,17 +148,12 @@ def sender(notifications_db):
 
 @pytest.fixture
 def notifications(notifications_db, sender):
-    """Each call makes a new worker, with a session of its own, as in production."""
-    workers = []
+    return workers_of(NotificationsService, notifications_db, {"webhooks": sender}, PUBLIC_URL=PUBLIC_URL)
 
-    def new_worker():
-        db = notifications_db.worker()
-        workers.append(db)
-        return worker_factory(NotificationsService, db=db, config=CONFIG, webhooks=sender)
 
-    yield new_worker
-    for db in workers:
-        db.close()
+def worker_sending_by(webhooks, notifications_db):
+    """One worker whose deliveries are `webhooks`, not the fixture's sender."""
+    return workers_of(NotificationsService, notifications_db, {"webhooks": webhooks}, PUBLIC_URL=PUBLIC_URL)()
 
 
 def case_opened(case_id="case-1", assignee_id=MEMBER):
@@ -462,9 +456,8 @@ def test_the_allow_list_and_plain_http_come_from_the_configuration():
                                  "https://user:pw@sms.example.org/linli", "https://nowhere.invalid/"])
 def test_setting_a_webhook_inside_is_invalid_input_naming_the_url(notifications, notifications_db, url):
     with pytest.raises(InvalidInput) as raised:
-        worker_factory(NotificationsService, db=notifications_db.worker(), config=CONFIG,
-                       webhooks=Deliveries(Policy(allow_http=True), notifications_db.engine,
-                                           resolver=fake_dns)).set_webhook(MEMBER, {"url": url})
+        worker_sending_by(Deliveries(Policy(allow_http=True), notifications_db.engine, resolver=fake_dns),
+                          notifications_db).set_webhook(MEMBER, {"url": url})
     assert "url" in raised.value.details["fields"]
     assert notifications_db.count(Webhook) == 0
 
@@ -473,10 +466,10 @@ def test_writing_an_alert_waits_on_no_webhook_and_touches_no_network(notificatio
     asked = []
     sender = Deliveries(POLICY, notifications_db.engine, resolver=lambda host, port: asked.append(host) or
                         [PUBLIC_ADDRESS])
-    worker = worker_factory(NotificationsService, db=notifications_db.worker(), config=CONFIG, webhooks=sender)
+    worker = worker_sending_by(sender, notifications_db)
     worker.set_webhook(MEMBER, {"url": "https://hooks.example.org/x"})
     assert asked == ["hooks.example.org"]  # checked when set
-    worker = worker_factory(NotificationsService, db=notifications_db.worker(), config=CONFIG, webhooks=sender)
+    worker = worker_sending_by(sender, notifications_db)
     worker.on_case_opened(case_opened())
     assert asked == ["hooks.example.org"]  # not again: the alert and its delivery row are written, nothing sent
     assert [row["event_type"] for row in notifications_db.outbox()] == ["alert_created"]
@@ -770,8 +763,8 @@ def test_a_name_that_rebinds_to_loopback_after_the_check_is_refused(notification
     hook = receiver(200)
     answers = iter([[PUBLIC_ADDRESS], ["127.0.0.1"], ["127.0.0.1"]])
     rebinding = Deliveries(Policy(), notifications_db.engine, resolver=lambda host, port: next(answers))
-    worker_factory(NotificationsService, db=notifications_db.worker(), config=CONFIG,
-                   webhooks=rebinding).set_webhook(MEMBER, {"url": f"https://rebind.example.org:{hook.port}/hook"})
+    worker_sending_by(rebinding, notifications_db).set_webhook(
+        MEMBER, {"url": f"https://rebind.example.org:{hook.port}/hook"})
     notifications().on_case_opened(case_opened())
     assert send_due(rebinding, notifications_db) == [
         "refused: A webhook may reach public addresses only, not this one."]

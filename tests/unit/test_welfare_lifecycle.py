@@ -7,7 +7,6 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from nameko.testing.services import worker_factory
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -15,11 +14,9 @@ from services.common.clock import naive_utcnow
 from services.common.envelope import make_envelope
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.notifications.models import Alert
-from services.notifications.service import NotificationsService
 from services.welfare.domain import lapse_start
 from services.welfare.models import AuditEntry, Case, Referral, Visit
-from services.welfare.service import WelfareService
-from tests.unit.conftest import service_config
+from tests.unit.conftest import FOLLOWUP_AFTER_DAYS
 
 ADMIN = {"id": "admin-1", "roles": ["admin"]}
 MEMBER_A = {"id": "member-a", "roles": ["member"]}
@@ -43,39 +40,7 @@ PERSONAL = [HOUSEHOLD["address"], SUMMARY, NOTES, AGENCY, BENEFIT, OUTCOME, "Sun
 for _person in HOUSEHOLD["people"]:
     PERSONAL += [_person["name"], *_person["conditions"]]
 
-FOLLOWUP_AFTER_DAYS = 30
-
-
 # -- fixtures and helpers -------------------------------------------------------------
-
-@pytest.fixture
-def welfare(welfare_db):
-    """Each call makes a new worker with a session of its own, as in production."""
-    workers = []
-
-    def new_worker(after_days=FOLLOWUP_AFTER_DAYS):
-        db = welfare_db.worker()
-        workers.append(db)
-        return worker_factory(WelfareService, db=db, config=service_config("welfare", FOLLOWUP_AFTER_DAYS=after_days))
-
-    yield new_worker
-    for db in workers:
-        db.close()
-
-
-@pytest.fixture
-def notifications(notifications_db):
-    workers = []
-
-    def new_worker():
-        db = notifications_db.worker()
-        workers.append(db)
-        return worker_factory(NotificationsService, db=db, config=service_config("notifications"))
-
-    yield new_worker
-    for db in workers:
-        db.close()
-
 
 @pytest.fixture
 def household(welfare):
@@ -543,9 +508,9 @@ def test_an_unvisited_case_is_overdue_once_however_often_swept(welfare, welfare_
 
 def test_the_limit_comes_from_config(welfare, welfare_db, case):
     set_case(welfare_db, case["id"], opened_at=days_ago(8))
-    welfare(after_days=10).sweep()
+    welfare(FOLLOWUP_AFTER_DAYS=10).sweep()
     assert welfare_db.outbox("followup_overdue") == []
-    welfare(after_days=7).sweep()
+    welfare(FOLLOWUP_AFTER_DAYS=7).sweep()
     assert len(welfare_db.outbox("followup_overdue")) == 1
 
 

@@ -5,7 +5,6 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from nameko.testing.services import worker_factory
 from sqlalchemy.orm import Session
 
 from services.common.clock import naive_utcnow
@@ -13,29 +12,12 @@ from services.common.errors import Conflict, InvalidInput, NotFound
 from services.welfare import domain
 from services.welfare.domain import REFERRAL_STAGES, RuleBroken, StageDateInvalid
 from services.welfare.models import AuditEntry, Referral
-from services.welfare.service import WelfareService
 from tests.unit.test_welfare_lifecycle import (
     ADMIN, FOLLOWUP_AFTER_DAYS, HOUSEHOLD, MEMBER_A, MEMBER_B, open_case, party_member, refer, stored_case,
     visit,
 )
-from tests.unit.conftest import service_config
 
 TODAY = date(2026, 5, 20)
-
-
-@pytest.fixture
-def welfare(welfare_db):
-    """Each call makes a new worker with a session of its own (`after_days`: the follow-up rule's)."""
-    workers = []
-
-    def new_worker(after_days=FOLLOWUP_AFTER_DAYS):
-        db = welfare_db.worker()
-        workers.append(db)
-        return worker_factory(WelfareService, db=db, config=service_config("welfare", FOLLOWUP_AFTER_DAYS=after_days))
-
-    yield new_worker
-    for db in workers:
-        db.close()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from nameko.testing.services import worker_factory
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -22,7 +21,7 @@ from tests.unit.test_welfare_lifecycle import (
     ADMIN, AGENCY, BENEFIT, HOUSEHOLD, MEMBER_A, NOTES, OUTCOME, PERSONAL, SUMMARY, audit, events, open_case, refer,
     stored_case, visit,
 )
-from tests.unit.conftest import service_config
+from tests.unit.conftest import FOLLOWUP_AFTER_DAYS, workers_of
 
 RETENTION_DAYS = 30
 REASON = "Three years since closing: the office's retention rule."
@@ -32,17 +31,8 @@ ZONE = ZoneInfo("Asia/Shanghai")
 
 @pytest.fixture
 def welfare(welfare_db):
-    workers = []
-
-    def new_worker(retention_days=RETENTION_DAYS):
-        db = welfare_db.worker()
-        workers.append(db)
-        return worker_factory(WelfareService, db=db, config=service_config(
-            "welfare", FOLLOWUP_AFTER_DAYS=30, RETENTION_DAYS=retention_days))
-
-    yield new_worker
-    for db in workers:
-        db.close()
+    return workers_of(WelfareService, welfare_db, FOLLOWUP_AFTER_DAYS=FOLLOWUP_AFTER_DAYS,
+                      RETENTION_DAYS=RETENTION_DAYS)
 
 
 PHONE = "13800138000"
@@ -293,7 +283,7 @@ def test_a_dismissed_draft_is_erased_too(welfare, welfare_db):
 def test_with_no_retention_a_closed_case_may_be_erased_at_once(welfare, household):
     case = open_case(welfare, household["id"])
     close(welfare, case["id"])
-    assert welfare(retention_days=0).erase_case(case["id"], {"reason": REASON}, ADMIN)["erased_at"]
+    assert welfare(RETENTION_DAYS=0).erase_case(case["id"], {"reason": REASON}, ADMIN)["erased_at"]
 
 
 # -- outcome kinds and the month ------------------------------------------------------------
