@@ -19,7 +19,7 @@ from services.ops.vhost import Vhost
 from tests import databases
 from tests.conftest import nothing_more_arrives, wait_for
 from tests.e2e.conftest import (
-    ADMIN_PASSWORD, HOUSEHOLD, Client, free_port, linli, login, new_key, open_case, query,
+    ADMIN_PASSWORD, HOUSEHOLD, Client, free_port, linli, login, new_key, ok, open_case, query,
     running_stack,
 )
 from tests.e2e.test_donations import new_campaign
@@ -162,7 +162,7 @@ def test_a_backup_under_load_restored_into_a_fresh_stack_loses_and_doubles_nothi
                                               "ORDER BY seq", campaign_id)
         assert [seq for seq, _ in donations] == list(range(1, len(donations) + 1))
         assert len(set(receipts)) == len(receipts)
-        totals = Client(again.url, admin.token).get(f"/campaigns/{campaign_id}").json()["totals"]
+        totals = ok(Client(again.url, admin.token).get(f"/campaigns/{campaign_id}"))["totals"]
         assert (totals["cash_fen"], totals["donations"]) == (sum(fen for _, fen in donations), len(donations))
         goal_alerts = query(again, "notifications", "SELECT count(*) FROM alerts WHERE ref_id = ?", campaign_id)
         assert goal_alerts == [(1,)]
