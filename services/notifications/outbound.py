@@ -12,7 +12,7 @@ import ipaddress
 import secrets
 import socket
 import ssl
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, NamedTuple
 from urllib.parse import urlsplit
@@ -36,15 +36,16 @@ class Refused(Exception):
 
 @dataclass(frozen=True)
 class Policy:
-    """The operator's rules and limits for webhooks (deploy/config/notifications.yml)."""
+    """The operator's rules and limits for webhooks: deploy/config/notifications.yml
+    states them and their defaults (their one home), Policy.from_config reads them."""
 
-    allow_http: bool = False
+    allow_http: bool
     # Hosts ("sms.internal") or host:port that may be reached whatever their address.
-    allow_hosts: frozenset[str] = field(default_factory=frozenset)
-    per_receiver: int = 2            # deliveries at once to one receiver (host:port), per process
-    max_in_flight: int = 16          # deliveries at once in all, per process
-    deadline_seconds: float = 10.0   # resolve, connect, send and receive, all of it
-    max_response_bytes: int = 65536  # of a receiver's answer, at most this much is read
+    allow_hosts: frozenset[str]
+    per_receiver: int            # deliveries at once to one receiver (host:port), per process
+    max_in_flight: int           # deliveries at once in all, per process
+    deadline_seconds: float      # resolve, connect, send and receive, all of it
+    max_response_bytes: int      # of a receiver's answer, at most this much is read
 
     @classmethod
     def from_config(cls, config: dict) -> "Policy":

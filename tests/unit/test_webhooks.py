@@ -6,6 +6,7 @@ attempt against real local HTTP receivers: signed as Standard Webhooks (checked
 with the standardwebhooks library), under a deadline and a size cap, no
 redirects, to the very address that was checked."""
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -130,7 +131,12 @@ def test_every_kind_goes_to_the_webhook_unless_turned_off():
 
 # sms.example.org stands for a receiver on the internet; 127.0.0.1 is allow-listed for the local ones.
 PUBLIC_ADDRESS = "93.184.215.14"
-POLICY = Policy(allow_http=True, allow_hosts=frozenset({"127.0.0.1"}), deadline_seconds=2,
+def shipped_policy(**changes) -> Policy:
+    """The webhook policy notifications.yml ships (its one home), with `changes`."""
+    return dataclasses.replace(Policy.from_config(service_config("notifications")), **changes)
+
+
+POLICY = shipped_policy(allow_http=True, allow_hosts=frozenset({"127.0.0.1"}), deadline_seconds=2,
                 max_response_bytes=4096)
 
 
@@ -392,7 +398,7 @@ INSIDE = [
 
 
 def strict_policy(**changes) -> Policy:
-    return Policy(**{"allow_http": True, **changes})
+    return shipped_policy(**{"allow_http": True, **changes})
 
 
 @pytest.mark.parametrize("url", INSIDE)
@@ -405,17 +411,18 @@ def test_a_webhook_may_not_lead_inside_in_any_spelling(url):
                                      "169.254.169.254", "0.0.0.0", "224.1.1.1", "ff0e::1", "fc00::1"])
 def test_a_name_that_resolves_inside_is_refused(address):
     with pytest.raises(outbound.Refused, match="public addresses only"):
-        outbound.check_url("https://hooks.example.org/x", Policy(), lambda host, port: [address])
+        outbound.check_url("https://hooks.example.org/x", shipped_policy(), lambda host, port: [address])
 
 
 def test_one_inside_address_among_public_ones_is_refused():
     with pytest.raises(outbound.Refused):
-        outbound.check_url("https://hooks.example.org/x", Policy(), lambda host, port: [PUBLIC_ADDRESS, "10.0.0.1"])
+        outbound.check_url("https://hooks.example.org/x", shipped_policy(),
+                           lambda host, port: [PUBLIC_ADDRESS, "10.0.0.1"])
 
 
 @pytest.mark.parametrize("address", [PUBLIC_ADDRESS, "1.1.1.1", "2606:4700:4700::1111", "::ffff:93.184.215.14"])
 def test_public_addresses_may_be_reached(address):
-    target = outbound.check_url("https://hooks.example.org/x?a=1", Policy(), lambda host, port: [address])
+    target = outbound.check_url("https://hooks.example.org/x?a=1", shipped_policy(), lambda host, port: [address])
     assert (target.host, target.port, target.path, target.host_header) == ("hooks.example.org", 443, "/x?a=1",
                                                                           "hooks.example.org")
 
@@ -430,11 +437,11 @@ def test_public_addresses_may_be_reached(address):
 ])
 def test_urls_that_are_refused_whatever_their_address(url, reason):
     with pytest.raises(outbound.Refused, match=reason):
-        outbound.check_url(url, Policy(), lambda host, port: [PUBLIC_ADDRESS])
+        outbound.check_url(url, shipped_policy(), lambda host, port: [PUBLIC_ADDRESS])
 
 
 def test_the_operators_allow_list_opens_named_hosts_only():
-    policy = Policy(allow_http=True, allow_hosts=frozenset({"sms.internal", "127.0.0.1:8125"}))
+    policy = shipped_policy(allow_http=True, allow_hosts=frozenset({"sms.internal", "127.0.0.1:8125"}))
     inside = lambda host, port: ["10.0.0.7"]  # noqa: E731
     assert outbound.check_url("http://sms.internal/x", policy, inside).host == "sms.internal"
     assert outbound.check_url("http://127.0.0.1:8125/x", policy, inside).port == 8125
@@ -448,15 +455,15 @@ def test_the_allow_list_and_plain_http_come_from_the_configuration():
                                  "WEBHOOK_PER_RECEIVER": 3, "WEBHOOK_MAX_IN_FLIGHT": 9,
                                  "WEBHOOK_DEADLINE_SECONDS": 4, "WEBHOOK_MAX_RESPONSE_BYTES": 100})
     assert policy == Policy(True, frozenset({"127.0.0.1", "sms.internal:8080"}), 3, 9, 4.0, 100)
-    # A Policy built in code is the one notifications.yml ships (https only, no host let in).
-    assert Policy.from_config(service_config("notifications")) == Policy()
+    # What notifications.yml ships: https only, no host let in.
+    assert shipped_policy() == Policy(False, frozenset(), 2, 16, 10.0, 65536)
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:8080/hook", "http://[::1]/hook", "http://10.0.0.1/",
                                  "https://user:pw@sms.example.org/linli", "https://nowhere.invalid/"])
 def test_setting_a_webhook_inside_is_invalid_input_naming_the_url(notifications, notifications_db, url):
     with pytest.raises(InvalidInput) as raised:
-        worker_sending_by(Deliveries(Policy(allow_http=True), notifications_db.engine, resolver=fake_dns),
+        worker_sending_by(Deliveries(shipped_policy(allow_http=True), notifications_db.engine, resolver=fake_dns),
                           notifications_db).set_webhook(MEMBER, {"url": url})
     assert "url" in raised.value.details["fields"]
     assert notifications_db.count(Webhook) == 0
@@ -751,7 +758,7 @@ def test_a_receiver_gets_its_share_at_once_and_the_rest_wait_without_holding_up_
 
 
 def test_the_total_in_flight_is_bounded():
-    policy = Policy(allow_http=True, allow_hosts=frozenset({"127.0.0.1"}), per_receiver=2, max_in_flight=3)
+    policy = shipped_policy(allow_http=True, allow_hosts=frozenset({"127.0.0.1"}), per_receiver=2, max_in_flight=3)
     sender = Deliveries(policy, engine=None)
     sender.active.update({"a:1": 2, "b:2": 1})
     assert sender.claim(session=None) == []  # no room: the database is not even asked
@@ -762,7 +769,7 @@ def test_the_total_in_flight_is_bounded():
 def test_a_name_that_rebinds_to_loopback_after_the_check_is_refused(notifications, notifications_db, receiver):
     hook = receiver(200)
     answers = iter([[PUBLIC_ADDRESS], ["127.0.0.1"], ["127.0.0.1"]])
-    rebinding = Deliveries(Policy(), notifications_db.engine, resolver=lambda host, port: next(answers))
+    rebinding = Deliveries(shipped_policy(), notifications_db.engine, resolver=lambda host, port: next(answers))
     worker_sending_by(rebinding, notifications_db).set_webhook(
         MEMBER, {"url": f"https://rebind.example.org:{hook.port}/hook"})
     notifications().on_case_opened(case_opened())
@@ -788,7 +795,7 @@ def test_a_delivery_connects_to_the_address_it_checked_and_resolves_once(notific
         raise ConnectionRefusedError(111, "refused (test)")
 
     monkeypatch.setattr(socket, "create_connection", create_connection)
-    policy = Policy(allow_http=True)
+    policy = shipped_policy(allow_http=True)
     error = outbound.attempt(f"http://rebind.example.org:{hook.port}/hook", b"{}", {}, policy, rebinding)
     assert error == "ConnectionRefusedError"
     assert connected == [(PUBLIC_ADDRESS, hook.port)] and asked == ["rebind.example.org"]
@@ -842,7 +849,7 @@ def test_https_goes_to_the_checked_address_with_the_urls_name_for_sni_and_host(c
     tls.sni_callback = lambda sock, server_name, context: server_names.append(server_name)
     hook = receiver(200, tls=tls)
     trust = ssl.create_default_context(cafile=str(certificate / "ca.pem"))
-    policy = Policy(allow_hosts=frozenset({"receiver.test"}))
+    policy = shipped_policy(allow_hosts=frozenset({"receiver.test"}))
     to_loopback = lambda host, port: ["127.0.0.1"]  # noqa: E731
 
     url = f"https://receiver.test:{hook.port}/hook"
@@ -851,7 +858,7 @@ def test_https_goes_to_the_checked_address_with_the_urls_name_for_sni_and_host(c
     assert headers["Host"] == f"receiver.test:{hook.port}" and server_names == ["receiver.test"]
 
     # A certificate for another name is refused, though the address is the same.
-    other = Policy(allow_hosts=frozenset({"impostor.test"}))
+    other = shipped_policy(allow_hosts=frozenset({"impostor.test"}))
     error = outbound.attempt(f"https://impostor.test:{hook.port}/hook", b"{}", {}, other, to_loopback,
                              tls_context=trust)
     assert error == "SSLCertVerificationError" and len(hook.requests) == 1
@@ -859,6 +866,6 @@ def test_https_goes_to_the_checked_address_with_the_urls_name_for_sni_and_host(c
 
 def test_an_international_name_is_resolved_and_sent_in_its_ascii_form():
     asked = []
-    target = outbound.check_url("https://bücher.example/hook", Policy(),
+    target = outbound.check_url("https://bücher.example/hook", shipped_policy(),
                                 lambda host, port: asked.append(host) or [PUBLIC_ADDRESS])
     assert asked == ["xn--bcher-kva.example"] and target.host_header == "xn--bcher-kva.example"
