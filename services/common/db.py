@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import eventlet.patcher
 import psycogreen.eventlet
+from nameko.constants import DEFAULT_MAX_WORKERS, MAX_WORKERS_CONFIG_KEY
 from nameko.extensions import DependencyProvider
 from sqlalchemy import (
     Column, DateTime, Index, MetaData, String, Table, Text, cast, create_engine, event, func, insert,
@@ -253,7 +254,7 @@ class Database(DependencyProvider):
 
     def setup(self):
         config = self.container.config
-        max_workers = config.get("max_workers", 10)
+        max_workers = config.get(MAX_WORKERS_CONFIG_KEY, DEFAULT_MAX_WORKERS)  # nameko's setting and its default
         self.engine = make_engine(config["DB_URL"], pool_size=max_workers + 2)
         self.sessionmaker = sessionmaker(bind=self.engine, expire_on_commit=False)
         self.relay = Relay(
