@@ -6,10 +6,11 @@ import uuid
 from marshmallow import Schema, fields, validate
 
 from services.common.clock import isoformat, utcnow
+from services.common.schemas import ID_LENGTH
 
 
 class EnvelopeSchema(Schema):
-    id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    id = fields.String(required=True, validate=ID_LENGTH)
     type = fields.String(required=True)
     source = fields.String(required=True)
     occurred_at = fields.String(required=True)

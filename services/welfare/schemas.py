@@ -3,7 +3,7 @@ bodies with these same schemas, and documents them in its OpenAPI."""
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from services.common.pagination import PageSchema, page_of
-from services.common.schemas import UtcDateTime, phone_number
+from services.common.schemas import ID_LENGTH, UtcDateTime, phone_number
 from services.contracts.categories import category_code
 from services.welfare.domain import (
     CASE_STATUSES, CONSENT_PURPOSES, MAX_CASE_CATEGORIES, OUTCOME_KINDS, REFERRAL_STAGES,
@@ -101,10 +101,10 @@ class HouseholdQuerySchema(PageSchema):
 
 
 class CaseOpenSchema(Schema):
-    household_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    household_id = fields.String(required=True, validate=ID_LENGTH)
     categories = fields.List(category_code(), required=True, validate=validate.Length(min=1, max=MAX_CASE_CATEGORIES))
     summary = fields.String(required=True, validate=validate.Length(min=1, max=2000))
-    assignee_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    assignee_id = fields.String(required=True, validate=ID_LENGTH)
 
 
 class AssistanceSchema(Schema):
@@ -162,12 +162,12 @@ class ReferralSchema(ReferralCreateSchema):
 
 
 class CaseAssignSchema(Schema):
-    assignee_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    assignee_id = fields.String(required=True, validate=ID_LENGTH)
 
 
 class AssigneeAccountSchema(Schema):
     """What the gateway vouches for about an assignee's account (domain.check_assignee): no name, no phone."""
-    id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    id = fields.String(required=True, validate=ID_LENGTH)
     party_member = fields.Boolean(required=True, strict=True)
     active = fields.Boolean(required=True, strict=True)
 
@@ -230,7 +230,7 @@ class CaseQuerySchema(PageSchema):
     status = fields.String(load_default=None, validate=validate.OneOf(CASE_STATUSES))
     category = fields.String(load_default=None, validate=validate.Length(min=1, max=40),
                              metadata={"description": "a category code; cases with it among theirs"})
-    assignee_id = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
+    assignee_id = fields.String(load_default=None, validate=ID_LENGTH)
     compound = fields.String(load_default=None, validate=validate.Length(min=1, max=100))
     overdue = fields.Boolean(load_default=None, allow_none=True, metadata={
         "description": "true: cases whose follow-up visit is overdue (the ones the follow-up alert was raised "
@@ -253,8 +253,8 @@ RecipientListSchema = page_of(RecipientSchema)
 
 
 class AuditQuerySchema(PageSchema):
-    case_id = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
-    household_id = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
+    case_id = fields.String(load_default=None, validate=ID_LENGTH)
+    household_id = fields.String(load_default=None, validate=ID_LENGTH)
 
 
 class AuditEntrySchema(Schema):
