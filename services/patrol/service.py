@@ -62,6 +62,23 @@ def end_patrol(session, patrol_id: str, finished_at: datetime, minutes: int, **c
     return ended.rowcount == 1
 
 
+def begin_patrol(session, zone_id: str, member_id: str) -> Patrol:
+    """The rule "a member is on one patrol at a time", enforced: a running
+    patrol of theirs is refused in its words (domain.check_no_active_patrol),
+    and a second start racing this one is refused by the partial unique index
+    `ux_patrols_one_active` (one unfinished patrol per member), whichever
+    commits second."""
+    active = session.scalar(select(Patrol.id).where(Patrol.member_id == member_id, Patrol.finished_at.is_(None)))
+    enforce(domain.check_no_active_patrol, active)
+    patrol = Patrol(zone_id=zone_id, member_id=member_id, started_at=naive_utcnow())
+    session.add(patrol)
+    try:
+        session.flush()
+    except IntegrityError:  # a second start raced this one
+        raise Conflict("You are on patrol already: finish it first.")
+    return patrol
+
+
 def resolve_once(session, incident_id: str, resolved_by: str, resolution: str) -> bool:
     """The rule "an incident is resolved once" (domain.check_open states it),
     enforced: a conditional UPDATE, only while it is open, so two resolutions
@@ -236,15 +253,7 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
         with self.db.unit_of_work() as uow:
             zone = self._zone(data["zone_id"], uow.session)
             enforce(domain.check_may_patrol, actor["id"], zone.leader_id, zone.member_ids)
-            active = uow.session.scalar(
-                select(Patrol.id).where(Patrol.member_id == actor["id"], Patrol.finished_at.is_(None)))
-            enforce(domain.check_no_active_patrol, active)
-            patrol = Patrol(zone_id=zone.id, member_id=actor["id"], started_at=naive_utcnow())
-            uow.session.add(patrol)
-            try:
-                uow.session.flush()
-            except IntegrityError:  # a second start raced this one
-                raise Conflict("You are on patrol already: finish it first.")
+            patrol = begin_patrol(uow.session, zone.id, actor["id"])
             zone.last_patrol_at = patrol.started_at
             uow.emit(events.PATROL_STARTED, {
                 "patrol_id": patrol.id, "zone_id": zone.id, "member_id": patrol.member_id,

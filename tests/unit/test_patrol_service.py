@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from services.common.clock import naive_utcnow
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
+from services.patrol import domain as patrol_domain
 from services.patrol.models import AuditEntry, Incident, Patrol, Zone, ZoneCompound
 
 ADMIN = {"id": "a" * 32, "roles": ["admin"]}
@@ -228,6 +229,23 @@ def test_two_patrols_at_once_is_a_conflict(patrol, patrol_db):
     # Another member of the team may patrol at the same time.
     patrol().start_patrol({"zone_id": zone["id"]}, M2)
     assert patrol_db.count(Patrol) == 2
+
+
+def test_a_start_racing_past_the_check_is_refused_by_the_one_active_patrol_index(patrol, patrol_db, monkeypatch):
+    """begin_patrol: when another start commits between this one's check and its
+    insert (the check then saw none), the partial unique index refuses it whole."""
+    zone = make_zone(patrol)
+    racing, check = {}, patrol_domain.check_no_active_patrol
+
+    def another_start_lands_meanwhile(active):
+        monkeypatch.setattr(patrol_domain, "check_no_active_patrol", check)  # the other start checks as usual
+        racing["patrol"] = patrol().start_patrol({"zone_id": zone["id"]}, M1)
+    worker = patrol()
+    monkeypatch.setattr(patrol_domain, "check_no_active_patrol", another_start_lands_meanwhile)
+    with pytest.raises(Conflict, match="on patrol already"):
+        worker.start_patrol({"zone_id": zone["id"]}, M1)
+    assert patrol_db.count(Patrol) == 1 and racing["patrol"]["member_id"] == M1["id"]
+    assert len(patrol_db.outbox("patrol_started")) == 1
 
 
 def test_finish_patrol_keeps_the_notes_but_does_not_announce_them(patrol, patrol_db):
