@@ -10,7 +10,7 @@ from __future__ import annotations
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError
 
 from services.common.envelope import EnvelopeSchema
-from services.common.events import EventContract, Subscription
+from services.common.events import EventContract, Subscription, reliable_event_handler
 from services.common.schemas import shared
 from services.contracts import donations, gateway, notifications, patrol, volunteers, welfare
 
@@ -62,6 +62,12 @@ def validate(envelope: dict, *, strict: bool = False) -> dict:
     loaded = shared(EnvelopeSchema).load(envelope, unknown=unknown)
     loaded["data"] = data_schema(loaded["source"], loaded["type"]).load(loaded["data"], unknown=unknown)
     return loaded
+
+
+def subscribed(source_service: str, event_type: str, **kwargs):
+    """The handler of one of the SUBSCRIPTIONS above: the kernel's
+    reliable_event_handler, handed this list (the kernel knows none)."""
+    return reliable_event_handler(source_service, event_type, subscriptions=SUBSCRIPTIONS, **kwargs)
 
 
 # What the kernel is handed: each service's KernelTables, `linli` and the tests give it this.

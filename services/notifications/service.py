@@ -15,7 +15,6 @@ from services import contracts
 from services.common.clock import community_zone, isoformat, naive_utcnow
 from services.common.db import Database, UnitOfWork, get_by_id
 from services.common.errors import NotFound
-from services.common.events import reliable_event_handler
 from services.common.pagination import PageSchema, paginate
 from services.common.schemas import is_id, load_or_raise, require_id
 from services.common.service import KernelEntrypoints, rpc
@@ -44,17 +43,17 @@ class NotificationsService(KernelEntrypoints):
     db = Database(kernel)
     webhooks = WebhookDeliveries()
 
-    @reliable_event_handler("welfare", welfare_events.CASE_OPENED, subscriptions=contracts.SUBSCRIPTIONS)
+    @contracts.subscribed("welfare", welfare_events.CASE_OPENED)
     def on_case_opened(self, envelope: dict):
         event = contracts.validate(envelope)
         self._alert_once(event, "on_case_opened", lambda _uow: [domain.alert_for_case_opened(event["data"])])
 
-    @reliable_event_handler("welfare", welfare_events.CASE_ASSIGNED, subscriptions=contracts.SUBSCRIPTIONS)
+    @contracts.subscribed("welfare", welfare_events.CASE_ASSIGNED)
     def on_case_assigned(self, envelope: dict):
         event = contracts.validate(envelope)
         self._alert_once(event, "on_case_assigned", lambda _uow: domain.alerts_for_case_assigned(event["data"]))
 
-    @reliable_event_handler("welfare", welfare_events.FOLLOWUP_OVERDUE, subscriptions=contracts.SUBSCRIPTIONS)
+    @contracts.subscribed("welfare", welfare_events.FOLLOWUP_OVERDUE)
     def on_followup_overdue(self, envelope: dict):
         event = contracts.validate(envelope)
         # Days since the last visit are counted to the day the sweep raised it, on the office's calendar.
@@ -65,41 +64,41 @@ class NotificationsService(KernelEntrypoints):
         self._alert_once(event, "on_followup_overdue",
                          lambda _uow: domain.alerts_for_followup_overdue(event["data"], raised_on))
 
-    @reliable_event_handler("welfare", welfare_events.CASE_DRAFTED, subscriptions=contracts.SUBSCRIPTIONS)
+    @contracts.subscribed("welfare", welfare_events.CASE_DRAFTED)
     def on_case_drafted(self, envelope: dict):
         event = contracts.validate(envelope)
         self._alert_once(event, "on_case_drafted",
                          lambda uow: domain.alerts_for_case_drafted(event["data"], self._admin_ids(uow)))
 
-    @reliable_event_handler("welfare", welfare_events.REFERRAL_OVERDUE, subscriptions=contracts.SUBSCRIPTIONS)
+    @contracts.subscribed("welfare", welfare_events.REFERRAL_OVERDUE)
     def on_referral_overdue(self, envelope: dict):
         event = contracts.validate(envelope)
         self._alert_once(event, "on_referral_overdue",
                          lambda _uow: domain.alerts_for_referral_overdue(event["data"]))
 
-    @reliable_event_handler("patrol", patrol_events.INCIDENT_REPORTED, subscriptions=contracts.SUBSCRIPTIONS)
+    @contracts.subscribed("patrol", patrol_events.INCIDENT_REPORTED)
     def on_incident_reported(self, envelope: dict):
         event = contracts.validate(envelope)
         self._alert_once(event, "on_incident_reported",
                          lambda uow: domain.alerts_for_incident_reported(event["data"], self._admin_ids(uow)))
 
-    @reliable_event_handler("patrol", patrol_events.INCIDENT_ESCALATED, subscriptions=contracts.SUBSCRIPTIONS)
+    @contracts.subscribed("patrol", patrol_events.INCIDENT_ESCALATED)
     def on_incident_escalated(self, envelope: dict):
         event = contracts.validate(envelope)
         self._alert_once(event, "on_incident_escalated",
                          lambda uow: domain.alerts_for_incident_escalated(event["data"], self._admin_ids(uow)))
 
-    @reliable_event_handler("patrol", patrol_events.ZONE_UNCOVERED, subscriptions=contracts.SUBSCRIPTIONS)
+    @contracts.subscribed("patrol", patrol_events.ZONE_UNCOVERED)
     def on_zone_uncovered(self, envelope: dict):
         event = contracts.validate(envelope)
         self._alert_once(event, "on_zone_uncovered", lambda _uow: domain.alerts_for_zone_uncovered(event["data"]))
 
-    @reliable_event_handler("donations", donation_events.GOAL_REACHED, subscriptions=contracts.SUBSCRIPTIONS)
+    @contracts.subscribed("donations", donation_events.GOAL_REACHED)
     def on_goal_reached(self, envelope: dict):
         event = contracts.validate(envelope)
         self._alert_once(event, "on_goal_reached", lambda _uow: domain.alerts_for_goal_reached(event["data"]))
 
-    @reliable_event_handler("gateway", gateway_events.MEMBER_REGISTERED, subscriptions=contracts.SUBSCRIPTIONS)
+    @contracts.subscribed("gateway", gateway_events.MEMBER_REGISTERED)
     def on_member_registered(self, envelope: dict):
         """Remember who the admins are. A member_updated handled first (a
         redelivered registration) is newer: the registration then changes nothing."""
@@ -112,7 +111,7 @@ class NotificationsService(KernelEntrypoints):
                 uow.session.add(Member(id=data["member_id"], is_admin="admin" in data["roles"]))
             uow.commit()
 
-    @reliable_event_handler("gateway", gateway_events.MEMBER_UPDATED, subscriptions=contracts.SUBSCRIPTIONS)
+    @contracts.subscribed("gateway", gateway_events.MEMBER_UPDATED)
     def on_member_updated(self, envelope: dict):
         """A disabled or de-admined admin gets no more admin alerts."""
         event = contracts.validate(envelope)

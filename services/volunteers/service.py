@@ -14,7 +14,6 @@ from services import contracts
 from services.common.clock import community_zone, local_today, month_days, month_of, naive_utcnow
 from services.common.db import Database, UnitOfWork, get_by_id
 from services.common.errors import Conflict, InvalidInput, NotFound, enforce
-from services.common.events import reliable_event_handler
 from services.common.idempotency import idempotent
 from services.common.pagination import paginate
 from services.common.schemas import load_or_raise, shared
@@ -279,7 +278,7 @@ class VolunteersService(KernelEntrypoints):
 
     # -- hours from patrols --------------------------------------------------------
 
-    @reliable_event_handler("patrol", patrol_events.PATROL_FINISHED, subscriptions=contracts.SUBSCRIPTIONS)
+    @contracts.subscribed("patrol", patrol_events.PATROL_FINISHED)
     def on_patrol_finished(self, envelope: dict):
         """A finished patrol counts its duration for its member, once: a
         redelivered event, or the same patrol's event at two instances at once,
@@ -288,7 +287,7 @@ class VolunteersService(KernelEntrypoints):
         self._count_patrol(data, domain.patrol_minutes(data["started_at"], data["finished_at"],
                                                        data["duration_minutes"]), correction=False)
 
-    @reliable_event_handler("patrol", patrol_events.PATROL_CORRECTED, subscriptions=contracts.SUBSCRIPTIONS)
+    @contracts.subscribed("patrol", patrol_events.PATROL_CORRECTED)
     def on_patrol_corrected(self, envelope: dict):
         """The office set a patrol's times right: its record takes the new
         minutes (and is made, if the patrol's finish has not arrived yet)."""

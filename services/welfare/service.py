@@ -16,7 +16,6 @@ from services.categories import CategoryEntrypoints, labels, require_categories
 from services.common.clock import community_zone, local_day, local_today, month_bounds, month_days, naive_utcnow
 from services.common.db import Database, UnitOfWork, contains_text, get_by_id, json_list_has
 from services.common.errors import Conflict, InvalidInput, NotFound, enforce
-from services.common.events import reliable_event_handler
 from services.common.idempotency import idempotent
 from services.common.pagination import PageSchema, paginate
 from services.common.schemas import load_or_raise, require_id, shared
@@ -265,7 +264,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
             uow.commit()
         return self._case_view(case)
 
-    @reliable_event_handler("patrol", patrol_events.INCIDENT_REPORTED, subscriptions=contracts.SUBSCRIPTIONS)
+    @contracts.subscribed("patrol", patrol_events.INCIDENT_REPORTED)
     def on_incident_reported(self, envelope: dict):
         """A hardship found on patrol becomes a draft case for the office to
         confirm (with its household and a party member) or dismiss."""
@@ -784,7 +783,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
 
     # -- events from other services -------------------------------------------------
 
-    @reliable_event_handler("donations", donation_events.ITEMS_DISPATCHED, subscriptions=contracts.SUBSCRIPTIONS)
+    @contracts.subscribed("donations", donation_events.ITEMS_DISPATCHED)
     def on_items_dispatched(self, envelope: dict):
         """Goods sent to a case show on it as assistance received."""
         event = contracts.validate(envelope)

@@ -16,7 +16,6 @@ import pytest
 
 from services import contracts
 from services.common import events
-from services.common.events import reliable_event_handler
 from services.common import config as linli_config
 from services.common import migrations
 from services.common.service import rpc
@@ -57,7 +56,7 @@ class SlowNotifications(NotificationsService):
     """The real notifications service, whose case_opened handler takes a while
     (yielding to the hub), so that workers hold messages when the broker goes."""
 
-    @reliable_event_handler("welfare", welfare_events.CASE_OPENED, subscriptions=contracts.SUBSCRIPTIONS)
+    @contracts.subscribed("welfare", welfare_events.CASE_OPENED)
     def on_case_opened(self, envelope: dict):
         eventlet.sleep(HANDLER_SECONDS)
         NotificationsService.on_case_opened(self, envelope)

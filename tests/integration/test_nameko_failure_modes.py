@@ -16,7 +16,7 @@ from nameko.standalone.events import get_event_exchange
 from services import contracts
 from services.common import events
 from services.common.envelope import make_envelope
-from services.common.events import ReliableEventHandler, reliable_event_handler
+from services.common.events import ReliableEventHandler
 from services.contracts import SUBSCRIPTIONS, Subscription
 from services.contracts import welfare as welfare_events
 from services.notifications.models import Alert
@@ -88,7 +88,7 @@ class StallingNotifications(NotificationsService):
     through the kernel's reliable_event_handler and processed_events) blocks
     the eventlet hub the first time it runs."""
 
-    @reliable_event_handler("welfare", welfare_events.CASE_OPENED, subscriptions=contracts.SUBSCRIPTIONS)
+    @contracts.subscribed("welfare", welfare_events.CASE_OPENED)
     def on_case_opened(self, envelope: dict):
         Stall.calls.append(envelope["id"])
         first = len(Stall.calls) == 1
