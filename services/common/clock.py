@@ -36,9 +36,9 @@ def local_today(config) -> date:
     return datetime.now(community_zone(config)).date()
 
 
-def local_day(moment: datetime, zone: ZoneInfo) -> date:
-    """The community's calendar day of a stored (naive UTC) moment."""
-    return moment.replace(tzinfo=timezone.utc).astimezone(zone).date()
+def local_day(moment: datetime, config) -> date:
+    """The community's calendar day of a stored (naive UTC) moment. `config`: as local_today's."""
+    return moment.replace(tzinfo=timezone.utc).astimezone(community_zone(config)).date()
 
 
 def month_days(month) -> tuple[date, date]:

@@ -7,7 +7,6 @@ import hmac
 import math
 from datetime import datetime, timezone
 from typing import NamedTuple
-from zoneinfo import ZoneInfo
 
 from nameko.dependency_providers import Config
 from sqlalchemy import func, select, update
@@ -127,10 +126,6 @@ class DonationsService(CategoryEntrypoints, KernelEntrypoints):
     category_kind = "goods"
     category_model = Category
 
-    def _zone(self) -> ZoneInfo:
-        """Campaign dates are the community's calendar days, not UTC's."""
-        return community_zone(self.config)
-
     # -- campaigns ----------------------------------------------------------------
 
     @rpc
@@ -229,7 +224,7 @@ class DonationsService(CategoryEntrypoints, KernelEntrypoints):
                 if len(per_campaign) >= SHOWN_DISPATCHES:
                     continue
                 per_campaign[dispatch_id] = {
-                    "sent_at": isoformat(created_at), "sent_on": self._local_day(created_at).isoformat(),
+                    "sent_at": isoformat(created_at), "sent_on": local_day(created_at, self.config).isoformat(),
                     "to": CASE_DESTINATION if case_id else destination, "items": []}
             per_campaign[dispatch_id]["items"].append({"category": category, "quantity": quantity})
         return {campaign_id: list(per_campaign.values()) for campaign_id, per_campaign in found.items()}
@@ -240,7 +235,7 @@ class DonationsService(CategoryEntrypoints, KernelEntrypoints):
         ("2026-11"), test drives left out: cash and goods received in gifts not
         voided, the voids made, each drive's part, and each dispatch with where
         it went (a place's name; a case only as `to_case`). Counts only."""
-        start, end = month_bounds(month, self._zone())
+        start, end = month_bounds(month, community_zone(self.config))
         session = self.db.session
         real = Campaign.test.is_(False)
         in_month = (Donation.created_at >= start) & (Donation.created_at < end) & Donation.voided_at.is_(None)
@@ -273,14 +268,11 @@ class DonationsService(CategoryEntrypoints, KernelEntrypoints):
                         "cash_fen": per_drive.get(c.id, (0, 0))[0], "gifts": per_drive.get(c.id, (0, 0))[1]}
                        for c in drives],
             "dispatches": [{
-                "dispatched_on": self._local_day(d.created_at).isoformat(),
+                "dispatched_on": local_day(d.created_at, self.config).isoformat(),
                 "destination": None if d.case_id else d.destination, "to_case": d.case_id is not None,
                 "items": labelled(session, Category, {i.category: {"quantity": i.quantity} for i in d.items}),
             } for d in dispatches],
         }
-
-    def _local_day(self, moment: datetime):
-        return local_day(moment, self._zone())
 
     def _campaign(self, campaign_id: str, session=None) -> Campaign:
         campaign = get_by_id(session or self.db.session, Campaign, campaign_id)
@@ -465,7 +457,7 @@ class DonationsService(CategoryEntrypoints, KernelEntrypoints):
         (who, which drive, how many gifts, when; never a name)."""
         actor = load_actor(actor)
         require_admin(actor)
-        zone = self._zone()
+        zone = community_zone(self.config)
         with self.db.unit_of_work() as uow:
             campaign = self._campaign(campaign_id, uow.session)
             gifts = uow.session.scalars(
@@ -539,7 +531,7 @@ class DonationsService(CategoryEntrypoints, KernelEntrypoints):
                       for c, q in domain.count_items([{"category": i.category, "quantity": i.quantity}
                                                       for i in donation.items]).items()],
             "received_at": isoformat(donation.created_at),
-            "received_on": self._local_day(donation.created_at).isoformat(),
+            "received_on": local_day(donation.created_at, self.config).isoformat(),
             "goods_sent": self._goods_sent(campaign.id, categories, after) if categories else [],
             "dispatches": self._dispatches([campaign.id], categories, after).get(campaign.id, [])
             if categories else [],

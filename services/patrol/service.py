@@ -4,7 +4,6 @@ went unpatrolled. Every change commits with its event in the outbox."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from zoneinfo import ZoneInfo
 
 from nameko.dependency_providers import Config
 from nameko.timer import timer
@@ -182,7 +181,7 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
     def summary(self) -> dict:
         """For the dashboard: patrols today (the community's day) in all and per
         zone, coverage, open incidents by severity. Counts and ids only."""
-        local_midnight = datetime.now(self._zone_info()).replace(hour=0, minute=0, second=0, microsecond=0)
+        local_midnight = datetime.now(community_zone(self.config)).replace(hour=0, minute=0, second=0, microsecond=0)
         day_started = local_midnight.astimezone(timezone.utc).replace(tzinfo=None)
         session = self.db.session
         per_zone = dict(session.execute(select(Patrol.zone_id, func.count()).where(
@@ -198,16 +197,12 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
             "open_incidents_by_severity": {s: by_severity.get(s, 0) for s in events.SEVERITIES},
         }
 
-    def _zone_info(self) -> ZoneInfo:
-        """The community's time zone: its days and months."""
-        return community_zone(self.config)
-
     @rpc
     def monthly_summary(self, month) -> dict:
         """For the street office's monthly report: patrols and the zones they
         covered, incidents reported and resolved by category, in the
         community's month ("2026-11"). Counts only."""
-        start, end = month_bounds(month, self._zone_info())
+        start, end = month_bounds(month, community_zone(self.config))
         session = self.db.session
         cap = self._cap_hours()
         patrols = session.execute(select(

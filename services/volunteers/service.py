@@ -242,7 +242,7 @@ class VolunteersService(KernelEntrypoints):
     @rpc
     def service_totals(self, query: dict | None = None) -> dict:
         """Each member's minutes in a month (this month by default), by source, most first."""
-        month = load_or_raise(TotalsQuerySchema(), query)["month"] or month_of(self._today())
+        month = load_or_raise(TotalsQuerySchema(), query)["month"] or month_of(local_today(self.config))
         first, after = month_days(month)
         rows = self.db.session.execute(
             select(ServiceRecord.member_id, ServiceRecord.source, func.sum(ServiceRecord.minutes))
@@ -260,7 +260,7 @@ class VolunteersService(KernelEntrypoints):
         """One's own service in a year (this year by default): the total, each
         month's by source, and the latest records."""
         actor = load_actor(actor)
-        year = load_or_raise(MyServiceQuerySchema(), query)["year"] or self._today().year
+        year = load_or_raise(MyServiceQuerySchema(), query)["year"] or local_today(self.config).year
         mine = (ServiceRecord.member_id == actor["id"], ServiceRecord.served_on >= date(year, 1, 1),
                 ServiceRecord.served_on < date(year + 1, 1, 1))
         session = self.db.session
@@ -374,7 +374,7 @@ class VolunteersService(KernelEntrypoints):
     @rpc
     def summary(self) -> dict:
         """For the wall: this month's sessions, participants and minutes served."""
-        month = month_of(self._today())
+        month = month_of(local_today(self.config))
         first, after = month_days(month)
         sessions, participants = self.db.session.execute(
             select(func.count(), func.sum(GroupSession.participants))
@@ -385,12 +385,9 @@ class VolunteersService(KernelEntrypoints):
 
     # -- helpers ----------------------------------------------------------------------
 
-    def _today(self) -> date:
-        return local_today(self.config)
-
     def _check_past(self, field: str, day: date):
         try:
-            domain.check_not_after_today(day, self._today())
+            domain.check_not_after_today(day, local_today(self.config))
         except ValueError as exc:
             raise InvalidInput(str(exc), {"fields": {field: [str(exc)]}})
 

@@ -5,7 +5,6 @@ its event in the outbox."""
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from nameko.dependency_providers import Config
 from nameko.timer import timer
@@ -161,7 +160,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
         actor = load_actor(actor)
         require_admin(actor)
         data = load_or_raise(ConsentCreateSchema(), payload)
-        today = self._today()
+        today = local_today(self.config)
         given_on = data["given_on"] or today
         if given_on > today:
             message = f"The date {given_on.isoformat()} is in the future (today is {today.isoformat()})."
@@ -494,7 +493,8 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
                 raise Conflict("The case is closed.")
             recorded = [(s["stage"], date.fromisoformat(s["on"])) for s in referral.stages or []]
             try:
-                enforce(domain.check_stage, referral.status, recorded, data["stage"], data["on"], self._today())
+                enforce(domain.check_stage, referral.status, recorded, data["stage"], data["on"],
+                        local_today(self.config))
             except domain.StageDateInvalid as exc:
                 raise InvalidInput(str(exc), {"fields": {"on": [str(exc)]}})
             referral.stages = [*(referral.stages or []), {"stage": data["stage"], "on": data["on"].isoformat()}]
@@ -560,7 +560,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
         now = naive_utcnow()
         with self.db.unit_of_work() as uow:
             case = self._case(uow, case_id)
-            erasable_on = case.closed_at and self._local_day(domain.erasable_from(case.closed_at, retention))
+            erasable_on = case.closed_at and local_day(domain.erasable_from(case.closed_at, retention), self.config)
             enforce(domain.check_erasable, case.status, case.closed_at, case.erased_at, retention, now, erasable_on)
             # Claimed by a conditional update: two erasures at once, one wins and the other is a 409.
             claimed = uow.session.execute(update(Case).where(Case.id == case.id, Case.erased_at.is_(None))
@@ -611,15 +611,6 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
         """RETENTION_DAYS (env LINLI_WELFARE_RETENTION_DAYS); unset: domain.RETENTION_DAYS_DEFAULT."""
         value = self.config.get("RETENTION_DAYS")
         return float(domain.RETENTION_DAYS_DEFAULT if value in (None, "") else value)
-
-    def _zone(self) -> ZoneInfo:
-        return community_zone(self.config)
-
-    def _local_day(self, moment: datetime) -> date:
-        return local_day(moment, self._zone())
-
-    def _today(self):
-        return local_today(self.config)
 
     def _followup_after_days(self) -> float:
         return float(self.config["FOLLOWUP_AFTER_DAYS"])
@@ -704,7 +695,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
         referrals made and granted, closed by outcome kind, and open at the
         month's end. Erased cases count as before: erasure keeps these fields."""
         first, following = month_days(month)
-        start, end = month_bounds(month, self._zone())
+        start, end = month_bounds(month, community_zone(self.config))
         session = self.db.session
         counted = Case.status.not_in((domain.CaseStatus.DRAFT, domain.CaseStatus.DISMISSED))
 
@@ -818,7 +809,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
         community's calendar) before today, not alerted yet. Claimed by a
         conditional update, so two instances alert once; a referral of a case
         no longer worked on is claimed without an alert."""
-        today = self._today()
+        today = local_today(self.config)
         with self.db.unit_of_work() as uow:
             due = uow.session.scalars(select(Referral).where(
                 Referral.status == domain.ReferralStatus.SUBMITTED, Referral.deadline < today,
