@@ -123,7 +123,11 @@ function ReportForm({ zones, zoneId }) {
     if (errors[name]) form.setErrors((old) => ({ ...old, [name]: undefined }));
     form.setProblem(null);
   };
-  useEffect(() => { if (zoneId) form.setValues((old) => ({ ...old, zone_id: zoneId, compound: "" })); }, [zoneId]);
+  // A patrol started in another zone moves the form there; a compound already chosen in the same zone stays
+  // (the start's answer may land just after the person chose it).
+  useEffect(() => {
+    if (zoneId) form.setValues((old) => (old.zone_id === zoneId ? old : { ...old, zone_id: zoneId, compound: "" }));
+  }, [zoneId]);
   const zone = zones.find((z) => z.id === v.zone_id);
   const submit = (event) => {
     event.preventDefault();
