@@ -13,7 +13,7 @@ PARALLEL = $(PY) -m tests.parallel --processes $(TEST_PROCESSES) --
 # The PostgreSQL server `make test-postgres` makes its throwaway databases on.
 LINLI_TEST_POSTGRES ?= postgresql://postgres@127.0.0.1:5432
 
-.PHONY: run unit integration e2e test test-slow test-postgres durations fault bench lint lock broker browser proxy postgres install clean
+.PHONY: run unit integration e2e test test-slow test-postgres durations fault bench lint lock broker browser proxy promtool postgres install clean
 
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
@@ -37,15 +37,20 @@ browser:
 proxy:
 	bash deploy/ensure-proxy.sh
 
+# promtool for the alert rules' tests (tests/unit/test_alerts.py), into tools/.
+promtool:
+	bash deploy/ensure-promtool.sh
+
 postgres:
 	LINLI_TEST_POSTGRES=$(LINLI_TEST_POSTGRES) bash deploy/ensure-postgres.sh
 
 run: install broker
 	$(VENV)/bin/linli up --demo
 
-# The unit tests alone: about a minute, no broker, no browser (nginx and systemd-analyze check deploy/).
+# The unit tests alone: about a minute, no broker, no browser (nginx and systemd-analyze check deploy/,
+# promtool the alert rules).
 # CPU-bound: as many processes as cores.
-unit: install proxy
+unit: install proxy promtool
 	$(PY) -m tests.parallel --processes 2 -- tests/unit -m "not slow" $(PYTEST_ARGS)
 
 # The services' consumers and RPC against the real RabbitMQ (no processes): about 2 minutes.
@@ -57,7 +62,7 @@ e2e: install broker browser
 	$(PARALLEL) tests/e2e -m "not fault and not slow" $(PYTEST_ARGS)
 
 # Everything but the slow and the fault runs: about 9 minutes on 2 cores.
-test: install broker browser proxy
+test: install broker browser proxy promtool
 	$(PARALLEL) -m "not fault and not slow" $(PYTEST_ARGS)
 
 # Broker restarts and alarms, a TLS node, killed instances, the API fuzzed, the single-host stack
@@ -72,7 +77,7 @@ test-postgres: install broker browser proxy postgres
 
 # Measure every suite again and keep the seconds each test file took (tests/durations.json), by
 # which tests/parallel.py deals the files out.
-durations: install broker browser proxy
+durations: install broker browser proxy promtool
 	$(PY) -m tests.parallel --processes $(TEST_PROCESSES) --store -- -m "not fault" $(PYTEST_ARGS)
 
 fault: install broker

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import yaml
@@ -32,6 +33,15 @@ def load(service: str) -> dict:
     with open(config_path(service)) as f:
         config = yaml.safe_load(f) or {}
     return config
+
+
+def default_of(service: str, variable: str) -> str:
+    """The default deploy/config/<service>.yml gives `${variable:default}`, for a
+    process that reads the same setting without loading a nameko config (`linli up`)."""
+    found = re.search(r"\$\{" + re.escape(variable) + r":([^}]*)\}", config_path(service).read_text())
+    if found is None:
+        raise KeyError(f"{config_path(service).name} reads no {variable}")
+    return found.group(1)
 
 
 def setting(config: dict, key: str):

@@ -5,10 +5,14 @@ services.contracts.SUBSCRIPTIONS, handed in by the caller."""
 from __future__ import annotations
 
 import json
+import logging
 
+import eventlet
 from kombu import Queue
+from nameko.extensions import DependencyProvider
 
 from services.common import broker
+from services.common.metrics import DEAD_LETTERS
 
 from services.common.events import (
     ATTEMPTS_HEADER, ERROR_HEADER, FAILED_AT_HEADER, QUEUE_HEADER,
@@ -16,8 +20,58 @@ from services.common.events import (
 )
 
 
+log = logging.getLogger(__name__)
+
+# How long one refresh of the dead-letter depths may take.
+DEPTH_TIMEOUT_SECONDS = 3.0
+
+
 def dead_letter_queues(subscriptions: tuple[Subscription, ...]) -> list[Queue]:
     return [dead_letter_queue(queue_name(sub)) for sub in subscriptions]
+
+
+class DeadLetterDepths(DependencyProvider):
+    """linli_dead_letter_depth of every dead-letter queue, refreshed when the
+    service calls it (the gateway, on a timer) over one connection the process
+    keeps: a Prometheus scrape only reads the gauge, and opens nothing. After a
+    failure the connection is dropped and the next refresh opens a new one."""
+
+    def __init__(self, subscriptions: tuple[Subscription, ...]):
+        self.queues = dead_letter_queues(subscriptions)
+        self._connection = None
+        self._channel = None
+
+    def get_dependency(self, worker_ctx):
+        return self.refresh
+
+    def refresh(self) -> bool:
+        try:
+            with eventlet.Timeout(DEPTH_TIMEOUT_SECONDS):
+                if self._channel is None:
+                    self._connection = broker.connection(self.container.config)
+                    self._channel = self._connection.channel()
+                for queue in self.queues:
+                    depth = queue(self._channel).queue_declare(passive=True).message_count
+                    DEAD_LETTERS.labels(queue.name).set(depth)
+            return True
+        except (Exception, eventlet.Timeout) as exc:
+            log.warning("metrics: dead-letter depths unavailable (%s)", type(exc).__name__)
+            self._close()
+            return False
+
+    def _close(self):
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None:
+            try:
+                connection.release()
+            except Exception:  # already gone with the broker
+                pass
+
+    def stop(self):
+        self._close()
+
+    def kill(self):
+        self._close()
 
 
 def _describe(message, dlq: str) -> dict:

@@ -1,8 +1,9 @@
 """Prometheus metrics of every service: workers (RPC calls, event handlers,
 timers) and their latency, events published and consumed, handler failures,
-dead letters. The gateway adds HTTP requests and serves its own at
-/metrics; every other service process serves its own on METRICS_PORT
-(`linli up` gives each process one: see the README)."""
+dead letters, the outbox's backlog. The gateway adds HTTP requests and serves
+its own at /metrics; every other service process serves its own on
+METRICS_ADDRESS:METRICS_PORT (deploy/config/<service>.yml; `linli up` gives
+each process a port: see the README). deploy/prometheus/ alerts on them."""
 from __future__ import annotations
 
 import logging
@@ -20,7 +21,13 @@ EVENTS_PUBLISHED = Counter("linli_events_published_total", "Events the outbox re
                            ["source", "type"])
 EVENTS_CONSUMED = Counter("linli_events_consumed_total", "Events a handler took in", ["queue", "outcome"])
 HTTP_REQUESTS = Counter("linli_http_requests_total", "HTTP requests to the gateway", ["route", "method", "status"])
+# Refreshed by the gateway on a timer (services/common/deadletters.py), not per scrape.
 DEAD_LETTERS = Gauge("linli_dead_letter_depth", "Messages waiting in a dead-letter queue", ["queue"])
+# Measured by the outbox relay's timer (services/common/outbox.py): every process
+# of a service reports its one database's outbox.
+OUTBOX_BACKLOG = Gauge("linli_outbox_backlog", "Outbox rows not yet published to the broker", ["service"])
+OUTBOX_OLDEST = Gauge("linli_outbox_oldest_unsent_seconds", "Age of the oldest outbox row not yet published "
+                      "(0: none waiting)", ["service"])
 HTTP_SHED = Counter("linli_http_shed_total", "Requests refused with a 503 because a slot in the gateway "
                     "(scope gateway) or for a service behind it (scope: its name) was not expected within the "
                     "admission deadline", ["scope"])
@@ -32,7 +39,7 @@ HTTP_SECONDS = Histogram("linli_http_request_seconds", "How long the gateway tak
 
 class Metrics(DependencyProvider):
     """Counts and times every worker of the service; serves the process's
-    metrics on METRICS_PORT when set."""
+    metrics on METRICS_ADDRESS:METRICS_PORT when a port is set."""
 
     def __init__(self):
         self._started: dict = {}
@@ -40,9 +47,10 @@ class Metrics(DependencyProvider):
     def setup(self):
         port = int(self.container.config.get("METRICS_PORT") or 0)
         if port:
+            address = self.container.config["METRICS_ADDRESS"]
             try:
-                start_http_server(port, addr=self.container.config.get("METRICS_ADDRESS", "127.0.0.1"))
-                log.info("metrics on port %d", port)
+                start_http_server(port, addr=address)
+                log.info("metrics on %s:%d", address, port)
             except OSError as exc:  # a port taken is no reason to stop serving the community
                 log.warning("metrics: cannot listen on port %d (%s); serving none", port, exc)
 

@@ -11,14 +11,14 @@ from datetime import timedelta
 import eventlet
 from eventlet.event import Event
 from nameko.standalone.events import get_event_exchange
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from services.common import broker
 from services.common import config as linli_config
 from services.common import events
 from services.common.clock import naive_utcnow
-from services.common.metrics import EVENTS_PUBLISHED
+from services.common.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG, OUTBOX_OLDEST
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +96,27 @@ class Relay:
             published = self._publish(query)
         except Exception as exc:
             log.warning("outbox relay: broker unavailable (%s); will retry", type(exc).__name__)
-            return 0
+            published = 0
         if published:
             log.info("outbox relay: published %d pending event(s)", published)
+        self.measure_backlog()
         return published
+
+    def measure_backlog(self):
+        """linli_outbox_backlog and linli_outbox_oldest_unsent_seconds, from one
+        read of the unsent rows (ix_outbox_unsent) on the relay's timer, so a
+        scrape reads no database and a broker outage shows as a growing age."""
+        outbox = self.kernel.outbox
+        try:
+            with Session(self.engine) as session:
+                count, oldest = session.execute(
+                    select(func.count(), func.min(outbox.c.created_at)).where(outbox.c.sent_at.is_(None))).one()
+        except Exception as exc:  # the database is away: the gauges keep their last values
+            log.warning("outbox relay: backlog not measured (%s)", type(exc).__name__)
+            return
+        OUTBOX_BACKLOG.labels(self.source).set(count)
+        age = (naive_utcnow() - oldest).total_seconds() if oldest is not None else 0.0
+        OUTBOX_OLDEST.labels(self.source).set(max(age, 0.0))
 
     def _publish(self, query, order: list[str] | None = None) -> int:
         """Publish the rows `query` finds, in `order` (ids) if given, else as found."""

@@ -18,6 +18,7 @@ from nameko.events import BROADCAST, event_handler
 from nameko.exceptions import RpcTimeout
 from nameko.messaging import consume
 from nameko.rpc import get_rpc_exchange
+from nameko.timer import timer
 from nameko.standalone.events import get_event_exchange
 from sqlalchemy import select, text
 
@@ -25,8 +26,7 @@ from services import contracts
 from services.common import broker
 from services.common.clock import isoformat, local_today, month_of, naive_utcnow
 from services.common.db import Database
-from services.common.deadletters import dead_letter_queues
-from services.common.metrics import DEAD_LETTERS
+from services.common.deadletters import DeadLetterDepths
 from services.common.errors import (
     InvalidInput, LinliError, NotAuthenticated, NotFound, TooManyRequests, Unavailable,
 )
@@ -91,7 +91,10 @@ FEED_QUEUE = Queue(
     f"gateway-feed-{uuid.uuid4().hex}", durable=False, exclusive=True, auto_delete=True,
     bindings=[binding(get_event_exchange(source, {}), routing_key="#") for source in contracts.PRODUCERS])
 
-PROBE_TIMEOUT = 3.0  # the dashboard's parts, dead-letter depths
+PROBE_TIMEOUT = 3.0  # the dashboard's parts
+# A dead letter shows in linli_dead_letter_depth within this many seconds (a
+# constant: nameko fixes a timer's interval when the class is defined).
+DEAD_LETTER_REFRESH_SECONDS = 15
 READY_TIMEOUT = 0.8  # readiness and each service's health: a probe's answer within a second
 BACKEND_SERVICES = ("patrol", "donations", "welfare", "notifications", "volunteers")
 REPORT_PARTS = ("patrol", "donations", "welfare", "volunteers")  # each answers monthly_summary(month)
@@ -109,6 +112,7 @@ class GatewayService(KernelEntrypoints):
     passwords = PasswordHashing()
     alert_streams = Streams()
     event_feed = Streams()
+    dead_letter_depths = DeadLetterDepths(contracts.SUBSCRIPTIONS)
 
     # -- accounts ---------------------------------------------------------------
 
@@ -1032,16 +1036,14 @@ class GatewayService(KernelEntrypoints):
     @api("GET", "/metrics", roles=None, in_openapi=False, shed=False)
     def prometheus_metrics(self, request):
         """Prometheus metrics of the gateway process, with every dead-letter
-        queue's depth as the broker has it now."""
-        try:
-            with eventlet.Timeout(PROBE_TIMEOUT), broker.connection(self.config) as connection:
-                channel = connection.channel()
-                for queue in dead_letter_queues(contracts.SUBSCRIPTIONS):
-                    DEAD_LETTERS.labels(queue.name).set(queue(channel).queue_declare(passive=True).message_count)
-                channel.close()
-        except (Exception, eventlet.Timeout) as exc:
-            log.warning("metrics: dead-letter depths unavailable (%s)", type(exc).__name__)
+        queue's depth as the last refresh found it (refresh_dead_letter_depths)."""
         return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
+
+    @timer(interval=DEAD_LETTER_REFRESH_SECONDS, eager=True)
+    def refresh_dead_letter_depths(self):
+        """linli_dead_letter_depth from the broker, over the connection the
+        process keeps: a scrape opens no connection of its own."""
+        self.dead_letter_depths()
 
     def _check_database(self):
         self.db.session.execute(text("SELECT 1"))

@@ -72,7 +72,7 @@ def cmd_up(args) -> int:
     if stack.metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(stack.supervisor_metrics_port, addr="127.0.0.1")  # linli_service_restarts_total
+        start_http_server(stack.supervisor_metrics_port, addr=stack.metrics_address)  # linli_service_restarts_total
 
     # Ctrl-C and SIGTERM only ask: the loops below stop the stack between two
     # supervision rounds, never in the middle of one (a process half started).

@@ -254,6 +254,11 @@ class Stack:
         return self.metrics_port + offset + (offset >= SUPERVISOR_METRICS_OFFSET) + 10 * index
 
     @property
+    def metrics_address(self) -> str:
+        """Where the metrics listen: the backends' METRICS_ADDRESS in this stack's environment."""
+        return self.env.get("LINLI_METRICS_ADDRESS") or linli_config.default_of(BACKENDS[0], "LINLI_METRICS_ADDRESS")
+
+    @property
     def supervisor_metrics_port(self) -> int:
         """`linli up`'s own (its restarts): 9104, next to the first four backends'."""
         return self.metrics_port + SUPERVISOR_METRICS_OFFSET
@@ -263,9 +268,10 @@ class Stack:
         host = self.env.get("LINLI_HTTP_HOST", "127.0.0.1")
         ports = [(host, self.port + index, f"gateway-{index}") for index in range(self.scale["gateway"])]
         if self.metrics_port:
-            ports += [("127.0.0.1", self.metrics_port_of(service, index), f"{service}-{index} metrics")
+            address = self.metrics_address
+            ports += [(address, self.metrics_port_of(service, index), f"{service}-{index} metrics")
                       for service in BACKENDS for index in range(self.scale[service])]
-            ports.append(("127.0.0.1", self.supervisor_metrics_port, "linli up's metrics"))
+            ports.append((address, self.supervisor_metrics_port, "linli up's metrics"))
         return ports
 
     def busy_ports(self) -> list[tuple[str, int, str]]:

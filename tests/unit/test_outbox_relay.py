@@ -68,3 +68,33 @@ def test_rows_committed_at_once_by_several_workers_go_out_in_batches_each_once_i
     assert relay.publisher.published == ids  # in the order the workers committed
     assert unsent(relay) == []
     assert relay._batcher is None and relay._waiting == []
+
+
+class BrokerAway(RecordingPublisher):
+    def publish(self, envelope, exchange=None, routing_key=None):
+        raise ConnectionRefusedError("broker away")
+
+
+def gauges() -> tuple[float, float]:
+    from prometheus_client import REGISTRY
+    return (REGISTRY.get_sample_value("linli_outbox_backlog", {"service": "donations"}),
+            REGISTRY.get_sample_value("linli_outbox_oldest_unsent_seconds", {"service": "donations"}))
+
+
+def test_the_timer_measures_the_backlog_and_its_oldest_row_and_both_fall_to_zero_once_published():
+    relay, _ids = relay_with_rows(4, age_seconds=90)
+    relay.publisher = BrokerAway()
+    assert relay.publish_pending() == 0  # the broker is away: all four wait
+    backlog, oldest = gauges()
+    assert backlog == 4
+    assert 90 <= oldest < 100
+    relay.publisher = RecordingPublisher()
+    assert relay.publish_pending() == 4
+    assert gauges() == (0, 0)
+
+
+def test_rows_within_their_grace_count_in_the_backlog_but_are_young():
+    relay, _ids = relay_with_rows(2, age_seconds=0)
+    assert relay.publish_pending() == 0
+    backlog, oldest = gauges()
+    assert backlog == 2 and oldest < 1
