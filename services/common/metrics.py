@@ -14,6 +14,8 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 log = logging.getLogger(__name__)
 
+# outcome: ok, refused (an exception the entrypoint expects: bad input, not found ...
+# the caller's doing) or error (anything else: what LinliWorkersFailing alerts on).
 WORKERS = Counter("linli_worker_calls_total", "Workers run, by entrypoint and outcome",
                   ["service", "entrypoint", "outcome"])
 WORKER_SECONDS = Histogram("linli_worker_seconds", "How long workers take", ["service", "entrypoint"])
@@ -66,4 +68,11 @@ class Metrics(DependencyProvider):
         started = self._started.pop(worker_ctx, None)
         if started is not None:
             WORKER_SECONDS.labels(service, name).observe(time.perf_counter() - started)
-        WORKERS.labels(service, name, "error" if exc_info else "ok").inc()
+        WORKERS.labels(service, name, outcome(worker_ctx.entrypoint, exc_info)).inc()
+
+
+def outcome(entrypoint, exc_info) -> str:
+    if not exc_info:
+        return "ok"
+    expected = getattr(entrypoint, "expected_exceptions", ())
+    return "refused" if expected and issubclass(exc_info[0], expected) else "error"
