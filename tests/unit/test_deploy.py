@@ -42,7 +42,8 @@ RABBITMQ_SECRET_KEYS = {"username", "password"}   # Secret N-default-user, Servi
 POSTGRES_SECRET_KEYS = {"username", "password"}   # Secret N-app, Service N-rw (the primary)
 
 # tests/schemas/: the operators' CRD schemas, by (apiVersion, kind).
-CRD_SCHEMAS = {"rabbitmqcluster.json", "cnpg-cluster.json", "cnpg-database.json",
+CRD_SCHEMAS = {"rabbitmqcluster.json", "cnpg-cluster.json", "cnpg-database.json", "cnpg-scheduledbackup.json",
+               "barmancloud-objectstore.json", "monitoring-podmonitor.json", "monitoring-prometheusrule.json",
                "rabbitmq-user.json", "rabbitmq-permission.json", "rabbitmq-topicpermission.json"}
 # The topology operator's Secret of a User named N: N-user-credentials.
 USER_SECRET_KEYS = {"username", "password"}
@@ -198,10 +199,11 @@ def test_custom_resources_match_their_operators_crds(where, document):
 
 
 def test_documents_of_both_sorts_are_there():
-    assert {d["kind"] for _, d in CUSTOM} == {"RabbitmqCluster", "Cluster", "Database",
+    assert {d["kind"] for _, d in CUSTOM} == {"RabbitmqCluster", "Cluster", "Database", "ScheduledBackup",
+                                              "ObjectStore", "PodMonitor", "PrometheusRule",
                                               "User", "Permission", "TopicPermission"}
     assert {"Namespace", "ConfigMap", "Secret", "Job", "Deployment", "Service",
-            "HorizontalPodAutoscaler"} <= {d["kind"] for _, d in BUILTIN}
+            "HorizontalPodAutoscaler", "PodDisruptionBudget"} <= {d["kind"] for _, d in BUILTIN}
 
 
 def test_compose_file_matches_the_compose_spec():
@@ -240,6 +242,18 @@ def test_the_validators_reject_what_a_cluster_or_compose_would():
     del topic["spec"]["vhost"]
     with pytest.raises(jsonschema.ValidationError):
         validate_custom(topic)
+    monitor = copy.deepcopy(of_kind("PodMonitor")["linli"])
+    monitor["spec"]["podMetricsEndpoints"][0]["targetport"] = "metrics"  # unknown field
+    with pytest.raises(jsonschema.ValidationError):
+        validate_custom(monitor)
+    rules = copy.deepcopy(the_one("PrometheusRule"))
+    del rules["spec"]["groups"][0]["name"]
+    with pytest.raises(jsonschema.ValidationError):
+        validate_custom(rules)
+    backup = copy.deepcopy(the_one("ScheduledBackup"))
+    backup["spec"]["method"] = "tape"  # not one of the methods
+    with pytest.raises(jsonschema.ValidationError):
+        validate_custom(backup)
 
     broken = compose()
     broken["services"]["welfare"]["deploy"] = {"replica": 2}
@@ -295,6 +309,9 @@ def test_kubernetes_gives_each_service_every_setting_it_needs():
     secrets = {the_one("RabbitmqCluster")["metadata"]["name"] + "-default-user": RABBITMQ_SECRET_KEYS,
                the_one("Cluster")["metadata"]["name"] + "-app": POSTGRES_SECRET_KEYS,
                "linli-secrets": set(of_kind("Secret")["linli-secrets"]["stringData"])}
+    # Each database role's password Secret (basic-auth: username, password).
+    secrets |= {role["passwordSecret"]["name"]: POSTGRES_SECRET_KEYS
+                for role in the_one("Cluster")["spec"]["managed"]["roles"]}
     secrets |= {f"{user}-user-credentials": USER_SECRET_KEYS for user in of_kind("User")}
     for service in SERVICE_CLASSES:
         env, from_maps = container_env(deployment(service))
@@ -318,10 +335,8 @@ def test_kubernetes_urls_name_the_operators_services_and_databases():
     postgres = the_one("Cluster")
     databases = {d["spec"]["name"] for d in of_kind("Database").values()}
     assert databases == {f"linli_{service}" for service in SERVICE_CLASSES}
-    owner = postgres["spec"]["bootstrap"]["initdb"]["owner"]
     for database in of_kind("Database").values():
         assert database["spec"]["cluster"]["name"] == postgres["metadata"]["name"]
-        assert database["spec"]["owner"] == owner
     (job,) = of_kind("Job").values()
     job_env = {e["name"]: e.get("value") for e in container_env(job)[0]}
     for service in SERVICE_CLASSES:
@@ -430,10 +445,14 @@ def test_probes_ask_what_each_service_serves():
         _env, from_maps = container_env(deployment(service))
         for probe in ("livenessProbe", "readinessProbe"):
             if service in BACKENDS:
-                # Metrics on the port this pod's ConfigMap gives, which its config file reads.
+                # Metrics on the port this pod's ConfigMap gives, which its config file reads,
+                # on every address of the pod, so the kubelet (and Prometheus) reach it.
                 port = from_maps["LINLI_METRICS_PORT"]
-                assert "LINLI_METRICS_PORT" in config_reads(service)
-                assert f"http://127.0.0.1:{port}/metrics" in " ".join(container[probe]["exec"]["command"])
+                assert {"LINLI_METRICS_PORT", "LINLI_METRICS_ADDRESS"} <= set(config_reads(service))
+                assert from_maps["LINLI_METRICS_ADDRESS"] == "0.0.0.0"
+                check = container[probe]["httpGet"]
+                (metrics,) = [p for p in container["ports"] if p["name"] == check["port"]]
+                assert (check["path"], str(metrics["containerPort"])) == ("/metrics", port)
             else:
                 check = container[probe]["httpGet"]
                 (http,) = [p for p in container["ports"] if p["name"] == check["port"]]
@@ -512,3 +531,98 @@ def test_compose_runs_each_service_as_its_own_broker_user():
         # No service sees another's broker password; init, which makes the users, sees them all.
         assert not any(key.endswith("_BROKER_PASSWORD") for key in env), service
         assert variable in init["environment"]
+
+
+# -- metrics, disruption budgets, database roles, backups ---------------------------------------
+
+def pods_of(selector: dict) -> list[str]:
+    """The Deployments whose pods a label selector picks."""
+    return [name for name, d in of_kind("Deployment").items()
+            if selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()]
+
+
+def test_prometheus_scrapes_every_service_where_it_serves_its_metrics():
+    monitor = of_kind("PodMonitor")["linli"]["spec"]
+    assert sorted(pods_of(monitor["selector"]["matchLabels"])) == sorted(f"linli-{s}" for s in SERVICE_CLASSES)
+    endpoints = {e["port"]: e["path"] for e in monitor["podMetricsEndpoints"]}
+    gateway_source = (ROOT / "services" / "gateway" / "service.py").read_text()
+    for service in SERVICE_CLASSES:
+        (container,) = containers(deployment(service))
+        served = {p["name"] for p in container["ports"]} & set(endpoints)
+        assert len(served) == 1, service  # scraped once, on a named port it has
+        (port,) = served
+        if service in BACKENDS:
+            assert endpoints[port] == "/metrics"
+            # A Service names the same port, for discovery by Service.
+            (named,) = [s for s in of_kind("Service").values()
+                        if s["spec"]["selector"] == deployment(service)["spec"]["selector"]["matchLabels"]]
+            assert {"name": "metrics", "port": 9100, "targetPort": "metrics"} in named["spec"]["ports"]
+        else:
+            assert f'@api("GET", "{endpoints[port].removeprefix("/api/v1")}"' in gateway_source
+    rabbitmq = of_kind("PodMonitor")["linli-rabbitmq"]["spec"]
+    cluster = the_one("RabbitmqCluster")["metadata"]["name"]
+    assert rabbitmq["selector"]["matchLabels"]["app.kubernetes.io/name"] == cluster
+    paths = {e["path"]: e.get("params", {}) for e in rabbitmq["podMetricsEndpoints"]}
+    assert set(paths["/metrics/detailed"]["family"]) == {"queue_coarse_metrics", "queue_consumer_count"}
+    assert "/metrics" in paths  # the alarms
+
+
+def test_every_service_rabbitmq_and_postgres_have_a_disruption_budget():
+    budgets = of_kind("PodDisruptionBudget")
+    for service in SERVICE_CLASSES:
+        matching = [b for b in budgets.values() if pods_of(b["spec"]["selector"]["matchLabels"]) == [f"linli-{service}"]]
+        assert len(matching) == 1, service
+        # One pod at a time: a drain is never blocked for good, even with one replica.
+        assert matching[0]["spec"] == {**matching[0]["spec"], "maxUnavailable": 1}
+    cluster = the_one("RabbitmqCluster")["metadata"]["name"]
+    assert budgets[cluster]["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/name": cluster}
+    assert budgets[cluster]["spec"]["maxUnavailable"] == 1  # a majority of three stays up
+    # CloudNativePG makes its own (enablePDB defaults to true): not switched off here.
+    assert the_one("Cluster")["spec"].get("enablePDB", True) is True
+
+
+def test_each_service_has_its_own_database_role_owning_only_its_database():
+    cluster = the_one("Cluster")
+    roles = {role["name"]: role for role in cluster["spec"]["managed"]["roles"]}
+    assert set(roles) == {f"linli_{service}" for service in SERVICE_CLASSES}
+    owners = {d["spec"]["name"]: d["spec"]["owner"] for d in of_kind("Database").values()}
+    assert owners == {f"linli_{service}": f"linli_{service}" for service in SERVICE_CLASSES}
+    examples = of_kind("Secret")
+    for service in SERVICE_CLASSES:
+        role = roles[f"linli_{service}"]
+        assert role["login"] is True and not role.get("superuser") and not role.get("createrole")
+        secret = role["passwordSecret"]["name"]
+        assert examples[secret]["type"] == "kubernetes.io/basic-auth"
+        assert examples[secret]["stringData"]["username"] == role["name"]
+        # The service, and the init Job for its database, log in as that role.
+        env, _ = container_env(deployment(service))
+        refs = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in env if "valueFrom" in e}
+        assert refs["PGUSER"] == refs["PGPASSWORD"] == secret, service
+        (job,) = of_kind("Job").values()
+        job_refs = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in container_env(job)[0] if "valueFrom" in e}
+        assert job_refs[f"{service.upper()}_PGUSER"] == job_refs[f"{service.upper()}_PGPASSWORD"] == secret
+    # Every role's connections fit: its pods at their most, each with its pool.
+    per_process = max_workers(of_kind("ConfigMap")["linli-config"]["data"]) + POOL_EXTRA
+    for service, counts in K8S_REPLICAS.items():
+        pods = counts[1] if isinstance(counts, tuple) else counts
+        assert pods * per_process <= roles[f"linli_{service}"]["connectionLimit"], service
+
+
+def test_postgres_is_backed_up_to_object_storage_every_night():
+    cluster = the_one("Cluster")["spec"]
+    (plugin,) = cluster["plugins"]
+    store = the_one("ObjectStore")
+    assert plugin["name"] == "barman-cloud.cloudnative-pg.io" and plugin["isWALArchiver"] is True
+    assert plugin["parameters"]["barmanObjectName"] == store["metadata"]["name"]
+    credentials = store["spec"]["configuration"]["s3Credentials"]
+    example = of_kind("Secret")[credentials["accessKeyId"]["name"]]
+    assert {credentials["accessKeyId"]["key"], credentials["secretAccessKey"]["key"]} <= set(example["stringData"])
+    backup = the_one("ScheduledBackup")["spec"]
+    assert backup["cluster"]["name"] == the_one("Cluster")["metadata"]["name"]
+    assert (backup["method"], backup["pluginConfiguration"]["name"]) == ("plugin", plugin["name"])
+    assert len(backup["schedule"].split()) == 6  # the operator's cron has seconds first
+
+
+def test_rabbitmq_is_a_supported_4x_release_everywhere():
+    for image in (the_one("RabbitmqCluster")["spec"]["image"], compose()["services"]["rabbitmq"]["image"]):
+        assert re.fullmatch(r"rabbitmq:4\.\d+(\.\d+)?-management", image), image
