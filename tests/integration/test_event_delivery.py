@@ -162,6 +162,13 @@ def test_a_service_counts_its_work_for_prometheus(start_service, service_config)
     assert f'linli_events_consumed_total{{outcome="ok",queue="{CASE_QUEUE}"}}' in text
     assert 'linli_events_published_total{source="notifications",type="alert_created"}' in text
 
+    # The outbox relay's timer (every 2 s) measures its backlog: the alert_created row went out.
+    def outbox_measured():
+        text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        return ('linli_outbox_backlog{service="notifications"} 0.0' in text
+                and 'linli_outbox_oldest_unsent_seconds{service="notifications"} 0.0' in text)
+    wait_for(outbox_measured, timeout=10, what="the outbox gauges")
+
 
 def test_a_crash_after_publishing_but_before_marking_sent_is_deduplicated_downstream(
         start_service, service_config, vhost):

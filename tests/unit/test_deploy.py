@@ -299,10 +299,15 @@ def test_compose_gives_each_service_every_setting_it_needs():
         assert needed_vars(service) <= given, service
         assert {"AMQP_URI", f"LINLI_{service.upper()}_DB"} <= needed_vars(service)
     assert "LINLI_JWT_SECRET" in needed_vars("gateway")
-    databases = set(re.findall(r"CREATE DATABASE (\w+);", (DEPLOY / "postgres-init.sql").read_text()))
+    init = (DEPLOY / "postgres-init.sql").read_text()
+    owners = dict(re.findall(r"CREATE DATABASE (\w+) OWNER (\w+);", init))
+    roles = set(re.findall(r"CREATE ROLE (\w+) LOGIN PASSWORD", init))
     for service in SERVICE_CLASSES:
         url = env[f"LINLI_{service.upper()}_DB"]
-        assert url.startswith("postgresql://") and url.rsplit("/", 1)[1] in databases, url
+        user, database = re.fullmatch(r"postgresql://(\w+):[^@]+@postgres:5432/(\w+)", url).groups()
+        # Its own database, as the role that owns it and no other.
+        assert database == f"linli_{service}" and owners[database] == user and user in roles, url
+    assert len(set(owners.values())) == len(SERVICE_CLASSES)
 
 
 def test_kubernetes_gives_each_service_every_setting_it_needs():
