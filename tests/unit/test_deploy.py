@@ -575,7 +575,8 @@ def test_prometheus_scrapes_every_service_where_it_serves_its_metrics():
 def test_every_service_rabbitmq_and_postgres_have_a_disruption_budget():
     budgets = of_kind("PodDisruptionBudget")
     for service in SERVICE_CLASSES:
-        matching = [b for b in budgets.values() if pods_of(b["spec"]["selector"]["matchLabels"]) == [f"linli-{service}"]]
+        matching = [b for b in budgets.values()
+                    if pods_of(b["spec"]["selector"]["matchLabels"]) == [f"linli-{service}"]]
         assert len(matching) == 1, service
         # One pod at a time: a drain is never blocked for good, even with one replica.
         assert matching[0]["spec"] == {**matching[0]["spec"], "maxUnavailable": 1}
@@ -604,7 +605,8 @@ def test_each_service_has_its_own_database_role_owning_only_its_database():
         refs = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in env if "valueFrom" in e}
         assert refs["PGUSER"] == refs["PGPASSWORD"] == secret, service
         (job,) = of_kind("Job").values()
-        job_refs = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in container_env(job)[0] if "valueFrom" in e}
+        job_refs = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"]
+                    for e in container_env(job)[0] if "valueFrom" in e}
         assert job_refs[f"{service.upper()}_PGUSER"] == job_refs[f"{service.upper()}_PGPASSWORD"] == secret
     # Every role's connections fit: its pods at their most, each with its pool.
     per_process = max_workers(of_kind("ConfigMap")["linli-config"]["data"]) + POOL_EXTRA

@@ -47,3 +47,16 @@ def test_a_refusal_the_entrypoint_expects_is_refused_and_anything_else_an_error(
     assert outcome(entrypoint, (LinliError, LinliError("no"), None)) == "refused"
     assert outcome(entrypoint, (KeyError, KeyError("bug"), None)) == "error"
     assert outcome(SimpleNamespace(), (LinliError, LinliError("no"), None)) == "error"  # a timer expects nothing
+
+
+def test_linli_up_listens_for_metrics_where_the_services_config_says(tmp_path):
+    from services.ops.stack import Stack
+
+    stack = Stack(tmp_path / "default", env={}, metrics_port=9300)
+    assert stack.metrics_address == linli_config.load("patrol")["METRICS_ADDRESS"] == "127.0.0.1"
+    assert {host for host, port, what in stack.ports() if "metrics" in what} == {"127.0.0.1"}
+    stack = Stack(tmp_path / "all", env={"LINLI_METRICS_ADDRESS": "0.0.0.0"}, metrics_port=9300)
+    assert {host for host, port, what in stack.ports() if "metrics" in what} == {"0.0.0.0"}
+    # Each backend process is told its own port, and reads the address from the same environment.
+    assert stack.process_env("welfare")["LINLI_METRICS_ADDRESS"] == "0.0.0.0"
+    assert stack.process_env("welfare")["LINLI_METRICS_PORT"] == str(stack.metrics_port_of("welfare"))
