@@ -3,7 +3,7 @@ timers) and their latency, events published and consumed, handler failures,
 dead letters, the outbox's backlog. The gateway adds HTTP requests and serves
 its own at /metrics; every other service process serves its own on
 METRICS_ADDRESS:METRICS_PORT (deploy/config/<service>.yml; `linli up` gives
-each process a port: see the README). deploy/prometheus/ alerts on them."""
+each process a port: see the README). deploy/k8s/51-alerts.yaml alerts on them."""
 from __future__ import annotations
 
 import logging
