@@ -56,7 +56,10 @@ class RequestIds(DependencyProvider):
     RPC call's or an event's) is the current one while the worker runs."""
 
     def worker_setup(self, worker_ctx):
-        bind_request_id(worker_ctx.data.get(REQUEST_ID_KEY))
+        # Only an id as the gateway makes them: a header is anyone's who can publish, and the
+        # id is stored with each outbox row the worker writes (64 characters at most).
+        sent = worker_ctx.data.get(REQUEST_ID_KEY)
+        bind_request_id(sent if isinstance(sent, str) and SAFE_REQUEST_ID.fullmatch(sent) else None)
 
     def worker_teardown(self, worker_ctx):
         bind_request_id(None)

@@ -164,6 +164,12 @@ def test_each_green_thread_logs_its_own_workers_request_id_under_concurrency(lin
             assert line["request_id"] == f"req-{index:010d}", line
 
 
+@pytest.mark.parametrize("sent", ["x" * 65, "two words here", 12345, ""])
+def test_a_worker_takes_no_request_id_from_a_header_the_gateway_would_not_have_made(lines, sent):
+    logs.RequestIds().worker_setup(worker_ctx("welfare", "on_items_dispatched", data={logs.REQUEST_ID_KEY: sent}))
+    assert logs.current_request_id() is None
+
+
 def test_an_event_written_by_a_worker_keeps_its_request_id_in_the_outbox(donations, donations_db):
     logs.bind_request_id("req-0123456789")
     try:
