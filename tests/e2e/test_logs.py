@@ -47,7 +47,9 @@ class Logs:
         for path in sorted(self.folder.iterdir()):
             with path.open("rb") as log:
                 log.seek(self.start.get(path.name, 0))
-                texts[path.name.removesuffix(".log")] = log.read().decode("utf-8", errors="replace")
+                text = log.read().decode("utf-8", errors="replace")
+            # Complete lines only: a process may be writing its next one as it is read.
+            texts[path.name.removesuffix(".log")] = text[:text.rfind("\n") + 1]
         return texts
 
     def lines(self) -> dict[str, list[dict]]:
@@ -68,9 +70,9 @@ class Logs:
 
 
 def handlers_run(lines: list[dict]) -> set[str]:
-    """The entrypoints whose handler these lines show running."""
+    """The entrypoints whose handler these lines show run to its end."""
     return {WORKER.search(line["message"])["entrypoint"] for line in lines
-            if line["message"].startswith("calling handler for") and WORKER.search(line["message"])}
+            if line["message"].startswith("ran handler for") and WORKER.search(line["message"])}
 
 
 def test_every_line_every_service_wrote_since_it_started_is_json(stack):
