@@ -244,10 +244,11 @@ def _stamp(response: Response, request_id: str) -> str | None:
 
 
 def _log_access(request, route: str | None, status: int, code: str | None, seconds: float):
-    """One line per request: what eventlet's access line said (its query's
-    secrets redacted), with the route, the error's code and the request id.
+    """One line per request: what eventlet's access line said, with the route,
+    the error's code and the request id. The query's names only, every value
+    redacted: a stream's token, a receipt's code, a member search's name.
     A 5xx is a warning; what went wrong is logged by error_response."""
-    query = _RedactingLog.TOKEN.sub(r"\1[redacted]", request.query_string.decode("latin-1"))
+    query = "&".join(f"{name}=[redacted]" for name, _value in request.args.items(multi=True))
     path = request.path + (f"?{query}" if query else "")
     fields = {"method": request.method, "path": path, "route": route, "status": status,
               "duration_ms": round(seconds * 1000, 1), "client": request.remote_addr}
@@ -258,9 +259,9 @@ def _log_access(request, route: str | None, status: int, code: str | None, secon
 
 
 class _RedactingLog:
-    """eventlet's access log, without the secrets a query may carry: the token
-    of a stream (EventSource sends no headers) and a receipt's verification code;
-    and without a traceback for a client that left before its answer was sent
+    """eventlet's log (the access lines are JsonWsgiApp's), without the secrets
+    a query may carry: the token of a stream (EventSource sends no headers) and
+    a receipt's verification code; and without a traceback for a client that left before its answer was sent
     (as every closed event stream does): that is no fault of ours."""
 
     TOKEN = re.compile(r"((?:access_token|code)=)[^&\s\"]+")

@@ -12,6 +12,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -198,6 +199,8 @@ def test_personal_data_stays_out_of_every_services_log(stack, admin):
     refused = admin.post("/households", {"compound": "Xingfu Garden", "address": "Building 9, Room 101",
                                          "people": [{"name": "钱多多", "relation": "self", "birth_year": 1800}]})
     assert refused.status_code == 400, refused.text
+    # A member search by name: the query's values are never logged.
+    assert admin.get("/members", params={"q": "赵秀兰"}).status_code == 200
     time.sleep(2)  # the events those writes caused are handled
 
     lines = logs.lines()  # every line JSON
@@ -210,3 +213,4 @@ def test_personal_data_stays_out_of_every_services_log(stack, admin):
     # JSON escapes non-ASCII text (\uXXXX): the names must not hide there either.
     for name in ("赵秀兰", "李秀英", "钱多多"):
         assert json.dumps(name).strip('"') not in text, name
+        assert quote(name) not in text and quote(name).lower() not in text, name  # nor URL-encoded

@@ -16,12 +16,14 @@ import pytest
 from nameko.containers import WorkerContext
 from nameko.messaging import HeaderEncoder
 from nameko.web.handlers import HttpRequestHandler
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request
 
 from services.common import config as linli_config
 from services.common import logs
 from services.common.errors import Conflict
 from services.common.service import EXPECTED_ERRORS  # noqa: F401 -- installs the filter on nameko.containers
-from services.gateway.http import JsonWebServer
+from services.gateway.http import JsonWebServer, _log_access
 from tests.unit.test_donations_service import ADMIN, campaign_payload
 
 
@@ -186,3 +188,13 @@ def test_the_shipped_logging_config_of_every_service_writes_json_lines_named_for
         formatter = logging_config["formatters"][logging_config["handlers"]["console"]["formatter"]]
         assert formatter["()"] == "services.common.logs.JsonLines" and formatter["service"] == service
 
+
+
+def test_the_gateways_access_line_names_the_route_status_and_code_and_no_query_value(caplog):
+    request = Request(EnvironBuilder(method="GET", path="/api/v1/members",
+                                     query_string="q=%E8%B5%B5%E7%A7%80%E5%85%B0&limit=5").get_environ())
+    with caplog.at_level(logging.INFO, logger="services.gateway.access"):
+        _log_access(request, "/api/v1/members", 403, "forbidden", 0.0123)
+    (record,) = caplog.records
+    assert record.getMessage() == "GET /api/v1/members?q=[redacted]&limit=[redacted] 403 forbidden"
+    assert (record.route, record.status, record.code, record.duration_ms) == ("/api/v1/members", 403, "forbidden", 12.3)
