@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from services.common import logs
 from services.common import config as linli_config
 from services.common.clock import naive_utcnow
 from services.common.envelope import make_envelope
@@ -68,6 +69,8 @@ class KernelTables:
             Column("envelope", Text, nullable=False),             # JSON
             Column("created_at", DateTime, nullable=False, default=naive_utcnow),
             Column("sent_at", DateTime, nullable=True),
+            # The request that caused the event (services/common/logs.py), sent with it as a header.
+            Column("request_id", String(64), nullable=True),
             Index("ix_outbox_unsent", "sent_at", "created_at"),
         )
         self.processed_events = Table(
@@ -158,7 +161,7 @@ class UnitOfWork:
         self.kernel.events.validate(envelope, strict=True)
         self.session.execute(insert(self.kernel.outbox).values(
             id=envelope["id"], source=self.source, event_type=event_type,
-            envelope=json.dumps(envelope), created_at=naive_utcnow(),
+            envelope=json.dumps(envelope), created_at=naive_utcnow(), request_id=logs.current_request_id(),
         ))
         self.emitted.append(envelope["id"])
         return envelope

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from services.common import broker
 from services.common import config as linli_config
-from services.common import events
+from services.common import events, logs
 from services.common.clock import naive_utcnow
 from services.common.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG, OUTBOX_OLDEST
 
@@ -149,6 +149,8 @@ class Relay:
                     json.loads(row.envelope),
                     exchange=get_event_exchange(row.source, self.config),
                     routing_key=row.event_type,
+                    # the consumer's worker context, as nameko's own event dispatcher would send it
+                    headers={logs.AMQP_HEADER: row.request_id} if row.request_id else {},
                 )
                 sent.append(row.id)
                 EVENTS_PUBLISHED.labels(row.source, row.event_type).inc()

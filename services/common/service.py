@@ -6,10 +6,12 @@ from marshmallow import ValidationError
 from nameko.exceptions import MalformedRequest
 from nameko.rpc import Rpc
 from nameko.timer import timer
+from nameko.web.handlers import HttpRequestHandler
 
 from services.common import caller
 from services.common import nameko_patches  # noqa: F401 -- a lost connection must not kill a service; replies unconfirmed
 from services.common.errors import InvalidInput, LinliError
+from services.common.logs import RequestIds
 from services.common.metrics import Metrics
 from services.common.schemas import refuse_unstorable
 
@@ -18,11 +20,26 @@ EXPECTED_ERRORS = (LinliError, ValidationError)
 
 
 class _OneLineForExpected(logging.Filter):
-    """nameko logs a refusal (an expected error) with its traceback: a 404 or a
-    400 is the caller's doing, and one line says all there is to say."""
+    """nameko logs a refusal (an expected error) with its traceback, and an
+    HTTP worker's error whatever it is. A 404 or a 409 is the caller's doing:
+    one line says all there is to say, without the refusal's text (which may
+    quote what the caller sent). The gateway's HTTP workers log nothing here:
+    its access line (services/gateway/http.py) says how each request ended,
+    and its error mapping logs the unexpected with their traceback."""
 
     def filter(self, record):
-        if isinstance(record.msg, str) and record.msg.startswith("(expected) error handling worker"):
+        if not (isinstance(record.msg, str) and "error handling worker" in record.msg and record.args):
+            return True
+        worker_ctx = record.args[0]
+        if isinstance(getattr(worker_ctx, "entrypoint", None), HttpRequestHandler):
+            return False
+        if record.msg.startswith("(expected) error handling worker"):
+            error = record.exc_info[1] if record.exc_info else None
+            status, code = getattr(error, "status", 400), getattr(error, "code", "invalid_input")
+            entrypoint = f"{worker_ctx.service_name}.{worker_ctx.entrypoint.method_name}"
+            record.msg, record.args = "refused %s: %s %s", (entrypoint, status, code)
+            record.entrypoint, record.status, record.code = entrypoint, status, code
+            record.error = type(error).__name__ if error is not None else None
             record.exc_info = record.exc_text = None
         return True
 
@@ -87,6 +104,7 @@ class KernelEntrypoints:
     """Mixed into each service class, which provides `name` and `db`."""
 
     metrics = Metrics()
+    request_ids = RequestIds()  # each worker's request id in every line it logs (services/common/logs.py)
 
     @rpc
     def ping(self) -> dict:

@@ -24,7 +24,7 @@ from nameko.web.server import HttpOnlyProtocol, WebServer, WsgiApp
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
-from services.common import strict_json
+from services.common import logs, strict_json
 from services.common.errors import (
     CallerNotVouched, IdempotencyKeyRequired, InvalidInput, LinliError, NotAuthenticated, PayloadTooLarge,
     Unavailable, UnsupportedMediaType, invalid_input,
@@ -36,6 +36,7 @@ from services.gateway import auth
 from services.gateway.devices import DeviceStates
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger("services.gateway.access")
 
 API_PREFIX = "/api/v1"
 MAX_BODY_BYTES = 256 * 1024
@@ -201,23 +202,66 @@ def error_response(exc: BaseException) -> Response:
 
 
 class JsonWsgiApp(WsgiApp):
-    """nameko's WsgiApp, but an unknown route or method answers in the error shape too."""
+    """nameko's WsgiApp, but an unknown route or method answers in the error
+    shape too; and every request gets its request id (the caller's
+    X-Request-Id if it is a short safe token, else a new one), answered in the
+    X-Request-Id header and in an error's body, and ends in one access line
+    (the only line an expected refusal writes in the gateway)."""
 
     def __call__(self, environ, start_response):
+        started = time.perf_counter()
         request = Request(environ, shallow=True)
+        request.request_id = logs.request_id_from(request.headers.get(logs.HTTP_HEADER))
+        logs.bind_request_id(request.request_id)  # this connection's green thread: the checks before the worker
+        route = None
         try:
             provider, values = self.url_map.bind_to_environ(environ).match()
+            route = getattr(provider, "url", None)
             request.path_values = values
             response = provider.handle_request(request)
         except Exception as exc:
             response = error_response(exc)
+        code = _stamp(response, request.request_id)
+        _log_access(request, route, response.status_code, code, time.perf_counter() - started)
         return response(environ, start_response)
 
 
+def _stamp(response: Response, request_id: str) -> str | None:
+    """The request id in the X-Request-Id header, and in an error's body (the
+    one error shape has room: `error.request_id`). Returns the error's code."""
+    response.headers[logs.HTTP_HEADER] = request_id
+    if response.status_code < 400 or response.mimetype != "application/json" or response.is_streamed:
+        return None
+    try:
+        body = json.loads(response.get_data())
+    except ValueError:
+        return None
+    if not (isinstance(body, dict) and isinstance(body.get("error"), dict)):
+        return None
+    body["error"]["request_id"] = request_id
+    response.set_data(json.dumps(body, ensure_ascii=False))
+    return body["error"].get("code")
+
+
+def _log_access(request, route: str | None, status: int, code: str | None, seconds: float):
+    """One line per request: what eventlet's access line said, with the route,
+    the error's code and the request id. The query's names only, every value
+    redacted: a stream's token, a receipt's code, a member search's name.
+    A 5xx is a warning; what went wrong is logged by error_response."""
+    query = "&".join(f"{name}=[redacted]" for name, _value in request.args.items(multi=True))
+    path = request.path + (f"?{query}" if query else "")
+    fields = {"method": request.method, "path": path, "route": route, "status": status,
+              "duration_ms": round(seconds * 1000, 1), "client": request.remote_addr}
+    if code:
+        fields["code"] = code
+    access_log.log(logging.WARNING if status >= 500 else logging.INFO, "%s %s %s%s", request.method, path, status,
+                   f" {code}" if code else "", extra=fields)
+
+
 class _RedactingLog:
-    """eventlet's access log, without the secrets a query may carry: the token
-    of a stream (EventSource sends no headers) and a receipt's verification code;
-    and without a traceback for a client that left before its answer was sent
+    """eventlet's log (the access lines are JsonWsgiApp's), without the secrets
+    a query may carry: the token of a stream (EventSource sends no headers) and
+    a receipt's verification code; and without a traceback for a client that left before its answer was sent
     (as every closed event stream does): that is no fault of ours."""
 
     TOKEN = re.compile(r"((?:access_token|code)=)[^&\s\"]+")
@@ -298,7 +342,12 @@ class JsonWebServer(WebServer):
     def get_wsgi_server(self, sock, wsgi_app, **kwargs):
         server = super().get_wsgi_server(sock, wsgi_app, **kwargs | {"protocol": _ClosingProtocol})
         server.log = _RedactingLog(server.log)
+        server.log_output = False  # JsonWsgiApp writes each request's access line
         return server
+
+    def context_data_from_headers(self, request):
+        """The worker's context: its request id, which nameko sends on with every RPC call."""
+        return {logs.REQUEST_ID_KEY: request.request_id}
 
 
 class ApiEntrypoint(HttpRequestHandler):

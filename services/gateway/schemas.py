@@ -100,6 +100,7 @@ class ErrorBodySchema(Schema):
     code = fields.String(required=True)
     message = fields.String(required=True)
     details = fields.Dict(required=True)
+    request_id = fields.String(metadata={"description": "the X-Request-Id of the request: quote it to an operator"})
 
 
 class ErrorSchema(Schema):

@@ -118,8 +118,10 @@ def service_env(var_dir: Path, base: dict | None = None) -> dict:
     env = dict(os.environ if base is None else base)
     env.setdefault("AMQP_URI", linli_config.DEFAULT_AMQP_URI)
     env = linli_config.with_amqp_ssl(env)
-    # eventlet's notice, and setuptools' about nameko's import of pkg_resources, once per process
-    env.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning,ignore:pkg_resources is deprecated:UserWarning")
+    # eventlet's notice that it is deprecated (warned where nameko's CLI imports it), and setuptools'
+    # about nameko's import of pkg_resources: once per process, and not JSON among the log's lines
+    env.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning,ignore:pkg_resources is deprecated:UserWarning,"
+                                     "ignore:::nameko.cli.commands")
     for service in SERVICES:
         env.setdefault(database_variable(service), default_database_url(var_dir, service))
     if not env.get("LINLI_JWT_SECRET"):

@@ -16,14 +16,16 @@ from services.donations.models import Base, kernel
 class RecordingPublisher:
     def __init__(self):
         self.published: list[str] = []
+        self.headers: dict[str, dict] = {}
         self.calls = 0
 
-    def publish(self, envelope, exchange=None, routing_key=None):
+    def publish(self, envelope, exchange=None, routing_key=None, headers=None):
         eventlet.sleep(0.01)  # a broker round trip: others commit meanwhile
         self.published.append(envelope["id"])
+        self.headers[envelope["id"]] = headers
 
 
-def relay_with_rows(count: int, age_seconds: float):
+def relay_with_rows(count: int, age_seconds: float, request_ids: dict | None = None):
     engine = make_engine("sqlite://")
     Base.metadata.create_all(engine)
     relay = Relay(engine, kernel, "donations", {"AMQP_URI": "memory://", "OUTBOX_GRACE_SECONDS": 1})
@@ -34,7 +36,7 @@ def relay_with_rows(count: int, age_seconds: float):
         for n, row_id in enumerate(ids):
             connection.execute(insert(kernel.outbox).values(
                 id=row_id, source="donations", event_type="donation_received",
-                envelope=json.dumps({"id": row_id}),
+                envelope=json.dumps({"id": row_id}), request_id=(request_ids or {}).get(row_id),
                 created_at=naive_utcnow() - timedelta(seconds=age_seconds) + timedelta(milliseconds=n)))
     return relay, ids
 
@@ -71,7 +73,7 @@ def test_rows_committed_at_once_by_several_workers_go_out_in_batches_each_once_i
 
 
 class BrokerAway(RecordingPublisher):
-    def publish(self, envelope, exchange=None, routing_key=None):
+    def publish(self, envelope, exchange=None, routing_key=None, headers=None):
         raise ConnectionRefusedError("broker away")
 
 
@@ -98,3 +100,10 @@ def test_rows_within_their_grace_count_in_the_backlog_but_are_young():
     assert relay.publish_pending() == 0
     backlog, oldest = gauges()
     assert backlog == 2 and oldest < 1
+
+
+def test_an_event_goes_out_with_the_request_id_of_its_row_as_nameko_sends_worker_context():
+    relay, ids = relay_with_rows(2, age_seconds=60, request_ids={"event-000": "req-0123456789"})
+    assert relay.publish_pending() == 2
+    # nameko's consumers read `nameko.<key>` headers into the worker's context data.
+    assert relay.publisher.headers == {"event-000": {"nameko.request_id": "req-0123456789"}, "event-001": {}}
