@@ -210,3 +210,23 @@ def test_the_broker_dead_letters_what_keeps_killing_its_consumer_and_dlq_shows_i
     assert drain(vhost, queue) == [(json.dumps(envelope).encode(), {"k": "v"},
                                     {})]
     assert deadletters.list_dead_letters(config, contracts.SUBSCRIPTIONS) == []
+
+
+@pytest.mark.slow  # the whole stack, about 20 s
+def test_after_migrating_the_stack_handles_what_was_waiting(vhost, tmp_path):
+    from services.common.envelope import make_envelope
+    from tests.e2e.conftest import query, running_stack
+
+    declare_as_before_quorum(vhost)
+    assignee = "b" * 32
+    envelope = make_envelope("welfare", "case_opened", {
+        "case_id": "c" * 32, "household_id": "h" * 32, "compound": "Xingfu Garden", "categories": ["elderly"],
+        "assignee_id": assignee, "status": "open"})
+    publish(vhost, "welfare.events", "case_opened", json.dumps(envelope).encode(),
+            content_type="application/json", content_encoding="utf-8")
+
+    assert linli(vhost, "migrate-queues").returncode == 0
+    with running_stack(vhost, tmp_path / "var") as stack:
+        alerts = wait_for(lambda: query(stack, "notifications", "SELECT member_id FROM alerts WHERE ref_id = ?",
+                                        "c" * 32), timeout=30, what="the waiting case's alert")
+    assert alerts == [(assignee,)]
