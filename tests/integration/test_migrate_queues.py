@@ -120,6 +120,10 @@ def test_migrate_queues_moves_an_installation_to_quorum_queues_keeping_every_mes
     assert refused.returncode == 1
     assert "linli migrate-queues" in refused.stderr and "Traceback" not in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    for command in (["topology"], ["dlq", "list"]):
+        refused = linli(vhost, *command)
+        assert refused.returncode == 1 and "linli migrate-queues" in refused.stderr, (command, refused.stderr)
+        assert "Traceback" not in refused.stderr, command
     assert queue_info(vhost, durable[0])["type"] == "classic"  # nothing changed
 
     # While a service still consumes, it refuses and changes nothing.
@@ -160,6 +164,7 @@ def test_migrate_queues_moves_an_installation_to_quorum_queues_keeping_every_mes
     assert linli(vhost, "topology").returncode == 0
 
 
+@pytest.mark.slow  # two runs over every queue: 6 s on a quiet machine, 30 on a busy one
 def test_an_interrupted_migration_carries_on(vhost):
     """A run stopped after the classic queue was emptied into its temporary queue
     and deleted: the next run declares the queue and drains the temporary one back."""
