@@ -23,6 +23,7 @@ def test_the_dead_letter_depths_are_counted_over_one_kept_connection(vhost):
             producer.publish(b"{}", exchange="", routing_key=dlq)
     depths = deadletters.DeadLetterDepths(contracts.SUBSCRIPTIONS)
     depths.container = SimpleNamespace(config={"AMQP_URI": vhost.amqp_uri})
+    depths.setup()
     try:
         assert depths.refresh() is True
         assert depth(dlq) == 2
