@@ -286,10 +286,11 @@ class BrokerCluster:
     def queues(self, vhost: str = "/") -> dict[str, dict]:
         """Every queue in the cluster, asked of a running node: its type, leader
         (a quorum queue's) or home node (a classic one's), members and the online
-        ones, messages and consumers. A queue whose home node is down answers
+        ones, durable or auto_delete, messages and consumers. A queue whose home node is down answers
         with its state (`down`) and no counts."""
         out = self.running()[0].ctl(
-            "list_queues", "-p", vhost, "-q", "--formatter", "json", "name", "type", "state", "leader",
+            "list_queues", "-p", vhost, "-q", "--formatter", "json", "name", "type", "durable", "auto_delete",
+            "state", "leader",
             "members", "online", "pid", "messages", "messages_ready", "messages_unacknowledged",
             "consumers").stdout
         queues = {}
