@@ -110,7 +110,8 @@ def with_user(amqp_uri: str, user: str, password: str) -> str:
         host = parsed.hostname or "localhost"
         if ":" in host:
             host = f"[{host}]"
-        netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}" + (f":{parsed.port}" if parsed.port else "")
+        port = f":{parsed.port}" if parsed.port else ""
+        netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}{port}"
         return urlunparse(parsed._replace(netloc=netloc))
     return broker.each_uri(amqp_uri, one)
 

@@ -95,7 +95,7 @@ def longest_wait_for_an_ack(timeline: list, start: float, end: float) -> float:
     answered = sorted(done for _sent, done, _kind, outcome in timeline
                       if outcome.startswith("2") and start <= done <= end)
     marks = [start] + answered + [end]
-    return max(b - a for a, b in zip(marks, marks[1:]))
+    return max(b - a for a, b in zip(marks, marks[1:], strict=False))
 
 
 def lose_the_services_node(stack, cluster: BrokerCluster, writes: Writes, figures: dict, stop: threading.Event):
@@ -120,7 +120,13 @@ def lose_the_services_node(stack, cluster: BrokerCluster, writes: Writes, figure
                          "transient_per_process": len(before) - len(durable), "with_consumers": len(consumed)}
 
     stopped_at = time.monotonic()
-    stopper = threading.Thread(target=target.stop)
+    stop_took = {}
+
+    def stop_node():
+        target.stop()
+        stop_took["s"] = round(time.monotonic() - stopped_at, 1)
+
+    stopper = threading.Thread(target=stop_node)
     stopper.start()
     lost: dict[str, float] = {}         # when a process had no connection to the stopped node left
     reconnected: dict[str, float] = {}  # ... and when it had one to a surviving node, and none other
@@ -137,16 +143,19 @@ def lose_the_services_node(stack, cluster: BrokerCluster, writes: Writes, figure
         if queues_served_at is None and not stopper.is_alive() and \
                 not unavailable(linli_queues(cluster), survivors, consumed, members=2):
             queues_served_at = time.monotonic()
-        time.sleep(0.25)
+        time.sleep(0.1)
     stopper.join(timeout=120)
     figures["node_stopped"] = target.name
-    # Sampled every 0.25 s: a reconnection quicker than that counts as 0.
+    figures["node_stop_took_s"] = stop_took.get("s")  # `rabbitmqctl stop` until the VM is gone
+    # Sampled every 0.1 s or so (an `ss` each time): a reconnection quicker than that counts as 0.
     figures["connections_dropped_s_after_stop_issued"] = {
         name: round(at - stopped_at, 2) for name, at in sorted(lost.items())}
     figures["reconnect_s_per_process"] = {
         name: round(at - lost[name], 2) for name, at in sorted(reconnected.items())}
     figures["reconnect_s_max"] = max(figures["reconnect_s_per_process"].values(), default=None)
-    figures["queues_served_again_s"] = round(queues_served_at - stopped_at, 2) if queues_served_at else None
+    # Checked once the node is down (before, it still counts as an online member).
+    figures["queues_all_served_s_after_stop_issued"] = (
+        round(queues_served_at - stopped_at, 2) if queues_served_at else None)
     figures["queues_during_outage_not_served"] = unavailable(linli_queues(cluster), survivors, consumed, members=2)
 
     stop.wait(max(0, DOWN_SECONDS - (time.monotonic() - stopped_at)))
@@ -237,7 +246,7 @@ def test_losing_the_node_the_services_use_loses_no_write_and_no_event(cluster, t
 
             # Checked last, so that the report above is written in any case.
             assert not figures["queues_during_outage_not_served"], figures["queues_during_outage_not_served"]
-            assert figures["queues_served_again_s"] is not None, "some queue was never served again"
+            assert figures["queues_all_served_s_after_stop_issued"] is not None, "some queue was never served again"
             assert sorted(figures["reconnect_s_per_process"]) == sorted(f"{s}-0" for s in SERVICES), \
                 figures["reconnect_s_per_process"]
             assert figures["reconnect_s_max"] <= RECONNECT_WITHIN, figures["reconnect_s_per_process"]
