@@ -12,7 +12,7 @@ alarms: never the shared node (rabbit@localhost on 5672) others test against.
     node.amqps_uri                  # a TLS listener too, with that certificate
     node.management_url             # the management API on a port of its own
 
-    cluster = BrokerCluster(3).start()  # three such nodes joined into one cluster
+    cluster = BrokerCluster(3, management=True).start()  # three such nodes joined into one cluster
     cluster.amqp_uri                # their URIs, `;`-separated: how a service is given every node
     cluster.nodes[0].stop(); cluster.nodes[0].start()   # lose one node, bring it back
     cluster.queues()                # {name: {type, leader, members, online, messages, consumers, ...}}
@@ -243,10 +243,16 @@ class BrokerCluster:
     joining: `join_cluster` to the first node). They share the Erlang cookie
     because they all run as the `rabbitmq` user with its home's cookie."""
 
-    def __init__(self, size: int = 3, label: str = "cluster"):
+    def __init__(self, size: int = 3, label: str = "cluster", management: bool = False):
         run = uuid.uuid4().hex[:8]
-        self.nodes = [BrokerNode(name=f"{NAME_PREFIX}{label}-{run}-{index}@localhost") for index in range(size)]
+        self.nodes = [BrokerNode(name=f"{NAME_PREFIX}{label}-{run}-{index}@localhost", management=management)
+                      for index in range(size)]
         atexit.register(self.remove)
+
+    @property
+    def management_url(self) -> str | None:
+        """The first node's management API (any node's answers for the whole cluster)."""
+        return self.nodes[0].management_url
 
     @property
     def amqp_uri(self) -> str:

@@ -42,7 +42,8 @@ WRITES_BACK_WITHIN = 20    # no stretch longer than this without an acknowledged
 
 @pytest.fixture(scope="module")
 def cluster():
-    cluster = BrokerCluster(3).start()
+    # With the management API: each service connects as its own broker user, made on the cluster by `linli`.
+    cluster = BrokerCluster(3, management=True).start()
     yield cluster
     cluster.remove()
 
