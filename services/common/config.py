@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import yaml
@@ -40,6 +41,23 @@ def setting(config: dict, key: str):
     return config.get(key, DEFAULTS[key]) if key in DEFAULTS else config[key]
 
 
+def stated(key: str, env=None):
+    """A setting every service's file states alike (QUEUE_DELIVERY_LIMIT), for
+    the operator's commands, which load no service's file: its `${VAR:default}`
+    resolved against `env` (default os.environ)."""
+    env = os.environ if env is None else env
+    match = re.search(rf"^{key}: \$\{{(\w+):([^}}]*)\}}$", config_path("gateway").read_text(), re.M)
+    return yaml.safe_load(env.get(match[1]) or match[2])
+
+
+def queue_delivery_limit(config: str | dict | None) -> int:
+    """x-delivery-limit of every durable queue: the service's QUEUE_DELIVERY_LIMIT,
+    or for a bare URI or the operator's settings, as the files state it."""
+    if isinstance(config, dict) and "QUEUE_DELIVERY_LIMIT" in config:
+        return int(config["QUEUE_DELIVERY_LIMIT"])
+    return int(stated("QUEUE_DELIVERY_LIMIT"))
+
+
 def amqp_uri() -> str:
     return os.environ.get("AMQP_URI", DEFAULT_AMQP_URI)
 
@@ -66,4 +84,5 @@ def with_amqp_ssl(env: dict) -> dict:
 def broker(env=None) -> dict:
     """The operator's broker settings (`linli` commands): AMQP_URI and AMQP_SSL."""
     env = os.environ if env is None else env
-    return {"AMQP_URI": env.get("AMQP_URI", DEFAULT_AMQP_URI), "AMQP_SSL": amqp_ssl(env)}
+    return {"AMQP_URI": env.get("AMQP_URI", DEFAULT_AMQP_URI), "AMQP_SSL": amqp_ssl(env),
+            "QUEUE_DELIVERY_LIMIT": stated("QUEUE_DELIVERY_LIMIT", env)}

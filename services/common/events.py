@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from typing import NamedTuple
 
 import eventlet
+from amqp.exceptions import PreconditionFailed
 from kombu import Exchange, Queue, binding
 from nameko.events import SERVICE_POOL, EventHandler
 from nameko.exceptions import ConfigurationError
@@ -57,18 +58,46 @@ def dead_letter_queue_name(queue: str) -> str:
     return f"{queue}.dlq"
 
 
-def event_queue(sub: Subscription, config: dict | None = None) -> Queue:
-    """The durable queue of one subscription, exactly as nameko declares it."""
+def durable_queue_arguments(config: str | dict | None) -> dict:
+    """Every durable queue Linli declares is a quorum queue: replicated, so it
+    keeps serving while a cluster node is down (a classic queue answers 404
+    while its home node is). The delivery limit is stated, not left to the
+    broker's default (none in 3.x, 20 in 4.x). Arguments, not policies: they need
+    no management API and hold the moment a queue exists; the price is that
+    they cannot change in place (`linli migrate-queues`). Transient queues (the
+    gateway's exclusive feed, nameko's RPC reply queues) stay classic: quorum
+    queues cannot be exclusive or auto-deleted, and nothing there outlives its
+    connection."""
+    return {"x-queue-type": "quorum", "x-delivery-limit": linli_config.queue_delivery_limit(config)}
+
+
+def event_queue_arguments(sub: Subscription, config: str | dict | None) -> dict:
+    """A subscription queue's: quorum, and a message delivered more than the
+    delivery limit times without being settled (a consumer that keeps dying on
+    it) is dead-lettered by the broker to the queue's .dlq through the
+    consumer's redelivery exchange. at-least-once: the broker keeps the message
+    until the .dlq has it (it needs reject-publish overflow; no length limit is set)."""
+    return {**durable_queue_arguments(config),
+            "x-dead-letter-exchange": redelivery_exchange(sub.consumer).name,
+            "x-dead-letter-routing-key": dead_letter_queue_name(queue_name(sub)),
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish"}
+
+
+def event_queue(sub: Subscription, config: str | dict | None = None) -> Queue:
+    """The durable queue of one subscription: nameko's name and binding, Linli's arguments."""
     return Queue(
         queue_name(sub),
-        exchange=get_event_exchange(sub.source, config or {}),
+        exchange=get_event_exchange(sub.source, config if isinstance(config, dict) else {}),
         routing_key=sub.event_type,
         durable=True, auto_delete=False, exclusive=False,
+        queue_arguments=event_queue_arguments(sub, config),
     )
 
 
-def dead_letter_queue(queue: str) -> Queue:
-    return Queue(dead_letter_queue_name(queue), durable=True, auto_delete=False)
+def dead_letter_queue(sub: Subscription, config: str | dict | None = None) -> Queue:
+    return Queue(dead_letter_queue_name(queue_name(sub)), durable=True, auto_delete=False,
+                 queue_arguments=durable_queue_arguments(config))
 
 
 def redelivery_exchange(consumer: str) -> Exchange:
@@ -78,10 +107,30 @@ def redelivery_exchange(consumer: str) -> Exchange:
     return Exchange(f"{consumer}.redeliveries", type="direct", durable=True)
 
 
-def redelivery_queue(name: str, consumer: str) -> Queue:
+def redelivery_queue(queue: Queue, consumer: str) -> Queue:
     """An event queue (or its dead-letter queue) with its binding to the consumer's redelivery exchange."""
-    return Queue(name, bindings=[binding(redelivery_exchange(consumer), routing_key=name)],
-                 durable=True, auto_delete=False, exclusive=False)
+    return Queue(queue.name, bindings=[binding(redelivery_exchange(consumer), routing_key=queue.name)],
+                 durable=True, auto_delete=False, exclusive=False, queue_arguments=queue.queue_arguments)
+
+
+class QueuesNeedMigration(RuntimeError):
+    """A queue exists with other arguments than Linli declares (a classic queue
+    of an installation from before quorum queues, or another delivery limit):
+    RabbitMQ refuses to declare it again (406 PRECONDITION_FAILED)."""
+
+    def __init__(self, queue: str, reply: str):
+        super().__init__(
+            f"queue {queue} exists with other arguments than Linli declares ({reply}): "
+            "stop the services and run `linli migrate-queues`, which moves every queue to quorum "
+            "queues in place, keeping its messages")
+
+
+def declare(queue: Queue, channel):
+    """Declare `queue` (and its bindings) on `channel`; QueuesNeedMigration if it exists otherwise."""
+    try:
+        queue(channel).declare()
+    except PreconditionFailed as exc:
+        raise QueuesNeedMigration(queue.name, str(getattr(exc, "reply_text", exc))) from None
 
 
 def declare_topology(amqp: str | dict, events: EventContract, sources=None) -> int:
@@ -96,11 +145,11 @@ def declare_topology(amqp: str | dict, events: EventContract, sources=None) -> i
         for source in sources:
             get_event_exchange(source, {})(channel).declare()
         for sub in subscriptions:
-            event_queue(sub)(channel).declare()
-            dead_letter_queue(queue_name(sub))(channel).declare()
+            queues = (event_queue(sub, amqp), dead_letter_queue(sub, amqp))
             if everything:  # the operator's; a producer may not touch a consumer's redelivery exchange
-                for name in (queue_name(sub), dead_letter_queue_name(queue_name(sub))):
-                    redelivery_queue(name, sub.consumer)(channel).declare()
+                queues += tuple(redelivery_queue(queue, sub.consumer) for queue in queues)
+            for queue in queues:
+                declare(queue, channel)
         channel.close()
     return len(subscriptions)
 
@@ -132,8 +181,8 @@ class ReliableEventHandler(EventHandler):
         config = self.container.config
         self.queue = event_queue(sub, config)
         self.redeliveries = redelivery_exchange(sub.consumer)
-        self.retries = redelivery_queue(self.queue.name, sub.consumer)
-        self.dead_letters = redelivery_queue(dead_letter_queue_name(self.queue.name), sub.consumer)
+        self.retries = redelivery_queue(self.queue, sub.consumer)
+        self.dead_letters = redelivery_queue(dead_letter_queue(sub, config), sub.consumer)
         self.max_attempts = int(linli_config.setting(config, "EVENT_MAX_ATTEMPTS"))
         self.backoff = float(linli_config.setting(config, "EVENT_RETRY_BACKOFF"))
         self.republisher = broker.publisher(config)

@@ -4,10 +4,11 @@ import logging
 
 from marshmallow import ValidationError
 from nameko.exceptions import MalformedRequest
-from nameko.rpc import Rpc
+from kombu import Queue
+from nameko.rpc import Rpc, RpcConsumer
 from nameko.timer import timer
 
-from services.common import caller
+from services.common import caller, events
 from services.common import nameko_patches  # noqa: F401 -- a lost connection must not kill a service; replies unconfirmed
 from services.common.errors import InvalidInput, LinliError
 from services.common.metrics import Metrics
@@ -30,12 +31,28 @@ class _OneLineForExpected(logging.Filter):
 logging.getLogger("nameko.containers").addFilter(_OneLineForExpected())
 
 
+class QuorumRpcConsumer(RpcConsumer):
+    """nameko's `rpc-<service>` queue as a quorum queue with Linli's delivery
+    limit (events.durable_queue_arguments). Every instance of a service must
+    declare it alike, or RabbitMQ refuses the second (406): nameko 2.14 builds
+    it with no arguments, so every Linli entrypoint uses this one. A request
+    delivered more than the limit times unsettled (an instance that keeps dying
+    on it) is dropped by the broker: its caller has long timed out."""
+
+    def setup(self):
+        super().setup()  # nameko's name, exchange and binding; registers with the queue consumer
+        self.queue = Queue(self.queue.name, exchange=self.queue.exchange, routing_key=self.queue.routing_key,
+                           durable=True, auto_delete=False, exclusive=False,
+                           queue_arguments=events.durable_queue_arguments(self.container.config))
+
+
 class VouchedRpc(Rpc):
     """nameko's RPC entrypoint, for calls the gateway vouched for only
     (services/common/caller.py), whose arguments hold no text a database
     cannot store. Both checks come before anything else: a call refused there
     spawns no worker, so it reads, writes and audits nothing."""
 
+    rpc_consumer = QuorumRpcConsumer()
     caller_check = caller.CallerCheck()
     signature = None
 

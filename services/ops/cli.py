@@ -63,6 +63,9 @@ def cmd_up(args) -> int:
                   file=sys.stderr)
             return 1
         stack.prepare()
+    except events.QueuesNeedMigration as exc:
+        print(f"linli: {exc}", file=sys.stderr)
+        return 1
     except Exception as exc:
         cannot_prepare(stack, exc)
         return 1
@@ -157,6 +160,9 @@ def cmd_prepare(args) -> int:
         try:
             stack.prepare()
             break
+        except events.QueuesNeedMigration as exc:
+            print(f"linli: {exc}", file=sys.stderr)
+            return 1
         except Exception as exc:
             if time.monotonic() < deadline:  # at boot the broker may still be starting
                 time.sleep(2)
@@ -282,8 +288,26 @@ def cmd_broker_users(args) -> int:
 
 
 def cmd_topology(_args) -> int:
-    count = events.declare_topology(linli_config.broker(), contracts.EVENTS)
+    try:
+        count = events.declare_topology(linli_config.broker(), contracts.EVENTS)
+    except events.QueuesNeedMigration as exc:
+        print(f"linli: {exc}", file=sys.stderr)
+        return 1
     print(f"linli: declared {count} event queue(s), each with its dead-letter queue")
+    return 0
+
+
+def cmd_migrate_queues(_args) -> int:
+    from services.ops import queues
+
+    try:
+        done = queues.migrate(linli_config.broker(), contracts.EVENTS, SERVICES, progress=_progress)
+    except queues.ConsumersAttached as exc:
+        print(f"linli: {exc}", file=sys.stderr)
+        return 1
+    moved = sum(count for _queue, count in done)
+    print(f"linli: {len(done)} queue(s) migrated, {moved} message(s) moved; every Linli queue is a quorum queue"
+          if done else "linli: every Linli queue is already a quorum queue as declared; nothing changed")
     return 0
 
 
@@ -406,6 +430,11 @@ def parser() -> argparse.ArgumentParser:
 
     topology = commands.add_parser("topology", help="declare every event queue and dead-letter queue")
     topology.set_defaults(func=cmd_topology)
+
+    migrate_queues = commands.add_parser(
+        "migrate-queues", help="move every Linli queue to a quorum queue in place, keeping its messages "
+        "(an installation from before quorum queues, or a new QUEUE_DELIVERY_LIMIT); stop the services first")
+    migrate_queues.set_defaults(func=cmd_migrate_queues)
 
     events_tail = commands.add_parser("events", help="the live event feed").add_subparsers(
         dest="action", required=True).add_parser("tail", help="print events as they happen (personal data removed)")

@@ -166,7 +166,7 @@ class Stack:
             make_private(self.var_dir)
             self.env = service_env(self.var_dir, env)
         # The operator's broker settings: admin tasks here and `linli` commands.
-        self.broker = {"AMQP_URI": self.env["AMQP_URI"], "AMQP_SSL": linli_config.amqp_ssl(self.env)}
+        self.broker = linli_config.broker(self.env)
         # Each service connects as its own user (made by prepare()); False: as the operator
         # (a broker without the management API, e.g. the private test nodes).
         self.broker_users = broker_users

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 from amqp.exceptions import AccessRefused
-from kombu import Connection, Exchange, Queue
+from kombu import Connection, Queue
 from nameko.rpc import get_rpc_exchange
 from nameko.standalone.events import get_event_exchange
 
@@ -34,7 +34,8 @@ def users(module_vhost, tmp_path_factory):
 
 
 def rpc_queue(service: str, key: str | None = None) -> Queue:
-    return Queue(f"rpc-{service}", exchange=RPC, routing_key=key or f"{service}.*", durable=True)
+    return Queue(f"rpc-{service}", exchange=RPC, routing_key=key or f"{service}.*", durable=True,
+                 auto_delete=False, queue_arguments=events.durable_queue_arguments(None))
 
 
 def attempt(uri: str, action):
@@ -155,13 +156,13 @@ def test_what_each_service_does_is_allowed(users):
     queue_name = "evt-welfare-case_opened--notifications.on_case_opened"
     with Connection(users["notifications"]) as connection:
         channel = connection.channel()
-        for name in (queue_name, queue_name + ".dlq"):
-            events.redelivery_queue(name, "notifications")(channel).declare()
+        sub = next(sub for sub in contracts.SUBSCRIPTIONS if events.queue_name(sub) == queue_name)
+        for queue in (events.event_queue(sub), events.dead_letter_queue(sub)):
+            events.redelivery_queue(queue, "notifications")(channel).declare()
         channel.confirm_select()
         channel.basic_publish_confirm(channel.prepare_message(b"{}"), exchange="notifications.redeliveries",
                                       routing_key=queue_name, mandatory=True)
-        Queue(queue_name, exchange=Exchange("welfare.events", type="topic"),
-              routing_key="case_opened", durable=True)(channel).declare()
+        events.event_queue(sub)(channel).declare()
 
 
 def test_no_service_can_publish_into_a_queue_by_name(users):

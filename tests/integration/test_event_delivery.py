@@ -140,7 +140,7 @@ def test_queues_exist_before_any_consumer_ran(vhost):
     envelope = case_opened_envelope("f" * 32)
     publish({"AMQP_URI": vhost.amqp_uri}, envelope)
     with Connection(vhost.amqp_uri) as connection:
-        message = connection.SimpleQueue(CASE_QUEUE).get(timeout=5)
+        message = connection.SimpleQueue(events.event_queue(SUBSCRIPTIONS[0])).get(timeout=5)
         assert json.loads(message.body)["id"] == envelope["id"]
         message.ack()
 
