@@ -26,7 +26,7 @@ from services.common import broker
 
 from services.common.events import (
     ATTEMPTS_HEADER, ERROR_HEADER, FAILED_AT_HEADER, QUEUE_HEADER,
-    Subscription, dead_letter_queue,
+    Subscription, dead_letter_queue, declare,
 )
 
 LINLI_HEADERS = (ATTEMPTS_HEADER, ERROR_HEADER, QUEUE_HEADER, FAILED_AT_HEADER)
@@ -84,7 +84,7 @@ def _each(amqp_config, subscriptions, visit):
     with broker.connection(amqp_config) as connection:
         for dlq in dead_letter_queues(subscriptions, amqp_config):
             channel = connection.channel()
-            dlq(channel).declare()
+            declare(dlq, channel)
             _name, waiting, _consumers = channel.queue_declare(dlq.name, passive=True)
             channel.confirm_select()  # basic_publish now waits for the broker's confirm
             for _ in range(waiting):

@@ -160,7 +160,9 @@ class ReliableEventHandler(EventHandler):
     A failed message is published again to its own queue with an attempt count
     in a header (after a short back-off); after `EVENT_MAX_ATTEMPTS` it goes to
     the queue's dead-letter queue with the error's type. The original is acked
-    only after the copy is confirmed by the broker. Handlers must be idempotent
+    only after the copy is confirmed by the broker. A message on which the
+    consumer dies before it can settle it is the broker's to dead-letter, past
+    the queue's delivery limit (event_queue_arguments). Handlers must be idempotent
     (see UnitOfWork.first_delivery): a message may arrive more than once.
     `subscriptions`: every subscription declared before events are published
     (services.contracts.SUBSCRIPTIONS); this handler's must be among them.

@@ -1036,7 +1036,7 @@ class GatewayService(KernelEntrypoints):
         try:
             with eventlet.Timeout(PROBE_TIMEOUT), broker.connection(self.config) as connection:
                 channel = connection.channel()
-                for queue in dead_letter_queues(contracts.SUBSCRIPTIONS):
+                for queue in dead_letter_queues(contracts.SUBSCRIPTIONS, self.config):
                     DEAD_LETTERS.labels(queue.name).set(queue(channel).queue_declare(passive=True).message_count)
                 channel.close()
         except (Exception, eventlet.Timeout) as exc:

@@ -305,6 +305,10 @@ def cmd_migrate_queues(_args) -> int:
     except queues.ConsumersAttached as exc:
         print(f"linli: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:  # the broker went away, a queue refused ...: the next run carries on
+        print(f"linli: migrate-queues stopped ({type(exc).__name__}: {exc}); run it again when the broker "
+              "answers: it carries on where it stopped, losing nothing", file=sys.stderr)
+        return 1
     moved = sum(count for _queue, count in done)
     print(f"linli: {len(done)} queue(s) migrated, {moved} message(s) moved; every Linli queue is a quorum queue"
           if done else "linli: every Linli queue is already a quorum queue as declared; nothing changed")
@@ -312,7 +316,11 @@ def cmd_migrate_queues(_args) -> int:
 
 
 def cmd_dlq_list(args) -> int:
-    letters = deadletters.list_dead_letters(linli_config.broker(), contracts.SUBSCRIPTIONS)
+    try:
+        letters = deadletters.list_dead_letters(linli_config.broker(), contracts.SUBSCRIPTIONS)
+    except events.QueuesNeedMigration as exc:
+        print(f"linli: {exc}", file=sys.stderr)
+        return 1
     if args.json:
         for letter in letters:
             print(json.dumps(letter))
@@ -328,7 +336,11 @@ def cmd_dlq_list(args) -> int:
 
 
 def cmd_dlq_replay(args) -> int:
-    replayed = deadletters.replay(linli_config.broker(), contracts.SUBSCRIPTIONS, event_id=args.id)
+    try:
+        replayed = deadletters.replay(linli_config.broker(), contracts.SUBSCRIPTIONS, event_id=args.id)
+    except events.QueuesNeedMigration as exc:
+        print(f"linli: {exc}", file=sys.stderr)
+        return 1
     for letter in replayed:
         print(f"replayed {letter['source']}.{letter['type']} event {letter['event_id']} to {letter['queue']}")
     print(f"linli: {len(replayed)} dead letter(s) replayed")

@@ -120,6 +120,10 @@ def test_migrate_queues_moves_an_installation_to_quorum_queues_keeping_every_mes
     assert refused.returncode == 1
     assert "linli migrate-queues" in refused.stderr and "Traceback" not in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    for command in (["topology"], ["dlq", "list"]):
+        refused = linli(vhost, *command)
+        assert refused.returncode == 1 and "linli migrate-queues" in refused.stderr, (command, refused.stderr)
+        assert "Traceback" not in refused.stderr, command
     assert queue_info(vhost, durable[0])["type"] == "classic"  # nothing changed
 
     # While a service still consumes, it refuses and changes nothing.
@@ -212,7 +216,7 @@ def test_the_broker_dead_letters_what_keeps_killing_its_consumer_and_dlq_shows_i
     assert deadletters.list_dead_letters(config, contracts.SUBSCRIPTIONS) == []
 
 
-@pytest.mark.slow  # the whole stack, about 20 s
+@pytest.mark.slow  # the whole stack: 13 s on a quiet machine, 50 on a busy one
 def test_after_migrating_the_stack_handles_what_was_waiting(vhost, tmp_path):
     from services.common.envelope import make_envelope
     from tests.e2e.conftest import query, running_stack
