@@ -12,6 +12,11 @@ alarms: never the shared node (rabbit@localhost on 5672) others test against.
     node.amqps_uri                  # a TLS listener too, with that certificate
     node.management_url             # the management API on a port of its own
 
+    cluster = BrokerCluster(3, management=True).start()  # three such nodes joined into one cluster
+    cluster.amqp_uri                # their URIs, `;`-separated: how a service is given every node
+    cluster.nodes[0].stop(); cluster.nodes[0].start()   # lose one node, bring it back
+    cluster.queues()                # {name: {type, leader, members, online, messages, consumers, ...}}
+
 Every `rabbitmqctl` call names this node explicitly (`-n linli-fault-...`),
 and refuses to run against any other name. Run as root, the Debian scripts
 switch to the `rabbitmq` user, so the node's folder is made theirs.
@@ -41,8 +46,9 @@ class BrokerNodeError(RuntimeError):
 
 
 class BrokerNode:
-    def __init__(self, label: str = "node", tls: tuple[str, str, str] | None = None, management: bool = False):
-        self.name = f"{NAME_PREFIX}{label}-{uuid.uuid4().hex[:8]}@localhost"
+    def __init__(self, label: str = "node", tls: tuple[str, str, str] | None = None, management: bool = False,
+                 name: str | None = None):
+        self.name = name or f"{NAME_PREFIX}{label}-{uuid.uuid4().hex[:8]}@localhost"
         self.port = free_port()
         self.dist_port = free_port()
         while self.dist_port == self.port:
@@ -230,3 +236,88 @@ class BrokerNode:
             self.stop()
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class BrokerCluster:
+    """`size` private nodes joined into one RabbitMQ cluster (classic peer
+    joining: `join_cluster` to the first node). They share the Erlang cookie
+    because they all run as the `rabbitmq` user with its home's cookie."""
+
+    def __init__(self, size: int = 3, label: str = "cluster", management: bool = False):
+        run = uuid.uuid4().hex[:8]
+        self.nodes = [BrokerNode(name=f"{NAME_PREFIX}{label}-{run}-{index}@localhost", management=management)
+                      for index in range(size)]
+        atexit.register(self.remove)
+
+    @property
+    def management_url(self) -> str | None:
+        """The first node's management API (any node's answers for the whole cluster)."""
+        return self.nodes[0].management_url
+
+    @property
+    def amqp_uri(self) -> str:
+        """Every node, `;`-separated, the first one first: as a district's services are configured."""
+        return ";".join(node.amqp_uri for node in self.nodes)
+
+    def start(self, timeout: float = 90) -> "BrokerCluster":
+        first, *others = self.nodes
+        first.start(timeout)
+        for node in others:
+            node.start(timeout)
+            node.ctl("stop_app")
+            node.ctl("reset")
+            node.ctl("join_cluster", first.name)
+            node.ctl("start_app")
+            node.wait_amqp(timeout)
+        running = self.running_nodes(first)
+        if sorted(running) != sorted(n.name for n in self.nodes):
+            raise BrokerNodeError(f"the cluster has {running}, not all of {[n.name for n in self.nodes]}")
+        return self
+
+    def running(self) -> list[BrokerNode]:
+        return [node for node in self.nodes if node._running]
+
+    def running_nodes(self, via: BrokerNode | None = None) -> list[str]:
+        """The nodes that `via` (by default any running one) sees running in the cluster."""
+        via = via or self.running()[0]
+        status = json.loads(via.ctl("cluster_status", "--formatter", "json").stdout)
+        return status["running_nodes"]
+
+    def node_named(self, name: str) -> BrokerNode:
+        return next(node for node in self.nodes if node.name == name)
+
+    def node_of_port(self, port: int) -> BrokerNode:
+        return next(node for node in self.nodes if node.port == port)
+
+    def queues(self, vhost: str = "/") -> dict[str, dict]:
+        """Every queue in the cluster, asked of a running node: its type, leader
+        (a quorum queue's) or home node (a classic one's), members and the online
+        ones, durable or auto_delete, messages and consumers. A queue whose home node is down answers
+        with its state (`down`) and no counts."""
+        out = self.running()[0].ctl(
+            "list_queues", "-p", vhost, "-q", "--formatter", "json", "name", "type", "durable", "auto_delete",
+            "state", "leader",
+            "members", "online", "pid", "messages", "messages_ready", "messages_unacknowledged",
+            "consumers").stdout
+        queues = {}
+        for row in json.loads(out or "[]"):
+            name = row.pop("name")
+            for key in ("members", "online"):  # quorum queues: lists; classic: ""
+                row[key] = row.get(key) or []
+            for key in ("messages", "messages_ready", "messages_unacknowledged", "consumers"):
+                row[key] = row.get(key) or 0
+            queues[name] = row
+        return queues
+
+    def connections(self) -> dict[str, list[dict]]:
+        """Each running node's client connections: {node name: [{user, peer_port, name}]}."""
+        found = {}
+        for node in self.running():
+            out = node.ctl("list_connections", "-q", "--formatter", "json", "user", "peer_port", "name",
+                           "client_properties", check=False).stdout
+            found[node.name] = json.loads(out or "[]")
+        return found
+
+    def remove(self):
+        for node in reversed(self.nodes):
+            node.remove()

@@ -1,6 +1,13 @@
 """How Linli reaches the broker: one place that turns a service's config (its
 AMQP_URI and nameko's AMQP_SSL) into a connection, so that every connection
-Linli opens itself uses the same TLS settings as nameko's own."""
+Linli opens itself uses the same TLS settings as nameko's own.
+
+AMQP_URI may name several nodes of one RabbitMQ cluster, separated by `;`
+(`amqp://u:p@rabbit-0/office;amqp://u:p@rabbit-1/office;...`), the form kombu
+(and so nameko) takes as failover URLs: a connection goes to the first that
+answers, and when it drops, the reconnection tries the next one at once
+(round-robin), pausing only after a whole round has failed. Every URI names the
+same user and vhost; AMQP_SSL applies to each of them."""
 from __future__ import annotations
 
 import copy
@@ -9,6 +16,24 @@ import ssl
 from kombu import Connection
 from nameko.amqp.publish import Publisher
 from nameko.constants import AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY
+
+
+SEPARATOR = ";"
+
+
+def uris(amqp_uri: str) -> list[str]:
+    """The node URIs of an AMQP_URI, in order."""
+    return [uri.strip() for uri in amqp_uri.split(SEPARATOR) if uri.strip()]
+
+
+def each_uri(amqp_uri: str, change) -> str:
+    """The same AMQP_URI with `change(uri)` applied to each node's URI (another user, say)."""
+    return SEPARATOR.join(change(uri) for uri in uris(amqp_uri))
+
+
+def first_uri(amqp_uri: str) -> str:
+    """The first node's URI: where the vhost, the user and the management API are read from."""
+    return uris(amqp_uri)[0]
 
 
 def _config(broker: str | dict) -> dict:
@@ -46,17 +71,20 @@ def ssl_context(options) -> ssl.SSLContext:
     return context
 
 
-def pika_parameters(broker: str | dict):
-    """pika's connection parameters from a service's config (or a bare URI)."""
+def pika_parameters(broker: str | dict) -> list:
+    """pika's connection parameters from a service's config (or a bare URI):
+    one per node, which pika's connections try in turn."""
     import pika
     from urllib.parse import urlparse
 
     config = _config(broker)
-    uri = config[AMQP_URI_CONFIG_KEY]
-    parameters = pika.URLParameters(uri)
     options = config.get(AMQP_SSL_CONFIG_KEY)
-    if options or urlparse(uri).scheme == "amqps":
-        parameters.ssl_options = pika.SSLOptions(ssl_context(options), server_hostname=urlparse(uri).hostname)
-        if urlparse(uri).port is None:
-            parameters.port = 5671
-    return parameters
+    every = []
+    for uri in uris(config[AMQP_URI_CONFIG_KEY]):
+        parameters = pika.URLParameters(uri)
+        if options or urlparse(uri).scheme == "amqps":
+            parameters.ssl_options = pika.SSLOptions(ssl_context(options), server_hostname=urlparse(uri).hostname)
+            if urlparse(uri).port is None:
+                parameters.port = 5671
+        every.append(parameters)
+    return every

@@ -14,6 +14,17 @@ Two places where nameko lets a lost broker connection kill the whole service:
   then times out (the gateway answers 503), and the broker redelivers the request.
 
 And RPC replies go without publisher confirms (ReplyPublisher).
+
+For a RabbitMQ cluster (AMQP_URI listing its nodes, services/common/broker.py):
+
+- nameko's RPC reply queue is durable (kombu's default), so classic on the
+  node the caller first reached: when that node stops, declaring it again on
+  another answers `404 ... process is stopped by supervisor`, and the caller's
+  whole QueueConsumer (its RPC and event consumers too) fails to reconnect
+  until the node is back. Linli's is exclusive (ExclusiveReplyListener): made on
+  whichever node the connection reached, gone with the connection.
+- nameko's "Error connecting to broker at ..." hides the password of the first
+  URI only: every one is hidden.
 """
 from __future__ import annotations
 
@@ -23,9 +34,13 @@ import logging
 import amqp
 import kombu.exceptions
 import nameko.rpc
+from kombu import Queue
 from nameko.amqp.publish import Publisher
 from nameko.messaging import QueueConsumer
-from nameko.rpc import RpcConsumer
+from nameko.rpc import ReplyListener, RpcConsumer
+from nameko.utils import sanitize_url
+
+from services.common import broker
 
 log = logging.getLogger(__name__)
 
@@ -74,3 +89,28 @@ class ReplyPublisher(Publisher):
 
 
 nameko.rpc.Responder.publisher_cls = ReplyPublisher
+
+
+class ExclusiveReplyListener(ReplyListener):
+    """nameko's reply queue (`rpc.reply-<service>-<uuid>`, one per process), but
+    exclusive: declared again, on the node reached, at each reconnection. A
+    reply that was on its way when the connection dropped is lost with it: the
+    caller times out (the gateway's 503) and retries with its Idempotency-Key."""
+
+    def setup(self):
+        super().setup()  # nameko's name, exchange and routing key; registers with the queue consumer
+        queue = self.queue
+        self.queue = Queue(queue.name, exchange=queue.exchange, routing_key=queue.routing_key,
+                           durable=False, exclusive=True, auto_delete=True,
+                           queue_arguments=queue.queue_arguments)
+
+
+nameko.rpc.RpcProxy.rpc_reply_listener = ExclusiveReplyListener()
+
+
+def _on_connection_error(self, exc, interval):
+    log.warning("Error connecting to broker at %s (%s).\nRetrying in %s seconds.",
+                broker.each_uri(self.amqp_uri, sanitize_url), exc, interval)
+
+
+QueueConsumer.on_connection_error = _on_connection_error

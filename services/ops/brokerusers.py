@@ -35,6 +35,7 @@ from urllib.parse import quote, unquote, urlparse, urlunparse
 import requests
 
 from services import contracts
+from services.common import broker
 from services.contracts import SUBSCRIPTIONS
 
 RPC_EXCHANGE = "nameko-rpc"
@@ -93,7 +94,7 @@ def topic_permissions(service: str) -> list[dict[str, str]]:
 
 
 def vhost_of(amqp_uri: str) -> str:
-    path = urlparse(amqp_uri).path
+    path = urlparse(broker.first_uri(amqp_uri)).path
     return unquote(path[1:]) if len(path) > 1 else "/"
 
 
@@ -103,20 +104,23 @@ def username(service: str, vhost: str) -> str:
 
 
 def with_user(amqp_uri: str, user: str, password: str) -> str:
-    """The same broker and vhost, as another user."""
-    parsed = urlparse(amqp_uri)
-    host = parsed.hostname or "localhost"
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}" + (f":{parsed.port}" if parsed.port else "")
-    return urlunparse(parsed._replace(netloc=netloc))
+    """The same broker (every node of it) and vhost, as another user."""
+    def one(uri: str) -> str:
+        parsed = urlparse(uri)
+        host = parsed.hostname or "localhost"
+        if ":" in host:
+            host = f"[{host}]"
+        port = f":{parsed.port}" if parsed.port else ""
+        netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}{port}"
+        return urlunparse(parsed._replace(netloc=netloc))
+    return broker.each_uri(amqp_uri, one)
 
 
 class Management:
     """RabbitMQ's management API as the operator's (administrator) user of AMQP_URI."""
 
     def __init__(self, amqp_uri: str, url: str | None = None, verify: str | bool = True):
-        parsed = urlparse(amqp_uri)
+        parsed = urlparse(broker.first_uri(amqp_uri))  # any node's API manages the whole cluster
         self.auth = (unquote(parsed.username or "guest"), unquote(parsed.password or "guest"))
         self.url = (url or f"http://{parsed.hostname or 'localhost'}:15672").rstrip("/")
         self.verify = verify

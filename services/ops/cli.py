@@ -15,7 +15,7 @@ warnings.filterwarnings("ignore", message="pkg_resources is deprecated")  # name
 
 from services.common import config as linli_config  # noqa: E402
 from services import contracts  # noqa: E402
-from services.common import deadletters, events, migrations  # noqa: E402
+from services.common import broker, deadletters, events, migrations  # noqa: E402
 from services.gateway import accounts  # noqa: E402
 from services.ops.stack import BACKENDS, PRIVATE_UMASK, SERVICES, Stack, database_variable, service_env  # noqa: E402
 
@@ -205,8 +205,10 @@ def cannot_prepare(stack: Stack, exc: Exception):
 
 
 def _safe_uri(uri: str) -> str:
-    scheme, _, rest = uri.partition("://")
-    return f"{scheme}://{rest.rpartition('@')[2]}"
+    def one(node: str) -> str:
+        scheme, _, rest = node.partition("://")
+        return f"{scheme}://{rest.rpartition('@')[2]}"
+    return broker.each_uri(uri, one)
 
 
 def read_password() -> str | None:

@@ -41,12 +41,14 @@ class Writes:
         self.attempts = Counter()          # (kind, status or error) -> HTTP requests
         self.acked: dict[str, list] = {"donation": [], "household": [], "case": [], "incident": []}
         self.given_up: list = []
+        self.timeline: list = []           # (sent, answered, kind, status or error): monotonic seconds
         self.refused: list = []            # a 4xx: a bug in the test or the stack
 
     def send(self, kind: str, client, path: str, body: dict, stop_at: float):
         """One logical write: try until a 2xx, with the same key each time."""
         key = uuid.uuid4().hex
         while True:
+            sent = time.monotonic()
             try:
                 answer = post(client, path, body, key)
                 outcome = answer.status_code
@@ -54,6 +56,7 @@ class Writes:
                 answer, outcome = None, type(exc).__name__
             with self.lock:
                 self.attempts[(kind, str(outcome))] += 1
+                self.timeline.append((sent, time.monotonic(), kind, str(outcome)))
             if answer is not None and 200 <= answer.status_code < 300:
                 return answer.json()
             if answer is not None and 400 <= answer.status_code < 500 and answer.status_code != 429:
@@ -228,7 +231,9 @@ def test_writes_and_events_survive_broker_restarts_killed_services_and_locked_da
             guard.join(timeout=10)
 
 
-def check_everything(stack, node, admin, writes, counters, fault_log, exits, watching, guard, load_seconds, ids):
+def check_everything(stack, node, admin, writes, counters, fault_log, exits, watching, guard, load_seconds, ids,
+                     report_name: str = "fault-report.json", figures: dict | None = None):
+    """`node`: a BrokerNode or a BrokerCluster (its queues()); `figures` go into the report as they are."""
     admin_id, member_id, leader_id, campaign_id = ids
     assert not writes.refused, writes.refused       # no 4xx for a valid write, retried or not
     assert not writes.given_up, writes.given_up     # every write went through in the end
@@ -354,8 +359,8 @@ def check_everything(stack, node, admin, writes, counters, fault_log, exits, wat
         "processes_that_exited_by_themselves": exits,
         "note": ("deliveries come from each consumer's metrics, banked just before each SIGKILL and "
                  "read at the end; deliveries in a killed process's last milliseconds are not counted"),
-    }
-    save_report("fault-report.json", report)
+    } | (figures or {})
+    save_report(report_name, report)
 
     # Last, so that everything above is checked too: no process may die of a fault it
     # should ride out (a broker restart, a locked database). nameko 2.14's RPC

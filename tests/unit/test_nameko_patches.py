@@ -42,3 +42,27 @@ def test_an_rpc_reply_that_cannot_be_sent_is_logged_not_raised(caplog):
     with mock.patch("nameko.rpc.Responder.send_response", side_effect=ConnectionRefusedError(111, "refused")):
         assert consumer.handle_result(message, {"ok": True}, None) == ({"ok": True}, None)
     assert "an RPC reply was sent" in caplog.text
+
+
+def test_rpc_reply_queues_are_exclusive_so_a_reconnection_declares_them_on_the_node_reached():
+    from services.gateway.service import GatewayService
+
+    listener = GatewayService.donations.rpc_reply_listener
+    assert isinstance(listener, nameko_patches.ExclusiveReplyListener)
+    listener = nameko_patches.ExclusiveReplyListener()
+    listener.container = mock.Mock(service_name="gateway", config={})
+    listener.queue_consumer = mock.Mock()
+    listener.setup()
+    queue = listener.queue
+    assert queue.name.startswith("rpc.reply-gateway-") and queue.routing_key in queue.name
+    assert (queue.exclusive, queue.durable, queue.auto_delete) == (True, False, True)
+    assert "x-expires" in queue.queue_arguments
+    listener.queue_consumer.register_provider.assert_called_once_with(listener)
+
+
+def test_no_nodes_password_is_logged_when_the_broker_cannot_be_reached(caplog):
+    consumer = QueueConsumer()
+    consumer.container = mock.Mock(config={"AMQP_URI": "amqp://svc:first-pw@rabbit-0/;amqp://svc:second-pw@rabbit-1/"})
+    consumer.on_connection_error(ConnectionRefusedError(111, "refused"), 2)
+    assert "rabbit-0" in caplog.text and "rabbit-1" in caplog.text
+    assert "first-pw" not in caplog.text and "second-pw" not in caplog.text
