@@ -18,18 +18,15 @@ import re
 import subprocess
 import threading
 import time
-from datetime import timedelta
 
 import pytest
-import requests
 
 from services.ops.stack import SERVICES
 from tests.broker_node import BrokerCluster
 from tests.e2e.conftest import ADMIN_PASSWORD, login
-from tests.e2e.test_donations import local_today
 from tests.fault.conftest import Counters, fault_stack
 from tests.fault.test_faults_under_load import (
-    GOAL_FEN, RETRY_FOR_SECONDS, Writes, case_opener, check_everything, donor, reporter, watchdog)
+    RETRY_FOR_SECONDS, Writes, check_everything, community, watchdog, writing_clients)
 
 pytestmark = pytest.mark.fault
 
@@ -177,30 +174,10 @@ def test_losing_the_node_the_services_use_loses_no_write_and_no_event(cluster, t
     var = tmp_path_factory.mktemp("cluster-failover") / "var"
     with fault_stack(cluster, var, LINLI_RPC_TIMEOUT="5") as stack:
         admin = login(stack.url, "admin", ADMIN_PASSWORD)
-        admin_id = admin.get("/me").json()["id"]
-        member = admin.post("/members", {"username": "wangfang", "password": "member-password", "name": "王芳",
-                                         "roles": ["member"], "party_member": True})
-        leader = admin.post("/members", {"username": "zhao.east", "password": "member-password", "name": "赵",
-                                         "roles": ["member"], "party_member": True})
-        assert member.status_code == leader.status_code == 201
-        member_id, leader_id = member.json()["id"], leader.json()["id"]
-        zone = admin.post("/zones", {"name": "East", "compounds": ["Xingfu Garden", "Heping Court"]})
-        assert zone.status_code == 201, zone.text
-        zone = zone.json()
-        team = requests.put(f"{admin.api}/zones/{zone['id']}/team", headers=admin.headers, timeout=15,
-                            json={"leader_id": leader_id, "member_ids": []})
-        assert team.status_code == 200, team.text
-        today = local_today()
-        campaign = admin.post("/campaigns", {"name": "Earthquake relief", "goal_fen": GOAL_FEN,
-                                             "starts_on": (today - timedelta(days=1)).isoformat(),
-                                             "ends_on": (today + timedelta(days=1)).isoformat()})
-        assert campaign.status_code == 201, campaign.text
-        campaign_id = campaign.json()["id"]
+        admin_id, member_id, leader_id, zone, campaign_id = community(admin)
 
         writes, counters, figures, stop = Writes(), Counters(), {}, threading.Event()
-        clients = [threading.Thread(target=donor, args=(admin, campaign_id, writes, stop)) for _ in range(2)]
-        clients += [threading.Thread(target=case_opener, args=(admin, member_id, writes, stop)),
-                    threading.Thread(target=reporter, args=(admin, zone, writes, stop))]
+        clients = writing_clients(admin, member_id, zone, campaign_id, writes, stop)
         failures: list = []
 
         def inject():

@@ -171,34 +171,45 @@ def handled(stack, consumer_service: str, handler: str) -> list[str]:
                                     f"{consumer_service}.{handler}")]
 
 
+def community(admin):
+    """A party member for cases, a zone with its leader for incidents, a running campaign for donations:
+    (admin id, member id, leader id, zone, campaign id)."""
+    admin_id = admin.get("/me").json()["id"]
+    member = admin.post("/members", {"username": "wangfang", "password": "member-password", "name": "王芳",
+                                     "roles": ["member"], "party_member": True})
+    leader = admin.post("/members", {"username": "zhao.east", "password": "member-password", "name": "赵",
+                                     "roles": ["member"], "party_member": True})
+    assert member.status_code == leader.status_code == 201
+    member_id, leader_id = member.json()["id"], leader.json()["id"]
+    zone = admin.post("/zones", {"name": "East", "compounds": ["Xingfu Garden", "Heping Court"]})
+    assert zone.status_code == 201, zone.text
+    zone = zone.json()
+    team = requests.put(f"{admin.api}/zones/{zone['id']}/team", headers=admin.headers, timeout=15,
+                        json={"leader_id": leader_id, "member_ids": []})
+    assert team.status_code == 200, team.text
+    today = local_today()
+    campaign = admin.post("/campaigns", {"name": "Earthquake relief", "goal_fen": GOAL_FEN,
+                                         "starts_on": (today - timedelta(days=1)).isoformat(),
+                                         "ends_on": (today + timedelta(days=1)).isoformat()})
+    assert campaign.status_code == 201, campaign.text
+    return admin_id, member_id, leader_id, zone, campaign.json()["id"]
+
+
+def writing_clients(admin, member_id, zone, campaign_id, writes, stop) -> list[threading.Thread]:
+    """The four clients that write until `stop`: two donors, a case opener, an incident reporter."""
+    clients = [threading.Thread(target=donor, args=(admin, campaign_id, writes, stop)) for _ in range(2)]
+    return clients + [threading.Thread(target=case_opener, args=(admin, member_id, writes, stop)),
+                      threading.Thread(target=reporter, args=(admin, zone, writes, stop))]
+
+
 def test_writes_and_events_survive_broker_restarts_killed_services_and_locked_databases(node, tmp_path_factory):
     var = tmp_path_factory.mktemp("fault-load") / "var"
     with fault_stack(node, var, LINLI_RPC_TIMEOUT="5") as stack:
         admin = login(stack.url, "admin", ADMIN_PASSWORD)
-        admin_id = admin.get("/me").json()["id"]
-        member = admin.post("/members", {"username": "wangfang", "password": "member-password", "name": "王芳",
-                                         "roles": ["member"], "party_member": True})
-        leader = admin.post("/members", {"username": "zhao.east", "password": "member-password", "name": "赵",
-                                         "roles": ["member"], "party_member": True})
-        assert member.status_code == leader.status_code == 201
-        member_id, leader_id = member.json()["id"], leader.json()["id"]
-        zone = admin.post("/zones", {"name": "East", "compounds": ["Xingfu Garden", "Heping Court"]})
-        assert zone.status_code == 201, zone.text
-        zone = zone.json()
-        team = requests.put(f"{admin.api}/zones/{zone['id']}/team", headers=admin.headers, timeout=15,
-                            json={"leader_id": leader_id, "member_ids": []})
-        assert team.status_code == 200, team.text
-        today = local_today()
-        campaign = admin.post("/campaigns", {"name": "Earthquake relief", "goal_fen": GOAL_FEN,
-                                             "starts_on": (today - timedelta(days=1)).isoformat(),
-                                             "ends_on": (today + timedelta(days=1)).isoformat()})
-        assert campaign.status_code == 201, campaign.text
-        campaign_id = campaign.json()["id"]
+        admin_id, member_id, leader_id, zone, campaign_id = community(admin)
 
         writes, counters, fault_log, stop = Writes(), Counters(), [], threading.Event()
-        clients = [threading.Thread(target=donor, args=(admin, campaign_id, writes, stop)) for _ in range(2)]
-        clients += [threading.Thread(target=case_opener, args=(admin, member_id, writes, stop)),
-                    threading.Thread(target=reporter, args=(admin, zone, writes, stop))]
+        clients = writing_clients(admin, member_id, zone, campaign_id, writes, stop)
         injector = threading.Thread(target=faults, args=(stack, node, counters, fault_log, stop))
         exits, watching = [], threading.Event()
         guard = threading.Thread(target=watchdog, args=(stack, exits, watching))
