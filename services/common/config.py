@@ -35,27 +35,21 @@ def load(service: str) -> dict:
     return config
 
 
-def default_of(service: str, variable: str) -> str:
-    """The default deploy/config/<service>.yml gives `${variable:default}`, for a
-    process that reads the same setting without loading a nameko config (`linli up`)."""
-    found = re.search(r"\$\{" + re.escape(variable) + r":([^}]*)\}", config_path(service).read_text())
-    if found is None:
-        raise KeyError(f"{config_path(service).name} reads no {variable}")
-    return found.group(1)
-
-
 def setting(config: dict, key: str):
     """A kernel setting: as the service's config file states it (OUTBOX_GRACE_SECONDS,
     EVENT_MAX_ATTEMPTS, RPC_TIMEOUT ...), or, for one no file states, DEFAULTS here."""
     return config.get(key, DEFAULTS[key]) if key in DEFAULTS else config[key]
 
 
-def stated(key: str, env=None):
-    """A setting every service's file states alike (QUEUE_DELIVERY_LIMIT), for
-    the operator's commands, which load no service's file: its `${VAR:default}`
-    resolved against `env` (default os.environ)."""
+def stated(key: str, env=None, service: str = "gateway"):
+    """A setting as deploy/config/<service>.yml states it (`KEY: ${VAR:default}`),
+    for a process that loads no service's file (the operator's commands, `linli
+    up`): VAR from `env` (default os.environ), else the file's default. One the
+    files state alike (QUEUE_DELIVERY_LIMIT) is read from the gateway's."""
     env = os.environ if env is None else env
-    match = re.search(rf"^{key}: \$\{{(\w+):([^}}]*)\}}$", config_path("gateway").read_text(), re.M)
+    match = re.search(rf"^{key}: \$\{{(\w+):([^}}]*)\}}$", config_path(service).read_text(), re.M)
+    if match is None:
+        raise KeyError(f"{config_path(service).name} states no {key}")
     return yaml.safe_load(env.get(match[1]) or match[2])
 
 

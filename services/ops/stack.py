@@ -258,7 +258,7 @@ class Stack:
     @property
     def metrics_address(self) -> str:
         """Where the metrics listen: the backends' METRICS_ADDRESS in this stack's environment."""
-        return self.env.get("LINLI_METRICS_ADDRESS") or linli_config.default_of(BACKENDS[0], "LINLI_METRICS_ADDRESS")
+        return linli_config.stated("METRICS_ADDRESS", self.env, service=BACKENDS[0])
 
     @property
     def supervisor_metrics_port(self) -> int:
