@@ -63,9 +63,8 @@ def cmd_up(args) -> int:
                   file=sys.stderr)
             return 1
         stack.prepare()
-    except events.QueuesNeedMigration as exc:
-        print(f"linli: {exc}", file=sys.stderr)
-        return 1
+    except events.QueuesNeedMigration:
+        raise  # main's one line: no retry or restart mends it
     except Exception as exc:
         cannot_prepare(stack, exc)
         return 1
@@ -160,9 +159,8 @@ def cmd_prepare(args) -> int:
         try:
             stack.prepare()
             break
-        except events.QueuesNeedMigration as exc:
-            print(f"linli: {exc}", file=sys.stderr)
-            return 1
+        except events.QueuesNeedMigration:
+            raise  # main's one line: waiting does not mend it
         except Exception as exc:
             if time.monotonic() < deadline:  # at boot the broker may still be starting
                 time.sleep(2)
@@ -288,11 +286,7 @@ def cmd_broker_users(args) -> int:
 
 
 def cmd_topology(_args) -> int:
-    try:
-        count = events.declare_topology(linli_config.broker(), contracts.EVENTS)
-    except events.QueuesNeedMigration as exc:
-        print(f"linli: {exc}", file=sys.stderr)
-        return 1
+    count = events.declare_topology(linli_config.broker(), contracts.EVENTS)
     print(f"linli: declared {count} event queue(s), each with its dead-letter queue")
     return 0
 
@@ -316,11 +310,7 @@ def cmd_migrate_queues(_args) -> int:
 
 
 def cmd_dlq_list(args) -> int:
-    try:
-        letters = deadletters.list_dead_letters(linli_config.broker(), contracts.SUBSCRIPTIONS)
-    except events.QueuesNeedMigration as exc:
-        print(f"linli: {exc}", file=sys.stderr)
-        return 1
+    letters = deadletters.list_dead_letters(linli_config.broker(), contracts.SUBSCRIPTIONS)
     if args.json:
         for letter in letters:
             print(json.dumps(letter))
@@ -336,11 +326,7 @@ def cmd_dlq_list(args) -> int:
 
 
 def cmd_dlq_replay(args) -> int:
-    try:
-        replayed = deadletters.replay(linli_config.broker(), contracts.SUBSCRIPTIONS, event_id=args.id)
-    except events.QueuesNeedMigration as exc:
-        print(f"linli: {exc}", file=sys.stderr)
-        return 1
+    replayed = deadletters.replay(linli_config.broker(), contracts.SUBSCRIPTIONS, event_id=args.id)
     for letter in replayed:
         print(f"replayed {letter['source']}.{letter['type']} event {letter['event_id']} to {letter['queue']}")
     print(f"linli: {len(replayed)} dead letter(s) replayed")
@@ -483,7 +469,11 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     os.umask(PRIVATE_UMASK)  # what `linli` writes in var/ (databases, secrets) is its owner's only
-    return args.func(args) or 0
+    try:
+        return args.func(args) or 0
+    except events.QueuesNeedMigration as exc:  # an installation from before quorum queues: one line, what to do
+        print(f"linli: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
