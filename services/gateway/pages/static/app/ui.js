@@ -119,16 +119,20 @@ export function useForm(initial) {
 
 /** `const [data, reload, error] = useLoad(() => api("GET", "/zones"), [deps])` */
 export function useLoad(load, deps = []) {
-  const [state, setState] = useState({ data: undefined, error: null });
+  const [state, setState] = useState({ data: undefined, error: null, of: undefined });
   const latest = useRef(0);
+  const of = JSON.stringify(deps);
   const reload = useCallback(() => {
     // Only the latest load counts: an older answer arriving late (last month's report after this month's)
     // must not overwrite what the page now shows.
     const call = ++latest.current;
-    load().then((data) => call === latest.current && setState({ data, error: null }),
-                (error) => call === latest.current && setState({ data: undefined, error }));
+    load().then((data) => call === latest.current && setState({ data, error: null, of }),
+                (error) => call === latest.current && setState({ data: undefined, error, of }));
   }, deps);
   useEffect(reload, [reload]);
+  // What was loaded for other deps is not shown as theirs (last month's figures under this month's
+  // heading): nothing until this load answers. A reload for the same deps keeps showing the last answer.
+  if (state.of !== of) return [undefined, reload, null];
   return [state.data, reload, state.error];
 }
 
