@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import copy
 import ssl
+import time
 
-from kombu import Connection
+from eventlet.semaphore import Semaphore
+from kombu import Connection, Producer
 from nameko.amqp.publish import Publisher
+from nameko.constants import PERSISTENT
 from nameko.constants import AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY
 
 
@@ -57,6 +60,91 @@ def publisher(broker: str | dict, **kwargs) -> Publisher:
     """nameko's Publisher (confirms on) from a service's config."""
     config = _config(broker)
     return Publisher(config[AMQP_URI_CONFIG_KEY], ssl=ssl_options(config), **kwargs)
+
+
+class NotConfirmed(Exception):
+    """The broker refused (nacked) a message of the batch, or its confirms did not come in time."""
+
+
+class BatchPublisher:
+    """Publishes a batch of messages on one channel in confirm mode, then waits
+    once for the broker's confirms of them all (RabbitMQ acks cumulatively), in
+    place of one round trip per message. All or nothing: when `publish_all`
+    returns, every message is confirmed; when it raises, any of them may have
+    gone (the outbox publishes them again; consumers deduplicate). One batch at
+    a time per publisher; the connection is kept and opened again after an error."""
+
+    def __init__(self, broker: str | dict, confirm_timeout: float = 30.0):
+        self.config = _config(broker)
+        self.confirm_timeout = confirm_timeout
+        self._lock = Semaphore()
+        self._connection = None
+        self._producer = None
+        self._published = 0          # the channel's delivery tags so far
+        self._unconfirmed: set[int] = set()
+        self._nacked = False
+
+    def publish_all(self, messages: list[tuple[dict, object, str, dict]]):
+        """(body, exchange, routing key, headers) each, in order."""
+        with self._lock:
+            if not messages:
+                return
+            try:
+                if self._connection is None:
+                    self._open()
+                self._publish_all(messages)
+            except BaseException:
+                self._drop()
+                raise
+
+    def close(self):
+        with self._lock:
+            self._drop()
+
+    def _open(self):
+        self._connection = connection(self.config)
+        self._connection.ensure_connection(max_retries=len(uris(self.config["AMQP_URI"])),
+                                           interval_start=0, interval_step=0.5, interval_max=1)
+        channel = self._connection.channel()
+        channel.confirm_select()
+        channel.events["basic_ack"].add(self._on_ack)
+        channel.events["basic_nack"].add(self._on_nack)
+        self._producer = Producer(channel, serializer="json")
+        self._published = 0
+
+    def _publish_all(self, messages):
+        self._unconfirmed, self._nacked = set(), False
+        for body, exchange, routing_key, headers in messages:
+            self._producer.publish(body, exchange=exchange, routing_key=routing_key, headers=headers,
+                                   delivery_mode=PERSISTENT, retry=False)
+            self._published += 1
+            self._unconfirmed.add(self._published)
+        deadline = time.monotonic() + self.confirm_timeout
+        while self._unconfirmed:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise NotConfirmed(f"{len(self._unconfirmed)} message(s) not confirmed in {self.confirm_timeout} s")
+            self._connection.drain_events(timeout=remaining)
+        if self._nacked:
+            raise NotConfirmed("the broker refused a message")
+
+    def _on_ack(self, delivery_tag: int, multiple: bool):
+        if multiple:
+            self._unconfirmed = {tag for tag in self._unconfirmed if tag > delivery_tag}
+        else:
+            self._unconfirmed.discard(delivery_tag)
+
+    def _on_nack(self, delivery_tag: int, multiple: bool):
+        self._nacked = True
+        self._on_ack(delivery_tag, multiple)
+
+    def _drop(self):
+        if self._connection is not None:
+            try:
+                self._connection.collect()  # without waiting for a broker that may be gone or blocking
+            except Exception:
+                pass
+        self._connection = self._producer = None
 
 
 def ssl_context(options) -> ssl.SSLContext:

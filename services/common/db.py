@@ -7,6 +7,7 @@ import json
 import logging
 import uuid
 from datetime import timedelta
+from typing import NamedTuple
 
 import eventlet.patcher
 import psycogreen.eventlet
@@ -25,6 +26,7 @@ from services.common import config as linli_config
 from services.common.clock import naive_utcnow
 from services.common.envelope import make_envelope
 from services.common.events import EventContract
+from services.common.groupcommit import GroupCommit
 from services.common.outbox import Relay
 from services.common.schemas import require_id
 
@@ -90,14 +92,20 @@ class KernelTables:
         )
 
 
-def make_engine(url: str, pool_size: int = 10) -> Engine:
+def make_engine(url: str, pool_size: int = 10, writer: bool = False) -> Engine:
+    """A service's engine. Durable means on disk before the answer: SQLite
+    commits with synchronous=FULL (WAL), PostgreSQL with synchronous_commit=on,
+    whatever the server's default. `writer`: the group commit's own engine
+    (services/common/groupcommit.py), one connection used by one OS thread,
+    whose transactions on SQLite begin IMMEDIATE (the write lock from the
+    start) and whose savepoints are SQLite's own (pysqlite's implicit BEGIN off)."""
     if url.startswith("sqlite"):
         in_memory = url in ("sqlite://", "sqlite:///:memory:")
         engine = create_engine(
             url,
             hide_parameters=True,  # values are personal data: keep them out of error messages and logs
             connect_args={"check_same_thread": False, "timeout": 15},
-            **({"poolclass": StaticPool} if in_memory else {"pool_size": pool_size, "max_overflow": 0}),
+            **({"poolclass": StaticPool} if in_memory or writer else {"pool_size": pool_size, "max_overflow": 0}),
         )
 
         @event.listens_for(engine, "connect")
@@ -106,13 +114,25 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
             if not in_memory:
                 # WAL lets readers (the relay, the gateway's lists) run beside a writer.
                 cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=FULL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
+            if writer:
+                dbapi_connection.isolation_level = None  # SQLAlchemy's documented recipe for SAVEPOINT
+
+        if writer:
+            @event.listens_for(engine, "begin")
+            def _begin_immediate(connection):
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     make_postgres_green()
+    options = {"connect_args": {"options": "-c synchronous_commit=on"}}
+    if writer:
+        return create_engine(url, poolclass=StaticPool, pool_pre_ping=True, hide_parameters=True, **options)
     # The pool must hold at least one connection per nameko worker.
-    return create_engine(url, pool_size=pool_size, max_overflow=5, pool_pre_ping=True, hide_parameters=True)
+    return create_engine(url, pool_size=pool_size, max_overflow=5, pool_pre_ping=True, hide_parameters=True,
+                         **options)
 
 
 def make_postgres_green():
@@ -144,6 +164,7 @@ class UnitOfWork:
         self.source = source
         self.committer = committer if committer is not None else CommitNow()
         self.emitted: list[str] = []  # outbox ids, in the order emitted
+        self.rows: list[OutboxRow] = []  # the same rows as written, for a committer that publishes them from memory
         self.held = False             # set by a committer that commits the work later
 
     def __enter__(self) -> "UnitOfWork":
@@ -152,18 +173,20 @@ class UnitOfWork:
     def __exit__(self, *exc_info):
         # Anything not committed by now is abandoned, whether or not an error was raised.
         if not self.held:
-            self.session.rollback()
+            self.committer.rollback(self.session)
 
     def emit(self, event_type: str, data: dict, version: int = 1) -> dict:
         """Add an event to the outbox, in this transaction. The payload is
         checked against the contract here, not at the consumer."""
         envelope = make_envelope(self.source, event_type, data, version)
         self.kernel.events.validate(envelope, strict=True)
+        row = OutboxRow(envelope["id"], self.source, event_type, envelope, logs.current_request_id())
         self.session.execute(insert(self.kernel.outbox).values(
-            id=envelope["id"], source=self.source, event_type=event_type,
-            envelope=json.dumps(envelope), created_at=naive_utcnow(), request_id=logs.current_request_id(),
+            id=row.id, source=row.source, event_type=row.event_type,
+            envelope=json.dumps(envelope), created_at=naive_utcnow(), request_id=row.request_id,
         ))
-        self.emitted.append(envelope["id"])
+        self.emitted.append(row.id)
+        self.rows.append(row)
         return envelope
 
     def first_delivery(self, envelope_id: str, consumer: str) -> bool:
@@ -174,7 +197,7 @@ class UnitOfWork:
                 event_id=envelope_id, consumer=consumer, processed_at=naive_utcnow()))
             self.session.flush()
         except IntegrityError:
-            self.session.rollback()
+            self.committer.rollback(self.session)
             return False
         return True
 
@@ -184,17 +207,38 @@ class UnitOfWork:
         self.committer.commit(self)
 
 
+class OutboxRow(NamedTuple):
+    """An outbox row as its unit of work wrote it."""
+    id: str
+    source: str
+    event_type: str
+    envelope: dict
+    request_id: str | None
+
+
 class CommitNow:
     """The default committer: the transaction commits at once, then what it
     emitted is published (what fails to publish stays in the outbox for the
-    relay's timer). Without a relay, everything is left to the relay."""
+    relay's timer). Without a relay, everything is left to the relay.
+
+    A committer has three verbs: `commit(uow)` (the unit's `uow.commit()`),
+    `finish(session, units)` (commit these held units, as @idempotent does once
+    it has written its key) and `rollback(session)` (abandon what is not
+    committed: here the transaction; in a group commit only the request's own
+    savepoint, services/common/groupcommit.py)."""
 
     def __init__(self, relay=None):
         self.relay = relay
 
     def commit(self, uow: UnitOfWork):
-        uow.session.commit()
-        self.publish(uow.emitted)
+        self.finish(uow.session, [uow])
+
+    def finish(self, session: Session, units: list[UnitOfWork]):
+        session.commit()
+        self.publish([envelope_id for uow in units for envelope_id in uow.emitted])
+
+    def rollback(self, session: Session):
+        session.rollback()
 
     def publish(self, envelope_ids: list[str]):
         """After a commit: publish these outbox rows now (another committer's commit too)."""
@@ -208,14 +252,32 @@ class WorkerDatabase:
     def __init__(self, provider: "Database"):
         self._provider = provider
         self._session: Session | None = None
+        self._batch_session: Session | None = None  # inside a group commit's batch (services/common/groupcommit.py)
         # Who commits this worker's units of work: the hook @idempotent sets for the call it wraps.
         self.committer = CommitNow(provider.relay)
 
     @property
     def session(self) -> Session:
+        if self._batch_session is not None:
+            return self._batch_session
         if self._session is None:
             self._session = self._provider.sessionmaker()
         return self._session
+
+    def in_group(self, run):
+        """`run()` in the process's group commit (@grouped); its answer once committed.
+        A grouped call made inside a batch is part of the call that made it."""
+        if self._batch_session is not None:
+            return run()
+        return self._provider.group().run(self, run)
+
+    def enter_batch(self, session: Session, committer):
+        """In the writer thread: this worker's call runs in the batch's session."""
+        self._batch_session, self._outside = session, self.committer
+        self.committer = committer
+
+    def leave_batch(self):
+        self._batch_session, self.committer = None, self._outside
 
     @property
     def kernel(self) -> KernelTables:
@@ -263,8 +325,22 @@ class Database(DependencyProvider):
         self.relay = Relay(
             self.engine, self.kernel, self.container.service_name, config,
         )
+        self._group = None
+
+    def group(self) -> GroupCommit:
+        """The process's group commit, with a writer engine of its own, made on first use."""
+        if self._group is None:
+            config = self.container.config
+            self._group = GroupCommit(
+                make_engine(config["DB_URL"], pool_size=1, writer=True), self.kernel, self.relay,
+                max_size=int(linli_config.setting(config, "GROUP_COMMIT_MAX")),
+                gather_seconds=float(linli_config.setting(config, "GROUP_COMMIT_GATHER_MS")) / 1000)
+        return self._group
 
     def stop(self):
+        if self._group is not None:
+            self._group.stop()
+            self._group.engine.dispose()
         if self.engine is not None:
             self.engine.dispose()
 

@@ -81,11 +81,13 @@ class CommitWithAnswer:
             session.execute(insert(kernel.idempotent_requests).values(
                 operation=request.operation, key=request.key, fingerprint=request.fingerprint,
                 response=json.dumps(answer, default=str), created_at=naive_utcnow()))
-            session.commit()
+            self.then.finish(session, self.held)
         except IntegrityError:
-            session.rollback()
+            self.then.rollback(session)
             raise KeyAlreadyUsed(request.key)
-        self.then.publish([envelope_id for uow in self.held for envelope_id in uow.emitted])
+
+    def rollback(self, session):
+        self.then.rollback(session)
 
 
 def idempotent(method):
@@ -116,7 +118,7 @@ def idempotent(method):
             return earlier
         finally:
             self.db.committer = committer.then
-            self.db.session.rollback()  # whatever was not committed with its answer
+            self.db.committer.rollback(self.db.session)  # whatever was not committed with its answer
 
     # The method's own signature plus the key, so that nameko's check of a call's
     # arguments (IncorrectSignature) sees what the method really takes.
@@ -129,7 +131,7 @@ def idempotent(method):
 def _earlier_answer(db, request: RequestKey):
     """The first answer given under this key; None if there was none."""
     table = db.kernel.idempotent_requests
-    db.session.rollback()  # see what other transactions committed meanwhile
+    db.committer.rollback(db.session)  # see what other transactions committed meanwhile
     row = db.session.execute(select(table.c.fingerprint, table.c.response).where(
         table.c.operation == request.operation, table.c.key == request.key)).first()
     if row is None:

@@ -1,5 +1,5 @@
 """The outbox relay: publishes committed outbox rows with publisher confirms
-and marks them sent. Runs right after each commit and, for what a crash or a
+(a batch of them with one wait) and marks them sent. Runs right after each commit and, for what a crash or a
 broker outage left behind, on a timer (several instances may sweep at once:
 rows are claimed with FOR UPDATE SKIP LOCKED where the database has it)."""
 from __future__ import annotations
@@ -32,7 +32,7 @@ class Relay:
         self.source = source
         self.config = config
         self.grace = timedelta(seconds=float(linli_config.setting(config, "OUTBOX_GRACE_SECONDS")))
-        self.publisher = broker.publisher(config)  # confirms are on by default
+        self.publisher = broker.BatchPublisher(config)  # one wait for the confirms of a batch
         self._topology_declared = False
         # Rows this process is publishing now: the timer must not publish them a
         # second time while a worker's post-commit publish is under way.
@@ -63,6 +63,51 @@ class Relay:
             log.warning("outbox: %d event(s) not confirmed within %.0f s; publishing on in the background",
                         len(ids), wait)
             return 0
+
+    def publish_committed(self, rows: list, on_sent, wait: float = PUBLISH_NOW_WAIT_SECONDS):
+        """Rows a group commit has just committed, as it holds them (no read):
+        published together with one wait for confirms; their ids then go to
+        `on_sent`, which marks them sent in its next transaction, and stay in
+        flight (the timer leaves them) until `settled`. What fails is left to
+        the timer. The caller waits `wait` seconds at most, as publish_now's."""
+        rows = [row for row in rows if row.id not in self._in_flight]
+        self._in_flight |= {row.id for row in rows}
+        sending = eventlet.spawn(self._send_committed, rows, on_sent)
+        try:
+            with eventlet.Timeout(wait):
+                sending.wait()
+        except eventlet.Timeout:
+            log.warning("outbox: %d event(s) not confirmed within %.0f s; publishing on in the background",
+                        len(rows), wait)
+
+    def _send_committed(self, rows: list, on_sent):
+        try:
+            self._declare_topology()
+            self.publisher.publish_all([self._message(row) for row in rows])
+        except Exception as exc:  # the broker is away: the timer will retry
+            self.settled([row.id for row in rows])
+            log.warning("outbox: %d event(s) left for the relay (%s)", len(rows), type(exc).__name__)
+            return
+        for row in rows:
+            EVENTS_PUBLISHED.labels(row.source, row.event_type).inc()
+        on_sent([row.id for row in rows])
+
+    def settled(self, ids: list[str]):
+        """These rows are marked sent (or left to the timer): no longer in flight."""
+        self._in_flight -= set(ids)
+
+    def _message(self, row) -> tuple:
+        """(body, exchange, routing key, headers) of an outbox row; the request id as
+        nameko sends worker context, so the consumer's lines carry it."""
+        envelope = row.envelope if isinstance(row.envelope, dict) else json.loads(row.envelope)
+        headers = {logs.AMQP_HEADER: row.request_id} if row.request_id else {}
+        return envelope, get_event_exchange(row.source, self.config), row.event_type, headers
+
+    def _declare_topology(self):
+        if not self._topology_declared:
+            # Only its own events' queues: all this service's broker user may declare.
+            events.declare_topology(self.config, self.kernel.events, sources=[self.source])
+            self._topology_declared = True
 
     def _publish_batches(self):
         try:
@@ -120,10 +165,7 @@ class Relay:
 
     def _publish(self, query, order: list[str] | None = None) -> int:
         """Publish the rows `query` finds, in `order` (ids) if given, else as found."""
-        if not self._topology_declared:
-            # Only its own events' queues: all this service's broker user may declare.
-            events.declare_topology(self.config, self.kernel.events, sources=[self.source])
-            self._topology_declared = True
+        self._declare_topology()
         sent: list[str] = []
         with Session(self.engine) as session:
             # SKIP LOCKED lets two relays share the work on PostgreSQL; SQLite ignores it
@@ -144,15 +186,9 @@ class Relay:
     def _publish_rows(self, session: Session, rows, sent: list[str]):
         outbox = self.kernel.outbox
         try:
+            self.publisher.publish_all([self._message(row) for row in rows])  # all confirmed, or it raises
+            sent += [row.id for row in rows]
             for row in rows:
-                self.publisher.publish(
-                    json.loads(row.envelope),
-                    exchange=get_event_exchange(row.source, self.config),
-                    routing_key=row.event_type,
-                    # the consumer's worker context, as nameko's own event dispatcher would send it
-                    headers={logs.AMQP_HEADER: row.request_id} if row.request_id else {},
-                )
-                sent.append(row.id)
                 EVENTS_PUBLISHED.labels(row.source, row.event_type).inc()
         finally:
             # Mark in one short write, after the network work, so SQLite's

@@ -17,6 +17,7 @@ from services.categories import CategoryEntrypoints, labelled, problems
 from services.common.clock import community_zone, isoformat, local_day, local_today, month_bounds, naive_utcnow
 from services.common.db import Database, get_by_id
 from services.common.errors import Conflict, InvalidInput, NotFound, enforce
+from services.common.groupcommit import grouped
 from services.common.idempotency import idempotent
 from services.common.pagination import PageSchema, paginate
 from services.common.schemas import load_or_raise, require_id, shared
@@ -339,6 +340,7 @@ class DonationsService(CategoryEntrypoints, KernelEntrypoints):
     # -- donations ------------------------------------------------------------------
 
     @rpc
+    @grouped
     @idempotent
     def record_donation(self, campaign_id: str, payload: dict, actor: dict) -> dict:
         """Record a donation and issue its receipt. With an idempotency key, the

@@ -180,9 +180,7 @@ def test_a_crash_after_publishing_but_before_marking_sent_is_deduplicated_downst
     real_publish_rows = Relay._publish_rows
 
     def publish_then_die(self, session, rows, sent):
-        for row in rows:
-            self.publisher.publish(json.loads(row.envelope), exchange=get_event_exchange(row.source, self.config),
-                                   routing_key=row.event_type)
+        self.publisher.publish_all([self._message(row) for row in rows])
         raise RuntimeError("killed before marking the rows sent")
 
     with mock.patch.object(Relay, "_publish_rows", publish_then_die):

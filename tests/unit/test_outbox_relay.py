@@ -19,10 +19,11 @@ class RecordingPublisher:
         self.headers: dict[str, dict] = {}
         self.calls = 0
 
-    def publish(self, envelope, exchange=None, routing_key=None, headers=None):
+    def publish_all(self, messages):
         eventlet.sleep(0.01)  # a broker round trip: others commit meanwhile
-        self.published.append(envelope["id"])
-        self.headers[envelope["id"]] = headers
+        for envelope, _exchange, _routing_key, headers in messages:
+            self.published.append(envelope["id"])
+            self.headers[envelope["id"]] = headers
 
 
 def relay_with_rows(count: int, age_seconds: float, request_ids: dict | None = None):
@@ -73,7 +74,7 @@ def test_rows_committed_at_once_by_several_workers_go_out_in_batches_each_once_i
 
 
 class BrokerAway(RecordingPublisher):
-    def publish(self, envelope, exchange=None, routing_key=None, headers=None):
+    def publish_all(self, messages):
         raise ConnectionRefusedError("broker away")
 
 

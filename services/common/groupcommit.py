@@ -1,0 +1,219 @@
+"""Group commit: the concurrent writes of one service process share one
+transaction, one commit and one wait for the broker's confirms.
+
+    @rpc
+    @grouped
+    @idempotent
+    def record_donation(self, campaign_id, payload, actor): ...
+
+A @grouped call does not run in its worker's green thread: it is handed to the
+process's writer (GroupCommit), which takes every call waiting (up to
+GROUP_COMMIT_MAX, gathering GROUP_COMMIT_GATHER_MS more while the last batch
+is applied) and runs them one after another in a real OS thread (eventlet's
+tpool), so no database call blocks the eventlet hub: BEGIN (IMMEDIATE on
+SQLite: the batch holds the write lock from its start), for each call a
+savepoint of its own (one call's refusal or failure rolls back only that
+call), then one COMMIT, with SQLite's synchronous=FULL or PostgreSQL's
+synchronous_commit=on, before any call of the batch is answered. The
+batch's outbox rows are then published from memory with one wait for
+confirms (services/common/broker.py), and marked sent inside the next batch's
+transaction: no commit of its own per write (when no write follows, a batch
+of marks alone goes after MARK_DELAY_SECONDS, well within the relay's grace).
+
+Inside the batch the call sees the worker's database as usual: `self.db.session`
+is the batch's session, and its units of work commit through InBatch, the
+committer that releases the call's savepoint instead of committing (the seam
+of services/common/db.py UnitOfWork). @idempotent works on that same seam: the
+key and the answer are written in the call's savepoint.
+"""
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+import logging
+
+import eventlet
+from eventlet import tpool
+from eventlet.event import Event
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from services.common.clock import naive_utcnow
+
+log = logging.getLogger(__name__)
+
+# Published rows wait this long for the next batch to mark them sent; then they go alone.
+MARK_DELAY_SECONDS = 0.2
+
+
+def grouped(method):
+    """Run an RPC write in the process's group commit (see the module doc)."""
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        return self.db.in_group(lambda: method(self, *args, **kwargs))
+
+    call.__signature__ = inspect.signature(method)  # @idempotent's, with its key
+    return call
+
+
+class InBatch:
+    """The committer of one call inside a batch: `uow.commit()` releases the
+    unit's savepoint (the batch commits later); a rollback goes back to the
+    last one; `failed()` undoes the whole call, `done()` keeps what it committed."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self.call_savepoint = session.begin_nested()
+        self.unit_savepoint = session.begin_nested()
+        self.rows = []  # the outbox rows of the call's committed units (db.OutboxRow)
+
+    def commit(self, uow):
+        self.finish(uow.session, [uow])
+
+    def finish(self, session: Session, units):
+        session.flush()
+        self.unit_savepoint.commit()
+        self.unit_savepoint = session.begin_nested()
+        self.rows += [row for uow in units for row in uow.rows]
+
+    def rollback(self, session: Session):
+        self.unit_savepoint.rollback()
+        self.unit_savepoint = session.begin_nested()
+
+    def done(self):
+        self.unit_savepoint.rollback()  # what the call did not commit is abandoned, as CommitNow's close would
+        self.call_savepoint.commit()
+
+    def failed(self):
+        self.call_savepoint.rollback()
+        self.rows = []
+
+
+class _Call:
+    def __init__(self, worker_db, run):
+        self.worker_db = worker_db
+        self.run = run
+        self.context = contextvars.copy_context()  # the worker's request id, for the lines and rows it makes
+        self.done = Event()
+        self.answer = None
+        self.error: BaseException | None = None
+        self.rows = []
+
+
+class GroupCommit:
+    """One per service process (services/common/db.py Database)."""
+
+    def __init__(self, engine, kernel, relay, max_size: int, gather_seconds: float):
+        self.engine = engine  # the writer's own engine: one connection, used by the writer thread only
+        self.kernel = kernel
+        self.relay = relay
+        self.max_size = max_size
+        self.gather_seconds = gather_seconds
+        self._waiting: list[_Call] = []
+        self._marks: list[str] = []  # outbox ids published and confirmed, to mark sent
+        self._leader = None
+        self._session: Session | None = None
+        self.batches = 0  # commits, for the tests and the bench's report
+        self.calls = 0
+
+    def run(self, worker_db, run):
+        """Run `run()` in the next batch; its answer once that batch has committed
+        and its events are published (or left to the relay); its error if it failed."""
+        call = _Call(worker_db, run)
+        self._waiting.append(call)
+        self._wake()
+        call.done.wait()
+        if call.error is not None:
+            raise call.error
+        return call.answer
+
+    def stop(self):
+        """Mark what was published (the workers have ended: nothing else waits)."""
+        if self._marks:
+            marks, self._marks = self._marks, []
+            try:
+                tpool.execute(self._apply, [], marks)
+                self.relay.settled(marks)
+            except Exception as exc:  # the relay's timer publishes them again; consumers deduplicate
+                log.warning("group commit: %d published event(s) not marked sent (%s)", len(marks),
+                            type(exc).__name__)
+        if self._session is not None:
+            tpool.execute(self._session.close)
+
+    def _wake(self):
+        if self._leader is None:
+            self._leader = eventlet.spawn(self._lead)
+
+    def _lead(self):
+        try:
+            while self._waiting or self._marks:
+                if not self._waiting:
+                    eventlet.sleep(MARK_DELAY_SECONDS)  # marks ride with the next writes, if any come
+                elif self.gather_seconds and len(self._waiting) < self.max_size:
+                    eventlet.sleep(self.gather_seconds)
+                else:
+                    eventlet.sleep(0)  # the calls whose workers are ready to ask join this batch
+                batch, self._waiting = self._waiting[:self.max_size], self._waiting[self.max_size:]
+                marks, self._marks = self._marks, []
+                try:
+                    tpool.execute(self._apply, batch, marks)
+                except Exception as exc:  # the commit itself failed: nothing of this batch was written
+                    log.warning("group commit: a batch of %d failed to commit (%s)", len(batch), type(exc).__name__)
+                    self._marks = marks + self._marks
+                    for call in batch:
+                        call.error, call.rows = call.error or exc, []
+                        call.done.send()
+                    continue
+                if marks:
+                    self.relay.settled(marks)
+                if batch:  # not the marks alone
+                    self.batches += 1
+                    self.calls += len(batch)
+                # Published and answered in a green thread of its own: the next batch is applied meanwhile.
+                eventlet.spawn(self._publish_and_answer, batch)
+        finally:
+            self._leader = None
+
+    def _apply(self, batch: list[_Call], marks: list[str]):
+        """In the writer thread: the batch's calls, each in its savepoint, and the marks, in one transaction."""
+        if self._session is None:
+            self._session = Session(self.engine, expire_on_commit=False, autoflush=True)
+        session = self._session
+        try:
+            if marks:
+                outbox = self.kernel.outbox
+                session.execute(update(outbox).where(outbox.c.id.in_(marks)).values(sent_at=naive_utcnow()))
+            for call in batch:
+                call.context.run(self._one, session, call)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+    @staticmethod
+    def _one(session: Session, call: _Call):
+        worker_db = call.worker_db
+        committer = InBatch(session)
+        worker_db.enter_batch(session, committer)
+        try:
+            call.answer = call.run()
+            committer.done()
+            call.rows = committer.rows
+        except Exception as exc:
+            committer.failed()
+            call.error = exc
+        finally:
+            worker_db.leave_batch()
+
+    def _publish_and_answer(self, batch: list[_Call]):
+        rows = [row for call in batch for row in call.rows]
+        if rows and self.relay is not None:
+            self.relay.publish_committed(rows, on_sent=self._sent)
+        for call in batch:
+            call.done.send()
+
+    def _sent(self, ids: list[str]):
+        self._marks += ids
+        self._wake()

@@ -1,0 +1,203 @@
+"""Group commit (services/common/groupcommit.py) with the real donations
+service's record_donation, on a real database file (or PostgreSQL under
+`make test-postgres`): concurrent writes share one commit, one request's
+refusal or failure touches only that request, every answer comes after its
+commit, no database call runs on the eventlet hub, and the outbox rows are
+marked sent inside a later batch's transaction, with no commit of their own."""
+from __future__ import annotations
+
+import time
+import uuid
+from types import SimpleNamespace
+
+import eventlet
+import pytest
+from eventlet import patcher
+from nameko.testing.services import worker_factory
+from sqlalchemy import event, select
+
+from services.common import config as linli_config
+from services.common import migrations
+from services.common.db import Database
+from services.common.errors import InvalidInput, NotFound
+from services.common.groupcommit import grouped
+from services.donations.models import Campaign, Donation, kernel
+from services.donations.service import DonationsService
+from tests import databases
+from tests.unit.test_donations_service import campaign_payload
+
+pytestmark = pytest.mark.database
+
+ADMIN = {"id": "admin-1", "roles": ["admin"]}
+CASH = {"kind": "cash", "amount_fen": 500}
+real_sleep = patcher.original("time").sleep
+
+
+class PublishedAtOnce:
+    """The relay, without a broker: every row is 'confirmed' at once."""
+
+    def __init__(self):
+        self.published: list[str] = []
+        self.in_flight: set[str] = set()
+
+    def publish_committed(self, rows, on_sent):
+        self.published += [row.id for row in rows]
+        self.in_flight |= {row.id for row in rows}
+        on_sent([row.id for row in rows])
+
+    def settled(self, ids):
+        self.in_flight -= set(ids)
+
+    def publish_now(self, ids):  # a write outside the group (a new campaign): left to the timer
+        return 0
+
+
+@pytest.fixture
+def process(tmp_path):
+    """One donations process's Database provider, with its group commit."""
+    url = databases.database_url(tmp_path, "donations")
+    migrations.upgrade("donations", url)
+    config = {**linli_config.load("donations"), "DB_URL": url, "GROUP_COMMIT_GATHER_MS": 5}
+    provider = Database(kernel)
+    provider.container = SimpleNamespace(config=config, service_name="donations")
+    provider.setup()
+    provider.relay = PublishedAtOnce()
+    provider.commits = []
+    event.listen(provider.group().engine, "commit", lambda _connection: provider.commits.append(time.monotonic()))
+    yield provider
+    for worker_ctx in list(provider._workers):  # each worker's session, as nameko's teardown would
+        provider.worker_teardown(worker_ctx)
+    provider.stop()
+
+
+def worker(process, cls=DonationsService):
+    return worker_factory(cls, db=process.get_dependency(object()), config=process.container.config)
+
+
+def new_campaign(process) -> str:
+    return worker(process).create_campaign(campaign_payload(), ADMIN)["id"]
+
+
+def donate_at_once(process, calls):
+    """Each call (campaign id, payload, key) from a worker of its own, all at once: (answer or error) each."""
+    def one(call):
+        campaign_id, payload, key = call
+        try:
+            return worker(process).record_donation(campaign_id, payload, ADMIN, idempotency_key=key)
+        except Exception as exc:
+            return exc
+    return list(eventlet.GreenPool().imap(one, calls))
+
+
+def stored(process) -> list:
+    with process.engine.connect() as connection:
+        return connection.execute(select(Donation.receipt_no, Donation.amount_fen).order_by(Donation.seq)).all()
+
+
+def test_concurrent_writes_share_commits_and_receipts_stay_gap_free(process):
+    campaign_id = new_campaign(process)
+    group = process.group()
+    answers = donate_at_once(process, [(campaign_id, {**CASH, "amount_fen": 100 + n}, uuid.uuid4().hex)
+                                       for n in range(40)])
+    assert all(isinstance(answer, dict) for answer in answers), answers
+    receipts = sorted(int(answer["receipt_no"].rsplit("-", 1)[1]) for answer in answers)
+    assert receipts == list(range(1, 41))
+    assert len(stored(process)) == 40
+    print(f"\n40 writes in {group.batches} batches")
+    assert group.calls == 40 and group.batches < 10
+    # One commit per batch (and the marks of the last one's events, alone at the end).
+    eventlet.sleep(0.5)
+    assert len(process.commits) <= group.batches + 1
+
+
+class FailsAfterWriting(DonationsService):
+    @grouped
+    def donate_then_fail(self, campaign_id):
+        DonationsService.record_donation(self, campaign_id, CASH, ADMIN)  # committed its unit of work
+        raise RuntimeError("the disk is full")
+
+
+def test_one_refused_or_failing_request_fails_alone_and_leaves_no_trace(process):
+    campaign_id = new_campaign(process)
+
+    def fails_after_writing():
+        try:
+            worker(process, FailsAfterWriting).donate_then_fail(campaign_id)
+        except RuntimeError as exc:
+            return exc
+
+    pool = eventlet.GreenPool()
+    failing = pool.spawn(fails_after_writing)  # first in the batch: it takes receipt 1, then is undone
+    answers = donate_at_once(process, [
+        (campaign_id, CASH, uuid.uuid4().hex),
+        (uuid.uuid4().hex, CASH, uuid.uuid4().hex),                       # no such campaign
+        (campaign_id, {"kind": "cash", "amount_fen": -5}, uuid.uuid4().hex),  # bad input
+        (campaign_id, CASH, uuid.uuid4().hex),
+    ])
+    assert isinstance(failing.wait(), RuntimeError)
+    assert isinstance(answers[0], dict) and isinstance(answers[3], dict)
+    assert isinstance(answers[1], NotFound)
+    assert isinstance(answers[2], InvalidInput)
+    assert process.group().batches == 1
+    assert [row.amount_fen for row in stored(process)] == [500, 500]
+    assert sorted(answer["receipt_no"][-4:] for answer in (answers[0], answers[3])) == ["0001", "0002"]
+    with process.engine.connect() as connection:
+        assert connection.execute(select(Campaign.cash_fen)).scalar() == 1000
+
+
+def test_the_same_key_twice_in_one_batch_counts_once_and_answers_alike(process):
+    campaign_id = new_campaign(process)
+    key = uuid.uuid4().hex
+    first, second = donate_at_once(process, [(campaign_id, CASH, key), (campaign_id, CASH, key)])
+    assert first == second and len(stored(process)) == 1
+
+
+def test_every_answer_comes_after_its_commit_and_the_hub_runs_meanwhile(process):
+    """The batch runs in a real thread: a call that holds it 0.3 s (a slow disk)
+    blocks no green thread of the process, and no one is answered before the commit."""
+    campaign_id = new_campaign(process)
+
+    class SlowDisk(DonationsService):
+        @grouped
+        def slow_write(self):
+            real_sleep(0.3)
+            return "written"
+
+    ticks = []
+
+    def tick():
+        for _ in range(20):
+            ticks.append(time.monotonic())
+            eventlet.sleep(0.01)
+
+    ticker = eventlet.spawn(tick)
+    answered = {}
+
+    def donate():
+        worker(process).record_donation(campaign_id, CASH, ADMIN, idempotency_key=uuid.uuid4().hex)
+        answered["donation"] = time.monotonic()
+
+    pool = eventlet.GreenPool()
+    pool.spawn(lambda: worker(process, SlowDisk).slow_write())
+    pool.spawn(donate)
+    pool.waitall()
+    ticker.wait()
+    assert ticks[-1] - ticks[0] < 0.6  # 20 ticks of 10 ms went on during the 0.3 s the writer was busy
+    assert process.commits and min(process.commits) < answered["donation"]
+
+
+def test_published_rows_are_marked_sent_by_a_later_transaction_not_one_each(process):
+    campaign_id = new_campaign(process)
+    donate_at_once(process, [(campaign_id, CASH, uuid.uuid4().hex) for _ in range(10)])
+    group, relay = process.group(), process.relay
+    assert len(relay.published) == 10
+    with process.engine.connect() as connection:
+        outbox = kernel.outbox
+        before = connection.execute(select(outbox.c.sent_at).where(outbox.c.id.in_(relay.published))).all()
+    eventlet.sleep(0.5)  # no write follows: the marks go alone after MARK_DELAY_SECONDS
+    with process.engine.connect() as connection:
+        after = connection.execute(select(outbox.c.sent_at).where(outbox.c.id.in_(relay.published))).all()
+    assert any(row.sent_at is None for row in before)
+    assert all(row.sent_at is not None for row in after)
+    assert relay.in_flight == set()
+    assert len(process.commits) == group.batches + 1
