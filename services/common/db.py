@@ -271,6 +271,10 @@ class WorkerDatabase:
             return run()
         return self._provider.group().run(self, run)
 
+    def in_group_many(self, runs: list) -> list[tuple]:
+        """(request id, run) each, in the group commit: (answer, error) each (`call_many`)."""
+        return self._provider.group().run_many(self, runs)
+
     def enter_batch(self, session: Session, committer):
         """In the writer thread: this worker's call runs in the batch's session."""
         self._batch_session, self._outside = session, self.committer

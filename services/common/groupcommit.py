@@ -39,6 +39,7 @@ from eventlet.event import Event
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from services.common import logs
 from services.common.clock import naive_utcnow
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ def grouped(method):
         return self.db.in_group(lambda: method(self, *args, **kwargs))
 
     call.__signature__ = inspect.signature(method)  # @idempotent's, with its key
+    call.grouped = method  # what `call_many` runs, for each call it carries (services/common/service.py)
     return call
 
 
@@ -121,13 +123,25 @@ class GroupCommit:
     def run(self, worker_db, run):
         """Run `run()` in the next batch; its answer once that batch has committed
         and its events are published (or left to the relay); its error if it failed."""
-        call = _Call(worker_db, run)
-        self._waiting.append(call)
+        (answer, error), = self.run_many(worker_db, [(None, run)])
+        if error is not None:
+            raise error
+        return answer
+
+    def run_many(self, worker_db, runs: list) -> list[tuple]:
+        """Several calls of one worker (request id, run) each, queued together and
+        run one after another in the writer thread: (answer, error) each."""
+        calls = []
+        for request_id, run in runs:
+            call = _Call(worker_db, run)
+            if request_id is not None:
+                call.context.run(logs.bind_request_id, request_id)
+            calls.append(call)
+        self._waiting += calls
         self._wake()
-        call.done.wait()
-        if call.error is not None:
-            raise call.error
-        return call.answer
+        for call in calls:
+            call.done.wait()
+        return [(call.answer, call.error) for call in calls]
 
     def stop(self):
         """Mark what was published (the workers have ended: nothing else waits)."""

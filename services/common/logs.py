@@ -13,6 +13,7 @@ A contextvar, not a global: each eventlet green thread (each nameko worker,
 each HTTP connection) has its own context, and a new one starts empty."""
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import re
@@ -49,6 +50,19 @@ def current_request_id() -> str | None:
 def bind_request_id(request_id: str | None):
     """Make `request_id` the current one for this green thread (None: none)."""
     return _current.set(request_id if isinstance(request_id, str) and request_id else None)
+
+
+@contextlib.contextmanager
+def request_id_bound(request_id: str | None):
+    """`request_id` the current one within the block (None: leave the current one)."""
+    if not request_id:
+        yield
+        return
+    token = bind_request_id(request_id)
+    try:
+        yield
+    finally:
+        _current.reset(token)
 
 
 class RequestIds(DependencyProvider):

@@ -1,9 +1,10 @@
 """Entrypoints every Linli service has, whatever its domain."""
+import functools
 import inspect
 import logging
 
 from marshmallow import ValidationError
-from nameko.exceptions import MalformedRequest
+from nameko.exceptions import IncorrectSignature, MalformedRequest, serialize
 from kombu import Queue
 from nameko.rpc import Rpc, RpcConsumer
 from nameko.timer import timer
@@ -12,9 +13,12 @@ from nameko.web.handlers import HttpRequestHandler
 from services.common import caller, events
 from services.common import nameko_patches  # noqa: F401 -- a lost connection must not kill a service; replies unconfirmed
 from services.common.errors import InvalidInput, LinliError
+from services.common import logs
 from services.common.logs import RequestIds
 from services.common.metrics import Metrics
 from services.common.schemas import refuse_unstorable
+
+log = logging.getLogger(__name__)
 
 # Refusals a caller caused: logged as warnings, not as errors of the service.
 EXPECTED_ERRORS = (LinliError, ValidationError)
@@ -88,10 +92,11 @@ class VouchedRpc(Rpc):
             self._refuse_unstorable(args, kwargs)
         super().handle_message(body, message)
 
-    def _refuse_unstorable(self, args: list, kwargs: dict):
+    def _refuse_unstorable(self, args: list, kwargs: dict, signature=None):
         """InvalidInput naming each argument (a payload's own fields) that holds
         text no database can store, whoever the caller."""
-        signature = self.signature or inspect.signature(getattr(self.container.service_cls, self.method_name))
+        signature = signature or self.signature or inspect.signature(
+            getattr(self.container.service_cls, self.method_name))
         arguments = signature.bind(None, *args, **kwargs).arguments
         arguments.pop(next(iter(arguments)))  # self
         bad = {}
@@ -107,6 +112,49 @@ class VouchedRpc(Rpc):
         context_data = super().unpack_message_headers(message)
         context_data.pop(caller.HEADER, None)  # for this call only: never passed on
         return context_data
+
+
+class VouchedCallsRpc(VouchedRpc):
+    """The entrypoint of `call_many`: one RPC carrying many calls of one
+    @grouped write, which the gateway coalesced (services/gateway/rpc.py). The
+    RPC itself is vouched for and checked as any; then each call in it is
+    checked here as VouchedRpc checks a call of its own: the gateway's
+    assertion for exactly that method and those arguments (its caller among
+    them), not used before, the method's signature, text a database can store.
+    A call refused here is answered with its own error, and the others go on."""
+
+    def handle_message(self, body, message):
+        try:
+            args, kwargs = body["args"], body["kwargs"]
+        except (KeyError, TypeError):
+            raise MalformedRequest("Message missing `args` or `kwargs`")
+        self.caller_check.check(message, self.method_name, args, kwargs)
+        if args or not isinstance(kwargs, dict) or not isinstance(kwargs.get("calls"), list):
+            raise MalformedRequest("call_many takes method= and calls=[...]")
+        method = kwargs.get("method")
+        target = getattr(self.container.service_cls, method, None) if isinstance(method, str) else None
+        if getattr(target, "grouped", None) is None:
+            raise MalformedRequest("call_many carries calls of a @grouped method only")
+        redelivered = bool(message.delivery_info.get("redelivered"))
+        calls = [self._checked(call, method, target, redelivered) for call in kwargs["calls"]]
+        Rpc.handle_message(self, {"args": [], "kwargs": {"method": method, "calls": calls}}, message)
+
+    def _checked(self, call, method: str, target, redelivered: bool) -> dict:
+        try:
+            if not isinstance(call, dict) or not isinstance(call.get("args"), list) \
+                    or not isinstance(call.get("kwargs"), dict):
+                raise MalformedRequest("a call is {args: [...], kwargs: {...}, assertion: ...}")
+            args, kwargs = call["args"], call["kwargs"]
+            self.caller_check.check_one(call.get("assertion"), method, args, kwargs, redelivered)
+            try:
+                inspect.getcallargs(target, None, *args, **kwargs)
+            except TypeError as exc:
+                raise IncorrectSignature(str(exc))
+            self._refuse_unstorable(args, kwargs, inspect.signature(target))
+        except Exception as exc:
+            return {"refused": serialize(exc)}
+        request_id = call.get("request_id")
+        return {"args": args, "kwargs": kwargs, "request_id": request_id if isinstance(request_id, str) else None}
 
 
 # nameko's @rpc, vouched for and checked, with our refusals marked as expected.
@@ -127,6 +175,35 @@ class KernelEntrypoints:
     def ping(self) -> dict:
         """Readiness probe: answers once the service consumes RPC."""
         return {"service": self.name, "ok": True}
+
+    @VouchedCallsRpc.decorator(expected_exceptions=EXPECTED_ERRORS)
+    def call_many(self, method: str, calls: list) -> list[dict]:
+        """Many calls of one @grouped write, each checked on its own
+        (VouchedCallsRpc), all in the process's group commit: each call's
+        {"answer": ...} or {"error": ...} (nameko's form of a remote error), in order."""
+        write = getattr(type(self), method).grouped
+        runs = [None if "refused" in call else (call["request_id"], functools.partial(
+            write, self, *call["args"], **call["kwargs"])) for call in calls]
+        outcomes = iter(self.db.in_group_many([run for run in runs if run is not None]))
+        answers = []
+        for call, run in zip(calls, runs, strict=True):
+            answer, error = (None, None) if run is None else next(outcomes)
+            with logs.request_id_bound(call.get("request_id")):  # each call's line under its own request's id
+                if run is None:
+                    log.warning("refused %s.%s in call_many", self.name, method)
+                    answers.append({"error": call["refused"]})
+                elif error is None:
+                    log.info("ran %s.%s in call_many", self.name, method)
+                    answers.append({"answer": answer})
+                else:
+                    if isinstance(error, EXPECTED_ERRORS):
+                        log.warning("refused %s.%s in call_many: %s %s", self.name, method,
+                                    getattr(error, "status", 400), getattr(error, "code", "invalid_input"))
+                    else:
+                        log.error("error in %s.%s in call_many", self.name, method,
+                                  exc_info=(type(error), error, error.__traceback__))
+                    answers.append({"error": serialize(error)})
+        return answers
 
     @timer(interval=RELAY_INTERVAL_SECONDS)
     def relay_outbox(self):

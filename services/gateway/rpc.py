@@ -7,25 +7,92 @@ vouched for (services/common/caller.py): the services refuse any other."""
 from __future__ import annotations
 
 import eventlet
+from eventlet.event import Event
+from nameko.exceptions import deserialize
 from nameko.rpc import RpcProxy
 
-from services.common import caller
+from services.common import caller, logs
 from services.common import config as linli_config
 from services.common.errors import Unavailable
 from services.gateway.http import Admission, admission_deadline
 
 # Probes are never shed: a busy service is still a ready one.
 UNBOUNDED_METHODS = frozenset({"ping"})
+# Creating writes of a service that groups them (@grouped): concurrent calls from this
+# process go together as one `call_many` RPC (Coalescer).
+COALESCED = {"donations": frozenset({"record_donation"})}
+# At most this many `call_many` RPCs of one method in flight from this process: the
+# calls made meanwhile wait and go together in the next one.
+COALESCED_IN_FLIGHT = 2
+COALESCED_MAX = 64
+
+
+class Coalescer:
+    """Concurrent calls of one @grouped write of one service go as one RPC,
+    `call_many` (services/common/service.py), in place of one each: one request
+    message and one reply for many writes, which the service then commits
+    together. Each call inside keeps its own assertion, signed for exactly its
+    method and arguments (its caller among them, so the caller stays bound to
+    its own request), its own request id and Idempotency-Key, and gets its own
+    answer or error. The first call goes at once; while COALESCED_IN_FLIGHT
+    are in flight, the calls that come wait and go together."""
+
+    def __init__(self, service_name: str, method_name: str, signer: caller.Signer, timeout: float):
+        self.service_name = service_name
+        self.method_name = method_name
+        self.signer = signer
+        self.timeout = timeout
+        self._waiting: list[tuple] = []
+        self._in_flight = 0
+
+    def call(self, proxy, args, kwargs):
+        """(answer, None) or (None, the error), as _answer_or_error."""
+        done = Event()
+        self._waiting.append((proxy, list(args), kwargs, logs.current_request_id(), done))
+        self._send_what_waits()
+        return done.wait()
+
+    def _send_what_waits(self):
+        while self._waiting and self._in_flight < COALESCED_IN_FLIGHT:
+            batch, self._waiting = self._waiting[:COALESCED_MAX], self._waiting[COALESCED_MAX:]
+            self._in_flight += 1
+            eventlet.spawn(self._send, batch)
+
+    def _send(self, batch: list[tuple]):
+        try:
+            calls = [{"args": args, "kwargs": kwargs, "request_id": request_id,
+                      "assertion": self.signer.vouch(self.service_name, self.method_name, args, kwargs)}
+                     for _proxy, args, kwargs, request_id, _done in batch]
+            proxy = batch[0][0]  # the first caller's: the RPC itself is vouched for too
+            attempt = eventlet.spawn(_answer_or_error, proxy.call_many, (), {"method": self.method_name,
+                                                                             "calls": calls})
+            try:
+                with eventlet.Timeout(self.timeout):
+                    answers, error = attempt.wait()
+            except eventlet.Timeout:  # each caller has given up by now: see _DeadlineProxy._call
+                attempt.kill()
+                answers, error = None, Unavailable(f"The {self.service_name} service did not answer in time.")
+            for (*_call, done), answer in zip(batch, answers or [None] * len(batch), strict=True):
+                if error is not None:
+                    done.send((None, error))
+                elif "error" in answer:
+                    done.send((None, deserialize(answer["error"])))
+                else:
+                    done.send((answer["answer"], None))
+        finally:
+            self._in_flight -= 1
+            self._send_what_waits()
 
 
 class _DeadlineProxy:
     def __init__(self, proxy, service_name: str, timeout: float, admission: Admission,
-                 wait_until: float | None = None):
+                 wait_until: float | None = None, coalescers: dict | None = None):
         self._proxy = proxy
         self._service_name = service_name
         self._timeout = timeout
         self._admission = admission
         self._wait_until = wait_until  # the request's admission deadline, partly spent in the gateway's
+        self._coalescers = coalescers or {}
 
     def __getattr__(self, method_name):
         method = getattr(self._proxy, method_name)
@@ -33,19 +100,23 @@ class _DeadlineProxy:
         if method_name in UNBOUNDED_METHODS:
             return lambda *args, **kwargs: self._call(method, args, kwargs)
 
+        coalescer = self._coalescers.get(method_name)
+
         def call(*args, **kwargs):
             with self._admission.admit(self._wait_until):
+                if coalescer is not None:
+                    return self._call(method, args, kwargs, lambda: coalescer.call(self._proxy, args, kwargs))
                 return self._call(method, args, kwargs)
 
         return call
 
-    def _call(self, method, args, kwargs):
+    def _call(self, method, args, kwargs, attempt=None):
         # The call runs in a green thread of its own, and the caller waits for it
         # only until the deadline. Waiting in place is not enough: when the broker
         # blocks publishers (a memory or disk alarm), the deadline interrupts the
         # publish, but kombu then closes the pooled connection, and that close waits
         # for the blocked broker with no deadline at all.
-        attempt = eventlet.spawn(_answer_or_error, method, args, kwargs)
+        attempt = eventlet.spawn(attempt or (lambda: _answer_or_error(method, args, kwargs)))
         try:
             with eventlet.Timeout(self._timeout):
                 answer, error = attempt.wait()
@@ -85,6 +156,8 @@ class ServiceRpc(RpcProxy):
         self.admission = Admission(int(config["MAX_IN_FLIGHT_PER_SERVICE"]), admission_deadline(config),
                                    self.target_service)
         self.signer = caller.signer_from_config(config, lifetime=self.timeout + caller.LIFETIME_MARGIN)
+        self.coalescers = {method: Coalescer(self.target_service, method, self.signer, self.timeout)
+                           for method in COALESCED.get(self.target_service, ())}
 
     def get_dependency(self, worker_ctx):
         proxy = caller.VouchedServiceProxy(worker_ctx, self.target_service, self.rpc_reply_listener, self.signer,
@@ -92,4 +165,4 @@ class ServiceRpc(RpcProxy):
         # An API request's worker has the request as its first argument (ApiEntrypoint).
         request = worker_ctx.args[0] if worker_ctx.args else None
         return _DeadlineProxy(proxy, self.target_service, self.timeout, self.admission,
-                              getattr(request, "wait_until", None))
+                              getattr(request, "wait_until", None), self.coalescers)

@@ -90,6 +90,15 @@ class ServiceDb:
         runs the real group commit)."""
         return run()
 
+    def in_group_many(self, runs):
+        outcomes = []
+        for _request_id, run in runs:
+            try:
+                outcomes.append((run(), None))
+            except Exception as exc:
+                outcomes.append((None, exc))
+        return outcomes
+
     def relay_pending(self) -> int:
         return 0
 
