@@ -182,7 +182,10 @@ def test_a_publish_unconfirmed_because_the_connection_dropped_is_published_again
             dropped.append(routing_key)
         return result
 
-    with mock.patch.object(amqp.Channel, "_basic_publish", publish_then_drop):
+    # The relay's publisher (services/common/broker.py BatchPublisher) calls basic_publish and
+    # reads the confirms after; nameko's confirming publish calls _basic_publish: both go here.
+    with mock.patch.object(amqp.Channel, "_basic_publish", publish_then_drop), \
+            mock.patch.object(amqp.Channel, "basic_publish", publish_then_drop):
         start_service(WelfareService, welfare_config)
         case_id = open_case(welfare_config)
         wait_for(lambda: unsent(welfare_config, welfare_kernel) == 0, timeout=15, what="the row marked sent")
