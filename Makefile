@@ -87,7 +87,7 @@ durations: install broker browser proxy promtool
 fault: install broker
 	$(PY) -m pytest -m fault $(PYTEST_ARGS)
 
-# bench/README.md: about 10 minutes; `make bench BENCH_ARGS=--quick` about 2.
+# bench/README.md: about 14 minutes; `make bench BENCH_ARGS=--quick` about 4. wrk for its wrk phase (issue 20).
 bench: install broker wrk
 	$(PY) bench/run.py $(BENCH_ARGS)
 

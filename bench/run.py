@@ -3,8 +3,8 @@ process, a throwaway vhost, a temporary folder) and, beside it, the bare
 nameko reference path; drive both from a separate load-generator process;
 print and save a report, and plot it.
 
-    .venv/bin/python bench/run.py            # the full run, about 12 minutes
-    .venv/bin/python bench/run.py --quick    # a smoke run, about 2 minutes
+    .venv/bin/python bench/run.py            # the full run, about 14 minutes
+    .venv/bin/python bench/run.py --quick    # a smoke run, about 4 minutes
 
 What it measures, in order (bench/README.md says how to read it):
   1. closed-loop curve: at each --concurrency N, donation writes, case
@@ -1205,7 +1205,7 @@ def plot(report: dict, path: Path):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("--quick", action="store_true", help="a short smoke run (about 2 minutes)")
+    parser.add_argument("--quick", action="store_true", help="a short smoke run (about 4 minutes)")
     parser.add_argument("--duration", type=float, help="seconds measured per load step (default 10; quick 3; "
                         "the wrk steps: 8 unless given)")
     parser.add_argument("--warmup", type=float, help="seconds of load before each step's measurement (default 1)")
