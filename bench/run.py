@@ -147,7 +147,8 @@ class CpuMeter:
 
     def __exit__(self, *exc_info):
         seconds = time.monotonic() - self.started
-        ticks = {name: process_ticks(pid) - self.before[name] for name, pid in self.pids.items()}
+        # a process that ended during the step (another test's broker node, say) reads 0: not negative
+        ticks = {name: max(0, process_ticks(pid) - self.before[name]) for name, pid in self.pids.items()}
         self.shares = {name: round(t / CLOCK_TICKS / seconds, 2) for name, t in ticks.items()}
         busy = (machine_busy_ticks() - self.busy_before) / CLOCK_TICKS / seconds
         self.shares["machine_busy"] = round(busy, 2)
