@@ -13,7 +13,7 @@ PARALLEL = $(PY) -m tests.parallel --processes $(TEST_PROCESSES) --
 # The PostgreSQL server `make test-postgres` makes its throwaway databases on.
 LINLI_TEST_POSTGRES ?= postgresql://postgres@127.0.0.1:5432
 
-.PHONY: run unit integration e2e test test-slow test-postgres durations fault bench lint lock broker browser proxy promtool postgres install clean
+.PHONY: run unit integration e2e test test-slow test-postgres durations fault bench lint lock broker browser proxy promtool wrk postgres install clean
 
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
@@ -40,6 +40,10 @@ proxy:
 # promtool for the alert rules' tests (tests/unit/test_alerts.py), into tools/.
 promtool:
 	bash deploy/ensure-promtool.sh
+
+# wrk for the bench's wrk phase (issue 20), from Debian's wrk package.
+wrk:
+	bash deploy/ensure-wrk.sh
 
 postgres:
 	LINLI_TEST_POSTGRES=$(LINLI_TEST_POSTGRES) bash deploy/ensure-postgres.sh
@@ -83,8 +87,8 @@ durations: install broker browser proxy promtool
 fault: install broker
 	$(PY) -m pytest -m fault $(PYTEST_ARGS)
 
-# bench/README.md: about 10 minutes; `make bench BENCH_ARGS=--quick` about 2.
-bench: install broker
+# bench/README.md: about 14 minutes; `make bench BENCH_ARGS=--quick` about 4. wrk for its wrk phase (issue 20).
+bench: install broker wrk
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 lint: install

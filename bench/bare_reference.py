@@ -7,7 +7,9 @@ default settings (max_workers 10, ...). Two toy services run in ONE
 
 `POST /bare` with any JSON body: BareFront's HTTP worker calls BareBack.record
 over RPC; BareBack dispatches a `recorded` event and replies; BareFront answers
-201 with the reply, and its event handler takes the event. This is the cost of
+201 with the reply, and its event handler takes the event. `GET /bare/count`
+says how many requests BareBack has recorded (no RPC: for the bench's count
+of broker messages per request). This is the cost of
 nameko's own plumbing, which any Linli request pays too, so the gateway's
 figures are reported as a ratio to it.
 
@@ -31,9 +33,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 class BareBack:
     name = "bare_back"
     dispatch = EventDispatcher()
+    recorded = 0  # requests that reached the RPC (bench/run.py's denominator for messages per request)
 
     @rpc
     def record(self, payload):
+        BareBack.recorded += 1
         receipt = {"id": uuid.uuid4().hex, "amount_fen": payload.get("amount_fen")}
         self.dispatch("recorded", receipt)
         return receipt
@@ -48,6 +52,11 @@ class BareFront:
     def record(self, request):
         receipt = self.back.record(json.loads(request.get_data(as_text=True) or "{}"))
         return 201, {"Content-Type": "application/json"}, json.dumps(receipt)
+
+    @http("GET", "/bare/count")
+    def count(self, request):
+        """How many requests BareBack recorded (one process: the class is shared); no RPC."""
+        return 200, {"Content-Type": "application/json"}, json.dumps({"recorded": BareBack.recorded})
 
     @event_handler("bare_back", "recorded")
     def on_recorded(self, receipt):

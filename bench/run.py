@@ -3,8 +3,8 @@ process, a throwaway vhost, a temporary folder) and, beside it, the bare
 nameko reference path; drive both from a separate load-generator process;
 print and save a report, and plot it.
 
-    .venv/bin/python bench/run.py            # the full run, about 12 minutes
-    .venv/bin/python bench/run.py --quick    # a smoke run, about 2 minutes
+    .venv/bin/python bench/run.py            # the full run, about 14 minutes
+    .venv/bin/python bench/run.py --quick    # a smoke run, about 4 minutes
 
 What it measures, in order (bench/README.md says how to read it):
   1. closed-loop curve: at each --concurrency N, donation writes, case
@@ -16,7 +16,12 @@ What it measures, in order (bench/README.md says how to read it):
      (429/503, how fast) or queues, and whether anything hangs;
   4. donation writes with 1, 2 and 3 donations instances;
   5. a campaign's totals read through the gateway at 10 thousand and 1 million
-     donations (filled straight into the donations database).
+     donations (filled straight into the donations database);
+  6. bursts of requests at once;
+  wrk (issue 20): the issue's `wrk -t1 -cN -dDs` of donation writes through
+     the gateway and of the bare path, alternately at each N (16 32 64).
+  For the donation and bare steps of the curve and of wrk: the broker messages
+  (publishes and deliveries on the vhost) per answered write / request.
 
 The report goes to bench/results/report.{json,md} (--quick: quick.{json,md})
 and the plot to docs/bench.png (--quick: bench/results/quick.png)."""
@@ -27,6 +32,8 @@ import itertools
 import json
 import os
 import platform
+import re
+import resource
 import socket
 import sqlite3
 import statistics
@@ -39,6 +46,7 @@ import uuid
 import warnings
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from urllib.parse import quote
 
 import requests
 
@@ -52,6 +60,7 @@ from services.ops.stack import SERVICES, Stack  # noqa: E402
 from services.ops.vhost import Vhost  # noqa: E402
 
 RESULTS = REPO_ROOT / "bench" / "results"
+WRK_SCRIPT = REPO_ROOT / "bench" / "wrk_donations.lua"
 ADMIN = ("bench-admin", "bench-admin-password")
 MEMBER = ("bench-member", "bench-member-password")
 HOUSEHOLD = {"compound": "Xingfu Garden", "address": "Building 1", "people": [
@@ -138,10 +147,90 @@ class CpuMeter:
 
     def __exit__(self, *exc_info):
         seconds = time.monotonic() - self.started
-        ticks = {name: process_ticks(pid) - self.before[name] for name, pid in self.pids.items()}
+        # a process that ended during the step (another test's broker node, say) reads 0: not negative
+        ticks = {name: max(0, process_ticks(pid) - self.before[name]) for name, pid in self.pids.items()}
         self.shares = {name: round(t / CLOCK_TICKS / seconds, 2) for name, t in ticks.items()}
         busy = (machine_busy_ticks() - self.busy_before) / CLOCK_TICKS / seconds
         self.shares["machine_busy"] = round(busy, 2)
+
+
+# -- broker messages per write -------------------------------------------------------
+
+# The management API's per-vhost counters (cumulative, from the channels of that vhost only):
+# publish = messages clients published into exchanges (RPC requests, replies, events);
+# deliver_get = messages the broker delivered to consumers (or handed out by basic.get).
+MESSAGE_STATS = ("publish", "deliver_get", "redeliver", "confirm", "return_unroutable", "drop_unroutable")
+
+
+def statistics_interval() -> float:
+    """The broker's collect_statistics_interval in seconds (how often each channel
+    reports its counters to the management database); 5 by default."""
+    try:
+        out = subprocess.run(["rabbitmqctl", "eval", "application:get_env(rabbit, collect_statistics_interval)."],
+                             capture_output=True, text=True, timeout=30).stdout
+        found = re.search(r"\{ok,\s*(\d+)\}", out)
+        if found:
+            return int(found.group(1)) / 1000
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return 5.0
+
+
+class BrokerMessages:
+    """Messages the broker handled on one vhost, read from the management API's
+    per-vhost message_stats (the plugin the bench already needs to make its
+    vhosts; nothing is enabled or changed on the broker). Channels report their
+    counters every collect_statistics_interval, so a reading is only complete
+    once that long (plus a margin) has passed since the vhost's last load:
+    read() waits for it."""
+
+    def __init__(self, vhost: Vhost, settle: float):
+        self.vhost, self.settle = vhost, settle
+        self.busy_until = time.monotonic()
+
+    def touched(self):
+        self.busy_until = time.monotonic()
+
+    def read(self) -> tuple[float, dict]:
+        time.sleep(max(0.0, self.busy_until + self.settle - time.monotonic()))
+        answer = requests.get(f"{self.vhost.management_url}/api/vhosts/{quote(self.vhost.name, safe='')}",
+                              auth=self.vhost.auth, timeout=10)
+        answer.raise_for_status()
+        stats = answer.json().get("message_stats") or {}
+        return time.monotonic(), {k: stats.get(k, 0) for k in MESSAGE_STATS}
+
+
+# -- wrk ----------------------------------------------------------------------------
+
+WRK_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def parse_wrk(text: str) -> dict:
+    """wrk 4.1's `--latency` output: requests, Requests/sec, the latency distribution,
+    "Non-2xx or 3xx responses" (wrk counts status >= 400 there) and socket errors."""
+    def ms(value: str) -> float:
+        number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value).groups()
+        return round(float(number) * WRK_UNITS[unit], 2)
+
+    total = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", text)
+    per_s = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    if not total or not per_s:
+        raise RuntimeError(f"wrk's output not understood:\n{text[-1500:]}")
+    requests_done = int(total.group(1))
+    seconds = float(total.group(2)) * WRK_UNITS[total.group(3)] / 1000
+    non_2xx = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)) else 0
+    errors = {}
+    if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text):
+        errors = {k: int(v) for k, v in zip(("connect", "read", "write", "timeout"), m.groups(), strict=True)
+                  if int(v)}
+    latency = {f"p{p}": ms(v) for p, v in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)\s*$", text, re.MULTILINE)}
+    if m := re.search(r"^\s+Latency\s+(\S+)\s+\S+\s+(\S+)", text, re.MULTILINE):
+        latency |= {"mean": ms(m.group(1)), "max": ms(m.group(2))}
+    requests_per_s = float(per_s.group(1))
+    ok_share = (requests_done - non_2xx) / requests_done if requests_done else 0.0
+    return {"requests": requests_done, "seconds": round(seconds, 2), "requests_per_s": requests_per_s,
+            "non_2xx": non_2xx, "socket_errors": errors, "ok_per_s": round(requests_per_s * ok_share, 1),
+            "latency_ms": latency}
 
 
 # -- the stack and its clients ------------------------------------------------------
@@ -235,6 +324,8 @@ class Bench:
         self.stack: Stack | None = None
         self.bare: BareReference | None = None
         self.stream: AlertStream | None = None
+        self.run_id = uuid.uuid4().hex[:12]  # wrk's Idempotency-Keys: unique across runs
+        self.messages: dict[str, BrokerMessages] = {}  # "donations" (the stack's vhost), "bare"
 
     # -- setting up -----------------------------------------------------------------
 
@@ -259,7 +350,8 @@ class Bench:
         if not self.stack.wait_ready(timeout=120):
             raise RuntimeError("the stack did not become ready")
         self.api = self.stack.url + "/api/v1"
-        self.admin = {"Authorization": f"Bearer {self.token(*ADMIN)}"}
+        self.admin_token = self.token(*ADMIN)
+        self.admin = {"Authorization": f"Bearer {self.admin_token}"}
         member = self.post("/members", {"username": MEMBER[0], "password": MEMBER[1], "name": "Bench",
                                         "roles": ["member"], "party_member": True})
         self.member_id = member["id"]
@@ -268,6 +360,10 @@ class Bench:
         self.stream = AlertStream(self.api + "/me/alerts/stream", self.token(*MEMBER))
         self.stream.start()
         self.report["machine"] = self.machine()
+        if not self.args.no_broker_count:
+            settle = statistics_interval() + 1.5
+            self.messages = {"donations": BrokerMessages(self.vhost, settle),
+                             "bare": BrokerMessages(self.bare_vhost, settle)}
         progress("the stack is ready: " + ", ".join(f"{k} {v}" for k, v in self.report["machine"].items()
                                                    if k in ("cores", "cpu", "database", "rabbitmq")))
 
@@ -355,12 +451,11 @@ class Bench:
             run = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "loadgen.py")], input=json.dumps(spec),
                                  capture_output=True, text=True, cwd=REPO_ROOT,
                                  timeout=spec["warmup"] + spec["duration"] + spec["timeout"] + 60)
+        self.touched(target)
         if run.returncode:
             raise RuntimeError(f"the load generator failed: {run.stderr[-2000:]}")
         result = json.loads(run.stdout)
-        result["cpu"] = {name: share for name, share in meter.shares.items() if share >= 0.01}
-        result["cpu"]["others"] = round(max(0.0, meter.shares["machine_busy"] - sum(
-            share for name, share in meter.shares.items() if name != "machine_busy") - result["client_cpu_share"]), 2)
+        result["cpu"] = self.cpu_shares(meter, result["client_cpu_share"])
         records = result.pop("records")
         if target == "cases":
             missing = self.stream.wait_for([case_id for _, case_id in records], timeout=30)
@@ -368,6 +463,142 @@ class Bench:
                 [(self.stream.arrived[c] - sent) * 1000 for sent, c in records if c in self.stream.arrived])
             result["alert_ms"]["missing"] = missing
         return result
+
+    @staticmethod
+    def cpu_shares(meter: CpuMeter, client_share: float) -> dict:
+        """Each process's share of one core over the step, and `others` (the rest of the machine)."""
+        shares = {name: share for name, share in meter.shares.items() if share >= 0.01}
+        shares["others"] = round(max(0.0, meter.shares["machine_busy"] - sum(
+            share for name, share in meter.shares.items() if name != "machine_busy") - client_share), 2)
+        return shares
+
+    # -- broker messages per write ----------------------------------------------------
+
+    def touched(self, target: str):
+        """Load has just run on target's vhost: a count there waits until its counters settle."""
+        meter = self.messages.get("bare" if target == "bare" else "donations")
+        if meter:
+            meter.touched()
+
+    def done(self, target: str) -> int:
+        """Writes committed so far (the campaign's donation count), or bare requests recorded."""
+        if target == "donations":
+            answer = requests.get(f"{self.api}/campaigns/{self.campaign_id}", headers=self.admin, timeout=15)
+            answer.raise_for_status()
+            return answer.json()["totals"]["donations"]
+        answer = requests.get(self.bare.url + "/bare/count", timeout=15)
+        answer.raise_for_status()
+        return answer.json()["recorded"]
+
+    def idle_messages(self):
+        """The broker's messages per second on each vhost with no load at all (the stack's
+        own timers and sweeps): the baseline beside each step's count."""
+        if not self.messages or "broker_idle" in self.report:
+            return
+        seconds = 10.0
+        progress(f"   broker messages with no load: {seconds:g} s on each vhost (after the counters settle)")
+        before = {target: meter.read() for target, meter in self.messages.items()}
+        time.sleep(seconds)
+        idle = {}
+        for target, meter in self.messages.items():
+            (t0, a), (t1, b) = before[target], meter.read()
+            idle[target] = {"vhost": meter.vhost.name, "seconds": round(t1 - t0, 1),
+                            **{k: round((b[k] - a[k]) / (t1 - t0), 2) for k in ("publish", "deliver_get")}}
+        self.report["broker_idle"] = idle
+        progress("   idle: " + "; ".join(f"{t} {v['publish']}/s published, {v['deliver_get']}/s delivered"
+                                         for t, v in idle.items()))
+
+    def counted(self, target: str, step) -> dict:
+        """Run step() (a load step on target's vhost; returns its result) and add to
+        the result the broker messages on that vhost per committed write (donations:
+        the campaign's count went up by that many) or per recorded bare request."""
+        meter = self.messages.get(target)
+        if meter is None:
+            return step()
+        done_before = self.done(target)
+        t0, before = meter.read()
+        result = step()
+        meter.touched()
+        t1, after = meter.read()
+        done = self.done(target) - done_before
+        delta = {k: after[k] - before[k] for k in MESSAGE_STATS}
+        idle = self.report.get("broker_idle", {}).get(target, {})
+        idle_total = (idle.get("publish", 0) + idle.get("deliver_get", 0)) * (t1 - t0)
+        total = delta["publish"] + delta["deliver_get"]
+        result["broker"] = {"vhost": meter.vhost.name, "writes": done, "seconds": round(t1 - t0, 1), **delta,
+                            "publish_per_write": round(delta["publish"] / done, 2) if done else None,
+                            "deliver_per_write": round(delta["deliver_get"] / done, 2) if done else None,
+                            "total_per_write": round(total / done, 2) if done else None,
+                            "idle_expected": round(idle_total, 1),
+                            "total_per_write_less_idle": round(max(0.0, total - idle_total) / done, 2)
+                            if done else None}
+        return result
+
+    @staticmethod
+    def broker_line(result: dict) -> str:
+        b = result.get("broker")
+        if not b or not b["writes"]:
+            return ""
+        return (f"  broker per write: {b['publish_per_write']} published + {b['deliver_per_write']} delivered"
+                f" ({b['writes']} writes)")
+
+    # -- wrk (issue 20) -------------------------------------------------------------------
+
+    def wrk(self, target: str, connections: int) -> dict:
+        """The issue's `wrk -t1 -cN -dDs` (with --latency, a 10 s timeout like the load
+        generator's, and bench/wrk_donations.lua) against the gateway's donation writes or
+        the bare path; wrk's figures with the CPU shares of every process over the step."""
+        duration = max(1, round(self.args.wrk_duration))
+        if target == "donations":
+            url, token = f"{self.api}/campaigns/{self.campaign_id}/donations", self.admin_token
+        else:
+            url, token = self.bare.url + "/bare", ""
+        env = dict(os.environ, LINLI_WRK_PREFIX=f"{self.run_id}-{target}-c{connections}", LINLI_WRK_TOKEN=token,
+                   LINLI_WRK_BODY=DONATION)
+        command = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "10s",
+                   "-s", str(WRK_SCRIPT), url]
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.monotonic()
+        with CpuMeter(self.pids) as meter:
+            run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=duration + 60)
+        wall = time.monotonic() - started
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.touched(target)
+        if run.returncode:
+            raise RuntimeError(f"wrk failed ({run.returncode}): {run.stderr[-1000:]} {run.stdout[-1000:]}")
+        result = parse_wrk(run.stdout)
+        result["client_cpu_share"] = round((usage.ru_utime + usage.ru_stime - children.ru_utime - children.ru_stime)
+                                           / wall, 3)
+        result["cpu"] = self.cpu_shares(meter, result["client_cpu_share"])
+        result["connections"] = connections
+        result["wrk_output"] = run.stdout
+        return result
+
+    @staticmethod
+    def wrk_line(result: dict) -> str:
+        lat = result["latency_ms"]
+        text = (f"{result['ok_per_s']:7.1f} 2xx/s ({result['requests_per_s']:.1f} req/s)  p50 {lat.get('p50', 0):6.1f}"
+                f"  p99 {lat.get('p99', 0):6.1f} ms")
+        if result["non_2xx"] or result["socket_errors"]:
+            text += f"  non-2xx {result['non_2xx']} socket errors {result['socket_errors']}"
+        busy = sorted(((v, k) for k, v in result["cpu"].items() if k != "machine_busy"), reverse=True)[:4]
+        return (text + "  cpu " + " ".join(f"{k} {v:.2f}" for v, k in busy)
+                + f" wrk {result['client_cpu_share']} machine {result['cpu'].get('machine_busy', 0)}")
+
+    def wrk_phase(self):
+        levels = self.args.wrk_connections
+        progress(f"wrk (issue 20): donation writes and the bare path, alternately, at {levels} connections, "
+                 f"{max(1, round(self.args.wrk_duration))} s each")
+        self.idle_messages()
+        steps = {"donations": [], "bare": []}
+        for connections in levels:
+            for target in steps:  # alternately: the machine's state falls on both
+                result = self.counted(target, lambda t=target, c=connections: self.wrk(t, c))
+                steps[target].append(result)
+                progress(f"   wrk {target:9} c={connections:<3} {self.wrk_line(result)}{self.broker_line(result)}")
+        self.report["wrk"] = {"duration_s": max(1, round(self.args.wrk_duration)),
+                              "command": "wrk -t1 -c{N} -d{D}s --latency --timeout 10s -s bench/wrk_donations.lua URL",
+                              **steps}
 
     @staticmethod
     def line(result: dict) -> str:
@@ -388,11 +619,15 @@ class Bench:
     def curve(self):
         progress(f"1. closed-loop curve at {self.args.concurrency} connections, {self.args.duration:g} s each")
         curve = {target: [] for target in ("donations", "cases", "bare") if target in self.args.targets}
+        if set(curve) & set(self.messages):
+            self.idle_messages()
         for connections in self.args.concurrency:
             for target in curve:  # interleaved: the machine's noise falls on all three alike
-                result = self.load(target, mode="closed", connections=connections)
+                result = self.counted(target, lambda t=target, c=connections: self.load(t, mode="closed",
+                                                                                        connections=c)) \
+                    if target in self.messages else self.load(target, mode="closed", connections=connections)
                 curve[target].append(result)
-                progress(f"   {target:9} c={connections:<3} {self.line(result)}")
+                progress(f"   {target:9} c={connections:<3} {self.line(result)}{self.broker_line(result)}")
         self.report["curve"] = curve
 
     def alert_latency(self):
@@ -675,6 +910,8 @@ def noise(report: dict) -> list[str]:
     steps += [(f"open loop {step}", report["open_loop"][step]) for step in ("50%", "150%")
               if step in report.get("open_loop", {})]
     steps += [(f"{r['instances']} donations instance(s)", r) for r in report.get("scaling", [])]
+    steps += [(f"wrk {target} c={r['connections']}", r) for target in ("donations", "bare")
+              for r in report.get("wrk", {}).get(target, [])]
     disturbed = [f"{name} ({r['cpu'].get('others', 0):.2f})" for name, r in steps if r["cpu"].get("others", 0) >= 0.3]
     if not disturbed:
         return ["No step was disturbed by other work on the machine (others < 0.3 of a core throughout).", ""]
@@ -686,6 +923,90 @@ def other_answers(result: dict) -> dict:
     """What came back neither 2xx nor shed (429/503): statuses and client errors, by count."""
     return {k: v for k, v in result["status"].items() if not k.startswith("2") and k not in ("429", "503")} | \
         result["errors"]
+
+
+def cpu_ms_per_request(result: dict, rate: float) -> str:
+    """Each process's CPU milliseconds per answered request over a step (and the client's)."""
+    if not rate:
+        return "no answers"
+    per = sorted(((k, v * 1000 / rate) for k, v in result["cpu"].items()
+                  if k not in ("machine_busy", "others") and v >= 0.02), key=lambda kv: -kv[1])
+    per.append(("client", result["client_cpu_share"] * 1000 / rate))
+    return ", ".join(f"{k} {v:.1f}" for k, v in per) + f" (sum {sum(v for _, v in per):.1f})"
+
+
+def issue20(report: dict) -> list[str]:
+    """The report's section for issue 20: wrk, Linli against the bare path; CPU per write;
+    broker messages per write; the issue's targets."""
+    wrk = report.get("wrk")
+    counted = [(f"curve c={r['connections']}", target, r) for target in ("donations", "bare")
+               for r in report.get("curve", {}).get(target, []) if r.get("broker")]
+    if not wrk and not counted:
+        return []
+    lines = ["## Issue 20: the write path", ""]
+    if wrk:
+        pairs = list(zip(wrk["donations"], wrk["bare"], strict=False))
+        lines += [f"`{wrk['command']}` (D = {wrk['duration_s']} s), Linli's gateway "
+                  "(`POST /api/v1/campaigns/{id}/donations`, cash, a bearer token, each request its own "
+                  "`Idempotency-Key`) and the bare reference (`POST /bare`, its own vhost), alternately at each N. "
+                  "Linli writes/s count 2xx answers only (wrk's requests/s times the share that were 2xx).", "",
+                  "| connections | Linli writes/s | non-2xx | socket errors | p50 / p99 ms | bare req/s | bare p50 / "
+                  "p99 ms | Linli / bare |", "|---|---|---|---|---|---|---|---|"]
+        for d, b in pairs:
+            ratio = d["ok_per_s"] / b["ok_per_s"] if b["ok_per_s"] else 0
+            errors = {k: d["socket_errors"].get(k, 0) + b["socket_errors"].get(k, 0)
+                      for k in set(d["socket_errors"]) | set(b["socket_errors"])}
+            non_2xx = f"{d['non_2xx'] or ''}" + (f" (bare {b['non_2xx']})" if b["non_2xx"] else "")
+            lines.append(f"| {d['connections']} | {d['ok_per_s']:.0f} | {non_2xx} | {errors or ''} | "
+                         f"{d['latency_ms'].get('p50', 0):.1f} / {d['latency_ms'].get('p99', 0):.1f} | "
+                         f"{b['ok_per_s']:.0f} | {b['latency_ms'].get('p50', 0):.1f} / "
+                         f"{b['latency_ms'].get('p99', 0):.1f} | {ratio:.2f}× |")
+        lines += ["", "CPU milliseconds per answered write (Linli) / request (bare) by process during each wrk step "
+                  "(`client` is wrk itself; RabbitMQ's figure includes other vhosts' traffic on the shared broker; "
+                  "`others` = the rest of the machine, in shares of a core):", "",
+                  "| connections | path | CPU ms per write / request | others |", "|---|---|---|---|"]
+        for d, b in pairs:
+            for name, r in (("Linli", d), ("bare", b)):
+                lines.append(f"| {r['connections']} | {name} | {cpu_ms_per_request(r, r['ok_per_s'])} | "
+                             f"{r['cpu'].get('others', 0):.2f} |")
+        lines.append("")
+    steps = counted + [(f"wrk c={r['connections']}", target, r) for target in ("donations", "bare")
+                       for r in (wrk or {}).get(target, []) if r.get("broker")]
+    if steps:
+        idle = report.get("broker_idle", {})
+        lines += ["Broker messages per answered write (Linli: per donation committed during the step, the "
+                  "campaign's count before and after) and per bare request (requests its RPC recorded): publishes "
+                  "into exchanges (RPC requests, replies, events) and deliveries to consumers, from the management "
+                  "API's per-vhost counters of the stack's and the bare reference's own vhosts, read once the "
+                  "channels have reported (collect_statistics_interval + 1.5 s after the step).", ""]
+        if idle:
+            lines += ["Idle baseline (no load, same vhosts): " + "; ".join(
+                f"{'Linli' if t == 'donations' else 'bare'} {v['publish']}/s published, {v['deliver_get']}/s "
+                f"delivered" for t, v in idle.items()) + "; `less idle` subtracts that rate over the counted "
+                "window.", ""]
+        lines += ["| step | path | writes / requests | published per write | delivered per write | total | "
+                  "total less idle |", "|---|---|---|---|---|---|---|"]
+        for step, target, r in steps:
+            b = r["broker"]
+            lines.append(f"| {step} | {'Linli' if target == 'donations' else 'bare'} | {b['writes']} | "
+                         f"{b['publish_per_write']} | {b['deliver_per_write']} | {b['total_per_write']} | "
+                         f"{b['total_per_write_less_idle']} |")
+        lines.append("")
+    if wrk:
+        in_range = [(d, b) for d, b in zip(wrk["donations"], wrk["bare"], strict=False) if 16 <= d["connections"] <= 64]
+        if in_range:
+            rates = ", ".join(f"{d['connections']}: {d['ok_per_s']:.0f}/s" for d, _ in in_range)
+            ratios = ", ".join(f"{d['connections']}: {d['ok_per_s'] / b['ok_per_s'] if b['ok_per_s'] else 0:.2f}×"
+                               for d, b in in_range)
+            writes_met = all(d["ok_per_s"] >= TARGETS["donation_writes_per_s"] for d, _ in in_range)
+            ratio_met = all(b["ok_per_s"] and d["ok_per_s"] / b["ok_per_s"] >= TARGETS["ratio_to_bare"]
+                            for d, b in in_range)
+            lines += ["Issue 20's targets (wrk, this run):", "", "| target | measured | met |", "|---|---|---|",
+                      f"| ≥ {TARGETS['donation_writes_per_s']:,} durable donation writes/s at 16–64 connections | "
+                      f"{rates} | {'yes' if writes_met else '**no**'} |",
+                      f"| ≥ {TARGETS['ratio_to_bare']:g}× the bare nameko reference in the same run | {ratios} | "
+                      f"{'yes' if ratio_met else '**no**'} |", ""]
+    return lines
 
 
 def markdown(report: dict) -> str:
@@ -703,6 +1024,7 @@ def markdown(report: dict) -> str:
              "| target | measured | met |", "|---|---|---|"]
     for what, measured, met in verdicts(report):
         lines.append(f"| {what} | {measured} | {'—' if met is None else ('yes' if met else '**no**')} |")
+    lines += ["", *issue20(report)]
 
     def cpu(result):
         shares = sorted(((k, v) for k, v in result["cpu"].items() if k != "machine_busy" and v >= 0.05),
@@ -884,8 +1206,9 @@ def plot(report: dict, path: Path):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("--quick", action="store_true", help="a short smoke run (about 2 minutes)")
-    parser.add_argument("--duration", type=float, help="seconds measured per load step (default 10; quick 3)")
+    parser.add_argument("--quick", action="store_true", help="a short smoke run (about 4 minutes)")
+    parser.add_argument("--duration", type=float, help="seconds measured per load step (default 10; quick 3; "
+                        "the wrk steps: 8 unless given)")
     parser.add_argument("--warmup", type=float, help="seconds of load before each step's measurement (default 1)")
     parser.add_argument("--concurrency", type=int, nargs="+", help="connections per closed-loop step "
                         "(default 1 2 4 8 16 32 64; quick 1 8 32)")
@@ -901,7 +1224,12 @@ def main() -> int:
                              "postgresql://postgres@127.0.0.1:5432 (or LINLI_BENCH_POSTGRES); default SQLite")
     parser.add_argument("--burst", type=int, nargs="+", help="requests sent at once in each burst "
                         "(default 250 1000; quick 250)")
-    parser.add_argument("--only", nargs="+", choices=["curve", "alerts", "open", "scaling", "totals", "burst"],
+    parser.add_argument("--wrk-connections", type=int, nargs="+", default=[16, 32, 64],
+                        help="connections of the wrk steps (issue 20; default 16 32 64)")
+    parser.add_argument("--no-broker-count", action="store_true",
+                        help="skip counting broker messages per write (saves a few seconds of waiting per step)")
+    parser.add_argument("--only", nargs="+",
+                        choices=["curve", "wrk", "alerts", "open", "scaling", "totals", "burst"],
                         help="run only these phases (open and scaling need curve)")
     parser.add_argument("--targets", nargs="+", choices=["donations", "cases", "bare"],
                         default=["donations", "cases", "bare"],
@@ -911,6 +1239,7 @@ def main() -> int:
     parser.add_argument("--plot", type=Path, help="the PNG (default docs/bench.png; quick: bench/results/quick.png)")
     args = parser.parse_args()
     quick = args.quick
+    args.wrk_duration = args.duration or 8.0
     defaults = {"duration": 3 if quick else 10, "warmup": 1 if quick else 1,
                 "concurrency": [1, 8, 32] if quick else [1, 2, 4, 8, 16, 32, 64],
                 "sizes": [10_000, 100_000] if quick else [10_000, 1_000_000], "reads": 60 if quick else 300,
@@ -920,7 +1249,7 @@ def main() -> int:
             setattr(args, name, value)
     out = args.out or RESULTS / ("quick" if quick else "report")
     plot_path = args.plot or (RESULTS / "quick.png" if quick else REPO_ROOT / "docs" / "bench.png")
-    phases = args.only or ["curve", "alerts", "open", "scaling", "totals", "burst"]
+    phases = args.only or ["curve", "wrk", "alerts", "open", "scaling", "totals", "burst"]
     if {"open", "scaling"} & set(phases) and "curve" not in phases:
         parser.error("--only open/scaling need the curve's maximum: add curve")
 
@@ -930,8 +1259,9 @@ def main() -> int:
         failed = None
         try:
             bench.start()
-            for phase, run in (("curve", bench.curve), ("alerts", bench.alert_latency), ("open", bench.open_loop),
-                               ("scaling", bench.scaling), ("totals", bench.totals), ("burst", bench.burst)):
+            for phase, run in (("curve", bench.curve), ("wrk", bench.wrk_phase), ("alerts", bench.alert_latency),
+                               ("open", bench.open_loop), ("scaling", bench.scaling), ("totals", bench.totals),
+                               ("burst", bench.burst)):
                 if phase in phases:
                     run()
         except (Exception, KeyboardInterrupt) as error:
