@@ -16,7 +16,9 @@ savepoint of its own (one call's refusal or failure rolls back only that
 call), then one COMMIT, with SQLite's synchronous=FULL or PostgreSQL's
 synchronous_commit=on, before any call of the batch is answered. The
 batch's outbox rows are then published from memory with one wait for
-confirms (services/common/broker.py), and marked sent inside the next batch's
+confirms (services/common/broker.py) while the callers are answered and the
+next batch is applied (they are committed in the outbox: the relay's timer
+publishes what a crash interrupts), and marked sent inside the next batch's
 transaction: no commit of its own per write (when no write follows, a batch
 of marks alone goes after MARK_DELAY_SECONDS, well within the relay's grace).
 
@@ -116,6 +118,7 @@ class GroupCommit:
         self._waiting: list[_Call] = []
         self._marks: list[str] = []  # outbox ids published and confirmed, to mark sent
         self._leader = None
+        self._arrival: Event | None = None  # the leader waits on it with marks alone
         self._session: Session | None = None
         self.batches = 0  # commits, for the tests and the bench's report
         self.calls = 0
@@ -138,6 +141,8 @@ class GroupCommit:
                 call.context.run(logs.bind_request_id, request_id)
             calls.append(call)
         self._waiting += calls
+        if self._arrival is not None and not self._arrival.ready():
+            self._arrival.send()  # the leader waits with marks only: these go now, the marks with them
         self._wake()
         for call in calls:
             call.done.wait()
@@ -163,8 +168,11 @@ class GroupCommit:
     def _lead(self):
         try:
             while self._waiting or self._marks:
-                if not self._waiting:
-                    eventlet.sleep(MARK_DELAY_SECONDS)  # marks ride with the next writes, if any come
+                if not self._waiting:  # marks ride with the next writes, if any come within the delay
+                    self._arrival = Event()
+                    with eventlet.Timeout(MARK_DELAY_SECONDS, False):
+                        self._arrival.wait()
+                    self._arrival = None
                 elif self.gather_seconds and len(self._waiting) < self.max_size:
                     eventlet.sleep(self.gather_seconds)
                 else:
@@ -185,8 +193,13 @@ class GroupCommit:
                 if batch:  # not the marks alone
                     self.batches += 1
                     self.calls += len(batch)
-                # Published and answered in a green thread of its own: the next batch is applied meanwhile.
-                eventlet.spawn(self._publish_and_answer, batch)
+                # Committed: each caller is answered now, and the batch's events are published in a
+                # green thread of its own (they are in the outbox already), while the next batch is applied.
+                for call in batch:
+                    call.done.send()
+                rows = [row for call in batch for row in call.rows]
+                if rows and self.relay is not None:
+                    eventlet.spawn(self.relay.publish_committed, rows, self._sent)
         finally:
             self._leader = None
 
@@ -220,13 +233,6 @@ class GroupCommit:
             call.error = exc
         finally:
             worker_db.leave_batch()
-
-    def _publish_and_answer(self, batch: list[_Call]):
-        rows = [row for call in batch for row in call.rows]
-        if rows and self.relay is not None:
-            self.relay.publish_committed(rows, on_sent=self._sent)
-        for call in batch:
-            call.done.send()
 
     def _sent(self, ids: list[str]):
         self._marks += ids
