@@ -57,6 +57,8 @@ def problems(session, model, kind: str, codes, retired_ok: bool = False) -> dict
     """Why each of `codes` may not go on a new record (unknown, or retired
     unless `retired_ok`); empty when all may."""
     wanted = set(codes)
+    if not wanted:  # a gift of cash: nothing to ask the database
+        return {}
     retired = dict(session.execute(select(model.code, model.retired).where(model.code.in_(wanted))).all())
     found = {}
     for code in sorted(wanted):

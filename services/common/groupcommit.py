@@ -38,7 +38,7 @@ import logging
 import eventlet
 from eventlet import tpool
 from eventlet.event import Event
-from sqlalchemy import update
+from sqlalchemy import event, update
 from sqlalchemy.orm import Session
 
 from services.common import logs
@@ -63,14 +63,24 @@ def grouped(method):
 
 
 class InBatch:
-    """The committer of one call inside a batch: `uow.commit()` releases the
-    unit's savepoint (the batch commits later); a rollback goes back to the
-    last one; `failed()` undoes the whole call, `done()` keeps what it committed."""
+    """The committer of one call inside a batch. The call runs in one savepoint:
+    `uow.commit()` only marks what the call has done so far as kept (the batch
+    commits later); a rollback undoes what came after that mark. Without a
+    savepoint per unit, a rollback that would have to keep an earlier unit of
+    the same call and undo a later one fails the whole call instead (no
+    @grouped write does that: it writes one unit). `failed()` undoes the call,
+    `done()` keeps what it committed and abandons the rest, as CommitNow's close."""
 
-    def __init__(self, session: Session):
+    class HalfUndone(Exception):
+        """A grouped call undid work after committing part of it: all of it is undone."""
+
+    def __init__(self, session: Session, statements):
         self.session = session
-        self.call_savepoint = session.begin_nested()
-        self.unit_savepoint = session.begin_nested()
+        self.statements = statements  # how many statements the writer's connection has run so far
+        self.savepoint = session.begin_nested()
+        self.kept_at = statements()    # nothing of the call's own yet
+        self.kept_any = False
+        self.half_undone = False
         self.rows = []  # the outbox rows of the call's committed units (db.OutboxRow)
 
     def commit(self, uow):
@@ -78,20 +88,26 @@ class InBatch:
 
     def finish(self, session: Session, units):
         session.flush()
-        self.unit_savepoint.commit()
-        self.unit_savepoint = session.begin_nested()
+        self.kept_at, self.kept_any = self.statements(), True
         self.rows += [row for uow in units for row in uow.rows]
 
     def rollback(self, session: Session):
-        self.unit_savepoint.rollback()
-        self.unit_savepoint = session.begin_nested()
+        if not (session.new or session.dirty or session.deleted) and self.statements() == self.kept_at:
+            return  # nothing since the last commit (or since the call began)
+        if self.kept_any:
+            self.half_undone = True
+        self.savepoint.rollback()
+        self.savepoint = session.begin_nested()
+        self.kept_at = self.statements()
 
     def done(self):
-        self.unit_savepoint.rollback()  # what the call did not commit is abandoned, as CommitNow's close would
-        self.call_savepoint.commit()
+        self.rollback(self.session)
+        if self.half_undone:
+            raise InBatch.HalfUndone("a grouped call undid part of its work after committing the rest")
+        self.savepoint.commit()
 
     def failed(self):
-        self.call_savepoint.rollback()
+        self.savepoint.rollback()
         self.rows = []
 
 
@@ -120,6 +136,7 @@ class GroupCommit:
         self._leader = None
         self._arrival: Event | None = None  # the leader waits on it with marks alone
         self._session: Session | None = None
+        self._executed = 0  # statements the writer's connection ran (InBatch: was anything done since?)
         self.batches = 0  # commits, for the tests and the bench's report
         self.calls = 0
 
@@ -206,6 +223,7 @@ class GroupCommit:
     def _apply(self, batch: list[_Call], marks: list[str]):
         """In the writer thread: the batch's calls, each in its savepoint, and the marks, in one transaction."""
         if self._session is None:
+            event.listen(self.engine, "after_cursor_execute", self._count)
             self._session = Session(self.engine, expire_on_commit=False, autoflush=True)
         session = self._session
         try:
@@ -219,10 +237,15 @@ class GroupCommit:
             session.rollback()
             raise
 
-    @staticmethod
-    def _one(session: Session, call: _Call):
+    def _statements(self) -> int:
+        return self._executed
+
+    def _count(self, *_args):
+        self._executed += 1
+
+    def _one(self, session: Session, call: _Call):
         worker_db = call.worker_db
-        committer = InBatch(session)
+        committer = InBatch(session, self._statements)
         worker_db.enter_batch(session, committer)
         try:
             call.answer = call.run()

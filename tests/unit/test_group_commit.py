@@ -14,13 +14,13 @@ import eventlet
 import pytest
 from eventlet import patcher
 from nameko.testing.services import worker_factory
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 
 from services.common import config as linli_config
 from services.common import migrations
 from services.common.db import Database
 from services.common.errors import InvalidInput, NotFound
-from services.common.groupcommit import grouped
+from services.common.groupcommit import InBatch, grouped
 from services.donations.models import Campaign, Donation, kernel
 from services.donations.service import DonationsService
 from tests import databases
@@ -201,3 +201,26 @@ def test_published_rows_are_marked_sent_by_a_later_transaction_not_one_each(proc
     assert all(row.sent_at is not None for row in after)
     assert relay.in_flight == set()
     assert len(process.commits) == group.batches + 1
+
+
+class KeepsOneUnitAbandonsAnother(DonationsService):
+    @grouped
+    def two_units(self, campaign_id):
+        DonationsService.record_donation(self, campaign_id, CASH, ADMIN)  # its unit committed
+        with self.db.unit_of_work() as uow:  # another, left without a commit: abandoned
+            uow.session.execute(update(Campaign).where(Campaign.id == campaign_id).values(name="renamed"))
+        return "kept the first"
+
+
+def test_a_call_that_would_keep_one_unit_and_undo_a_later_one_fails_whole(process):
+    """A call runs in one savepoint (not one per unit): undoing a later unit
+    while keeping an earlier one cannot be done alone, so the whole call fails
+    and nothing of it is written, rather than keeping what should be undone."""
+    campaign_id = new_campaign(process)
+    with pytest.raises(InBatch.HalfUndone):
+        worker(process, KeepsOneUnitAbandonsAnother).two_units(campaign_id)
+    assert stored(process) == []
+    with process.engine.connect() as connection:
+        assert connection.execute(select(Campaign.name)).scalar() != "renamed"
+    answers = donate_at_once(process, [(campaign_id, CASH, uuid.uuid4().hex)])
+    assert answers[0]["receipt_no"].endswith("0001")  # the undone call took no receipt number
