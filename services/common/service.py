@@ -82,22 +82,29 @@ class VouchedRpc(Rpc):
         self.signature = inspect.signature(getattr(self.container.service_cls, self.method_name))
 
     def handle_message(self, body, message):
+        args, kwargs = self._vouched_arguments(body, message)
+        if isinstance(args, list) and isinstance(kwargs, dict):
+            self._check_arguments(args, kwargs, self.signature or inspect.signature(
+                getattr(self.container.service_cls, self.method_name)))
+        super().handle_message(body, message)
+
+    def _vouched_arguments(self, body, message) -> tuple:
+        """The call's args and kwargs, once the gateway's assertion on the message is checked."""
         try:
             args, kwargs = body["args"], body["kwargs"]
         except (KeyError, TypeError):
             raise MalformedRequest("Message missing `args` or `kwargs`")
         self.caller_check.check(message, self.method_name, args, kwargs)
-        if isinstance(args, list) and isinstance(kwargs, dict):
-            self.check_signature(args, kwargs)
-            self._refuse_unstorable(args, kwargs)
-        super().handle_message(body, message)
+        return args, kwargs
 
-    def _refuse_unstorable(self, args: list, kwargs: dict, signature=None):
-        """InvalidInput naming each argument (a payload's own fields) that holds
+    def _check_arguments(self, args: list, kwargs: dict, signature: inspect.Signature):
+        """IncorrectSignature if the method cannot take these arguments; then
+        InvalidInput naming each argument (a payload's own fields) that holds
         text no database can store, whoever the caller."""
-        signature = signature or self.signature or inspect.signature(
-            getattr(self.container.service_cls, self.method_name))
-        arguments = signature.bind(None, *args, **kwargs).arguments
+        try:
+            arguments = signature.bind(None, *args, **kwargs).arguments
+        except TypeError as exc:
+            raise IncorrectSignature(str(exc))
         arguments.pop(next(iter(arguments)))  # self
         bad = {}
         for name, value in arguments.items():
@@ -124,11 +131,7 @@ class VouchedCallsRpc(VouchedRpc):
     A call refused here is answered with its own error, and the others go on."""
 
     def handle_message(self, body, message):
-        try:
-            args, kwargs = body["args"], body["kwargs"]
-        except (KeyError, TypeError):
-            raise MalformedRequest("Message missing `args` or `kwargs`")
-        self.caller_check.check(message, self.method_name, args, kwargs)
+        args, kwargs = self._vouched_arguments(body, message)
         if args or not isinstance(kwargs, dict) or not isinstance(kwargs.get("calls"), list):
             raise MalformedRequest("call_many takes method= and calls=[...]")
         method = kwargs.get("method")
@@ -146,11 +149,7 @@ class VouchedCallsRpc(VouchedRpc):
                 raise MalformedRequest("a call is {args: [...], kwargs: {...}, assertion: ...}")
             args, kwargs = call["args"], call["kwargs"]
             self.caller_check.check_one(call.get("assertion"), method, args, kwargs, redelivered)
-            try:
-                inspect.getcallargs(target, None, *args, **kwargs)
-            except TypeError as exc:
-                raise IncorrectSignature(str(exc))
-            self._refuse_unstorable(args, kwargs, inspect.signature(target))
+            self._check_arguments(args, kwargs, inspect.signature(target))
         except Exception as exc:
             return {"refused": serialize(exc)}
         request_id = call.get("request_id")
