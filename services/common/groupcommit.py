@@ -137,12 +137,12 @@ class GroupCommit:
         self._arrival: Event | None = None  # the leader waits on it with marks alone
         self._session: Session | None = None
         self._executed = 0  # statements the writer's connection ran (InBatch: was anything done since?)
-        self.batches = 0  # commits, for the tests and the bench's report
+        self.batches = 0  # batches of writes committed, for the tests
         self.calls = 0
 
     def run(self, worker_db, run):
         """Run `run()` in the next batch; its answer once that batch has committed
-        and its events are published (or left to the relay); its error if it failed."""
+        (its events are published meanwhile); its error if it failed."""
         (answer, error), = self.run_many(worker_db, [(None, run)])
         if error is not None:
             raise error
@@ -200,7 +200,8 @@ class GroupCommit:
                     tpool.execute(self._apply, batch, marks)
                 except Exception as exc:  # the commit itself failed: nothing of this batch was written
                     log.warning("group commit: a batch of %d failed to commit (%s)", len(batch), type(exc).__name__)
-                    self._marks = marks + self._marks
+                    if marks:  # not marked: the relay's timer publishes them again, and consumers deduplicate
+                        self.relay.settled(marks)
                     for call in batch:
                         call.error, call.rows = call.error or exc, []
                         call.done.send()

@@ -224,3 +224,24 @@ def test_a_call_that_would_keep_one_unit_and_undo_a_later_one_fails_whole(proces
         assert connection.execute(select(Campaign.name)).scalar() != "renamed"
     answers = donate_at_once(process, [(campaign_id, CASH, uuid.uuid4().hex)])
     assert answers[0]["receipt_no"].endswith("0001")  # the undone call took no receipt number
+
+
+def test_a_batch_whose_commit_fails_fails_every_call_in_it_and_writes_nothing(process):
+    campaign_id = new_campaign(process)
+    donate_at_once(process, [(campaign_id, CASH, uuid.uuid4().hex)])  # the writer's session exists
+    group = process.group()
+    real_commit = group._session.commit
+    failures = []
+
+    def disk_full():
+        group._session.commit = real_commit  # once
+        failures.append(True)
+        raise OSError("the disk is full")
+
+    group._session.commit = disk_full
+    answers = donate_at_once(process, [(campaign_id, CASH, uuid.uuid4().hex) for _ in range(3)])
+    assert failures == [True]
+    assert all(isinstance(answer, OSError) for answer in answers), answers
+    assert len(stored(process)) == 1
+    after = donate_at_once(process, [(campaign_id, CASH, uuid.uuid4().hex)])
+    assert after[0]["receipt_no"].endswith("0002")  # the failed batch took no receipt number
