@@ -72,7 +72,9 @@ class Coalescer:
             except eventlet.Timeout:  # each caller has given up by now: see _DeadlineProxy._call
                 attempt.kill()
                 answers, error = None, Unavailable(f"The {self.service_name} service did not answer in time.")
-            for (*_call, done), answer in zip(batch, answers or [None] * len(batch), strict=True):
+            if error is None and not (isinstance(answers, list) and len(answers) == len(batch)):
+                error = Unavailable(f"The {self.service_name} service answered the batch wrongly.")
+            for (*_call, done), answer in zip(batch, answers if error is None else [None] * len(batch), strict=True):
                 if error is not None:
                     done.send((None, error))
                 elif "error" in answer:
