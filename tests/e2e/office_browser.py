@@ -608,7 +608,9 @@ def confirm_draft(office: Office, args: dict) -> str:
     office.open("cases", "帮扶个案 Cases")
     office.field("状态 Status").select_option(label="待确认 Draft")
     office.button("查找 Search").click()
-    page.get_by_role("table", name="个案 Cases").get_by_role("link", name="查看个案 Open case").first.click()
+    # A draft's own row: the list shown before the search's answer came holds other cases.
+    page.get_by_role("table", name="个案 Cases").get_by_role("row").filter(has_text="待确认 Draft") \
+        .get_by_role("link", name="查看个案 Open case").first.click()
     expect(page.locator("dl.facts")).to_contain_text("待确认 Draft")
     confirm = page.get_by_role("form", name="确认个案 Confirm case")
     names = "、".join(person["name"] for person in args["people"])
