@@ -225,6 +225,7 @@ class GroupCommit:
         """In the writer thread: the batch's calls, each in its savepoint, and the marks, in one transaction."""
         if self._session is None:
             event.listen(self.engine, "after_cursor_execute", self._count)
+            event.listen(self.engine, "handle_error", self._count)  # a failed statement needs undoing too
             self._session = Session(self.engine, expire_on_commit=False, autoflush=True)
         session = self._session
         try:
