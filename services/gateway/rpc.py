@@ -64,23 +64,17 @@ class Coalescer:
                       "assertion": self.signer.vouch(self.service_name, self.method_name, args, kwargs)}
                      for _proxy, args, kwargs, request_id, _done in batch]
             proxy = batch[0][0]  # the first caller's: the RPC itself is vouched for too
-            attempt = eventlet.spawn(_answer_or_error, proxy.call_many, (), {"method": self.method_name,
-                                                                             "calls": calls})
-            try:
-                with eventlet.Timeout(self.timeout):
-                    answers, error = attempt.wait()
-            except eventlet.Timeout:  # each caller has given up by now: see _DeadlineProxy._call
-                attempt.kill()
-                answers, error = None, Unavailable(f"The {self.service_name} service did not answer in time.")
+            answers, error = _within_deadline(self.timeout, self.service_name, lambda: _answer_or_error(
+                proxy.call_many, (), {"method": self.method_name, "calls": calls}))
             if error is None and not (isinstance(answers, list) and len(answers) == len(batch)):
                 error = Unavailable(f"The {self.service_name} service answered the batch wrongly.")
-            for (*_call, done), answer in zip(batch, answers if error is None else [None] * len(batch), strict=True):
+            for index, (*_call, done) in enumerate(batch):
                 if error is not None:
                     done.send((None, error))
-                elif "error" in answer:
-                    done.send((None, deserialize(answer["error"])))
+                elif "error" in answers[index]:
+                    done.send((None, deserialize(answers[index]["error"])))
                 else:
-                    done.send((answer["answer"], None))
+                    done.send((answers[index]["answer"], None))
         finally:
             self._in_flight -= 1
             self._send_what_waits()
@@ -100,37 +94,42 @@ class _DeadlineProxy:
         method = getattr(self._proxy, method_name)
 
         if method_name in UNBOUNDED_METHODS:
-            return lambda *args, **kwargs: self._call(method, args, kwargs)
+            return lambda *args, **kwargs: self._call(lambda: _answer_or_error(method, args, kwargs))
 
         coalescer = self._coalescers.get(method_name)
 
         def call(*args, **kwargs):
             with self._admission.admit(self._wait_until):
                 if coalescer is not None:
-                    return self._call(method, args, kwargs, lambda: coalescer.call(self._proxy, args, kwargs))
-                return self._call(method, args, kwargs)
+                    return self._call(lambda: coalescer.call(self._proxy, args, kwargs))
+                return self._call(lambda: _answer_or_error(method, args, kwargs))
 
         return call
 
-    def _call(self, method, args, kwargs, attempt=None):
-        # The call runs in a green thread of its own, and the caller waits for it
-        # only until the deadline. Waiting in place is not enough: when the broker
-        # blocks publishers (a memory or disk alarm), the deadline interrupts the
-        # publish, but kombu then closes the pooled connection, and that close waits
-        # for the blocked broker with no deadline at all.
-        attempt = eventlet.spawn(attempt or (lambda: _answer_or_error(method, args, kwargs)))
-        try:
-            with eventlet.Timeout(self._timeout):
-                answer, error = attempt.wait()
-        except eventlet.Timeout:
-            attempt.kill()  # returns at once; a stuck close ends when the broker unblocks
-            raise Unavailable(f"The {self._service_name} service did not answer in time.")
-        except BaseException:  # the caller gave up first (killed by a probe's shorter deadline): so does the call
-            attempt.kill()
-            raise
+    def _call(self, run):
+        answer, error = _within_deadline(self._timeout, self._service_name, run)
         if error is not None:
             raise error
         return answer
+
+
+def _within_deadline(seconds: float, service_name: str, run) -> tuple:
+    """`run()`'s (answer, error), or (None, Unavailable) after `seconds`. The call
+    runs in a green thread of its own, and the caller waits for it only until the
+    deadline. Waiting in place is not enough: when the broker blocks publishers (a
+    memory or disk alarm), the deadline interrupts the publish, but kombu then
+    closes the pooled connection, and that close waits for the blocked broker with
+    no deadline at all."""
+    attempt = eventlet.spawn(run)
+    try:
+        with eventlet.Timeout(seconds):
+            return attempt.wait()
+    except eventlet.Timeout:
+        attempt.kill()  # returns at once; a stuck close ends when the broker unblocks
+        return None, Unavailable(f"The {service_name} service did not answer in time.")
+    except BaseException:  # the caller gave up first (killed by a probe's shorter deadline): so does the call
+        attempt.kill()
+        raise
 
 
 def _answer_or_error(method, args, kwargs):
