@@ -163,8 +163,7 @@ class UnitOfWork:
         self.kernel = kernel
         self.source = source
         self.committer = committer if committer is not None else CommitNow()
-        self.emitted: list[str] = []  # outbox ids, in the order emitted
-        self.rows: list[OutboxRow] = []  # the same rows as written, for a committer that publishes them from memory
+        self.rows: list[OutboxRow] = []  # the outbox rows emitted, in order, as written
         self.held = False             # set by a committer that commits the work later
 
     def __enter__(self) -> "UnitOfWork":
@@ -185,7 +184,6 @@ class UnitOfWork:
             id=row.id, source=row.source, event_type=row.event_type,
             envelope=json.dumps(envelope), created_at=naive_utcnow(), request_id=row.request_id,
         ))
-        self.emitted.append(row.id)
         self.rows.append(row)
         return envelope
 
@@ -235,7 +233,7 @@ class CommitNow:
 
     def finish(self, session: Session, units: list[UnitOfWork]):
         session.commit()
-        self.publish([envelope_id for uow in units for envelope_id in uow.emitted])
+        self.publish([row.id for uow in units for row in uow.rows])
 
     def rollback(self, session: Session):
         session.rollback()
