@@ -14,7 +14,8 @@ import psycogreen.eventlet
 from nameko.constants import DEFAULT_MAX_WORKERS, MAX_WORKERS_CONFIG_KEY
 from nameko.extensions import DependencyProvider
 from sqlalchemy import (
-    Column, DateTime, Index, MetaData, String, Table, Text, cast, create_engine, event, func, insert,
+    Column, DateTime, Index, MetaData, String, Table, Text, bindparam, cast, create_engine, event, func, insert,
+    select,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -90,6 +91,13 @@ class KernelTables:
             Column("response", Text, nullable=False),            # JSON: the first call's answer
             Column("created_at", DateTime, nullable=False, default=naive_utcnow),
         )
+        # The statements every write runs, built once: building and keying a statement
+        # costs more CPU than SQLite takes to run it (bench/README.md, issue 20).
+        self.add_to_outbox = insert(self.outbox)
+        self.remember_answer = insert(self.idempotent_requests)
+        self.earlier_answer = select(self.idempotent_requests.c.fingerprint, self.idempotent_requests.c.response) \
+            .where(self.idempotent_requests.c.operation == bindparam("operation"),
+                   self.idempotent_requests.c.key == bindparam("key"))
 
 
 def make_engine(url: str, pool_size: int = 10, writer: bool = False) -> Engine:
@@ -180,10 +188,9 @@ class UnitOfWork:
         envelope = make_envelope(self.source, event_type, data, version)
         self.kernel.events.validate(envelope, strict=True)
         row = OutboxRow(envelope["id"], self.source, event_type, envelope, logs.current_request_id())
-        self.session.execute(insert(self.kernel.outbox).values(
-            id=row.id, source=row.source, event_type=row.event_type,
-            envelope=json.dumps(envelope), created_at=naive_utcnow(), request_id=row.request_id,
-        ))
+        self.session.execute(self.kernel.add_to_outbox, {
+            "id": row.id, "source": row.source, "event_type": row.event_type,
+            "envelope": json.dumps(envelope), "created_at": naive_utcnow(), "request_id": row.request_id})
         self.rows.append(row)
         return envelope
 

@@ -23,7 +23,6 @@ import hashlib
 import inspect
 import json
 
-from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from services.common.clock import naive_utcnow
@@ -78,9 +77,9 @@ class CommitWithAnswer:
             return
         request, session, kernel = self.request, self.held[0].session, self.held[0].kernel
         try:
-            session.execute(insert(kernel.idempotent_requests).values(
-                operation=request.operation, key=request.key, fingerprint=request.fingerprint,
-                response=json.dumps(answer, default=str), created_at=naive_utcnow()))
+            session.execute(kernel.remember_answer, {
+                "operation": request.operation, "key": request.key, "fingerprint": request.fingerprint,
+                "response": json.dumps(answer, default=str), "created_at": naive_utcnow()})
             self.then.finish(session, self.held)
         except IntegrityError:
             self.then.rollback(session)
@@ -130,10 +129,8 @@ def idempotent(method):
 
 def _earlier_answer(db, request: RequestKey):
     """The first answer given under this key; None if there was none."""
-    table = db.kernel.idempotent_requests
     db.committer.rollback(db.session)  # see what other transactions committed meanwhile
-    row = db.session.execute(select(table.c.fingerprint, table.c.response).where(
-        table.c.operation == request.operation, table.c.key == request.key)).first()
+    row = db.session.execute(db.kernel.earlier_answer, {"operation": request.operation, "key": request.key}).first()
     if row is None:
         return None
     if row.fingerprint != request.fingerprint:
