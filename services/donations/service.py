@@ -6,16 +6,17 @@ from __future__ import annotations
 import hmac
 import math
 from datetime import datetime, timezone
+from types import SimpleNamespace
 from typing import NamedTuple
 
 from nameko.dependency_providers import Config
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from services.categories import CategoryEntrypoints, labelled, problems
 from services.common.clock import community_zone, isoformat, local_day, local_today, month_bounds, naive_utcnow
-from services.common.db import Database, get_by_id
+from services.common.db import Database, get_by_id, new_id
 from services.common.errors import Conflict, InvalidInput, NotFound, enforce
 from services.common.groupcommit import grouped
 from services.common.idempotency import idempotent
@@ -72,6 +73,8 @@ _TAKE_RECEIPT_NO = update(_campaigns).where(
     donation_count=_campaigns.c.donation_count + 1,
 ).returning(_campaigns.c.last_receipt_seq, _campaigns.c.cash_fen, _campaigns.c.donation_count,
             _campaigns.c.goal_fen)
+_ADD_DONATION = insert(Donation.__table__)
+_ADD_DONATION_ITEMS = insert(DonationItem.__table__)
 _CAMPAIGN_TAKING_GIFTS = select(
     _campaigns.c.id, _campaigns.c.code, _campaigns.c.status, _campaigns.c.starts_on, _campaigns.c.ends_on,
 ).where(_campaigns.c.id == bindparam("campaign_id"))
@@ -377,15 +380,17 @@ class DonationsService(CategoryEntrypoints, KernelEntrypoints):
             enforce(domain.check_within_totals, cash_after)
             for category, quantity in domain.count_items(items).items():
                 enforce(domain.check_within_totals, self._receive(uow.session, campaign.id, category, quantity))
-            donation = Donation(
-                campaign_id=campaign.id, seq=seq, receipt_no=receipt_no,
+            donation = SimpleNamespace(
+                id=new_id(), campaign_id=campaign.id, seq=seq, receipt_no=receipt_no,
                 verification_code=domain.new_code(domain.VERIFICATION_CODE_LENGTH), kind=data["kind"],
                 amount_fen=data["amount_fen"], donor_name=data["donor_name"], anonymous=data["anonymous"],
-                recorded_by=actor["id"],
-                created_at=naive_utcnow(),
-                items=[DonationItem(position=i, **item) for i, item in enumerate(items)])
-            uow.session.add(donation)
-            uow.session.flush()
+                recorded_by=actor["id"], created_at=naive_utcnow(), voided_at=None, voided_by=None,
+                void_reason=None)
+            uow.session.execute(_ADD_DONATION, vars(donation))
+            donation.items = [{"donation_id": donation.id, "id": new_id(), "position": i, **item}
+                              for i, item in enumerate(items)]
+            if items:
+                uow.session.execute(_ADD_DONATION_ITEMS, donation.items)
             uow.emit(events.DONATION_RECEIVED, {
                 "campaign_id": campaign.id, "donation_id": donation.id, "receipt_no": donation.receipt_no,
                 "kind": donation.kind, "amount_fen": donation.amount_fen,
