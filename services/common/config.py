@@ -20,6 +20,7 @@ DEFAULT_AMQP_URI = "amqp://guest:guest@localhost:5672/"
 # other setting's default is in deploy/config/<service>.yml, and only there.
 DEFAULTS = {
     "IDEMPOTENCY_KEEP_HOURS": 24,     # how long a write's Idempotency-Key and answer are kept
+    "DB_POOL_SIZE": 0,                # a process's database connections; 0: max_workers + 2
 }
 
 

@@ -317,7 +317,8 @@ class WorkerDatabase:
 
 
 class Database(DependencyProvider):
-    """The service's database. Config: `DB_URL`; pool sized to `max_workers`."""
+    """The service's database. Config: `DB_URL`; pool sized to `max_workers`
+    (+ 2), or `DB_POOL_SIZE` where the process states one (the gateway)."""
 
     def __init__(self, kernel: KernelTables):
         self.kernel = kernel
@@ -329,7 +330,8 @@ class Database(DependencyProvider):
     def setup(self):
         config = self.container.config
         max_workers = config.get(MAX_WORKERS_CONFIG_KEY, DEFAULT_MAX_WORKERS)  # nameko's setting and its default
-        self.engine = make_engine(config["DB_URL"], pool_size=max_workers + 2)
+        pool_size = int(linli_config.setting(config, "DB_POOL_SIZE")) or max_workers + 2
+        self.engine = make_engine(config["DB_URL"], pool_size=pool_size)
         self.sessionmaker = sessionmaker(bind=self.engine, expire_on_commit=False)
         self.relay = Relay(
             self.engine, self.kernel, self.container.service_name, config,

@@ -82,13 +82,15 @@ class Coalescer:
 
 class _DeadlineProxy:
     def __init__(self, proxy, service_name: str, timeout: float, admission: Admission,
-                 wait_until: float | None = None, coalescers: dict | None = None):
+                 wait_until: float | None = None, coalescers: dict | None = None,
+                 grouped_admission: Admission | None = None):
         self._proxy = proxy
         self._service_name = service_name
         self._timeout = timeout
         self._admission = admission
         self._wait_until = wait_until  # the request's admission deadline, partly spent in the gateway's
         self._coalescers = coalescers or {}
+        self._grouped_admission = grouped_admission  # the coalesced writes' own bound (ServiceRpc)
 
     def __getattr__(self, method_name):
         method = getattr(self._proxy, method_name)
@@ -99,7 +101,7 @@ class _DeadlineProxy:
         coalescer = self._coalescers.get(method_name)
 
         def call(*args, **kwargs):
-            with self._admission.admit(self._wait_until):
+            with (self._grouped_admission if coalescer is not None else self._admission).admit(self._wait_until):
                 if coalescer is not None:
                     return self._call(lambda: coalescer.call(self._proxy, args, kwargs))
                 return self._call(lambda: _answer_or_error(method, args, kwargs))
@@ -145,7 +147,8 @@ def _answer_or_error(method, args, kwargs):
 class ServiceRpc(RpcProxy):
     """Like RpcProxy, but every call gives up after RPC_TIMEOUT seconds, and at
     most MAX_IN_FLIGHT_PER_SERVICE calls to the service are in flight from this
-    process (0: no bound); one more waits only as Admission judges (measured
+    process (0: no bound), and MAX_IN_FLIGHT_GROUPED of each coalesced write
+    besides; one more waits only as Admission judges (measured
     on this service's calls), within what is left of the request's
     ADMISSION_DEADLINE after its wait in the gateway. Every
     call carries the gateway's signed assertion, valid a little past the deadline."""
@@ -159,6 +162,9 @@ class ServiceRpc(RpcProxy):
         self.signer = caller.signer_from_config(config, lifetime=self.timeout + caller.LIFETIME_MARGIN)
         self.coalescers = {method: Coalescer(self.target_service, method, self.signer, self.timeout)
                            for method in COALESCED.get(self.target_service, ())}
+        # Not counted with the service's other calls: it works on a whole batch of these with one worker.
+        self.grouped_admission = Admission(int(config["MAX_IN_FLIGHT_GROUPED"]), admission_deadline(config),
+                                           self.target_service)
 
     def get_dependency(self, worker_ctx):
         proxy = caller.VouchedServiceProxy(worker_ctx, self.target_service, self.rpc_reply_listener, self.signer,
@@ -166,4 +172,4 @@ class ServiceRpc(RpcProxy):
         # An API request's worker has the request as its first argument (ApiEntrypoint).
         request = worker_ctx.args[0] if worker_ctx.args else None
         return _DeadlineProxy(proxy, self.target_service, self.timeout, self.admission,
-                              getattr(request, "wait_until", None), self.coalescers)
+                              getattr(request, "wait_until", None), self.coalescers, self.grouped_admission)

@@ -413,7 +413,9 @@ def test_scaled_compose_services_publish_no_host_port():
 
 
 def max_workers(env: dict) -> int:
-    return int(env.get("LINLI_MAX_WORKERS", config_reads("gateway")["LINLI_MAX_WORKERS"]))
+    """A service's workers, so its pool; the gateway's pool is smaller (LINLI_GATEWAY_DB_POOL_SIZE)."""
+    assert int(config_reads("gateway")["LINLI_GATEWAY_DB_POOL_SIZE"]) <= int(config_reads("donations")["LINLI_MAX_WORKERS"]) + 2
+    return int(env.get("LINLI_MAX_WORKERS", config_reads("donations")["LINLI_MAX_WORKERS"]))
 
 
 def test_postgres_takes_as_many_connections_as_the_processes_may_open():
