@@ -34,9 +34,6 @@ K8S_REPLICAS = {"welfare": 2, "notifications": 1, "patrol": 1, "donations": (3, 
                 "gateway": (2, 4)}
 RABBITMQ_NODES = 3
 
-# Connections one process may hold: services/common/db.py sizes its pool to
-# max_workers + 2 with an overflow of 5.
-POOL_EXTRA = 2 + 5
 # What the operators make for a cluster named N (their documented conventions).
 RABBITMQ_SECRET_KEYS = {"username", "password"}   # Secret N-default-user, Service N
 POSTGRES_SECRET_KEYS = {"username", "password"}   # Secret N-app, Service N-rw (the primary)
@@ -412,21 +409,23 @@ def test_scaled_compose_services_publish_no_host_port():
     assert "gateway:8000" in (DEPLOY / "nginx.conf").read_text()
 
 
-def max_workers(env: dict) -> int:
-    """A service's workers, so its pool; the gateway's pool is smaller (LINLI_GATEWAY_DB_POOL_SIZE)."""
-    assert int(config_reads("gateway")["LINLI_GATEWAY_DB_POOL_SIZE"]) <= int(config_reads("donations")["LINLI_MAX_WORKERS"]) + 2
-    return int(env.get("LINLI_MAX_WORKERS", config_reads("donations")["LINLI_MAX_WORKERS"]))
+def connections_per_process(env: dict) -> int:
+    """The most one process may open: a service's pool is max_workers + 2, the
+    gateway's DB_POOL_SIZE (its workers mostly wait on services); both overflow by 5."""
+    def setting(service: str, var: str) -> int:
+        return int(env.get(var, config_reads(service)[var]))
+    return max(setting("donations", "LINLI_MAX_WORKERS") + 2, setting("gateway", "LINLI_GATEWAY_DB_POOL_SIZE")) + 5
 
 
 def test_postgres_takes_as_many_connections_as_the_processes_may_open():
     spec = compose()
     allowed = int(re.search(r"max_connections=(\d+)", " ".join(spec["services"]["postgres"]["command"])).group(1))
-    per_process = max_workers(spec["x-linli"]["environment"]) + POOL_EXTRA
+    per_process = connections_per_process(spec["x-linli"]["environment"])
     processes = sum(COMPOSE_REPLICAS.values()) + 1  # and init
     assert processes * per_process <= allowed - 3  # superuser_reserved_connections
 
     allowed = int(the_one("Cluster")["spec"]["postgresql"]["parameters"]["max_connections"])
-    per_process = max_workers(of_kind("ConfigMap")["linli-config"]["data"]) + POOL_EXTRA
+    per_process = connections_per_process(of_kind("ConfigMap")["linli-config"]["data"])
     pods = sum(c[1] if isinstance(c, tuple) else c for c in K8S_REPLICAS.values()) + 1  # and the Job
     assert pods * per_process <= allowed - 3
 
@@ -611,7 +610,7 @@ def test_each_service_has_its_own_database_role_owning_only_its_database():
                     for e in container_env(job)[0] if "valueFrom" in e}
         assert job_refs[f"{service.upper()}_PGUSER"] == job_refs[f"{service.upper()}_PGPASSWORD"] == secret
     # Every role's connections fit: its pods at their most, each with its pool.
-    per_process = max_workers(of_kind("ConfigMap")["linli-config"]["data"]) + POOL_EXTRA
+    per_process = connections_per_process(of_kind("ConfigMap")["linli-config"]["data"])
     for service, counts in K8S_REPLICAS.items():
         pods = counts[1] if isinstance(counts, tuple) else counts
         assert pods * per_process <= roles[f"linli_{service}"]["connectionLimit"], service

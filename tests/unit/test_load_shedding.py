@@ -323,3 +323,60 @@ def test_a_busy_period_right_after_another_keeps_what_was_measured():
     release.send()
     for holder in holders:
         holder.wait()
+
+
+class HeldCoalescer:
+    """In place of the gateway's Coalescer: each call answers when `answer` is sent."""
+
+    def __init__(self):
+        self.answer = Event()
+
+    def call(self, proxy, args, kwargs):
+        return self.answer.wait(), None
+
+
+def test_grouped_writes_have_an_admission_bound_of_their_own():
+    """A service takes a whole batch of coalesced writes with one worker: they
+    are not counted against its bound on calls, and have one of their own."""
+    backend, coalescer = StalledProxy(), HeldCoalescer()
+    service, grouped = Admission(1, 0.02, "donations"), Admission(2, 0.02, "donations")
+    proxy = _DeadlineProxy(backend, "donations", 5, service, coalescers={"record_donation": coalescer},
+                           grouped_admission=grouped)
+    void = eventlet.spawn(proxy.void_donation, "c1", "R-000001", {})  # the service's one slot
+    gifts = [eventlet.spawn(proxy.record_donation, "c1", {}) for _ in range(2)]
+    eventlet.sleep(0.01)
+    assert (service.in_flight, grouped.in_flight) == (1, 2)
+    with pytest.raises(Unavailable) as refused:  # a third gift: past the grouped bound, at once
+        proxy.record_donation("c1", {})
+    assert "donations service is busy" in refused.value.message
+    with pytest.raises(Unavailable):  # another call: past the service's
+        proxy.void_donation("c1", "R-000002", {})
+    coalescer.answer.send({"receipt_no": "X-000001"})
+    backend.answer.send({"voided": True})
+    assert [gift.wait() for gift in gifts] == [{"receipt_no": "X-000001"}] * 2
+    assert void.wait() == {"voided": True}
+    assert (service.in_flight, grouped.in_flight) == (0, 0)
+
+
+def test_the_gateway_holds_many_workers_on_a_small_database_pool(tmp_path):
+    """Its workers mostly wait for a service (a gift for its batch): as shipped,
+    64 workers, 62 API requests at once, on 10 database connections; a
+    service's pool stays its max_workers + 2."""
+    from unittest import mock
+
+    from services.common.db import Database
+    from services.donations.models import kernel as donations_kernel
+    from services.gateway.models import kernel as gateway_kernel
+    from tests import databases
+
+    config = service_config("gateway")
+    assert (config["max_workers"], gateway_admission(config).limit) == (64, 62)
+    pools = {}
+    for name, kernel in (("gateway", gateway_kernel), ("donations", donations_kernel)):
+        provider = Database(kernel)
+        provider.container = mock.Mock(service_name=name, config=service_config(
+            name, DB_URL=databases.database_url(tmp_path, name)))
+        provider.setup()
+        pools[name] = provider.engine.pool.size()
+        provider.stop()
+    assert pools == {"gateway": 10, "donations": service_config("donations")["max_workers"] + 2}
