@@ -249,14 +249,17 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
         self._require_assignee(data["assignee_id"], assignee)
         with self.db.unit_of_work() as uow:
             categories = self._case_categories(uow.session, data["categories"])
-            household = uow.session.get(Household, data["household_id"])
-            if household is None:
+            # Its compound only: not the household's people and consents with it.
+            compound = uow.session.scalar(select(Household.compound).where(Household.id == data["household_id"]))
+            if compound is None:
                 raise InvalidInput("No such household.",
                                    {"fields": {"household_id": ["No household has this id."]}})
             opened_at = naive_utcnow()
-            case = Case(household=household, compound=household.compound, categories=categories,
+            # A new case has none of these yet: said here, they are not read back after the flush.
+            case = Case(household_id=data["household_id"], compound=compound, categories=categories,
                         summary=data["summary"], assignee_id=data["assignee_id"], status=domain.CaseStatus.OPEN,
-                        opened_by=actor["id"], opened_at=opened_at, lapse_started_at=opened_at)
+                        opened_by=actor["id"], opened_at=opened_at, lapse_started_at=opened_at,
+                        assistance=[], visits=[], referrals=[], reopenings=[])
             uow.session.add(case)
             uow.session.flush()
             uow.emit(events.CASE_OPENED, {**case_event(case), **self._labels_for_alert(uow, case)})
