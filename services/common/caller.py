@@ -278,13 +278,10 @@ class CallerCheck(SharedExtension):
         self.verifier = Verifier(load_public_key(config.get("CALLER_PUBLIC_KEY")), self.container.service_name)
 
     def check(self, message, method: str, args, kwargs):
-        self.check_one((message.headers or {}).get(HEADER), method, args, kwargs,
-                       redelivered=bool(message.delivery_info.get("redelivered")))
-
-    def check_one(self, assertion, method: str, args, kwargs, redelivered: bool = False):
-        """One call's assertion: a message's own, or one of the calls a `call_many` carries."""
+        """The assertion the message carries, for exactly this call."""
         try:
-            self.verifier.check(assertion, method, args, kwargs, redelivered=redelivered)
+            self.verifier.check((message.headers or {}).get(HEADER), method, args, kwargs,
+                                redelivered=bool(message.delivery_info.get("redelivered")))
         except CallerNotVouched as exc:
             # Never the arguments: they hold personal data.
             log.warning("refused an RPC call to %s.%s: %s", self.container.service_name, method,

@@ -124,11 +124,12 @@ class VouchedRpc(Rpc):
 class VouchedCallsRpc(VouchedRpc):
     """The entrypoint of `call_many`: one RPC carrying many calls of one
     @grouped write, which the gateway coalesced (services/gateway/rpc.py). The
-    RPC itself is vouched for and checked as any; then each call in it is
-    checked here as VouchedRpc checks a call of its own: the gateway's
-    assertion for exactly that method and those arguments (its caller among
-    them), not used before, the method's signature, text a database can store.
-    A call refused here is answered with its own error, and the others go on."""
+    RPC is vouched for and checked as any: its one assertion covers the method
+    and every call in it, each call's caller, arguments and request id, so a
+    call changed, added, dropped or given another caller on the way fails the
+    whole RPC. Then each call is checked here as VouchedRpc checks a call of
+    its own: the method's signature, text a database can store. A call refused
+    here is answered with its own error, and the others go on."""
 
     def handle_message(self, body, message):
         args, kwargs = self._vouched_arguments(body, message)
@@ -138,18 +139,17 @@ class VouchedCallsRpc(VouchedRpc):
         target = getattr(self.container.service_cls, method, None) if isinstance(method, str) else None
         if getattr(target, "grouped", None) is None:
             raise MalformedRequest("call_many carries calls of a @grouped method only")
-        redelivered = bool(message.delivery_info.get("redelivered"))
-        calls = [self._checked(call, method, target, redelivered) for call in kwargs["calls"]]
+        signature = inspect.signature(target)
+        calls = [self._checked(call, signature) for call in kwargs["calls"]]
         Rpc.handle_message(self, {"args": [], "kwargs": {"method": method, "calls": calls}}, message)
 
-    def _checked(self, call, method: str, target, redelivered: bool) -> dict:
+    def _checked(self, call, signature: inspect.Signature) -> dict:
         try:
             if not isinstance(call, dict) or not isinstance(call.get("args"), list) \
                     or not isinstance(call.get("kwargs"), dict):
-                raise MalformedRequest("a call is {args: [...], kwargs: {...}, assertion: ...}")
+                raise MalformedRequest("a call is {args: [...], kwargs: {...}, request_id: ...}")
             args, kwargs = call["args"], call["kwargs"]
-            self.caller_check.check_one(call.get("assertion"), method, args, kwargs, redelivered)
-            self._check_arguments(args, kwargs, inspect.signature(target))
+            self._check_arguments(args, kwargs, signature)
         except Exception as exc:
             return {"refused": serialize(exc)}
         request_id = call.get("request_id")

@@ -124,6 +124,32 @@ def test_one_request_is_followed_by_its_id_through_rpc_and_events_into_every_ser
     assert "王芳" not in "".join(logs.text().values())
 
 
+def test_gifts_written_together_are_each_logged_under_their_own_request_id(stack, admin):
+    """Concurrent gifts go to donations as one call_many (services/gateway/rpc.py):
+    still, each gift's line there carries its own request's id, not the first one's."""
+    campaign = new_campaign(admin)
+    logs = Logs(stack)
+    request_ids = [f"together-{uuid.uuid4().hex[:12]}" for _ in range(12)]
+
+    def give(request_id):
+        return requests.post(f"{admin.api}/campaigns/{campaign['id']}/donations",
+                             json={"kind": "cash", "amount_fen": 100, "anonymous": True},
+                             headers={**admin.headers, "Idempotency-Key": new_key(), "X-Request-Id": request_id},
+                             timeout=15).status_code
+    with ThreadPoolExecutor(len(request_ids)) as pool:
+        assert list(pool.map(give, request_ids)) == [201] * len(request_ids)
+
+    def gift_lines():
+        lines = [line for line in logs.lines()["donations-0"]
+                 if line["message"] == "ran donations.record_donation in call_many"]
+        return lines if len(lines) >= len(request_ids) else None
+    lines = wait_for(gift_lines, timeout=10, what="a line per gift in donations' log")
+    assert sorted(line.get("request_id") for line in lines) == sorted(request_ids)
+    rpcs = [line for line in logs.lines()["donations-0"] if line["message"].startswith("calling handler")
+            and WORKER.search(line["message"])["entrypoint"] == "donations.call_many"]
+    assert len(rpcs) < len(request_ids)  # they did go together
+
+
 def test_a_callers_unsafe_request_id_is_replaced_by_one_of_the_gateways(stack, admin):
     for unsafe in ("x", "a" * 65, "abc def ghi", 'forged"} {"level": "ERROR'):
         answer = requests.get(f"{admin.api}/zones", headers={**admin.headers, "X-Request-Id": unsafe}, timeout=15)

@@ -166,7 +166,7 @@ def test_every_rpc_entrypoint_of_every_service_checks_the_assertion(service):
                    for entrypoint in getattr(method, "nameko_entrypoints", ()) if isinstance(entrypoint, Entrypoint)]
     rpcs = [entrypoint for entrypoint in entrypoints if isinstance(entrypoint, Rpc)]
     assert rpcs, service.name  # at least ping
-    # VouchedCallsRpc (call_many) is a VouchedRpc that checks each call it carries too.
+    # VouchedCallsRpc (call_many) is a VouchedRpc: its assertion covers every call it carries.
     assert all(type(entrypoint) in (VouchedRpc, VouchedCallsRpc) for entrypoint in rpcs), service.name
 
 

@@ -1,15 +1,18 @@
 """The gateway's Coalescer (services/gateway/rpc.py) with a stand-in for the
 donations service: concurrent writes go as few call_many RPCs, each write
-with its own assertion (for exactly its arguments), request id and answer or
-error; a batch answered wrongly, or not at all, fails each of its writes."""
+with its own arguments, request id and answer or error, and no assertion of
+its own (the RPC's one covers them all); a batch answered wrongly, or not at
+all, fails each of its writes."""
+from types import SimpleNamespace
+
 import eventlet
-import pytest
 from nameko.exceptions import serialize
 
-from services.common import caller, logs
-from services.common.errors import CallerNotVouched, NotFound, Unavailable
-from services.gateway.rpc import Coalescer
-from tests.vouching import PUBLIC_KEY, signer
+from services.common import logs
+from services.common.errors import NotFound, Unavailable
+from services.gateway.http import Admission
+from services.gateway.rpc import Coalescer, _DeadlineProxy
+from tests.vouching import signer
 
 ADMIN = {"id": "admin-1", "roles": ["admin"]}
 
@@ -22,10 +25,6 @@ class Donations:
         self.answer = answer
         self.delay = delay
 
-    @property
-    def call_many(self):
-        return self
-
     def call_async(self, method, calls):
         self.batches.append(calls)
         eventlet.sleep(self.delay)
@@ -35,18 +34,25 @@ class Donations:
         return type("Reply", (), {"result": lambda self: answers})()
 
 
-def gifts_at_once(coalescer, proxy, campaigns):
+class Proxy:
+    """One gateway worker's proxy to donations, as the Coalescer sees it: its
+    worker's context data (the HTTP request's id) and call_many."""
+
+    def __init__(self, donations: Donations, request_id: str):
+        self.worker_ctx = SimpleNamespace(data={logs.REQUEST_ID_KEY: request_id})
+        self.call_many = donations
+
+
+def gifts_at_once(coalescer, donations, campaigns):
     def one(index_campaign):
         index, campaign = index_campaign
-        logs.bind_request_id(f"req-{index}")
-        return coalescer.call(proxy, (campaign, {"kind": "cash", "amount_fen": 100}, ADMIN),
-                              {"idempotency_key": f"key-{index}"})
+        return coalescer.call(Proxy(donations, f"req-{index}"), (campaign, {"kind": "cash", "amount_fen": 100},
+                                                                 ADMIN), {"idempotency_key": f"key-{index}"})
     return list(eventlet.GreenPool().imap(one, enumerate(campaigns)))
 
 
-def test_concurrent_writes_go_as_few_rpcs_each_with_its_own_assertion_and_answer():
-    sign = signer()
-    coalescer, donations = Coalescer("donations", "record_donation", sign, timeout=5), Donations()
+def test_concurrent_writes_go_as_few_rpcs_each_with_its_own_arguments_request_id_and_answer():
+    coalescer, donations = Coalescer("donations", "record_donation", signer(), timeout=5), Donations()
     outcomes = gifts_at_once(coalescer, donations, ["c1"] * 9 + ["gone"] + ["c1"] * 10)
     assert [len(batch) for batch in donations.batches][:2] == [1, 1]  # the first two go at once
     assert len(donations.batches) <= 4 and sum(map(len, donations.batches)) == 20
@@ -54,14 +60,30 @@ def test_concurrent_writes_go_as_few_rpcs_each_with_its_own_assertion_and_answer
         {"receipt_no": f"key-{index}"} for index in range(20) if index != 9]
     assert isinstance(outcomes[9][1], NotFound) and outcomes[9][0] is None
     calls = [call for batch in donations.batches for call in batch]
-    assert sorted(call["request_id"] for call in calls) == sorted(f"req-{index}" for index in range(20))
-    # Each assertion is for its own call: the service's check of one call refuses it for another's arguments.
-    verifier = caller.Verifier(caller.load_public_key(PUBLIC_KEY), "donations")
-    for call in calls:
-        verifier.check(call["assertion"], "record_donation", call["args"], call["kwargs"])
-    fresh = caller.Verifier(caller.load_public_key(PUBLIC_KEY), "donations")
-    with pytest.raises(CallerNotVouched, match="other arguments"):
-        fresh.check(calls[0]["assertion"], "record_donation", calls[1]["args"], calls[1]["kwargs"])
+    assert sorted((call["request_id"], call["kwargs"]["idempotency_key"]) for call in calls) == sorted(
+        (f"req-{index}", f"key-{index}") for index in range(20))
+    # No assertion per call: the RPC's own (signed by the proxy, over every call) vouches for them.
+    assert all(sorted(call) == ["args", "kwargs", "request_id"] for call in calls)
+
+
+def test_each_write_keeps_its_own_request_id_through_the_gateways_deadline():
+    """As the gateway calls it: through _DeadlineProxy, whose deadline runs the
+    call in a green thread of its own (a new, empty context)."""
+    donations = Donations()
+    coalescers = {"record_donation": Coalescer("donations", "record_donation", signer(), timeout=5)}
+
+    def one(index):
+        proxy = Proxy(donations, f"req-{index}")
+        proxy.record_donation = None  # _DeadlineProxy looks the method up; the coalescer sends call_many
+        bounded = _DeadlineProxy(proxy, "donations", 5, Admission(6, 1, "donations"), None, coalescers,
+                                 Admission(48, 1, "donations"))
+        return bounded.record_donation("c1", {"kind": "cash", "amount_fen": 100}, ADMIN,
+                                       idempotency_key=f"key-{index}")
+    answers = list(eventlet.GreenPool().imap(one, range(8)))
+    assert answers == [{"receipt_no": f"key-{index}"} for index in range(8)]
+    assert len(donations.batches) < 8
+    assert sorted((call["request_id"], call["kwargs"]["idempotency_key"]) for batch in donations.batches
+                  for call in batch) == [(f"req-{index}", f"key-{index}") for index in range(8)]
 
 
 def test_a_batch_answered_wrongly_or_not_in_time_fails_each_of_its_writes():
