@@ -48,6 +48,22 @@ def test_an_expired_token_is_not_accepted():
         auth.principal_from_token(SECRET, issued["access_token"])
 
 
+def test_a_token_accepted_before_is_refused_once_it_expires():
+    """The gateway keeps the tokens it has checked (auth._signed_claims): not their expiry."""
+    token = auth.issue_token(SECRET, "acc-1", ["member"], ttl_seconds=60)["access_token"]
+    assert auth.principal_from_token(SECRET, token)["id"] == "acc-1"
+    expires = jwt.decode(token, SECRET, algorithms=["HS256"])["exp"]
+    assert auth.principal_from_token(SECRET, token, now=expires - 1)["id"] == "acc-1"
+    with pytest.raises(NotAuthenticated, match="The token has expired"):
+        auth.principal_from_token(SECRET, token, now=expires)
+    # Kept under its secret: with another, it is not one of ours.
+    with pytest.raises(NotAuthenticated, match="not valid"):
+        auth.principal_from_token(OTHER_SECRET, token)
+    # What a caller does with the principal does not change what is kept.
+    auth.principal_from_token(SECRET, token)["roles"].append("admin")
+    assert auth.principal_from_token(SECRET, token)["roles"] == ["member"]
+
+
 def test_a_token_signed_with_another_secret_is_not_accepted():
     issued = auth.issue_token(OTHER_SECRET, "acc-1", ["admin"], ttl_seconds=600)
     with pytest.raises(NotAuthenticated):

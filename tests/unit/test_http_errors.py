@@ -1,17 +1,18 @@
 """Every failure reaches a client in the one error shape, with the right
 status, and never with a traceback or an internal message."""
 import json
+from types import SimpleNamespace
 
 import eventlet
 import kombu.exceptions
 import pytest
 from marshmallow import Schema, ValidationError, fields
-from nameko.exceptions import ContainerBeingKilled, RemoteError, UnknownService
+from nameko.exceptions import ContainerBeingKilled, IncorrectSignature, RemoteError, UnknownService
 
 from services.common.errors import (
     Conflict, Forbidden, IdempotencyKeyReused, InvalidInput, NotFound, TooManyRequests, Unavailable,
 )
-from services.gateway.http import error_response
+from services.gateway.http import ApiEntrypoint, error_response
 
 
 def answer(exc):
@@ -114,3 +115,22 @@ def test_a_client_that_left_mid_answer_logs_no_traceback():
     log.error("chunked encoding error")  # the rest of eventlet's log passes through
     assert [level for level, _ in lines] == ["debug", "debug", "info", "error"]
     assert "RuntimeError" in lines[2][1]
+
+
+def test_a_handler_that_cannot_take_a_requests_arguments_is_refused_every_time():
+    """ApiEntrypoint checks a call's shape once, not once per request: a shape
+    the handler takes passes again, one it does not is refused each time."""
+    class Service:
+        def zone(self, request, zone_id):
+            return {}
+
+    entrypoint = ApiEntrypoint("GET", "/zones/<zone_id>", roles=None)
+    entrypoint.container, entrypoint.method_name = SimpleNamespace(service_cls=Service), "zone"
+    entrypoint._good_shapes = set()
+    for zone_id in ("z1", "z2"):
+        entrypoint.check_signature((object(),), {"zone_id": zone_id})
+    for _ in range(2):
+        with pytest.raises(IncorrectSignature):
+            entrypoint.check_signature((object(),), {"campaign_id": "c1"})
+        with pytest.raises(IncorrectSignature):
+            entrypoint.check_signature((object(), object()), {"zone_id": "z1"})
