@@ -12,6 +12,7 @@ from nameko.web.handlers import HttpRequestHandler
 
 from services.common import caller, events
 from services.common import nameko_patches  # noqa: F401 -- a lost connection must not kill a service; replies unconfirmed
+from services.common import runtime  # noqa: F401 -- the garbage collector's thresholds for every process
 from services.common.errors import InvalidInput, LinliError
 from services.common import logs
 from services.common.logs import RequestIds
