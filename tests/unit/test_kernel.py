@@ -1,6 +1,7 @@
 """The kernel (services/common): a leaf that knows no domain, and how a
 domain's refusal reaches a caller."""
 import ast
+import subprocess
 import sys
 from pathlib import Path
 
@@ -67,3 +68,15 @@ def test_a_domain_states_its_rules_with_the_standard_library_only(service):
 def test_the_rules_module_is_standard_library_only():
     path = Path(services.common.__file__).parent / "rules.py"
     assert {name.split(".")[0] for name in imported_modules(path)} <= set(sys.stdlib_module_names)
+
+
+@pytest.mark.parametrize("module", [f"services.{name}.service" for name in
+                                    ("patrol", "donations", "welfare", "notifications", "volunteers", "gateway")])
+def test_every_service_process_runs_with_the_kernels_garbage_collector_settings(module):
+    """As `nameko run` starts it: a fresh interpreter importing the service."""
+    probe = (f"import gc, {module}; settings, frozen = gc.get_threshold(), gc.get_freeze_count(); "
+             "from services.common import runtime; "
+             "print(settings == (runtime.GC_YOUNG_THRESHOLD, *runtime.GC_OLDER_THRESHOLDS), frozen > 10_000)")
+    ran = subprocess.run([sys.executable, "-W", "ignore", "-c", probe], capture_output=True, text=True,
+                         timeout=60, cwd=Path(services.common.__file__).parents[2])
+    assert ran.stdout.split() == ["True", "True"], ran.stderr[-2000:]
