@@ -41,10 +41,9 @@ class Coalescer:
     first call goes at once; while COALESCED_IN_FLIGHT are in flight, the
     calls that come wait and go together."""
 
-    def __init__(self, service_name: str, method_name: str, signer: caller.Signer, timeout: float):
+    def __init__(self, service_name: str, method_name: str, timeout: float):
         self.service_name = service_name
         self.method_name = method_name
-        self.signer = signer
         self.timeout = timeout
         self._waiting: list[tuple] = []
         self._in_flight = 0
@@ -166,7 +165,7 @@ class ServiceRpc(RpcProxy):
         self.admission = Admission(int(config["MAX_IN_FLIGHT_PER_SERVICE"]), admission_deadline(config),
                                    self.target_service)
         self.signer = caller.signer_from_config(config, lifetime=self.timeout + caller.LIFETIME_MARGIN)
-        self.coalescers = {method: Coalescer(self.target_service, method, self.signer, self.timeout)
+        self.coalescers = {method: Coalescer(self.target_service, method, self.timeout)
                            for method in COALESCED.get(self.target_service, ())}
         # Not counted with the service's other calls: it works on a whole batch of these with one worker.
         self.grouped_admission = Admission(int(config["MAX_IN_FLIGHT_GROUPED"]), admission_deadline(config),

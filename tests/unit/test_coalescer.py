@@ -12,7 +12,6 @@ from services.common import logs
 from services.common.errors import NotFound, Unavailable
 from services.gateway.http import Admission
 from services.gateway.rpc import Coalescer, _DeadlineProxy
-from tests.vouching import signer
 
 ADMIN = {"id": "admin-1", "roles": ["admin"]}
 
@@ -52,7 +51,7 @@ def gifts_at_once(coalescer, donations, campaigns):
 
 
 def test_concurrent_writes_go_as_few_rpcs_each_with_its_own_arguments_request_id_and_answer():
-    coalescer, donations = Coalescer("donations", "record_donation", signer(), timeout=5), Donations()
+    coalescer, donations = Coalescer("donations", "record_donation", timeout=5), Donations()
     outcomes = gifts_at_once(coalescer, donations, ["c1"] * 9 + ["gone"] + ["c1"] * 10)
     assert [len(batch) for batch in donations.batches][:2] == [1, 1]  # the first two go at once
     assert len(donations.batches) <= 4 and sum(map(len, donations.batches)) == 20
@@ -70,7 +69,7 @@ def test_each_write_keeps_its_own_request_id_through_the_gateways_deadline():
     """As the gateway calls it: through _DeadlineProxy, whose deadline runs the
     call in a green thread of its own (a new, empty context)."""
     donations = Donations()
-    coalescers = {"record_donation": Coalescer("donations", "record_donation", signer(), timeout=5)}
+    coalescers = {"record_donation": Coalescer("donations", "record_donation", timeout=5)}
 
     def one(index):
         proxy = Proxy(donations, f"req-{index}")
@@ -88,9 +87,9 @@ def test_each_write_keeps_its_own_request_id_through_the_gateways_deadline():
 
 def test_a_batch_answered_wrongly_or_not_in_time_fails_each_of_its_writes():
     wrong = Donations(answer=lambda calls: [{"answer": {}}])  # one answer for any number of calls
-    outcomes = gifts_at_once(Coalescer("donations", "record_donation", signer(), timeout=5), wrong, ["c1"] * 5)
+    outcomes = gifts_at_once(Coalescer("donations", "record_donation", timeout=5), wrong, ["c1"] * 5)
     assert sum(isinstance(error, Unavailable) for _answer, error in outcomes) >= 3  # every batch but one of one
 
     slow = Donations(delay=1.0)
-    outcomes = gifts_at_once(Coalescer("donations", "record_donation", signer(), timeout=0.2), slow, ["c1"] * 3)
+    outcomes = gifts_at_once(Coalescer("donations", "record_donation", timeout=0.2), slow, ["c1"] * 3)
     assert all(isinstance(error, Unavailable) and answer is None for answer, error in outcomes)
