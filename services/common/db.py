@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import uuid
 from datetime import timedelta
 from typing import NamedTuple
@@ -26,6 +27,7 @@ from services.common import logs
 from services.common import config as linli_config
 from services.common.clock import naive_utcnow
 from services.common.envelope import make_envelope
+from services.common.errors import Unavailable
 from services.common.events import EventContract
 from services.common.groupcommit import GroupCommit
 from services.common.outbox import Relay
@@ -98,6 +100,27 @@ class KernelTables:
         self.earlier_answer = select(self.idempotent_requests.c.fingerprint, self.idempotent_requests.c.response) \
             .where(self.idempotent_requests.c.operation == bindparam("operation"),
                    self.idempotent_requests.c.key == bindparam("key"))
+
+
+# PostgreSQL's "try again": a transaction ended to break a deadlock, or a serialization conflict.
+RETRY_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def as_retryable(exc: BaseException) -> BaseException:
+    """A database's "busy, try again" as the caller's 503 (Retry-After), not a
+    fault of ours: SQLite's write lock held by another process past the
+    connection's busy timeout, or PostgreSQL ending this transaction to break a
+    deadlock (a batch of gifts to several campaigns, on two instances at once,
+    can lock them in opposite orders). Nothing of the call was written; the
+    client's retry with its Idempotency-Key writes it once. Any other error as it is."""
+    orig = getattr(exc, "orig", None)
+    busy = ("locked" in str(orig) if isinstance(orig, sqlite3.OperationalError)
+            else getattr(orig, "pgcode", None) in RETRY_SQLSTATES)
+    if not busy:
+        return exc
+    log.warning("the database was busy (%s): the call is answered 503", type(orig).__name__)
+    return Unavailable("The database was busy; try again shortly (with the same Idempotency-Key).",
+                       {"retry_after": 1})
 
 
 def make_engine(url: str, pool_size: int = 10, writer: bool = False) -> Engine:

@@ -11,6 +11,7 @@ from nameko.timer import timer
 from nameko.web.handlers import HttpRequestHandler
 
 from services.common import caller, events
+from services.common.db import as_retryable
 from services.common import nameko_patches  # noqa: F401 -- a lost connection must not kill a service; replies unconfirmed
 from services.common import runtime  # noqa: F401 -- the garbage collector's thresholds for every process
 from services.common.errors import InvalidInput, LinliError
@@ -116,6 +117,12 @@ class VouchedRpc(Rpc):
         if bad:
             raise InvalidInput("The request has invalid fields.", {"fields": bad})
 
+    def handle_result(self, message, worker_ctx, result, exc_info):
+        if exc_info is not None:  # a busy database is the caller's 503, not our 500
+            error = as_retryable(exc_info[1])
+            exc_info = exc_info if error is exc_info[1] else (type(error), error, exc_info[2])
+        return super().handle_result(message, worker_ctx, result, exc_info)
+
     def unpack_message_headers(self, message):
         context_data = super().unpack_message_headers(message)
         context_data.pop(caller.HEADER, None)  # for this call only: never passed on
@@ -189,6 +196,7 @@ class KernelEntrypoints:
         for call, run in zip(calls, runs, strict=True):
             answer, error = (None, None) if run is None else next(outcomes)
             with logs.request_id_bound(call.get("request_id")):  # each call's line under its own request's id
+                error = None if error is None else as_retryable(error)
                 if run is None:
                     log.warning("refused %s.%s in call_many", self.name, method)
                     answers.append({"error": call["refused"]})

@@ -6,6 +6,7 @@ commit, no database call runs on the eventlet hub, and the outbox rows are
 marked sent inside a later batch's transaction, with no commit of their own."""
 from __future__ import annotations
 
+import sqlite3
 import time
 import uuid
 from types import SimpleNamespace
@@ -13,15 +14,20 @@ from types import SimpleNamespace
 import eventlet
 import pytest
 from eventlet import patcher
+from nameko.exceptions import deserialize
+from nameko.rpc import Rpc
 from nameko.testing.services import worker_factory
 from sqlalchemy import event, select, update
+from sqlalchemy.exc import OperationalError
 
 from services.common import config as linli_config
 from services.common import migrations
-from services.common.db import Database
-from services.common.errors import InvalidInput, NotFound
+from services.common.db import Database, as_retryable
+from services.common.errors import InvalidInput, NotFound, Unavailable
 from services.common.groupcommit import InBatch, grouped
 from services.donations.models import Campaign, Donation, kernel
+from services.common.service import VouchedRpc
+from services.gateway.http import error_response
 from services.donations.service import DonationsService
 from tests import databases
 from tests.unit.test_donations_service import campaign_payload
@@ -245,3 +251,61 @@ def test_a_batch_whose_commit_fails_fails_every_call_in_it_and_writes_nothing(pr
     assert len(stored(process)) == 1
     after = donate_at_once(process, [(campaign_id, CASH, uuid.uuid4().hex)])
     assert after[0]["receipt_no"].endswith("0002")  # the failed batch took no receipt number
+
+
+@pytest.mark.skipif(databases.on_postgres(),
+                    reason="SQLite's write lock (PostgreSQL's 'try again': the test below)")
+def test_gifts_that_meet_another_process_holding_the_database_are_answered_503_and_written_by_their_retry(process):
+    """Another process holds SQLite's write lock past the busy timeout: each
+    gift of the batch comes back from call_many as a 503 with Retry-After (not
+    a 500), nothing is written, and the client's retry with its key writes it once."""
+    campaign_id = new_campaign(process)
+    group = process.group()
+    event.listen(group.engine, "connect", lambda connection, _record: connection.execute("PRAGMA busy_timeout = 200"))
+    holder = sqlite3.connect(process.container.config["DB_URL"].split("///", 1)[1], isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process's write, in progress
+    keys = [uuid.uuid4().hex for _ in range(3)]
+    calls = [{"args": [campaign_id, CASH, ADMIN], "kwargs": {"idempotency_key": key}, "request_id": None}
+             for key in keys]
+    try:
+        answers = worker(process).call_many(method="record_donation", calls=calls)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    # What the gateway answers each client (services/gateway/http.py).
+    responses = [error_response(deserialize(answer["error"])) for answer in answers]
+    assert [(response.status_code, response.headers.get("Retry-After")) for response in responses] == [
+        (503, "1")] * 3, answers
+    assert stored(process) == []
+    retried = worker(process).call_many(method="record_donation", calls=calls)
+    assert sorted(answer["answer"]["receipt_no"][-4:] for answer in retried) == ["0001", "0002", "0003"]
+
+
+def test_errors_a_database_says_try_again_become_503_and_others_stay_as_they_are():
+    class PostgresError(Exception):
+        def __init__(self, pgcode):
+            self.pgcode = pgcode
+
+    def wrapped(orig):
+        return OperationalError("UPDATE campaigns ...", {}, orig)
+
+    for busy in (wrapped(sqlite3.OperationalError("database is locked")), wrapped(PostgresError("40P01")),
+                 wrapped(PostgresError("40001"))):
+        assert isinstance(as_retryable(busy), Unavailable)
+    for other in (wrapped(sqlite3.OperationalError("disk I/O error")), wrapped(PostgresError("23505")),
+                  RuntimeError("a bug"), NotFound("No such campaign.")):
+        assert as_retryable(other) is other
+
+
+def test_every_rpc_answers_a_busy_database_as_503(monkeypatch):
+    """VouchedRpc (every RPC entrypoint): what a worker raised goes to nameko's reply as a 503."""
+    replies = []
+    monkeypatch.setattr(Rpc, "handle_result", lambda _self, _message, _ctx, _result, exc_info: replies.append(exc_info))
+    busy = OperationalError("UPDATE campaigns ...", {}, sqlite3.OperationalError("database is locked"))
+    entrypoint = object.__new__(VouchedRpc)
+    entrypoint.handle_result(None, None, None, (type(busy), busy, None))
+    entrypoint.handle_result(None, None, None, (RuntimeError, RuntimeError("a bug"), None))
+    entrypoint.handle_result(None, None, {"ok": True}, None)
+    assert isinstance(replies[0][1], Unavailable) and replies[0][0] is Unavailable
+    assert isinstance(replies[1][1], RuntimeError)
+    assert replies[2] is None
