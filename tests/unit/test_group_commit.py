@@ -17,7 +17,7 @@ from eventlet import patcher
 from nameko.exceptions import deserialize
 from nameko.rpc import Rpc
 from nameko.testing.services import worker_factory
-from sqlalchemy import event, select, update
+from sqlalchemy import event, make_url, select, update
 from sqlalchemy.exc import OperationalError
 
 from services.common import config as linli_config
@@ -262,7 +262,7 @@ def test_gifts_that_meet_another_process_holding_the_database_are_answered_503_a
     campaign_id = new_campaign(process)
     group = process.group()
     event.listen(group.engine, "connect", lambda connection, _record: connection.execute("PRAGMA busy_timeout = 200"))
-    holder = sqlite3.connect(process.container.config["DB_URL"].split("///", 1)[1], isolation_level=None)
+    holder = sqlite3.connect(make_url(process.container.config["DB_URL"]).database, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # another process's write, in progress
     keys = [uuid.uuid4().hex for _ in range(3)]
     calls = [{"args": [campaign_id, CASH, ADMIN], "kwargs": {"idempotency_key": key}, "request_id": None}

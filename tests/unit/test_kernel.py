@@ -11,6 +11,7 @@ import services.common
 
 from services.common.errors import Conflict, Forbidden, enforce
 from services.common.rules import NotAllowed, RuleBroken
+from services.ops.stack import SERVICES
 
 
 def refuse(error):
@@ -70,8 +71,7 @@ def test_the_rules_module_is_standard_library_only():
     assert {name.split(".")[0] for name in imported_modules(path)} <= set(sys.stdlib_module_names)
 
 
-@pytest.mark.parametrize("module", [f"services.{name}.service" for name in
-                                    ("patrol", "donations", "welfare", "notifications", "volunteers", "gateway")])
+@pytest.mark.parametrize("module", [f"services.{name}.service" for name in SERVICES])
 def test_every_service_process_runs_with_the_kernels_garbage_collector_settings(module):
     """As `nameko run` starts it: a fresh interpreter importing the service."""
     probe = (f"import gc, {module}; settings, frozen = gc.get_threshold(), gc.get_freeze_count(); "
