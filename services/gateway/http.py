@@ -43,9 +43,16 @@ MAX_BODY_BYTES = 256 * 1024
 LISTEN_BACKLOG = 1024  # connections the kernel holds until the server accepts them
 
 # Load shedding (see Admission); its settings and their defaults: deploy/config/gateway.yml
-# (MAX_IN_FLIGHT, MAX_IN_FLIGHT_PER_SERVICE, ADMISSION_DEADLINE).
+# (MAX_IN_FLIGHT, MAX_IN_FLIGHT_PER_SERVICE, ADMISSION_DEADLINE, OVERLOAD_DEADLINE).
 ASSUMED_SERVICE_SECONDS = 0.1     # how long a request holds its slot, before anything was measured
-SMOOTHING = 0.1                   # weight of each new measurement in the moving average
+# The interval is measured over this much time with all slots taken, not slot by slot: a batch of
+# coalesced writes frees tens of slots within a millisecond after a wait, and an average of the
+# single gaps says slots free up several times faster than they do (eight, in batches of 32).
+MEASURE_OVER_SECONDS = 0.2
+SMOOTHING = 0.3                   # weight of each new measurement in the moving average
+# A queue that has not emptied for this long is an overload, not a burst: from then on a request
+# waits only as long as OVERLOAD_DEADLINE, until the queue has stayed empty as long again.
+STANDING_SECONDS = 1.0
 # Idle this long, a scope starts its next busy period from no faster than the assumption: the
 # rate measured as the last burst drained (the gateway no longer reading new requests) is
 # quicker than the next burst will see, and it would let in more than the deadline serves.
@@ -56,21 +63,30 @@ WORKERS_KEPT_FOR_EVENTS = 2       # of max_workers: the alert and feed consumers
 
 class Admission:
     """At most `limit` requests at once. One that finds no free slot waits for
-    one if it can expect to get it within `deadline` seconds, else it is
-    refused at once: Unavailable (503, Retry-After). Its expected wait is
-    (requests waiting ahead of it + 1) × the interval at which slots free up
-    while all are taken: a moving average of the intervals measured (before
-    any, limit slots each held ASSUMED_SERVICE_SECONDS). What counts is how
-    fast the queue drains, whatever kinds of request are in it. And it is at
-    least as long as no slot has freed up: a stalled backend is not expected
-    to free one within the deadline once it has freed none for as long.
-    A busy period after an idle one starts from no faster than the assumption
-    (FORGET_AFTER_SECONDS). A waiter is never kept past the deadline. A limit
-    of 0 admits everything."""
+    one if it can expect to get it within the deadline, else it is refused at
+    once: Unavailable (503, Retry-After). Its expected wait is (requests
+    waiting ahead of it + 1) × the interval at which slots free up while all
+    are taken: a moving average of that interval, each measurement taken over
+    MEASURE_OVER_SECONDS (before any, limit slots each held
+    ASSUMED_SERVICE_SECONDS). What counts is how fast the queue drains,
+    whatever kinds of request are in it. And it is at least as long as no slot
+    has freed up: a stalled backend is not expected to free one within the
+    deadline once it has freed none for as long. A busy period after an idle
+    one starts from no faster than the assumption (FORGET_AFTER_SECONDS).
 
-    def __init__(self, limit: int, deadline: float, scope: str, clock=time.monotonic):
+    The deadline is `deadline` while a queue comes and goes (a burst: the
+    crowd at the donation table is served), and `overload_deadline` once the
+    queue has stood STANDING_SECONDS without emptying (more keeps coming than
+    is served: the excess is refused at once, and what is admitted waits
+    little), until it has stayed empty as long. A waiter is never kept past
+    the deadline it was admitted under. A limit of 0 admits everything."""
+
+    def __init__(self, limit: int, deadline: float, scope: str, clock=time.monotonic,
+                 overload_deadline: float | None = None):
         self.limit = max(0, int(limit))
-        self.deadline = max(0.0, float(deadline))
+        self.deadline_in_burst = max(0.0, float(deadline))
+        self.overload_deadline = (self.deadline_in_burst if overload_deadline is None
+                                  else min(self.deadline_in_burst, max(0.0, float(overload_deadline))))
         self.scope = scope  # for the metric and the message: "gateway" or a service's name
         self.assumed = ASSUMED_SERVICE_SECONDS / max(1, self.limit)
         self.interval = self.assumed  # seconds between slots freeing up while all are taken
@@ -79,6 +95,19 @@ class Admission:
         self._waiting = 0
         self._full_since = clock()  # when a slot last freed up, or the last free one was taken
         self._measured_at = clock()  # the last interval measured
+        self._busy = 0.0  # seconds with all slots taken, and slots freed in them, towards the next measurement
+        self._freed = 0
+        self._measured = False  # whether the interval is measured yet, or still assumed
+        self._queue_changed = clock()  # when the queue last began, or last emptied
+        self.overloaded = False
+
+    @property
+    def deadline(self) -> float:
+        """The longest a request that arrives now may wait."""
+        now = self._clock()
+        if now - self._queue_changed >= STANDING_SECONDS:
+            self.overloaded = bool(self._waiting)  # stood that long, or stayed empty that long
+        return self.overload_deadline if self.overloaded else self.deadline_in_burst
 
     @property
     def in_flight(self) -> int:
@@ -98,35 +127,55 @@ class Admission:
             return
         # A free slot goes to whoever waits for it first, not to a newcomer.
         if self._waiting or not self._slots.acquire(blocking=False):
-            deadline = self.deadline if wait_until is None else min(self.deadline, wait_until - self._clock())
+            allowed = self.deadline
+            deadline = allowed if wait_until is None else min(allowed, wait_until - self._clock())
             expected = self.expected_wait()
             if expected > deadline:
-                self._refuse(expected)
-            self._waiting += 1
+                self._refuse(expected, allowed)
+            self._queue_grew()
             try:
                 admitted = self._slots.acquire(timeout=deadline) if deadline > 0 else False
             finally:
-                self._waiting -= 1
+                self._queue_shrank()
             if not admitted:
-                self._refuse(self.expected_wait())
+                self._refuse(self.expected_wait(), allowed)
         elif self._slots.locked():  # took the last free slot: all are taken from now
             self._full_since = self._clock()
             if self._full_since - self._measured_at > FORGET_AFTER_SECONDS:  # a new busy period
                 self.interval = max(self.interval, self.assumed)
+                self._busy, self._freed = 0.0, 0
         try:
             yield
         finally:
-            now = self._clock()
             if self._waiting or self._slots.locked():  # all were taken (or are, once the waiters wake): measured
-                self.interval += SMOOTHING * (now - self._full_since - self.interval)
-                self._full_since = self._measured_at = now
+                self._slot_freed(self._clock())
             self._slots.release()
 
-    def _refuse(self, expected: float):
+    def _slot_freed(self, now: float):
+        self._busy += now - self._full_since
+        self._freed += 1
+        self._full_since = self._measured_at = now
+        if self._busy >= MEASURE_OVER_SECONDS:
+            interval = self._busy / self._freed
+            self.interval = self.interval + SMOOTHING * (interval - self.interval) if self._measured else interval
+            self._measured = True
+            self._busy, self._freed = 0.0, 0
+
+    def _queue_grew(self):
+        if not self._waiting:
+            self._queue_changed = self._clock()
+        self._waiting += 1
+
+    def _queue_shrank(self):
+        self._waiting -= 1
+        if not self._waiting:
+            self._queue_changed = self._clock()
+
+    def _refuse(self, expected: float, deadline: float):
         HTTP_SHED.labels(self.scope).inc()
         what = "The gateway is" if self.scope == "gateway" else f"The {self.scope} service is"
         # When the queue would be short enough again, roughly.
-        retry_after = min(MAX_RETRY_AFTER, max(1, math.ceil(expected - self.deadline)))
+        retry_after = min(MAX_RETRY_AFTER, max(1, math.ceil(expected - deadline)))
         raise Unavailable(f"{what} busy; try again in a moment.", {"retry_after": retry_after})
 
 
@@ -303,13 +352,17 @@ def gateway_admission(config: dict) -> Admission:
     share that pool: some workers are kept for them."""
     most = max(1, int(config["max_workers"]) - WORKERS_KEPT_FOR_EVENTS)
     limit = min(int(config["MAX_IN_FLIGHT"]) or most, most)
-    return Admission(limit, admission_deadline(config), "gateway")
+    return admission(config, limit, "gateway")
 
 
-def admission_deadline(config: dict) -> float:
-    """ADMISSION_DEADLINE (env LINLI_GATEWAY_ADMISSION_DEADLINE): the longest a
-    request may wait for a slot, in the gateway or for a service."""
-    return float(config["ADMISSION_DEADLINE"])
+def admission(config: dict, limit: int, scope: str) -> Admission:
+    """An Admission of `limit` slots with the configured deadlines:
+    ADMISSION_DEADLINE (env LINLI_GATEWAY_ADMISSION_DEADLINE), the longest a
+    request may wait for a slot, in the gateway or for a service, and
+    OVERLOAD_DEADLINE (LINLI_GATEWAY_OVERLOAD_DEADLINE), the longest once a
+    queue has stood (Admission)."""
+    return Admission(limit, float(config["ADMISSION_DEADLINE"]), scope,
+                     overload_deadline=float(config["OVERLOAD_DEADLINE"]))
 
 
 class JsonWebServer(WebServer):

@@ -14,7 +14,7 @@ from nameko.rpc import RpcProxy
 from services.common import caller, logs
 from services.common import config as linli_config
 from services.common.errors import Unavailable
-from services.gateway.http import Admission, admission_deadline
+from services.gateway.http import Admission, admission
 
 # Probes are never shed: a busy service is still a ready one.
 UNBOUNDED_METHODS = frozenset({"ping"})
@@ -162,14 +162,12 @@ class ServiceRpc(RpcProxy):
         super().setup()
         config = self.container.config
         self.timeout = float(linli_config.setting(config, "RPC_TIMEOUT"))
-        self.admission = Admission(int(config["MAX_IN_FLIGHT_PER_SERVICE"]), admission_deadline(config),
-                                   self.target_service)
+        self.admission = admission(config, int(config["MAX_IN_FLIGHT_PER_SERVICE"]), self.target_service)
         self.signer = caller.signer_from_config(config, lifetime=self.timeout + caller.LIFETIME_MARGIN)
         self.coalescers = {method: Coalescer(self.target_service, method, self.timeout)
                            for method in COALESCED.get(self.target_service, ())}
         # Not counted with the service's other calls: it works on a whole batch of these with one worker.
-        self.grouped_admission = Admission(int(config["MAX_IN_FLIGHT_GROUPED"]), admission_deadline(config),
-                                           self.target_service)
+        self.grouped_admission = admission(config, int(config["MAX_IN_FLIGHT_GROUPED"]), self.target_service)
 
     def get_dependency(self, worker_ctx):
         proxy = caller.VouchedServiceProxy(worker_ctx, self.target_service, self.rpc_reply_listener, self.signer,

@@ -15,7 +15,7 @@ from eventlet.event import Event
 
 from services.common.errors import Unavailable
 from services.gateway.http import (
-    ASSUMED_SERVICE_SECONDS, Admission, ApiEntrypoint, gateway_admission, json_response,
+    ASSUMED_SERVICE_SECONDS, STANDING_SECONDS, Admission, ApiEntrypoint, gateway_admission, json_response,
 )
 from services.gateway.rpc import _DeadlineProxy
 from tests.unit.conftest import service_config
@@ -112,18 +112,17 @@ def test_a_request_expected_to_wait_past_the_deadline_is_refused_at_once():
 
 def test_a_burst_the_measured_rate_serves_within_the_deadline_waits_and_is_served_in_full():
     clock = Clock()
-    admission = Admission(2, 0.5, "gateway", clock=clock)
+    admission = Admission(2, 0.4975, "gateway", clock=clock)
     for _ in range(12):  # 200 per second through two slots, in small bursts (0.05 s assumed at first)
         saturate(admission, clock, 0.005, 8)
     release = Event()
     holders = [eventlet.spawn(hold, admission, release, clock) for _ in range(2)]
     eventlet.sleep(0)
-    # The k-th waiter expects k × 0.005 s (a shade more: the average still remembers the
-    # 0.05 s assumed): 99 of them fit in the 0.5 s (a fixed waiting room of "as many
-    # again as may run" would have refused all but 2).
+    # The k-th waiter expects k × 0.005 s: 99 of them fit in the 0.4975 s (a fixed waiting
+    # room of "as many again as may run" would have refused all but 2).
     burst = [eventlet.spawn(hold, admission, release, clock) for _ in range(99)]
     eventlet.sleep(0)
-    with pytest.raises(Unavailable):  # the 100th would wait a shade over 0.5 s
+    with pytest.raises(Unavailable):  # the 100th would wait 0.5 s
         with admission.admit():
             pass
     release.send()
@@ -209,6 +208,98 @@ def test_the_gateway_bound_keeps_workers_for_the_event_handlers(config, limit):
 def test_the_deadline_is_one_setting_with_a_default_of_a_few_seconds():
     assert gateway_admission(service_config("gateway")).deadline == 5.0
     assert gateway_admission(service_config("gateway", ADMISSION_DEADLINE="0.5")).deadline == 0.5
+
+
+def test_the_overload_deadline_is_a_quarter_second_and_never_past_the_deadline():
+    assert gateway_admission(service_config("gateway")).overload_deadline == 0.25
+    assert gateway_admission(service_config("gateway", OVERLOAD_DEADLINE="1")).overload_deadline == 1.0
+    assert gateway_admission(service_config("gateway", ADMISSION_DEADLINE="0.1")).overload_deadline == 0.1
+
+
+def in_batches(admission: Admission, clock: Clock, seconds: float, batches: int) -> float:
+    """All slots taken and more waiting; every `seconds` the requests in all
+    slots are answered at once (a batch of coalesced writes), `batches` times,
+    while more still wait. Returns the interval measured by then."""
+    admitted = []
+
+    def one():
+        with admission.admit():
+            done = Event()
+            admitted.append(done)
+            done.wait()
+
+    requests = [eventlet.spawn(one) for _ in range(admission.limit * (batches + 2))]
+    eventlet.sleep(0)
+    for _ in range(batches + 2):
+        if _ == batches:
+            measured = admission.interval
+        clock.now += seconds
+        batch = admitted[:admission.limit]
+        del admitted[:admission.limit]
+        for done in batch:
+            done.send()
+        while len(admitted) < min(admission.limit, len([r for r in requests if not r.dead])):
+            eventlet.sleep(0)  # until the next batch holds every slot
+    for request in requests:
+        request.wait()
+    return measured
+
+
+def test_slots_freed_in_batches_are_measured_at_the_rate_they_free_up():
+    """32 slots freed together every 0.1 s: one every 3.1 ms. Measured gap by
+    gap, the 31 gaps of nothing in each batch made it 0.4 ms, and let in eight
+    times the queue the deadline allows. (The first measurement ends at a
+    batch's first slot, and says 6 ms; the average has forgotten it after 20.)"""
+    clock = Clock()
+    admission = Admission(32, 5.0, "donations", clock=clock)
+    assert in_batches(admission, clock, 0.1, 20) == pytest.approx(0.1 / 32, rel=0.05)
+
+
+def overloaded(admission: Admission, clock: Clock, waiting: int) -> tuple[Event, list]:
+    """All slots taken and `waiting` queued behind them; returns the event that
+    frees them all, and the requests."""
+    release = Event()
+    requests = [eventlet.spawn(hold, admission, release) for _ in range(admission.limit + waiting)]
+    eventlet.sleep(0)
+    return release, requests
+
+
+def test_a_queue_that_stands_a_second_is_an_overload_and_sheds_what_would_wait_past_the_short_deadline():
+    clock = Clock()
+    admission = Admission(2, 5.0, "gateway", clock=clock, overload_deadline=0.25)
+    saturate(admission, clock, 0.01, 80)  # a slot frees up every 10 ms
+    release, requests = overloaded(admission, clock, 30)  # 30 waiting: the next expects 0.31 s
+    clock.now += 0.5
+    assert admission.deadline == 5.0  # a queue half a second old: still a burst
+    assert not admission.overloaded
+    clock.now += STANDING_SECONDS
+    assert admission.deadline == 0.25  # it has not emptied for 1.5 s: an overload
+    started = time.monotonic()
+    with pytest.raises(Unavailable) as refused:
+        with admission.admit():
+            pass
+    assert time.monotonic() - started < 0.05  # at once
+    assert refused.value.details == {"retry_after": 2}  # no slot freed for 1.5 s: 1.25 s past the deadline
+    release.send()
+    for request in requests:
+        request.wait()  # those admitted before are served
+    assert admission.deadline == 0.25  # the queue has just emptied: still overloaded
+    clock.now += STANDING_SECONDS
+    assert admission.deadline == 5.0  # empty for a second: over
+    assert not admission.overloaded
+
+
+def test_a_burst_whose_queue_empties_within_a_second_keeps_the_long_deadline():
+    clock = Clock()
+    admission = Admission(2, 5.0, "gateway", clock=clock, overload_deadline=0.25)
+    for _ in range(5):  # queues of 80 that drain in 0.8 s, one after another
+        saturate(admission, clock, 0.01, 80)
+        assert admission.deadline == 5.0
+    release, requests = overloaded(admission, clock, 60)  # 0.6 s expected for the last: admitted in a burst
+    assert len([r for r in requests if r.dead]) == 0
+    release.send()
+    for request in requests:
+        request.wait()
 
 
 def route_answering_slowly(admission: Admission, seconds: float, **kwargs) -> ApiEntrypoint:
@@ -298,7 +389,8 @@ def test_a_busy_period_after_an_idle_one_starts_from_no_faster_than_assumed():
     starts from the assumption, and refuses at once what it could not serve."""
     clock = Clock()
     admission = Admission(2, 5.0, "gateway", clock=clock)
-    saturate(admission, clock, 0.001, 40)  # a burst that drained fast
+    for _ in range(10):  # bursts that drained fast
+        saturate(admission, clock, 0.001, 40)
     assert admission.interval < 0.002
     clock.now += 10  # idle
     release = Event()
@@ -313,7 +405,8 @@ def test_a_busy_period_after_an_idle_one_starts_from_no_faster_than_assumed():
 def test_a_busy_period_right_after_another_keeps_what_was_measured():
     clock = Clock()
     admission = Admission(2, 5.0, "gateway", clock=clock)
-    saturate(admission, clock, 0.001, 40)
+    for _ in range(10):
+        saturate(admission, clock, 0.001, 40)
     measured = admission.interval
     clock.now += 0.5  # less than FORGET_AFTER_SECONDS
     release = Event()
