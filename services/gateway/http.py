@@ -115,8 +115,21 @@ class Admission:
 
     def expected_wait(self) -> float:
         """Seconds one more request would wait for a slot."""
-        silent = self._clock() - self._full_since if self._slots is not None and self._slots.locked() else 0.0
-        return max((self._waiting + 1) * self.interval, silent)
+        return max(self._queued_wait(), self._silent())
+
+    def _queued_wait(self) -> float:
+        return (self._waiting + 1) * self.interval
+
+    def _silent(self) -> float:
+        """Seconds since a slot last freed up, while all are taken."""
+        return self._clock() - self._full_since if self._slots is not None and self._slots.locked() else 0.0
+
+    def _too_long(self, deadline: float) -> bool:
+        """Whether one more request would wait past `deadline`. A silence is
+        a stall only past the burst deadline: under an overload a batch of
+        writes may take longer than the overload deadline to come back. (A
+        waiter is still never kept past `deadline`.)"""
+        return self._queued_wait() > deadline or self._silent() > self.deadline_in_burst
 
     @contextlib.contextmanager
     def admit(self, wait_until: float | None = None):
@@ -129,9 +142,8 @@ class Admission:
         if self._waiting or not self._slots.acquire(blocking=False):
             allowed = self.deadline
             deadline = allowed if wait_until is None else min(allowed, wait_until - self._clock())
-            expected = self.expected_wait()
-            if expected > deadline:
-                self._refuse(expected, allowed)
+            if self._too_long(deadline):
+                self._refuse(self.expected_wait(), allowed)
             self._queue_grew()
             try:
                 admitted = self._slots.acquire(timeout=deadline) if deadline > 0 else False

@@ -289,6 +289,30 @@ def test_a_queue_that_stands_a_second_is_an_overload_and_sheds_what_would_wait_p
     assert not admission.overloaded
 
 
+def test_under_an_overload_a_batch_slower_than_the_short_deadline_is_no_stall():
+    clock = Clock()
+    admission = Admission(2, 5.0, "donations", clock=clock, overload_deadline=0.25)
+    saturate(admission, clock, 0.01, 80)
+    release, requests = overloaded(admission, clock, 5)
+    clock.now += STANDING_SECONDS + 0.4  # overloaded, and no slot freed for 1.4 s: a slow batch
+    assert admission.deadline == 0.25
+    waiter = eventlet.spawn(hold, admission, release)  # 6th in line, 0.06 s expected: waits
+    eventlet.sleep(0)
+    assert not waiter.dead
+    release.send()
+    for request in requests + [waiter]:
+        request.wait()  # all served
+    clock.now += 5  # nothing freed for 5 s past that: a stall, refused at once
+    release, requests = overloaded(admission, clock, 0)
+    clock.now += 5.1
+    with pytest.raises(Unavailable):
+        with admission.admit():
+            pass
+    release.send()
+    for request in requests:
+        request.wait()
+
+
 def test_a_burst_whose_queue_empties_within_a_second_keeps_the_long_deadline():
     clock = Clock()
     admission = Admission(2, 5.0, "gateway", clock=clock, overload_deadline=0.25)
