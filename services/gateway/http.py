@@ -124,12 +124,16 @@ class Admission:
         """Seconds since a slot last freed up, while all are taken."""
         return self._clock() - self._full_since if self._slots is not None and self._slots.locked() else 0.0
 
-    def _too_long(self, deadline: float) -> bool:
+    def _too_long(self, deadline: float, wait_until: float | None) -> bool:
         """Whether one more request would wait past `deadline`. A silence is
-        a stall only past the burst deadline: under an overload a batch of
-        writes may take longer than the overload deadline to come back. (A
-        waiter is still never kept past `deadline`.)"""
-        return self._queued_wait() > deadline or self._silent() > self.deadline_in_burst
+        a stall only past the burst deadline (or what is left of the
+        request's): under an overload a batch of writes may take longer than
+        the overload deadline to come back. (A waiter is still never kept
+        past `deadline`.)"""
+        stall_limit = self.deadline_in_burst
+        if wait_until is not None:
+            stall_limit = min(stall_limit, wait_until - self._clock())
+        return self._queued_wait() > deadline or self._silent() > stall_limit
 
     @contextlib.contextmanager
     def admit(self, wait_until: float | None = None):
@@ -142,7 +146,7 @@ class Admission:
         if self._waiting or not self._slots.acquire(blocking=False):
             allowed = self.deadline
             deadline = allowed if wait_until is None else min(allowed, wait_until - self._clock())
-            if self._too_long(deadline):
+            if self._too_long(deadline, wait_until):
                 self._refuse(self.expected_wait(), allowed)
             self._queue_grew()
             try:
@@ -480,8 +484,9 @@ class ApiEntrypoint(HttpRequestHandler):
     def handle_request(self, request):
         started = time.perf_counter()
         if self.shed:
-            # What is left of this deadline, the request may wait for a service's slot (ServiceRpc).
-            request.wait_until = time.monotonic() + self.server.admission.deadline
+            # What is left of this deadline, the request may wait for a service's slot (ServiceRpc). In all
+            # it never waits past the burst deadline; under an overload, each scope's own is short.
+            request.wait_until = time.monotonic() + self.server.admission.deadline_in_burst
             try:
                 with self.server.admission.admit():
                     response = self._answer(request)

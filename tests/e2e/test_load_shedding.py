@@ -183,8 +183,10 @@ def test_past_capacity_the_gateway_refuses_at_once_and_keeps_what_it_accepted(st
           f"90th percentile {refused_seconds[int(len(refused_seconds) * 0.9)]:.3f} s, max {refused_seconds[-1]:.3f} s")
     assert accepted and refused
     assert all(is_shed(answer) for answer, _ in refused), {answer.text for answer, _ in refused}
-    # Refused at once, not after a wait (those that waited and found no slot in time are
-    # refused at the deadline: a few, where the estimate was too hopeful).
-    assert statistics.median(refused_seconds) < SMALL_DEADLINE / 2
+    # Refused at once, not after a wait: one that waited and found no slot in time is refused
+    # at the deadline or later (a few are, where the estimate was too hopeful). Here the
+    # median is 0.06-0.17 s, the time the gateway takes to read the burst; in CI, beside two
+    # other test processes on 2 cores, it was 0.34 s.
+    assert statistics.median(refused_seconds) < SMALL_DEADLINE
     assert campaign_of(admin, campaign["id"])["totals"] == {
         "cash_fen": sum(gift["amount_fen"] for gift, _ in accepted), "items": {}, "donations": len(accepted)}
