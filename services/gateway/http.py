@@ -51,7 +51,7 @@ ASSUMED_SERVICE_SECONDS = 0.1     # how long a request holds its slot, before an
 MEASURE_OVER_SECONDS = 0.2
 SMOOTHING = 0.3                   # weight of each new measurement in the moving average
 # A queue that has not emptied for this long is an overload, not a burst: from then on a request
-# waits only as long as OVERLOAD_DEADLINE, until the queue has stayed empty as long again.
+# waits only as long as OVERLOAD_DEADLINE, until no request has found every slot taken for as long.
 STANDING_SECONDS = 1.0
 # Idle this long, a scope starts its next busy period from no faster than the assumption: the
 # rate measured as the last burst drained (the gateway no longer reading new requests) is
@@ -78,8 +78,9 @@ class Admission:
     crowd at the donation table is served), and `overload_deadline` once the
     queue has stood STANDING_SECONDS without emptying (more keeps coming than
     is served: the excess is refused at once, and what is admitted waits
-    little), until it has stayed empty as long. A waiter is never kept past
-    the deadline it was admitted under. A limit of 0 admits everything."""
+    little), until no request has found every slot taken for as long. A
+    waiter is never kept past the deadline it was admitted under. A limit of
+    0 admits everything."""
 
     def __init__(self, limit: int, deadline: float, scope: str, clock=time.monotonic,
                  overload_deadline: float | None = None):
@@ -98,15 +99,21 @@ class Admission:
         self._busy = 0.0  # seconds with all slots taken, and slots freed in them, towards the next measurement
         self._freed = 0
         self._measured = False  # whether the interval is measured yet, or still assumed
-        self._queue_changed = clock()  # when the queue last began, or last emptied
+        self._queue_began = clock()  # when the queue last went from empty to waiting
+        self._pressed_at = clock() - STANDING_SECONDS  # when a request last found every slot taken
         self.overloaded = False
 
     @property
     def deadline(self) -> float:
-        """The longest a request that arrives now may wait."""
+        """The longest a request that finds every slot taken now may wait.
+        An overload ends once no request has found every slot taken for
+        STANDING_SECONDS (not once the queue is empty: with a short overload
+        deadline few wait, and the queue is often empty while it lasts)."""
         now = self._clock()
-        if now - self._queue_changed >= STANDING_SECONDS:
-            self.overloaded = bool(self._waiting)  # stood that long, or stayed empty that long
+        if self._waiting and now - self._queue_began >= STANDING_SECONDS:
+            self.overloaded = True
+        elif self.overloaded and now - self._pressed_at >= STANDING_SECONDS:
+            self.overloaded = False
         return self.overload_deadline if self.overloaded else self.deadline_in_burst
 
     @property
@@ -145,6 +152,7 @@ class Admission:
         # A free slot goes to whoever waits for it first, not to a newcomer.
         if self._waiting or not self._slots.acquire(blocking=False):
             allowed = self.deadline
+            self._pressed_at = self._clock()
             deadline = allowed if wait_until is None else min(allowed, wait_until - self._clock())
             if self._too_long(deadline, wait_until):
                 self._refuse(self.expected_wait(), allowed)
@@ -179,13 +187,11 @@ class Admission:
 
     def _queue_grew(self):
         if not self._waiting:
-            self._queue_changed = self._clock()
+            self._queue_began = self._clock()
         self._waiting += 1
 
     def _queue_shrank(self):
         self._waiting -= 1
-        if not self._waiting:
-            self._queue_changed = self._clock()
 
     def _refuse(self, expected: float, deadline: float):
         HTTP_SHED.labels(self.scope).inc()

@@ -289,6 +289,35 @@ def test_a_queue_that_stands_a_second_is_an_overload_and_sheds_what_would_wait_p
     assert not admission.overloaded
 
 
+def test_an_overload_lasts_while_requests_keep_finding_every_slot_taken_though_none_may_wait():
+    """With no waiting allowed under an overload, the queue is empty while it
+    lasts: it must not end (and let a 5 s queue build again) for that."""
+    clock = Clock()
+    admission = Admission(2, 5.0, "gateway", clock=clock, overload_deadline=0)
+    saturate(admission, clock, 0.01, 80)
+    release, requests = overloaded(admission, clock, 30)
+    clock.now += STANDING_SECONDS
+    assert admission.deadline == 0
+    with pytest.raises(Unavailable):  # refused at once, though a slot may free up in a moment
+        with admission.admit():
+            pass
+    release.send()
+    for request in requests:
+        request.wait()
+    release, requests = overloaded(admission, clock, 0)  # all slots taken again, no one waiting
+    for _ in range(5):  # 2.5 s of requests refused at once, the queue empty throughout
+        clock.now += 0.5
+        with pytest.raises(Unavailable):
+            with admission.admit():
+                pass
+        assert admission.overloaded
+    release.send()
+    for request in requests:
+        request.wait()
+    clock.now += STANDING_SECONDS  # a second in which no request found every slot taken: over
+    assert admission.deadline == 5.0
+
+
 def test_under_an_overload_a_batch_slower_than_the_short_deadline_is_no_stall():
     clock = Clock()
     admission = Admission(2, 5.0, "donations", clock=clock, overload_deadline=0.25)
