@@ -20,6 +20,7 @@ import requests
 from tests.conftest import wait_for
 from tests.e2e.conftest import running_stack, timed
 from tests.e2e.test_donations import campaign_of, donate, new_campaign
+from tests.e2e.test_logs import Logs
 
 RPC_TIMEOUT = 3
 # The run past capacity: a gateway with a short deadline and room for few gifts at once
@@ -173,20 +174,27 @@ def test_past_capacity_the_gateway_refuses_at_once_and_keeps_what_it_accepted(st
     volunteer, _ = register()
     campaign = new_campaign(admin)
     with gateway_deadline(stack, SMALL_DEADLINE, SMALL_ROOM):
+        logs = Logs(stack)
         answered = gifts_at_once(volunteer, campaign["id"], 400)
+        # The gateway's own time for each refusal, from reading the request to answering it.
+        wait_for(lambda: sum(line.get("status") == 503 for line in logs.lines()["gateway-0"]) >= sum(
+            answer.status_code == 503 for _, answer, _ in answered), timeout=10, what="the refusals' access lines")
+        refused_ms = sorted(line["duration_ms"] for line in logs.lines()["gateway-0"] if line.get("status") == 503)
     accepted = [(gift, seconds) for gift, answer, seconds in answered if answer.status_code == 201]
     refused = [(answer, seconds) for _, answer, seconds in answered if answer.status_code != 201]
     refused_seconds = sorted(seconds for _, seconds in refused)
     print(f"\n400 gifts at once, {SMALL_DEADLINE} s deadline, room for {SMALL_ROOM}: {len(accepted)} accepted, "
-          f"{len(refused)} refused; "
-          f"refusals' median {statistics.median(refused_seconds):.3f} s, "
-          f"90th percentile {refused_seconds[int(len(refused_seconds) * 0.9)]:.3f} s, max {refused_seconds[-1]:.3f} s")
+          f"{len(refused)} refused; at the client the refusals' median {statistics.median(refused_seconds):.3f} s, "
+          f"max {refused_seconds[-1]:.3f} s; in the gateway median {statistics.median(refused_ms):.1f} ms, "
+          f"90th percentile {refused_ms[int(len(refused_ms) * 0.9)]:.1f} ms, max {refused_ms[-1]:.1f} ms")
     assert accepted and refused
     assert all(is_shed(answer) for answer, _ in refused), {answer.text for answer, _ in refused}
+    assert len(refused_ms) == len(refused)
     # Refused at once, not after a wait: one that waited and found no slot in time is refused
-    # at the deadline or later (a few are, where the estimate was too hopeful). Here the
-    # median is 0.06-0.17 s, the time the gateway takes to read the burst; in CI, beside two
-    # other test processes on 2 cores, it was 0.34 s.
-    assert statistics.median(refused_seconds) < SMALL_DEADLINE
+    # at the deadline (a few are, where the estimate was too hopeful). Judged by the gateway's
+    # own time for each: at the client a refusal also counts the time the machine takes to
+    # start 400 threads and the gateway to read their requests (here a median of 0.06-0.17 s,
+    # in CI beside two other test processes 0.34 and 0.62 s).
+    assert statistics.median(refused_ms) < SMALL_DEADLINE * 1000 / 2
     assert campaign_of(admin, campaign["id"])["totals"] == {
         "cash_fen": sum(gift["amount_fen"] for gift, _ in accepted), "items": {}, "donations": len(accepted)}
