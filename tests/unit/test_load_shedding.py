@@ -230,8 +230,8 @@ def in_batches(admission: Admission, clock: Clock, seconds: float, batches: int)
 
     requests = [eventlet.spawn(one) for _ in range(admission.limit * (batches + 2))]
     eventlet.sleep(0)
-    for _ in range(batches + 2):
-        if _ == batches:
+    for released in range(batches + 2):
+        if released == batches:
             measured = admission.interval
         clock.now += seconds
         batch = admitted[:admission.limit]
@@ -285,7 +285,7 @@ def test_a_queue_that_stands_a_second_is_an_overload_and_sheds_what_would_wait_p
         request.wait()  # those admitted before are served
     assert admission.deadline == 0.25  # the queue has just emptied: still overloaded
     clock.now += STANDING_SECONDS
-    assert admission.deadline == 5.0  # empty for a second: over
+    assert admission.deadline == 5.0  # a second in which no request found every slot taken: over
     assert not admission.overloaded
 
 
