@@ -131,15 +131,12 @@ class Admission:
         """Seconds since a slot last freed up, while all are taken."""
         return self._clock() - self._full_since if self._slots is not None and self._slots.locked() else 0.0
 
-    def _too_long(self, deadline: float, wait_until: float | None) -> bool:
+    def _too_long(self, deadline: float, stall_limit: float) -> bool:
         """Whether one more request would wait past `deadline`. A silence is
-        a stall only past the burst deadline (or what is left of the
-        request's): under an overload a batch of writes may take longer than
-        the overload deadline to come back. (A waiter is still never kept
-        past `deadline`.)"""
-        stall_limit = self.deadline_in_burst
-        if wait_until is not None:
-            stall_limit = min(stall_limit, wait_until - self._clock())
+        a stall only past `stall_limit`, the burst deadline (or what is left
+        of the request's): under an overload a batch of writes may take
+        longer than the overload deadline to come back. (A waiter is still
+        never kept past `deadline`.)"""
         return self._queued_wait() > deadline or self._silent() > stall_limit
 
     @contextlib.contextmanager
@@ -152,9 +149,10 @@ class Admission:
         # A free slot goes to whoever waits for it first, not to a newcomer.
         if self._waiting or not self._slots.acquire(blocking=False):
             allowed = self.deadline
-            self._pressed_at = self._clock()
-            deadline = allowed if wait_until is None else min(allowed, wait_until - self._clock())
-            if self._too_long(deadline, wait_until):
+            self._pressed_at = now = self._clock()
+            left = self.deadline_in_burst if wait_until is None else min(self.deadline_in_burst, wait_until - now)
+            deadline = min(allowed, left)
+            if self._too_long(deadline, stall_limit=left):
                 self._refuse(self.expected_wait(), allowed)
             self._queue_grew()
             try:
