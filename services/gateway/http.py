@@ -51,7 +51,8 @@ ASSUMED_SERVICE_SECONDS = 0.1     # how long a request holds its slot, before an
 MEASURE_OVER_SECONDS = 0.2
 SMOOTHING = 0.3                   # weight of each new measurement in the moving average
 # A queue that has not emptied for this long is an overload, not a burst: from then on a request
-# waits only as long as OVERLOAD_DEADLINE, until no request has found every slot taken for as long.
+# may start to wait only if it expects a slot within OVERLOAD_DEADLINE, until no request has found
+# every slot taken for as long.
 STANDING_SECONDS = 1.0
 # Idle this long, a scope starts its next busy period from no faster than the assumption: the
 # rate measured as the last burst drained (the gateway no longer reading new requests) is
@@ -78,9 +79,11 @@ class Admission:
     crowd at the donation table is served), and `overload_deadline` once the
     queue has stood STANDING_SECONDS without emptying (more keeps coming than
     is served: the excess is refused at once, and what is admitted waits
-    little), until no request has found every slot taken for as long. A
-    waiter is never kept past the deadline it was admitted under. A limit of
-    0 admits everything."""
+    little), until no request has found every slot taken for as long. The
+    deadline decides who may wait; a waiter let in is served when its turn
+    comes, within the burst deadline (or what is left of the request's), and
+    is never refused after waiting: a refusal comes at once or not at all,
+    save for a stall. A limit of 0 admits everything."""
 
     def __init__(self, limit: int, deadline: float, scope: str, clock=time.monotonic,
                  overload_deadline: float | None = None):
@@ -135,8 +138,7 @@ class Admission:
         """Whether one more request would wait past `deadline`. A silence is
         a stall only past `stall_limit`, the burst deadline (or what is left
         of the request's): under an overload a batch of writes may take
-        longer than the overload deadline to come back. (A waiter is still
-        never kept past `deadline`.)"""
+        longer than the overload deadline to come back."""
         return self._queued_wait() > deadline or self._silent() > stall_limit
 
     @contextlib.contextmanager
@@ -151,12 +153,14 @@ class Admission:
             allowed = self.deadline
             self._pressed_at = now = self._clock()
             left = self.deadline_in_burst if wait_until is None else min(self.deadline_in_burst, wait_until - now)
-            deadline = min(allowed, left)
-            if self._too_long(deadline, stall_limit=left):
+            if self._too_long(min(allowed, left), stall_limit=left):
                 self._refuse(self.expected_wait(), allowed)
             self._queue_grew()
             try:
-                admitted = self._slots.acquire(timeout=deadline) if deadline > 0 else False
+                # Let in, it waits its turn even past the overload deadline (the estimate is an
+                # average: a batch may come back late): refused after waiting, it would have
+                # waited for nothing, and a refusal that late misses its point.
+                admitted = self._slots.acquire(timeout=left) if left > 0 else False
             finally:
                 self._queue_shrank()
             if not admitted:
@@ -379,8 +383,8 @@ def admission(config: dict, limit: int, scope: str) -> Admission:
     """An Admission of `limit` slots with the configured deadlines:
     ADMISSION_DEADLINE (env LINLI_GATEWAY_ADMISSION_DEADLINE), the longest a
     request may wait for a slot, in the gateway or for a service, and
-    OVERLOAD_DEADLINE (LINLI_GATEWAY_OVERLOAD_DEADLINE), the longest once a
-    queue has stood (Admission)."""
+    OVERLOAD_DEADLINE (LINLI_GATEWAY_OVERLOAD_DEADLINE), the longest expected
+    wait a request may start once a queue has stood (Admission)."""
     return Admission(limit, float(config["ADMISSION_DEADLINE"]), scope,
                      overload_deadline=float(config["OVERLOAD_DEADLINE"]))
 

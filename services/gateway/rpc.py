@@ -47,6 +47,7 @@ class Coalescer:
         self.timeout = timeout
         self._waiting: list[tuple] = []
         self._in_flight = 0
+        self._gathering = False  # a batch's sender is spawned and has not yet taken its calls
 
     def call(self, proxy, args, kwargs):
         """(answer, None) or (None, the error), as _answer_or_error."""
@@ -59,12 +60,18 @@ class Coalescer:
         return done.wait()
 
     def _send_what_waits(self):
-        while self._waiting and self._in_flight < COALESCED_IN_FLIGHT:
-            batch, self._waiting = self._waiting[:COALESCED_MAX], self._waiting[COALESCED_MAX:]
+        if self._waiting and self._in_flight < COALESCED_IN_FLIGHT and not self._gathering:
+            self._gathering = True
             self._in_flight += 1
-            eventlet.spawn(self._send, batch)
+            eventlet.spawn(self._send)
 
-    def _send(self, batch: list[tuple]):
+    def _send(self):
+        # The batch is taken when this green thread runs, not when it was spawned: the calls
+        # of the green threads woken meanwhile join it. (A batch's answers free its callers'
+        # slots one by one; taken at once, the first caller to come back would go alone.)
+        self._gathering = False
+        batch, self._waiting = self._waiting[:COALESCED_MAX], self._waiting[COALESCED_MAX:]
+        self._send_what_waits()  # what did not fit, if another RPC may be in flight
         try:
             calls = [{"args": args, "kwargs": kwargs, "request_id": request_id}
                      for _proxy, args, kwargs, request_id, _done in batch]
