@@ -16,7 +16,6 @@ from werkzeug.wrappers import Response
 from nameko.dependency_providers import Config
 from nameko.events import BROADCAST, event_handler
 from nameko.exceptions import RpcTimeout
-from nameko.messaging import consume
 from nameko.rpc import get_rpc_exchange
 from nameko.timer import timer
 from nameko.standalone.events import get_event_exchange
@@ -48,7 +47,7 @@ from services.gateway.schemas import (
     MemberQuerySchema, MemberSchema, MemberUpdateSchema, MonthlyReportQuerySchema, PasswordChangeSchema,
     PasswordSetSchema, ReadySchema, ServiceListQuerySchema, ServicesHealthSchema, TokenRequestSchema, TokenSchema,
 )
-from services.gateway.streams import FEED, Streams, sse_response
+from services.gateway.streams import FEED, LiveFeed, Streams, sse_response
 from services.donations.schemas import (
     CampaignCreateSchema, CampaignListSchema, CampaignSchema, CampaignUpdateSchema, DispatchCreateSchema,
     DispatchListSchema, DispatchSchema, DonationCreateSchema, DonationListSchema, DonationSchema,
@@ -111,7 +110,7 @@ class GatewayService(KernelEntrypoints):
     volunteers = ServiceRpc("volunteers")
     passwords = PasswordHashing()
     alert_streams = Streams()
-    event_feed = Streams()
+    event_feed = LiveFeed(FEED_QUEUE, contracts.for_feed)
     dead_letter_depths = DeadLetterDepths(contracts.SUBSCRIPTIONS)
 
     # -- accounts ---------------------------------------------------------------
@@ -927,13 +926,6 @@ class GatewayService(KernelEntrypoints):
         source = request.query["source"]
         return sse_response(request, self.event_feed, FEED, "event",
                             wanted=None if source is None else (lambda envelope: envelope["source"] == source))
-
-    @consume(FEED_QUEUE)
-    def on_any_event(self, envelope):
-        """Every event of every service, for the live feed; this instance's own
-        queue, gone when it stops (nameko declares it again after a broker restart)."""
-        if isinstance(envelope, dict):
-            self.event_feed.publish(FEED, contracts.for_feed(envelope))
 
     def _summary_of(self, service: str) -> dict:
         answer, failure = self._ask_briefly(service, "summary")

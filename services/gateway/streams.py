@@ -12,6 +12,7 @@ from collections import Counter, defaultdict
 
 from eventlet.queue import Empty, LightQueue
 from nameko.extensions import DependencyProvider, SharedExtension
+from nameko.messaging import QueueConsumer
 from werkzeug.wrappers import Response
 
 from services.common.errors import NotAuthenticated, TooManyRequests
@@ -48,6 +49,9 @@ class Hub:
             if queue.full():
                 queue.get_nowait()  # drop the oldest for this slow reader
             queue.put_nowait(message)
+
+    def watched(self, key: str) -> bool:
+        return bool(self._subscribers.get(key))
 
     def connections(self) -> int:
         return sum(len(queues) for queues in self._subscribers.values())
@@ -111,6 +115,45 @@ class Streams(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return self.hub
+
+
+class LiveFeed(Streams):
+    """The feed's hub, which fills itself: it consumes `queue` (this process's
+    own, bound to every service's events) and hands each event, as `show`
+    makes it fit for the feed, to the open feed streams. Through nameko's
+    QueueConsumer, as nameko's own reply listener does, so the queue is
+    declared again after a broker restart; but with no worker per event, as
+    @consume would spawn (its dependencies built, its context set up and torn
+    down): every donation makes an event, and that worker was a fifth of what
+    a donation cost the gateway. Nothing here can fail in a way a retry would
+    mend, so each message is acknowledged as it comes, and with no stream
+    open it is only acknowledged."""
+
+    queue_consumer = QueueConsumer()
+
+    def __init__(self, queue, show):
+        super().__init__()
+        self.queue = queue
+        self.show = show
+
+    def setup(self):
+        super().setup()
+        self.queue_consumer.register_provider(self)
+
+    def stop(self):
+        self.queue_consumer.unregister_provider(self)
+        super().stop()
+
+    def handle_message(self, body, message):
+        self.queue_consumer.ack_message(message)
+        if not (isinstance(body, dict) and self.hub.watched(FEED)):
+            return
+        try:
+            shown = self.show(body)
+        except Exception as exc:  # an envelope the contract does not know: not for the feed
+            log.warning("the live feed skipped an event it could not read (%s)", type(exc).__name__)
+            return
+        self.hub.publish(FEED, shown)
 
 
 class _EventStream:

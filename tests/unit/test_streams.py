@@ -7,7 +7,7 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
 from services.common.errors import TooManyRequests
-from services.gateway.streams import FEED, QUEUE_BOUND, Hub, StreamSlots, sse_response
+from services.gateway.streams import FEED, QUEUE_BOUND, Hub, LiveFeed, StreamSlots, sse_response
 
 
 def test_a_slow_reader_keeps_only_the_newest_and_holds_up_no_one():
@@ -60,3 +60,43 @@ def test_a_quiet_stream_sends_a_heartbeat_so_that_a_client_gone_away_is_found():
     assert next(frames) == ": ping\n\n"
     hub.publish(FEED, {"id": "e1"})
     assert next(frames).startswith("id: e1\nevent: event\n")
+
+
+class Acks:
+    """LiveFeed's QueueConsumer, as far as the feed uses it."""
+
+    def __init__(self):
+        self.acked = []
+
+    def ack_message(self, message):
+        self.acked.append(message)
+
+
+def live_feed(show):
+    feed = LiveFeed(queue=None, show=show)
+    feed.queue_consumer = Acks()
+    feed.hub = Hub(StreamSlots(per_account=5, heartbeat=15))
+    return feed
+
+
+def test_the_live_feed_shows_each_event_to_its_open_streams_and_takes_every_message():
+    feed = live_feed(show=lambda envelope: {"type": envelope["type"]})  # as contracts.for_feed, redacting
+    feed.handle_message({"type": "nobody.watching"}, "m1")  # no stream open: only taken off the queue
+    stream = feed.hub.subscribe(FEED)
+    feed.handle_message({"type": "donation_recorded", "donor_name": "Wang"}, "m2")
+    feed.handle_message(["not", "an", "envelope"], "m3")
+    assert [stream.get_nowait() for _ in range(stream.qsize())] == [{"type": "donation_recorded"}]
+    assert feed.queue_consumer.acked == ["m1", "m2", "m3"]
+
+
+def test_an_event_the_feed_cannot_read_is_skipped_and_the_feed_goes_on():
+    def show(envelope):
+        if "type" not in envelope:
+            raise KeyError("type")
+        return {"type": envelope["type"]}
+    feed = live_feed(show)
+    stream = feed.hub.subscribe(FEED)
+    feed.handle_message({"no": "type"}, "m1")
+    feed.handle_message({"type": "case_opened"}, "m2")
+    assert [stream.get_nowait() for _ in range(stream.qsize())] == [{"type": "case_opened"}]
+    assert feed.queue_consumer.acked == ["m1", "m2"]
