@@ -265,6 +265,19 @@ def overloaded(admission: Admission, clock: Clock, waiting: int) -> tuple[Event,
     return release, requests
 
 
+def standing_queue(scope: str, overload_deadline: float, waiting: int):
+    """A scope of two slots, measured at a slot every 10 ms, whose queue of
+    `waiting` has stood STANDING_SECONDS: overloaded. Returns the clock, the
+    admission, the event that frees the slots, and the requests."""
+    clock = Clock()
+    admission = Admission(2, 5.0, scope, clock=clock, overload_deadline=overload_deadline)
+    saturate(admission, clock, 0.01, 80)
+    release, requests = overloaded(admission, clock, waiting)
+    clock.now += STANDING_SECONDS
+    assert admission.deadline == overload_deadline
+    return clock, admission, release, requests
+
+
 def test_a_queue_that_stands_a_second_is_an_overload_and_sheds_what_would_wait_past_the_short_deadline():
     clock = Clock()
     admission = Admission(2, 5.0, "gateway", clock=clock, overload_deadline=0.25)
@@ -293,12 +306,7 @@ def test_a_queue_that_stands_a_second_is_an_overload_and_sheds_what_would_wait_p
 def test_an_overload_lasts_while_requests_keep_finding_every_slot_taken_though_none_may_wait():
     """With no waiting allowed under an overload, the queue is empty while it
     lasts: it must not end (and let a 5 s queue build again) for that."""
-    clock = Clock()
-    admission = Admission(2, 5.0, "gateway", clock=clock, overload_deadline=0)
-    saturate(admission, clock, 0.01, 80)
-    release, requests = overloaded(admission, clock, 30)
-    clock.now += STANDING_SECONDS
-    assert admission.deadline == 0
+    clock, admission, release, requests = standing_queue("gateway", 0, 30)
     with pytest.raises(Unavailable):  # refused at once, though a slot may free up in a moment
         with admission.admit():
             pass
@@ -320,11 +328,8 @@ def test_an_overload_lasts_while_requests_keep_finding_every_slot_taken_though_n
 
 
 def test_under_an_overload_a_batch_slower_than_the_short_deadline_is_no_stall():
-    clock = Clock()
-    admission = Admission(2, 5.0, "donations", clock=clock, overload_deadline=0.25)
-    saturate(admission, clock, 0.01, 80)
-    release, requests = overloaded(admission, clock, 5)
-    clock.now += STANDING_SECONDS + 0.4  # overloaded, and no slot freed for 1.4 s: a slow batch
+    clock, admission, release, requests = standing_queue("donations", 0.25, 5)
+    clock.now += 0.4  # still overloaded, and no slot freed for 1.4 s: a slow batch
     assert admission.deadline == 0.25
     waiter = eventlet.spawn(hold, admission, release)  # 6th in line, 0.06 s expected: waits
     eventlet.sleep(0)
@@ -348,12 +353,7 @@ def test_under_an_overload_a_waiter_let_in_is_served_though_its_slot_comes_past_
     it says. Refused then, the waiter would have waited for nothing and been
     refused as late as it would have been served: it waits its turn instead,
     within the burst deadline."""
-    clock = Clock()
-    admission = Admission(2, 5.0, "donations", clock=clock, overload_deadline=0.1)
-    saturate(admission, clock, 0.01, 80)
-    release, requests = overloaded(admission, clock, 3)
-    clock.now += STANDING_SECONDS
-    assert admission.deadline == 0.1
+    _clock, admission, release, requests = standing_queue("donations", 0.1, 3)
     served_after = []
     started = time.monotonic()
 
