@@ -4,6 +4,7 @@ marshmallow schemas, and answers every error in one JSON shape. Its routes
 are also what the OpenAPI document is built from."""
 from __future__ import annotations
 
+import collections
 import contextlib
 import ipaddress
 import json
@@ -16,7 +17,7 @@ import uuid
 import amqp.exceptions
 import eventlet
 import kombu.exceptions
-from eventlet.semaphore import Semaphore
+from eventlet.event import Event
 from marshmallow import Schema, ValidationError
 from nameko.exceptions import ConfigurationError, ContainerBeingKilled, RemoteError, RpcTimeout, UnknownService
 from nameko.web.handlers import HttpRequestHandler
@@ -62,6 +63,62 @@ MAX_RETRY_AFTER = 30
 WORKERS_KEPT_FOR_EVENTS = 2       # of max_workers: the alert and feed consumers always find one
 
 
+class Slots:
+    """`limit` slots, handed out in the order they were asked for: a slot given
+    back while requests wait goes to the first of them as it is, never to a
+    newcomer. (eventlet's Semaphore lets a newcomer take a slot given back
+    before the waiter it was meant for wakes; under load the same waiter lost
+    it again and again, and a few requests in a thousand waited seconds.)"""
+
+    def __init__(self, limit: int):
+        self.free = limit
+        self._waiters: collections.deque[Event] = collections.deque()
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+    def locked(self) -> bool:
+        """Every slot is taken."""
+        return self.free <= 0
+
+    def take_free(self) -> bool:
+        """A free slot, if one is free and no one waits for it."""
+        if self.free > 0 and not self._waiters:
+            self.free -= 1
+            return True
+        return False
+
+    def take(self, timeout: float) -> bool:
+        """A slot within `timeout` seconds, in turn."""
+        if self.take_free():
+            return True
+        handed = Event()
+        self._waiters.append(handed)
+        try:
+            with eventlet.Timeout(timeout, False):
+                handed.wait()
+        except BaseException:  # the request was ended while it waited
+            self._leave(handed)
+            raise
+        if handed.ready():
+            return True
+        self._leave(handed)
+        return False
+
+    def give_back(self):
+        if self._waiters:
+            self._waiters.popleft().send()
+        else:
+            self.free += 1
+
+    def _leave(self, handed: Event):
+        if handed.ready():  # a slot was handed over just as it stopped waiting: the next waiter's
+            self.give_back()
+        else:
+            self._waiters.remove(handed)
+
+
 class Admission:
     """At most `limit` requests at once. One that finds no free slot waits for
     one if it can expect to get it within the deadline, else it is refused at
@@ -95,8 +152,7 @@ class Admission:
         self.assumed = ASSUMED_SERVICE_SECONDS / max(1, self.limit)
         self.interval = self.assumed  # seconds between slots freeing up while all are taken
         self._clock = clock
-        self._slots = Semaphore(self.limit) if self.limit else None
-        self._waiting = 0
+        self._slots = Slots(self.limit) if self.limit else None
         self._full_since = clock()  # when a slot last freed up, or the last free one was taken
         self._measured_at = clock()  # the last interval measured
         self._busy = 0.0  # seconds with all slots taken, and slots freed in them, towards the next measurement
@@ -113,7 +169,7 @@ class Admission:
         STANDING_SECONDS (not once the queue is empty: with a short overload
         deadline few wait, and the queue is often empty while it lasts)."""
         now = self._clock()
-        if self._waiting and now - self._queue_began >= STANDING_SECONDS:
+        if self._queue() and now - self._queue_began >= STANDING_SECONDS:
             self.overloaded = True
         elif self.overloaded and now - self._pressed_at >= STANDING_SECONDS:
             self.overloaded = False
@@ -121,14 +177,14 @@ class Admission:
 
     @property
     def in_flight(self) -> int:
-        return self.limit - self._slots.counter if self._slots is not None else 0
+        return self.limit - self._slots.free if self._slots is not None else 0
 
     def expected_wait(self) -> float:
         """Seconds one more request would wait for a slot."""
         return max(self._queued_wait(), self._silent())
 
     def _queued_wait(self) -> float:
-        return (self._waiting + 1) * self.interval
+        return (self._queue() + 1) * self.interval
 
     def _silent(self) -> float:
         """Seconds since a slot last freed up, while all are taken."""
@@ -148,21 +204,18 @@ class Admission:
         if self._slots is None:
             yield
             return
-        # A free slot goes to whoever waits for it first, not to a newcomer.
-        if self._waiting or not self._slots.acquire(blocking=False):
+        if not self._slots.take_free():
             allowed = self.deadline
             self._pressed_at = now = self._clock()
             left = self.deadline_in_burst if wait_until is None else min(self.deadline_in_burst, wait_until - now)
             if self._too_long(min(allowed, left), stall_limit=left):
                 self._refuse(self.expected_wait(), allowed)
-            self._queue_grew()
-            try:
-                # Let in, it waits its turn even past the overload deadline (the estimate is an
-                # average: a batch may come back late): refused after waiting, it would have
-                # waited for nothing, and a refusal that late misses its point.
-                admitted = self._slots.acquire(timeout=left) if left > 0 else False
-            finally:
-                self._queue_shrank()
+            if not self._queue():
+                self._queue_began = now
+            # Let in, it waits its turn even past the overload deadline (the estimate is an
+            # average: a batch may come back late): refused after waiting, it would have
+            # waited for nothing, and a refusal that late misses its point.
+            admitted = self._slots.take(left) if left > 0 else False
             if not admitted:
                 self._refuse(self.expected_wait(), allowed)
         elif self._slots.locked():  # took the last free slot: all are taken from now
@@ -173,9 +226,9 @@ class Admission:
         try:
             yield
         finally:
-            if self._waiting or self._slots.locked():  # all were taken (or are, once the waiters wake): measured
+            if self._slots.locked():  # all were taken (a slot handed to a waiter stays taken): measured
                 self._slot_freed(self._clock())
-            self._slots.release()
+            self._slots.give_back()
 
     def _slot_freed(self, now: float):
         self._busy += now - self._full_since
@@ -187,13 +240,10 @@ class Admission:
             self._measured = True
             self._busy, self._freed = 0.0, 0
 
-    def _queue_grew(self):
-        if not self._waiting:
-            self._queue_began = self._clock()
-        self._waiting += 1
-
-    def _queue_shrank(self):
-        self._waiting -= 1
+    def _queue(self) -> int:
+        """Requests waiting for a slot; not those handed one that have yet to run:
+        a batch's answers hand out tens of slots at once."""
+        return self._slots.waiting if self._slots is not None else 0
 
     def _refuse(self, expected: float, deadline: float):
         HTTP_SHED.labels(self.scope).inc()

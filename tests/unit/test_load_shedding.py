@@ -4,8 +4,8 @@ expect one within the admission deadline, judged from how fast slots have
 been freeing up; otherwise it is answered 503 with Retry-After in the one
 error shape at once, instead of queueing without bound. A burst the measured
 rate serves within the deadline is served in full; no waiter is kept past the
-deadline, and none let in is refused for waiting; probes and streams are
-never shed."""
+deadline, none let in is refused for waiting, and slots go in the order
+asked; probes and streams are never shed."""
 import json
 import time
 from types import SimpleNamespace
@@ -176,6 +176,86 @@ def test_a_slot_freed_within_the_wait_admits_the_waiter():
     with admission.admit():  # waits about 0.05 s, then gets the slot
         assert admission.in_flight == 1
     holder.wait()
+
+
+def test_a_slot_given_back_goes_to_the_request_that_waited_not_to_a_newcomer():
+    """Under load a slot is given back and a new request asks for one in the
+    same turn of the hub, before the waiter wakes: the new one queues behind it."""
+    admission = Admission(1, 5.0, "gateway")
+    release = Event()
+    served = []
+
+    def hold_then_ask_again():
+        with admission.admit():
+            release.wait()
+        with admission.admit():  # at once, before anything else has run
+            served.append("newcomer")
+
+    def wait_in_line():
+        with admission.admit():
+            served.append("waited")
+
+    holder = eventlet.spawn(hold_then_ask_again)
+    eventlet.sleep(0)
+    waiter = eventlet.spawn(wait_in_line)
+    eventlet.sleep(0)
+    release.send()
+    holder.wait()
+    waiter.wait()
+    assert served == ["waited", "newcomer"]
+
+
+def test_a_waiter_ended_as_its_slot_is_handed_over_passes_the_slot_on():
+    admission = Admission(1, 5.0, "gateway")
+    release, done = Event(), Event()
+    waiters, served = [], []
+
+    def hold_then_end_the_first_in_line():
+        with admission.admit():
+            release.wait()
+        waiters[0].kill()  # handed the slot, ended before it could run
+
+    def wait_in_line():
+        with admission.admit():
+            served.append("second")
+            done.wait()
+
+    holder = eventlet.spawn(hold_then_end_the_first_in_line)
+    eventlet.sleep(0)
+    waiters.append(eventlet.spawn(hold, admission, Event()))
+    waiters.append(eventlet.spawn(wait_in_line))
+    eventlet.sleep(0)
+    release.send()
+    holder.wait()
+    eventlet.sleep(0.01)
+    assert served == ["second"] and admission.in_flight == 1
+    done.send()
+    waiters[1].wait()
+    assert admission.in_flight == 0
+
+
+def test_requests_handed_a_slot_no_longer_count_as_waiting():
+    """A batch's answers free many slots at once, and hand each to a waiter
+    that runs a little later: a newcomer meanwhile expects to wait behind
+    those still waiting only (counted with the handed ones, it was refused)."""
+    clock = Clock()
+    admission = Admission(4, 5.0, "gateway", clock=clock)
+    release, seen = Event(), []
+
+    def a_batch_answered_at_once():
+        with admission.admit(), admission.admit(), admission.admit(), admission.admit():
+            release.wait()
+        seen.append(admission.expected_wait())  # the four waiters are handed their slots, and have not run
+
+    batch = eventlet.spawn(a_batch_answered_at_once)
+    eventlet.sleep(0)
+    waiters = [eventlet.spawn(hold, admission, release) for _ in range(5)]
+    eventlet.sleep(0)
+    release.send()
+    batch.wait()
+    assert seen == [pytest.approx(2 * admission.interval)]  # one still waits: the newcomer comes second
+    for waiter in waiters:
+        waiter.wait()
 
 
 def test_a_deadline_of_zero_refuses_whatever_finds_no_free_slot():
