@@ -14,8 +14,9 @@ import copy
 import ssl
 import time
 
+import amqp
 from eventlet.semaphore import Semaphore
-from kombu import Connection, Producer
+from kombu import Connection
 from nameko.amqp.publish import Publisher
 from nameko.constants import PERSISTENT
 from nameko.constants import AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY
@@ -72,20 +73,25 @@ class BatchPublisher:
     place of one round trip per message. All or nothing: when `publish_all`
     returns, every message is confirmed; when it raises, any of them may have
     gone (the outbox publishes them again; consumers deduplicate). One batch at
-    a time per publisher; the connection is kept and opened again after an error."""
+    a time per publisher; the connection is kept and opened again after an error.
+
+    The messages are JSON already (an outbox row's envelope, as written), and
+    go to the channel as they are: kombu's Producer would parse nothing, but
+    serialise each body again and check its arguments, a third of what a
+    publish cost the donations process per gift."""
 
     def __init__(self, broker: str | dict, confirm_timeout: float = 30.0):
         self.config = _config(broker)
         self.confirm_timeout = confirm_timeout
         self._lock = Semaphore()
         self._connection = None
-        self._producer = None
+        self._channel = None
         self._published = 0          # the channel's delivery tags so far
         self._unconfirmed: set[int] = set()
         self._nacked = False
 
-    def publish_all(self, messages: list[tuple[dict, object, str, dict]]):
-        """(body, exchange, routing key, headers) each, in order."""
+    def publish_all(self, messages: list[tuple[str, str, str, dict]]):
+        """(JSON body, exchange name, routing key, headers) each, in order."""
         with self._lock:
             if not messages:
                 return
@@ -109,14 +115,15 @@ class BatchPublisher:
         channel.confirm_select()
         channel.events["basic_ack"].add(self._on_ack)
         channel.events["basic_nack"].add(self._on_nack)
-        self._producer = Producer(channel, serializer="json")
+        self._channel = channel
         self._published = 0
 
     def _publish_all(self, messages):
         self._unconfirmed, self._nacked = set(), False
         for body, exchange, routing_key, headers in messages:
-            self._producer.publish(body, exchange=exchange, routing_key=routing_key, headers=headers,
-                                   delivery_mode=PERSISTENT, retry=False)
+            self._channel.basic_publish(amqp.Message(
+                body.encode(), content_type="application/json", content_encoding="utf-8",
+                application_headers=headers, delivery_mode=PERSISTENT), exchange=exchange, routing_key=routing_key)
             self._published += 1
             self._unconfirmed.add(self._published)
         deadline = time.monotonic() + self.confirm_timeout
@@ -144,7 +151,7 @@ class BatchPublisher:
                 self._connection.collect()  # without waiting for a broker that may be gone or blocking
             except Exception:
                 pass
-        self._connection = self._producer = None
+        self._connection = self._channel = None
 
 
 def ssl_context(options) -> ssl.SSLContext:

@@ -210,10 +210,10 @@ class UnitOfWork:
         checked against the contract here, not at the consumer."""
         envelope = make_envelope(self.source, event_type, data, version)
         self.kernel.events.validate(envelope, strict=True)
-        row = OutboxRow(envelope["id"], self.source, event_type, envelope, logs.current_request_id())
+        row = OutboxRow(envelope["id"], self.source, event_type, json.dumps(envelope), logs.current_request_id())
         self.session.execute(self.kernel.add_to_outbox, {
             "id": row.id, "source": row.source, "event_type": row.event_type,
-            "envelope": json.dumps(envelope), "created_at": naive_utcnow(), "request_id": row.request_id})
+            "envelope": row.envelope, "created_at": naive_utcnow(), "request_id": row.request_id})
         self.rows.append(row)
         return envelope
 
@@ -240,7 +240,7 @@ class OutboxRow(NamedTuple):
     id: str
     source: str
     event_type: str
-    envelope: dict
+    envelope: str  # JSON, as in the outbox and on the wire
     request_id: str | None
 
 

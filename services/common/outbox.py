@@ -4,8 +4,8 @@ broker outage left behind, on a timer (several instances may sweep at once:
 rows are claimed with FOR UPDATE SKIP LOCKED where the database has it)."""
 from __future__ import annotations
 
-import json
 import logging
+from collections import Counter
 from datetime import timedelta
 
 import eventlet
@@ -33,6 +33,7 @@ class Relay:
         self.config = config
         self.grace = timedelta(seconds=float(linli_config.setting(config, "OUTBOX_GRACE_SECONDS")))
         self.publisher = broker.BatchPublisher(config)  # one wait for the confirms of a batch
+        self._exchange = get_event_exchange(source, config).name  # nameko's, where its event handlers bind
         self._topology_declared = False
         # Rows this process is publishing now: the timer must not publish them a
         # second time while a worker's post-commit publish is under way.
@@ -88,8 +89,7 @@ class Relay:
             self.settled([row.id for row in rows])
             log.warning("outbox: %d event(s) left for the relay (%s)", len(rows), type(exc).__name__)
             return
-        for row in rows:
-            EVENTS_PUBLISHED.labels(row.source, row.event_type).inc()
+        _count_published(rows)
         on_sent([row.id for row in rows])
 
     def settled(self, ids: list[str]):
@@ -97,11 +97,11 @@ class Relay:
         self._in_flight -= set(ids)
 
     def _message(self, row) -> tuple:
-        """(body, exchange, routing key, headers) of an outbox row; the request id as
-        nameko sends worker context, so the consumer's lines carry it."""
-        envelope = row.envelope if isinstance(row.envelope, dict) else json.loads(row.envelope)
+        """(body, exchange, routing key, headers) of an outbox row: its envelope as
+        written, to its service's event exchange; the request id as nameko sends
+        worker context, so the consumer's lines carry it."""
         headers = {logs.AMQP_HEADER: row.request_id} if row.request_id else {}
-        return envelope, get_event_exchange(row.source, self.config), row.event_type, headers
+        return row.envelope, self._exchange, row.event_type, headers
 
     def _declare_topology(self):
         if not self._topology_declared:
@@ -188,11 +188,15 @@ class Relay:
         try:
             self.publisher.publish_all([self._message(row) for row in rows])  # all confirmed, or it raises
             sent += [row.id for row in rows]
-            for row in rows:
-                EVENTS_PUBLISHED.labels(row.source, row.event_type).inc()
+            _count_published(rows)
         finally:
             # Mark in one short write, after the network work, so SQLite's
             # single writer lock is never held across a publish.
             if sent:
                 session.execute(update(outbox).where(outbox.c.id.in_(sent)).values(sent_at=naive_utcnow()))
             session.commit()
+
+
+def _count_published(rows):
+    for (source, event_type), published in Counter((row.source, row.event_type) for row in rows).items():
+        EVENTS_PUBLISHED.labels(source, event_type).inc(published)

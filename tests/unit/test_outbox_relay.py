@@ -21,9 +21,10 @@ class RecordingPublisher:
 
     def publish_all(self, messages):
         eventlet.sleep(0.01)  # a broker round trip: others commit meanwhile
-        for envelope, _exchange, _routing_key, headers in messages:
-            self.published.append(envelope["id"])
-            self.headers[envelope["id"]] = headers
+        for body, _exchange, _routing_key, headers in messages:
+            event_id = json.loads(body)["id"]
+            self.published.append(event_id)
+            self.headers[event_id] = headers
 
 
 def relay_with_rows(count: int, age_seconds: float, request_ids: dict | None = None):
