@@ -76,9 +76,9 @@ class BatchPublisher:
     a time per publisher; the connection is kept and opened again after an error.
 
     The messages are JSON already (an outbox row's envelope, as written), and
-    go to the channel as they are: kombu's Producer would parse nothing, but
-    serialise each body again and check its arguments, a third of what a
-    publish cost the donations process per gift."""
+    go to py-amqp's channel as they are: kombu's Producer serialised each body
+    again and checked its arguments on every publish, about a third of what a
+    publish cost (66-96 µs of CPU per message against 41-63 µs)."""
 
     def __init__(self, broker: str | dict, confirm_timeout: float = 30.0):
         self.config = _config(broker)
