@@ -46,9 +46,10 @@ LISTEN_BACKLOG = 1024  # connections the kernel holds until the server accepts t
 # Load shedding (see Admission); its settings and their defaults: deploy/config/gateway.yml
 # (MAX_IN_FLIGHT, MAX_IN_FLIGHT_PER_SERVICE, ADMISSION_DEADLINE, OVERLOAD_DEADLINE).
 ASSUMED_SERVICE_SECONDS = 0.1     # how long a request holds its slot, before anything was measured
-# The interval is measured over this much time with all slots taken, not slot by slot: a batch of
-# coalesced writes frees tens of slots within a millisecond after a wait, and an average of the
-# single gaps says slots free up several times faster than they do (eight, in batches of 32).
+# The interval is measured over this much time with all slots taken, and over as many slots as
+# there are, not slot by slot: a batch of coalesced writes frees tens of slots within a millisecond
+# after a wait, and an average of the single gaps says slots free up several times faster than
+# they do (eight, in batches of 32); the wait before a batch's first slot alone, several times slower.
 MEASURE_OVER_SECONDS = 0.2
 SMOOTHING = 0.3                   # weight of each new measurement in the moving average
 # A queue that has not emptied for this long is an overload, not a burst: from then on a request
@@ -125,7 +126,7 @@ class Admission:
     once: Unavailable (503, Retry-After). Its expected wait is (requests
     waiting ahead of it + 1) × the interval at which slots free up while all
     are taken: a moving average of that interval, each measurement taken over
-    MEASURE_OVER_SECONDS (before any, limit slots each held
+    MEASURE_OVER_SECONDS and `limit` slots (before any, limit slots each held
     ASSUMED_SERVICE_SECONDS). What counts is how fast the queue drains,
     whatever kinds of request are in it. And it is at least as long as no slot
     has freed up: a stalled backend is not expected to free one within the
@@ -234,7 +235,11 @@ class Admission:
         self._busy += now - self._full_since
         self._freed += 1
         self._full_since = self._measured_at = now
-        if self._busy >= MEASURE_OVER_SECONDS:
+        # Over as many slots as there are, too: a batch slower than MEASURE_OVER_SECONDS
+        # frees its slots after one long gap, and its first slot alone said a slot per gap
+        # (0.3 s where it was 0.3 s for all 32: a burst's later arrivals expected to wait
+        # half a minute, and were refused).
+        if self._busy >= MEASURE_OVER_SECONDS and self._freed >= self.limit:
             interval = self._busy / self._freed
             self.interval = self.interval + SMOOTHING * (interval - self.interval) if self._measured else interval
             self._measured = True

@@ -336,6 +336,15 @@ def test_slots_freed_in_batches_are_measured_at_the_rate_they_free_up():
     assert in_batches(admission, clock, 0.1, 20) == pytest.approx(0.1 / 32, rel=0.05)
 
 
+def test_a_batch_slower_than_the_measuring_window_is_measured_over_all_its_slots():
+    """32 slots freed together every 0.3 s (a busy machine): one every 9.4 ms.
+    Measured at the batch's first slot, it said 0.3 s a slot, and a burst's
+    later arrivals expected to wait (queue × 0.3 s) half a minute: refused."""
+    clock = Clock()
+    admission = Admission(32, 5.0, "donations", clock=clock)
+    assert in_batches(admission, clock, 0.3, 1) == pytest.approx(0.3 / 32, rel=0.05)
+
+
 def overloaded(admission: Admission, clock: Clock, waiting: int) -> tuple[Event, list]:
     """All slots taken and `waiting` queued behind them; returns the event that
     frees them all, and the requests."""
