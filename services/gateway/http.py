@@ -4,7 +4,6 @@ marshmallow schemas, and answers every error in one JSON shape. Its routes
 are also what the OpenAPI document is built from."""
 from __future__ import annotations
 
-import collections
 import contextlib
 import ipaddress
 import json
@@ -17,7 +16,6 @@ import uuid
 import amqp.exceptions
 import eventlet
 import kombu.exceptions
-from eventlet.event import Event
 from marshmallow import Schema, ValidationError
 from nameko.exceptions import ConfigurationError, ContainerBeingKilled, RemoteError, RpcTimeout, UnknownService
 from nameko.web.handlers import HttpRequestHandler
@@ -35,6 +33,7 @@ from services.common.schemas import field_name, refuse_unstorable, shared
 from services.common.service import EXPECTED_ERRORS
 from services.gateway import auth
 from services.gateway.devices import DeviceStates
+from services.gateway.slots import Slots
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("services.gateway.access")
@@ -62,62 +61,6 @@ STANDING_SECONDS = 1.0
 FORGET_AFTER_SECONDS = 2.0
 MAX_RETRY_AFTER = 30
 WORKERS_KEPT_FOR_EVENTS = 2       # of max_workers: the alert and feed consumers always find one
-
-
-class Slots:
-    """`limit` slots, handed out in the order they were asked for: a slot given
-    back while requests wait goes to the first of them as it is, never to a
-    newcomer. (eventlet's Semaphore lets a newcomer take a slot given back
-    before the waiter it was meant for wakes; under load the same waiter lost
-    it again and again, and a few requests in a thousand waited seconds.)"""
-
-    def __init__(self, limit: int):
-        self.free = limit
-        self._waiters: collections.deque[Event] = collections.deque()
-
-    @property
-    def waiting(self) -> int:
-        return len(self._waiters)
-
-    def locked(self) -> bool:
-        """Every slot is taken."""
-        return self.free <= 0
-
-    def take_free(self) -> bool:
-        """A free slot, if one is free and no one waits for it."""
-        if self.free > 0 and not self._waiters:
-            self.free -= 1
-            return True
-        return False
-
-    def take(self, timeout: float) -> bool:
-        """A slot within `timeout` seconds, in turn."""
-        if self.take_free():
-            return True
-        handed = Event()
-        self._waiters.append(handed)
-        try:
-            with eventlet.Timeout(timeout, False):
-                handed.wait()
-        except BaseException:  # the request was ended while it waited
-            self._leave(handed)
-            raise
-        if handed.ready():
-            return True
-        self._leave(handed)
-        return False
-
-    def give_back(self):
-        if self._waiters:
-            self._waiters.popleft().send()
-        else:
-            self.free += 1
-
-    def _leave(self, handed: Event):
-        if handed.ready():  # a slot was handed over just as it stopped waiting: the next waiter's
-            self.give_back()
-        else:
-            self._waiters.remove(handed)
 
 
 class Admission:

@@ -9,12 +9,12 @@ from functools import cache
 from pathlib import Path
 
 from eventlet import tpool
-from eventlet.semaphore import Semaphore
 from marshmallow import ValidationError
 from nameko.extensions import DependencyProvider
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from services.common.errors import Unavailable
+from services.gateway.slots import Slots
 
 MIN_LENGTH = 10
 MAX_LENGTH = 200
@@ -53,15 +53,16 @@ def validate_new(password: str):
 class Hasher:
     """scrypt in a real thread, under a cap on hashes at once. Past the cap a
     request waits `wait` seconds at most, then is refused at once (503 with
-    Retry-After) rather than queued: a login flood slows only logins."""
+    Retry-After) rather than queued: a login flood slows only logins. Slots go
+    to the requests that waited first (a newcomer never takes one handed back)."""
 
     def __init__(self, max_hashes: int, wait: float):
-        self._slots = Semaphore(max(1, int(max_hashes)))
+        self._slots = Slots(max(1, int(max_hashes)))
         self.wait = max(0.0, float(wait))
 
     def slot(self):
         """Hold one hashing slot (a context manager); Unavailable when none frees in time."""
-        if not self._slots.acquire(timeout=self.wait):
+        if not self._slots.take(self.wait):
             raise Unavailable("Too many logins at once; try again in a moment.",
                               {"retry_after": RETRY_AFTER_SECONDS})
         return _Held(self._slots)
@@ -82,14 +83,14 @@ class Hasher:
 
 
 class _Held:
-    def __init__(self, slots: Semaphore):
+    def __init__(self, slots: Slots):
         self._slots = slots
 
     def __enter__(self):
         return self
 
     def __exit__(self, *_):
-        self._slots.release()
+        self._slots.give_back()
 
 
 class PasswordHashing(DependencyProvider):

@@ -125,9 +125,9 @@ class LiveFeed(Streams):
     declared again after a broker restart; but with no worker per event, as
     @consume would spawn (its dependencies built, its context set up and torn
     down): every donation makes an event, and that worker was about a sixth
-    of what a donation cost the gateway. Nothing here can fail in a way a retry would
-    mend, so each message is acknowledged as it comes, and with no stream
-    open it is only acknowledged."""
+    of what a donation cost the gateway. Nothing here can fail in a way a
+    retry would mend, so each message is acknowledged as it comes, and with
+    no stream open it is only acknowledged."""
 
     queue_consumer = QueueConsumer()
 

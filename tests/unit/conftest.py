@@ -13,7 +13,9 @@ import os
 from pathlib import Path
 from unittest import mock
 
+import eventlet
 import pytest
+from eventlet.event import Event
 from nameko.testing.services import worker_factory
 from sqlalchemy import insert, select, text
 from sqlalchemy.engine import Engine
@@ -267,3 +269,30 @@ def patrol(patrol_db):
 @pytest.fixture
 def donations(donations_db):
     return workers_of(DonationsService, donations_db)
+
+
+def served_in_turn(slot) -> list[str]:
+    """Who gets a bound's one slot first (`slot()`: a context manager holding
+    it): a request that waited for it, or a newcomer that asks the moment the
+    slot is given back, before the waiter has run. ["waited", "newcomer"] when
+    slots go in the order asked."""
+    release, served = Event(), []
+
+    def hold_then_ask_again():
+        with slot():
+            release.wait()
+        with slot():  # at once, before anything else has run
+            served.append("newcomer")
+
+    def wait_in_line():
+        with slot():
+            served.append("waited")
+
+    holder = eventlet.spawn(hold_then_ask_again)
+    eventlet.sleep(0)
+    waiter = eventlet.spawn(wait_in_line)
+    eventlet.sleep(0)
+    release.send()
+    holder.wait()
+    waiter.wait()
+    return served

@@ -13,11 +13,12 @@ from marshmallow import ValidationError
 from werkzeug.security import generate_password_hash
 
 from services import contracts
-from services.common.errors import Conflict, Forbidden, NotAuthenticated
+from services.common.errors import Conflict, Forbidden, NotAuthenticated, Unavailable
 from services.gateway import accounts, auth, passwords
 from services.gateway.models import Account
 from services.gateway.http import client_address, trusted_proxies
 from services.gateway.schemas import MemberCreateSchema
+from tests.unit.conftest import served_in_turn
 
 SECRET = "a-test-secret-that-is-long-enough-for-hs256"
 OTHER_SECRET = "another-secret-also-long-enough-for-hs256!"
@@ -325,6 +326,18 @@ def test_a_long_uncommon_password_is_taken():
     assert passwords.problem("correct horse battery") is None
 
 
+def test_a_login_waiting_for_a_hashing_slot_gets_it_before_a_newcomer_and_one_past_the_wait_is_refused():
+    hasher = passwords.Hasher(max_hashes=1, wait=0.2)
+    assert served_in_turn(hasher.slot) == ["waited", "newcomer"]
+
+    with hasher.slot():
+        started = time.monotonic()
+        with pytest.raises(Unavailable) as refused:
+            hasher.slot()
+        assert 0.15 < time.monotonic() - started < 1.0
+        assert refused.value.details["retry_after"] == passwords.RETRY_AFTER_SECONDS
+
+
 # -- the token and the account as it is now ------------------------------------------
 
 def states_of(gateway_db) -> auth.AccountStates:
@@ -500,3 +513,4 @@ def test_behind_a_trusted_proxy_the_nearest_untrusted_hop_is_the_client():
 
 def test_a_header_from_an_untrusted_peer_is_ignored():
     assert client_address(request_from("203.0.113.9", "198.51.100.7"), PROXIES) == "203.0.113.9"
+

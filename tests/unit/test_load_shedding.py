@@ -19,7 +19,7 @@ from services.gateway.http import (
     ASSUMED_SERVICE_SECONDS, STANDING_SECONDS, Admission, ApiEntrypoint, gateway_admission, json_response,
 )
 from services.gateway.rpc import _DeadlineProxy
-from tests.unit.conftest import service_config
+from tests.unit.conftest import served_in_turn, service_config
 
 
 class Clock:
@@ -182,27 +182,7 @@ def test_a_slot_given_back_goes_to_the_request_that_waited_not_to_a_newcomer():
     """Under load a slot is given back and a new request asks for one in the
     same turn of the hub, before the waiter wakes: the new one queues behind it."""
     admission = Admission(1, 5.0, "gateway")
-    release = Event()
-    served = []
-
-    def hold_then_ask_again():
-        with admission.admit():
-            release.wait()
-        with admission.admit():  # at once, before anything else has run
-            served.append("newcomer")
-
-    def wait_in_line():
-        with admission.admit():
-            served.append("waited")
-
-    holder = eventlet.spawn(hold_then_ask_again)
-    eventlet.sleep(0)
-    waiter = eventlet.spawn(wait_in_line)
-    eventlet.sleep(0)
-    release.send()
-    holder.wait()
-    waiter.wait()
-    assert served == ["waited", "newcomer"]
+    assert served_in_turn(admission.admit) == ["waited", "newcomer"]
 
 
 def test_a_waiter_ended_as_its_slot_is_handed_over_passes_the_slot_on():
