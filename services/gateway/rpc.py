@@ -24,6 +24,11 @@ COALESCED = {"donations": frozenset({"record_donation"})}
 # At most this many `call_many` RPCs of one method in flight from this process: the
 # calls made meanwhile wait and go together in the next one.
 COALESCED_IN_FLIGHT = 2
+# But a second one goes only once this many calls wait for it; fewer wait for the RPC in
+# flight. An RPC costs the gateway, the broker and the service more CPU than several of the
+# writes in it, and at a moderate rate two RPCs of two writes each cost more than one of four
+# (250 writes/s: 2.0 → 2.9 writes per RPC, 5.8 → 5.0 ms of CPU per write in all).
+COALESCED_SECOND_AT = 8
 COALESCED_MAX = 64
 
 
@@ -38,8 +43,9 @@ class Coalescer:
     another caller, added or dropped without the service refusing the whole
     RPC. (An assertion per call cost an Ed25519 signature here and a check in
     the service for each write: a fifth of the donations process's CPU.) The
-    first call goes at once; while COALESCED_IN_FLIGHT are in flight, the
-    calls that come wait and go together."""
+    first call goes at once; while one RPC is in flight, the calls that come
+    wait for it, unless COALESCED_SECOND_AT of them wait (then they go in a
+    second one); while COALESCED_IN_FLIGHT are in flight, they wait."""
 
     def __init__(self, service_name: str, method_name: str, timeout: float):
         self.service_name = service_name
@@ -60,7 +66,9 @@ class Coalescer:
         return done.wait()
 
     def _send_what_waits(self):
-        if self._waiting and self._in_flight < COALESCED_IN_FLIGHT and not self._gathering:
+        if self._gathering or not self._waiting or self._in_flight >= COALESCED_IN_FLIGHT:
+            return
+        if self._in_flight == 0 or len(self._waiting) >= COALESCED_SECOND_AT:
             self._gathering = True
             self._in_flight += 1
             eventlet.spawn(self._send)

@@ -11,7 +11,7 @@ from nameko.exceptions import serialize
 from services.common import logs
 from services.common.errors import NotFound, Unavailable
 from services.gateway.http import Admission
-from services.gateway.rpc import Coalescer, _DeadlineProxy
+from services.gateway.rpc import COALESCED_SECOND_AT, Coalescer, _DeadlineProxy
 
 ADMIN = {"id": "admin-1", "roles": ["admin"]}
 
@@ -78,6 +78,34 @@ def test_writers_answered_together_go_together_again():
     outcomes = list(eventlet.GreenPool().imap(writer, range(16)))
     assert [len(batch) for batch in donations.batches] == [16, 16, 16]
     assert all(error is None for writes in outcomes for _answer, error in writes)
+
+
+def test_a_second_rpc_goes_only_once_enough_writes_wait_for_it():
+    """While one RPC is in flight, a few writes wait for it and then go as one
+    (an RPC costs more than several writes in it); as many as
+    COALESCED_SECOND_AT go at once in a second RPC."""
+    coalescer, donations = Coalescer("donations", "record_donation", timeout=5), Donations(delay=0.3)
+
+    def gift(index):
+        return coalescer.call(Proxy(donations, f"req-{index}"), ("c1", {"kind": "cash", "amount_fen": 100}, ADMIN),
+                              {"idempotency_key": f"key-{index}"})
+    pool = eventlet.GreenPool()
+    first = pool.spawn(gift, 0)
+    eventlet.sleep(0.01)
+    few = [pool.spawn(gift, index) for index in range(1, COALESCED_SECOND_AT)]
+    eventlet.sleep(0.1)
+    assert [len(batch) for batch in donations.batches] == [1]  # the rest wait for the RPC in flight
+    enough = pool.spawn(gift, COALESCED_SECOND_AT)
+    eventlet.sleep(0.1)
+    assert [len(batch) for batch in donations.batches] == [1, COALESCED_SECOND_AT]
+    answers = [thread.wait() for thread in (first, *few, enough)]
+    assert answers == [({"receipt_no": f"key-{index}"}, None) for index in range(COALESCED_SECOND_AT + 1)]
+
+    later = [pool.spawn(gift, 100 + index) for index in range(3)]
+    eventlet.sleep(0.01)
+    more = [pool.spawn(gift, 200 + index) for index in range(2)]
+    assert all(answer is not None for answer, _error in (thread.wait() for thread in later + more))
+    assert [len(batch) for batch in donations.batches][2:] == [3, 2]  # two wait for the first, then go together
 
 
 def test_each_write_keeps_its_own_request_id_through_the_gateways_deadline():
