@@ -53,7 +53,7 @@ def gifts_at_once(coalescer, donations, campaigns):
 def test_concurrent_writes_go_as_few_rpcs_each_with_its_own_arguments_request_id_and_answer():
     coalescer, donations = Coalescer("donations", "record_donation", timeout=5), Donations()
     outcomes = gifts_at_once(coalescer, donations, ["c1"] * 9 + ["gone"] + ["c1"] * 10)
-    assert [len(batch) for batch in donations.batches] == [20]  # made together, they go together
+    assert [len(batch) for batch in donations.batches] == [10, 10]  # made together, they go as two halves
     assert [answer for answer, _error in outcomes if answer] == [
         {"receipt_no": f"key-{index}"} for index in range(20) if index != 9]
     assert isinstance(outcomes[9][1], NotFound) and outcomes[9][0] is None
@@ -68,7 +68,8 @@ def test_writers_answered_together_go_together_again():
     """A closed loop of 16 writers: a batch's answers wake its writers one by
     one, and each makes its next write. Taken when the first of them came back,
     the next batch went alone with that one write (16 writes went as 1, 1, 14,
-    1, 15 ...); taken when its sender runs, it has all of them."""
+    1, 15 ...); taken when its sender runs, it has all of them (here, two RPCs
+    of half each)."""
     coalescer, donations = Coalescer("donations", "record_donation", timeout=5), Donations(delay=0.01)
 
     def writer(index):
@@ -76,8 +77,35 @@ def test_writers_answered_together_go_together_again():
                                                                          ADMIN), {"idempotency_key": f"{index}-{turn}"})
                 for turn in range(3)]
     outcomes = list(eventlet.GreenPool().imap(writer, range(16)))
-    assert [len(batch) for batch in donations.batches] == [16, 16, 16]
+    assert [len(batch) for batch in donations.batches] == [8] * 6
     assert all(error is None for writes in outcomes for _answer, error in writes)
+
+
+def test_a_closed_loop_of_writers_keeps_two_rpcs_in_flight():
+    """32 writers, each writing again when answered. Were a batch with none in
+    flight to take every waiting write, the loop could lock into one RPC of all
+    32 at a time, the service idle on each round trip; it takes half, and the
+    other half goes at once as the second RPC."""
+    in_flight, most = [0], [0]
+
+    class Counted(Donations):
+        def call_async(self, method, calls):
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+            try:
+                return super().call_async(method, calls)
+            finally:
+                in_flight[0] -= 1
+
+    coalescer, donations = Coalescer("donations", "record_donation", timeout=5), Counted(delay=0.01)
+
+    def writer(index):
+        return [coalescer.call(Proxy(donations, f"req-{index}-{turn}"), ("c1", {"kind": "cash", "amount_fen": 100},
+                                                                         ADMIN), {"idempotency_key": f"{index}-{turn}"})
+                for turn in range(4)]
+    outcomes = list(eventlet.GreenPool().imap(writer, range(32)))
+    assert all(error is None for writes in outcomes for _answer, error in writes)
+    assert max(len(batch) for batch in donations.batches) <= 16 and most[0] == 2
 
 
 def test_a_second_rpc_goes_only_once_enough_writes_wait_for_it():
