@@ -42,12 +42,24 @@ class Proxy:
         self.call_many = donations
 
 
+def gift(coalescer, donations, request_id: str, key: str, campaign: str = "c1"):
+    """One cash gift through the coalescer, as one gateway worker makes it: (answer, error)."""
+    return coalescer.call(Proxy(donations, request_id), (campaign, {"kind": "cash", "amount_fen": 100}, ADMIN),
+                          {"idempotency_key": key})
+
+
 def gifts_at_once(coalescer, donations, campaigns):
     def one(index_campaign):
         index, campaign = index_campaign
-        return coalescer.call(Proxy(donations, f"req-{index}"), (campaign, {"kind": "cash", "amount_fen": 100},
-                                                                 ADMIN), {"idempotency_key": f"key-{index}"})
+        return gift(coalescer, donations, f"req-{index}", f"key-{index}", campaign)
     return list(eventlet.GreenPool().imap(one, enumerate(campaigns)))
+
+
+def closed_loop(coalescer, donations, writers: int, turns: int):
+    """`writers` at once, each making its next gift when the last is answered: their outcomes."""
+    def writer(index):
+        return [gift(coalescer, donations, f"req-{index}-{turn}", f"{index}-{turn}") for turn in range(turns)]
+    return list(eventlet.GreenPool().imap(writer, range(writers)))
 
 
 def test_concurrent_writes_go_as_few_rpcs_each_with_its_own_arguments_request_id_and_answer():
@@ -71,12 +83,7 @@ def test_writers_answered_together_go_together_again():
     1, 15 ...); taken when its sender runs, it has all of them (here, two RPCs
     of half each)."""
     coalescer, donations = Coalescer("donations", "record_donation", timeout=5), Donations(delay=0.01)
-
-    def writer(index):
-        return [coalescer.call(Proxy(donations, f"req-{index}-{turn}"), ("c1", {"kind": "cash", "amount_fen": 100},
-                                                                         ADMIN), {"idempotency_key": f"{index}-{turn}"})
-                for turn in range(3)]
-    outcomes = list(eventlet.GreenPool().imap(writer, range(16)))
+    outcomes = closed_loop(coalescer, donations, writers=16, turns=3)
     assert [len(batch) for batch in donations.batches] == [8] * 6
     assert all(error is None for writes in outcomes for _answer, error in writes)
 
@@ -98,12 +105,7 @@ def test_a_closed_loop_of_writers_keeps_two_rpcs_in_flight():
                 in_flight[0] -= 1
 
     coalescer, donations = Coalescer("donations", "record_donation", timeout=5), Counted(delay=0.01)
-
-    def writer(index):
-        return [coalescer.call(Proxy(donations, f"req-{index}-{turn}"), ("c1", {"kind": "cash", "amount_fen": 100},
-                                                                         ADMIN), {"idempotency_key": f"{index}-{turn}"})
-                for turn in range(4)]
-    outcomes = list(eventlet.GreenPool().imap(writer, range(32)))
+    outcomes = closed_loop(coalescer, donations, writers=32, turns=4)
     assert all(error is None for writes in outcomes for _answer, error in writes)
     assert max(len(batch) for batch in donations.batches) <= 16 and most[0] == 2
 
@@ -114,24 +116,23 @@ def test_a_second_rpc_goes_only_once_enough_writes_wait_for_it():
     COALESCED_SECOND_AT go at once in a second RPC."""
     coalescer, donations = Coalescer("donations", "record_donation", timeout=5), Donations(delay=0.3)
 
-    def gift(index):
-        return coalescer.call(Proxy(donations, f"req-{index}"), ("c1", {"kind": "cash", "amount_fen": 100}, ADMIN),
-                              {"idempotency_key": f"key-{index}"})
+    def numbered(index):
+        return gift(coalescer, donations, f"req-{index}", f"key-{index}")
     pool = eventlet.GreenPool()
-    first = pool.spawn(gift, 0)
+    first = pool.spawn(numbered, 0)
     eventlet.sleep(0.01)
-    few = [pool.spawn(gift, index) for index in range(1, COALESCED_SECOND_AT)]
+    few = [pool.spawn(numbered, index) for index in range(1, COALESCED_SECOND_AT)]
     eventlet.sleep(0.1)
     assert [len(batch) for batch in donations.batches] == [1]  # the rest wait for the RPC in flight
-    enough = pool.spawn(gift, COALESCED_SECOND_AT)
+    enough = pool.spawn(numbered, COALESCED_SECOND_AT)
     eventlet.sleep(0.1)
     assert [len(batch) for batch in donations.batches] == [1, COALESCED_SECOND_AT]
     answers = [thread.wait() for thread in (first, *few, enough)]
     assert answers == [({"receipt_no": f"key-{index}"}, None) for index in range(COALESCED_SECOND_AT + 1)]
 
-    later = [pool.spawn(gift, 100 + index) for index in range(3)]
+    later = [pool.spawn(numbered, 100 + index) for index in range(3)]
     eventlet.sleep(0.01)
-    more = [pool.spawn(gift, 200 + index) for index in range(2)]
+    more = [pool.spawn(numbered, 200 + index) for index in range(2)]
     assert all(answer is not None for answer, _error in (thread.wait() for thread in later + more))
     assert [len(batch) for batch in donations.batches][2:] == [3, 2]  # two wait for the first, then go together
 
