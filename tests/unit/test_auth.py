@@ -513,4 +513,3 @@ def test_behind_a_trusted_proxy_the_nearest_untrusted_hop_is_the_client():
 
 def test_a_header_from_an_untrusted_peer_is_ignored():
     assert client_address(request_from("203.0.113.9", "198.51.100.7"), PROXIES) == "203.0.113.9"
-
