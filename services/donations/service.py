@@ -72,24 +72,31 @@ _TAKE_RECEIPT_NO = update(_campaigns).where(
     cash_fen=_campaigns.c.cash_fen + bindparam("amount_fen"),
     donation_count=_campaigns.c.donation_count + 1,
 ).returning(_campaigns.c.last_receipt_seq, _campaigns.c.cash_fen, _campaigns.c.donation_count,
-            _campaigns.c.goal_fen)
+            _campaigns.c.goal_fen, _campaigns.c.code, _campaigns.c.starts_on, _campaigns.c.ends_on)
 _ADD_DONATION = insert(Donation.__table__)
 _ADD_DONATION_ITEMS = insert(DonationItem.__table__)
-_CAMPAIGN_TAKING_GIFTS = select(
-    _campaigns.c.id, _campaigns.c.code, _campaigns.c.status, _campaigns.c.starts_on, _campaigns.c.ends_on,
-).where(_campaigns.c.id == bindparam("campaign_id"))
+_CAMPAIGN_TAKING_GIFTS = select(_campaigns.c.status, _campaigns.c.starts_on, _campaigns.c.ends_on) \
+    .where(_campaigns.c.id == bindparam("campaign_id"))
 
 
-def next_receipt_no(session, campaign_id: str, code: str, amount_fen: int) -> Receipt:
+def next_receipt_no(session, campaign_id: str, amount_fen: int, today) -> Receipt:
     """The rule "a campaign's receipts are numbered without gaps", enforced:
     one statement takes the next number and adds the gift to the totals. The
     row lock it holds serialises gifts to one campaign until they commit, and
-    a gift rolled back gives its number back with it. The status again in the
-    statement itself: a close committed meanwhile wins (Conflict)."""
+    a gift rolled back gives its number back with it. The status in the
+    statement itself: a close committed meanwhile wins (Conflict). The dates
+    are checked on the row it returns (refused: the caller's savepoint or
+    transaction takes the number back); no row: NotFound, or why the campaign
+    takes no gifts (one statement, not a read before it, on every gift)."""
     taken = session.execute(_TAKE_RECEIPT_NO, {"campaign_id": campaign_id, "amount_fen": amount_fen}).one_or_none()
     if taken is None:
+        campaign = session.execute(_CAMPAIGN_TAKING_GIFTS, {"campaign_id": campaign_id}).one_or_none()
+        if campaign is None:
+            raise NotFound("No such campaign.")
+        enforce(domain.check_accepts_donations, campaign.status, campaign.starts_on, campaign.ends_on, today)
         raise Conflict("The campaign is closed: it takes no more donations.")
-    seq, cash_fen, donations, goal_fen = taken
+    seq, cash_fen, donations, goal_fen, code, starts_on, ends_on = taken
+    enforce(domain.check_accepts_donations, domain.CampaignStatus.OPEN, starts_on, ends_on, today)
     return Receipt(seq, domain.receipt_no(code, seq), cash_fen, donations, goal_fen)
 
 
@@ -365,23 +372,17 @@ class DonationsService(CategoryEntrypoints, KernelEntrypoints):
         items = data["items"] or []
         with self.db.unit_of_work() as uow:
             self._require_goods(uow.session, items)
-            # The columns this needs, not the whole campaign with its stock.
-            campaign = uow.session.execute(
-                _CAMPAIGN_TAKING_GIFTS, {"campaign_id": require_id(campaign_id, "campaign_id")}).one_or_none()
-            if campaign is None:
-                raise NotFound("No such campaign.")
-            enforce(domain.check_accepts_donations, campaign.status, campaign.starts_on,
-                    campaign.ends_on, local_today(self.config))
+            campaign_id = require_id(campaign_id, "campaign_id")
             amount = data["amount_fen"] or 0
             # The goal as of this row lock: an edit of the goal committed meanwhile counts.
             seq, receipt_no, cash_after, donations_after, goal_fen = next_receipt_no(
-                uow.session, campaign.id, campaign.code, amount)
+                uow.session, campaign_id, amount, local_today(self.config))
             # Checked after adding, under the row locks: a gift past the totals' bound is rolled back.
             enforce(domain.check_within_totals, cash_after)
             for category, quantity in domain.count_items(items).items():
-                enforce(domain.check_within_totals, self._receive(uow.session, campaign.id, category, quantity))
+                enforce(domain.check_within_totals, self._receive(uow.session, campaign_id, category, quantity))
             donation = SimpleNamespace(
-                id=new_id(), campaign_id=campaign.id, seq=seq, receipt_no=receipt_no,
+                id=new_id(), campaign_id=campaign_id, seq=seq, receipt_no=receipt_no,
                 verification_code=domain.new_code(domain.VERIFICATION_CODE_LENGTH), kind=data["kind"],
                 amount_fen=data["amount_fen"], donor_name=data["donor_name"], anonymous=data["anonymous"],
                 recorded_by=actor["id"], created_at=naive_utcnow(), voided_at=None, voided_by=None,
@@ -392,12 +393,12 @@ class DonationsService(CategoryEntrypoints, KernelEntrypoints):
             if items:
                 uow.session.execute(_ADD_DONATION_ITEMS, donation.items)
             uow.emit(events.DONATION_RECEIVED, {
-                "campaign_id": campaign.id, "donation_id": donation.id, "receipt_no": donation.receipt_no,
+                "campaign_id": campaign_id, "donation_id": donation.id, "receipt_no": donation.receipt_no,
                 "kind": donation.kind, "amount_fen": donation.amount_fen,
                 "items": [{"category": c, "quantity": q} for c, q in domain.count_items(items).items()],
                 "cash_fen_total": cash_after, "donations_total": donations_after})
             if domain.goal_newly_reached(cash_after - amount, cash_after, goal_fen):
-                self._goal_reached(uow, campaign.id)
+                self._goal_reached(uow, campaign_id)
             uow.commit()
         return shared(DonationSchema).dump(donation)
 

@@ -19,11 +19,12 @@ from nameko.rpc import Rpc
 from nameko.testing.services import worker_factory
 from sqlalchemy import event, make_url, select, update
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.sql.expression import ReleaseSavepointClause, RollbackToSavepointClause, SavepointClause
 
 from services.common import config as linli_config
 from services.common import migrations
 from services.common.db import Database, as_retryable
-from services.common.errors import InvalidInput, NotFound, Unavailable
+from services.common.errors import Conflict, InvalidInput, NotFound, Unavailable
 from services.common.groupcommit import InBatch, grouped
 from services.donations.models import Campaign, Donation, kernel
 from services.common.service import VouchedRpc
@@ -149,6 +150,36 @@ def test_one_refused_or_failing_request_fails_alone_and_leaves_no_trace(process)
     assert sorted(answer["receipt_no"][-4:] for answer in (answers[0], answers[3])) == ["0001", "0002"]
     with process.engine.connect() as connection:
         assert connection.execute(select(Campaign.cash_fen)).scalar() == 1000
+
+
+def test_a_gift_to_a_drive_not_yet_begun_gives_back_its_number_and_fails_alone(process):
+    # The receipt number is taken first and the dates checked on the row it returns:
+    # refused, the gift's savepoint takes the number and the totals back.
+    open_id = new_campaign(process)
+    later = worker(process).create_campaign(campaign_payload(starts=2, ends=10), ADMIN)
+    answers = donate_at_once(process, [(later["id"], CASH, uuid.uuid4().hex), (open_id, CASH, uuid.uuid4().hex)])
+    assert isinstance(answers[0], Conflict) and later["starts_on"] in str(answers[0])
+    assert answers[1]["receipt_no"].endswith("0001")
+    assert process.group().batches == 1
+    with process.engine.connect() as connection:
+        totals = dict(connection.execute(select(Campaign.id, Campaign.last_receipt_seq + Campaign.cash_fen)).all())
+    assert totals == {later["id"]: 0, open_id: 1 + 500}
+
+
+def test_the_writers_savepoints_are_the_sql_sqlalchemy_writes_for_them(process):
+    # db.plain_savepoints writes SAVEPOINT, RELEASE and ROLLBACK TO itself (cheaper than compiling each).
+    engine = process.group().engine
+    seen = []
+    event.listen(engine, "before_cursor_execute", lambda _c, _cursor, statement, *_args: seen.append(statement))
+    campaign_id = new_campaign(process)
+    donate_at_once(process, [(campaign_id, CASH, uuid.uuid4().hex), (uuid.uuid4().hex, CASH, uuid.uuid4().hex)])
+    clauses = {"SAVEPOINT": SavepointClause, "RELEASE": ReleaseSavepointClause,
+               "ROLLBACK": RollbackToSavepointClause}
+    savepoints = [statement for statement in seen if "SAVEPOINT" in statement]
+    assert {statement.split()[0] for statement in savepoints} == set(clauses)  # a gift kept, a gift refused
+    for statement in savepoints:
+        expected = clauses[statement.split()[0]](statement.split()[-1]).compile(dialect=engine.dialect)
+        assert statement == str(expected)
 
 
 def test_the_same_key_twice_in_one_batch_counts_once_and_answers_alike(process):
