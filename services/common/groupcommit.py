@@ -111,6 +111,31 @@ class InBatch:
         self.rows = []
 
 
+class WriterSession(Session):
+    """The writer's session. Inside a batch, a Core statement (one that names
+    no ORM entity) runs on the batch's connection at once: what
+    `Session.execute` does with it too (no flush before, no ORM step), less
+    looking that connection up and the ORM's dispatch around each statement,
+    19 % of a grouped donation's CPU in the writer (bench/writer_cpu.py).
+    ORM statements, and any call with options, go through the session."""
+
+    batch_connection = None  # set by the writer for the length of one batch's transaction
+
+    def begin_nested(self):
+        savepoint = super().begin_nested()
+        if self.batch_connection is not None:
+            # The session emits a SAVEPOINT when a statement of its own first needs the
+            # connection; one run on the connection would not, and would fall outside it.
+            self.connection()
+        return savepoint
+
+    def execute(self, statement, params=None, **kwargs):
+        if self.batch_connection is not None and not kwargs \
+                and statement._propagate_attrs.get("compile_state_plugin") != "orm":
+            return self.batch_connection.execute(statement, params)
+        return super().execute(statement, params, **kwargs)
+
+
 class _Call:
     def __init__(self, worker_db, run):
         self.worker_db = worker_db
@@ -226,16 +251,19 @@ class GroupCommit:
         if self._session is None:
             event.listen(self.engine, "after_cursor_execute", self._count)
             event.listen(self.engine, "handle_error", self._count)  # a failed statement needs undoing too
-            self._session = Session(self.engine, expire_on_commit=False, autoflush=True)
+            self._session = WriterSession(self.engine, expire_on_commit=False, autoflush=True)
         session = self._session
         try:
+            session.batch_connection = session.connection()  # the transaction begins
             if marks:
                 outbox = self.kernel.outbox
                 session.execute(update(outbox).where(outbox.c.id.in_(marks)).values(sent_at=naive_utcnow()))
             for call in batch:
                 call.context.run(self._one, session, call)
+            session.batch_connection = None
             session.commit()
         except BaseException:
+            session.batch_connection = None
             session.rollback()
             raise
 
