@@ -149,11 +149,7 @@ class Admission:
             yield
             return
         if not self._slots.take_free():
-            allowed = self.deadline
-            self._pressed_at = now = self._clock()
-            left = self.deadline_in_burst if wait_until is None else min(self.deadline_in_burst, wait_until - now)
-            if self._too_long(min(allowed, left), stall_limit=left):
-                self._refuse(self.expected_wait(), allowed)
+            now, left, allowed = self._judge(wait_until)
             if not self._queue():
                 self._queue_began = now
             # Let in, it waits its turn even past the overload deadline (the estimate is an
@@ -173,6 +169,23 @@ class Admission:
             if self._slots.locked():  # all were taken (a slot handed to a waiter stays taken): measured
                 self._slot_freed(self._clock())
             self._slots.give_back()
+
+    def refuse_now(self, wait_until: float | None = None):
+        """Unavailable if a request asking for a slot now would be refused: a
+        route whose call will ask this bound refuses so before it spends any
+        work on the request (ApiEntrypoint `coalesced`). It takes no slot."""
+        if self._slots is not None and not self._slots.has_free():
+            self._judge(wait_until)
+
+    def _judge(self, wait_until: float | None) -> tuple[float, float, float]:
+        """For a request that finds every slot taken: refused (Unavailable) if it
+        would wait too long; else (now, the wait left to it, the deadline)."""
+        allowed = self.deadline
+        self._pressed_at = now = self._clock()
+        left = self.deadline_in_burst if wait_until is None else min(self.deadline_in_burst, wait_until - now)
+        if self._too_long(min(allowed, left), stall_limit=left):
+            self._refuse(self.expected_wait(), allowed)
+        return now, left, allowed
 
     def _slot_freed(self, now: float):
         self._busy += now - self._full_since
@@ -447,7 +460,8 @@ class ApiEntrypoint(HttpRequestHandler):
                  response: type[Schema] | None = None, status: int = 200,
                  summary: str = "", prefix: str = API_PREFIX, in_openapi: bool = True,
                  idempotent: bool = False, key_required: bool = False, event_stream: bool = False,
-                 download: bool | tuple[str, ...] = False, shed: bool = True, **kwargs):
+                 download: bool | tuple[str, ...] = False, shed: bool = True, coalesced: str | None = None,
+                 **kwargs):
         kwargs.setdefault("expected_exceptions", EXPECTED_ERRORS)
         super().__init__(method, prefix + path, **kwargs)
         self.path = prefix + path
@@ -467,6 +481,10 @@ class ApiEntrypoint(HttpRequestHandler):
         # Refused with a 503 when the gateway is saturated (JsonWebServer.admission);
         # probes, metrics and the long-lived streams are always admitted.
         self.shed = shed and not event_stream
+        # The service whose coalesced write (services/gateway/rpc.py COALESCED) the handler makes: a
+        # request its bound would refuse is refused before the gateway authenticates and loads it.
+        self.coalesced = coalesced
+        self._coalesced_admission: Admission | None = None
 
     def setup(self):
         secret = self.container.config.get("JWT_SECRET") or ""
@@ -494,6 +512,8 @@ class ApiEntrypoint(HttpRequestHandler):
             # it never waits past the burst deadline; under an overload, each scope's own is short.
             request.wait_until = time.monotonic() + self.server.admission.deadline_in_burst
             try:
+                if self.coalesced is not None:
+                    self.coalesced_admission().refuse_now(request.wait_until)
                 with self.server.admission.admit():
                     response = self._answer(request)
             except Unavailable as exc:
@@ -503,6 +523,15 @@ class ApiEntrypoint(HttpRequestHandler):
         HTTP_REQUESTS.labels(self.path, self.method, response.status_code).inc()
         HTTP_SECONDS.labels(self.path).observe(time.perf_counter() - started)
         return response
+
+    def coalesced_admission(self) -> Admission:
+        """The bound of the coalesced write this route makes (ServiceRpc.grouped_admission)."""
+        if self._coalesced_admission is None:
+            self._coalesced_admission = next(
+                dependency.grouped_admission for dependency in self.container.dependencies
+                if getattr(dependency, "target_service", None) == self.coalesced
+                and getattr(dependency, "grouped_admission", None) is not None)
+        return self._coalesced_admission
 
     def _answer(self, request):
         request.shallow = False

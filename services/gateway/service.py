@@ -410,7 +410,7 @@ class GatewayService(KernelEntrypoints):
         return self.donations.close_campaign(campaign_id, request.principal)
 
     @api("POST", "/campaigns/<campaign_id>/donations", roles=MEMBER_OR_ADMIN, body=DonationCreateSchema,
-         response=DonationSchema, status=201, key_required=True)
+         response=DonationSchema, status=201, key_required=True, coalesced="donations")
     def record_donation(self, request, campaign_id):
         """Record cash (integer fen) or goods; answers with the receipt. An
         Idempotency-Key header is required: the same key again returns the first answer."""

@@ -26,9 +26,13 @@ class Slots:
         """Every slot is taken."""
         return self.free <= 0
 
+    def has_free(self) -> bool:
+        """A slot is free and no one waits for it."""
+        return self.free > 0 and not self._waiters
+
     def take_free(self) -> bool:
         """A free slot, if one is free and no one waits for it."""
-        if self.free > 0 and not self._waiters:
+        if self.has_free():
             self.free -= 1
             return True
         return False

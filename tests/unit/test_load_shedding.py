@@ -6,6 +6,7 @@ error shape at once, instead of queueing without bound. A burst the measured
 rate serves within the deadline is served in full; no waiter is kept past the
 deadline, none let in is refused for waiting, and slots go in the order
 asked; probes and streams are never shed."""
+import copy
 import json
 import time
 from types import SimpleNamespace
@@ -485,6 +486,53 @@ def test_a_saturated_gateway_answers_503_with_retry_after_at_once_and_serves_wha
         error = json.loads(response.get_data())["error"]
         assert error["code"] == "unavailable" and error["details"] == {"retry_after": 1}
     assert sorted(round(seconds, 1) for _, seconds in admitted) == [0.3, 0.3, 0.6, 0.6]
+
+
+def test_a_coalesced_write_its_bound_would_refuse_is_refused_before_the_gateway_works_on_it():
+    # Under an overload the refused are most of the requests: refused at the write's own
+    # bound, each had been authenticated, loaded and given a worker first, for nothing.
+    clock, grouped, release, requests = standing_queue("donations", 0, 30)
+    route = route_answering_slowly(Admission(0, 5.0, "gateway"), 0, coalesced="donations")
+    route._coalesced_admission = grouped
+    worked_on = []
+    route._answer = lambda request: worked_on.append(request) or json_response({"ok": True}, 201)
+
+    def refused() -> bool:
+        response = route.handle_request(SimpleNamespace())
+        return response.status_code == 503 and json.loads(response.get_data())["error"]["code"] == "unavailable"
+
+    assert refused()
+    release.send()
+    for request in requests:
+        request.wait()
+    release, requests = overloaded(grouped, clock, 0)  # every slot taken again, no one waiting
+    for _ in range(5):  # 2.5 s of refusals: the overload lasts, though none reached the bound itself
+        clock.now += 0.5
+        assert refused()
+        assert grouped.overloaded and grouped.in_flight == grouped.limit  # and took no slot
+    assert worked_on == []
+    release.send()
+    for request in requests:
+        request.wait()
+    assert route.handle_request(SimpleNamespace()).status_code == 201  # a slot is free: on to the work
+    assert len(worked_on) == 1
+
+
+def test_the_gift_route_refuses_early_at_the_bound_of_the_donations_coalesced_write():
+    from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
+
+    from services.gateway.rpc import COALESCED
+    from services.gateway.service import GatewayService
+
+    shipped, = getattr(GatewayService.record_donation, ENTRYPOINT_EXTENSIONS_ATTR)
+    assert shipped.coalesced == "donations" and "record_donation" in COALESCED["donations"]
+    route = copy.copy(shipped)  # as a container's own, set up
+    patrol, donations = Admission(6, 5, "patrol"), Admission(48, 5, "donations")
+    route.container = SimpleNamespace(dependencies=[  # as ServiceRpc has them once set up
+        SimpleNamespace(target_service="patrol", admission=patrol, grouped_admission=None),
+        SimpleNamespace(target_service="donations", admission=Admission(6, 5, "donations"),
+                        grouped_admission=donations)])
+    assert route.coalesced_admission() is donations
 
 
 @pytest.mark.parametrize("kwargs", [{"shed": False}, {"event_stream": True}])
