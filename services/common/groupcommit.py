@@ -115,8 +115,8 @@ class WriterSession(Session):
     """The writer's session. Inside a batch, a Core statement (one that names
     no ORM entity) runs on the batch's connection at once: what
     `Session.execute` does with it too (no flush before, no ORM step), less
-    looking that connection up and the ORM's dispatch around each statement,
-    19 % of a grouped donation's CPU in the writer (bench/writer_cpu.py).
+    looking that connection up and the ORM's dispatch around each statement:
+    ~9 % of a grouped donation's CPU in the writer (bench/writer_cpu.py).
     ORM statements, and any call with options, go through the session."""
 
     batch_connection = None  # set by the writer for the length of one batch's transaction
