@@ -260,12 +260,12 @@ class GroupCommit:
                 session.execute(update(outbox).where(outbox.c.id.in_(marks)).values(sent_at=naive_utcnow()))
             for call in batch:
                 call.context.run(self._one, session, call)
-            session.batch_connection = None
             session.commit()
         except BaseException:
-            session.batch_connection = None
             session.rollback()
             raise
+        finally:
+            session.batch_connection = None
 
     def _statements(self) -> int:
         return self._executed
