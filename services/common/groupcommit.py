@@ -236,13 +236,14 @@ class GroupCommit:
                 if batch:  # not the marks alone
                     self.batches += 1
                     self.calls += len(batch)
-                # Committed: each caller is answered now, and the batch's events are published in a
-                # green thread of its own (they are in the outbox already), while the next batch is applied.
-                for call in batch:
-                    call.done.send()
+                # Committed: the batch's events are queued for the relay's publisher (ahead of what
+                # a caller writes next), then each caller is answered; the events are published
+                # meanwhile (they are in the outbox already), while the next batch is applied.
                 rows = [row for call in batch for row in call.rows]
                 if rows and self.relay is not None:
-                    eventlet.spawn(self.relay.publish_committed, rows, self._sent)
+                    self.relay.publish_committed(rows, self._sent)
+                for call in batch:
+                    call.done.send()
         finally:
             self._leader = None
 

@@ -4,9 +4,11 @@ broker outage left behind, on a timer (several instances may sweep at once:
 rows are claimed with FOR UPDATE SKIP LOCKED where the database has it)."""
 from __future__ import annotations
 
+import itertools
 import logging
 from collections import Counter
 from datetime import timedelta
+from typing import Callable, NamedTuple
 
 import eventlet
 from eventlet.event import Event
@@ -25,6 +27,18 @@ log = logging.getLogger(__name__)
 PUBLISH_NOW_WAIT_SECONDS = 2.0
 
 
+class _Read(NamedTuple):
+    """Rows a worker has just committed, by id (read back to publish), and its event."""
+    ids: list[str]
+    done: Event
+
+
+class _Held(NamedTuple):
+    """Rows a group commit has just committed, as it holds them, and what marks them sent."""
+    rows: list
+    on_sent: Callable[[list[str]], None]
+
+
 class Relay:
     def __init__(self, engine, kernel, source: str, config: dict):
         self.engine = engine
@@ -38,8 +52,9 @@ class Relay:
         # Rows this process is publishing now: the timer must not publish them a
         # second time while a worker's post-commit publish is under way.
         self._in_flight: set[str] = set()
-        # Just-committed rows waiting for the batch publisher, with an event for their worker.
-        self._waiting: list[tuple[list[str], Event]] = []
+        # What has just been committed and waits for the batch publisher, in the order it was
+        # committed: _Read from publish_now, _Held from a group commit.
+        self._waiting: list[_Read | _Held] = []
         self._batcher = None
 
     def publish_now(self, ids: list[str], wait: float = PUBLISH_NOW_WAIT_SECONDS) -> int:
@@ -54,9 +69,7 @@ class Relay:
         alone until the broker unblocks, and its rows stay in flight, so the
         timer does not publish them a second time meanwhile."""
         done = Event()
-        self._waiting.append((ids, done))
-        if self._batcher is None:
-            self._batcher = eventlet.spawn(self._publish_batches)
+        self._queue(_Read(ids, done))
         try:
             with eventlet.Timeout(wait):
                 return done.wait()
@@ -65,23 +78,43 @@ class Relay:
                         len(ids), wait)
             return 0
 
-    def publish_committed(self, rows: list, on_sent, wait: float = PUBLISH_NOW_WAIT_SECONDS):
-        """Rows a group commit has just committed, as it holds them (no read):
-        published together with one wait for confirms; their ids then go to
+    def publish_committed(self, rows: list, on_sent):
+        """Rows a group commit has just committed, as it holds them (no read),
+        queued at once and published behind what this process committed before
+        them, ahead of what it commits after: called before the batch's callers
+        are answered, so that a caller's next write never has its event out
+        first (a visit logged before its case was opened). Their ids then go to
         `on_sent`, which marks them sent in its next transaction, and stay in
         flight (the timer leaves them) until `settled`. What fails is left to
-        the timer. The caller waits `wait` seconds at most, as publish_now's."""
+        the timer."""
         rows = [row for row in rows if row.id not in self._in_flight]
         self._in_flight |= {row.id for row in rows}
-        sending = eventlet.spawn(self._send_committed, rows, on_sent)
-        try:
-            with eventlet.Timeout(wait):
-                sending.wait()
-        except eventlet.Timeout:
-            log.warning("outbox: %d event(s) not confirmed within %.0f s; publishing on in the background",
-                        len(rows), wait)
+        self._queue(_Held(rows, on_sent))
 
-    def _send_committed(self, rows: list, on_sent):
+    def _queue(self, entry: _Read | _Held):
+        self._waiting.append(entry)
+        if self._batcher is None:
+            self._batcher = eventlet.spawn(self._publish_batches)
+
+    def _publish_batches(self):
+        """What waits, in order: each run of publish_now's ids in one batch (one read),
+        each run of a group commit's rows in another."""
+        try:
+            while self._waiting:
+                waiting, self._waiting = self._waiting, []
+                for kind, run in itertools.groupby(waiting, key=type):
+                    run = list(run)
+                    if kind is _Held:
+                        self._send_committed(run)
+                        continue
+                    published = self._publish_just_committed([row_id for entry in run for row_id in entry.ids])
+                    for entry in run:
+                        entry.done.send(len(entry.ids) if published else 0)
+        finally:
+            self._batcher = None
+
+    def _send_committed(self, run: list[_Held]):
+        rows = [row for entry in run for row in entry.rows]
         try:
             self._declare_topology()
             self.publisher.publish_all([self._message(row) for row in rows])
@@ -90,7 +123,8 @@ class Relay:
             log.warning("outbox: %d event(s) left for the relay (%s)", len(rows), type(exc).__name__)
             return
         _count_published(rows)
-        on_sent([row.id for row in rows])
+        for entry in run:
+            entry.on_sent([row.id for row in entry.rows])
 
     def settled(self, ids: list[str]):
         """These rows are marked sent (or left to the timer): no longer in flight."""
@@ -108,16 +142,6 @@ class Relay:
             # Only its own events' queues: all this service's broker user may declare.
             events.declare_topology(self.config, self.kernel.events, sources=[self.source])
             self._topology_declared = True
-
-    def _publish_batches(self):
-        try:
-            while self._waiting:
-                batch, self._waiting = self._waiting, []
-                published = self._publish_just_committed([row_id for ids, _ in batch for row_id in ids])
-                for ids, done in batch:
-                    done.send(len(ids) if published else 0)
-        finally:
-            self._batcher = None
 
     def _publish_just_committed(self, ids: list[str]) -> int:
         outbox = self.kernel.outbox

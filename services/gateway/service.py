@@ -541,7 +541,8 @@ class GatewayService(KernelEntrypoints):
                              "application/json; charset=utf-8",
                              exports.filename("linli-household", household_id, day, fmt="json"))
 
-    @api("POST", "/cases", roles=ADMIN, body=CaseOpenSchema, response=CaseSchema, status=201, idempotent=True)
+    @api("POST", "/cases", roles=ADMIN, body=CaseOpenSchema, response=CaseSchema, status=201, idempotent=True,
+         coalesced="welfare")
     def open_case(self, request):
         """Open a hardship case, assigned to a party member, who is alerted."""
         return self.welfare.open_case(request.body, request.principal, self._assignee_account(request.payload),

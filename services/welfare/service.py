@@ -15,6 +15,7 @@ from services.categories import CategoryEntrypoints, labels, require_categories
 from services.common.clock import community_zone, local_day, local_today, month_bounds, month_days, naive_utcnow
 from services.common.db import Database, UnitOfWork, contains_text, get_by_id, json_list_has
 from services.common.errors import Conflict, InvalidInput, NotFound, enforce
+from services.common.groupcommit import grouped
 from services.common.idempotency import idempotent
 from services.common.pagination import PageSchema, paginate
 from services.common.schemas import load_or_raise, require_id, shared
@@ -239,10 +240,13 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
     # -- cases ------------------------------------------------------------------------
 
     @rpc
+    @grouped
     @idempotent
     def open_case(self, payload: dict, actor: dict, assignee: dict | None) -> dict:
         """Open a case for a household, paired with a party member
-        (`assignee`: their account, as the gateway vouches; see _require_assignee)."""
+        (`assignee`: their account, as the gateway vouches; see _require_assignee).
+        In the process's group commit (@grouped): openings made at once share a
+        commit, and the gateway sends them as one `call_many`."""
         actor = load_actor(actor)
         require_admin(actor)
         data = load_or_raise(CaseOpenSchema(), payload)

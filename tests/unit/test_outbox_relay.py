@@ -1,6 +1,7 @@
 """The outbox relay without a broker: the timer's sweep publishes what a crash
 left behind, oldest first, and marks it sent; just-committed rows of several
-workers at once go out in batches, each row once, in the order committed."""
+workers at once, and a group commit's, go out in batches, each row once, in the
+order committed."""
 import json
 from datetime import timedelta
 
@@ -73,6 +74,33 @@ def test_rows_committed_at_once_by_several_workers_go_out_in_batches_each_once_i
     assert unsent(relay) == []
     assert relay._batcher is None and relay._waiting == []
 
+
+
+def test_a_group_commits_rows_go_out_in_the_order_committed_among_the_workers_rows():
+    # A case opened in a batch, then a visit logged by its caller: the case's event first,
+    # though the visit's worker asks to publish while the batch's rows still wait their turn.
+    relay, ids = relay_with_rows(6, age_seconds=0)
+    rows = {row.id: row for row in relay.engine.connect().execute(select(kernel.outbox)).all()}
+    marked = []
+    answers = []
+    pool = eventlet.GreenPool()
+
+    def worker_commits(these):
+        pool.spawn(lambda: answers.append(relay.publish_now(these)))
+        eventlet.sleep(0)  # the worker runs up to its wait for the publisher
+
+    worker_commits(ids[0:1])  # being published while the rest commit
+    relay.publish_committed([rows[ids[1]], rows[ids[2]]], marked.extend)  # a batch, before its callers' answers
+    worker_commits(ids[3:4])  # a caller's next write
+    relay.publish_committed([rows[ids[4]]], marked.extend)
+    worker_commits(ids[5:6])
+    pool.waitall()
+    while relay._batcher is not None:
+        eventlet.sleep(0.01)
+    assert relay.publisher.published == ids
+    assert answers == [1, 1, 1]
+    assert marked == [ids[1], ids[2], ids[4]]  # the batch's marks ride its next transaction
+    assert unsent(relay) == [ids[1], ids[2], ids[4]]
 
 class BrokerAway(RecordingPublisher):
     def publish_all(self, messages):
