@@ -20,7 +20,8 @@ from services.gateway.http import Admission, admission
 UNBOUNDED_METHODS = frozenset({"ping"})
 # Creating writes of a service that groups them (@grouped): concurrent calls from this
 # process go together as one `call_many` RPC (Coalescer).
-COALESCED = {"donations": frozenset({"record_donation"}), "welfare": frozenset({"open_case"})}
+COALESCED = {"donations": frozenset({"record_donation"}), "welfare": frozenset({"open_case"}),
+             "patrol": frozenset({"report_incident"})}
 # At most this many `call_many` RPCs of one method in flight from this process: the
 # calls made meanwhile wait and go together in the next one.
 COALESCED_IN_FLIGHT = 2

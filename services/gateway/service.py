@@ -336,7 +336,7 @@ class GatewayService(KernelEntrypoints):
         return self.patrol.list_patrols(request.principal, request.query_params)
 
     @api("POST", "/incidents", roles=MEMBER_OR_ADMIN, body=IncidentReportSchema, response=IncidentSchema,
-         status=201, idempotent=True)
+         status=201, idempotent=True, coalesced="patrol")
     def report_incident(self, request):
         """A problem found on patrol; the zone's leader is alerted at once."""
         return self.patrol.report_incident(request.body, request.principal,

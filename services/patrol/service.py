@@ -14,6 +14,7 @@ from services.categories import CategoryEntrypoints, labelled, labels, require_c
 from services.common.clock import community_zone, isoformat, month_bounds, naive_utcnow
 from services.common.db import Database, UnitOfWork, get_by_id
 from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound, enforce
+from services.common.groupcommit import grouped
 from services.common.idempotency import idempotent
 from services.common.pagination import PageSchema, paginate
 from services.common.schemas import load_or_raise
@@ -346,8 +347,12 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
     # -- incidents ----------------------------------------------------------------------
 
     @rpc
+    @grouped
     @idempotent
     def report_incident(self, payload: dict, actor: dict) -> dict:
+        """A problem found on patrol, in the process's group commit (@grouped):
+        reports made at once share a commit, and the gateway sends them as one
+        `call_many`. Its event alerts the zone's leader."""
         actor = load_actor(actor)
         data = load_or_raise(IncidentReportSchema(), payload)
         with self.db.unit_of_work() as uow:

@@ -1,10 +1,12 @@
-"""Case openings in the group commit (services/common/groupcommit.py), with the
-real welfare service's open_case on a real database file (or PostgreSQL under
-`make test-postgres`): openings made at once share commits, each case is
-written with the one alert event its party member is told by, and an opening
-refused (no such household, an assignee who may not take cases) fails alone
-and leaves no case and no alert behind. The case's event goes out before
-any its opener causes next."""
+"""Case openings and incident reports in the group commit
+(services/common/groupcommit.py), with the real welfare service's open_case
+and patrol service's report_incident on a real database file (or PostgreSQL
+under `make test-postgres`): those made at once share commits, each is
+written with the one event its alert is made from (the case's party member,
+the zone's leader), and one refused (no such household, an assignee who may
+not take cases; no such zone, a reporter outside the zone's team) fails alone
+and leaves nothing behind. A case's event goes out before any its opener
+causes next."""
 from __future__ import annotations
 
 import json
@@ -21,14 +23,19 @@ from sqlalchemy import event, func, select
 from services.common import config as linli_config
 from services.common import migrations
 from services.common.db import Database
-from services.common.errors import InvalidInput
+from services.common.errors import Forbidden, InvalidInput
 from services.common.outbox import Relay
+from services.contracts import patrol as patrol_events
 from services.contracts import welfare as events
+from services.patrol.models import Incident
+from services.patrol.models import kernel as patrol_kernel
+from services.patrol.service import PatrolService
 from services.welfare.models import Case, kernel
 from services.welfare.service import WelfareService
 from tests import databases
 from tests.unit.test_group_commit import PublishedAtOnce
 from tests.unit.test_outbox_relay import RecordingPublisher
+from tests.unit.test_patrol_service import DESCRIPTION, M1, M2, NORTH, OUTSIDER, make_zone
 from tests.unit.test_welfare_lifecycle import ADMIN, HOUSEHOLD, MEMBER_A, NOTES, SUMMARY, party_member
 
 pytestmark = pytest.mark.database
@@ -37,7 +44,7 @@ pytestmark = pytest.mark.database
 @pytest.fixture
 def process(tmp_path):
     """One welfare process's Database provider, with its group commit."""
-    yield from welfare_process(tmp_path, lambda _provider: PublishedAtOnce())
+    yield from grouped_process(tmp_path, "welfare", kernel, lambda _provider: PublishedAtOnce())
 
 
 @pytest.fixture
@@ -47,15 +54,21 @@ def publishing_process(tmp_path):
         real = Relay(provider.engine, kernel, "welfare", provider.container.config)
         real.publisher, real._topology_declared = RecordingPublisher(), True
         return real
-    yield from welfare_process(tmp_path, relay)
+    yield from grouped_process(tmp_path, "welfare", kernel, relay)
 
 
-def welfare_process(tmp_path, relay):
-    url = databases.database_url(tmp_path, "welfare")
-    migrations.upgrade("welfare", url)
-    config = {**linli_config.load("welfare"), "DB_URL": url, "GROUP_COMMIT_GATHER_MS": 5}
-    provider = Database(kernel)
-    provider.container = SimpleNamespace(config=config, service_name="welfare")
+@pytest.fixture
+def patrol_process(tmp_path):
+    """One patrol process's Database provider, with its group commit."""
+    yield from grouped_process(tmp_path, "patrol", patrol_kernel, lambda _provider: PublishedAtOnce())
+
+
+def grouped_process(tmp_path, service: str, service_kernel, relay):
+    url = databases.database_url(tmp_path, service)
+    migrations.upgrade(service, url)
+    config = {**linli_config.load(service), "DB_URL": url, "GROUP_COMMIT_GATHER_MS": 5}
+    provider = Database(service_kernel)
+    provider.container = SimpleNamespace(config=config, service_name=service)
     provider.setup()
     provider.relay = relay(provider)
     provider.commits = []
@@ -66,8 +79,8 @@ def welfare_process(tmp_path, relay):
     provider.stop()
 
 
-def worker(process):
-    return worker_factory(WelfareService, db=process.get_dependency(object()), config=process.container.config)
+def worker(process, cls=WelfareService):
+    return worker_factory(cls, db=process.get_dependency(object()), config=process.container.config)
 
 
 def open_at_once(process, openings):
@@ -83,11 +96,11 @@ def open_at_once(process, openings):
     return list(eventlet.GreenPool().imap(one, openings))
 
 
-def alerts(process) -> list[dict]:
-    """The case_opened events in the outbox: what the assignees' alerts are made from."""
-    outbox = kernel.outbox
+def alerts(process, event_type=events.CASE_OPENED) -> list[dict]:
+    """The events in the outbox that alerts are made from (the case's party member's, the zone leader's)."""
+    outbox = process.kernel.outbox
     with process.engine.connect() as connection:
-        rows = connection.execute(select(outbox.c.envelope).where(outbox.c.event_type == events.CASE_OPENED)).all()
+        rows = connection.execute(select(outbox.c.envelope).where(outbox.c.event_type == event_type)).all()
     return [json.loads(row.envelope)["data"] for row in rows]
 
 
@@ -139,3 +152,44 @@ def test_a_case_opened_in_a_batch_has_its_event_out_before_the_visit_logged_next
         written = dict(connection.execute(select(outbox.c.id, outbox.c.event_type)).all())
     published = [written[event_id] for event_id in process.relay.publisher.published]
     assert published[-2:] == [events.CASE_OPENED, events.VISIT_LOGGED]
+
+
+def report_at_once(process, reports):
+    """Each (reporter, zone id) from a worker of its own, all at once: (answer or error) each."""
+    def one(report):
+        actor, zone_id = report
+        try:
+            return worker(process, PatrolService).report_incident(
+                {"zone_id": zone_id, "compound": NORTH[0], "category": "fire_hazard",
+                 "description": DESCRIPTION, "severity": "high"}, actor, idempotency_key=uuid.uuid4().hex)
+        except Exception as exc:
+            return exc
+    return list(eventlet.GreenPool().imap(one, reports))
+
+
+def test_incident_reports_at_once_share_commits_and_each_alerts_the_zones_leader(patrol_process):
+    process = patrol_process
+    members = [f"m{n}" for n in range(12)]
+    zone = make_zone(lambda: worker(process, PatrolService), members=members)
+    answers = report_at_once(process, [({"id": member, "roles": ["member"]}, zone["id"]) for member in members])
+    assert all(isinstance(answer, dict) for answer in answers), answers
+    assert [answer["reported_by"] for answer in answers] == members
+    group = process.group()
+    assert group.calls == 12 and group.batches < 6
+    told = {alert["incident_id"]: alert["leader_id"] for alert in alerts(process, patrol_events.INCIDENT_REPORTED)}
+    assert told == {answer["id"]: "lead" for answer in answers}
+
+
+def test_a_refused_incident_report_fails_alone_and_leaves_no_incident_and_no_alert(patrol_process):
+    process = patrol_process
+    zone = make_zone(lambda: worker(process, PatrolService))
+    answers = report_at_once(process, [(M1, zone["id"]), (M1, uuid.uuid4().hex), (OUTSIDER, zone["id"]),
+                                       (M2, zone["id"])])
+    assert isinstance(answers[0], dict) and isinstance(answers[3], dict)
+    assert isinstance(answers[1], InvalidInput) and "zone_id" in answers[1].details["fields"]
+    assert isinstance(answers[2], Forbidden)
+    assert process.group().batches == 1
+    with process.engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(Incident)).scalar() == 2
+    assert sorted(alert["incident_id"] for alert in alerts(process, patrol_events.INCIDENT_REPORTED)) == sorted(
+        answer["id"] for answer in (answers[0], answers[3]))
