@@ -518,21 +518,23 @@ def test_a_coalesced_write_its_bound_would_refuse_is_refused_before_the_gateway_
     assert len(worked_on) == 1
 
 
-def test_the_gift_route_refuses_early_at_the_bound_of_the_donations_coalesced_write():
+@pytest.mark.parametrize("handler, service, method", [("record_donation", "donations", "record_donation"),
+                                                      ("open_case", "welfare", "open_case"),
+                                                      ("report_incident", "patrol", "report_incident")])
+def test_each_route_of_a_coalesced_write_refuses_early_at_that_writes_bound(handler, service, method):
     from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
 
     from services.gateway.rpc import COALESCED
     from services.gateway.service import GatewayService
 
-    shipped, = getattr(GatewayService.record_donation, ENTRYPOINT_EXTENSIONS_ATTR)
-    assert shipped.coalesced == "donations" and "record_donation" in COALESCED["donations"]
+    shipped, = getattr(getattr(GatewayService, handler), ENTRYPOINT_EXTENSIONS_ATTR)
+    assert shipped.coalesced == service and method in COALESCED[service]
     route = copy.copy(shipped)  # as a container's own, set up
-    patrol, donations = Admission(6, 5, "patrol"), Admission(48, 5, "donations")
+    other, bound = Admission(6, 5, "accounts"), Admission(48, 5, service)
     route.container = SimpleNamespace(dependencies=[  # as ServiceRpc has them once set up
-        SimpleNamespace(target_service="patrol", admission=patrol, grouped_admission=None),
-        SimpleNamespace(target_service="donations", admission=Admission(6, 5, "donations"),
-                        grouped_admission=donations)])
-    assert route.coalesced_admission() is donations
+        SimpleNamespace(target_service="accounts", admission=other, grouped_admission=None),
+        SimpleNamespace(target_service=service, admission=Admission(6, 5, service), grouped_admission=bound)])
+    assert route.coalesced_admission() is bound
 
 
 @pytest.mark.parametrize("kwargs", [{"shed": False}, {"event_stream": True}])
