@@ -1,9 +1,13 @@
 """The walking skeleton's story through the gateway: an admin opens a hardship
-case; its party member, and only they, is alerted in the inbox and live."""
+case; its party member, and only they, is alerted in the inbox and live; and
+cases opened at once (in one group commit) each alert their own member."""
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
+import requests
 
 from tests.conftest import wait_for
-from tests.e2e.conftest import EventStream, open_case
+from tests.e2e.conftest import HOUSEHOLD, EventStream, open_case
 
 
 @pytest.fixture(scope="module")
@@ -124,3 +128,30 @@ def test_health_ready_and_the_openapi_document(stack):
                          ("/api/v1/households", "post"), ("/api/v1/cases", "post"),
                          ("/api/v1/cases/{case_id}", "get")]:
         assert method in spec["paths"][path], (path, method)
+
+
+def test_cases_opened_at_once_are_all_served_and_each_alerts_its_own_member_live(stack, admin, register):
+    # The gateway sends openings made at once as one call_many, welfare commits them together:
+    # each still gets its own answer, and each party member exactly their own alert.
+    members = [register() for _ in range(12)]
+    streams = [EventStream(stack.url + "/api/v1/me/alerts/stream", member.token) for member, _ in members]
+    household = admin.post("/households", HOUSEHOLD).json()
+
+    def open_one(profile):
+        return requests.post(stack.url + "/api/v1/cases", timeout=30, headers={
+            "Authorization": f"Bearer {admin.token}"}, json={
+            "household_id": household["id"], "categories": ["elderly"], "summary": "Needs the allowance.",
+            "assignee_id": profile["id"]})
+
+    try:
+        with ThreadPoolExecutor(len(members)) as pool:
+            answers = list(pool.map(open_one, [profile for _, profile in members]))
+        assert [answer.status_code for answer in answers] == [201] * len(members), [a.text for a in answers]
+        cases = [answer.json() for answer in answers]
+        assert [case["assignee_id"] for case in cases] == [profile["id"] for _, profile in members]
+        for stream, case in zip(streams, cases):
+            live = wait_for(lambda stream=stream: stream.events, timeout=15, what="each member's live alert")
+            assert [event["data"]["ref"] for event in live] == [{"type": "case", "id": case["id"]}]
+    finally:
+        for stream in streams:
+            stream.close()

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import date
 from unittest import mock
 
 from kombu import Connection
@@ -25,6 +26,7 @@ from services.welfare.service import WelfareService
 from tests import databases
 from tests.conftest import wait_for
 from tests.integration.conftest import ASSIGNEE, alerts_for, count, open_case, unsent
+from tests.vouching import vouched_rpc
 
 CASE_QUEUE = events.queue_name(SUBSCRIPTIONS[0])
 
@@ -33,19 +35,24 @@ def test_event_committed_but_not_published_is_relayed_after_a_crash_exactly_once
     welfare_config = service_config("welfare")
     notifications_config = service_config("notifications")
 
-    # The welfare process "dies" between its commit and its publish.
+    # The welfare process "dies" between its commits and their publish: a case opened in its
+    # group commit (publish_committed), then a visit logged on its own (publish_now).
     with mock.patch.object(Relay, "publish_now", lambda self, ids: 0), \
+            mock.patch.object(Relay, "publish_committed", lambda self, rows, on_sent: None), \
             mock.patch.object(Relay, "publish_pending", lambda self, batch=500: 0):
         crashed = start_service(WelfareService, welfare_config)
         case_id = open_case(welfare_config)
+        with vouched_rpc(welfare_config, "welfare") as welfare:
+            welfare.log_visit(case_id, {"visited_on": date.today().isoformat(), "notes": "Mother frail."},
+                              {"id": ASSIGNEE, "roles": ["member"]})
         crashed.kill()
-    assert unsent(welfare_config, welfare_kernel) == 1
+    assert unsent(welfare_config, welfare_kernel) == 2
 
     # Restarted, its relay timer publishes what was left; notifications acts on it once.
     start_service(NotificationsService, notifications_config)
     start_service(WelfareService, welfare_config)
     wait_for(lambda: alerts_for(notifications_config, case_id), timeout=15, what="the alert")
-    wait_for(lambda: unsent(welfare_config, welfare_kernel) == 0, what="the outbox row marked sent")
+    wait_for(lambda: unsent(welfare_config, welfare_kernel) == 0, what="the outbox rows marked sent")
 
     # A second case after it proves the queue has moved past the first event.
     second_case = open_case(welfare_config)
@@ -172,28 +179,27 @@ def test_a_service_counts_its_work_for_prometheus(start_service, service_config)
 
 def test_a_crash_after_publishing_but_before_marking_sent_is_deduplicated_downstream(
         start_service, service_config, vhost):
-    """The relay published, then died before it marked the row: after restart
-    it publishes again, and the consumer's processed_events makes it one alert."""
+    """The relay published a group commit's events, then died before they were
+    marked sent (in the next batch's transaction): after restart it publishes
+    again, and the consumer's processed_events makes it one alert."""
     welfare_config = service_config("welfare")
     notifications_config = service_config("notifications")
     start_service(NotificationsService, notifications_config)
-    real_publish_rows = Relay._publish_rows
 
-    def publish_then_die(self, session, rows, sent):
-        self.publisher.publish_all([self._message(row) for row in rows])
-        raise RuntimeError("killed before marking the rows sent")
+    def publish_then_die(self, run):
+        self.publisher.publish_all([self._message(row) for entry in run for row in entry.rows])
+        # killed here: the ids never reach the group commit that would mark them sent
 
-    with mock.patch.object(Relay, "_publish_rows", publish_then_die):
+    with mock.patch.object(Relay, "_send_committed", publish_then_die):
         crashed = start_service(WelfareService, welfare_config)
         case_id = open_case(welfare_config)
         wait_for(lambda: alerts_for(notifications_config, case_id), timeout=15, what="the first delivery")
         crashed.kill()
     assert unsent(welfare_config, welfare_kernel) == 1  # it never knew it had published
 
-    with mock.patch.object(Relay, "_publish_rows", real_publish_rows):
-        start_service(WelfareService, welfare_config)
-        wait_for(lambda: unsent(welfare_config, welfare_kernel) == 0, timeout=15, what="the row marked sent")
-        second = open_case(welfare_config)
-        wait_for(lambda: alerts_for(notifications_config, second), timeout=15, what="a later alert")
+    start_service(WelfareService, welfare_config)
+    wait_for(lambda: unsent(welfare_config, welfare_kernel) == 0, timeout=15, what="the row marked sent")
+    second = open_case(welfare_config)
+    wait_for(lambda: alerts_for(notifications_config, second), timeout=15, what="a later alert")
     assert len(alerts_for(notifications_config, case_id)) == 1
     assert vhost.depth(CASE_QUEUE) == 0
