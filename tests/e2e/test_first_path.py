@@ -149,7 +149,7 @@ def test_cases_opened_at_once_are_all_served_and_each_alerts_its_own_member_live
         assert [answer.status_code for answer in answers] == [201] * len(members), [a.text for a in answers]
         cases = [answer.json() for answer in answers]
         assert [case["assignee_id"] for case in cases] == [profile["id"] for _, profile in members]
-        for stream, case in zip(streams, cases):
+        for stream, case in zip(streams, cases, strict=True):
             live = wait_for(lambda stream=stream: stream.events, timeout=15, what="each member's live alert")
             assert [event["data"]["ref"] for event in live] == [{"type": "case", "id": case["id"]}]
     finally:
