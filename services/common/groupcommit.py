@@ -192,6 +192,14 @@ class GroupCommit:
 
     def stop(self):
         """Mark what was published (the workers have ended: nothing else waits)."""
+        leader = self._leader
+        if leader is not None:  # its last batch, or marks it holds, finish first: one transaction at a time
+            if self._arrival is not None and not self._arrival.ready():
+                self._arrival.send()  # marks waiting for a write that will not come: now
+            try:
+                leader.wait()
+            except Exception:  # logged where it failed; what it did not mark is marked below or relayed again
+                pass
         if self._marks:
             marks, self._marks = self._marks, []
             try:

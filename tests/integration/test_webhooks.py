@@ -144,9 +144,10 @@ def test_a_dripping_receiver_under_a_flood_stalls_no_one_else_and_loses_nothing(
             quick_lag = quick.arrived[0] - sent
             leader_inbox = notifications.list_alerts(leader, {"limit": 50})["items"]
 
-        # Every other member's alert reaches their inbox, most within half a second. A stall (a delivery holding
-        # what others need) waits out the drip's 10 s deadline; the 2.5 s bound is room for a busy CI machine.
-        assert statistics.median(lags) < 0.5 and max(lags) < 2.5, lags
+        # Every other member's alert reaches their inbox, most within a second. A stall (a delivery holding
+        # what others need) waits out the drip's 10 s deadline; the bounds are room for a busy CI machine
+        # (on a slow day, with PostgreSQL and two other suites beside it: a median of 0.57 s).
+        assert statistics.median(lags) < 1.0 and max(lags) < 2.5, lags
         assert max(inbox_reads) < 0.5, inbox_reads     # and the inbox answers at once
         assert quick_lag < 2.5, quick_lag              # a quick receiver is not behind the slow one
         assert len(leader_inbox) == 14                 # the leader's alerts are all in the inbox too

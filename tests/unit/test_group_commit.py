@@ -240,6 +240,25 @@ def test_published_rows_are_marked_sent_by_a_later_transaction_not_one_each(proc
     assert len(process.commits) == group.batches + 1
 
 
+
+def test_a_process_stopping_while_its_writer_marks_rows_sent_waits_for_it_and_loses_no_mark(process):
+    # nameko stops the Database once the workers have ended, but the writer may still be in the
+    # transaction that marks the last batch's events sent: closing its session then broke that commit.
+    campaign_id = new_campaign(process)
+    donate_at_once(process, [(campaign_id, CASH, uuid.uuid4().hex) for _ in range(3)])
+    slow = []
+    event.listen(process.group().engine, "commit", lambda _connection: slow and real_sleep(0.5))
+    slow.append(True)  # the marks' commit, after MARK_DELAY_SECONDS, takes half a second
+    eventlet.sleep(0.3)  # the writer is in it now
+    process.stop()
+    published = process.relay.published
+    assert len(published) == 3
+    with process.engine.connect() as connection:
+        outbox = kernel.outbox
+        marked = connection.execute(select(outbox.c.sent_at).where(outbox.c.id.in_(published))).all()
+    assert all(row.sent_at is not None for row in marked)
+    assert process.relay.in_flight == set()
+
 class KeepsOneUnitAbandonsAnother(DonationsService):
     @grouped
     def two_units(self, campaign_id):
