@@ -62,13 +62,19 @@ class PublishedAtOnce:
 @pytest.fixture
 def process(tmp_path):
     """One donations process's Database provider, with its group commit."""
-    url = databases.database_url(tmp_path, "donations")
-    migrations.upgrade("donations", url)
-    config = {**linli_config.load("donations"), "DB_URL": url, "GROUP_COMMIT_GATHER_MS": 5}
-    provider = Database(kernel)
-    provider.container = SimpleNamespace(config=config, service_name="donations")
+    yield from grouped_process(tmp_path, "donations", kernel, lambda _provider: PublishedAtOnce())
+
+
+def grouped_process(tmp_path, service: str, service_kernel, relay):
+    """A service process's Database provider on a migrated database, with its group commit, the
+    relay `relay(provider)` makes, and `commits`: when the writer committed."""
+    url = databases.database_url(tmp_path, service)
+    migrations.upgrade(service, url)
+    config = {**linli_config.load(service), "DB_URL": url, "GROUP_COMMIT_GATHER_MS": 5}
+    provider = Database(service_kernel)
+    provider.container = SimpleNamespace(config=config, service_name=service)
     provider.setup()
-    provider.relay = PublishedAtOnce()
+    provider.relay = relay(provider)
     provider.commits = []
     event.listen(provider.group().engine, "commit", lambda _connection: provider.commits.append(time.monotonic()))
     yield provider

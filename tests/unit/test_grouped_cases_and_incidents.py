@@ -10,19 +10,14 @@ causes next."""
 from __future__ import annotations
 
 import json
-import time
 from datetime import date
 import uuid
-from types import SimpleNamespace
 
 import eventlet
 import pytest
 from nameko.testing.services import worker_factory
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
-from services.common import config as linli_config
-from services.common import migrations
-from services.common.db import Database
 from services.common.errors import Forbidden, InvalidInput
 from services.common.outbox import Relay
 from services.contracts import patrol as patrol_events
@@ -32,8 +27,7 @@ from services.patrol.models import kernel as patrol_kernel
 from services.patrol.service import PatrolService
 from services.welfare.models import Case, kernel
 from services.welfare.service import WelfareService
-from tests import databases
-from tests.unit.test_group_commit import PublishedAtOnce
+from tests.unit.test_group_commit import PublishedAtOnce, grouped_process
 from tests.unit.test_outbox_relay import RecordingPublisher
 from tests.unit.test_patrol_service import DESCRIPTION, M1, M2, NORTH, OUTSIDER, make_zone
 from tests.unit.test_welfare_lifecycle import ADMIN, HOUSEHOLD, MEMBER_A, NOTES, SUMMARY, party_member
@@ -61,22 +55,6 @@ def publishing_process(tmp_path):
 def patrol_process(tmp_path):
     """One patrol process's Database provider, with its group commit."""
     yield from grouped_process(tmp_path, "patrol", patrol_kernel, lambda _provider: PublishedAtOnce())
-
-
-def grouped_process(tmp_path, service: str, service_kernel, relay):
-    url = databases.database_url(tmp_path, service)
-    migrations.upgrade(service, url)
-    config = {**linli_config.load(service), "DB_URL": url, "GROUP_COMMIT_GATHER_MS": 5}
-    provider = Database(service_kernel)
-    provider.container = SimpleNamespace(config=config, service_name=service)
-    provider.setup()
-    provider.relay = relay(provider)
-    provider.commits = []
-    event.listen(provider.group().engine, "commit", lambda _connection: provider.commits.append(time.monotonic()))
-    yield provider
-    for worker_ctx in list(provider._workers):
-        provider.worker_teardown(worker_ctx)
-    provider.stop()
 
 
 def worker(process, cls=WelfareService):
