@@ -1,10 +1,14 @@
 """Passwords: what a good one is, and hashing that never runs on the eventlet
 hub. scrypt takes tens of milliseconds of CPU; on the hub it stalls every
 other request of the process, so it runs in a real thread (eventlet.tpool),
-at most `MAX_HASHES` at once."""
+at most `MAX_HASHES` at once, and at a lower CPU priority than everything
+else on the machine, so that a login flood on a busy machine slows logins,
+not the routes beside them."""
 from __future__ import annotations
 
 import gzip
+import os
+import threading
 from functools import cache
 from pathlib import Path
 
@@ -24,6 +28,8 @@ MAX_LENGTH = 200
 COMMON_PASSWORDS = Path(__file__).with_name("common-passwords.txt.gz")
 
 RETRY_AFTER_SECONDS = 1
+# The nice value of the threads that hash (0 is everyone else's; 19 the lowest).
+HASH_NICE = 10
 
 
 @cache
@@ -70,16 +76,26 @@ class Hasher:
     @staticmethod
     def hash(password: str) -> str:
         """Call while holding a slot."""
-        return tpool.execute(generate_password_hash, password)
+        return tpool.execute(_at_low_priority, generate_password_hash, password)
 
     @staticmethod
     def check(password_hash: str, password: str) -> bool:
         """Call while holding a slot."""
-        return tpool.execute(check_password_hash, password_hash, password)
+        return tpool.execute(_at_low_priority, check_password_hash, password_hash, password)
 
     def hash_new(self, password: str) -> str:
         with self.slot():
             return self.hash(password)
+
+
+def _at_low_priority(work, *args):
+    """Run `work` in this (tpool) thread at HASH_NICE. Linux gives each thread
+    its own nice value; the thread keeps it, since only hashes use the
+    gateway's tpool threads (and an unprivileged one may not raise it back)."""
+    thread = threading.get_native_id()
+    if os.getpriority(os.PRIO_PROCESS, thread) < HASH_NICE:
+        os.setpriority(os.PRIO_PROCESS, thread, HASH_NICE)
+    return work(*args)
 
 
 class _Held:

@@ -1,4 +1,6 @@
 """Bearer tokens, roles, and accounts: who may call, and how they prove it."""
+import os
+import threading
 import time
 from datetime import datetime, timedelta
 
@@ -337,6 +339,23 @@ def test_a_login_waiting_for_a_hashing_slot_gets_it_before_a_newcomer_and_one_pa
         assert 0.15 < time.monotonic() - started < 1.0
         assert refused.value.details["retry_after"] == passwords.RETRY_AFTER_SECONDS
 
+
+
+def test_a_password_is_hashed_at_a_lower_cpu_priority_than_the_requests_beside_it(monkeypatch):
+    seen = []
+
+    def scrypt_check(password_hash, password):  # stands in for werkzeug's, to see which thread runs it
+        thread = threading.get_native_id()
+        seen.append((thread, os.getpriority(os.PRIO_PROCESS, thread)))
+        return password == "right"
+
+    monkeypatch.setattr(passwords, "check_password_hash", scrypt_check)
+    hasher = passwords.Hasher(max_hashes=1, wait=0.2)
+    with hasher.slot():
+        assert hasher.check("a-hash", "right") and not hasher.check("a-hash", "wrong")
+    assert [nice for _, nice in seen] == [passwords.HASH_NICE] * 2
+    assert threading.get_native_id() not in {thread for thread, _ in seen}  # never on the hub's thread
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == 0
 
 # -- the token and the account as it is now ------------------------------------------
 
