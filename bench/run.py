@@ -8,8 +8,10 @@ print and save a report, and plot it.
 
 What it measures, in order (bench/README.md says how to read it):
   1. closed-loop curve: at each --concurrency N, donation writes, case
-     openings (POST /api/v1/cases) and the bare path: throughput and latency
-     percentiles, and each case's alert arriving on the assignee's SSE stream;
+     openings (POST /api/v1/cases), incident reports (POST /api/v1/incidents)
+     and the bare path: throughput and latency percentiles, CPU per request
+     and the rate it would allow (the ceiling), and each case's alert arriving
+     on the assignee's SSE stream;
   2. alert latency with the stack otherwise idle: cases opened one at a time;
   3. open-loop steps for donation writes at 50 % and 150 % of the best rate of
      step 1: p99 at half load, and past the maximum whether the gateway sheds
@@ -66,6 +68,10 @@ MEMBER = ("bench-member", "bench-member-password")
 HOUSEHOLD = {"compound": "Xingfu Garden", "address": "Building 1", "people": [
     {"name": "Bench", "relation": "self", "birth_year": 1950, "conditions": []}]}
 DONATION = json.dumps({"kind": "cash", "amount_fen": 100, "anonymous": True})
+ZONE = {"name": "Bench zone", "compounds": ["Xingfu Garden"]}
+
+# The closed-loop curve's paths: the three grouped writes, and the bare reference.
+PATHS = ("donations", "cases", "incidents", "bare")
 
 # The targets of issue 8, to report against.
 TARGETS = {
@@ -384,6 +390,7 @@ class Bench:
         self.member_id = member["id"]
         self.household_id = self.post("/households", HOUSEHOLD)["id"]
         self.campaign_id = self.new_campaign("Bench writes")
+        self.zone_id = self.post("/zones", ZONE)["id"]
         self.stream = AlertStream(self.api + "/me/alerts/stream", self.token(*MEMBER))
         self.stream.start()
         self.report["machine"] = self.machine()
@@ -471,6 +478,11 @@ class Bench:
                      "record": "id", "body": json.dumps({"household_id": self.household_id,
                                                          "categories": ["elderly"], "summary": "bench",
                                                          "assignee_id": self.member_id})}
+        elif target == "incidents":  # reported by the office (an admin may report in any zone)
+            spec |= {"url": self.api + "/incidents", "headers": self.admin, "key_header": "Idempotency-Key",
+                     "body": json.dumps({"zone_id": self.zone_id, "compound": ZONE["compounds"][0],
+                                         "category": "fire_hazard", "severity": "medium",
+                                         "description": "Bicycles charging in the stairwell."})}
         elif target == "bare":
             spec |= {"url": self.bare.url + "/bare", "body": DONATION, "key_header": "Idempotency-Key"}
         spec.setdefault("warmup", self.args.warmup)
@@ -647,7 +659,7 @@ class Bench:
 
     def curve(self):
         progress(f"1. closed-loop curve at {self.args.concurrency} connections, {self.args.duration:g} s each")
-        curve = {target: [] for target in ("donations", "cases", "bare") if target in self.args.targets}
+        curve = {target: [] for target in PATHS if target in self.args.targets}
         if set(curve) & set(self.messages):
             self.idle_messages()
         for connections in self.args.concurrency:
@@ -985,6 +997,18 @@ def cpu_ms_per_request(result: dict, rate: float) -> str:
     return ", ".join(f"{k} {v:.1f}" for k, v in per) + f" (sum {sum(v for _, v in per):.1f})"
 
 
+def ceiling(result: dict, rate: float, cores: int) -> float:
+    """The rate this step's CPU per request would allow with no process ever
+    waiting: each process at one core at most (one eventlet hub: a `nameko run`
+    process computes on one core), all the stack's processes together at every
+    core the machine has (the client's CPU left out)."""
+    per = {k: v * 1000 / rate for k, v in result["cpu"].items()
+           if k not in ("machine_busy", "others") and v >= 0.02} if rate else {}
+    if not per:
+        return 0.0
+    return min(min(1000 / ms for ms in per.values()), cores * 1000 / sum(per.values()))
+
+
 def issue20(report: dict) -> list[str]:
     """The report's section for issue 20: wrk, Linli against the bare path; CPU per write;
     broker messages per write; the issue's targets."""
@@ -1011,13 +1035,19 @@ def issue20(report: dict) -> list[str]:
                          f"{d['latency_ms'].get('p50', 0):.1f} / {d['latency_ms'].get('p99', 0):.1f} | "
                          f"{b['ok_per_s']:.0f} | {b['latency_ms'].get('p50', 0):.1f} / "
                          f"{b['latency_ms'].get('p99', 0):.1f} | {ratio:.2f}× |")
+        cores = report["machine"]["cores"]
         lines += ["", "CPU milliseconds per answered write (Linli) / request (bare) by process during each wrk step "
                   "(`client` is wrk itself; RabbitMQ's figure includes other vhosts' traffic on the shared broker; "
-                  "`others` = the rest of the machine, in shares of a core):", "",
-                  "| connections | path | CPU ms per write / request | others |", "|---|---|---|---|"]
+                  "`others` = the rest of the machine, in shares of a core). `ceiling` is the rate that CPU per "
+                  "write would allow if no process ever waited: each process at one core at most, the stack's "
+                  f"processes together at all {cores} (the client left out). What the ceiling leaves above the "
+                  "measured rate is time the processes spent waiting for each other.", "",
+                  "| connections | path | CPU ms per write / request | ceiling /s | measured /s | others |",
+                  "|---|---|---|---|---|---|"]
         for d, b in pairs:
             for name, r in (("Linli", d), ("bare", b)):
                 lines.append(f"| {r['connections']} | {name} | {cpu_ms_per_request(r, r['ok_per_s'])} | "
+                             f"{ceiling(r, r['ok_per_s'], cores):.0f} | {r['ok_per_s']:.0f} | "
                              f"{r['cpu'].get('others', 0):.2f} |")
         lines.append("")
     steps = counted + [(f"wrk c={r['connections']}", target, r) for target in ("donations", "bare")
@@ -1092,8 +1122,10 @@ def markdown(report: dict) -> str:
     if report.get("curve"):
         lines += ["", "## Where the CPU goes", "",
                   "CPU milliseconds per answered request, by process, at each path's best closed-loop step "
-                  "(RabbitMQ's figure includes other vhosts' traffic on the shared broker):", "",
-                  "| path | at | ok/s | CPU ms per request |", "|---|---|---|---|"]
+                  "(RabbitMQ's figure includes other vhosts' traffic on the shared broker), and the ceiling: the "
+                  "rate that CPU would allow if no process ever waited (each at one core at most, all of them "
+                  "at every core):", "",
+                  "| path | at | ok/s | CPU ms per request | ceiling /s |", "|---|---|---|---|---|"]
         for target in report["curve"]:
             best = max(report["curve"][target], key=lambda r: r["ok_per_s"])
             if best["ok_per_s"]:
@@ -1101,10 +1133,12 @@ def markdown(report: dict) -> str:
                               if k not in ("machine_busy", "others") and v >= 0.02), key=lambda kv: -kv[1])
                 per.append(("client", best["client_cpu_share"] * 1000 / best["ok_per_s"]))
                 lines.append(f"| {target} | {best['connections']} connections | {best['ok_per_s']:.0f} | "
-                             + ", ".join(f"{k} {v:.1f}" for k, v in per) + " |")
+                             + ", ".join(f"{k} {v:.1f}" for k, v in per)
+                             + f" | {ceiling(best, best['ok_per_s'], report['machine']['cores']):.0f} |")
         lines += ["", "## Closed loop: N connections, each sending its next request when answered", ""]
         for target, title in (("donations", "Donation writes, `POST /api/v1/campaigns/{id}/donations`"),
                               ("cases", "Case openings, `POST /api/v1/cases` (and the alert each makes)"),
+                              ("incidents", "Incident reports, `POST /api/v1/incidents`"),
                               ("bare", "Bare nameko reference, HTTP → RPC → reply + event, no database")):
             if target not in report["curve"]:
                 continue
@@ -1184,8 +1218,9 @@ def plot(report: dict, path: Path):
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(2, 2, figsize=(13, 9))
-    colours = {"donations": "tab:blue", "cases": "tab:orange", "bare": "tab:grey"}
-    names = {"donations": "donation writes", "cases": "case openings", "bare": "bare nameko path"}
+    colours = {"donations": "tab:blue", "cases": "tab:orange", "incidents": "tab:purple", "bare": "tab:grey"}
+    names = {"donations": "donation writes", "cases": "case openings", "incidents": "incident reports",
+             "bare": "bare nameko path"}
     curve = report.get("curve", {})
     for target, results in curve.items():
         x = [r["connections"] for r in results]
@@ -1281,9 +1316,8 @@ def main() -> int:
     parser.add_argument("--only", nargs="+",
                         choices=["curve", "wrk", "alerts", "open", "scaling", "totals", "burst"],
                         help="run only these phases (open and scaling need curve)")
-    parser.add_argument("--targets", nargs="+", choices=["donations", "cases", "bare"],
-                        default=["donations", "cases", "bare"],
-                        help="the closed-loop curve's paths (default all three; tuning runs may skip some)")
+    parser.add_argument("--targets", nargs="+", choices=PATHS, default=list(PATHS),
+                        help="the closed-loop curve's paths (default all four; tuning runs may skip some)")
     parser.add_argument("--out", type=Path, help="report path without suffix (default bench/results/report; "
                         "quick: bench/results/quick)")
     parser.add_argument("--plot", type=Path, help="the PNG (default docs/bench.png; quick: bench/results/quick.png)")

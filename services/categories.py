@@ -53,21 +53,32 @@ class CategoryColumns:
     position: Mapped[int] = mapped_column(Integer)  # the order they are listed in: the seed's, then as added
 
 
+def _known(session, model, codes) -> dict[str, tuple[bool, str]]:
+    """Each of `codes` the table knows, in the categories' order: whether it is
+    retired, and its label in words (as `labels` gives it)."""
+    return {code: (retired, f"{zh} {en}") for code, retired, zh, en in session.execute(
+        select(model.code, model.retired, model.label_zh, model.label_en)
+        .where(model.code.in_(set(codes))).order_by(model.position, model.code)).all()}
+
+
+def _problems(wanted: set, known: dict, kind: str, retired_ok: bool) -> dict[str, str]:
+    found = {}
+    for code in sorted(wanted):
+        if code not in known:
+            found[code] = f"No {kind} category has the code {code}; GET /categories lists them."
+        elif known[code][0] and not retired_ok:
+            found[code] = (f"The {kind} category {code} is retired: it takes no new records; "
+                           "GET /categories lists the others.")
+    return found
+
+
 def problems(session, model, kind: str, codes, retired_ok: bool = False) -> dict[str, str]:
     """Why each of `codes` may not go on a new record (unknown, or retired
     unless `retired_ok`); empty when all may."""
     wanted = set(codes)
     if not wanted:  # a gift of cash: nothing to ask the database
         return {}
-    retired = dict(session.execute(select(model.code, model.retired).where(model.code.in_(wanted))).all())
-    found = {}
-    for code in sorted(wanted):
-        if code not in retired:
-            found[code] = f"No {kind} category has the code {code}; GET /categories lists them."
-        elif retired[code] and not retired_ok:
-            found[code] = (f"The {kind} category {code} is retired: it takes no new records; "
-                           "GET /categories lists the others.")
-    return found
+    return _problems(wanted, _known(session, model, wanted), kind, retired_ok)
 
 
 def labels(session, model, codes) -> list[str]:
@@ -90,11 +101,17 @@ def labelled(session, model, counts: dict[str, dict]) -> list[dict]:
              **counts[code]} for code in order]
 
 
-def require_categories(session, model, kind: str, field: str, codes) -> None:
-    """InvalidInput naming `field` unless every code is a known, active category."""
-    found = problems(session, model, kind, codes)
+def require_categories(session, model, kind: str, field: str, codes) -> dict[str, str]:
+    """InvalidInput naming `field` unless every code is a known, active
+    category. Else each code's label in words (as `labels` gives it), in the
+    categories' order: a write checks its categories and labels its alert
+    with one query."""
+    wanted = set(codes)
+    known = _known(session, model, wanted) if wanted else {}
+    found = _problems(wanted, known, kind, retired_ok=False)
     if found:
         raise InvalidInput(next(iter(found.values())), {"fields": {field: list(found.values())}})
+    return {code: label for code, (_retired, label) in known.items()}
 
 
 class CategoryEntrypoints:

@@ -17,7 +17,7 @@ from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound, 
 from services.common.groupcommit import grouped
 from services.common.idempotency import idempotent
 from services.common.pagination import PageSchema, paginate
-from services.common.schemas import load_or_raise
+from services.common.schemas import load_or_raise, shared
 from services.common.service import KernelEntrypoints, rpc
 from services.contracts.principal import is_admin, load_actor, require_admin
 from services.contracts import patrol as events
@@ -354,28 +354,35 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
         reports made at once share a commit, and the gateway sends them as one
         `call_many`. Its event alerts the zone's leader."""
         actor = load_actor(actor)
-        data = load_or_raise(IncidentReportSchema(), payload)
+        data = load_or_raise(shared(IncidentReportSchema), payload)
+        zone_id = data["zone_id"]
         with self.db.unit_of_work() as uow:
-            zone = uow.session.get(Zone, data["zone_id"])
-            if zone is None:
+            # The zone's team and the compound's zone, not the zone itself (its compounds
+            # come with it): a report is a hot write, and the zone is wanted only for these.
+            team = _teams(uow.session, {zone_id}).get(zone_id)
+            if team is None:
                 raise InvalidInput("No such zone.", {"fields": {"zone_id": ["No zone has this id."]}})
-            enforce(domain.check_may_report, actor["id"], is_admin(actor), zone.leader_id, zone.member_ids)
-            if data["compound"] not in zone.compounds:
+            leader_id, member_ids = team
+            enforce(domain.check_may_report, actor["id"], is_admin(actor), leader_id, member_ids)
+            if uow.session.scalar(select(ZoneCompound.zone_id).where(ZoneCompound.compound == data["compound"])) \
+                    != zone_id:
+                compounds = uow.session.scalars(select(ZoneCompound.compound).where(
+                    ZoneCompound.zone_id == zone_id).order_by(ZoneCompound.position)).all()
                 raise InvalidInput("That compound is not in this zone.",
-                                   {"fields": {"compound": [f"Not one of: {', '.join(zone.compounds)}."]}})
-            require_categories(uow.session, Category, self.category_kind, "category", [data["category"]])
+                                   {"fields": {"compound": [f"Not one of: {', '.join(compounds)}."]}})
+            label = require_categories(uow.session, Category, self.category_kind, "category",
+                                       [data["category"]])[data["category"]]
             patrol_id = uow.session.scalar(select(Patrol.id).where(
-                Patrol.member_id == actor["id"], Patrol.zone_id == zone.id, Patrol.finished_at.is_(None)))
-            incident = Incident(zone_id=zone.id, compound=data["compound"], category=data["category"],
+                Patrol.member_id == actor["id"], Patrol.zone_id == zone_id, Patrol.finished_at.is_(None)))
+            incident = Incident(zone_id=zone_id, compound=data["compound"], category=data["category"],
                                 severity=data["severity"], description=data["description"],
                                 status=domain.IncidentStatus.OPEN, reported_by=actor["id"],
                                 patrol_id=patrol_id, reported_at=naive_utcnow())
             uow.session.add(incident)
             uow.session.flush()
-            uow.emit(events.INCIDENT_REPORTED, {**self._incident_event(incident, zone),
-                                                "reported_by": actor["id"],
-                                                "category_label": self._category_label(uow, incident)})
-            shown = self._show_incidents([incident], actor, uow.session)[0]
+            uow.emit(events.INCIDENT_REPORTED, {**self._incident_event(incident, leader_id),
+                                                "reported_by": actor["id"], "category_label": label})
+            shown = self._show_incidents([incident], actor, uow.session, teams={zone_id: team})[0]
             uow.commit()
         return shown
 
@@ -385,10 +392,10 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
         return labels(uow.session, Category, [incident.category])[0]
 
     @staticmethod
-    def _incident_event(incident: Incident, zone: Zone) -> dict:
+    def _incident_event(incident: Incident, leader_id: str | None) -> dict:
         return {"incident_id": incident.id, "zone_id": incident.zone_id, "compound": incident.compound,
                 "category": incident.category, "severity": incident.severity, "status": incident.status,
-                "leader_id": zone.leader_id}
+                "leader_id": leader_id}
 
     @rpc
     def get_incident(self, incident_id: str, actor: dict) -> dict:
@@ -439,7 +446,7 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
             enforce(domain.check_may_acknowledge, actor["id"], is_admin(actor), zone.leader_id)
             if incident.acked_at is None and incident.status == domain.IncidentStatus.OPEN:
                 incident.acked_at, incident.acked_by = naive_utcnow(), actor["id"]
-                uow.emit(events.INCIDENT_ACKNOWLEDGED, {**self._incident_event(incident, zone),
+                uow.emit(events.INCIDENT_ACKNOWLEDGED, {**self._incident_event(incident, zone.leader_id),
                                                         "acknowledged_by": actor["id"]})
             shown = self._show_incidents([incident], actor, uow.session)[0]
             uow.commit()
@@ -458,7 +465,7 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
             if not resolve_once(uow.session, incident.id, actor["id"], data["resolution"]):
                 raise Conflict("The incident is resolved already.")
             uow.session.refresh(incident)
-            uow.emit(events.INCIDENT_RESOLVED, {**self._incident_event(incident, zone),
+            uow.emit(events.INCIDENT_RESOLVED, {**self._incident_event(incident, zone.leader_id),
                                                 "resolved_by": actor["id"]})
             shown = self._show_incidents([incident], actor, uow.session)[0]
             uow.commit()
@@ -467,13 +474,14 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
     # -- free text: who reads it, and the audit of who did ---------------------------------
 
     @staticmethod
-    def _show_incidents(incidents: list[Incident], actor: dict, session, audit=None) -> list[dict]:
+    def _show_incidents(incidents: list[Incident], actor: dict, session, audit=None, teams=None) -> list[dict]:
         """Incidents as this caller may see them: the description and resolution
         only where domain.may_read_free_text allows it. With `audit=(uow,
-        action)`, each one shown in full is recorded as read."""
-        teams = _teams(session, {incident.zone_id for incident in incidents})
+        action)`, each one shown in full is recorded as read. `teams`: their
+        zones' (from _teams), when the caller has them already."""
+        teams = _teams(session, {incident.zone_id for incident in incidents}) if teams is None else teams
         shown, read = [], []
-        for incident, item in zip(incidents, IncidentSchema(many=True).dump(incidents), strict=True):
+        for incident, item in zip(incidents, shared(IncidentSchema, many=True).dump(incidents), strict=True):
             full = domain.may_read_free_text(actor["id"], is_admin(actor), incident.reported_by,
                                              *teams.get(incident.zone_id, (None, [])))
             if full:
@@ -565,7 +573,7 @@ class PatrolService(CategoryEntrypoints, KernelEntrypoints):
                 if claimed.rowcount == 1:
                     zone = uow.session.get(Zone, incident.zone_id)
                     uow.emit(events.INCIDENT_ESCALATED, {
-                        **self._incident_event(incident, zone),
+                        **self._incident_event(incident, zone.leader_id),
                         "category_label": self._category_label(uow, incident),
                         "minutes_unacknowledged": round((now - incident.reported_at).total_seconds() / 60, 1)})
             uow.commit()

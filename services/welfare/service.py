@@ -249,10 +249,10 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
         commit, and the gateway sends them as one `call_many`."""
         actor = load_actor(actor)
         require_admin(actor)
-        data = load_or_raise(CaseOpenSchema(), payload)
+        data = load_or_raise(shared(CaseOpenSchema), payload)
         self._require_assignee(data["assignee_id"], assignee)
         with self.db.unit_of_work() as uow:
-            categories = self._case_categories(uow.session, data["categories"])
+            categories, alert_labels = self._case_categories(uow.session, data["categories"])
             # Its compound only: not the household's people and consents with it.
             compound = uow.session.scalar(select(Household.compound).where(Household.id == data["household_id"]))
             if compound is None:
@@ -266,7 +266,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
                         assistance=[], visits=[], referrals=[], reopenings=[])
             uow.session.add(case)
             uow.session.flush()
-            uow.emit(events.CASE_OPENED, {**case_event(case), **self._labels_for_alert(uow, case)})
+            uow.emit(events.CASE_OPENED, {**case_event(case), **alert_labels})
             uow.commit()
         return self._case_view(case)
 
@@ -297,7 +297,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
         party member (`assignee`: their account, see _require_assignee), who is alerted."""
         actor = load_actor(actor)
         require_admin(actor)
-        data = load_or_raise(CaseOpenSchema(), payload)
+        data = load_or_raise(shared(CaseOpenSchema), payload)
         self._require_assignee(data["assignee_id"], assignee)
         with self.db.unit_of_work() as uow:
             case = self._case(uow, case_id)
@@ -306,11 +306,11 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
                 raise InvalidInput("No such household.",
                                    {"fields": {"household_id": ["No household has this id."]}})
             self._move(case, "confirm")
-            case.categories = self._case_categories(uow.session, data["categories"])
+            case.categories, alert_labels = self._case_categories(uow.session, data["categories"])
             case.household, case.household_id, case.compound = household, household.id, household.compound
             case.summary, case.assignee_id = data["summary"], data["assignee_id"]
             case.opened_at = case.lapse_started_at = naive_utcnow()
-            uow.emit(events.CASE_OPENED, {**case_event(case), **self._labels_for_alert(uow, case)})
+            uow.emit(events.CASE_OPENED, {**case_event(case), **alert_labels})
             uow.commit()
         return self._case_view(case)
 
@@ -658,15 +658,15 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
         except domain.AssigneeUnfit as exc:
             raise InvalidInput(str(exc), {"fields": {"assignee_id": [str(exc)]}})
 
-    def _case_categories(self, session, categories: list[str]) -> list[str]:
-        """Known, active categories, each once, in the order they are listed; else InvalidInput."""
-        require_categories(session, Category, self.category_kind, "categories", categories)
-        listed = session.scalars(select(Category.code).where(Category.code.in_(set(categories)))
-                                 .order_by(Category.position, Category.code)).all()
+    def _case_categories(self, session, categories: list[str]) -> tuple[list[str], dict]:
+        """Known, active categories, each once, in the order they are listed, and
+        the alert's labels of them (_labels_for_alert's, from the same query); else InvalidInput."""
+        known = require_categories(session, Category, self.category_kind, "categories", categories)
         try:
-            return domain.normalise_categories(categories, listed)
+            codes = domain.normalise_categories(categories, list(known))
         except ValueError as exc:
             raise InvalidInput(str(exc), {"fields": {"categories": [str(exc)]}})
+        return codes, {"category_labels": [known[code] for code in codes]}
 
     @staticmethod
     def _move(case: Case, action: str):

@@ -365,9 +365,11 @@ def test_the_incident_belongs_to_the_reporters_patrol_in_that_zone(patrol):
 def test_a_compound_outside_the_zone_is_invalid_input(patrol, patrol_db):
     north = make_zone(patrol)
     make_zone(patrol, name="South", compounds=SOUTH, leader=None)
-    with pytest.raises(InvalidInput) as raised:
-        report(patrol, north, M1, compound="Riverside")
-    assert "compound" in raised.value.details["fields"]
+    for compound in ("Riverside", "Nowhere Yard"):  # another zone's, and no zone's
+        with pytest.raises(InvalidInput) as raised:
+            report(patrol, north, M1, compound=compound)
+        assert raised.value.details["fields"] == {
+            "compound": ["Not one of: Lotus Garden, Pine Court, Willow Lane."]}  # the zone's, in its order
     assert patrol_db.count(Incident) == 0
     assert patrol_db.outbox("incident_reported") == []
 
