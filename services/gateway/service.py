@@ -663,10 +663,11 @@ class GatewayService(KernelEntrypoints):
         """The assignee's account as held here, for welfare to check its rule
         (welfare.domain.check_assignee) inside the call the gateway vouches
         for: only what the rule needs, no name, no phone; None if no account has the id."""
-        account = self.db.session.get(Account, payload["assignee_id"])
-        if account is None:
+        found = self.db.session.execute(select(Account.party_member, Account.active).where(
+            Account.id == payload["assignee_id"])).first()  # two columns: no account loaded for a case opened
+        if found is None:
             return None
-        return {"id": account.id, "party_member": account.party_member, "active": account.active}
+        return {"id": payload["assignee_id"], "party_member": found.party_member, "active": found.active}
 
     def _require_members(self, field: str, member_ids: list[str]):
         """Each id a registered account with the member (or admin) role: a

@@ -627,7 +627,7 @@ class WelfareService(CategoryEntrypoints, KernelEntrypoints):
         rule finds it overdue unless visited (only while it is worked on)."""
         case.next_visit_due = (domain.followup_due_at(case.lapse_started_at, self._followup_after_days())
                                if case.status in domain.CaseStatus.ACTIVE and case.lapse_started_at else None)
-        return CaseSchema().dump(case)
+        return shared(CaseSchema).dump(case)
 
     def _case(self, uow: UnitOfWork, case_id: str) -> Case:
         case = get_by_id(uow.session, Case, case_id)
