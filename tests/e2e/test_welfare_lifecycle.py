@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from tests.conftest import wait_for
-from tests.e2e.conftest import open_case, running_stack
+from tests.e2e.conftest import HOUSEHOLD, open_case, running_stack
 
 
 @pytest.fixture(scope="module")
@@ -188,3 +188,19 @@ def test_a_hardship_found_on_patrol_becomes_a_draft_the_office_confirms(stack, a
         "household_id": household.json()["id"], "categories": ["elderly"], "summary": "again",
         "assignee_id": assignee_profile["id"]}).status_code == 409
     assert admin.post(f"/cases/{found['id']}/dismiss", {"reason": "late"}).status_code == 409
+
+
+def test_a_case_is_paired_only_with_an_active_party_member_and_a_refused_one_leaves_no_case(admin, register):
+    _, not_in_the_party = register(party_member=False)
+    _, disabled = register()
+    assert patch(admin, f"/members/{disabled['id']}", {"active": False}).status_code == 200
+    household = admin.post("/households", HOUSEHOLD).json()
+    before = admin.get("/cases", params={"limit": 200}).json()["items"]
+    for assignee_id, words in ((not_in_the_party["id"], "No registered party member"),
+                               (disabled["id"], "the account is disabled"),
+                               ("no-such-account", "No registered party member")):
+        refused = admin.post("/cases", {"household_id": household["id"], "categories": ["elderly"],
+                                        "summary": "Alone, needs meals.", "assignee_id": assignee_id})
+        assert refused.status_code == 400, refused.text
+        assert words in " ".join(refused.json()["error"]["details"]["fields"]["assignee_id"])
+    assert admin.get("/cases", params={"limit": 200}).json()["items"] == before
