@@ -340,7 +340,6 @@ def test_a_login_waiting_for_a_hashing_slot_gets_it_before_a_newcomer_and_one_pa
         assert refused.value.details["retry_after"] == passwords.RETRY_AFTER_SECONDS
 
 
-
 def test_a_password_is_hashed_at_a_lower_cpu_priority_than_the_requests_beside_it(monkeypatch):
     seen = []
 
