@@ -3,7 +3,7 @@ process, a throwaway vhost, a temporary folder) and, beside it, the bare
 nameko reference path; drive both from a separate load-generator process;
 print and save a report, and plot it.
 
-    .venv/bin/python bench/run.py            # the full run, about 14 minutes
+    .venv/bin/python bench/run.py            # the full run, about 11 minutes
     .venv/bin/python bench/run.py --quick    # a smoke run, about 4 minutes
 
 What it measures, in order (bench/README.md says how to read it):
