@@ -1001,12 +1001,20 @@ def other_answers(result: dict) -> dict:
         result["errors"]
 
 
+def process_ms(result: dict, rate: float) -> list[tuple[str, float]]:
+    """Each of the step's processes (a share of at least 0.02 of a core; not the
+    client) with its CPU milliseconds per answered request, the busiest first."""
+    if not rate:
+        return []
+    return sorted(((k, v * 1000 / rate) for k, v in result["cpu"].items()
+                   if k not in ("machine_busy", "others") and v >= 0.02), key=lambda kv: -kv[1])
+
+
 def cpu_ms_per_request(result: dict, rate: float) -> str:
     """Each process's CPU milliseconds per answered request over a step (and the client's)."""
     if not rate:
         return "no answers"
-    per = sorted(((k, v * 1000 / rate) for k, v in result["cpu"].items()
-                  if k not in ("machine_busy", "others") and v >= 0.02), key=lambda kv: -kv[1])
+    per = process_ms(result, rate)
     per.append(("client", result["client_cpu_share"] * 1000 / rate))
     return ", ".join(f"{k} {v:.1f}" for k, v in per) + f" (sum {sum(v for _, v in per):.1f})"
 
@@ -1016,11 +1024,10 @@ def ceiling(result: dict, rate: float, cores: int) -> float:
     waiting: each process at one core at most (one eventlet hub: a `nameko run`
     process computes on one core), all the stack's processes together at every
     core the machine has (the client's CPU left out)."""
-    per = {k: v * 1000 / rate for k, v in result["cpu"].items()
-           if k not in ("machine_busy", "others") and v >= 0.02} if rate else {}
+    per = [ms for _process, ms in process_ms(result, rate)]
     if not per:
         return 0.0
-    return min(min(1000 / ms for ms in per.values()), cores * 1000 / sum(per.values()))
+    return min(1000 / max(per), cores * 1000 / sum(per))
 
 
 def issue20(report: dict) -> list[str]:
@@ -1143,8 +1150,7 @@ def markdown(report: dict) -> str:
         for target in report["curve"]:
             best = max(report["curve"][target], key=lambda r: r["ok_per_s"])
             if best["ok_per_s"]:
-                per = sorted(((k, v * 1000 / best["ok_per_s"]) for k, v in best["cpu"].items()
-                              if k not in ("machine_busy", "others") and v >= 0.02), key=lambda kv: -kv[1])
+                per = process_ms(best, best["ok_per_s"])
                 per.append(("client", best["client_cpu_share"] * 1000 / best["ok_per_s"]))
                 lines.append(f"| {target} | {best['connections']} connections | {best['ok_per_s']:.0f} | "
                              + ", ".join(f"{k} {v:.1f}" for k, v in per)

@@ -85,8 +85,7 @@ def labels(session, model, codes) -> list[str]:
     """Each code in words, Chinese then English ("违章建筑 Illegal structure"), as
     events carry them for alerts; the code itself where none is known."""
     codes = list(codes)
-    found = {code: f"{zh} {en}" for code, zh, en in session.execute(
-        select(model.code, model.label_zh, model.label_en).where(model.code.in_(set(codes)))).all()}
+    found = {code: label for code, (_retired, label) in _known(session, model, codes).items()}
     return [found.get(code, code) for code in codes]
 
 
