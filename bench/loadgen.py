@@ -25,7 +25,8 @@ The spec (JSON on stdin):
 
 The result (JSON on stdout): requests sent and answered in the measured window,
 answers by status, errors, hung requests, throughput of 2xx answers, latency
-percentiles of 2xx (admitted) and of 429/503 (shed) answers, and the client's
+percentiles of 2xx (admitted) and of 429/503 (shed) answers (and, apart, those
+of the warmup's requests: an open loop's onset), and the client's
 own CPU time (to see whether the client, not the server, was the limit)."""
 from __future__ import annotations
 
@@ -82,6 +83,9 @@ class LoadGenerator:
         self.shed_ms: list[float] = []
         self.other_ms: list[float] = []
         self.records: list[list] = []
+        # 2xx and 429/503 latencies of the requests of the warmup (open loop: an overload's onset)
+        self.warmup_ok_ms: list[float] = []
+        self.warmup_shed_ms: list[float] = []
         self.sent = self.answered = self.hung = self.waited_for_connection = 0
         self.ok_in_window = 0  # 2xx answered inside the window (closed-loop throughput)
         self.last_ok = 0.0  # when the last 2xx came (open loop: answers go on after the window)
@@ -133,6 +137,12 @@ class LoadGenerator:
     def note(self, started: float, sent_at: float, status: int | None, body: bytes, error: str | None):
         """Count one request that started (was scheduled) inside the window."""
         finished = time.monotonic()
+        if started < self.window[0] and status is not None:
+            ms = (finished - started) * 1000
+            if 200 <= status < 300:
+                self.warmup_ok_ms.append(ms)
+            elif status in (429, 503):
+                self.warmup_shed_ms.append(ms)
         if not (self.window[0] <= started < self.window[1]):
             return
         self.sent += 1
@@ -275,6 +285,8 @@ class LoadGenerator:
             "answer_span_s": round(span, 2),
             "latency_ok_ms": percentiles(self.ok_ms), "latency_shed_ms": percentiles(self.shed_ms),
             "latency_other_ms": percentiles(self.other_ms),
+            "warmup": {"latency_ok_ms": percentiles(self.warmup_ok_ms),
+                       "latency_shed_ms": percentiles(self.warmup_shed_ms)},
             "client_cpu_share": round(cpu_seconds / wall, 3), "records": self.records,
         }
 
