@@ -24,10 +24,23 @@ gateway 20-50 ms each time, about twice a second under load: that set the
 p99 of every request at half load, and the tail of refusals under overload
 (bench/README.md). The oldest generation: every GC_OLDER_THRESHOLDS[1]
 middle collections at most (CPython also waits until a quarter more objects
-have lived that long), a pause of ~50 ms in the gateway."""
+have lived that long), a pause of ~50 ms in the gateway.
+
+Better than collecting a worker's garbage is leaving none: nameko's worker
+context holds the worker's service instance, whose injected dependencies hold
+the context again (an RPC proxy, the database), so every worker ended as a
+cycle, with its request, its proxies and its sessions hanging off it (~50
+objects a request in the gateway), left to the collector. Under an overload
+the admitted requests live long enough to reach the oldest generation, and
+one full collection of 126,000 such objects paused the gateway 184 ms. The
+container now lets go of the service instance once the worker is torn down
+(`let_go_of_finished_workers`): the cycle is broken and reference counting
+frees the worker at once."""
 from __future__ import annotations
 
 import gc
+
+from nameko.containers import ServiceContainer
 
 GC_YOUNG_THRESHOLD = 10_000
 GC_OLDER_THRESHOLDS = (4, 100)
@@ -39,4 +52,21 @@ def tune_garbage_collector():
     gc.freeze()
 
 
+def let_go_of_finished_workers():
+    """After nameko's teardown of a worker (every dependency's
+    worker_teardown), its context no longer holds the service instance.
+    Nothing reads it afterwards; what outlives the worker (a stream's body)
+    holds what it needs itself."""
+    teardown = ServiceContainer._worker_teardown
+
+    def _worker_teardown(self, worker_ctx):
+        try:
+            teardown(self, worker_ctx)
+        finally:
+            worker_ctx.service = None
+
+    ServiceContainer._worker_teardown = _worker_teardown
+
+
 tune_garbage_collector()
+let_go_of_finished_workers()

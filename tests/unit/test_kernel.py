@@ -1,14 +1,21 @@
 """The kernel (services/common): a leaf that knows no domain, and how a
 domain's refusal reaches a caller."""
 import ast
+import gc
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 
+import eventlet
 import pytest
+from nameko.containers import ServiceContainer
+from nameko.extensions import DependencyProvider
+from nameko.testing.services import dummy, entrypoint_hook
 
 import services.common
 
+from services.common import runtime  # noqa: F401 -- its patch of nameko's worker teardown is under test
 from services.common.errors import Conflict, Forbidden, enforce
 from services.common.rules import NotAllowed, RuleBroken
 from services.ops.stack import SERVICES
@@ -80,3 +87,49 @@ def test_every_service_process_runs_with_the_kernels_garbage_collector_settings(
     ran = subprocess.run([sys.executable, "-W", "ignore", "-c", probe], capture_output=True, text=True,
                          timeout=60, cwd=Path(services.common.__file__).parents[2])
     assert ran.stdout.split() == ["True", "True"], ran.stderr[-2000:]
+
+
+class _Proxy:
+    """What an RPC proxy or the database gives a worker: it holds the worker's context."""
+
+    def __init__(self, worker_ctx):
+        self.worker_ctx = worker_ctx
+
+
+class _HoldsTheWorker(DependencyProvider):
+    def __init__(self):
+        self.made = []
+
+    def get_dependency(self, worker_ctx):
+        proxy = _Proxy(worker_ctx)
+        self.made.append(weakref.ref(proxy))
+        return proxy
+
+
+class _Served:
+    name = "served"
+    held = _HoldsTheWorker()
+
+    @dummy
+    def work(self):
+        return "done"
+
+
+def test_a_finished_worker_is_freed_at_once_not_left_to_the_garbage_collector():
+    """Its context held the service instance, whose dependencies held the
+    context: every worker was a cycle, freed only by a collection (one of
+    126,000 such objects paused the gateway 184 ms under an overload)."""
+    container = ServiceContainer(_Served, config={})
+    container.start()
+    gc.disable()
+    try:
+        for _ in range(3):
+            with entrypoint_hook(container, "work") as work:
+                assert work() == "done"
+        eventlet.sleep(0)
+        provider = next(iter(container.dependencies))
+        assert len(provider.made) == 3
+        assert [ref() for ref in provider.made] == [None, None, None]
+    finally:
+        gc.enable()
+        container.stop()
