@@ -797,6 +797,7 @@ class Bench:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"donations instance {instances} did not start (see {self.stack.var_dir})")
                 time.sleep(0.3)
+            self.quiet()
             result = self.load("donations", mode="closed", connections=connections)
             result["instances"] = instances
             scaling.append(result)
@@ -1212,7 +1213,7 @@ def markdown(report: dict) -> str:
                          f"{r['latency_shed_ms'].get('p99', '')} | {other or ''} | {r['hung']} | {cpu(r)} |")
         lines.append("")
         onset = o.get("150%", {}).get("warmup")
-        if onset:  # the loadgen's of an older report may lack it
+        if onset:  # a report made before the onset was recorded has none
             ok, shed = onset["latency_ok_ms"], onset["latency_shed_ms"]
             lines += [f"Each step's first {report['options'].get('warmup') or 1:g} s is not counted above. At 150 % "
                       "it is the overload's onset, which the gateway serves as a burst until its queue has stood "

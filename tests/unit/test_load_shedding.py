@@ -272,10 +272,10 @@ def test_the_deadline_is_one_setting_with_a_default_of_a_few_seconds():
     assert gateway_admission(service_config("gateway", ADMISSION_DEADLINE="0.5")).deadline == 0.5
 
 
-def test_the_overload_deadline_is_ten_milliseconds_and_never_past_the_deadline():
-    assert gateway_admission(service_config("gateway")).overload_deadline == 0.01
+def test_the_overload_deadline_is_fifty_milliseconds_and_never_past_the_deadline():
+    assert gateway_admission(service_config("gateway")).overload_deadline == 0.05
     assert gateway_admission(service_config("gateway", OVERLOAD_DEADLINE="1")).overload_deadline == 1.0
-    assert gateway_admission(service_config("gateway", ADMISSION_DEADLINE="0.005")).overload_deadline == 0.005
+    assert gateway_admission(service_config("gateway", ADMISSION_DEADLINE="0.02")).overload_deadline == 0.02
 
 
 def in_batches(admission: Admission, clock: Clock, seconds: float, batches: int) -> float:
