@@ -135,15 +135,17 @@ class LoadGenerator:
         return status, body, keep
 
     def note(self, started: float, sent_at: float, status: int | None, body: bytes, error: str | None):
-        """Count one request that started (was scheduled) inside the window."""
+        """Count one request that started (was scheduled) inside the window; of
+        one of the warmup, only its latency, apart."""
         finished = time.monotonic()
-        if started < self.window[0] and status is not None:
-            ms = (finished - started) * 1000
-            if 200 <= status < 300:
+        ms = (finished - started) * 1000
+        if started < self.window[0]:
+            if status is not None and 200 <= status < 300:
                 self.warmup_ok_ms.append(ms)
             elif status in (429, 503):
                 self.warmup_shed_ms.append(ms)
-        if not (self.window[0] <= started < self.window[1]):
+            return
+        if started >= self.window[1]:
             return
         self.sent += 1
         if error:
@@ -153,7 +155,6 @@ class LoadGenerator:
             return
         self.answered += 1
         self.status[str(status)] = self.status.get(str(status), 0) + 1
-        ms = (finished - started) * 1000
         if 200 <= status < 300:
             self.ok_ms.append(ms)
             self.last_ok = max(self.last_ok, finished)

@@ -79,6 +79,11 @@ PATHS = ("donations", "cases", "incidents", "bare")
 WITH_ALERTS = "50% with alerts"
 OPEN_LOOP_STEPS = (("50%", 0.5, False), (WITH_ALERTS, 0.5, True), ("150%", 1.5, False))
 
+
+def open_loop_steps(opened: dict) -> list[str]:
+    """The names of the open-loop steps a report has, in their order."""
+    return [step for step, *_ in OPEN_LOOP_STEPS if step in opened]
+
 # The targets of issue 8, to report against.
 TARGETS = {
     "donation_writes_per_s": 1000,
@@ -996,8 +1001,7 @@ def noise(report: dict) -> list[str]:
     """The steps that other work on the machine disturbed (others >= 0.3 of a core)."""
     steps = [(f"{target} c={r['connections']}", r) for target, results in report.get("curve", {}).items()
              for r in results]
-    steps += [(f"open loop {step}", report["open_loop"][step]) for step, *_ in OPEN_LOOP_STEPS
-              if step in report.get("open_loop", {})]
+    steps += [(f"open loop {step}", report["open_loop"][step]) for step in open_loop_steps(report.get("open_loop", {}))]
     steps += [(f"{r['instances']} donations instance(s)", r) for r in report.get("scaling", [])]
     steps += [(f"wrk {target} c={r['connections']}", r) for target in ("donations", "bare")
               for r in report.get("wrk", {}).get(target, [])]
@@ -1204,7 +1208,7 @@ def markdown(report: dict) -> str:
                   "Latency counts from each request's scheduled time.", "",
                   "| step | rate/s | ok/s | admitted p50 / p99 ms | shed (429/503) | shed p99 ms | other | hung | "
                   "cpu |", "|---|---|---|---|---|---|---|---|---|"]
-        for step in [step for step, *_ in OPEN_LOOP_STEPS if step in o]:
+        for step in open_loop_steps(o):
             r = o[step]
             shed = sum(v for k, v in r["status"].items() if k in ("429", "503"))
             other = other_answers(r)
@@ -1304,7 +1308,7 @@ def plot(report: dict, path: Path):
     ax = axes[1][1]
     opened = report.get("open_loop")
     if opened:
-        steps = [step for step, *_ in OPEN_LOOP_STEPS if step in opened]
+        steps = open_loop_steps(opened)
         ok = [opened[s]["ok_per_s"] for s in steps]
         shed = [sum(v for k, v in opened[s]["status"].items() if k in ("429", "503")) / opened[s]["duration_s"]
                 for s in steps]
