@@ -112,7 +112,7 @@ class Coalescer:
 class _DeadlineProxy:
     def __init__(self, proxy, service_name: str, timeout: float, admission: Admission,
                  wait_until: float | None = None, coalescers: dict | None = None,
-                 grouped_admission: Admission | None = None):
+                 grouped_admission: Admission | None = None, judged: bool = False):
         self._proxy = proxy
         self._service_name = service_name
         self._timeout = timeout
@@ -120,6 +120,7 @@ class _DeadlineProxy:
         self._wait_until = wait_until  # the request's admission deadline, partly spent in the gateway's
         self._coalescers = coalescers or {}
         self._grouped_admission = grouped_admission  # the coalesced writes' own bound (ServiceRpc)
+        self._judged = judged  # the request was let in by that bound's refuse_now (ApiEntrypoint)
 
     def __getattr__(self, method_name):
         method = getattr(self._proxy, method_name)
@@ -130,7 +131,9 @@ class _DeadlineProxy:
         coalescer = self._coalescers.get(method_name)
 
         def call(*args, **kwargs):
-            with (self._grouped_admission if coalescer is not None else self._admission).admit(self._wait_until):
+            bound = (self._grouped_admission.admit(self._wait_until, self._judged) if coalescer is not None
+                     else self._admission.admit(self._wait_until))
+            with bound:
                 if coalescer is not None:
                     return self._call(lambda: coalescer.call(self._proxy, args, kwargs))
                 return self._call(lambda: _answer_or_error(method, args, kwargs))
@@ -199,4 +202,5 @@ class ServiceRpc(RpcProxy):
         # An API request's worker has the request as its first argument (ApiEntrypoint).
         request = worker_ctx.args[0] if worker_ctx.args else None
         return _DeadlineProxy(proxy, self.target_service, self.timeout, self.admission,
-                              getattr(request, "wait_until", None), self.coalescers, self.grouped_admission)
+                              getattr(request, "wait_until", None), self.coalescers, self.grouped_admission,
+                              getattr(request, "write_judged", None) == self.target_service)

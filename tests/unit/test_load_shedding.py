@@ -375,7 +375,7 @@ def test_a_queue_that_stands_half_a_second_is_an_overload_and_sheds_what_would_w
     assert not admission.overloaded
 
 
-def test_an_overload_lasts_while_requests_keep_finding_every_slot_taken_though_none_may_wait():
+def test_an_overload_lasts_while_requests_keep_being_refused_though_none_may_wait():
     """With no waiting allowed under an overload, the queue is empty while it
     lasts: it must not end (and let a 5 s queue build again) for that."""
     clock, admission, release, requests = standing_queue("gateway", 0, 30)
@@ -385,18 +385,62 @@ def test_an_overload_lasts_while_requests_keep_finding_every_slot_taken_though_n
     release.send()
     for request in requests:
         request.wait()
-    release, requests = overloaded(admission, clock, 0)  # all slots taken again, no one waiting
-    for _ in range(10):  # 2.5 s of requests refused at once, the queue empty throughout
+    for _ in range(10):  # 2.5 s of requests refused at once, the queue empty, the slots free throughout
         clock.now += STANDING_SECONDS / 2
         with pytest.raises(Unavailable):
             with admission.admit():
                 pass
-        assert admission.overloaded
+        assert admission.overloaded and admission.in_flight == 0
+    clock.now += STANDING_SECONDS  # half a second in which no request was refused: over
+    assert admission.deadline == 5.0
+    with admission.admit():
+        assert admission.in_flight == 1
+
+
+def test_under_an_overload_the_requests_in_flight_are_bounded_by_what_is_answered_within_the_short_deadline():
+    """48 gifts in flight held their slots 80 ms at 600 a second: under an
+    overload, one more is let in only if it can expect its answer, not just
+    its slot, within the short deadline (the requests in flight ahead of it at
+    the measured interval), though slots are free."""
+    clock = Clock()
+    admission = Admission(10, 5.0, "donations", clock=clock, overload_deadline=0.05)
+    saturate(admission, clock, 0.01, 200)  # a slot frees up every 10 ms
+    release, requests = overloaded(admission, clock, 30)  # a queue of 30 stands half a second
+    clock.now += STANDING_SECONDS
+    with pytest.raises(Unavailable):  # an overload: one more is refused
+        with admission.admit():
+            pass
     release.send()
     for request in requests:
         request.wait()
-    clock.now += STANDING_SECONDS  # half a second in which no request found every slot taken: over
-    assert admission.deadline == 5.0
+    admission.interval = 0.01  # (the standing queue's half second without a slot freed, forgotten)
+    release = Event()
+    let_in = [eventlet.spawn(hold, admission, release) for _ in range(5)]
+    eventlet.sleep(0)
+    assert admission.in_flight == 5  # the 5th expects its answer after 5 × 10 ms: let in
+    with pytest.raises(Unavailable):  # the 6th after 60 ms: refused, with 5 slots free
+        with admission.admit():
+            pass
+    release.send()
+    for request in let_in:
+        request.wait()
+
+
+def test_a_closed_loop_of_writers_a_few_past_the_slots_is_no_overload():
+    """64 writers, each writing again as soon as answered, on 48 slots keep a
+    queue of 16 standing as long as they write: that queue never grows, and
+    they are served. Once the queue is longer than half the slots, it is."""
+    clock = Clock()
+    admission = Admission(8, 5.0, "donations", clock=clock, overload_deadline=0)
+    release, requests = overloaded(admission, clock, 4)  # 12 writers on 8 slots
+    clock.now += 10 * STANDING_SECONDS
+    assert admission.deadline == 5.0 and not admission.overloaded
+    requests.append(eventlet.spawn(hold, admission, release))  # a 13th: the queue is 5 of 8 slots
+    eventlet.sleep(0)
+    assert admission.deadline == 0 and admission.overloaded
+    release.send()
+    for request in requests:
+        request.wait()
 
 
 def test_under_an_overload_a_batch_slower_than_the_short_deadline_is_no_stall():
@@ -507,17 +551,41 @@ def test_a_coalesced_write_its_bound_would_refuse_is_refused_before_the_gateway_
     release.send()
     for request in requests:
         request.wait()
-    release, requests = overloaded(grouped, clock, 0)  # every slot taken again, no one waiting
     for _ in range(10):  # 2.5 s of refusals: the overload lasts, though none reached the bound itself
         clock.now += STANDING_SECONDS / 2
         assert refused()
-        assert grouped.overloaded and grouped.in_flight == grouped.limit  # and took no slot
+        assert grouped.overloaded and grouped.in_flight == 0  # and took no slot
     assert worked_on == []
+    clock.now += STANDING_SECONDS  # half a second without a refusal: over
+    assert route.handle_request(SimpleNamespace()).status_code == 201  # on to the work
+    assert len(worked_on) == 1
+
+
+def test_a_write_let_in_before_the_gateway_worked_on_it_is_not_refused_after_the_work():
+    """Under an overload a gift is judged before the gateway works on it; those
+    let in meanwhile must not refuse it when its call asks for the slot."""
+    clock = Clock()
+    grouped = Admission(10, 5.0, "donations", clock=clock, overload_deadline=0.05)
+    saturate(grouped, clock, 0.01, 200)
+    release, requests = overloaded(grouped, clock, 30)
+    clock.now += STANDING_SECONDS
+    with pytest.raises(Unavailable):  # an overload: one more is refused
+        grouped.refuse_now()
     release.send()
     for request in requests:
         request.wait()
-    assert route.handle_request(SimpleNamespace()).status_code == 201  # a slot is free: on to the work
-    assert len(worked_on) == 1
+    grouped.interval = 0.01  # (the standing queue's half second without a slot freed, forgotten)
+    grouped.refuse_now()  # let in: 10 ms expected
+    release = Event()
+    meanwhile = [eventlet.spawn(hold, grouped, release) for _ in range(5)]  # the bound's share, taken
+    eventlet.sleep(0)
+    with pytest.raises(Unavailable):
+        grouped.refuse_now()
+    with grouped.admit(judged=True):  # a free slot is its own
+        assert grouped.in_flight == 6
+    release.send()
+    for request in meanwhile:
+        request.wait()
 
 
 @pytest.mark.parametrize("handler, service, method", [("record_donation", "donations", "record_donation"),
