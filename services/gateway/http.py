@@ -81,9 +81,12 @@ class Admission:
 
     The deadline is `deadline` while a queue comes and goes (a burst: the
     crowd at the donation table is served), and `overload_deadline` once the
-    queue has stood STANDING_SECONDS without emptying (more keeps coming than
-    is served: the excess is refused at once, and what is admitted waits
-    little), until no request has found every slot taken for as long. The
+    queue has stood STANDING_SECONDS without emptying and is longer than half
+    the slots (more keeps coming than is served: the excess is refused at
+    once), until no request has found every slot taken, or been refused, for
+    as long. In an overload it bounds a request's answer, not only its wait:
+    the requests in flight are ahead of it too, and one may be refused with
+    slots free (what is admitted is answered quickly: fewer at once). The
     deadline decides who may wait; a waiter let in is served when its turn
     comes, within the burst deadline (or what is left of the request's), and
     is never refused after waiting: a refusal comes at once or not at all,
@@ -106,7 +109,7 @@ class Admission:
         self._freed = 0
         self._measured = False  # whether the interval is measured yet, or still assumed
         self._queue_began = clock()  # when the queue last went from empty to waiting
-        self._pressed_at = clock() - STANDING_SECONDS  # when a request last found every slot taken
+        self._pressed_at = clock() - STANDING_SECONDS  # when a request last found every slot taken, or was refused
         self.overloaded = False
 
     @property
