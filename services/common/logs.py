@@ -16,8 +16,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
+import os
 import re
-import uuid
 from datetime import datetime, timezone
 
 from nameko.extensions import DependencyProvider
@@ -33,7 +33,9 @@ _current: contextvars.ContextVar[str | None] = contextvars.ContextVar("linli_req
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    # 32 random hex digits, as uuid4().hex gives, without building a UUID (its checks were
+    # ~1 % of the gateway's CPU when it refuses most requests)
+    return os.urandom(16).hex()
 
 
 def request_id_from(sent: str | None) -> str:

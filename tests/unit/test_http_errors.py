@@ -134,3 +134,61 @@ def test_a_handler_that_cannot_take_a_requests_arguments_is_refused_every_time()
             entrypoint.check_signature((object(),), {"campaign_id": "c1"})
         with pytest.raises(IncorrectSignature):
             entrypoint.check_signature((object(), object()), {"zone_id": "z1"})
+
+
+class Route:
+    """A route's handler, as the gateway's entrypoints are to JsonWsgiApp."""
+
+    def __init__(self, url: str, answer):
+        self.url = url
+        self.answer = answer
+
+    def handle_request(self, request):
+        return self.answer(request)
+
+
+def wsgi_app(*routes: tuple[str, str, Route]):
+    from werkzeug.routing import Map, Rule
+
+    from services.gateway.http import JsonWsgiApp
+    rules = [Rule(route.url, methods=[method], endpoint=route) for method, _, route in routes]
+    return JsonWsgiApp(SimpleNamespace(make_url_map=lambda: Map(rules)))
+
+
+def test_a_remembered_route_gives_each_request_its_own_path_values():
+    from werkzeug.test import Client
+
+    from services.gateway.http import json_response
+
+    def echo(request):
+        values = dict(request.path_values)
+        request.path_values["campaign_id"] = "changed by the handler"
+        return json_response(values, 201)
+
+    client = Client(wsgi_app(("POST", "gifts", Route("/campaigns/<campaign_id>/donations", echo))))
+    for campaign in ("c1", "c2", "c1", "c1"):
+        answer = client.post(f"/campaigns/{campaign}/donations")
+        assert (answer.status_code, answer.get_json()) == (201, {"campaign_id": campaign})
+    missing = client.post("/campaigns/c1/nothing")
+    assert missing.status_code == 404 and missing.get_json()["error"]["code"] == "not_found"
+    wrong = client.get("/campaigns/c1/donations")
+    assert wrong.status_code == 405 and wrong.get_json()["error"]["code"] == "method_not_allowed"
+
+
+@pytest.mark.parametrize("made_by", ["error_response", "json_response"])
+def test_an_error_carries_its_request_id_in_the_header_and_once_in_the_body(made_by):
+    from werkzeug.test import Client
+
+    from services.gateway.http import error_payload, json_response
+
+    def refuse(request):
+        if made_by == "error_response":  # the request id is in it as it is made
+            return error_response(Unavailable("The gateway is busy; try again in a moment.", {"retry_after": 1}))
+        return json_response(error_payload("unavailable", "Not every part answers yet."), 503)  # stamped after
+
+    client = Client(wsgi_app(("POST", "gifts", Route("/gifts", refuse))))
+    answer = client.post("/gifts", headers={"X-Request-Id": "trace-1234abcd"})
+    body = json.loads(answer.get_data())
+    assert answer.status_code == 503 and answer.headers["X-Request-Id"] == "trace-1234abcd"
+    assert body["error"]["request_id"] == "trace-1234abcd" and body["error"]["code"] == "unavailable"
+    assert answer.get_data().count(b"request_id") == 1
