@@ -62,6 +62,10 @@ STANDING_SECONDS = 0.5
 # rate measured as the last burst drained (the gateway no longer reading new requests) is
 # quicker than the next burst will see, and it would let in more than the deadline serves.
 FORGET_AFTER_SECONDS = 2.0
+# An overload ends once no more come than are served, by this much: what it lets in is fewer
+# than the maximum (at 150 %, 48-75 %), so as many coming as it serves may still fit the
+# maximum (90 % of it came: an overload's own refusals had kept it on).
+DEMAND_MARGIN = 1.25
 MAX_RETRY_AFTER = 30
 ROUTES_REMEMBERED = 4096          # method and path → route (JsonWsgiApp._route)
 WORKERS_KEPT_FOR_EVENTS = 2       # of max_workers: the alert and feed consumers always find one
@@ -85,9 +89,10 @@ class Admission:
     queue has stood STANDING_SECONDS without emptying and is longer than half
     the slots (more keeps coming than is served: the excess is refused at
     once), until no request has found every slot taken, or been refused, for
-    as long. In an overload it bounds a request's answer, not only its wait:
-    the requests in flight are ahead of it too, and one may be refused with
-    slots free (what is admitted is answered quickly: fewer at once). The
+    as long, or no more come than are served (by DEMAND_MARGIN). In an
+    overload it bounds a request's answer, not only its wait: the requests in
+    flight are ahead of it too, and one may be refused with slots free (what
+    is admitted is answered quickly: fewer at once). The
     deadline decides who may wait; a waiter let in is served when its turn
     comes, within the burst deadline (or what is left of the request's), and
     is never refused after waiting: a refusal comes at once or not at all,
@@ -112,6 +117,8 @@ class Admission:
         self._queue_began = clock()  # when the queue last went from empty to waiting
         self._pressed_at = clock() - STANDING_SECONDS  # when a request last found every slot taken, or was refused
         self.overloaded = False
+        self._came = self._served = 0  # requests that came, and were served, ever
+        self._counted_since, self._came_then, self._served_then = clock(), 0, 0  # an overload's window (_demand_fits)
 
     @property
     def deadline(self) -> float:
@@ -124,16 +131,27 @@ class Admission:
         longer than half the slots (a closed loop of writers, each writing
         again when answered, keeps a queue standing too, but one no longer
         than its writers past the slots: 64 on 48). It ends once no request
-        has found every slot taken, or been refused, for STANDING_SECONDS (not
-        once the queue is empty: under an overload few wait, and the queue is
-        often empty while it lasts)."""
+        has found every slot taken, or been refused, for STANDING_SECONDS, or
+        once no more come than are served (not once the queue is empty: under
+        an overload few wait, and the queue is often empty while it lasts)."""
         now = self._clock()
-        queue = self._queue()
-        if queue > self.limit // 2 and now - self._queue_began >= STANDING_SECONDS:
-            self.overloaded = True
-        elif self.overloaded and now - self._pressed_at >= STANDING_SECONDS:
+        if self._queue() > self.limit // 2 and now - self._queue_began >= STANDING_SECONDS:
+            self.overloaded = True  # and its demand is counted from when its queue last stood
+            self._counted_since, self._came_then, self._served_then = now, self._came, self._served
+        elif self.overloaded and (now - self._pressed_at >= STANDING_SECONDS or self._demand_fits(now)):
             self.overloaded = False
         return self.overloaded
+
+    def _demand_fits(self, now: float) -> bool:
+        """Whether, over the last STANDING_SECONDS of an overload, no more came
+        than the requests let in were served in it, by DEMAND_MARGIN. At 90 %
+        of the maximum a moment's queue began an overload, and its own
+        refusals kept it on: 19 % of the gifts refused, none before."""
+        if now - self._counted_since < STANDING_SECONDS:
+            return False
+        fits = self._came - self._came_then <= (self._served - self._served_then) * DEMAND_MARGIN
+        self._counted_since, self._came_then, self._served_then = now, self._came, self._served
+        return fits
 
     @property
     def in_flight(self) -> int:
@@ -172,6 +190,8 @@ class Admission:
         if self._slots is None:
             yield
             return
+        if not judged:  # (one let in by refuse_now was counted there)
+            self._came += 1
         if self._slots.has_free() and (judged or not self._overloaded_now()):
             self._take_free()
         else:
@@ -190,6 +210,7 @@ class Admission:
         finally:
             if self._slots.locked():  # all were taken (a slot handed to a waiter stays taken): measured
                 self._slot_freed(self._clock())
+            self._served += 1
             self._slots.give_back()
 
     def _take_free(self):
@@ -207,7 +228,10 @@ class Admission:
         its call asks for one (`judged`), a free one is its own without
         another look: under an overload, those let in meanwhile, while the
         gateway worked on it, would have refused many after the work."""
-        if self._slots is not None and (not self._slots.has_free() or self._overloaded_now()):
+        if self._slots is None:
+            return
+        self._came += 1
+        if not self._slots.has_free() or self._overloaded_now():
             self._judge(wait_until)
 
     def _judge(self, wait_until: float | None) -> tuple[float, float, float]:

@@ -387,9 +387,10 @@ def test_an_overload_lasts_while_requests_keep_being_refused_though_none_may_wai
         request.wait()
     for _ in range(10):  # 2.5 s of requests refused at once, the queue empty, the slots free throughout
         clock.now += STANDING_SECONDS / 2
-        with pytest.raises(Unavailable):
-            with admission.admit():
-                pass
+        for _ in range(40):  # more come than were served
+            with pytest.raises(Unavailable):
+                with admission.admit():
+                    pass
         assert admission.overloaded and admission.in_flight == 0
     clock.now += STANDING_SECONDS  # half a second in which no request was refused: over
     assert admission.deadline == 5.0
@@ -424,6 +425,55 @@ def test_under_an_overload_the_requests_in_flight_are_bounded_by_what_is_answere
     release.send()
     for request in let_in:
         request.wait()
+
+
+def test_an_overload_ends_once_no_more_come_than_are_served():
+    """At 90 % of the maximum, a moment's queue began an overload; what it let
+    in was fewer than the maximum, and its refusals of the rest kept it on for
+    as long as the load lasted (19 % of the gifts refused). Once no more come
+    in half a second than were served in it (by a quarter: those let in are
+    fewer than the maximum), it ends, refusals or not."""
+    clock = Clock()
+    admission = Admission(10, 5.0, "donations", clock=clock, overload_deadline=0.05)
+    saturate(admission, clock, 0.01, 200)
+    release, requests = overloaded(admission, clock, 30)
+    clock.now += STANDING_SECONDS
+    with pytest.raises(Unavailable):
+        with admission.admit():
+            pass
+    release.send()
+    for request in requests:
+        request.wait()
+    admission.interval = 0.01  # (the standing queue's half second without a slot freed, forgotten)
+
+    def quarter_second(coming: int) -> int:
+        """5 let in (within 5 × 10 ms) and served, and `coming` more meanwhile:
+        how many of those were refused."""
+        clock.now += STANDING_SECONDS / 2
+        release = Event()
+        held = [eventlet.spawn(hold, admission, release) for _ in range(5)]
+        eventlet.sleep(0)
+        refused = 0
+        for _ in range(coming):
+            try:
+                with admission.admit():
+                    pass
+            except Unavailable:
+                refused += 1
+        release.send()
+        for request in held:
+            request.wait()
+        return refused
+
+    for _ in range(6):  # 5 served a quarter second and 60 more come: refused, and it lasts
+        assert quarter_second(coming=60) == 60
+        assert admission.overloaded
+    # Then 5 served a quarter second and one more comes: refused, but in half a second 12 came
+    # and 10 were served. Its demand is judged each half second (the first still counts the
+    # 60s); the fourth quarter second finds it over, a refusal a quarter second before: its
+    # one more is let in.
+    assert [quarter_second(coming=1) for _ in range(4)] == [1, 1, 1, 0]
+    assert not admission.overloaded
 
 
 def test_a_closed_loop_of_writers_a_few_past_the_slots_is_no_overload():
@@ -553,7 +603,7 @@ def test_a_coalesced_write_its_bound_would_refuse_is_refused_before_the_gateway_
         request.wait()
     for _ in range(10):  # 2.5 s of refusals: the overload lasts, though none reached the bound itself
         clock.now += STANDING_SECONDS / 2
-        assert refused()
+        assert all(refused() for _ in range(40))
         assert grouped.overloaded and grouped.in_flight == 0  # and took no slot
     assert worked_on == []
     clock.now += STANDING_SECONDS  # half a second without a refusal: over
