@@ -348,6 +348,25 @@ def standing_queue(scope: str, overload_deadline: float, waiting: int):
     return clock, admission, release, requests
 
 
+def drained_overload() -> tuple[Clock, Admission]:
+    """A scope of ten slots, measured at a slot every 10 ms, its overload
+    deadline 0.05 s, in an overload whose queue of 30 stood half a second
+    (one more refused then) and has drained."""
+    clock = Clock()
+    admission = Admission(10, 5.0, "donations", clock=clock, overload_deadline=0.05)
+    saturate(admission, clock, 0.01, 200)
+    release, requests = overloaded(admission, clock, 30)
+    clock.now += STANDING_SECONDS
+    with pytest.raises(Unavailable):
+        admission.refuse_now()
+    release.send()
+    for request in requests:
+        request.wait()
+    admission.interval = 0.01  # (the standing queue's half second without a slot freed, forgotten)
+    assert admission.overloaded
+    return clock, admission
+
+
 def test_a_queue_that_stands_half_a_second_is_an_overload_and_sheds_what_would_wait_past_the_short_deadline():
     assert STANDING_SECONDS == 0.5
     clock = Clock()
@@ -403,18 +422,7 @@ def test_under_an_overload_the_requests_in_flight_are_bounded_by_what_is_answere
     overload, one more is let in only if it can expect its answer, not just
     its slot, within the short deadline (the requests in flight ahead of it at
     the measured interval), though slots are free."""
-    clock = Clock()
-    admission = Admission(10, 5.0, "donations", clock=clock, overload_deadline=0.05)
-    saturate(admission, clock, 0.01, 200)  # a slot frees up every 10 ms
-    release, requests = overloaded(admission, clock, 30)  # a queue of 30 stands half a second
-    clock.now += STANDING_SECONDS
-    with pytest.raises(Unavailable):  # an overload: one more is refused
-        with admission.admit():
-            pass
-    release.send()
-    for request in requests:
-        request.wait()
-    admission.interval = 0.01  # (the standing queue's half second without a slot freed, forgotten)
+    _clock, admission = drained_overload()
     release = Event()
     let_in = [eventlet.spawn(hold, admission, release) for _ in range(5)]
     eventlet.sleep(0)
@@ -433,18 +441,7 @@ def test_an_overload_ends_once_no_more_come_than_are_served():
     as long as the load lasted (19 % of the gifts refused). Once no more come
     in half a second than were served in it (by a quarter: those let in are
     fewer than the maximum), it ends, refusals or not."""
-    clock = Clock()
-    admission = Admission(10, 5.0, "donations", clock=clock, overload_deadline=0.05)
-    saturate(admission, clock, 0.01, 200)
-    release, requests = overloaded(admission, clock, 30)
-    clock.now += STANDING_SECONDS
-    with pytest.raises(Unavailable):
-        with admission.admit():
-            pass
-    release.send()
-    for request in requests:
-        request.wait()
-    admission.interval = 0.01  # (the standing queue's half second without a slot freed, forgotten)
+    clock, admission = drained_overload()
 
     def quarter_second(coming: int) -> int:
         """5 let in (within 5 × 10 ms) and served, and `coming` more meanwhile:
@@ -614,17 +611,7 @@ def test_a_coalesced_write_its_bound_would_refuse_is_refused_before_the_gateway_
 def test_a_write_let_in_before_the_gateway_worked_on_it_is_not_refused_after_the_work():
     """Under an overload a gift is judged before the gateway works on it; those
     let in meanwhile must not refuse it when its call asks for the slot."""
-    clock = Clock()
-    grouped = Admission(10, 5.0, "donations", clock=clock, overload_deadline=0.05)
-    saturate(grouped, clock, 0.01, 200)
-    release, requests = overloaded(grouped, clock, 30)
-    clock.now += STANDING_SECONDS
-    with pytest.raises(Unavailable):  # an overload: one more is refused
-        grouped.refuse_now()
-    release.send()
-    for request in requests:
-        request.wait()
-    grouped.interval = 0.01  # (the standing queue's half second without a slot freed, forgotten)
+    _clock, grouped = drained_overload()
     grouped.refuse_now()  # let in: 10 ms expected
     release = Event()
     meanwhile = [eventlet.spawn(hold, grouped, release) for _ in range(5)]  # the bound's share, taken
