@@ -18,9 +18,9 @@ def naive_utcnow() -> datetime:
 
 def isoformat(moment: datetime) -> str:
     """2026-05-12T08:00:00.000123Z; a naive time is taken as UTC."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment.isoformat(timespec="microseconds") + "Z"  # a third of strftime's cost, on every event
 
 
 def community_zone(config) -> ZoneInfo:

@@ -88,5 +88,11 @@ def receipt_no(campaign_code: str, seq: int) -> str:
 
 
 def new_code(length: int) -> str:
-    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(length))
+    """`length` letters of CODE_ALPHABET, each uniform: the digits of one random number
+    (one draw from the OS, where a choice per letter took one each)."""
+    number, letters = secrets.randbelow(len(CODE_ALPHABET) ** length), []
+    for _ in range(length):
+        number, digit = divmod(number, len(CODE_ALPHABET))
+        letters.append(CODE_ALPHABET[digit])
+    return "".join(letters)
 

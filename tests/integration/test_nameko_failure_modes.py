@@ -4,12 +4,14 @@ worker that blocks its eventlet hub so long that the broker drops the
 connection and hands the message out again, and a publish whose confirm is
 lost with its connection."""
 import socket
+import struct
 import time
 from unittest import mock
 
 import amqp
 import eventlet
 import pytest
+from eventlet.greenio import GreenSocket
 from nameko.amqp.publish import Publisher
 from nameko.standalone.events import get_event_exchange
 
@@ -171,21 +173,24 @@ def test_a_publish_unconfirmed_because_the_connection_dropped_is_published_again
     welfare_config = service_config("welfare")
     notifications_config = service_config("notifications")
     events.declare_topology(vhost.amqp_uri, contracts.EVENTS)
-    real_basic_publish = amqp.Channel._basic_publish
+    real_sendall = GreenSocket.sendall
     dropped: list[str] = []
+    # A basic.publish method frame's class and method, and its routing key (a short string).
+    publish = struct.pack(">HH", *amqp.spec.Basic.Publish)
+    routed_as_case_opened = bytes([len(CASE_OPENED.event_type)]) + CASE_OPENED.event_type.encode()
 
-    def publish_then_drop(self, msg, exchange="", routing_key="", *args, **kwargs):
-        result = real_basic_publish(self, msg, exchange, routing_key, *args, **kwargs)
-        if routing_key == welfare_events.CASE_OPENED and not dropped:
+    def send_then_drop(self, data, *args):
+        result = real_sendall(self, data, *args)
+        sent = bytes(data)
+        if publish in sent and routed_as_case_opened in sent and not dropped:  # case_opened is published
             wait_for(lambda: vhost.depth(CASE_QUEUE) == 1, what="the first copy in the queue")
-            lose_the_connection(self.connection.transport.sock)
-            dropped.append(routing_key)
+            lose_the_connection(self)
+            dropped.append(CASE_OPENED.event_type)
         return result
 
-    # The relay's publisher (services/common/broker.py BatchPublisher) calls basic_publish and
-    # reads the confirms after; nameko's confirming publish calls _basic_publish: both go here.
-    with mock.patch.object(amqp.Channel, "_basic_publish", publish_then_drop), \
-            mock.patch.object(amqp.Channel, "basic_publish", publish_then_drop):
+    # What goes to the broker's socket: the relay's publisher (services/common/broker.py
+    # BatchPublisher) writes a batch's messages at once, then reads the confirms.
+    with mock.patch.object(GreenSocket, "sendall", send_then_drop):
         start_service(WelfareService, welfare_config)
         case_id = open_case(welfare_config)
         wait_for(lambda: unsent(welfare_config, welfare_kernel) == 0, timeout=15, what="the row marked sent")
