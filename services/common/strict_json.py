@@ -26,7 +26,7 @@ class NotStrictJson(ValueError):
 
 def too_deep(text: str, max_depth: int = MAX_DEPTH) -> bool:
     if text.count("[") + text.count("{") <= max_depth:
-        return False  # not even every bracket, in strings too, nests that deep (every gift's body)
+        return False  # too few brackets, counting those inside strings, to nest that deep (a gift's body)
     depth = 0
     for token in _TOKENS.finditer(text):
         bracket = token.group()
