@@ -151,22 +151,26 @@ class BatchPublisher:
         transport = self._connection.connection.transport
         send, frames, size = transport._write, [], 0  # what TCPTransport.write sends with
 
+        def flush():
+            nonlocal size
+            if frames:
+                send(b"".join(frames))
+                frames.clear()
+                size = 0
+
         def gather(frame):
             nonlocal size
             frames.append(bytes(frame))
             size += len(frame)
             if size >= WRITE_BYTES:
-                send(b"".join(frames))
-                frames.clear()
-                size = 0
+                flush()
 
         transport._write = gather
         try:
             yield
         finally:
             transport._write = send
-        if frames:
-            transport.write(b"".join(frames))
+        flush()
 
     def _on_ack(self, delivery_tag: int, multiple: bool):
         if multiple:
