@@ -118,7 +118,7 @@ class Admission:
         self._pressed_at = clock() - STANDING_SECONDS  # when a request last found every slot taken, or was refused
         self.overloaded = False
         self._came = self._served = 0  # requests that came, and were served, ever
-        self._counted_since, self._came_then, self._served_then = clock(), 0, 0  # an overload's window (_demand_fits)
+        self._count_demand_from(clock())  # an overload's window (_demand_fits)
 
     @property
     def deadline(self) -> float:
@@ -136,8 +136,8 @@ class Admission:
         an overload few wait, and the queue is often empty while it lasts)."""
         now = self._clock()
         if self._queue() > self.limit // 2 and now - self._queue_began >= STANDING_SECONDS:
-            self.overloaded = True  # and its demand is counted from when its queue last stood
-            self._counted_since, self._came_then, self._served_then = now, self._came, self._served
+            self.overloaded = True
+            self._count_demand_from(now)  # from when its queue last stood
         elif self.overloaded and (now - self._pressed_at >= STANDING_SECONDS or self._demand_fits(now)):
             self.overloaded = False
         return self.overloaded
@@ -151,8 +151,12 @@ class Admission:
         if now - self._counted_since < STANDING_SECONDS:
             return False
         fits = self._came - self._came_then <= (self._served - self._served_then) * DEMAND_MARGIN
-        self._counted_since, self._came_then, self._served_then = now, self._came, self._served
+        self._count_demand_from(now)
         return fits
+
+    def _count_demand_from(self, now: float):
+        """Start an overload's window: the requests that come, and are served, from now."""
+        self._counted_since, self._came_then, self._served_then = now, self._came, self._served
 
     @property
     def in_flight(self) -> int:
