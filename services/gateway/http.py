@@ -130,7 +130,7 @@ class Admission:
         """An overload begins once the queue has stood STANDING_SECONDS and is
         longer than half the slots (a closed loop of writers, each writing
         again when answered, keeps a queue standing too, but one no longer
-        than its writers past the slots: 64 on 48). It ends once no request
+        than its writers past the slots: 64 on 62). It ends once no request
         has found every slot taken, or been refused, for STANDING_SECONDS, or
         once no more come than are served (not once the queue is empty: under
         an overload few wait, and the queue is often empty while it lasts)."""

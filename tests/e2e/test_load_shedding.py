@@ -25,7 +25,7 @@ from tests.e2e.test_logs import Logs
 RPC_TIMEOUT = 3
 # The run past capacity: a gateway with a short deadline and room for few gifts at once
 # (LINLI_GATEWAY_MAX_IN_FLIGHT_GROUPED), so that 400 gifts at once are well past what it
-# serves within the deadline. With the default room (48) it writes batches of tens of gifts
+# serves within the deadline. With the default room (64) it writes batches of tens of gifts
 # and served nearly all of 400, or of 800, in time, however the threads' start spread them;
 # the few it refused were the tail that had waited out the deadline.
 SMALL_DEADLINE = 0.5
