@@ -17,9 +17,10 @@ from eventlet.event import Event
 
 from services.common.errors import Unavailable
 from services.gateway.http import (
-    ASSUMED_SERVICE_SECONDS, STANDING_SECONDS, Admission, ApiEntrypoint, gateway_admission, json_response,
+    ASSUMED_SERVICE_SECONDS, STANDING_SECONDS, Admission, ApiEntrypoint, admission, gateway_admission,
+    json_response,
 )
-from services.gateway.rpc import _DeadlineProxy
+from services.gateway.rpc import COALESCED_MAX, _DeadlineProxy
 from tests.unit.conftest import served_in_turn, service_config
 
 
@@ -763,22 +764,12 @@ def test_as_shipped_a_batch_of_gifts_is_never_cut_short_by_their_bound():
     carries: 64 gifts at once all go to the service together, none waits for a
     slot (with 48, a closed loop of 64 writers queued 16 of them: wrk at 64
     connections did 8-22 % fewer writes, bench/README.md)."""
-    from services.gateway.http import admission
-    from services.gateway.rpc import COALESCED_MAX
-
     config = service_config("gateway")
     grouped = admission(config, int(config["MAX_IN_FLIGHT_GROUPED"]), "donations")
     release = Event()
-    inside = []
-
-    def gift():
-        with grouped.admit():
-            inside.append(1)
-            release.wait()
-
-    gifts = [eventlet.spawn(gift) for _ in range(COALESCED_MAX)]
+    gifts = [eventlet.spawn(hold, grouped, release) for _ in range(COALESCED_MAX)]
     eventlet.sleep(0.01)
-    assert (len(inside), grouped.in_flight) == (COALESCED_MAX, COALESCED_MAX)
+    assert grouped.in_flight == COALESCED_MAX  # every one holds a slot: none waits
     release.send()
     for each in gifts:
         each.wait()
