@@ -17,12 +17,18 @@ from pathlib import Path
 import requests
 from amqp.exceptions import ChannelError
 
+import services
 from services import contracts
 from services.common import broker, caller
 from services.common import config as linli_config
 from services.common import events, migrations
 from services.common.metrics import SERVICE_RESTARTS
 from services.ops import brokerusers
+
+# Where the `services` package this module runs from lies. A process starts in the stack's own
+# folder, and would import `services` as the environment resolves it (an editable install names
+# one checkout for every worktree): its code would not be the code that started it.
+CODE_ROOT = Path(services.__file__).resolve().parents[1]
 
 BACKENDS = ("patrol", "donations", "welfare", "notifications", "volunteers")
 SERVICES = BACKENDS + ("gateway",)
@@ -235,8 +241,10 @@ class Stack:
                 SERVICE_CLASSES[service]]
 
     def process_env(self, service: str, index: int = 0) -> dict:
-        """The environment of one process: the stack's, with its own broker user."""
+        """The environment of one process: the stack's, with its own broker user,
+        and the code this stack was started from first on its path (CODE_ROOT)."""
         env = dict(self.env)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(CODE_ROOT), env.get("PYTHONPATH"))))
         if service != "gateway":
             for var in GATEWAY_ONLY:
                 env.pop(var, None)
