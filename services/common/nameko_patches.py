@@ -13,7 +13,7 @@ Two places where nameko lets a lost broker connection kill the whole service:
   be sent (the broker is restarting) raises, with the same result. The caller
   then times out (the gateway answers 503), and the broker redelivers the request.
 
-And RPC replies go without publisher confirms (ReplyPublisher).
+And RPC replies go without publisher confirms, on a connection kept open (ReplyPublisher).
 
 For a RabbitMQ cluster (AMQP_URI listing its nodes, services/common/broker.py):
 
@@ -35,7 +35,6 @@ import amqp
 import kombu.exceptions
 import nameko.rpc
 from kombu import Queue
-from nameko.amqp.publish import Publisher
 from nameko.messaging import QueueConsumer
 from nameko.rpc import ReplyListener, RpcConsumer
 from nameko.utils import sanitize_url
@@ -78,14 +77,26 @@ RpcConsumer.handle_result = _survive_a_lost_connection(
     RpcConsumer.handle_result, "an RPC reply was sent", lambda result, exc_info: (result, exc_info))
 
 
-class ReplyPublisher(Publisher):
-    """RPC replies without publisher confirms. A confirm costs the replying
-    service a round trip to the broker on every call, and buys nothing here:
-    a reply lost with the broker is a caller's timeout (the gateway's 503),
-    and the caller's retry with its Idempotency-Key gets the first answer.
-    Requests keep their confirms (nameko needs them to raise UnknownService)."""
+class ReplyPublisher:
+    """RPC replies without publisher confirms, on one connection per process
+    kept open (broker.KeptPublisher), in place of nameko's Publisher (a kombu
+    Connection, a pooled producer and kombu's publish on every reply). A
+    confirm costs the replying service a round trip to the broker on every
+    call, and buys nothing here: a reply lost with the broker is a caller's
+    timeout (the gateway's 503), and the caller's retry with its
+    Idempotency-Key gets the first answer. Requests keep their confirms
+    (nameko needs them to raise UnknownService)."""
 
-    use_confirms = False
+    _kept: dict[tuple, broker.KeptPublisher] = {}  # by broker and TLS settings: one per process
+
+    def __init__(self, amqp_uri, ssl=None, login_method=None, **_options):
+        key = (amqp_uri, repr(ssl), login_method)
+        self._publisher = self._kept.get(key) or self._kept.setdefault(
+            key, broker.KeptPublisher(amqp_uri, ssl=ssl, login_method=login_method))
+
+    def publish(self, payload, serializer, exchange, routing_key, correlation_id=None):
+        """As nameko's Responder calls it."""
+        self._publisher.publish(payload, serializer, exchange.name, routing_key, correlation_id=correlation_id)
 
 
 nameko.rpc.Responder.publisher_cls = ReplyPublisher
