@@ -1,12 +1,16 @@
 """`linli up` starts again a service that exits, after a back-off, and says
 clearly when one cannot start. (The real `linli up`: tests/e2e/test_linli_up.py.)"""
+import os
 import socket
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 from prometheus_client import REGISTRY
 
-from services.ops.stack import CANNOT_START_AFTER, Backoff, Stack
+import services
+from services.ops.stack import CANNOT_START_AFTER, CODE_ROOT, Backoff, Stack
 from tests.conftest import wait_for
 from tests.e2e.conftest import free_port
 
@@ -91,3 +95,16 @@ def test_busy_ports_names_each_port_something_holds_even_with_so_reuseport(tmp_p
     finally:
         holder.close()
     assert alone.busy_ports() == []
+
+
+def test_a_stacks_processes_import_the_code_the_stack_was_started_from(tmp_path):
+    """They start in the stack's own folder; without the checkout first on their
+    path, `services` came from wherever the environment resolved it (a venv's
+    editable install names one checkout for every worktree of it)."""
+    assert CODE_ROOT == Path(services.__file__).resolve().parents[1]
+    stack = Stack(tmp_path / "var", env={"PYTHONPATH": "/somewhere/else"})
+    env = stack.process_env("donations")
+    assert env["PYTHONPATH"].split(os.pathsep) == [str(CODE_ROOT), "/somewhere/else"]
+    imported = subprocess.run([sys.executable, "-c", "import services; print(services.__file__)"], env=env,
+                              cwd=tmp_path / "var", capture_output=True, text=True, timeout=60)
+    assert Path(imported.stdout.strip()).resolve().parents[1] == CODE_ROOT
