@@ -436,6 +436,64 @@ def test_under_an_overload_the_requests_in_flight_are_bounded_by_what_is_answere
         request.wait()
 
 
+def serve_under_overload(admission: Admission, clock: Clock, every: float, seconds: float, held: list,
+                         coming: int = 2):
+    """For `seconds`, the request let in first is answered every `every`
+    seconds, and `coming` come for each one answered (more than are served:
+    the overload lasts); those let in are held (in `held`), the rest refused."""
+    def one(release: Event):
+        try:
+            with admission.admit():
+                release.wait()
+        except Unavailable:
+            pass
+
+    for _ in range(round(seconds / every)):
+        clock.now += every
+        if held:
+            release, request = held.pop(0)
+            release.send()
+            request.wait()
+        for _ in range(coming):
+            release = Event()
+            request = eventlet.spawn(one, release)
+            eventlet.sleep(0)
+            if not request.dead:
+                held.append((release, request))
+        assert admission.overloaded
+
+
+def test_under_an_overload_the_interval_shortens_to_the_rate_those_let_in_are_served_at():
+    """An overload judged by the interval it began with (measured before it,
+    3-5 ms where slots freed every ~2 ms) let ~19 gifts in at once and served
+    291 a second of a maximum of 501. Those let in are served faster than it
+    says (here a gift every 2 ms, not 10): the interval shortens to that, and
+    more are let in, up to every slot."""
+    clock, admission = drained_overload()
+    held: list = []
+    serve_under_overload(admission, clock, 0.002, 0.1, held)
+    assert admission.in_flight == 5  # at 10 ms a slot, the 6th would expect its answer after 60 ms
+    serve_under_overload(admission, clock, 0.002, 2.0, held)
+    assert admission.interval == pytest.approx(0.002, rel=0.2)
+    assert admission.in_flight == admission.limit
+    for release, request in held:
+        release.send()
+        request.wait()
+
+
+def test_under_an_overload_those_let_in_served_slower_leave_the_interval_as_it_was():
+    """Served more slowly than the interval says (a gift every 20 ms, with 5
+    in flight: they are fewer at once), it would lengthen with them, let in
+    fewer still, and be served more slowly again: it is left as measured."""
+    clock, admission = drained_overload()
+    held: list = []
+    serve_under_overload(admission, clock, 0.02, 2.0, held, coming=4)
+    assert admission.interval == 0.01 and admission.in_flight == 5
+    for release, request in held:
+        release.send()
+        request.wait()
+
+
 def test_an_overload_ends_once_no_more_come_than_are_served():
     """At 90 % of the maximum, a moment's queue began an overload; what it let
     in was fewer than the maximum, and its refusals of the rest kept it on for
