@@ -80,7 +80,7 @@ class KeptPublisher:
     nameko's Publisher made a kombu Connection (parsing its URL), took a
     producer from kombu's pool and went through kombu's publish, its
     declarations and retry policy on every reply: 383 µs of CPU a reply of
-    eight gifts' answers, against 61 µs here (a throwaway script). One publish
+    eight gifts' answers, against 61-69 µs here (a throwaway script). One publish
     at a time. One that fails on the kept connection (the broker restarted
     since, say) goes once more on a new one; if that fails too, it raises."""
 

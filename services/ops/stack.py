@@ -25,10 +25,13 @@ from services.common import events, migrations
 from services.common.metrics import SERVICE_RESTARTS
 from services.ops import brokerusers
 
-# Where the `services` package this module runs from lies. A process starts in the stack's own
-# folder, and would import `services` as the environment resolves it (an editable install names
-# one checkout for every worktree): its code would not be the code that started it.
+# The checkout this module runs from, put first on each process's path. A process starts in the
+# stack's own folder, and would import `services` as the environment resolves it (an editable
+# install names one checkout for every worktree): its code would not be the code that started it.
+# Installed as a package (site-packages, no pyproject.toml beside it), nothing is added: there the
+# environment resolves to the same code, and site-packages ahead of the standard library would not do.
 CODE_ROOT = Path(services.__file__).resolve().parents[1]
+CODE_ROOT = CODE_ROOT if (CODE_ROOT / "pyproject.toml").is_file() else None
 
 BACKENDS = ("patrol", "donations", "welfare", "notifications", "volunteers")
 SERVICES = BACKENDS + ("gateway",)
@@ -244,7 +247,8 @@ class Stack:
         """The environment of one process: the stack's, with its own broker user,
         and the code this stack was started from first on its path (CODE_ROOT)."""
         env = dict(self.env)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(CODE_ROOT), env.get("PYTHONPATH"))))
+        if CODE_ROOT is not None:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(CODE_ROOT), env.get("PYTHONPATH"))))
         if service != "gateway":
             for var in GATEWAY_ONLY:
                 env.pop(var, None)

@@ -101,7 +101,7 @@ def test_a_stacks_processes_import_the_code_the_stack_was_started_from(tmp_path)
     """They start in the stack's own folder; without the checkout first on their
     path, `services` came from wherever the environment resolved it (a venv's
     editable install names one checkout for every worktree of it)."""
-    assert CODE_ROOT == Path(services.__file__).resolve().parents[1]
+    assert CODE_ROOT == Path(services.__file__).resolve().parents[1]  # a checkout (pyproject.toml beside it)
     stack = Stack(tmp_path / "var", env={"PYTHONPATH": "/somewhere/else"})
     env = stack.process_env("donations")
     assert env["PYTHONPATH"].split(os.pathsep) == [str(CODE_ROOT), "/somewhere/else"]
