@@ -68,6 +68,24 @@ def publisher(broker: str | dict, **kwargs) -> Publisher:
     return Publisher(config[AMQP_URI_CONFIG_KEY], ssl=ssl_options(config), **kwargs)
 
 
+def kept_connection(broker: str | dict, **kwargs) -> Connection:
+    """A connection a publisher keeps open, connected now: every node of the
+    AMQP_URI tried in turn before it gives up (kombu's OperationalError)."""
+    kept = connection(broker, **kwargs)
+    kept.ensure_connection(max_retries=len(uris(_config(broker)[AMQP_URI_CONFIG_KEY])),
+                           interval_start=0, interval_step=0.5, interval_max=1)
+    return kept
+
+
+def let_go(kept: Connection | None):
+    """Drop a kept connection without waiting for a broker that may be gone or blocking."""
+    if kept is not None:
+        try:
+            kept.collect()
+        except Exception:
+            pass
+
+
 # What a publish on a kept connection may raise when that connection is gone (a broker
 # restart, a reset socket) or its channel was closed; kombu's own after its retries.
 PUBLISH_ERRORS = amqp.Connection.connection_errors + amqp.Connection.channel_errors + (
@@ -85,7 +103,8 @@ class KeptPublisher:
     since, say) goes once more on a new one; if that fails too, it raises."""
 
     def __init__(self, amqp_uri: str, ssl=None, login_method: str | None = None):
-        self.amqp_uri, self.ssl, self.login_method = amqp_uri, ssl, login_method
+        self.config = {AMQP_URI_CONFIG_KEY: amqp_uri, AMQP_SSL_CONFIG_KEY: ssl}
+        self.login_method = login_method
         self._lock = Semaphore()
         self._connection = None
         self._channel = None
@@ -111,17 +130,11 @@ class KeptPublisher:
                         raise
 
     def _open(self):
-        self._connection = Connection(self.amqp_uri, ssl=copy.deepcopy(self.ssl), login_method=self.login_method)
-        self._connection.ensure_connection(max_retries=len(uris(self.amqp_uri)),
-                                           interval_start=0, interval_step=0.5, interval_max=1)
+        self._connection = kept_connection(self.config, login_method=self.login_method)
         self._channel = self._connection.channel()
 
     def _drop(self):
-        if self._connection is not None:
-            try:
-                self._connection.collect()  # without waiting for a broker that may be gone
-            except Exception:
-                pass
+        let_go(self._connection)
         self._connection = self._channel = None
 
 
@@ -170,9 +183,7 @@ class BatchPublisher:
             self._drop()
 
     def _open(self):
-        self._connection = connection(self.config)
-        self._connection.ensure_connection(max_retries=len(uris(self.config["AMQP_URI"])),
-                                           interval_start=0, interval_step=0.5, interval_max=1)
+        self._connection = kept_connection(self.config)
         channel = self._connection.channel()
         channel.confirm_select()
         channel.events["basic_ack"].add(self._on_ack)
@@ -242,11 +253,7 @@ class BatchPublisher:
         self._on_ack(delivery_tag, multiple)
 
     def _drop(self):
-        if self._connection is not None:
-            try:
-                self._connection.collect()  # without waiting for a broker that may be gone or blocking
-            except Exception:
-                pass
+        let_go(self._connection)
         self._connection = self._channel = None
 
 
