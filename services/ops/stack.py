@@ -30,8 +30,8 @@ from services.ops import brokerusers
 # install names one checkout for every worktree): its code would not be the code that started it.
 # Installed as a package (site-packages, no pyproject.toml beside it), nothing is added: there the
 # environment resolves to the same code, and site-packages ahead of the standard library would not do.
-CODE_ROOT = Path(services.__file__).resolve().parents[1]
-CODE_ROOT = CODE_ROOT if (CODE_ROOT / "pyproject.toml").is_file() else None
+_CHECKOUT = Path(services.__file__).resolve().parents[1]
+CODE_ROOT = _CHECKOUT if (_CHECKOUT / "pyproject.toml").is_file() else None
 
 BACKENDS = ("patrol", "donations", "welfare", "notifications", "volunteers")
 SERVICES = BACKENDS + ("gateway",)

@@ -443,8 +443,7 @@ def serve_under_overload(admission: Admission, clock: Clock, every: float, secon
     the overload lasts); those let in are held (in `held`), the rest refused."""
     def one(release: Event):
         try:
-            with admission.admit():
-                release.wait()
+            hold(admission, release)
         except Unavailable:
             pass
 
