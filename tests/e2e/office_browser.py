@@ -27,7 +27,10 @@ PHONE = {"width": 360, "height": 740}  # the phones of the people in the field (
 # Every control a thumb presses; a link in running text is not one.
 TOUCH_TARGETS = ("header.top nav a, header.top > button, main button, main a.button, main a.big-link, "
                  "main a.mine-card, main summary, main select, main input, main textarea, main label.choice")
+# Every wait of a journey, expect()'s as well as an action's: in CI three test processes and
+# their stacks share two cores, and a page may take seconds to answer.
 TIMEOUT_MS = 15_000
+expect.set_options(timeout=TIMEOUT_MS)
 
 JOURNEYS = {}
 
@@ -608,9 +611,12 @@ def confirm_draft(office: Office, args: dict) -> str:
     office.open("cases", "帮扶个案 Cases")
     office.field("状态 Status").select_option(label="待确认 Draft")
     office.button("查找 Search").click()
-    # A draft's own row: the list shown before the search's answer came holds other cases.
-    page.get_by_role("table", name="个案 Cases").get_by_role("row").filter(has_text="待确认 Draft") \
-        .get_by_role("link", name="查看个案 Open case").first.click()
+    # Wait for the search's answer: the list shown before it holds other cases, and a row that
+    # moves as the answer comes in can take the click on none of its links (once in CI).
+    rows = page.get_by_role("table", name="个案 Cases").locator("tbody tr")
+    expect(rows.filter(has_not_text="待确认 Draft")).to_have_count(0)
+    expect(office.button("查找 Search")).to_be_enabled()
+    rows.first.get_by_role("link", name="查看个案 Open case").click()
     expect(page.locator("dl.facts")).to_contain_text("待确认 Draft")
     confirm = page.get_by_role("form", name="确认个案 Confirm case")
     names = "、".join(person["name"] for person in args["people"])
