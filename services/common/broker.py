@@ -86,10 +86,13 @@ def let_go(kept: Connection | None):
             pass
 
 
+# A lost broker connection: amqp's ConnectionError and OSError, and kombu's
+# OperationalError, which kombu raises when the broker is still down after its
+# retries (nameko publishes through them) and which is neither.
+CONNECTION_ERRORS = amqp.Connection.connection_errors + (kombu.exceptions.OperationalError,)
 # What a publish on a kept connection may raise when that connection is gone (a broker
-# restart, a reset socket) or its channel was closed; kombu's own after its retries.
-PUBLISH_ERRORS = amqp.Connection.connection_errors + amqp.Connection.channel_errors + (
-    kombu.exceptions.OperationalError,)
+# restart, a reset socket) or its channel was closed.
+PUBLISH_ERRORS = CONNECTION_ERRORS + amqp.Connection.channel_errors
 
 
 class KeptPublisher:

@@ -31,8 +31,6 @@ from __future__ import annotations
 import functools
 import logging
 
-import amqp
-import kombu.exceptions
 import nameko.rpc
 from kombu import Queue
 from nameko.messaging import QueueConsumer
@@ -43,14 +41,6 @@ from services.common import broker
 
 log = logging.getLogger(__name__)
 
-# amqp's ConnectionError and OSError, and kombu's OperationalError: a reply is
-# published through kombu's retries (nameko's retry policy), and when the broker
-# is still down after them kombu raises its own error, which is neither. Not
-# catching it killed welfare's container after a broker restart under load: the
-# process stayed up, waiting to reconnect, with no consumer on its queues
-# (tests/integration/test_broker_restart.py).
-CONNECTION_ERRORS = amqp.Connection.connection_errors + (kombu.exceptions.OperationalError,)
-
 
 def _survive_a_lost_connection(method, what: str, fallback):
     if getattr(method, "_linli_patched", False):
@@ -60,7 +50,10 @@ def _survive_a_lost_connection(method, what: str, fallback):
     def patched(self, message, *args):
         try:
             return method(self, message, *args)
-        except CONNECTION_ERRORS as exc:
+        # broker.CONNECTION_ERRORS, kombu's OperationalError among them: not catching it killed
+        # welfare's container after a broker restart under load: the process stayed up, waiting
+        # to reconnect, with no consumer on its queues (tests/integration/test_broker_restart.py).
+        except broker.CONNECTION_ERRORS as exc:
             log.warning("the broker connection was lost before %s (%s); the broker will redeliver the message",
                         what, type(exc).__name__)
             return fallback(*args)
