@@ -369,6 +369,7 @@ class Bench:
         self.bare: BareReference | None = None
         self.stream: AlertStream | None = None
         self.run_id = uuid.uuid4().hex[:12]  # wrk's Idempotency-Keys: unique across runs
+        self.wrk_steps = 0  # and across the wrk steps of one run: a step again at N must not replay the first
         self.messages: dict[str, BrokerMessages] = {}  # "donations" (the stack's vhost), "bare"
 
     # -- setting up -----------------------------------------------------------------
@@ -605,7 +606,9 @@ class Bench:
             url, token = f"{self.api}/campaigns/{self.campaign_id}/donations", self.admin_token
         else:
             url, token = self.bare.url + "/bare", ""
-        env = dict(os.environ, LINLI_WRK_PREFIX=f"{self.run_id}-{target}-c{connections}", LINLI_WRK_TOKEN=token,
+        self.wrk_steps += 1
+        prefix = f"{self.run_id}-{self.wrk_steps}-{target}-c{connections}"
+        env = dict(os.environ, LINLI_WRK_PREFIX=prefix, LINLI_WRK_TOKEN=token,
                    LINLI_WRK_BODY=DONATION)
         command = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "10s",
                    "-s", str(WRK_SCRIPT), url]
