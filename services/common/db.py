@@ -31,6 +31,7 @@ from services.common.errors import Unavailable
 from services.common.events import EventContract
 from services.common.groupcommit import GroupCommit
 from services.common.outbox import Relay
+from services.common.prepared import Prepared
 from services.common.schemas import require_id
 
 log = logging.getLogger(__name__)
@@ -93,13 +94,15 @@ class KernelTables:
             Column("response", Text, nullable=False),            # JSON: the first call's answer
             Column("created_at", DateTime, nullable=False, default=naive_utcnow),
         )
-        # The statements every write runs, built once: building and keying a statement
-        # costs more CPU than SQLite takes to run it (bench/README.md, issue 20).
-        self.add_to_outbox = insert(self.outbox)
-        self.remember_answer = insert(self.idempotent_requests)
-        self.earlier_answer = select(self.idempotent_requests.c.fingerprint, self.idempotent_requests.c.response) \
+        # The statements every write runs, built once and prepared (services/common/prepared.py):
+        # building, keying and executing a statement through SQLAlchemy costs more CPU than
+        # SQLite takes to run it (bench/README.md, issue 20).
+        self.add_to_outbox = Prepared(insert(self.outbox))
+        self.remember_answer = Prepared(insert(self.idempotent_requests))
+        self.earlier_answer = Prepared(
+            select(self.idempotent_requests.c.fingerprint, self.idempotent_requests.c.response)
             .where(self.idempotent_requests.c.operation == bindparam("operation"),
-                   self.idempotent_requests.c.key == bindparam("key"))
+                   self.idempotent_requests.c.key == bindparam("key")))
 
 
 # PostgreSQL's "try again": a transaction ended to break a deadlock, or a serialization conflict.
@@ -227,7 +230,7 @@ class UnitOfWork:
         envelope = make_envelope(self.source, event_type, data, version)
         self.kernel.events.validate(envelope, strict=True)
         row = OutboxRow(envelope["id"], self.source, event_type, json.dumps(envelope), logs.current_request_id())
-        self.session.execute(self.kernel.add_to_outbox, {
+        self.kernel.add_to_outbox.rows(self.session, {
             "id": row.id, "source": row.source, "event_type": row.event_type,
             "envelope": row.envelope, "created_at": naive_utcnow(), "request_id": row.request_id})
         self.rows.append(row)

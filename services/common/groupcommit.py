@@ -120,6 +120,7 @@ class WriterSession(Session):
     ORM statements, and any call with options, go through the session."""
 
     batch_connection = None  # set by the writer for the length of one batch's transaction
+    on_statement = None  # the writer's count of statements run, told of each prepared one (prepared.py)
 
     def begin_nested(self):
         savepoint = super().begin_nested()
@@ -261,6 +262,7 @@ class GroupCommit:
             event.listen(self.engine, "after_cursor_execute", self._count)
             event.listen(self.engine, "handle_error", self._count)  # a failed statement needs undoing too
             self._session = WriterSession(self.engine, expire_on_commit=False, autoflush=True)
+            self._session.on_statement = self._count  # a prepared statement, run on the cursor (prepared.py)
         session = self._session
         try:
             session.batch_connection = session.connection()  # the transaction begins

@@ -77,7 +77,7 @@ class CommitWithAnswer:
             return
         request, session, kernel = self.request, self.held[0].session, self.held[0].kernel
         try:
-            session.execute(kernel.remember_answer, {
+            kernel.remember_answer.rows(session, {
                 "operation": request.operation, "key": request.key, "fingerprint": request.fingerprint,
                 "response": json.dumps(answer, default=str), "created_at": naive_utcnow()})
             self.then.finish(session, self.held)
@@ -130,9 +130,10 @@ def idempotent(method):
 def _earlier_answer(db, request: RequestKey):
     """The first answer given under this key; None if there was none."""
     db.committer.rollback(db.session)  # see what other transactions committed meanwhile
-    row = db.session.execute(db.kernel.earlier_answer, {"operation": request.operation, "key": request.key}).first()
-    if row is None:
+    rows = db.kernel.earlier_answer.rows(db.session, {"operation": request.operation, "key": request.key})
+    if not rows:
         return None
-    if row.fingerprint != request.fingerprint:
+    fingerprint, response = rows[0]
+    if fingerprint != request.fingerprint:
         raise IdempotencyKeyReused("This Idempotency-Key was used for a different request.")
-    return json.loads(row.response)
+    return json.loads(response)

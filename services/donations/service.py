@@ -21,6 +21,7 @@ from services.common.errors import Conflict, InvalidInput, NotFound, enforce
 from services.common.groupcommit import grouped
 from services.common.idempotency import idempotent
 from services.common.pagination import PageSchema, paginate
+from services.common.prepared import Prepared
 from services.common.schemas import load_or_raise, require_id, shared
 from services.common.service import KernelEntrypoints, rpc
 from services.contracts.principal import load_actor, require_admin
@@ -65,15 +66,15 @@ class Receipt(NamedTuple):
 _campaigns = Campaign.__table__
 # Statements every donation runs, built once and on the table, not the ORM class: building,
 # keying and (for an ORM UPDATE) evaluating a statement cost more CPU than SQLite takes to run it.
-_TAKE_RECEIPT_NO = update(_campaigns).where(
+_TAKE_RECEIPT_NO = Prepared(update(_campaigns).where(
     _campaigns.c.id == bindparam("campaign_id"), _campaigns.c.status == domain.CampaignStatus.OPEN,
 ).values(
     last_receipt_seq=_campaigns.c.last_receipt_seq + 1,
     cash_fen=_campaigns.c.cash_fen + bindparam("amount_fen"),
     donation_count=_campaigns.c.donation_count + 1,
 ).returning(_campaigns.c.last_receipt_seq, _campaigns.c.cash_fen, _campaigns.c.donation_count,
-            _campaigns.c.goal_fen, _campaigns.c.code, _campaigns.c.starts_on, _campaigns.c.ends_on)
-_ADD_DONATION = insert(Donation.__table__)
+            _campaigns.c.goal_fen, _campaigns.c.code, _campaigns.c.starts_on, _campaigns.c.ends_on))
+_ADD_DONATION = Prepared(insert(Donation.__table__))
 _ADD_DONATION_ITEMS = insert(DonationItem.__table__)
 _CAMPAIGN_TAKING_GIFTS = select(_campaigns.c.status, _campaigns.c.starts_on, _campaigns.c.ends_on) \
     .where(_campaigns.c.id == bindparam("campaign_id"))
@@ -88,14 +89,14 @@ def next_receipt_no(session, campaign_id: str, amount_fen: int, today) -> Receip
     are checked on the row it returns (refused: the caller's savepoint or
     transaction takes the number back); no row: NotFound, or why the campaign
     takes no gifts (one statement, not a read before it, on every gift)."""
-    taken = session.execute(_TAKE_RECEIPT_NO, {"campaign_id": campaign_id, "amount_fen": amount_fen}).one_or_none()
-    if taken is None:
+    taken = _TAKE_RECEIPT_NO.rows(session, {"campaign_id": campaign_id, "amount_fen": amount_fen})
+    if not taken:
         campaign = session.execute(_CAMPAIGN_TAKING_GIFTS, {"campaign_id": campaign_id}).one_or_none()
         if campaign is None:
             raise NotFound("No such campaign.")
         enforce(domain.check_accepts_donations, campaign.status, campaign.starts_on, campaign.ends_on, today)
         raise Conflict("The campaign is closed: it takes no more donations.")
-    seq, cash_fen, donations, goal_fen, code, starts_on, ends_on = taken
+    (seq, cash_fen, donations, goal_fen, code, starts_on, ends_on), = taken
     enforce(domain.check_accepts_donations, domain.CampaignStatus.OPEN, starts_on, ends_on, today)
     return Receipt(seq, domain.receipt_no(code, seq), cash_fen, donations, goal_fen)
 
@@ -387,7 +388,7 @@ class DonationsService(CategoryEntrypoints, KernelEntrypoints):
                 amount_fen=data["amount_fen"], donor_name=data["donor_name"], anonymous=data["anonymous"],
                 recorded_by=actor["id"], created_at=naive_utcnow(), voided_at=None, voided_by=None,
                 void_reason=None)
-            uow.session.execute(_ADD_DONATION, vars(donation))
+            _ADD_DONATION.rows(uow.session, vars(donation))
             donation.items = [{"donation_id": donation.id, "id": new_id(), "position": i, **item}
                               for i, item in enumerate(items)]
             if items:

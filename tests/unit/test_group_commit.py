@@ -6,9 +6,11 @@ commit, no database call runs on the eventlet hub, and the outbox rows are
 marked sent inside a later batch's transaction, with no commit of their own."""
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 import uuid
+from datetime import date, datetime
 from types import SimpleNamespace
 
 import eventlet
@@ -18,7 +20,7 @@ from nameko.exceptions import deserialize
 from nameko.rpc import Rpc
 from nameko.testing.services import worker_factory
 from sqlalchemy import event, make_url, select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.sql.expression import ReleaseSavepointClause, RollbackToSavepointClause, SavepointClause
 
 from services.common import config as linli_config
@@ -29,7 +31,7 @@ from services.common.groupcommit import InBatch, grouped
 from services.donations.models import Campaign, Donation, kernel
 from services.common.service import VouchedRpc
 from services.gateway.http import error_response
-from services.donations.service import DonationsService
+from services.donations.service import _TAKE_RECEIPT_NO, DonationsService
 from tests import databases
 from tests.unit.test_donations_service import campaign_payload
 
@@ -365,3 +367,76 @@ def test_every_rpc_answers_a_busy_database_as_503(monkeypatch):
     assert isinstance(replies[0][1], Unavailable) and replies[0][0] is Unavailable
     assert isinstance(replies[1][1], RuntimeError)
     assert replies[2] is None
+
+
+class PreparedStatements(DonationsService):
+    """The statements a gift runs on the writer's cursor (services/common/prepared.py), run
+    in a batch, with what the same statements give through a worker's own session."""
+
+    @grouped
+    def take_a_number(self, campaign_id, key):
+        return {"receipt": _TAKE_RECEIPT_NO.rows(self.db.session, {"campaign_id": campaign_id, "amount_fen": 300}),
+                "answer": kernel.earlier_answer.rows(self.db.session, {"operation": "record_donation", "key": key})}
+
+    @grouped
+    def the_same_row_twice(self, row):
+        kernel.add_to_outbox.rows(self.db.session, row)
+        kernel.add_to_outbox.rows(self.db.session, row)
+
+
+def test_a_prepared_statement_gives_in_a_batch_what_it_gives_through_a_session(process):
+    campaign_id = new_campaign(process)
+    key = uuid.uuid4().hex
+    donate_at_once(process, [(campaign_id, CASH, key)])
+    in_batch = worker(process, PreparedStatements).take_a_number(campaign_id, key)
+    plain = worker(process, PreparedStatements)
+    session = plain.db.session
+    outside = {"receipt": _TAKE_RECEIPT_NO.rows(session, {"campaign_id": campaign_id, "amount_fen": 300}),
+               "answer": kernel.earlier_answer.rows(session, {"operation": "record_donation", "key": key})}
+    session.rollback()
+    assert process.group().batches >= 2  # the first ran in the writer's batch, on its cursor
+    (seq, cash_fen, count, _goal, code, starts_on, ends_on), = in_batch["receipt"]
+    assert (seq, cash_fen, count) == (2, 800, 2)  # the gift's, and this one's
+    # The call committed no unit of work, so its savepoint was rolled back: the writer counted
+    # the statement run on its cursor as done since the call began (InBatch), and the number is free again.
+    assert [tuple(row) for row in outside["receipt"]] == [(2, 800, 2, _goal, code, starts_on, ends_on)]
+    assert isinstance(starts_on, date) and isinstance(ends_on, date)  # the column's type, as SQLAlchemy gives it
+    assert [tuple(row) for row in in_batch["answer"]] == [tuple(row) for row in outside["answer"]]
+    assert json.loads(in_batch["answer"][0][1])["receipt_no"].endswith("0001")
+
+
+def test_a_failing_prepared_statement_raises_sqlalchemys_error_without_the_values_and_undoes_its_call(process):
+    campaign_id = new_campaign(process)
+    row = {"id": uuid.uuid4().hex, "source": "donations", "event_type": "donation_received",
+           "envelope": '{"donor_name": "王秀英"}', "created_at": datetime(2026, 12, 5, 8, 0), "request_id": None}
+
+    def twice():
+        try:
+            worker(process, PreparedStatements).the_same_row_twice(row)
+        except IntegrityError as exc:
+            return exc
+
+    pool = eventlet.GreenPool()
+    failed = pool.spawn(twice)
+    answers = donate_at_once(process, [(campaign_id, CASH, uuid.uuid4().hex)])
+    error = failed.wait()
+    assert isinstance(error, IntegrityError), error
+    assert "王秀英" not in str(error) and "hidden" in str(error)  # as the engine's hide_parameters
+    assert answers[0]["receipt_no"].endswith("0001")  # the batch's other call is kept
+    with process.engine.connect() as connection:
+        assert connection.execute(select(kernel.outbox.c.id).where(kernel.outbox.c.id == row["id"])).all() == []
+
+
+def test_a_statement_that_needs_a_value_computed_at_execution_is_not_prepared(process):
+    campaign_id = new_campaign(process)
+    without_its_time = {"id": uuid.uuid4().hex, "source": "donations", "event_type": "donation_received",
+                        "envelope": "{}", "request_id": None}  # created_at: the column's default, not preparable
+
+    class NoTime(DonationsService):
+        @grouped
+        def add(self):
+            kernel.add_to_outbox.rows(self.db.session, without_its_time)
+
+    with pytest.raises(TypeError, match="not preparable"):
+        worker(process, NoTime).add()
+    assert donate_at_once(process, [(campaign_id, CASH, uuid.uuid4().hex)])[0]["receipt_no"].endswith("0001")
