@@ -13,8 +13,9 @@ processors, its error classes, values hidden from the message as the
 engine's `hide_parameters` hides them), and counted as a statement for the
 call's savepoint (groupcommit.InBatch). Elsewhere (a worker's own session)
 it runs through the session as any statement. Only statements that need
-nothing computed at execution may be prepared: a column default SQLAlchemy
-would fill in, an expanding IN, are refused when first compiled."""
+nothing done at execution may be prepared: a column default SQLAlchemy would
+fill in, an expanding IN, a parameter name the driver needs escaped, are
+refused when first compiled."""
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -76,7 +77,7 @@ class Prepared:
     def _compile(self, dialect, names: tuple) -> _Form:
         compiled = self.statement.compile(dialect=dialect, column_keys=list(names))
         if compiled.insert_prefetch or compiled.update_prefetch or compiled.post_compile_params \
-                or compiled.literal_execute_params:
+                or compiled.literal_execute_params or compiled.escaped_bind_names:
             raise TypeError(f"not preparable (a value computed at execution): {compiled.string}")
         by_name = {name: bind for bind, name in compiled.bind_names.items()}
         order = compiled.positiontup if compiled.positiontup is not None else list(by_name)
