@@ -311,16 +311,16 @@ class WorkerDatabase:
             self._session = self._provider.sessionmaker()
         return self._session
 
-    def in_group(self, run):
+    def in_group(self, run, orm: bool = True):
         """`run()` in the process's group commit (@grouped); its answer once committed.
         A grouped call made inside a batch is part of the call that made it."""
         if self._batch_session is not None:
             return run()
-        return self._provider.group().run(self, run)
+        return self._provider.group().run(self, run, orm)
 
-    def in_group_many(self, runs: list) -> list[tuple]:
+    def in_group_many(self, runs: list, orm: bool = True) -> list[tuple]:
         """(request id, run) each, in the group commit: (answer, error) each (`call_many`)."""
-        return self._provider.group().run_many(self, runs)
+        return self._provider.group().run_many(self, runs, orm)
 
     def enter_batch(self, session: Session, committer):
         """In the writer thread: this worker's call runs in the batch's session."""

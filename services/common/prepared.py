@@ -49,19 +49,10 @@ class Prepared:
             values.append(value if processor is None else processor(value))
         arguments = tuple(values) if form.positional else \
             {bind[0]: value for bind, value in zip(form.binds, values, strict=True)}
-        dbapi_connection = connection.connection.dbapi_connection
-        cursor = dbapi_connection.cursor()
         try:
-            cursor.execute(form.sql, arguments)
-            rows = cursor.fetchall() if form.returns_rows else []
-        except connection.dialect.loaded_dbapi.Error as exc:
-            if connection.dialect.is_disconnect(exc, dbapi_connection, cursor):
-                connection.invalidate(exc)
-            raise DBAPIError.instance(form.sql, arguments, exc, connection.dialect.loaded_dbapi.Error,
-                                      hide_parameters=True, dialect=connection.dialect) from exc
+            rows = on_cursor(connection, form.sql, arguments, form.returns_rows)
         finally:
             session.on_statement()
-            cursor.close()
         if form.results:
             rows = [tuple(value if processor is None else processor(value)
                           for processor, value in zip(form.results, row, strict=True)) for row in rows]
@@ -92,3 +83,21 @@ class Prepared:
         processors = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns)
         return _Form(compiled.string, compiled.positiontup is not None, tuple(binds), bool(columns),
                      processors if any(processors) else None)
+
+
+def on_cursor(connection, sql: str, arguments=(), fetch: bool = False) -> list:
+    """`sql` run on the DBAPI cursor of a SQLAlchemy `connection` (in its
+    transaction): the rows if `fetch`. A driver's error is raised as
+    SQLAlchemy's (IntegrityError, OperationalError, ...), the values hidden."""
+    dbapi_connection = connection.connection.dbapi_connection
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(sql, arguments)
+        return cursor.fetchall() if fetch else []
+    except connection.dialect.loaded_dbapi.Error as exc:
+        if connection.dialect.is_disconnect(exc, dbapi_connection, cursor):
+            connection.invalidate(exc)
+        raise DBAPIError.instance(sql, arguments, exc, connection.dialect.loaded_dbapi.Error,
+                                  hide_parameters=True, dialect=connection.dialect) from exc
+    finally:
+        cursor.close()

@@ -188,10 +188,11 @@ class KernelEntrypoints:
         """Many calls of one @grouped write, each checked on its own
         (VouchedCallsRpc), all in the process's group commit: each call's
         {"answer": ...} or {"error": ...} (nameko's form of a remote error), in order."""
-        write = getattr(type(self), method).grouped
+        entry = getattr(type(self), method)
+        write = entry.grouped
         runs = [None if "refused" in call else (call["request_id"], functools.partial(
             write, self, *call["args"], **call["kwargs"])) for call in calls]
-        outcomes = iter(self.db.in_group_many([run for run in runs if run is not None]))
+        outcomes = iter(self.db.in_group_many([run for run in runs if run is not None], entry.orm))
         answers = []
         for call, run in zip(calls, runs, strict=True):
             answer, error = (None, None) if run is None else next(outcomes)

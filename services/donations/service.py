@@ -361,7 +361,7 @@ class DonationsService(CategoryEntrypoints, KernelEntrypoints):
     # -- donations ------------------------------------------------------------------
 
     @rpc
-    @grouped
+    @grouped(orm=False)  # its rows are written with Core statements: a savepoint on the cursor
     @idempotent
     def record_donation(self, campaign_id: str, payload: dict, actor: dict) -> dict:
         """Record a donation and issue its receipt. With an idempotency key, the

@@ -87,12 +87,12 @@ class ServiceDb:
     def unit_of_work(self) -> UnitOfWork:
         return UnitOfWork(self.session, self.kernel, self.source, self.committer)
 
-    def in_group(self, run):
+    def in_group(self, run, orm=True):
         """A @grouped call, here alone in its transaction (tests/unit/test_group_commit.py
         runs the real group commit)."""
         return run()
 
-    def in_group_many(self, runs):
+    def in_group_many(self, runs, orm=True):
         outcomes = []
         for _request_id, run in runs:
             try:
