@@ -34,12 +34,11 @@ import contextvars
 import functools
 import inspect
 import logging
+from typing import NamedTuple
 
 import eventlet
 from eventlet import tpool
 from eventlet.event import Event
-from typing import NamedTuple
-
 from sqlalchemy import event, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import ReleaseSavepointClause, RollbackToSavepointClause, SavepointClause
