@@ -15,7 +15,8 @@ call's savepoint (groupcommit.InBatch). Elsewhere (a worker's own session)
 it runs through the session as any statement. Only statements that need
 nothing done at execution may be prepared: a column default SQLAlchemy would
 fill in, an expanding IN, a parameter name the driver needs escaped, are
-refused when first compiled."""
+refused when first compiled. `on_cursor` also runs a gift's savepoint
+(groupcommit.InBatch, `@grouped(orm=False)`)."""
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -32,6 +33,8 @@ class _Form(NamedTuple):
 
 
 class Prepared:
+    """A fixed Core statement, run on the cursor inside a batch (see the module doc)."""
+
     def __init__(self, statement):
         self.statement = statement
         self._forms: dict = {}
