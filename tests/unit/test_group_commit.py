@@ -93,14 +93,19 @@ def new_campaign(process) -> str:
     return worker(process).create_campaign(campaign_payload(), ADMIN)["id"]
 
 
+def outcome(call, expected=Exception):
+    """`call()`'s answer, or the `expected` error it raised."""
+    try:
+        return call()
+    except expected as exc:
+        return exc
+
+
 def donate_at_once(process, calls):
     """Each call (campaign id, payload, key) from a worker of its own, all at once: (answer or error) each."""
     def one(call):
         campaign_id, payload, key = call
-        try:
-            return worker(process).record_donation(campaign_id, payload, ADMIN, idempotency_key=key)
-        except Exception as exc:
-            return exc
+        return outcome(lambda: worker(process).record_donation(campaign_id, payload, ADMIN, idempotency_key=key))
     return list(eventlet.GreenPool().imap(one, calls))
 
 
@@ -135,14 +140,9 @@ class FailsAfterWriting(DonationsService):
 def test_one_refused_or_failing_request_fails_alone_and_leaves_no_trace(process):
     campaign_id = new_campaign(process)
 
-    def fails_after_writing():
-        try:
-            worker(process, FailsAfterWriting).donate_then_fail(campaign_id)
-        except RuntimeError as exc:
-            return exc
-
     pool = eventlet.GreenPool()
-    failing = pool.spawn(fails_after_writing)  # first in the batch: it takes receipt 1, then is undone
+    failing = pool.spawn(outcome, lambda: worker(process, FailsAfterWriting).donate_then_fail(campaign_id),
+                         RuntimeError)  # first in the batch: it takes receipt 1, then is undone
     answers = donate_at_once(process, [
         (campaign_id, CASH, uuid.uuid4().hex),
         (uuid.uuid4().hex, CASH, uuid.uuid4().hex),                       # no such campaign
@@ -414,14 +414,8 @@ def test_a_failing_prepared_statement_raises_sqlalchemys_error_without_the_value
     row = {"id": uuid.uuid4().hex, "source": "donations", "event_type": "donation_received",
            "envelope": '{"donor_name": "王秀英"}', "created_at": datetime(2026, 12, 5, 8, 0), "request_id": None}
 
-    def twice():
-        try:
-            worker(process, PreparedStatements).the_same_row_twice(row)
-        except IntegrityError as exc:
-            return exc
-
     pool = eventlet.GreenPool()
-    failed = pool.spawn(twice)
+    failed = pool.spawn(outcome, lambda: worker(process, PreparedStatements).the_same_row_twice(row), IntegrityError)
     answers = donate_at_once(process, [(campaign_id, CASH, uuid.uuid4().hex)])
     error = failed.wait()
     assert isinstance(error, IntegrityError), error
@@ -466,10 +460,7 @@ class AddsACategory(DonationsService):
 def test_a_call_that_adds_orm_objects_and_fails_is_undone_with_them_and_the_code_is_free_again(process):
     """The session's nested transaction undoes the call's objects with their rows."""
     def add(code, **options):
-        try:
-            return worker(process, AddsACategory).add_category(code, **options)
-        except RuntimeError as exc:
-            return exc
+        return outcome(lambda: worker(process, AddsACategory).add_category(code, **options), RuntimeError)
 
     pool = eventlet.GreenPool()
     failing, kept = pool.spawn(add, "test-tents", then_fail=True), pool.spawn(add, "test-stoves")
@@ -485,14 +476,8 @@ def test_a_call_declared_to_change_no_orm_object_that_adds_one_fails_alone_befor
     batch's other calls are kept."""
     campaign_id = new_campaign(process)
 
-    def add_as_core():
-        try:
-            return worker(process, AddsACategory).add_category_as_core("test-lamps")
-        except TypeError as exc:
-            return exc
-
     pool = eventlet.GreenPool()
-    refused = pool.spawn(add_as_core)
+    refused = pool.spawn(outcome, lambda: worker(process, AddsACategory).add_category_as_core("test-lamps"), TypeError)
     answers = donate_at_once(process, [(campaign_id, CASH, uuid.uuid4().hex)])
     assert "orm=False" in str(refused.wait())
     assert answers[0]["receipt_no"].endswith("0001")
