@@ -42,6 +42,7 @@ def lines():
     logger.propagate = False
     containers = logging.getLogger("nameko.containers")
     containers.addHandler(handler)
+    logs.bind_request_id(None)  # a test before may have left one (JsonWsgiApp binds its caller's)
     yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
     logger.removeHandler(handler)
     containers.removeHandler(handler)
@@ -55,6 +56,24 @@ def test_a_line_is_one_json_object_with_utc_time_level_service_logger_and_messag
     assert (line["level"], line["service"], line["logger"], line["message"]) == (
         "INFO", "donations", "test.logs", "published 3 event(s)\nsecond line")
     assert line["time"].endswith("Z") and datetime.fromisoformat(line["time"]).utcoffset().total_seconds() == 0
+
+
+def test_a_record_gathers_nothing_a_line_does_not_show(lines):
+    """services/common/runtime.py: for a record, the caller's file, line and
+    function, the thread and the process are not looked up (no line shows
+    them); the line still holds every field it shows (the test above)."""
+    records = []
+    keep = logging.Handler()
+    keep.emit = records.append
+    logger = logging.getLogger("test.logs")
+    logger.addHandler(keep)
+    try:
+        logger.info("ran %s", "donations.record_donation")
+    finally:
+        logger.removeHandler(keep)
+    (record,) = records
+    assert (record.funcName, record.lineno, record.thread, record.process) == ("(unknown function)", 0, None, None)
+    assert lines()[0]["message"] == "ran donations.record_donation"
 
 
 def test_a_line_carries_the_current_request_id_and_the_fields_given_to_it(lines):
