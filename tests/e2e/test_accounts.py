@@ -246,6 +246,10 @@ def zones_p90(client: Client, seconds: float) -> tuple[float, int]:
 @pytest.mark.slow  # about 9 s of a login flood
 def test_a_login_flood_leaves_other_routes_fast(stack, admin):
     idle, idle_count = zones_p90(admin, 3)
+    # One hash, as this machine does it now (a login refused after its hash): a read that waited
+    # behind the flood's hashes would wait for several of them, one after another.
+    one_login = statistics.median(timed(lambda n=n: log_in(stack, f"alone-{n}", "a-wrong-guess",
+                                                          address=f"10.250.0.{n}"))[1] for n in range(3))
     stop, answers, lock = threading.Event(), [], threading.Lock()
 
     def flood(loop: int):
@@ -267,15 +271,19 @@ def test_a_login_flood_leaves_other_routes_fast(stack, admin):
         for loop in loops:
             loop.join(timeout=20)
     print(f"\nGET /zones p90: idle {idle * 1000:.1f} ms ({idle_count} calls), during {FLOOD_LOOPS} loops of "
-          f"bad logins {loaded * 1000:.1f} ms ({loaded_count} calls); logins answered: "
+          f"bad logins {loaded * 1000:.1f} ms ({loaded_count} calls); one login alone {one_login * 1000:.0f} ms; "
+          f"logins answered: "
           f"{ {s: answers.count(s) for s in sorted(set(answers))} }")
     assert set(answers) <= {401, 503}, set(answers)  # refused for capacity at once, never a 500
     # The flood did reach the hashing: some were hashed and refused, and the rest were refused
     # for capacity, which happens only while every hashing slot is taken. (How many are hashed
     # depends on the machine: hashes run at a low priority, and in CI two cores are shared.)
     assert answers.count(401) >= 1 and answers.count(401) + answers.count(503) >= 20, answers
-    # Before, scrypt ran on the hub: 11 ms idle became 1,496 ms.
-    assert loaded < max(5 * idle, 0.5), f"p90 {idle * 1000:.0f} ms idle, {loaded * 1000:.0f} ms under the flood"
+    # Before, scrypt ran on the hub: 11 ms idle became 1,496 ms, every read waiting behind hashes.
+    # Within five times idle, or half a second, or two hashes: on a machine three times slower, with
+    # CI's other suites beside it, 82 ms idle became 590 ms while the hashes ran in their threads.
+    assert loaded < max(5 * idle, 0.5, 2 * one_login), (
+        f"p90 {idle * 1000:.0f} ms idle, {loaded * 1000:.0f} ms under the flood, a login {one_login * 1000:.0f} ms")
 
 
 # -- receipts --------------------------------------------------------------------------------
