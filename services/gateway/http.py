@@ -31,7 +31,7 @@ from services.common.errors import (
 from services.common.metrics import HTTP_REQUESTS, HTTP_SECONDS, HTTP_SHED
 from services.common.schemas import field_name, refuse_unstorable, shared
 from services.common.service import EXPECTED_ERRORS
-from services.gateway import auth
+from services.gateway import auth, headers
 from services.gateway.devices import DeviceStates
 from services.gateway.slots import Slots
 
@@ -538,6 +538,7 @@ class JsonWebServer(WebServer):
     def setup(self):
         super().setup()
         self.admission = gateway_admission(self.container.config)
+        headers.install()  # each request's header lines parsed without the email package (headers.py)
 
     def start(self):
         """nameko's, but the port is this process's alone, and with a longer listen
