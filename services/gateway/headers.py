@@ -9,8 +9,8 @@ CPU under load, ~80 µs a request on a machine where this takes ~15. Here each
 line that is a plain field (a token, a colon, a value with no CR or LF in it)
 is stored as `email.parser` stores it (the compat32 policy's
 `header_source_parse`, then `set_raw`); a block with any other line (a folded
-continuation, a line with no colon or space before it, a stray CR, an
-unfinished block) is handed to `email.parser` as before, so what the server
+continuation, a line without a colon or with a space before it, a stray CR,
+an unfinished block) is handed to `email.parser` as before, so what the server
 makes of an odd request does not change. `tests/unit/test_headers.py` holds
 the two parsers to the same messages.
 
