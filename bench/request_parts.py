@@ -25,6 +25,7 @@ import inspect
 import io
 import logging
 import logging.config
+import os
 import statistics
 import sys
 import tempfile
@@ -37,7 +38,7 @@ sys.path.insert(0, str(REPO_ROOT))
 import http.client  # noqa: E402
 
 from services.common import logs  # noqa: E402
-from services.common import runtime  # noqa: E402,F401 -- the switches under test are set at import
+from services.common import runtime  # noqa: E402 -- its log switches are set at import, and under test here
 from services.common.schemas import load_or_raise, shared  # noqa: E402
 from services.contracts.principal import ActorSchema, load_actor  # noqa: E402
 from services.donations.service import DonationsService  # noqa: E402
@@ -51,8 +52,11 @@ ACTOR = {"id": "0f3c2a9e8b7d4c1a9e8b7d4c1a9e8b7d", "roles": ["admin"]}
 
 def log_switches(on: bool):
     """The logging module's lookups, as Python ships it (on) or as Linli sets it (off)."""
-    logging._srcfile = logging.__file__ if on else None  # what `logging` sets it to: its own file
-    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = on
+    if not on:
+        runtime.lighter_log_records()
+        return
+    logging._srcfile = os.path.normcase(logging.addLevelName.__code__.co_filename)  # as `logging` sets it
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = True
 
 
 def main() -> int:

@@ -132,15 +132,18 @@ class InBatch:
         if self.savepoints is None:
             self.savepoint.commit()
         else:
-            on_cursor(self.session.batch_connection, self.savepoints.release)
-            self.session.changes_no_orm_objects = False
+            self._release()
 
     def failed(self):
         self._undo()
         if self.savepoints is not None:
-            on_cursor(self.session.batch_connection, self.savepoints.release)
-            self.session.changes_no_orm_objects = False
+            self._release()
         self.rows = []
+
+    def _release(self):
+        """The end of a savepoint on the cursor, and of its call's refusal of ORM changes."""
+        on_cursor(self.session.batch_connection, self.savepoints.release)
+        self.session.changes_no_orm_objects = False
 
     def _undo(self):
         if self.savepoints is None:
