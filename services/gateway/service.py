@@ -47,7 +47,7 @@ from services.gateway.schemas import (
     MemberQuerySchema, MemberSchema, MemberUpdateSchema, MonthlyReportQuerySchema, PasswordChangeSchema,
     PasswordSetSchema, ReadySchema, ServiceListQuerySchema, ServicesHealthSchema, TokenRequestSchema, TokenSchema,
 )
-from services.gateway.streams import FEED, LiveFeed, Streams, sse_response
+from services.gateway.streams import FEED, FEED_QUEUE_BOUND, LiveFeed, Streams, sse_response
 from services.donations.schemas import (
     CampaignCreateSchema, CampaignListSchema, CampaignSchema, CampaignUpdateSchema, DispatchCreateSchema,
     DispatchListSchema, DispatchSchema, DonationCreateSchema, DonationListSchema, DonationSchema,
@@ -85,9 +85,9 @@ STATIC = {path.relative_to(PAGES_DIR / "static").as_posix(): (path.read_bytes(),
 PUBLIC_CAMPAIGN_FIELDS = ("id", "name", "goal_fen", "starts_on", "ends_on", "status", "totals",
                           "progress_percent", "goods_sent", "dispatches")
 
-# One queue per gateway process, bound to every service's event exchange.
+# One queue per gateway process, bound to every service's event exchange while a feed stream is open.
 FEED_QUEUE = Queue(
-    f"gateway-feed-{uuid.uuid4().hex}", durable=False, exclusive=True, auto_delete=True,
+    f"gateway-feed-{uuid.uuid4().hex}", durable=False, exclusive=True, auto_delete=True, max_length=FEED_QUEUE_BOUND,
     bindings=[binding(get_event_exchange(source, {}), routing_key="#") for source in contracts.PRODUCERS])
 
 PROBE_TIMEOUT = 3.0  # the dashboard's parts

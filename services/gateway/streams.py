@@ -5,16 +5,22 @@ every alert). Each account has a bounded number of streams open at once, and
 a heartbeat finds a client that went away."""
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
 from collections import Counter, defaultdict
 
+import eventlet
+from eventlet.event import Event
 from eventlet.queue import Empty, LightQueue
+from kombu import Queue
+from kombu.mixins import ConsumerMixin
+from nameko.constants import DEFAULT_HEARTBEAT, HEARTBEAT_CONFIG_KEY, LOGIN_METHOD_CONFIG_KEY
 from nameko.extensions import DependencyProvider, SharedExtension
-from nameko.messaging import QueueConsumer
 from werkzeug.wrappers import Response
 
+from services.common import broker
 from services.common.errors import NotAuthenticated, TooManyRequests
 
 log = logging.getLogger(__name__)
@@ -117,35 +123,125 @@ class Streams(DependencyProvider):
         return self.hub
 
 
+# A feed stream that opens waits at most this long for the feed's queue to be bound (the
+# broker down: it opens anyway, and hears events once the consumer connects).
+FEED_READY_SECONDS = 5.0
+# The feed's queue holds at most this many events its consumer has not yet read; past it the
+# oldest go (a gateway too busy to keep up loses feed events, as a slow stream does).
+FEED_QUEUE_BOUND = 1000
+
+
+class FeedHub(Hub):
+    """The feed's hub: the stream that opens it while no other is open starts
+    the feed's consumer and waits until its queue is bound, so that the
+    stream hears every event published after it opens."""
+
+    def __init__(self, slots: StreamSlots, start_consuming):
+        super().__init__(slots)
+        self._start_consuming = start_consuming
+
+    def subscribe(self, key: str) -> LightQueue:
+        queue = super().subscribe(key)
+        self._start_consuming()
+        return queue
+
+
+class _FeedConsumer(ConsumerMixin):
+    """kombu's consumer loop (it reconnects and declares the queue again after a
+    broker restart) for as long as a feed stream is open: it stops within a
+    second of the last one closing, and its connection and queue go with it."""
+
+    def __init__(self, connection, queue: Queue, accept, deliver, wanted):
+        self.connection = connection
+        self.queue = queue
+        self.accept = accept
+        self.deliver = deliver
+        self.wanted = wanted
+        self.closing = False
+        self.ready = Event()  # sent while consuming; a new one whenever consuming ends
+
+    @property
+    def should_stop(self) -> bool:
+        return self.closing or not self.wanted()
+
+    def get_consumers(self, Consumer, channel):
+        # no_ack: nothing here fails in a way a redelivery would mend (as with an ack on
+        # arrival before), and the broker is spared an ack per event.
+        return [Consumer(queues=[self.queue], callbacks=[self._on_message], accept=self.accept, no_ack=True)]
+
+    def _on_message(self, body, message):
+        self.deliver(body)
+
+    @contextlib.contextmanager
+    def extra_context(self, connection, channel):
+        self.ready.send()
+        try:
+            yield
+        finally:
+            self.ready = Event()
+
+    def on_connection_error(self, exc, interval):
+        if self.should_stop:  # no stream waits for it any more: stop trying
+            raise exc
+        log.warning("the live feed cannot reach the broker (%s); trying again in %.0f s", type(exc).__name__,
+                    interval)
+
+
 class LiveFeed(Streams):
-    """The feed's hub, which fills itself: it consumes `queue` (this process's
-    own, bound to every service's events) and hands each event, as `show`
-    makes it fit for the feed, to the open feed streams. Through nameko's
-    QueueConsumer, as nameko's own reply listener does, so the queue is
-    declared again after a broker restart; but with no worker per event, as
-    @consume would spawn (its dependencies built, its context set up and torn
-    down): every donation makes an event, and that worker was about a sixth
-    of what a donation cost the gateway. Nothing here can fail in a way a
-    retry would mend, so each message is acknowledged as it comes, and with
-    no stream open it is only acknowledged."""
+    """The feed's hub, which fills itself while a feed stream is open: a
+    consumer of its own (_FeedConsumer) on `queue` (this process's own, bound
+    to every service's events) hands each event, as `show` makes it fit for
+    the feed, to the open feed streams. With none open there is no consumer
+    and no queue, and the broker drops the events no service subscribes to
+    (donation_received, the most frequent, among them) instead of delivering
+    each to every gateway process: that delivery and its ack were about a
+    tenth of what a donation cost the gateway (py-spy at 32 connections).
+    No worker per event, as @consume would spawn."""
 
-    queue_consumer = QueueConsumer()
-
-    def __init__(self, queue, show):
+    def __init__(self, queue: Queue, show):
         super().__init__()
         self.queue = queue
         self.show = show
+        self.consumer: _FeedConsumer | None = None
+        self._runner = None
 
     def setup(self):
-        super().setup()
-        self.queue_consumer.register_provider(self)
+        config = self.container.config
+        self.hub = FeedHub(self.shared_slots.slots, self._start_consuming)
+        self.consumer = _FeedConsumer(
+            broker.connection(config, heartbeat=config.get(HEARTBEAT_CONFIG_KEY, DEFAULT_HEARTBEAT),
+                              login_method=config.get(LOGIN_METHOD_CONFIG_KEY)),
+            self.queue, self.container.accept, self.handle_event, lambda: self.hub.watched(FEED))
 
     def stop(self):
-        self.queue_consumer.unregister_provider(self)
+        self.consumer.closing = True
+        if self._runner is not None:
+            with eventlet.Timeout(3, False):  # the consumer looks every second (kombu's safety interval)
+                self._runner.wait()
         super().stop()
 
-    def handle_message(self, body, message):
-        self.queue_consumer.ack_message(message)
+    def _start_consuming(self):
+        """Called by a stream as it opens: starts the consumer unless it runs, and
+        waits for its queue to be bound (at most FEED_READY_SECONDS)."""
+        if self._runner is None:
+            self._runner = self.container.spawn_managed_thread(self._consume, identifier="live feed")
+        with eventlet.Timeout(FEED_READY_SECONDS, False):
+            self.consumer.ready.wait()
+
+    def _consume(self):
+        try:
+            while not self.consumer.should_stop:
+                try:
+                    self.consumer.run()  # returns once no feed stream is open (or the gateway stops)
+                except Exception:
+                    log.exception("the live feed's consumer failed; starting it again")
+                    eventlet.sleep(1)
+        finally:
+            # No green thread switch between run() seeing no stream and this: a stream that
+            # opens after it starts a new consumer.
+            self._runner = None
+
+    def handle_event(self, body):
         if not (isinstance(body, dict) and self.hub.watched(FEED)):
             return
         try:

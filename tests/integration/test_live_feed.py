@@ -1,0 +1,89 @@
+"""The gateway's live feed against the real RabbitMQ: its queue exists, bound
+to every service's events, only while a feed stream is open, so that with
+none open the broker delivers the gateway no event; a stream hears every event
+published after it opens, also when the feed was closed and opened again."""
+import uuid
+
+import eventlet
+import requests
+from kombu import Queue, binding
+from nameko.amqp.publish import Publisher
+from nameko.standalone.events import get_event_exchange
+from nameko.testing.utils import get_extension
+
+from services import contracts
+from services.common import events
+from services.common.envelope import make_envelope
+from services.gateway.streams import FEED, LiveFeed
+from tests.conftest import wait_for
+
+
+def feed_queue() -> Queue:
+    # As the gateway's FEED_QUEUE (services/gateway/service.py), with a name of this test's.
+    return Queue(f"gateway-feed-{uuid.uuid4().hex}", durable=False, exclusive=True, auto_delete=True,
+                 bindings=[binding(get_event_exchange(source, {}), routing_key="#") for source in contracts.PRODUCERS])
+
+
+QUEUE = feed_queue()
+
+
+class FeedOnly:
+    """The gateway's feed alone in a container."""
+    name = "feed_only"
+    feed = LiveFeed(QUEUE, contracts.for_feed)
+
+
+def queue_exists(vhost) -> bool:
+    answer = requests.get(f"{vhost.management_url}/api/queues/{vhost.name}/{QUEUE.name}", auth=vhost.auth,
+                          timeout=10)
+    assert answer.status_code in (200, 404), answer.text
+    return answer.status_code == 200
+
+
+def zone_created(amqp_uri: str, zone_id: str) -> dict:
+    envelope = make_envelope("patrol", "zone_created", {"zone_id": zone_id, "name": "Heping Li",
+                                                          "compounds": ["Heping Li"]})
+    Publisher(amqp_uri).publish(envelope, exchange=get_event_exchange("patrol", {}), routing_key="zone_created")
+    return envelope
+
+
+def heard(stream, timeout: float = 5) -> list[str]:
+    """The zones the stream hears within `timeout` s of quiet."""
+    names = []
+    while True:
+        try:
+            names.append(stream.get(timeout=timeout)["data"]["zone_id"])
+        except eventlet.queue.Empty:
+            return names
+        timeout = 0.5
+
+
+def test_the_feed_queue_lives_only_while_a_feed_stream_is_open(vhost, start_service):
+    events.declare_topology(vhost.amqp_uri, contracts.EVENTS)  # as `linli up` does
+    container = start_service(FeedOnly, {"AMQP_URI": vhost.amqp_uri, "STREAMS_PER_ACCOUNT": 5,
+                                         "STREAM_HEARTBEAT_SECONDS": 15})
+    hub = get_extension(container, LiveFeed).hub
+
+    zone_created(vhost.amqp_uri, "before-anyone-watched")
+    assert not queue_exists(vhost)  # the broker had nowhere to deliver it
+
+    first = hub.subscribe(FEED)  # what a stream does as it opens: returns once the queue is bound
+    assert queue_exists(vhost)
+    zone_created(vhost.amqp_uri, "z1")
+    assert heard(first) == ["z1"]
+    second = hub.subscribe(FEED)
+    zone_created(vhost.amqp_uri, "z2")
+    assert heard(first) == ["z2"] and heard(second) == ["z2"]
+
+    hub.unsubscribe(FEED, first)
+    zone_created(vhost.amqp_uri, "one-still-watches")
+    assert heard(second) == ["one-still-watches"]
+    hub.unsubscribe(FEED, second)
+    wait_for(lambda: not queue_exists(vhost), timeout=5, what="the feed's queue gone with its last stream")
+    zone_created(vhost.amqp_uri, "nobody-watches")
+
+    again = hub.subscribe(FEED)
+    zone_created(vhost.amqp_uri, "watched-again")
+    assert heard(again) == ["watched-again"]
+    container.stop()
+    assert not queue_exists(vhost)
