@@ -16,7 +16,7 @@ What nameko 2.14 and Linli declare and use, per service S:
   would let S publish into any queue: another's RPC or event queue);
 - the gateway's own `rpc-gateway` (it answers `ping`), like any service's;
 - the gateway's feed queue `gateway-feed-<hex>` bound to every `<source>.events`
-  with `#`, and its broadcast queue for alerts.
+  with `#` (while a feed stream is open), and its broadcast queue for alerts.
 
 RabbitMQ checks: declare (and delete) needs configure; queue.bind write on the
 queue and read on the exchange; publish write on the exchange; consume and get
