@@ -159,6 +159,7 @@ class _FeedConsumer(ConsumerMixin):
         self.wanted = wanted
         self.closing = False
         self.ready = Event()  # sent while consuming; a new one whenever consuming ends
+        self._connection = None
 
     @property
     def should_stop(self) -> bool:
@@ -174,11 +175,20 @@ class _FeedConsumer(ConsumerMixin):
 
     @contextlib.contextmanager
     def extra_context(self, connection, channel):
+        self._connection = connection
         self.ready.send()
         try:
             yield
         finally:
             self.ready = Event()
+            self._connection = None
+
+    def on_iteration(self):
+        # kombu's loop sends a heartbeat only when a second passes with no message, and this
+        # consumer sends nothing else (no acks): under a steady flow of events the broker would
+        # take the connection for dead after two heartbeats. A frame goes only when one is due.
+        if self._connection is not None:
+            self._connection.heartbeat_check()
 
     def on_connection_error(self, exc, interval):
         if self.should_stop:  # no stream waits for it any more: stop trying

@@ -87,3 +87,25 @@ def test_the_feed_queue_lives_only_while_a_feed_stream_is_open(vhost, start_serv
     assert heard(again) == ["watched-again"]
     container.stop()
     assert not queue_exists(vhost)
+
+
+def test_a_busy_feed_keeps_its_connection_alive(vhost, start_service, caplog):
+    """Events without pause for several heartbeats: the consumer, which sends
+    the broker nothing back (no acks), still sends its heartbeats, so the broker
+    never takes the connection for dead and no event is lost to a reconnection."""
+    events.declare_topology(vhost.amqp_uri, contracts.EVENTS)
+    container = start_service(FeedOnly, {"AMQP_URI": vhost.amqp_uri, "HEARTBEAT": 1, "STREAMS_PER_ACCOUNT": 5,
+                                         "STREAM_HEARTBEAT_SECONDS": 15})
+    hub = get_extension(container, LiveFeed).hub
+    stream = hub.subscribe(FEED)
+    publisher = Publisher(vhost.amqp_uri)
+    sent = []
+    for number in range(90):  # 6 s (the broker drops a silent client after two heartbeats); a stream holds 100
+        envelope = make_envelope("patrol", "zone_created", {"zone_id": f"z{number}", "name": "Heping Li",
+                                                              "compounds": ["Heping Li"]})
+        publisher.publish(envelope, exchange=get_event_exchange("patrol", {}), routing_key="zone_created")
+        sent.append(f"z{number}")
+        eventlet.sleep(0.07)
+    assert heard(stream) == sent
+    assert "Connection to broker lost" not in caplog.text
+    container.stop()
