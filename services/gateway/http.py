@@ -68,7 +68,7 @@ FORGET_AFTER_SECONDS = 2.0
 DEMAND_MARGIN = 1.25
 MAX_RETRY_AFTER = 30
 ROUTES_REMEMBERED = 4096          # method and path → route (JsonWsgiApp._route)
-WORKERS_KEPT_FOR_EVENTS = 2       # of max_workers: the alert and feed consumers always find one
+WORKERS_KEPT_FOR_EVENTS = 2       # of max_workers: the alert handler and the timer always find one
 
 
 class Admission:
@@ -512,8 +512,9 @@ class _ClosingProtocol(HttpOnlyProtocol):
 def gateway_admission(config: dict) -> Admission:
     """The bound on one gateway process's API requests in flight: MAX_IN_FLIGHT,
     at most (and by default) max_workers - 2. Requests beyond max_workers would
-    wait for a worker without bound, and the event handlers (alerts, the feed)
-    share that pool: some workers are kept for them."""
+    wait for a worker without bound, and the alert handler and the timer (the
+    dead letters' depth) share that pool: some workers are kept for them (the
+    live feed needs none: services/gateway/streams.py)."""
     most = max(1, int(config["max_workers"]) - WORKERS_KEPT_FOR_EVENTS)
     limit = min(int(config["MAX_IN_FLIGHT"]) or most, most)
     return admission(config, limit, "gateway")

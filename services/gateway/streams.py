@@ -204,9 +204,9 @@ class LiveFeed(Streams):
     the feed, to the open feed streams. With none open there is no consumer
     and no queue, and the broker drops the events no service subscribes to
     (donation_received, the most frequent, among them) instead of delivering
-    each to every gateway process: that delivery and its ack were about a
-    tenth of what a donation cost the gateway (py-spy at 32 connections).
-    No worker per event, as @consume would spawn."""
+    each to every gateway process: that delivery and its ack were 12–19 % of
+    the gateway's CPU per donation (two stacks alternated, bench/README.md).
+    No worker per event, as @consume would spawn, and no ack."""
 
     def __init__(self, queue: Queue, show):
         super().__init__()
