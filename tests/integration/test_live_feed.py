@@ -16,6 +16,7 @@ from services.common import events
 from services.common.envelope import make_envelope
 from services.gateway.streams import FEED, LiveFeed
 from tests.conftest import wait_for
+from tests.integration.test_broker_failover import down_first
 
 
 def feed_queue() -> Queue:
@@ -108,4 +109,17 @@ def test_a_busy_feed_keeps_its_connection_alive(vhost, start_service, caplog):
         eventlet.sleep(0.07)
     assert heard(stream) == sent
     assert "Connection to broker lost" not in caplog.text
+    container.stop()
+
+
+def test_the_feed_reaches_the_node_that_answers(vhost, start_service):
+    """AMQP_URI naming a node that is down first (docs/broker-cluster.md): the
+    feed's own connection goes on to the next, as nameko's do."""
+    events.declare_topology(vhost.amqp_uri, contracts.EVENTS)
+    container = start_service(FeedOnly, {"AMQP_URI": down_first(vhost.amqp_uri), "STREAMS_PER_ACCOUNT": 5,
+                                         "STREAM_HEARTBEAT_SECONDS": 15})
+    stream = get_extension(container, LiveFeed).hub.subscribe(FEED)
+    assert queue_exists(vhost)
+    zone_created(vhost.amqp_uri, "through-the-second-node")
+    assert heard(stream) == ["through-the-second-node"]
     container.stop()
