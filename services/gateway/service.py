@@ -10,7 +10,7 @@ from html import escape
 from pathlib import Path
 
 import eventlet
-from kombu import Producer, Queue, binding
+from kombu import Producer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.wrappers import Response
 from nameko.dependency_providers import Config
@@ -18,7 +18,6 @@ from nameko.events import BROADCAST, event_handler
 from nameko.exceptions import RpcTimeout
 from nameko.rpc import get_rpc_exchange
 from nameko.timer import timer
-from nameko.standalone.events import get_event_exchange
 from sqlalchemy import select, text
 
 from services import contracts
@@ -47,7 +46,7 @@ from services.gateway.schemas import (
     MemberQuerySchema, MemberSchema, MemberUpdateSchema, MonthlyReportQuerySchema, PasswordChangeSchema,
     PasswordSetSchema, ReadySchema, ServiceListQuerySchema, ServicesHealthSchema, TokenRequestSchema, TokenSchema,
 )
-from services.gateway.streams import FEED, FEED_QUEUE_BOUND, LiveFeed, Streams, sse_response
+from services.gateway.streams import FEED, LiveFeed, Streams, feed_queue, sse_response
 from services.donations.schemas import (
     CampaignCreateSchema, CampaignListSchema, CampaignSchema, CampaignUpdateSchema, DispatchCreateSchema,
     DispatchListSchema, DispatchSchema, DonationCreateSchema, DonationListSchema, DonationSchema,
@@ -86,9 +85,7 @@ PUBLIC_CAMPAIGN_FIELDS = ("id", "name", "goal_fen", "starts_on", "ends_on", "sta
                           "progress_percent", "goods_sent", "dispatches")
 
 # One queue per gateway process, bound to every service's event exchange while a feed stream is open.
-FEED_QUEUE = Queue(
-    f"gateway-feed-{uuid.uuid4().hex}", durable=False, exclusive=True, auto_delete=True, max_length=FEED_QUEUE_BOUND,
-    bindings=[binding(get_event_exchange(source, {}), routing_key="#") for source in contracts.PRODUCERS])
+FEED_QUEUE = feed_queue(contracts.PRODUCERS)
 
 PROBE_TIMEOUT = 3.0  # the dashboard's parts
 # A dead letter shows in linli_dead_letter_depth within this many seconds (a

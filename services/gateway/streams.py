@@ -9,15 +9,17 @@ import contextlib
 import json
 import logging
 import time
+import uuid
 from collections import Counter, defaultdict
 
 import eventlet
 from eventlet.event import Event
 from eventlet.queue import Empty, LightQueue
-from kombu import Queue
+from kombu import Queue, binding
 from kombu.mixins import ConsumerMixin
 from nameko.constants import DEFAULT_HEARTBEAT, HEARTBEAT_CONFIG_KEY, LOGIN_METHOD_CONFIG_KEY
 from nameko.extensions import DependencyProvider, SharedExtension
+from nameko.standalone.events import get_event_exchange
 from werkzeug.wrappers import Response
 
 from services.common import broker
@@ -129,6 +131,14 @@ FEED_READY_SECONDS = 5.0
 # The feed's queue holds at most this many events its consumer has not yet read; past it the
 # oldest go (a gateway too busy to keep up loses feed events, as a slow stream does).
 FEED_QUEUE_BOUND = 1000
+
+
+def feed_queue(sources) -> Queue:
+    """A gateway process's own feed queue (a new name each call), bound to the event
+    exchange of every service in `sources` while a feed stream is open (LiveFeed)."""
+    return Queue(f"gateway-feed-{uuid.uuid4().hex}", durable=False, exclusive=True, auto_delete=True,
+                 max_length=FEED_QUEUE_BOUND,
+                 bindings=[binding(get_event_exchange(source, {}), routing_key="#") for source in sources])
 
 
 class FeedHub(Hub):

@@ -2,11 +2,8 @@
 to every service's events, only while a feed stream is open, so that with
 none open the broker delivers the gateway no event; a stream hears every event
 published after it opens, also when the feed was closed and opened again."""
-import uuid
-
 import eventlet
 import requests
-from kombu import Queue, binding
 from nameko.amqp.publish import Publisher
 from nameko.standalone.events import get_event_exchange
 from nameko.testing.utils import get_extension
@@ -14,18 +11,12 @@ from nameko.testing.utils import get_extension
 from services import contracts
 from services.common import events
 from services.common.envelope import make_envelope
-from services.gateway.streams import FEED, LiveFeed
+from services.gateway.streams import FEED, LiveFeed, feed_queue
 from tests.conftest import wait_for
 from tests.integration.test_broker_failover import down_first
 
 
-def feed_queue() -> Queue:
-    # As the gateway's FEED_QUEUE (services/gateway/service.py), with a name of this test's.
-    return Queue(f"gateway-feed-{uuid.uuid4().hex}", durable=False, exclusive=True, auto_delete=True,
-                 bindings=[binding(get_event_exchange(source, {}), routing_key="#") for source in contracts.PRODUCERS])
-
-
-QUEUE = feed_queue()
+QUEUE = feed_queue(contracts.PRODUCERS)  # as the gateway's FEED_QUEUE, with a name of this test's
 
 
 class FeedOnly:
@@ -41,11 +32,18 @@ def queue_exists(vhost) -> bool:
     return answer.status_code == 200
 
 
-def zone_created(amqp_uri: str, zone_id: str) -> dict:
+def started_feed(start_service, vhost, amqp_uri: str, **config):
+    """The feed in a container on the vhost, every event exchange declared (as `linli up` does); its hub."""
+    events.declare_topology(vhost.amqp_uri, contracts.EVENTS)
+    container = start_service(FeedOnly, {"AMQP_URI": amqp_uri, "STREAMS_PER_ACCOUNT": 5,
+                                         "STREAM_HEARTBEAT_SECONDS": 15, **config})
+    return container, get_extension(container, LiveFeed).hub
+
+
+def zone_created(publisher: Publisher, zone_id: str):
     envelope = make_envelope("patrol", "zone_created", {"zone_id": zone_id, "name": "Heping Li",
                                                           "compounds": ["Heping Li"]})
-    Publisher(amqp_uri).publish(envelope, exchange=get_event_exchange("patrol", {}), routing_key="zone_created")
-    return envelope
+    publisher.publish(envelope, exchange=get_event_exchange("patrol", {}), routing_key="zone_created")
 
 
 def heard(stream, timeout: float = 5) -> list[str]:
@@ -60,31 +58,29 @@ def heard(stream, timeout: float = 5) -> list[str]:
 
 
 def test_the_feed_queue_lives_only_while_a_feed_stream_is_open(vhost, start_service):
-    events.declare_topology(vhost.amqp_uri, contracts.EVENTS)  # as `linli up` does
-    container = start_service(FeedOnly, {"AMQP_URI": vhost.amqp_uri, "STREAMS_PER_ACCOUNT": 5,
-                                         "STREAM_HEARTBEAT_SECONDS": 15})
-    hub = get_extension(container, LiveFeed).hub
+    container, hub = started_feed(start_service, vhost, vhost.amqp_uri)
+    publisher = Publisher(vhost.amqp_uri)
 
-    zone_created(vhost.amqp_uri, "before-anyone-watched")
+    zone_created(publisher, "before-anyone-watched")
     assert not queue_exists(vhost)  # the broker had nowhere to deliver it
 
     first = hub.subscribe(FEED)  # what a stream does as it opens: returns once the queue is bound
     assert queue_exists(vhost)
-    zone_created(vhost.amqp_uri, "z1")
+    zone_created(publisher, "z1")
     assert heard(first) == ["z1"]
     second = hub.subscribe(FEED)
-    zone_created(vhost.amqp_uri, "z2")
+    zone_created(publisher, "z2")
     assert heard(first) == ["z2"] and heard(second) == ["z2"]
 
     hub.unsubscribe(FEED, first)
-    zone_created(vhost.amqp_uri, "one-still-watches")
+    zone_created(publisher, "one-still-watches")
     assert heard(second) == ["one-still-watches"]
     hub.unsubscribe(FEED, second)
     wait_for(lambda: not queue_exists(vhost), timeout=5, what="the feed's queue gone with its last stream")
-    zone_created(vhost.amqp_uri, "nobody-watches")
+    zone_created(publisher, "nobody-watches")
 
     again = hub.subscribe(FEED)
-    zone_created(vhost.amqp_uri, "watched-again")
+    zone_created(publisher, "watched-again")
     assert heard(again) == ["watched-again"]
     container.stop()
     assert not queue_exists(vhost)
@@ -94,17 +90,12 @@ def test_a_busy_feed_keeps_its_connection_alive(vhost, start_service, caplog):
     """Events without pause for several heartbeats: the consumer, which sends
     the broker nothing back (no acks), still sends its heartbeats, so the broker
     never takes the connection for dead and no event is lost to a reconnection."""
-    events.declare_topology(vhost.amqp_uri, contracts.EVENTS)
-    container = start_service(FeedOnly, {"AMQP_URI": vhost.amqp_uri, "HEARTBEAT": 1, "STREAMS_PER_ACCOUNT": 5,
-                                         "STREAM_HEARTBEAT_SECONDS": 15})
-    hub = get_extension(container, LiveFeed).hub
+    container, hub = started_feed(start_service, vhost, vhost.amqp_uri, HEARTBEAT=1)
     stream = hub.subscribe(FEED)
     publisher = Publisher(vhost.amqp_uri)
     sent = []
     for number in range(90):  # 6 s (the broker drops a silent client after two heartbeats); a stream holds 100
-        envelope = make_envelope("patrol", "zone_created", {"zone_id": f"z{number}", "name": "Heping Li",
-                                                              "compounds": ["Heping Li"]})
-        publisher.publish(envelope, exchange=get_event_exchange("patrol", {}), routing_key="zone_created")
+        zone_created(publisher, f"z{number}")
         sent.append(f"z{number}")
         eventlet.sleep(0.07)
     assert heard(stream) == sent
@@ -115,11 +106,9 @@ def test_a_busy_feed_keeps_its_connection_alive(vhost, start_service, caplog):
 def test_the_feed_reaches_the_node_that_answers(vhost, start_service):
     """AMQP_URI naming a node that is down first (docs/broker-cluster.md): the
     feed's own connection goes on to the next, as nameko's do."""
-    events.declare_topology(vhost.amqp_uri, contracts.EVENTS)
-    container = start_service(FeedOnly, {"AMQP_URI": down_first(vhost.amqp_uri), "STREAMS_PER_ACCOUNT": 5,
-                                         "STREAM_HEARTBEAT_SECONDS": 15})
-    stream = get_extension(container, LiveFeed).hub.subscribe(FEED)
+    container, hub = started_feed(start_service, vhost, down_first(vhost.amqp_uri))
+    stream = hub.subscribe(FEED)
     assert queue_exists(vhost)
-    zone_created(vhost.amqp_uri, "through-the-second-node")
+    zone_created(Publisher(vhost.amqp_uri), "through-the-second-node")
     assert heard(stream) == ["through-the-second-node"]
     container.stop()
