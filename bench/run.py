@@ -1415,6 +1415,8 @@ def main() -> int:
     phases = args.only or ["curve", "wrk", "alerts", "open", "scaling", "totals", "burst"]
     if {"open", "scaling"} & set(phases) and "curve" not in phases:
         parser.error("--only open/scaling need the curve's maximum: add curve")
+    if args.wrk_rounds < 1:
+        parser.error("--wrk-rounds: at least 1")
 
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="linli-bench-") as folder:
