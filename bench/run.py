@@ -1087,7 +1087,8 @@ def issue20(report: dict) -> list[str]:
                   + "Linli writes/s count 2xx answers only (wrk's requests/s times the share that were 2xx).", "",
                   "| connections | round | Linli writes/s | non-2xx | socket errors | p50 / p99 ms | bare req/s | "
                   "bare p50 / p99 ms | Linli / bare |", "|---|---|---|---|---|---|---|---|---|"]
-        means = {c: (linli, bare) for c, linli, bare in wrk_levels(wrk)} if rounds > 1 else {}
+        levels = wrk_levels(wrk)
+        means = {c: (linli, bare) for c, linli, bare in levels} if rounds > 1 else {}
         for index, (d, b) in enumerate(pairs):
             ratio = d["ok_per_s"] / b["ok_per_s"] if b["ok_per_s"] else 0
             errors = {k: d["socket_errors"].get(k, 0) + b["socket_errors"].get(k, 0)
@@ -1142,7 +1143,7 @@ def issue20(report: dict) -> list[str]:
                          f"{b['total_per_write_less_idle']} |")
         lines.append("")
     if wrk:
-        in_range = [(c, linli, bare) for c, linli, bare in wrk_levels(wrk) if 16 <= c <= 64]
+        in_range = [(c, linli, bare) for c, linli, bare in levels if 16 <= c <= 64]
         if in_range:
             rates = ", ".join(f"{c}: {linli:.0f}/s" for c, linli, _ in in_range)
             ratios = ", ".join(f"{c}: {linli / bare if bare else 0:.2f}×" for c, linli, bare in in_range)
